@@ -1,0 +1,32 @@
+"""What every FIONA program shares: --config, the SITE argument, one-line config errors."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from fionagw.config import ConfigError, SiteConfig, load_config
+
+
+def parser(prog: str, description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=description)
+    p.add_argument("--config", metavar="PATH",
+                   help="config.json (default: $FIONA_CONFIG, else the checkout's config/config.json)")
+    return p
+
+
+def add_site(p: argparse.ArgumentParser) -> None:
+    p.add_argument("site", nargs="?", default="", metavar="SITE",
+                   help="a site named in the config's SITES (default: the top-level settings)")
+
+
+def load_or_exit(args: argparse.Namespace, prog: str) -> SiteConfig:
+    try:
+        return load_config(args.config, getattr(args, "site", "") or None)
+    except ConfigError as exc:
+        sys.exit(f"{prog}: config error: {exc}")
+
+
+def fail_config(prog: str, exc: ConfigError) -> int:
+    print(f"{prog}: config error: {exc}", file=sys.stderr)
+    return 2

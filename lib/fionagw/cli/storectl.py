@@ -1,0 +1,63 @@
+"""storectl start|stop|status|foreground [SITE]: the C-STORE/C-ECHO receiver daemon."""
+
+from __future__ import annotations
+
+import sys
+
+from fionagw.cli.common import add_site, fail_config, load_or_exit, parser
+from fionagw.config import ConfigError, check_datadir, check_port_free, check_user, receiver_enabled
+from fionagw.ops import daemon
+from fionagw.ops.log import setup_logging
+
+PROGRAM = "storectl"
+COMPONENT = "storescpd"
+
+
+def main(argv: list[str]) -> int:
+    p = parser(PROGRAM, "Run the DICOM receiver (C-STORE/C-ECHO SCP) of a site.")
+    p.add_argument("command", choices=["start", "stop", "restart", "status", "foreground"])
+    add_site(p)
+    args = p.parse_args(argv)
+    cfg = load_or_exit(args, PROGRAM)
+    pidfile = cfg.paths.pidfile(COMPONENT)
+    label = f"{PROGRAM}{' ' + cfg.site if cfg.site else ''}"
+
+    if args.command == "status":
+        st = daemon.status(pidfile, PROGRAM)
+        if st.running:
+            print(f"{label}: running (pid {st.pid}, up {st.uptime_s or 0:.0f} s) "
+                  f"on {cfg.dicom_ip}:{cfg.dicom_port} as {cfg.aetitle}")
+            return 0
+        print(f"{label}: not running")
+        return 3
+    if args.command == "stop":
+        return daemon.stop(pidfile, PROGRAM)
+    if args.command == "restart":
+        daemon.stop(pidfile, PROGRAM)
+
+    if not receiver_enabled(cfg):
+        print(f"{label}: receiver disabled by {cfg.paths.enabled_file} (first character 0)")
+        return 0
+    if daemon.read_pid(pidfile, PROGRAM) is None:
+        try:
+            check_user(cfg)
+            check_datadir(cfg)
+            check_port_free(cfg)
+        except ConfigError as exc:
+            return fail_config(PROGRAM, exc)
+
+    from fionagw.receive.scp import serve_scp
+
+    def component(stop, ready):  # type: ignore[no-untyped-def]
+        setup_logging(cfg, COMPONENT, stderr=args.command == "foreground")
+        serve_scp(cfg, stop, ready)
+
+    announce = f"DICOM receiver {cfg.aetitle} listening on {cfg.dicom_ip}:{cfg.dicom_port}"
+    if args.command == "foreground":
+        return daemon.run_foreground(component, pidfile, PROGRAM, announce)
+    return daemon.start(component, pidfile, PROGRAM, start_log=cfg.paths.logfile(f"{COMPONENT}-start"),
+                        working_dir=cfg.datadir, announce=announce)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

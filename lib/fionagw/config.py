@@ -1,0 +1,263 @@
+"""Load and validate config.json (FIONA keys plus ours) for one site.
+
+FIONA keys are upper case (DATADIR, DICOMIP, DICOMPORT, DICOMAETITLE, PROCESSING_USER,
+SITES); keys we add are lower-case sections ("receiver", "logging", ...). A site from
+SITES overrides the top-level keys it names. Every problem raises ConfigError, whose
+text is one line naming the file, the key and what is wrong.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fionagw.paths import SitePaths
+
+CHECKOUT = Path(__file__).resolve().parents[2]
+DEFAULT_CONFIG = CHECKOUT / "config" / "config.json"
+
+
+class ConfigError(Exception):
+    """A configuration problem: str() is one line 'file: key: problem'."""
+
+    def __init__(self, file: Path | str, key: str, problem: str) -> None:
+        self.file, self.key, self.problem = str(file), key, problem
+        super().__init__(f"{file}: {key}: {problem}" if key else f"{file}: {problem}")
+
+
+@dataclass(frozen=True)
+class ReceiverSettings:
+    allowed_calling_aetitles: tuple[str, ...] = ()
+    allowed_ips: tuple[str, ...] = ()  # addresses or networks ("10.0.0.0/8")
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_ca: Path | None = None  # when set, the SCP requires client certificates
+    max_pdu: int = 0  # 0 = unlimited: fewer, larger PDUs from the sender
+    network_timeout: int = 60
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    level: str = "INFO"
+    max_bytes: int = 10 * 1024 * 1024
+    backups: int = 5
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    config_file: Path
+    site: str  # "" for the top-level (default) site
+    datadir: Path
+    dicom_ip: str
+    dicom_port: int
+    aetitle: str
+    processing_user: str
+    classify_rules: Path
+    receiver: ReceiverSettings
+    logging: LoggingSettings
+    paths: SitePaths
+    raw: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """Suffix FIONA appends to pid and log names for a site ("" for the default)."""
+        return self.site
+
+
+def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """--config, else $FIONA_CONFIG, else the checkout's config/config.json."""
+    return Path(explicit or os.environ.get("FIONA_CONFIG") or DEFAULT_CONFIG).resolve()
+
+
+def read_json(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(path, "", "file not found") from None
+    except OSError as exc:
+        raise ConfigError(path, "", f"cannot read: {exc.strerror}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(path, "", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+
+
+class _Reader:
+    """Typed access to one config mapping, raising ConfigError with the dotted key."""
+
+    def __init__(self, file: Path, data: dict[str, Any], prefix: str = "") -> None:
+        self.file, self.data, self.prefix = file, data, prefix
+
+    def _fail(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(self.file, self.prefix + key, problem)
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any = ..., what: str = "") -> Any:
+        if key not in self.data or self.data[key] is None:
+            if default is ...:
+                raise self._fail(key, "missing (required)")
+            return default
+        value = self.data[key]
+        if kind is int and isinstance(value, str) and value.strip().isdigit():
+            value = int(value)  # FIONA configs often quote ports
+        if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):
+            raise self._fail(key, f"expected {what or _kind_name(kind)}, got {json.dumps(value)}")
+        return value
+
+    def section(self, key: str) -> _Reader:
+        value = self.get(key, dict, {})
+        return _Reader(self.file, value, f"{self.prefix}{key}.")
+
+    def path(self, key: str, default: Any = None) -> Path | None:
+        value = self.get(key, str, default)
+        if value in (None, ""):
+            return None
+        p = Path(os.path.expanduser(value))
+        return p if p.is_absolute() else (self.file.parent / p).resolve()
+
+    def str_list(self, key: str) -> tuple[str, ...]:
+        value = self.get(key, list, [])
+        if not all(isinstance(v, str) for v in value):
+            raise self._fail(key, "expected a list of strings")
+        return tuple(value)
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    names = {str: "a string", int: "an integer", dict: "an object", list: "a list", bool: "true or false"}
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def load_config(path: str | os.PathLike[str] | None = None, site: str | None = None) -> SiteConfig:
+    """Load config.json, merge the SITES entry for ``site``, validate, return the result."""
+    file = config_path(path)
+    data = read_json(file)
+    if not isinstance(data, dict):
+        raise ConfigError(file, "", "top level must be a JSON object")
+    sites = _Reader(file, data).get("SITES", dict, {})
+    merged = dict(data)
+    prefix = ""
+    if site:
+        if site not in sites:
+            known = ", ".join(sorted(sites)) or "none defined"
+            raise ConfigError(file, f"SITES.{site}", f"no such site (known: {known})")
+        if not isinstance(sites[site], dict):
+            raise ConfigError(file, f"SITES.{site}", "expected an object")
+        merged.update(sites[site])
+    r = _Reader(file, merged, prefix)
+
+    datadir = r.path("DATADIR", ...)
+    assert datadir is not None
+    dicom_ip = r.get("DICOMIP", str)
+    try:
+        ipaddress.ip_address(dicom_ip)
+    except ValueError:
+        try:
+            socket.getaddrinfo(dicom_ip, None)
+        except OSError:
+            raise ConfigError(file, "DICOMIP", f"not an IP address or resolvable host name: {dicom_ip!r}") from None
+    port = r.get("DICOMPORT", int, what="an integer port 1-65535")
+    if not 1 <= port <= 65535:
+        raise ConfigError(file, "DICOMPORT", f"port must be 1-65535, got {port}")
+    aet = r.get("DICOMAETITLE", str)
+    if not 1 <= len(aet.strip()) <= 16 or "\\" in aet:
+        raise ConfigError(file, "DICOMAETITLE", f"an AE title has 1-16 characters and no backslash, got {aet!r}")
+
+    rec = r.section("receiver")
+    receiver = ReceiverSettings(
+        allowed_calling_aetitles=rec.str_list("allowed_calling_aetitles"),
+        allowed_ips=rec.str_list("allowed_ips"),
+        tls_cert=rec.path("tls_cert"),
+        tls_key=rec.path("tls_key"),
+        tls_ca=rec.path("tls_ca"),
+        max_pdu=rec.get("max_pdu", int, 0),
+        network_timeout=rec.get("network_timeout", int, 60),
+    )
+    for net in receiver.allowed_ips:
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError:
+            raise ConfigError(file, "receiver.allowed_ips", f"not an address or network: {net!r}") from None
+    if bool(receiver.tls_cert) != bool(receiver.tls_key):
+        raise ConfigError(file, "receiver.tls_cert", "tls_cert and tls_key must be given together")
+    for key in ("tls_cert", "tls_key", "tls_ca"):
+        p = getattr(receiver, key)
+        if p is not None and not p.is_file():
+            raise ConfigError(file, f"receiver.{key}", f"file not found: {p}")
+
+    log = r.section("logging")
+    level = log.get("level", str, "INFO").upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(file, "logging.level", f"expected DEBUG, INFO, WARNING or ERROR, got {level!r}")
+    logging_settings = LoggingSettings(
+        level=level,
+        max_bytes=log.get("max_bytes", int, LoggingSettings.max_bytes),
+        backups=log.get("backups", int, LoggingSettings.backups),
+    )
+
+    rules = r.path("CLASSIFY_RULES", "classifyRules.json")
+    assert rules is not None
+    if not rules.is_file():
+        raise ConfigError(file, "CLASSIFY_RULES", f"file not found: {rules}")
+
+    fifo = r.path("FIFO")
+    return SiteConfig(
+        config_file=file,
+        site=site or "",
+        datadir=datadir,
+        dicom_ip=dicom_ip,
+        dicom_port=port,
+        aetitle=aet.strip(),
+        processing_user=r.get("PROCESSING_USER", str, ""),
+        classify_rules=rules,
+        receiver=receiver,
+        logging=logging_settings,
+        paths=SitePaths(datadir, site or "", fifo),
+        raw=merged,
+    )
+
+
+def check_datadir(cfg: SiteConfig) -> None:
+    """Create the DATADIR layout and prove it is writable."""
+    try:
+        cfg.paths.create()
+        probe = cfg.paths.temp / f".write-probe-{os.getpid()}"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(cfg.config_file, "DATADIR", f"not writable: {exc.filename or cfg.datadir}: {exc.strerror}") from None
+
+
+def check_port_free(cfg: SiteConfig) -> None:
+    """Fail when another program already listens on DICOMIP:DICOMPORT."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((cfg.dicom_ip, cfg.dicom_port))
+        except OSError as exc:
+            raise ConfigError(
+                cfg.config_file, "DICOMPORT", f"{cfg.dicom_ip}:{cfg.dicom_port} is not available: {exc.strerror}"
+            ) from None
+
+
+def check_user(cfg: SiteConfig) -> None:
+    """FIONA's scripts refuse to run as anyone but the processing user."""
+    if not cfg.processing_user:
+        return
+    import pwd
+
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    if me != cfg.processing_user:
+        raise ConfigError(cfg.config_file, "PROCESSING_USER", f"must run as {cfg.processing_user!r}, not {me!r}")
+
+
+def receiver_enabled(cfg: SiteConfig) -> bool:
+    """FIONA's enabled file: a first character '0' switches the receiver off."""
+    try:
+        return not cfg.paths.enabled_file.read_text()[:1] == "0"
+    except FileNotFoundError:
+        return True

@@ -1,0 +1,82 @@
+"""Per-component JSON-lines logs under DATADIR/logs, rotated by size.
+
+Log only what may leave the gateway: study/series/SOP UIDs, file paths, AE titles and
+counts. Never patient names or IDs in clear text (hash them with :func:`phi_hash`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import logging.handlers
+import sys
+import time
+from pathlib import Path
+
+from fionagw.config import SiteConfig
+
+_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+
+class JsonLinesFormatter(logging.Formatter):
+    """One JSON object a line: time, level, component, message, plus any `extra=` fields."""
+
+    def __init__(self, component: str) -> None:
+        super().__init__()
+        self.component = component
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(record.created))
+            + f".{int(record.msecs):03d}",
+            "level": record.levelname,
+            "component": self.component,
+            "pid": record.process,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _RESERVED and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def setup_logging(cfg: SiteConfig, component: str, *, stderr: bool = False) -> logging.Logger:
+    """Send the root logger to DATADIR/logs/<component><site>.log (and stderr if asked)."""
+    cfg.paths.logs.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+        h.close()
+    handler = logging.handlers.RotatingFileHandler(
+        cfg.paths.logfile(component), maxBytes=cfg.logging.max_bytes,
+        backupCount=cfg.logging.backups, encoding="utf-8",
+    )
+    handler.setFormatter(JsonLinesFormatter(component))
+    root.addHandler(handler)
+    if stderr:
+        console = logging.StreamHandler(sys.stderr)
+        console.setFormatter(logging.Formatter(f"%(asctime)s {component} %(levelname)s %(message)s"))
+        root.addHandler(console)
+    root.setLevel(cfg.logging.level)
+    # pynetdicom logs every association at INFO; keep its noise at WARNING.
+    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+    return logging.getLogger(f"fionagw.{component}")
+
+
+def phi_hash(value: str) -> str:
+    """SHA-256 hex of an identifying value, as FIONA stores patient name and ID."""
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+def read_log(path: Path) -> list[dict]:
+    """Parse a JSON-lines log (tests and the Logs page read logs through this)."""
+    entries = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                entries.append(json.loads(line))
+    return entries

@@ -1,0 +1,127 @@
+"""Every on-disk path of the FIONA DATADIR layout, in one place.
+
+    DATADIR/config/enabled                                   switch file (1st char: receiver)
+    DATADIR/site/archive/scp_<Study>/<MOD>.<SOP>             received bytes (the only copy)
+    DATADIR/site/raw/<Study>/<Series>/<SOP> -> archive file   symlinks
+    DATADIR/site/raw/<Study>/<Series>.json                    series summary
+    DATADIR/site/participants/<PatientID>/<Date>_<Time> -> raw/<Study>
+    DATADIR/site/srs/<Manufacturer|_>/<Study>/<SOP> -> raw link   (SR only)
+    DATADIR/site/.arrived/"<calling> <called> <ip> scp_<Study>"          study job
+    DATADIR/site/.arrived/"<calling> <called> <ip> <Study> <Series>"     series job
+    DATADIR/site/broken/          files that are not DICOM or cannot be read
+    DATADIR/site/temp/            temp files for atomic writes (same filesystem)
+    DATADIR/quarantine/           <Study>_<Series>.{tgz,md5sum,json}
+    DATADIR/logs/<component>.log  JSON lines
+    DATADIR/.pids/<component>.pid
+
+FIONA keeps its FIFO in /tmp (/tmp/.processSingleFilePipe<site>); we keep it under
+DATADIR/site so two gateways on one machine can never share a pipe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def clean_job_field(value: str) -> str:
+    """FIONA strips quotes from job-name fields; we also drop what a file name cannot hold."""
+    return value.replace('"', "").replace("/", "").replace("\0", "").replace(" ", "") or "unknown"
+
+
+@dataclass(frozen=True)
+class SitePaths:
+    datadir: Path
+    site: str = ""
+    fifo_override: Path | None = None
+
+    @property
+    def config_dir(self) -> Path:
+        return self.datadir / "config"
+
+    @property
+    def enabled_file(self) -> Path:
+        return self.config_dir / "enabled"
+
+    @property
+    def site_dir(self) -> Path:
+        return self.datadir / "site"
+
+    @property
+    def archive(self) -> Path:
+        return self.site_dir / "archive"
+
+    @property
+    def raw(self) -> Path:
+        return self.site_dir / "raw"
+
+    @property
+    def participants(self) -> Path:
+        return self.site_dir / "participants"
+
+    @property
+    def srs(self) -> Path:
+        return self.site_dir / "srs"
+
+    @property
+    def arrived(self) -> Path:
+        return self.site_dir / ".arrived"
+
+    @property
+    def broken(self) -> Path:
+        return self.site_dir / "broken"
+
+    @property
+    def temp(self) -> Path:
+        return self.site_dir / "temp"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.datadir / "quarantine"
+
+    @property
+    def logs(self) -> Path:
+        return self.datadir / "logs"
+
+    @property
+    def pids(self) -> Path:
+        return self.datadir / ".pids"
+
+    @property
+    def fifo(self) -> Path:
+        return self.fifo_override or self.site_dir / f".processSingleFilePipe{self.site}"
+
+    def create(self) -> None:
+        for d in (
+            self.config_dir, self.archive, self.raw, self.participants, self.srs,
+            self.arrived, self.broken, self.temp, self.quarantine, self.logs, self.pids,
+        ):
+            d.mkdir(parents=True, exist_ok=True)
+
+    # --- per-object paths -------------------------------------------------------------
+
+    def pidfile(self, component: str) -> Path:
+        return self.pids / f"{component}{self.site}.pid"
+
+    def logfile(self, component: str) -> Path:
+        return self.logs / f"{component}{self.site}.log"
+
+    def archive_study_dir(self, study_uid: str) -> Path:
+        return self.archive / f"scp_{study_uid}"
+
+    def raw_study_dir(self, study_uid: str) -> Path:
+        return self.raw / study_uid
+
+    def raw_series_dir(self, study_uid: str, series_uid: str) -> Path:
+        return self.raw / study_uid / series_uid
+
+    def series_json(self, study_uid: str, series_uid: str) -> Path:
+        return self.raw / study_uid / f"{series_uid}.json"
+
+    def study_job(self, calling: str, called: str, ip: str, study_uid: str) -> Path:
+        name = " ".join((clean_job_field(calling), clean_job_field(called), clean_job_field(ip)))
+        return self.arrived / f"{name} scp_{study_uid}"
+
+    def series_job(self, calling: str, called: str, ip: str, study_uid: str, series_uid: str) -> Path:
+        name = " ".join((clean_job_field(calling), clean_job_field(called), clean_job_field(ip)))
+        return self.arrived / f"{name} {study_uid} {series_uid}"
