@@ -23,6 +23,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+_UNSAFE = str.maketrans({"/": "_", "\0": "", "\\": "_"})
+
+
+def safe_component(value: str) -> str:
+    """A value from the data (UID, PatientID) made safe as one path component.
+
+    DICOM data is input from outside: a UID such as "../../etc" must never leave its folder.
+    """
+    value = value.strip().translate(_UNSAFE)
+    if value in ("", ".", ".."):
+        return "unknown" if not value else value.replace(".", "_")
+    return value[:200]
+
 
 def clean_job_field(value: str) -> str:
     """FIONA strips quotes from job-name fields; we also drop what a file name cannot hold."""

@@ -1,0 +1,98 @@
+"""fiona: the umbrella CLI (run, check-config, version)."""
+
+from __future__ import annotations
+
+import sys
+
+from fionagw import __version__
+from fionagw.cli.common import parser
+from fionagw.config import (
+    ConfigError,
+    check_datadir,
+    check_port_free,
+    check_user,
+    config_path,
+    load_config,
+    read_json,
+)
+from fionagw.ops import daemon
+
+PROGRAM = "fiona"
+
+
+def main(argv: list[str]) -> int:
+    p = parser(PROGRAM, "Research DICOM gateway in the shape of FIONA.")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the gateway in the foreground (receiver + processSingleFile)")
+    run.add_argument("site", nargs="?", default="")
+    check = sub.add_parser("check-config", help="validate config.json (every site) and the DATADIR")
+    check.add_argument("site", nargs="?", default=None)
+    sub.add_parser("version", help="print the version")
+    args = p.parse_args(argv)
+
+    if args.command == "version":
+        print(f"fionagw {__version__}")
+        return 0
+    if args.command == "check-config":
+        return check_config(args.config, args.site)
+    if args.command == "run":
+        return run_gateway(args.config, args.site)
+    return 2
+
+
+def check_config(path: str | None, site: str | None) -> int:
+    from fionagw.classify import RulesError, RuleSet
+
+    file = config_path(path)
+    try:
+        data = read_json(file)
+        sites = [site] if site is not None else ["", *sorted((data.get("SITES") or {}) if isinstance(data, dict) else {})]
+        for name in sites:
+            cfg = load_config(file, name or None)
+            check_user(cfg)
+            check_datadir(cfg)
+            running = daemon.read_pid(cfg.paths.pidfile("storescpd"), "storectl")
+            if running is None:
+                check_port_free(cfg)
+            try:
+                rules = RuleSet.load(cfg.classify_rules)
+            except RulesError as exc:
+                print(f"{PROGRAM}: {exc}", file=sys.stderr)
+                return 2
+            note = f" (receiver running, pid {running})" if running else ""
+            print(f"{file}: site {name or '(default)'}: OK - DATADIR {cfg.datadir}, "
+                  f"{cfg.aetitle}@{cfg.dicom_ip}:{cfg.dicom_port}{note}, "
+                  f"{len(rules.resolved())} classification rules")
+    except ConfigError as exc:
+        print(f"{PROGRAM}: config error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def run_gateway(path: str | None, site: str) -> int:
+    from fionagw.ops.supervisor import BIN, Child, supervise
+
+    try:
+        cfg = load_config(path, site or None)
+        check_user(cfg)
+        check_datadir(cfg)
+        check_port_free(cfg)
+    except ConfigError as exc:
+        print(f"{PROGRAM}: config error: {exc}", file=sys.stderr)
+        return 2
+    common = ["--config", str(cfg.config_file)]
+    tail = [site] if site else []
+    children = [
+        Child("processSingleFile", [sys.executable, str(BIN / "processSingleFile"), *common, "foreground", *tail]),
+        Child("storectl", [sys.executable, str(BIN / "storectl"), *common, "foreground", *tail]),
+    ]
+    print(f"fionagw {__version__}: config {cfg.config_file}", flush=True)
+    print(f"  DATADIR       {cfg.datadir}", flush=True)
+    print(f"  DICOM         {cfg.aetitle} on {cfg.dicom_ip}:{cfg.dicom_port} (C-STORE, C-ECHO)", flush=True)
+    print(f"  logs          {cfg.paths.logs}", flush=True)
+    print("  stop with Ctrl-C", flush=True)
+    return supervise(children)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

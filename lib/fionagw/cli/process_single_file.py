@@ -1,0 +1,122 @@
+"""processSingleFile start|stop|status|foreground|rebuild|test|send PATH [SITE]."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from fionagw.cli.common import add_site, fail_config, load_or_exit, parser
+from fionagw.config import ConfigError, check_datadir, check_user
+from fionagw.ops import daemon
+from fionagw.ops.log import setup_logging
+
+PROGRAM = "processSingleFile"
+COMPONENT = "processSingleFile"
+
+
+def main(argv: list[str]) -> int:
+    p = parser(PROGRAM, "Classify received files into raw/ (the FIFO daemon of a site).")
+    sub = p.add_subparsers(dest="command", required=True)
+    for name, text in (
+        ("start", "start the daemon"), ("stop", "stop the daemon"), ("restart", "restart the daemon"),
+        ("status", "is the daemon running (exit 3 if not)"),
+        ("foreground", "run in the foreground until SIGTERM/Ctrl-C"),
+        ("rebuild", "derive raw/, participants/, srs/ and series JSON anew from the archive"),
+        ("test", "print the resolved classification rules"),
+    ):
+        add_site(sub.add_parser(name, help=text))
+    send = sub.add_parser("send", help="queue files (or folders) for processing")
+    send.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    send.add_argument("--site", default="")
+    args = p.parse_args(argv)
+    cfg = load_or_exit(args, PROGRAM)
+    pidfile = cfg.paths.pidfile(COMPONENT)
+
+    if args.command == "test":
+        from fionagw.classify import RulesError, RuleSet
+
+        try:
+            rules = RuleSet.load(cfg.classify_rules)
+        except RulesError as exc:
+            print(f"{PROGRAM}: {exc}", file=sys.stderr)
+            return 2
+        print(json.dumps(rules.resolved(), indent=2))
+        return 0
+    if args.command == "status":
+        st = daemon.status(pidfile, PROGRAM)
+        if st.running:
+            print(f"{PROGRAM}: running (pid {st.pid}, up {st.uptime_s or 0:.0f} s), fifo {cfg.paths.fifo}")
+            return 0
+        print(f"{PROGRAM}: not running")
+        return 3
+    if args.command == "stop":
+        return daemon.stop(pidfile, PROGRAM)
+    if args.command == "send":
+        return _send(cfg, args.paths)
+
+    try:
+        check_user(cfg)
+        check_datadir(cfg)
+    except ConfigError as exc:
+        return fail_config(PROGRAM, exc)
+    if args.command == "rebuild":
+        from fionagw.organize.processor import WriterLockHeld
+        from fionagw.organize.rebuild import rebuild
+
+        setup_logging(cfg, COMPONENT, stderr=True)
+        try:
+            ok, bad = rebuild(cfg)
+        except WriterLockHeld as exc:
+            print(f"{PROGRAM}: {exc}", file=sys.stderr)
+            return 1
+        print(f"{PROGRAM}: rebuilt from the archive: {ok} files filed, {bad} moved aside or failed")
+        return 0 if bad == 0 else 1
+    if args.command == "restart":
+        daemon.stop(pidfile, PROGRAM)
+
+    from fionagw.classify import RulesError, RuleSet
+    from fionagw.organize.processor import serve_processor
+
+    try:
+        RuleSet.load(cfg.classify_rules)  # fail here, with the rule named, not inside the daemon
+    except RulesError as exc:
+        print(f"{PROGRAM}: {exc}", file=sys.stderr)
+        return 2
+
+    def component(stop, ready):  # type: ignore[no-untyped-def]
+        setup_logging(cfg, COMPONENT, stderr=args.command == "foreground")
+        serve_processor(cfg, stop, ready)
+
+    announce = f"processSingleFile reading {cfg.paths.fifo}"
+    if args.command == "foreground":
+        return daemon.run_foreground(component, pidfile, PROGRAM, announce)
+    return daemon.start(component, pidfile, PROGRAM, start_log=cfg.paths.logfile(f"{COMPONENT}-start"),
+                        working_dir=cfg.datadir, announce=announce)
+
+
+def _send(cfg, paths: list[Path]) -> int:  # type: ignore[no-untyped-def]
+    from fionagw.organize.processor import send_to_fifo
+
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            files.extend(sorted(f for f in p.rglob("*") if f.is_file()))
+        elif p.is_file():
+            files.append(p)
+        else:
+            print(f"{PROGRAM}: {p}: no such file or folder", file=sys.stderr)
+            return 1
+    try:
+        for f in files:
+            send_to_fifo(cfg, str(f.resolve()))
+    except OSError as exc:
+        print(f"{PROGRAM}: cannot write to {cfg.paths.fifo} ({exc.strerror}); is processSingleFile running?",
+              file=sys.stderr)
+        return 1
+    print(f"{PROGRAM}: queued {len(files)} file(s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

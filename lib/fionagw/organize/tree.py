@@ -1,0 +1,187 @@
+"""File one archived instance into FIONA's derived trees.
+
+For each archive file: raw/<Study>/<Series>/<SOP> symlink, the series JSON (classified),
+participants/<PatientID>/<Date>_<Time> -> raw/<Study>, srs/ for SR, and the series job
+in .arrived. Everything here is derived from the archive and can be rebuilt from it.
+A file that is not DICOM is moved to site/broken/ with a .reason file beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+from fionagw.classify import Connection, NotDicomError, RuleSet, read_header, update_series
+from fionagw.config import SiteConfig
+from fionagw.ops.atomic import touch, write_json_atomic
+from fionagw.paths import clean_job_field, safe_component
+
+log = logging.getLogger("fionagw.organize")
+
+
+@dataclass
+class Outcome:
+    path: Path
+    ok: bool
+    study_uid: str = ""
+    series_uid: str = ""
+    reason: str = ""
+
+
+def symlink_atomic(target: Path, link: Path) -> None:
+    """Point ``link`` at ``target``, replacing whatever link was there, without a gap."""
+    try:
+        if os.readlink(link) == str(target):
+            return
+    except FileNotFoundError:
+        pass
+    except OSError:
+        pass  # not a link: replaced below
+    tmp = link.with_name(f".tmp-{os.getpid()}-{link.name}")
+    try:
+        os.symlink(target, tmp)
+    except FileExistsError:
+        os.unlink(tmp)
+        os.symlink(target, tmp)
+    os.replace(tmp, link)
+
+
+class Organizer:
+    """Single writer of raw/, participants/, srs/ and the series JSON of one site."""
+
+    CACHE_SERIES = 256
+
+    def __init__(self, cfg: SiteConfig, rules: RuleSet, *, touch_jobs: bool = True) -> None:
+        self.cfg = cfg
+        self.touch_jobs = touch_jobs  # off for rebuild: old studies must not look newly arrived
+        self.paths = cfg.paths
+        self.rules = rules
+        # Series records we wrote, keyed by JSON path, validated by (mtime_ns, size) so that
+        # another writer (detectStudyArrival's recount) is noticed.
+        self._series: OrderedDict[Path, tuple[tuple[int, int], dict]] = OrderedDict()
+        self._linked_studies: set[tuple[str, str]] = set()
+
+    # -- series JSON -------------------------------------------------------------------
+
+    def _load_series(self, path: Path) -> dict | None:
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            self._series.pop(path, None)
+            return None
+        key = (st.st_mtime_ns, st.st_size)
+        cached = self._series.get(path)
+        if cached and cached[0] == key:
+            self._series.move_to_end(path)
+            return cached[1]
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            log.warning("series JSON unreadable, rebuilding it", extra={"file": str(path), "reason": str(exc)})
+            return None
+        return record if isinstance(record, dict) else None
+
+    def _store_series(self, path: Path, record: dict) -> None:
+        write_json_atomic(path, record, tmpdir=self.paths.temp)
+        st = path.stat()
+        self._series[path] = ((st.st_mtime_ns, st.st_size), record)
+        self._series.move_to_end(path)
+        while len(self._series) > self.CACHE_SERIES:
+            self._series.popitem(last=False)
+
+    # -- one file ----------------------------------------------------------------------
+
+    def process(self, path: Path, connection: Connection) -> Outcome:
+        try:
+            ds = read_header(path)
+        except FileNotFoundError:
+            log.warning("file vanished before it could be processed", extra={"file": str(path)})
+            return Outcome(path, False, reason="file not found")
+        except NotDicomError as exc:
+            self.move_aside(path, str(exc))
+            return Outcome(path, False, reason=str(exc))
+
+        study = safe_component(str(ds.StudyInstanceUID))
+        series = safe_component(str(ds.SeriesInstanceUID))
+        sop = safe_component(str(ds.SOPInstanceUID))
+        series_dir = self.paths.raw_series_dir(study, series)
+        series_dir.mkdir(parents=True, exist_ok=True)
+        symlink_atomic(path.resolve(), series_dir / sop)
+
+        num_files = sum(1 for e in os.scandir(series_dir) if not e.name.startswith("."))
+        json_path = self.paths.series_json(study, series)
+        record = update_series(self._load_series(json_path), ds, connection, self.rules, num_files)
+        self._store_series(json_path, record)
+
+        self._link_participant(ds, study)
+        if str(ds.get("Modality", "")) == "SR":
+            manufacturer = safe_component(str(ds.get("Manufacturer", "") or "_"))
+            srs_dir = self.paths.srs / manufacturer / study
+            srs_dir.mkdir(parents=True, exist_ok=True)
+            symlink_atomic(series_dir / sop, srs_dir / sop)
+
+        if self.touch_jobs:
+            touch(self.paths.series_job(connection.calling, connection.called, connection.ip, study, series))
+        return Outcome(path, True, study, series)
+
+    def _link_participant(self, ds: object, study: str) -> None:
+        patient = safe_component(str(getattr(ds, "PatientID", "") or "unknown"))
+        key = (patient, study)
+        if key in self._linked_studies:
+            return
+        date = str(getattr(ds, "StudyDate", "") or "unknown")
+        tod = str(getattr(ds, "StudyTime", "") or "unknown")
+        folder = self.paths.participants / patient
+        folder.mkdir(parents=True, exist_ok=True)
+        symlink_atomic(self.paths.raw_study_dir(study), folder / safe_component(f"{date}_{tod}"))
+        self._linked_studies.add(key)
+        if len(self._linked_studies) > 10000:
+            self._linked_studies.clear()
+
+    def move_aside(self, path: Path, reason: str) -> Path | None:
+        """Move a broken file out of the archive into site/broken/, keeping its folder name."""
+        try:
+            rel = path.resolve().relative_to(self.paths.archive.resolve())
+        except ValueError:
+            rel = Path(path.name)
+        dest = self.paths.broken / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.exists():
+            dest = dest.with_name(f"{dest.name}.{time.strftime('%Y%m%dT%H%M%S')}")
+        try:
+            if path.resolve().is_relative_to(self.paths.archive.resolve()):
+                os.replace(path, dest)
+            else:
+                shutil.copy2(path, dest)  # never delete a file we do not own
+        except OSError as exc:
+            log.error("broken file could not be moved aside",
+                      extra={"file": str(path), "reason": reason, "error": str(exc)})
+            return None
+        dest.with_name(dest.name + ".reason").write_text(reason + "\n")
+        log.error("not a readable DICOM file: moved aside",
+                  extra={"file": str(path), "moved_to": str(dest), "reason": reason})
+        return dest
+
+
+def parse_pipe_line(line: str) -> tuple[Connection, Path] | None:
+    """FIONA's pipe protocol: 'calling,called,ip,dir,file' or a bare path; None if invalid."""
+    line = line.replace("\0", "").rstrip("\r\n")
+    if not line.strip():
+        return None
+    fields = line.split(",")
+    if len(fields) == 5:
+        calling, called, ip, directory, name = fields
+        return Connection(_clean_ae(calling), _clean_ae(called), ip.strip() or "0.0.0.0"), Path(directory) / name
+    if len(fields) == 1:
+        return Connection("unknown", "unknown", "unknown"), Path(fields[0])
+    return None
+
+
+def _clean_ae(value: str) -> str:
+    return clean_job_field(value.replace("\\", ""))
