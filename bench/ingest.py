@@ -43,7 +43,13 @@ def make_corpus(folder: Path, images: int, studies: int) -> list[Path]:
     dirs = []
     for i in range(studies):
         d = folder / f"study{i}"
-        synth.bench_study(d, vendor=VENDORS[i % len(VENDORS)], n_images=per_study, seed=i)
+        vendor = VENDORS[i % len(VENDORS)]
+        series = synth.standard_mr_series(vendor, 1)
+        k = len(series)
+        specs = [synth.with_changes(s, n_images=per_study // k + (1 if j < per_study % k else 0))
+                 for j, s in enumerate(series)]
+        synth.write_study(d, vendor=vendor, series=specs, pixel_bytes=128 * 1024, seed=i,
+                          patient_id=f"BENCH{i:03d}", accession=f"BENCHACC{i:03d}")
         dirs.append(d)
     stamp.touch()
     return dirs

@@ -98,3 +98,13 @@ def test_config_from_environment(tmp_path: Path) -> None:
 def test_shipped_config_is_valid() -> None:
     cfg = load_config(ROOT / "config" / "config.json")
     assert cfg.dicom_port == 11112 and cfg.datadir == ROOT / "data"
+
+
+def test_programs_run_from_crons_bare_environment(site_config: Path) -> None:
+    """cron gives no PATH, no virtualenv: bin/ programs must find their own."""
+    import subprocess
+
+    result = subprocess.run(["env", "-i", str(ROOT / "bin" / "fiona"), "--config", str(site_config),
+                             "check-config"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "OK" in result.stdout

@@ -74,7 +74,7 @@ def test_ingest_classifies_into_raw(daemons, tmp_path: Path) -> None:  # type: i
         (corpus / name).write_bytes(pydicom_test_file(name).read_bytes())
     mr = standard_mr_study(tmp_path / "siemens", vendor="SIEMENS", n_per_series=3, seed=1)
     r = storescu(cfg.dicom_port, corpus, tmp_path / "siemens", aet="MODALITY1",
-                 extra=("-xs",))
+                 extra=("-R",))
     assert r.returncode == 0, r.stderr
     expected = len(BUNDLED) + len(mr)
     links = wait_for(lambda: (ls := raw_links(cfg.datadir)) and len(ls) >= expected and ls,
