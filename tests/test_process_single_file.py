@@ -18,7 +18,7 @@ from fionagw.config import load_config
 from fionagw.organize.tree import parse_pipe_line
 from fionagw.synth import standard_mr_study
 
-BUNDLED = ["MR_small.dcm", "CT_small.dcm", "test-SR.dcm", "MR_small_RLE.dcm", "JPEG2000.dcm"]
+BUNDLED = ["MR_small.dcm", "CT_small.dcm", "test-SR.dcm"]  # transfer syntaxes: test_receive_scp
 
 
 def wait_for(predicate, timeout: float = 60.0, what: str = "condition"):  # type: ignore[no-untyped-def]
@@ -73,8 +73,7 @@ def test_ingest_classifies_into_raw(daemons, tmp_path: Path) -> None:  # type: i
     for name in BUNDLED:
         (corpus / name).write_bytes(pydicom_test_file(name).read_bytes())
     mr = standard_mr_study(tmp_path / "siemens", vendor="SIEMENS", n_per_series=3, seed=1)
-    r = storescu(cfg.dicom_port, corpus, tmp_path / "siemens", aet="MODALITY1",
-                 extra=("-R",))
+    r = storescu(cfg.dicom_port, corpus, tmp_path / "siemens", aet="MODALITY1")
     assert r.returncode == 0, r.stderr
     expected = len(BUNDLED) + len(mr)
     links = wait_for(lambda: (ls := raw_links(cfg.datadir)) and len(ls) >= expected and ls,
@@ -120,8 +119,8 @@ def test_files_stored_while_classifier_is_down_are_reconciled(site_config: Path,
         files = files[:500]
         send_dir = tmp_path / "send"
         send_dir.mkdir()
-        for f in files:
-            os.link(f, send_dir / f.name)
+        for i, f in enumerate(files):
+            os.link(f, send_dir / f"{i:04d}.dcm")
         r = storescu(cfg.dicom_port, send_dir)
         assert r.returncode == 0, r.stderr
         archived = list(cfg.paths.archive.glob("scp_*/*"))

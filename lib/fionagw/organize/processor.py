@@ -125,12 +125,20 @@ class Processor:
                 if sop not in linked:
                     found += 1
                     self.handle(f, UNKNOWN)
+            self.flush(force=False)
+        self.flush(force=True)
         self._last_reconcile = started
         if full:
             self._last_full = started
         if found:
             log.info("reconcile processed files that had no raw/ link", extra={"count": found, "full": full})
         return found
+
+    def flush(self, force: bool) -> None:
+        try:
+            self.organizer.flush(force=force)
+        except Exception:  # the links were not made: the reconcile pass retries these files
+            log.exception("writing series JSON or raw/ links failed; will retry at the next reconcile")
 
     def maybe_reconcile(self) -> None:
         now = time.time()
@@ -160,7 +168,8 @@ def serve_processor(cfg: SiteConfig, stop: threading.Event, ready: Callable[[], 
         pending = b""
         try:
             while not stop.is_set():
-                readable, _, _ = select.select([rfd], [], [], 1.0)
+                timeout = 0.2 if processor.organizer.pending else 1.0
+                readable, _, _ = select.select([rfd], [], [], timeout)
                 if readable:
                     try:
                         chunk = os.read(rfd, 65536)
@@ -172,8 +181,12 @@ def serve_processor(cfg: SiteConfig, stop: threading.Event, ready: Callable[[], 
                         processor.handle_line(raw.decode("utf-8", errors="replace"))
                         if stop.is_set():
                             break
+                    processor.flush(force=False)
+                else:  # idle: nothing may wait for more images
+                    processor.flush(force=True)
                 processor.maybe_reconcile()
         finally:
+            processor.flush(force=True)
             os.close(rfd)
             os.close(wfd)
             log.info("processSingleFile stopped",

@@ -68,6 +68,7 @@ def rebuild(cfg: SiteConfig) -> tuple[int, int]:
                     ok += 1
                 else:
                     bad += 1
+            organizer.flush()
         for rel, conn in connections.items():
             path = paths.raw / rel
             if path.exists():

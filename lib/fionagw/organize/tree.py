@@ -14,7 +14,7 @@ import os
 import shutil
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fionagw.classify import Connection, NotDicomError, RuleSet, read_header, update_series
@@ -52,19 +52,40 @@ def symlink_atomic(target: Path, link: Path) -> None:
     os.replace(tmp, link)
 
 
+@dataclass
+class _PendingSeries:
+    """Work for one series not yet on disk: the merged record and the links to create."""
+
+    record: dict
+    since: float
+    on_disk: set[str]  # SOPs linked in the series folder when this batch began
+    links: dict[str, Path] = field(default_factory=dict)  # SOP -> archive file
+    srs: list[tuple[Path, Path]] = field(default_factory=list)
+    job: Path | None = None
+
+
 class Organizer:
-    """Single writer of raw/, participants/, srs/ and the series JSON of one site."""
+    """Single writer of raw/, participants/, srs/ and the series JSON of one site.
+
+    Writes are batched per series (write-behind): rewriting a growing series JSON for every
+    image would cost more than classifying it. Order makes this crash-safe: the series JSON
+    is written first and the raw/ links after it, so an image whose link is missing after a
+    crash is simply processed again by the reconcile pass (the merge is idempotent per SOP).
+    """
 
     CACHE_SERIES = 256
+    FLUSH_AFTER_S = 0.5
+    FLUSH_AFTER_IMAGES = 200
 
     def __init__(self, cfg: SiteConfig, rules: RuleSet, *, touch_jobs: bool = True) -> None:
         self.cfg = cfg
         self.touch_jobs = touch_jobs  # off for rebuild: old studies must not look newly arrived
         self.paths = cfg.paths
         self.rules = rules
-        # Series records we wrote, keyed by JSON path, validated by (mtime_ns, size) so that
+        # Series records on disk, keyed by JSON path, validated by (mtime_ns, size) so that
         # another writer (detectStudyArrival's recount) is noticed.
         self._series: OrderedDict[Path, tuple[tuple[int, int], dict]] = OrderedDict()
+        self._pending: dict[Path, _PendingSeries] = {}
         self._linked_studies: set[tuple[str, str]] = set()
 
     # -- series JSON -------------------------------------------------------------------
@@ -95,6 +116,34 @@ class Organizer:
         while len(self._series) > self.CACHE_SERIES:
             self._series.popitem(last=False)
 
+    @property
+    def pending(self) -> int:
+        return sum(len(p.links) for p in self._pending.values())
+
+    def flush(self, *, force: bool = True) -> int:
+        """Write due series JSON, then their links; return the number of images flushed."""
+        now = time.monotonic()
+        done = 0
+        for json_path in list(self._pending):
+            p = self._pending[json_path]
+            if not force and now - p.since < self.FLUSH_AFTER_S and len(p.links) < self.FLUSH_AFTER_IMAGES:
+                continue
+            del self._pending[json_path]
+            self._store_series(json_path, p.record)
+            series_dir = json_path.with_suffix("")
+            for sop, target in p.links.items():
+                link = series_dir / sop
+                try:
+                    os.symlink(target, link)
+                except FileExistsError:
+                    symlink_atomic(target, link)  # a resent instance: point at the new file
+            for target, link in p.srs:
+                symlink_atomic(target, link)
+            if p.job is not None:
+                touch(p.job)
+            done += len(p.links)
+        return done
+
     # -- one file ----------------------------------------------------------------------
 
     def process(self, path: Path, connection: Connection) -> Outcome:
@@ -111,23 +160,28 @@ class Organizer:
         series = safe_component(str(ds.SeriesInstanceUID))
         sop = safe_component(str(ds.SOPInstanceUID))
         series_dir = self.paths.raw_series_dir(study, series)
-        series_dir.mkdir(parents=True, exist_ok=True)
-        symlink_atomic(path.resolve(), series_dir / sop)
-
-        num_files = sum(1 for e in os.scandir(series_dir) if not e.name.startswith("."))
         json_path = self.paths.series_json(study, series)
-        record = update_series(self._load_series(json_path), ds, connection, self.rules, num_files)
-        self._store_series(json_path, record)
+        pending = self._pending.get(json_path)
+        if pending is None:
+            series_dir.mkdir(parents=True, exist_ok=True)
+            on_disk = {e.name for e in os.scandir(series_dir) if not e.name.startswith(".")}
+            pending = _PendingSeries({}, time.monotonic(), on_disk)
+        new = {s for s in pending.links if s not in pending.on_disk} | ({sop} - pending.on_disk)
+        stored = pending.record if json_path in self._pending else self._load_series(json_path)
+        record = update_series(stored, ds, connection, self.rules, len(pending.on_disk) + len(new))
+        pending.record = record
+        pending.links[sop] = path.resolve()
+        self._pending[json_path] = pending
 
         self._link_participant(ds, study)
         if str(ds.get("Modality", "")) == "SR":
             manufacturer = safe_component(str(ds.get("Manufacturer", "") or "_"))
             srs_dir = self.paths.srs / manufacturer / study
             srs_dir.mkdir(parents=True, exist_ok=True)
-            symlink_atomic(series_dir / sop, srs_dir / sop)
-
+            pending.srs.append((series_dir / sop, srs_dir / sop))
         if self.touch_jobs:
-            touch(self.paths.series_job(connection.calling, connection.called, connection.ip, study, series))
+            pending.job = self.paths.series_job(connection.calling, connection.called, connection.ip,
+                                                study, series)
         return Outcome(path, True, study, series)
 
     def _link_participant(self, ds: object, study: str) -> None:
