@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydicom.dataset import Dataset
+
 from fionagw import synth
 from fionagw.classify import Connection, RulesError, RuleSet, read_header, update_series
 from fionagw.classify.rules import parse_tag
-from pydicom.dataset import Dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "config" / "classifyRules.json"

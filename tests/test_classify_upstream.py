@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydicom.dataset import Dataset
+
 from fionagw.classify import Connection, RuleSet, update_series
 from fionagw.synth import encode_csa, phoenix_protocol
-from pydicom.dataset import Dataset
 
 UPSTREAM = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "fiona-upstream" / "classifyRules.json"
 CONN = Connection("SCANNER", "FIONA", "10.0.0.1")

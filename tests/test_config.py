@@ -7,8 +7,8 @@ import socket
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_bin, write_config
 
+from conftest import ROOT, run_bin, write_config
 from fionagw.config import ConfigError, load_config
 
 

@@ -6,9 +6,10 @@ import logging
 import struct
 
 import pytest
+from pydicom.dataset import Dataset
+
 from fionagw.classify import csa
 from fionagw.synth import encode_csa, phoenix_protocol
-from pydicom.dataset import Dataset
 
 
 def _item(text: bytes) -> bytes:

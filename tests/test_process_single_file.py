@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import BIN, pydicom_test_file, run_bin, storescu
 
+from conftest import BIN, pydicom_test_file, run_bin, storescu
 from fionagw.classify import Connection
 from fionagw.config import load_config
 from fionagw.organize.tree import parse_pipe_line

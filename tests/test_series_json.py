@@ -11,12 +11,13 @@ from typing import Any
 
 import pydicom
 import pytest
-from fionagw import synth
-from fionagw.classify import Connection, NotDicomError, RuleSet, read_header, update_series
-from fionagw.classify import series as series_mod
 from pydicom.data import get_testdata_files
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
+
+from fionagw import synth
+from fionagw.classify import Connection, NotDicomError, RuleSet, read_header, update_series
+from fionagw.classify import series as series_mod
 
 ROOT = Path(__file__).resolve().parents[1]
 CONN = Connection("SCANNER", "FIONA", "10.0.0.7")

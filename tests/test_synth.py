@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
+
 from fionagw import synth
 from fionagw.classify import csa
 

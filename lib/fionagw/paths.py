@@ -20,8 +20,26 @@ DATADIR/site so two gateways on one machine can never share a pipe.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
+
+_NOT_UID = re.compile(r"[^0-9A-Za-z._-]")
+MAX_UID_COMPONENT = 128  # a UID has at most 64 characters; leave room under NAME_MAX
+
+
+def safe_uid(value: str) -> str:
+    """A UID from the data as a path component that cannot escape its folder.
+
+    Valid UIDs (digits and dots) come back unchanged; anything else becomes ``_``. The
+    archive, raw/ and the reconcile pass all name files through this one function, so a
+    strange UID maps to the same name everywhere. ValueError for an unusable value.
+    """
+    cleaned = _NOT_UID.sub("_", value.strip("\0 "))[:MAX_UID_COMPONENT]
+    if not cleaned.strip("."):
+        raise ValueError(f"unusable UID {value!r}")
+    return cleaned
+
 
 _UNSAFE = str.maketrans({"/": "_", "\0": "", "\\": "_"})
 

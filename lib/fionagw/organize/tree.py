@@ -20,7 +20,7 @@ from pathlib import Path
 from fionagw.classify import Connection, NotDicomError, RuleSet, read_header, update_series
 from fionagw.config import SiteConfig
 from fionagw.ops.atomic import touch, write_json_atomic
-from fionagw.paths import clean_job_field, safe_component
+from fionagw.paths import clean_job_field, safe_component, safe_uid
 
 log = logging.getLogger("fionagw.organize")
 
@@ -156,9 +156,13 @@ class Organizer:
             self.move_aside(path, str(exc))
             return Outcome(path, False, reason=str(exc))
 
-        study = safe_component(str(ds.StudyInstanceUID))
-        series = safe_component(str(ds.SeriesInstanceUID))
-        sop = safe_component(str(ds.SOPInstanceUID))
+        try:
+            study = safe_uid(str(ds.StudyInstanceUID))
+            series = safe_uid(str(ds.SeriesInstanceUID))
+            sop = safe_uid(str(ds.SOPInstanceUID))
+        except ValueError as exc:
+            self.move_aside(path, f"broken: {exc}")
+            return Outcome(path, False, reason=str(exc))
         series_dir = self.paths.raw_series_dir(study, series)
         json_path = self.paths.series_json(study, series)
         pending = self._pending.get(json_path)
