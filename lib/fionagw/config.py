@@ -49,6 +49,26 @@ class LoggingSettings:
 
 
 @dataclass(frozen=True)
+class ArrivalSettings:
+    quiet_seconds: int = 16  # a job file untouched this long means the series/study is complete
+    quarantine: bool = True  # write quarantine/<Study>_<Series>.tgz/.md5sum/.json
+    incoming_days: int = 7  # how long a study stays on the incoming list (Assign page)
+
+
+@dataclass(frozen=True)
+class TrackerSettings:
+    backend: str = "local"  # "local" (SQLite under DATADIR) or "redcap"
+    redcap_url: str = ""  # e.g. https://redcap.example.org/api/
+    secrets_file: Path | None = None  # JSON {"tokens": {"Incoming": "...", ...}}, mode 0600
+    verify_tls: bool = True
+    ca_bundle: Path | None = None
+    timeout_s: float = 30.0
+    retries: int = 4
+    chunk_size: int = 50
+    projects_file: Path | None = None  # projects.yml for the local backend
+
+
+@dataclass(frozen=True)
 class SiteConfig:
     config_file: Path
     site: str  # "" for the top-level (default) site
@@ -60,6 +80,8 @@ class SiteConfig:
     classify_rules: Path
     receiver: ReceiverSettings
     logging: LoggingSettings
+    arrival: ArrivalSettings
+    tracker: TrackerSettings
     paths: SitePaths
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
 
@@ -199,6 +221,36 @@ def load_config(path: str | os.PathLike[str] | None = None, site: str | None = N
         backups=log.get("backups", int, LoggingSettings.backups),
     )
 
+    arr = r.section("arrival")
+    arrival = ArrivalSettings(
+        quiet_seconds=arr.get("quiet_seconds", int, ArrivalSettings.quiet_seconds),
+        quarantine=arr.get("quarantine", bool, ArrivalSettings.quarantine),
+        incoming_days=arr.get("incoming_days", int, ArrivalSettings.incoming_days),
+    )
+    if arrival.quiet_seconds < 1:
+        raise ConfigError(file, "arrival.quiet_seconds", f"must be at least 1, got {arrival.quiet_seconds}")
+
+    tr = r.section("tracker")
+    backend = tr.get("backend", str, "local")
+    if backend not in ("local", "redcap"):
+        raise ConfigError(file, "tracker.backend", f"expected \"local\" or \"redcap\", got {backend!r}")
+    tracker = TrackerSettings(
+        backend=backend,
+        redcap_url=tr.get("redcap_url", str, ""),
+        secrets_file=tr.path("secrets_file"),
+        verify_tls=tr.get("verify_tls", bool, True),
+        ca_bundle=tr.path("ca_bundle"),
+        timeout_s=float(tr.get("timeout_s", (int, float), 30.0)),
+        retries=tr.get("retries", int, 4),
+        chunk_size=tr.get("chunk_size", int, 50),
+        projects_file=tr.path("projects_file", "projects.yml"),
+    )
+    if backend == "redcap":
+        if not tracker.redcap_url.startswith(("https://", "http://")):
+            raise ConfigError(file, "tracker.redcap_url", "the REDCap API address (https://.../api/) is required")
+        if tracker.secrets_file is None:
+            raise ConfigError(file, "tracker.secrets_file", "required for the redcap backend (the API tokens)")
+
     rules = r.path("CLASSIFY_RULES", "classifyRules.json")
     assert rules is not None
     if not rules.is_file():
@@ -216,6 +268,8 @@ def load_config(path: str | os.PathLike[str] | None = None, site: str | None = N
         classify_rules=rules,
         receiver=receiver,
         logging=logging_settings,
+        arrival=arrival,
+        tracker=tracker,
         paths=SitePaths(datadir, site or "", fifo),
         raw=merged,
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,12 +21,12 @@ ROOT = Path(__file__).resolve().parents[2]
 VENV = Path(os.environ.get("FIONA_VENV", ROOT / ".venv"))
 STAMP = VENV / ".fionagw-installed"
 
-# bin/ name -> module under fionagw.cli exposing main(argv) -> int
-PROGRAMS = {
-    "fiona": "fiona",
-    "storectl": "storectl",
-    "processSingleFile": "process_single_file",
-}
+
+
+def cli_module(program: str) -> str:
+    """bin/ name -> module under fionagw.cli with main(argv) -> int ("processSingleFile" ->
+    "process_single_file"), so a new program needs only its bin/ file and its module."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", program).lower()
 
 
 def _install_fingerprint(extras: str) -> str:
@@ -81,5 +82,5 @@ def main(program: str) -> None:
         python = ensure_venv()
         os.execv(str(python), [str(python), sys.argv[0], *sys.argv[1:]])
     sys.path.insert(0, str(ROOT / "lib"))
-    module = importlib.import_module(f"fionagw.cli.{PROGRAMS[program]}")
+    module = importlib.import_module(f"fionagw.cli.{cli_module(program)}")
     sys.exit(module.main(sys.argv[1:]))

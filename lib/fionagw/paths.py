@@ -11,6 +11,10 @@
     DATADIR/site/broken/          files that are not DICOM or cannot be read
     DATADIR/site/temp/            temp files for atomic writes (same filesystem)
     DATADIR/quarantine/           <Study>_<Series>.{tgz,md5sum,json}
+    DATADIR/site/incoming.txt     studies waiting for assignment ("<epoch> ..." lines)
+    DATADIR/events/               study-arrived and later events, one JSON file each
+    DATADIR/tracker/tracker.sqlite  the local tracker (embedded default)
+    DATADIR/transfer_requests/, transfers_done/, transfers_fail/   FIONA's request files
     DATADIR/logs/<component>.log  JSON lines
     DATADIR/.pids/<component>.pid
 
@@ -111,6 +115,33 @@ class SitePaths:
         return self.datadir / "quarantine"
 
     @property
+    def incoming_list(self) -> Path:
+        """Studies waiting for assignment (FIONA: applications/Assign/incoming.txt)."""
+        return self.site_dir / "incoming.txt"
+
+    @property
+    def events(self) -> Path:
+        """Event records (study-arrived, ...) for QC and notifications, one JSON file each."""
+        return self.datadir / "events"
+
+    @property
+    def tracker_db(self) -> Path:
+        """The local tracker's SQLite database."""
+        return self.datadir / "tracker" / "tracker.sqlite"
+
+    @property
+    def transfer_requests(self) -> Path:
+        return self.datadir / "transfer_requests"
+
+    @property
+    def transfers_done(self) -> Path:
+        return self.datadir / "transfers_done"
+
+    @property
+    def transfers_fail(self) -> Path:
+        return self.datadir / "transfers_fail"
+
+    @property
     def logs(self) -> Path:
         return self.datadir / "logs"
 
@@ -126,6 +157,8 @@ class SitePaths:
         for d in (
             self.config_dir, self.archive, self.raw, self.participants, self.srs,
             self.arrived, self.broken, self.temp, self.quarantine, self.logs, self.pids,
+            self.events, self.tracker_db.parent, self.transfer_requests, self.transfers_done,
+            self.transfers_fail,
         ):
             d.mkdir(parents=True, exist_ok=True)
 
