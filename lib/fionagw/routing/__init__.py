@@ -1,0 +1,1 @@
+"""Turning arrivals into transfer requests: routing rules, coupling lists, AutoID."""

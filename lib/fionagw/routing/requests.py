@@ -1,0 +1,89 @@
+"""Transfer request files, FIONA's hand-over from the tracker to anonymizeAndSend.
+
+DATADIR/transfer_requests/<study>_<project>_<participant>_<instance>.json holds the
+REDCap row of the request (indent 2, sorted keys). createTransferRequest writes one when
+the request was never sent, or when a series arrived after it was sent (so a late series
+is sent too); resendProject writes one when a resend was asked for after the last
+transfer. A file is only created if it is not there yet: anonymizeAndSend moves it away
+when done, so a request is never queued twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+from fionagw.config import SiteConfig
+from fionagw.paths import safe_component
+from fionagw.tracking.base import Tracker
+from fionagw.tracking.records import DATE_FORMAT, Transfer
+
+log = logging.getLogger("fionagw.transfers")
+
+
+def request_path(cfg: SiteConfig, t: Transfer) -> Path:
+    name = "_".join(safe_component(p) for p in (t.study_instance_uid, t.transfer_project_name, t.transfer_name,
+                                                str(t.instance)))
+    return cfg.paths.transfer_requests / f"{name}.json"
+
+
+def _parse_date(text: str) -> float | None:
+    try:
+        return time.mktime(time.strptime(text, DATE_FORMAT))
+    except (ValueError, OverflowError):
+        return None
+
+
+def newest_series_change(cfg: SiteConfig, study_uid: str) -> float | None:
+    study = cfg.paths.raw_study_dir(study_uid)
+    times = [p.stat().st_mtime for p in study.glob("*.json")] if study.is_dir() else []
+    return max(times) if times else None
+
+
+def write_request(cfg: SiteConfig, t: Transfer) -> bool:
+    """Create the request file unless it exists; True if created."""
+    path = request_path(cfg, t)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = json.dumps(t.request_row(), indent=2, sort_keys=True).encode()
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    tmp.write_bytes(data)
+    try:
+        os.link(tmp, path)  # atomic create-if-absent: a concurrent writer cannot double it
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink()
+    log.info("transfer request queued", extra={"file": path.name, "project": t.transfer_project_name})
+    return True
+
+
+def create_transfer_requests(cfg: SiteConfig, tracker: Tracker) -> list[Path]:
+    """createTransferRequest: queue never-sent requests and those with newer series."""
+    created = []
+    for t in tracker.transfers():
+        if not t.transfer_project_name or not t.transfer_name:
+            continue
+        due = not t.transfer_date
+        if not due:
+            sent = _parse_date(t.transfer_date)
+            changed = newest_series_change(cfg, t.study_instance_uid)
+            # transfer_date has minute resolution: a series from that minute counts as newer
+            due = sent is not None and changed is not None and changed >= sent
+        if due and write_request(cfg, t):
+            created.append(request_path(cfg, t))
+    return created
+
+
+def resend_project(cfg: SiteConfig, tracker: Tracker, project: str | None = None) -> list[Path]:
+    """resendProject: queue requests whose transfer_requested_date is at or after transfer_date."""
+    created = []
+    for t in tracker.transfers(project=project):
+        if not t.transfer_project_name or not t.transfer_name or not t.transfer_date:
+            continue
+        asked, sent = _parse_date(t.transfer_requested_date), _parse_date(t.transfer_date)
+        if asked is not None and sent is not None and asked >= sent and write_request(cfg, t):
+            created.append(request_path(cfg, t))
+    return created
