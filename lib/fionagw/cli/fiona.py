@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from fionagw import __version__
 from fionagw.cli.common import parser
@@ -28,6 +29,10 @@ def main(argv: list[str]) -> int:
     check = sub.add_parser("check-config", help="validate config.json (every site) and the DATADIR")
     check.add_argument("site", nargs="?", default=None)
     sub.add_parser("version", help="print the version")
+    coupling = sub.add_parser("coupling-list", help="coupling lists (accession number -> project, participant, event)")
+    coupling.add_argument("action", choices=["import", "show"])
+    coupling.add_argument("file", nargs="?", type=Path, help="CSV: AccessionNumber,ProjectName,subjectid,eventname")
+    coupling.add_argument("--site", default="")
     args = p.parse_args(argv)
 
     if args.command == "version":
@@ -37,6 +42,8 @@ def main(argv: list[str]) -> int:
         return check_config(args.config, args.site)
     if args.command == "run":
         return run_gateway(args.config, args.site)
+    if args.command == "coupling-list":
+        return coupling_list(args)
     return 2
 
 
@@ -66,6 +73,36 @@ def check_config(path: str | None, site: str | None) -> int:
     except ConfigError as exc:
         print(f"{PROGRAM}: config error: {exc}", file=sys.stderr)
         return 2
+    return 0
+
+
+def coupling_list(args) -> int:  # type: ignore[no-untyped-def]
+    from fionagw.routing.coupling import CouplingListError, import_coupling_list
+    from fionagw.tracking.base import TrackerError
+    from fionagw.tracking.factory import open_tracker
+    from fionagw.tracking.projects import ProjectsError
+
+    try:
+        cfg = load_config(args.config, args.site or None)
+        tracker = open_tracker(cfg)
+        if args.action == "show":
+            for e in tracker.coupling_entries():
+                print(",".join((e.cl_accessionnumber or e.cl_studyinstanceuid, e.cl_projectname,
+                                e.cl_subjectid, e.cl_eventname, e.cl_date)))
+            return 0
+        if args.file is None:
+            print(f"{PROGRAM}: coupling-list import needs a FILE", file=sys.stderr)
+            return 2
+        n = import_coupling_list(tracker, args.file)
+    except CouplingListError as exc:
+        print(f"{PROGRAM}: {exc.source}: nothing imported; fix these lines and import again:", file=sys.stderr)
+        for err in exc.errors:
+            print(f"  {err}", file=sys.stderr)
+        return 1
+    except (ConfigError, TrackerError, ProjectsError) as exc:
+        print(f"{PROGRAM}: {exc}", file=sys.stderr)
+        return 1
+    print(f"{PROGRAM}: imported {n} coupling-list entries from {args.file}")
     return 0
 
 

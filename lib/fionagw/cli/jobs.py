@@ -1,0 +1,50 @@
+"""What the tracker cron jobs share: config, logging, the job lock, the tracker, one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+
+from fionagw.cli.common import add_site, load_or_exit, parser
+from fionagw.config import SiteConfig
+from fionagw.ops.locks import cron_lock
+from fionagw.ops.log import setup_logging
+from fionagw.tracking.base import Tracker, TrackerError
+from fionagw.tracking.projects import ProjectsError
+
+# Errors a job reports in one line (the operator's problem: REDCap down, bad token, bad file).
+EXPECTED = (TrackerError, ProjectsError, OSError)
+
+
+def run_job(prog: str, description: str, body: Callable[[SiteConfig, Tracker, argparse.Namespace], str],
+            argv: list[str], extra_args: Callable[[argparse.ArgumentParser], None] | None = None) -> int:
+    p = parser(prog, description)
+    if extra_args:
+        extra_args(p)
+    add_site(p)
+    args = p.parse_args(argv)
+    cfg = load_or_exit(args, prog)
+    log = setup_logging(cfg, prog)
+    from fionagw.tracking.factory import open_tracker
+
+    with cron_lock(cfg, prog):
+        try:
+            tracker = open_tracker(cfg)
+            try:
+                summary = body(cfg, tracker, args)
+            finally:
+                tracker.close()
+        except EXPECTED as exc:
+            log.error("job failed; the next run retries", extra={"error": str(exc)})
+            print(f"{prog}: {exc}", file=sys.stderr)
+            return 1
+        except Exception:
+            logging.getLogger(f"fionagw.{prog}").exception("job failed unexpectedly")
+            print(f"{prog}: unexpected error, see {cfg.paths.logfile(prog)}", file=sys.stderr)
+            return 1
+    if summary:
+        log.info(summary)
+        print(f"{prog}: {summary}")
+    return 0
