@@ -119,3 +119,61 @@ def test_redcap_outage_loses_nothing_and_bad_token_is_one_line(tmp_path: Path, r
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "REDCap project Incoming" in r.stderr and "permission" in r.stderr.lower()
     assert "0" * 32 not in r.stderr
+
+
+def test_concurrent_jobs_make_exactly_one_request_per_source(tmp_path: Path) -> None:
+    projects = tmp_path / "projects.yml"
+    projects.write_text(
+        "projects:\n"
+        "  ALPHA:\n    participant_id: '^ALPHA[0-9]{3}$'\n"
+        "    routing:\n      - {called_aetitle: ROUTE, patient_id: '^R[0-9]+$', event: baseline}\n"
+        "  AUTO:\n    participant_id: '^AUTO[0-9]{4}$'\n    autoid: {enabled: true, aetitle: AUTOAE}\n")
+    cfg_path = write_config(tmp_path, tracker={"projects_file": str(projects)})
+    cfg = load_config(cfg_path)
+    cfg.paths.create()
+    for uid, called, pid, acc in (("7.1", "ROUTE", "R1", "X1"), ("7.2", "FIONA", "P2", "ACC72"),
+                                  ("7.3", "AUTOAE", "P3", "X3")):
+        (cfg.paths.raw_study_dir(uid) / f"{uid}.1").mkdir(parents=True)
+        cfg.paths.series_json(uid, f"{uid}.1").write_text(json.dumps({
+            "StudyInstanceUID": uid, "SeriesInstanceUID": f"{uid}.1", "PatientID": pid, "PatientName": "N",
+            "AccessionNumber": acc, "NumFiles": "1", "ClassifyType": [],
+            "IncomingConnection": {"AETitleCaller": "MOD", "AETitleCalled": called, "CallerIP": "127.0.0.1"}}))
+    csv = tmp_path / "c.csv"
+    csv.write_text("ACC72,ALPHA,ALPHA072,\n")
+    assert run_bin("fiona", "coupling-list", "import", str(csv), config=cfg_path).returncode == 0
+    settle(cfg)
+    import subprocess
+
+    from conftest import BIN
+    procs = [subprocess.Popen([str(BIN / "populateIncoming"), "--config", str(cfg_path)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(4)]
+    assert all(p.wait(120) == 0 for p in procs)
+    assert run_bin("populateIncoming", config=cfg_path).returncode == 0
+    got = sorted((t.study_instance_uid, t.transfer_project_name, t.transfer_event_name)
+                 for t in open_tracker(cfg).transfers())
+    assert got == [("7.1", "ALPHA", "baseline"), ("7.2", "ALPHA", ""), ("7.3", "AUTO", "")]
+
+
+def test_redcap_unreachable_is_one_line(tmp_path: Path, redcap_secrets) -> None:  # type: ignore[no-untyped-def]
+    from conftest import free_port
+
+    cfg_path = write_config(tmp_path, tracker={"backend": "redcap", "secrets_file": str(redcap_secrets),
+                                               "redcap_url": f"http://127.0.0.1:{free_port()}/api/",
+                                               "retries": 1})
+    cfg = load_config(cfg_path)
+    cfg.paths.create()
+    (cfg.paths.raw_study_dir("1.5") / "1.5.1").mkdir(parents=True)
+    cfg.paths.series_json("1.5", "1.5.1").write_text(json.dumps({"StudyInstanceUID": "1.5",
+                                                                 "SeriesInstanceUID": "1.5.1"}))
+    settle(cfg)
+    r = run_bin("populateIncoming", config=cfg_path)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "REDCap project Incoming" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_secrets_file_readable_by_others_is_refused(tmp_path: Path, redcap_secrets, redcap_server) -> None:  # type: ignore[no-untyped-def]
+    os.chmod(redcap_secrets, 0o644)
+    cfg_path = write_config(tmp_path, tracker={"backend": "redcap", "secrets_file": str(redcap_secrets),
+                                               "redcap_url": redcap_server.url})
+    r = run_bin("populateIncoming", config=cfg_path)
+    assert r.returncode == 1 and str(redcap_secrets) in r.stderr and "Traceback" not in r.stderr
