@@ -30,3 +30,20 @@ def load_or_exit(args: argparse.Namespace, prog: str) -> SiteConfig:
 def fail_config(prog: str, exc: ConfigError) -> int:
     print(f"{prog}: config error: {exc}", file=sys.stderr)
     return 2
+
+
+def launch(cfg: SiteConfig, program: str, component: str, serve, *, foreground: bool,  # type: ignore[no-untyped-def]
+           announce: str) -> int:
+    """Start ``serve(cfg, stop, ready)`` as a daemon, or in the foreground, with its own log."""
+    from fionagw.ops import daemon
+    from fionagw.ops.log import setup_logging
+
+    def run(stop, ready):  # type: ignore[no-untyped-def]
+        setup_logging(cfg, component, stderr=foreground)
+        serve(cfg, stop, ready)
+
+    pidfile = cfg.paths.pidfile(component)
+    if foreground:
+        return daemon.run_foreground(run, pidfile, program, announce)
+    return daemon.start(run, pidfile, program, start_log=cfg.paths.logfile(f"{component}-start"),
+                        working_dir=cfg.datadir, announce=announce)

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from fionagw.cli.common import add_site, fail_config, load_or_exit, parser
+from fionagw.cli.common import add_site, fail_config, launch, load_or_exit, parser
 from fionagw.config import ConfigError, check_datadir, check_user
 from fionagw.ops import daemon
 from fionagw.ops.log import setup_logging
@@ -84,15 +84,8 @@ def main(argv: list[str]) -> int:
         print(f"{PROGRAM}: {exc}", file=sys.stderr)
         return 2
 
-    def component(stop, ready):  # type: ignore[no-untyped-def]
-        setup_logging(cfg, COMPONENT, stderr=args.command == "foreground")
-        serve_processor(cfg, stop, ready)
-
-    announce = f"processSingleFile reading {cfg.paths.fifo}"
-    if args.command == "foreground":
-        return daemon.run_foreground(component, pidfile, PROGRAM, announce)
-    return daemon.start(component, pidfile, PROGRAM, start_log=cfg.paths.logfile(f"{COMPONENT}-start"),
-                        working_dir=cfg.datadir, announce=announce)
+    return launch(cfg, PROGRAM, COMPONENT, serve_processor, foreground=args.command == "foreground",
+                  announce=f"processSingleFile reading {cfg.paths.fifo}")
 
 
 def _send(cfg, paths: list[Path]) -> int:  # type: ignore[no-untyped-def]

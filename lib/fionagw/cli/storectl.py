@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from fionagw.cli.common import add_site, fail_config, load_or_exit, parser
+from fionagw.cli.common import add_site, fail_config, launch, load_or_exit, parser
 from fionagw.config import ConfigError, check_datadir, check_port_free, check_user, receiver_enabled
 from fionagw.ops import daemon
-from fionagw.ops.log import setup_logging
 
 PROGRAM = "storectl"
 COMPONENT = "storescpd"
@@ -48,15 +47,8 @@ def main(argv: list[str]) -> int:
 
     from fionagw.receive.scp import serve_scp
 
-    def component(stop, ready):  # type: ignore[no-untyped-def]
-        setup_logging(cfg, COMPONENT, stderr=args.command == "foreground")
-        serve_scp(cfg, stop, ready)
-
-    announce = f"DICOM receiver {cfg.aetitle} listening on {cfg.dicom_ip}:{cfg.dicom_port}"
-    if args.command == "foreground":
-        return daemon.run_foreground(component, pidfile, PROGRAM, announce)
-    return daemon.start(component, pidfile, PROGRAM, start_log=cfg.paths.logfile(f"{COMPONENT}-start"),
-                        working_dir=cfg.datadir, announce=announce)
+    return launch(cfg, PROGRAM, COMPONENT, serve_scp, foreground=args.command == "foreground",
+                  announce=f"DICOM receiver {cfg.aetitle} listening on {cfg.dicom_ip}:{cfg.dicom_port}")
 
 
 if __name__ == "__main__":
