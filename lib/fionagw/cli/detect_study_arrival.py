@@ -1,0 +1,51 @@
+"""detectStudyArrival [SITE]: handle series and studies that have been quiet long enough.
+
+cron runs it 4 times a minute. Under a non-blocking lock: a second copy exits 0 at once.
+Prints nothing unless -v (cron mails output); details go to logs/detectStudyArrival<site>.log.
+Exit status 1 when a job failed (it stays in .arrived and is retried at the next run).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from fionagw.arrival import detect
+from fionagw.cli.common import add_site, fail_config, load_or_exit, parser
+from fionagw.config import ConfigError, check_datadir, check_user
+from fionagw.ops.locks import cron_lock
+from fionagw.ops.log import setup_logging
+
+PROGRAM = "detectStudyArrival"
+
+
+def main(argv: list[str]) -> int:
+    p = parser(PROGRAM, "Detect finished series/studies (quiet period): recount, quarantine, "
+                        "incoming list, study-arrived events.")
+    add_site(p)
+    p.add_argument("-v", "--verbose", action="store_true", help="print what this run handled")
+    args = p.parse_args(argv)
+    cfg = load_or_exit(args, PROGRAM)
+    try:
+        check_user(cfg)
+        check_datadir(cfg)
+    except ConfigError as exc:
+        return fail_config(PROGRAM, exc)
+    setup_logging(cfg, PROGRAM)
+    with cron_lock(cfg, PROGRAM):
+        report = detect.run(cfg)
+    if args.verbose:
+        for s in report.series:
+            q = f", quarantine {s.quarantine.tgz.name} ({s.quarantine.bytes_out} bytes)" if s.quarantine else ""
+            print(f"series {s.study_uid} {s.series_uid}: {s.num_files} files{q}")
+        for st in report.studies:
+            print(f"study {st.study_uid}: {'arrived' if st.new else 'updated'}, "
+                  f"{len(st.series)} series, {st.images} images")
+        print(f"{len(report.waiting)} job(s) waiting, {len(report.deferred)} study(ies) deferred, "
+              f"{len(report.kept)} kept, {report.seconds:.2f} s")
+    for error in report.errors:
+        print(f"{PROGRAM}: {error}", file=sys.stderr)
+    return 1 if report.errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
