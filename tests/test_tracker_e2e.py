@@ -38,7 +38,7 @@ def tracked_site(request, tmp_path: Path):  # type: ignore[no-untyped-def]
         RedcapClient(server.url, double.token("DataTransferProjects"), "DataTransferProjects").import_records(
             [{"record_id": "ALPHA", "project_name": "Alpha", "project_patient_naming": "^ALPHA[0-9]{3}$",
               "project_active": "1", "projects_complete": "2"}])
-    cfg_path = write_config(tmp_path, tracker=tracker)
+    cfg_path = write_config(tmp_path, tracker=tracker, arrival={"quiet_seconds": 1})
     for program in ("processSingleFile", "storectl"):
         assert run_bin(program, "start", config=cfg_path).returncode == 0
     yield load_config(cfg_path), request.param
@@ -60,7 +60,11 @@ def test_two_studies_recorded_and_coupled(tracked_site, tmp_path: Path) -> None:
                           patient_id="PAT-B", accession="ACC-B")
     assert storescu(cfg.dicom_port, tmp_path / "a", tmp_path / "b", aet="SCANNER").returncode == 0
     wait_for(lambda: len(raw_links(cfg.datadir)) == len(a) + len(b), what="classified")
-    time.sleep(1.5)  # write-behind flush
+    time.sleep(2.5)  # write-behind flush, then the quiet period
+    r = run_bin("detectStudyArrival", config=cfg.config_file)
+    assert r.returncode == 0, r.stderr
+    incoming = cfg.paths.incoming_list.read_text().splitlines()
+    assert len(incoming) == 2 and not list(cfg.paths.arrived.iterdir())
     csv = tmp_path / "coupling.csv"
     csv.write_text("AccessionNumber,ProjectName,subjectid,eventname\nACC-A,ALPHA,ALPHA001,baseline\n")
     r = run_bin("fiona", "coupling-list", "import", str(csv), config=cfg.config_file)
