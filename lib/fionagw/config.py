@@ -69,6 +69,29 @@ class TrackerSettings:
 
 
 @dataclass(frozen=True)
+class RetentionSettings:
+    target_free_percent: float = 20.0  # clearOldFiles deletes oldest studies while less is free
+    min_age_hours: float = 24.0  # never delete a study received more recently than this
+    log_days: float = 90.0  # DATADIR/logs files (rotated ones too) older than this are deleted
+    # 0: the free space of DATADIR's filesystem (statvfs). > 0: DATADIR has this many bytes to
+    # itself (a quota on a shared disk); free = capacity - bytes under DATADIR.
+    capacity_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class HeartbeatSettings:
+    quiet_seconds: int = 16  # receiver log or archive changed this recently: alive, no C-ECHO
+    echo_timeout_s: float = 20.0  # FIONA: timeout 20 echoscu
+    grace_seconds: float = 5.0  # SIGTERM, this long, then SIGKILL (FIONA: 5 s)
+    restart: bool = True  # start the receiver again at once after killing it
+    job_limit_s: int = 3600  # a cron job holding its lock longer than this is killed
+    job_limits: dict[str, int] = field(default_factory=dict)  # per job, e.g. {"sendFiles": 7200}
+
+    def limit_for(self, job: str) -> int:
+        return self.job_limits.get(job, self.job_limit_s)
+
+
+@dataclass(frozen=True)
 class SiteConfig:
     config_file: Path
     site: str  # "" for the top-level (default) site
@@ -83,6 +106,8 @@ class SiteConfig:
     arrival: ArrivalSettings
     tracker: TrackerSettings
     paths: SitePaths
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
+    heartbeat: HeartbeatSettings = field(default_factory=HeartbeatSettings)
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
 
     @property
@@ -251,6 +276,37 @@ def load_config(path: str | os.PathLike[str] | None = None, site: str | None = N
         if tracker.secrets_file is None:
             raise ConfigError(file, "tracker.secrets_file", "required for the redcap backend (the API tokens)")
 
+    ret = r.section("retention")
+    retention = RetentionSettings(
+        target_free_percent=float(ret.get("target_free_percent", (int, float), RetentionSettings.target_free_percent)),
+        min_age_hours=float(ret.get("min_age_hours", (int, float), RetentionSettings.min_age_hours)),
+        log_days=float(ret.get("log_days", (int, float), RetentionSettings.log_days)),
+        capacity_bytes=ret.get("capacity_bytes", int, 0),
+    )
+    if not 0 <= retention.target_free_percent < 100:
+        raise ConfigError(file, "retention.target_free_percent",
+                          f"expected a percentage 0-99, got {retention.target_free_percent}")
+    for key in ("min_age_hours", "log_days", "capacity_bytes"):
+        if getattr(retention, key) < 0:
+            raise ConfigError(file, f"retention.{key}", "must not be negative")
+
+    hb = r.section("heartbeat")
+    limits = hb.get("job_limits", dict, {})
+    for job, seconds in limits.items():
+        if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 1:
+            raise ConfigError(file, f"heartbeat.job_limits.{job}", f"expected seconds (an integer >= 1), got {seconds!r}")
+    heartbeat = HeartbeatSettings(
+        quiet_seconds=hb.get("quiet_seconds", int, HeartbeatSettings.quiet_seconds),
+        echo_timeout_s=float(hb.get("echo_timeout_s", (int, float), HeartbeatSettings.echo_timeout_s)),
+        grace_seconds=float(hb.get("grace_seconds", (int, float), HeartbeatSettings.grace_seconds)),
+        restart=hb.get("restart", bool, True),
+        job_limit_s=hb.get("job_limit_s", int, HeartbeatSettings.job_limit_s),
+        job_limits=dict(limits),
+    )
+    for key in ("echo_timeout_s", "grace_seconds", "job_limit_s"):
+        if getattr(heartbeat, key) <= 0:
+            raise ConfigError(file, f"heartbeat.{key}", "must be positive")
+
     rules = r.path("CLASSIFY_RULES", "classifyRules.json")
     assert rules is not None
     if not rules.is_file():
@@ -271,6 +327,8 @@ def load_config(path: str | os.PathLike[str] | None = None, site: str | None = N
         arrival=arrival,
         tracker=tracker,
         paths=SitePaths(datadir, site or "", fifo),
+        retention=retention,
+        heartbeat=heartbeat,
         raw=merged,
     )
 

@@ -1,4 +1,4 @@
-"""fiona: the umbrella CLI (run, check-config, version)."""
+"""fiona: the umbrella CLI (run, start/stop/restart/status, logs, cron, check-config, version)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,21 @@ def main(argv: list[str]) -> int:
     check = sub.add_parser("check-config", help="validate config.json (every site) and the DATADIR")
     check.add_argument("site", nargs="?", default=None)
     sub.add_parser("version", help="print the version")
+    for name, text in (("start", "start both daemons (receiver and processSingleFile)"),
+                       ("stop", "stop both daemons"), ("restart", "restart both daemons"),
+                       ("status", "services, cron jobs, queues and disk use (exit 1 when a daemon is down)")):
+        sp = sub.add_parser(name, help=text)
+        sp.add_argument("site", nargs="?", default="")
+    logs = sub.add_parser("logs", help="pretty-print the JSON-lines logs (all components, or one)")
+    logs.add_argument("component", nargs="?", default="", metavar="COMPONENT",
+                      help="e.g. storescpd, processSingleFile, heartbeat (default: all, merged by time)")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    logs.add_argument("-n", "--lines", type=int, default=50, help="lines to show first (default 50)")
+    logs.add_argument("--site", default="")
+    cron = sub.add_parser("cron", help="the crontab of cron/fiona.crontab: install, show, remove")
+    cron.add_argument("action", choices=["install", "show", "remove"])
+    cron.add_argument("--user", default=None, help="whose crontab (default: PROCESSING_USER, else yours)")
+    cron.add_argument("--site", default="")
     coupling = sub.add_parser("coupling-list", help="coupling lists (accession number -> project, participant, event)")
     coupling.add_argument("action", choices=["import", "show"])
     coupling.add_argument("file", nargs="?", type=Path, help="CSV: AccessionNumber,ProjectName,subjectid,eventname")
@@ -44,6 +59,21 @@ def main(argv: list[str]) -> int:
         return run_gateway(args.config, args.site)
     if args.command == "coupling-list":
         return coupling_list(args)
+    if args.command in ("start", "stop", "restart", "status", "logs", "cron"):
+        from fionagw.cli import fiona_ops
+
+        try:
+            cfg = load_config(args.config, args.site or None)
+        except ConfigError as exc:
+            print(f"{PROGRAM}: config error: {exc}", file=sys.stderr)
+            return 2
+        if args.command == "status":
+            return fiona_ops.status(cfg)
+        if args.command == "logs":
+            return fiona_ops.logs(cfg, args.component, follow=args.follow, lines=args.lines)
+        if args.command == "cron":
+            return fiona_ops.cron(cfg, args.action, args.user)
+        return fiona_ops.control(cfg, args.command)
     return 2
 
 

@@ -1,0 +1,276 @@
+"""The daemon-mode management commands of `fiona`: start, stop, restart, status, logs, cron."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from fionagw.config import SiteConfig, receiver_enabled
+from fionagw.ops import daemon
+from fionagw.ops.supervisor import BIN
+
+PROGRAM = "fiona"
+# (bin program, pid/log component), in start order: the classifier first, it reads the FIFO.
+DAEMONS = (("processSingleFile", "processSingleFile"), ("storectl", "storescpd"))
+
+
+def _bin(cfg: SiteConfig, program: str, command: str) -> list[str]:
+    cmd = [sys.executable, str(BIN / program), "--config", str(cfg.config_file), command]
+    return cmd + ([cfg.site] if cfg.site else [])
+
+
+def control(cfg: SiteConfig, command: str) -> int:
+    order = DAEMONS if command != "stop" else tuple(reversed(DAEMONS))
+    rc = 0
+    for program, _component in order:
+        r = subprocess.run(_bin(cfg, program, command), stdin=subprocess.DEVNULL)
+        rc = max(rc, r.returncode)
+    return rc
+
+
+# --- status -----------------------------------------------------------------------------------
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    s = int(seconds)
+    d, s = divmod(s, 86400)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    return (f"{d}d" if d else "") + (f"{h}h" if d or h else "") + f"{m:02d}m{s:02d}s"
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def _count_files(d: Path, pattern: str = "*") -> int:
+    try:
+        return sum(1 for p in d.glob(pattern) if p.is_file() and not p.name.startswith(".tmp-"))
+    except OSError:
+        return 0
+
+
+def queue_depths(cfg: SiteConfig) -> dict[str, int]:
+    p = cfg.paths
+    try:
+        with open(p.incoming_list, encoding="utf-8", errors="replace") as f:
+            incoming = sum(1 for line in f if line.strip())
+    except FileNotFoundError:
+        incoming = 0
+    return {
+        "arrived jobs": _count_files(p.arrived),
+        "transfer requests": _count_files(p.transfer_requests),
+        "failed transfers": _count_files(p.transfers_fail),
+        "incoming list": incoming,
+    }
+
+
+def cron_jobs(cfg: SiteConfig) -> list[str]:
+    from fionagw.ops.crontab import TEMPLATE, programs
+    from fionagw.ops.jobstate import recorded_jobs
+
+    try:
+        jobs = [j for j in programs(TEMPLATE.read_text(encoding="utf-8"))
+                if j not in {prog for prog, _ in DAEMONS}]
+    except OSError:
+        jobs = []
+    return jobs + [j for j in recorded_jobs(cfg) if j not in jobs]
+
+
+def status(cfg: SiteConfig) -> int:
+    from fionagw import __version__
+    from fionagw.ops.jobstate import last_run
+    from fionagw.ops.locks import lock_info
+    from fionagw.ops.retention import measure_space, tree_bytes
+
+    down = []
+    print(f"fionagw {__version__}  site {cfg.site or '(default)'}  config {cfg.config_file}")
+    print("services")
+    for program, component in DAEMONS:
+        st = daemon.status(cfg.paths.pidfile(component), program)
+        where = f"  DICOM {cfg.aetitle}@{cfg.dicom_ip}:{cfg.dicom_port}" if program == "storectl" else ""
+        if st.running:
+            print(f"  {program:<20} running  pid {st.pid}  up {_duration(st.uptime_s)}{where}")
+        elif program == "storectl" and not receiver_enabled(cfg):
+            print(f"  {program:<20} disabled by {cfg.paths.enabled_file}")
+        else:
+            print(f"  {program:<20} DOWN{where}")
+            down.append(program)
+    print("cron jobs (last run)")
+    now = time.time()
+    for job in cron_jobs(cfg):
+        run = last_run(cfg, job)
+        holder = lock_info(cfg, job)
+        busy = f"  running now (pid {holder.pid}, {_duration(holder.age_s())})" if holder else ""
+        if run is None:
+            print(f"  {job:<22} no run recorded{busy}")
+            continue
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.finished))
+        outcome = "ok" if run.ok else "FAILED"
+        summary = f"  {run.summary}" if run.summary else ""
+        print(f"  {job:<22} {when} ({_duration(now - run.finished)} ago)  {outcome}  {run.seconds:.1f} s"
+              f"{summary}{busy}")
+    print("queues")
+    print("  " + "; ".join(f"{k} {v}" for k, v in queue_depths(cfg).items()))
+    print("disk")
+    try:
+        used = tree_bytes(cfg.datadir)
+        space = measure_space(cfg)
+        source = "capacity (retention.capacity_bytes)" if space.source == "capacity" else "filesystem"
+        print(f"  DATADIR {cfg.datadir}: {_size(used)} used; {source} {_size(space.free)} free of "
+              f"{_size(space.total)} ({space.free_percent:.1f} %, retention target "
+              f"{cfg.retention.target_free_percent:g} %)")
+    except OSError as exc:
+        print(f"  DATADIR {cfg.datadir}: {exc.strerror}")
+    if down:
+        print(f"{PROGRAM}: down: {', '.join(down)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# --- logs -------------------------------------------------------------------------------------
+
+_SKIP = {"time", "level", "component", "message", "pid"}
+
+
+def format_entry(line: str, fallback: str = "") -> str:
+    line = line.rstrip("\n")
+    try:
+        e = json.loads(line)
+    except ValueError:
+        return f"{fallback}: {line}" if fallback else line
+    if not isinstance(e, dict):
+        return line
+    extra = " ".join(f"{k}={v if isinstance(v, str) and ' ' not in v else json.dumps(v, default=str)}"
+                     for k, v in e.items() if k not in _SKIP)
+    head = f"{e.get('time', '')} {e.get('level', ''):<7} {e.get('component', fallback)}[{e.get('pid', '')}]"
+    text = f"{head} {e.get('message', '')}"
+    return f"{text}  {extra}" if extra else text
+
+
+def _log_files(cfg: SiteConfig, component: str) -> list[Path]:
+    if component:
+        name = component if component.endswith(".log") else f"{component}{cfg.site}.log"
+        return [cfg.paths.logs / name]
+    return sorted(p for p in cfg.paths.logs.glob(f"*{cfg.site}.log") if p.is_file())
+
+
+def _tail(path: Path, n: int) -> list[str]:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            block = min(size, max(4096, n * 400))
+            while True:
+                f.seek(size - block)
+                data = f.read(block)
+                if data.count(b"\n") > n or block == size:
+                    break
+                block = min(size, block * 2)
+    except OSError:
+        return []
+    return [ln for ln in data.decode("utf-8", errors="replace").splitlines() if ln.strip()][-n:] if n > 0 else []
+
+
+def logs(cfg: SiteConfig, component: str, *, follow: bool, lines: int, poll: float = 0.5) -> int:
+    files = _log_files(cfg, component)
+    if component and not files[0].exists() and not follow:
+        known = ", ".join(p.name[:-4] for p in _log_files(cfg, "")) or "none yet"
+        print(f"{PROGRAM}: no log {files[0]} (logs: {known})", file=sys.stderr)
+        return 1
+    entries = []
+    for path in files:
+        stem = path.name[:-4]
+        for ln in _tail(path, lines):
+            try:
+                t = json.loads(ln).get("time", "")
+            except (ValueError, AttributeError):
+                t = ""
+            entries.append((t, stem, ln))
+    if len(files) > 1:
+        entries.sort(key=lambda e: e[0])
+    for _t, stem, ln in entries[-lines:] if lines > 0 else []:
+        print(format_entry(ln, stem), flush=False)
+    sys.stdout.flush()
+    if not follow:
+        return 0
+    positions: dict[Path, tuple[int, int]] = {}
+    for path in files:
+        try:
+            st = path.stat()
+            positions[path] = (st.st_ino, st.st_size)
+        except FileNotFoundError:
+            positions[path] = (0, 0)
+    try:
+        while True:
+            time.sleep(poll)
+            if not component:  # a component that logs for the first time
+                for path in _log_files(cfg, ""):
+                    positions.setdefault(path, (0, 0))
+            for path, (ino, pos) in list(positions.items()):
+                try:
+                    st = path.stat()
+                except FileNotFoundError:
+                    continue
+                if st.st_ino != ino or st.st_size < pos:  # rotated or truncated
+                    pos = 0
+                if st.st_size == pos:
+                    positions[path] = (st.st_ino, pos)
+                    continue
+                with open(path, "rb") as f:
+                    f.seek(pos)
+                    data = f.read()
+                # only whole lines; keep a partial last line for the next poll
+                cut = data.rfind(b"\n") + 1
+                for ln in data[:cut].decode("utf-8", errors="replace").splitlines():
+                    if ln.strip():
+                        print(format_entry(ln, path.name[:-4]), flush=True)
+                positions[path] = (st.st_ino, pos + cut)
+    except KeyboardInterrupt:
+        return 0
+
+
+# --- cron -------------------------------------------------------------------------------------
+
+
+def cron(cfg: SiteConfig, action: str, user: str | None) -> int:
+    from fionagw.ops import crontab
+
+    user = user or cfg.processing_user or None
+    try:
+        if user and user == pwd.getpwuid(os.geteuid()).pw_name:
+            user = None  # one's own crontab needs no -u (and no privileges)
+    except KeyError:
+        pass
+    who = user or "your"
+    try:
+        ours = crontab.render(cfg.config_file, cfg.site)
+        if action == "show":
+            current = crontab.read_crontab(user)
+            begin, _end = crontab.markers(cfg.site)
+            state = "installed" if begin in current else "not installed"
+            print(f"# {who} crontab: fionagw lines {state}; they would be:")
+            sys.stdout.write(ours)
+            return 0
+        if action == "install":
+            crontab.install(user, ours, cfg.site)
+            n = len(crontab.job_lines(ours))
+            print(f"{PROGRAM}: {n} cron lines installed in {who} crontab (other lines kept); see `crontab -l`")
+            return 0
+        removed = crontab.remove(user, cfg.site)
+        print(f"{PROGRAM}: fionagw cron lines {'removed from' if removed else 'were not in'} {who} crontab")
+        return 0
+    except (crontab.CronError, OSError) as exc:
+        print(f"{PROGRAM}: cron {action}: {exc}", file=sys.stderr)
+        return 1

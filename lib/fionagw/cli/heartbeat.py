@@ -1,0 +1,40 @@
+"""heartbeat [SITE] (cron, every minute): C-ECHO our receiver, restart it if it hangs; end hung cron jobs."""
+
+from __future__ import annotations
+
+import sys
+
+from fionagw.cli.common import add_site, fail_config, load_or_exit, parser
+from fionagw.config import ConfigError, check_datadir, check_user
+from fionagw.ops.heartbeat import run_heartbeat
+from fionagw.ops.jobstate import job_run
+from fionagw.ops.locks import cron_lock
+from fionagw.ops.log import setup_logging
+
+PROGRAM = "heartbeat"
+
+
+def main(argv: list[str]) -> int:
+    p = parser(PROGRAM, "Check that the receiver answers C-ECHO (restart it if not); kill cron jobs "
+                        "that ran longer than their limit (heartbeat.job_limit_s).")
+    add_site(p)
+    p.add_argument("-v", "--verbose", action="store_true", help="print what was found")
+    args = p.parse_args(argv)
+    cfg = load_or_exit(args, PROGRAM)
+    try:
+        check_user(cfg)
+        check_datadir(cfg)
+    except ConfigError as exc:
+        return fail_config(PROGRAM, exc)
+    setup_logging(cfg, PROGRAM)
+    with cron_lock(cfg, PROGRAM), job_run(cfg, PROGRAM) as run:
+        result = run_heartbeat(cfg)
+        run.summary = result.summary()
+        run.ok = result.receiver != "down" and not result.problems
+    if args.verbose or result.receiver in ("restarted", "down") or result.killed_jobs or result.problems:
+        print(f"{PROGRAM}: {result.summary()}")
+    return 0 if run.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
