@@ -12,6 +12,7 @@ import sys
 from fionagw.arrival import detect
 from fionagw.cli.common import add_site, fail_config, load_or_exit, parser
 from fionagw.config import ConfigError, check_datadir, check_user
+from fionagw.ops.jobstate import job_run
 from fionagw.ops.locks import cron_lock
 from fionagw.ops.log import setup_logging
 
@@ -31,8 +32,10 @@ def main(argv: list[str]) -> int:
     except ConfigError as exc:
         return fail_config(PROGRAM, exc)
     setup_logging(cfg, PROGRAM)
-    with cron_lock(cfg, PROGRAM):
+    with cron_lock(cfg, PROGRAM), job_run(cfg, PROGRAM) as run:
         report = detect.run(cfg)
+        run.ok = not report.errors
+        run.summary = f"{len(report.series)} series, {len(report.studies)} studies completed"
     if args.verbose:
         for s in report.series:
             q = f", quarantine {s.quarantine.tgz.name} ({s.quarantine.bytes_out} bytes)" if s.quarantine else ""

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from fionagw.cli.common import add_site, load_or_exit, parser
 from fionagw.config import SiteConfig
+from fionagw.ops.jobstate import job_run
 from fionagw.ops.locks import cron_lock
 from fionagw.ops.log import setup_logging
 from fionagw.tracking.base import Tracker, TrackerError
@@ -29,7 +30,7 @@ def run_job(prog: str, description: str, body: Callable[[SiteConfig, Tracker, ar
     log = setup_logging(cfg, prog)
     from fionagw.tracking.factory import open_tracker
 
-    with cron_lock(cfg, prog):
+    with cron_lock(cfg, prog), job_run(cfg, prog) as run:
         try:
             tracker = open_tracker(cfg)
             try:
@@ -39,11 +40,14 @@ def run_job(prog: str, description: str, body: Callable[[SiteConfig, Tracker, ar
         except EXPECTED as exc:
             log.error("job failed; the next run retries", extra={"error": str(exc)})
             print(f"{prog}: {exc}", file=sys.stderr)
+            run.ok, run.summary = False, str(exc)
             return 1
         except Exception:
             logging.getLogger(f"fionagw.{prog}").exception("job failed unexpectedly")
             print(f"{prog}: unexpected error, see {cfg.paths.logfile(prog)}", file=sys.stderr)
+            run.ok, run.summary = False, "unexpected error (see log)"
             return 1
+        run.summary = summary
     if summary:
         log.info(summary)
         print(f"{prog}: {summary}")
