@@ -1,0 +1,521 @@
+"""De-identification engine: PS3.15 Annex E profile + project rules applied to a Dataset.
+
+``Deidentifier(DeidSettings(...)).deidentify(ds, participant, event)`` changes ``ds`` in
+place (and its file meta), recursively through sequences, and returns it. The object holds
+no per-study state except a UID cache (a pure function of the UID), so one instance per
+worker process is all a parallel run needs; ``deidentify_file`` is the per-file unit.
+
+Actions (see profile.py for how the table resolves to them):
+
+* X remove; Z zero-length value (a sequence becomes empty); K keep (sequence items are still
+  de-identified); U new UID (see below; a U sequence keeps its items, de-identified);
+* D dummy fitting the VR (ANONYMIZED, 0, 19000101, ...); a D sequence keeps its items,
+  de-identified in "clean" mode;
+* C clean: dates and times follow the project's date mode (shift / keep time / clean time);
+  AE titles become a keyed pseudonym (``AE`` + 14 hex digits, stable per project);
+  text (LO, SH, ST, LT, UT, UC, PN) keeps its wording with every identifying value of the
+  object (patient/staff names and their parts, IDs, accession, birth date, addresses,
+  phone numbers, institution) replaced by ``***``; a sequence keeps its items, de-identified
+  in clean mode (free text not in the table is scrubbed the same way); other VRs (overlay
+  and curve data under Clean Graphics) are kept as they are.
+
+Attributes the table does not list are kept, except dates (DA, DT) which follow the date
+mode (shifted, kept, or emptied) and times (TM) cleaned when ``times="clean"``.
+Group lengths are dropped. UIDs under the DICOM root 1.2.840.10008 are never replaced.
+
+Private elements are removed except those in the allow-list (project entries plus, by
+default, the built-in diffusion list), matched by (group, private creator, element offset)
+at the same nesting level, so a block that moved to another element range still matches.
+A creator element stays only while an element of its block stays.
+
+UID schemes: ``keyed`` = HMAC-SHA256(project secret, UID) as ``2.25.<128-bit decimal>`` or
+``<root>.<decimal>`` cut to 64 characters; ``fiona`` = DICOMAnonymizer's
+``hashuid+PROJECTNAME`` (raw value with its NUL pad + project name, SHA-256, nibbles as
+digits 0123456789012345, prefix 1.3.6.1.4.1.45037., 63 characters) for every replaced UID.
+(Upstream uses a root-less variant for 18 minor UID tags; here all replaced UIDs use the
+project form so references between objects stay consistent.)
+
+Dates: ``shift`` = Retain Longitudinal Modified Dates (offset fixed by ``date_shift_days``,
+42 in FIONA mode, else HMAC of the participant ID with the secret, in ``date_shift_range``);
+``keep`` = Retain Full Dates; ``remove`` = basic profile actions (Z/X/D).
+PixelData is never decoded or converted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from pydicom import config, dcmread
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import DataElement, empty_value_for_VR
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+from pydicom.tag import BaseTag
+from pydicom.valuerep import PersonName
+
+from fionagw import __version__
+from fionagw.deid.profile import OPTION_CODES, Profile, validate_options
+from fionagw.deid.release import (
+    INSTITUTION_TAGS,
+    PATIENT_TAGS,
+    STAFF_TAGS,
+    STANDARD_UID_ROOT,
+    Identifiers,
+    collect_identifiers,
+)
+from fionagw.deid.writer import write
+
+FIONA_UID_ROOT = "1.3.6.1.4.1.45037."
+_NIBBLE_DIGITS = str.maketrans("abcdef", "012345")
+
+# (group, private creator, element offset): diffusion values DTI tools read.
+DIFFUSION_PRIVATE: tuple[tuple[int, str, int], ...] = (
+    # Siemens: CSA image/series headers (and their type/version), B_value,
+    # DiffusionDirectionality, DiffusionGradientDirection, B_matrix
+    *((0x0029, "SIEMENS CSA HEADER", e) for e in (0x08, 0x09, 0x10, 0x18, 0x19, 0x20)),
+    *((0x0019, "SIEMENS MR HEADER", e) for e in (0x0C, 0x0D, 0x0E, 0x27)),
+    # GE: b-value (slop_int_6..9), gradient direction (user data 20..22)
+    (0x0043, "GEMS_PARM_01", 0x39),
+    *((0x0019, "GEMS_ACQU_01", e) for e in (0xBB, 0xBC, 0xBD)),
+    # Philips: b-factor and direction label, gradient direction, b-value / gradient numbers
+    (0x2001, "PHILIPS IMAGING DD 001", 0x03), (0x2001, "PHILIPS IMAGING DD 001", 0x04),
+    *((0x2005, "PHILIPS MR IMAGING DD 001", e) for e in (0xB0, 0xB1, 0xB2)),
+    (0x2005, "PHILIPS MR IMAGING DD 005", 0x12), (0x2005, "PHILIPS MR IMAGING DD 005", 0x13),
+)
+
+_IDENT_TAGS = frozenset({0x00080005, 0x00101002}.union(
+    *PATIENT_TAGS.values(), *INSTITUTION_TAGS.values(), *STAFF_TAGS.values()))
+_TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "UC", "PN"})
+_DUMMY: dict[str, object] = {
+    "AE": "ANONYMOUS", "AS": "000Y", "CS": "ANONYMIZED", "DA": "19000101", "DS": "0",
+    "DT": "19000101000000", "IS": "0", "LO": "ANONYMIZED", "LT": "ANONYMIZED",
+    "PN": "ANONYMIZED", "SH": "ANONYMIZED", "ST": "ANONYMIZED", "TM": "000000",
+    "UC": "ANONYMIZED", "UR": "urn:anonymized", "UT": "ANONYMIZED", "FL": 0.0, "FD": 0.0,
+    "SL": 0, "SS": 0, "UL": 0, "US": 0, "SV": 0, "UV": 0, "AT": 0, "OB": b"\0\0",
+    "OW": b"\0\0", "UN": b"\0\0", "OF": b"\0" * 4, "OL": b"\0" * 4, "OD": b"\0" * 8,
+    "OV": b"\0" * 8,
+}
+_DT = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\.\d{1,6})?([+-]\d{4})?$")
+
+
+# --- settings ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DeidSettings:
+    """Per-project de-identification settings.
+
+    options: extra PS3.15 options (retain_patient_characteristics, retain_device_identity,
+    retain_institution_identity, retain_uids, clean_descriptors, clean_structured_content,
+    clean_graphics). The date options follow ``date_mode``; Retain Safe Private follows the
+    private allow-list.
+    """
+
+    project: str
+    secret: bytes | str = b""
+    uid_scheme: str = "keyed"  # keyed | fiona
+    uid_root: str | None = None  # keyed: None -> 2.25
+    date_mode: str = "shift"  # shift | keep | remove
+    date_shift_days: int | None = None  # fixed shift; None -> per-participant keyed offset
+    date_shift_range: tuple[int, int] = (-730, -30)  # days, inclusive
+    times: str = "keep"  # keep | clean
+    options: frozenset[str] = frozenset()
+    private_keep: tuple[tuple[int, str, int], ...] = ()  # (group, creator, element offset)
+    keep_diffusion: bool = True
+    composite: str = "valid"  # valid | minimal (profile.py)
+    sponsor: str | None = None  # (0012,0010); default: project
+    site_id: str | None = None
+    site_name: str | None = None
+
+    @classmethod
+    def fiona(cls, project: str, **changes) -> DeidSettings:
+        """FIONA (DICOMAnonymizer) compatible: hashuid+PROJECTNAME UIDs, dates +42 days."""
+        changes.setdefault("uid_scheme", "fiona")
+        changes.setdefault("date_mode", "shift")
+        changes.setdefault("date_shift_days", 42)
+        return cls(project=project, **changes)
+
+    def with_changes(self, **changes) -> DeidSettings:
+        return replace(self, **changes)
+
+    @property
+    def key(self) -> bytes:
+        return self.secret.encode() if isinstance(self.secret, str) else bytes(self.secret)
+
+    def validate(self) -> None:
+        if self.uid_scheme not in ("keyed", "fiona"):
+            raise ValueError("uid_scheme must be keyed or fiona")
+        if self.date_mode not in ("shift", "keep", "remove"):
+            raise ValueError("date_mode must be shift, keep or remove")
+        if self.times not in ("keep", "clean"):
+            raise ValueError("times must be keep or clean")
+        lo, hi = self.date_shift_range
+        if lo > hi:
+            raise ValueError("date_shift_range must be (low, high)")
+        needs_key = (self.uid_scheme == "keyed" and "retain_uids" not in self.options) or (
+            self.date_mode == "shift" and self.date_shift_days is None)
+        if needs_key and not self.key:
+            raise ValueError("a project secret is required for keyed UIDs or keyed date shifts")
+        if self.uid_root and (not re.fullmatch(r"[0-9]+(\.[0-9]+)*", self.uid_root)
+                              or len(self.uid_root) > 40):
+            raise ValueError("uid_root must be a dotted-digit root of at most 40 characters")
+        if self.options & {"retain_full_dates", "retain_modified_dates", "retain_safe_private"}:
+            raise ValueError("date and safe-private options follow date_mode and private_keep")
+        validate_options(self.options)
+
+    def profile_options(self) -> frozenset[str]:
+        opts = set(self.options)
+        if self.date_mode == "shift":
+            opts.add("retain_modified_dates")
+        elif self.date_mode == "keep":
+            opts.add("retain_full_dates")
+        if self.private_keep or self.keep_diffusion:
+            opts.add("retain_safe_private")
+        return frozenset(opts)
+
+
+# --- UIDs and dates (pure functions) ------------------------------------------------------------
+
+def fiona_uid(uid: str, project: str) -> str:
+    """DICOMAnonymizer's hashuid+PROJECTNAME."""
+    raw = uid.encode("ascii")
+    if len(raw) % 2:
+        raw += b"\0"  # the element's pad byte is part of the hashed value upstream
+    digest = hashlib.sha256(raw + project.encode("utf-8")).hexdigest()
+    return (FIONA_UID_ROOT + digest.translate(_NIBBLE_DIGITS))[:63]
+
+
+def keyed_uid(uid: str, key: bytes, root: str | None = None) -> str:
+    digest = hmac.new(key, uid.encode("ascii", "replace"), hashlib.sha256).digest()
+    if not root:
+        return f"2.25.{int.from_bytes(digest[:16], 'big')}"
+    return f"{root.rstrip('.')}.{int.from_bytes(digest, 'big')}"[:64]
+
+
+def keyed_date_offset(participant: str, key: bytes, low: int, high: int) -> int:
+    digest = hmac.new(key, b"date-shift\0" + participant.encode("utf-8"), hashlib.sha256).digest()
+    return low + int.from_bytes(digest[:8], "big") % (high - low + 1)
+
+
+def shift_da(value: str, days: int) -> str:
+    """Shift one DA value (or a DA range A-B); unparseable -> ''."""
+    if "-" in value:
+        return "-".join(shift_da(v, days) if v else "" for v in value.split("-", 1))
+    text = value.strip().replace(".", "")
+    try:
+        day = dt.date(int(text[:4]), int(text[4:6]), int(text[6:8])) if len(text) == 8 else None
+    except ValueError:
+        day = None
+    if day is None:
+        return ""
+    try:
+        return (day + dt.timedelta(days=days)).strftime("%Y%m%d")
+    except OverflowError:
+        return ""
+
+
+def clean_tm(value: str) -> str:
+    return re.sub(r"\d", "0", value)
+
+
+def shift_dt(value: str, days: int, clean_time: bool = False) -> str:
+    """Shift one DT value keeping its precision, fraction and UTC offset; unparseable -> ''."""
+    m = _DT.match(value.strip())
+    if not m:
+        return ""
+    year, month, day, *rest = m.groups()
+    try:
+        base = dt.date(int(year), int(month or 1), int(day or 1)) + dt.timedelta(days=days)
+    except (ValueError, OverflowError):
+        return ""
+    text = f"{base.year:04d}"
+    if month:
+        text += f"{base.month:02d}"
+    if day:
+        text += f"{base.day:02d}"
+    time = "".join(r for r in rest[:4] if r)
+    offset = rest[4] or ""
+    return text + (clean_tm(time) if clean_time else time) + offset
+
+
+# --- engine ---------------------------------------------------------------------------------
+
+def _put(ds: Dataset, tag: int, vr: str, value) -> None:
+    """Replace an element by a new one (never mutate: the caller's snapshot keeps the old)."""
+    key = BaseTag(tag)
+    ds._dict[key] = DataElement(key, vr, value, validation_mode=config.IGNORE)
+
+
+def _vr_of(elem) -> str:
+    vr = elem.VR
+    if vr is None:
+        try:
+            vr = dictionary_VR(elem.tag)
+        except KeyError:
+            return "UN"
+    return vr
+
+
+class _Ctx:
+    """Per-object state: the date offset and, on first use, the object's identifiers
+    (collected from a snapshot of the original identity elements, for Clean)."""
+
+    def __init__(self, days: int | None, ds: Dataset) -> None:
+        self.days = days
+        self._snapshot = Dataset({t: ds._dict[t] for t in _IDENT_TAGS if t in ds._dict})
+        self._ids: Identifiers | None = None
+
+    @property
+    def ids(self) -> Identifiers:
+        if self._ids is None:
+            self._ids = collect_identifiers(self._snapshot, retain_uids=True)
+        return self._ids
+
+
+class Deidentifier:
+    def __init__(self, settings: DeidSettings) -> None:
+        settings.validate()
+        self.settings = settings
+        self.profile = Profile(settings.profile_options(), settings.composite)
+        self.uid_map: dict[str, str] = {}
+        allow = set(settings.private_keep)
+        if settings.keep_diffusion:
+            allow |= set(DIFFUSION_PRIVATE)
+        self.private_allow = frozenset((g, c.strip().upper(), e) for g, c, e in allow)
+        self._retain_uids = "retain_uids" in settings.options
+        opts = self.profile.options
+        short = "Retain Longitudinal Temporal Information"
+        self._method = ([f"fionagw {__version__}", f"PS3.15 Table E.1-1 {self.profile.edition[:4]}",
+                         "Basic Profile"]
+                        + [OPTION_CODES[o][1].replace(short, "Retain Longitudinal")[:64]
+                           for o in sorted(opts)]
+                        + [f"UIDs {settings.uid_scheme}", f"dates {settings.date_mode}"])
+
+    # --- values -----------------------------------------------------------------------------
+
+    def uid(self, value: str) -> str:
+        """The replacement of one UID (stable for the project, across files and runs)."""
+        value = value.strip().rstrip("\0")
+        if not value or value.startswith(STANDARD_UID_ROOT):
+            return value
+        new = self.uid_map.get(value)
+        if new is None:
+            if self.settings.uid_scheme == "fiona":
+                new = fiona_uid(value, self.settings.project)
+            else:
+                new = keyed_uid(value, self.settings.key, self.settings.uid_root)
+            self.uid_map[value] = new
+        return new
+
+    def date_offset(self, participant: str) -> int | None:
+        """Days added to every date of ``participant`` (None unless date_mode is shift)."""
+        s = self.settings
+        if s.date_mode != "shift":
+            return None
+        if s.date_shift_days is not None:
+            return s.date_shift_days
+        return keyed_date_offset(participant, s.key, *s.date_shift_range)
+
+    def _ae(self, value: str) -> str:
+        key = self.settings.key or self.settings.project.encode()
+        return "AE" + hmac.new(key, b"ae\0" + value.encode(), hashlib.sha256).hexdigest()[:14]
+
+    # --- dataset ------------------------------------------------------------------------------
+
+    def deidentify(self, ds: Dataset, participant: str, event: str | None = None) -> Dataset:
+        ctx = _Ctx(self.date_offset(participant), ds)
+        had_reason = 0x00401002 in ds._dict
+        self._walk(ds, ctx, clean=False)
+        self._stamp(ds, participant, event, had_reason)
+        return ds
+
+    def deidentify_file(self, src: Path | str, dst: Path | str, participant: str,
+                        event: str | None = None) -> Path:
+        """Read ``src``, de-identify, write to ``dst`` (a directory -> <SOPInstanceUID>.dcm)."""
+        ds = dcmread(src)
+        self.deidentify(ds, participant, event)
+        out = Path(dst)
+        if out.is_dir():
+            out = out / f"{ds.SOPInstanceUID}.dcm"
+        return write(ds, out)
+
+    def _walk(self, ds: Dataset, ctx: _Ctx, clean: bool) -> None:
+        elems = ds._dict
+        action_of = self.profile.action
+        has_private = False
+        for tag in list(elems):
+            group = tag >> 16
+            if group & 1:
+                has_private = True
+                continue
+            if tag & 0xFFFF == 0:
+                del elems[tag]
+                continue
+            action = action_of(tag)
+            if action == "X":
+                del elems[tag]
+            elif action is None:
+                vr = _vr_of(elems[tag])
+                if vr == "SQ":
+                    self._items(ds[tag].value, ctx, clean)
+                elif vr in ("DA", "DT", "TM"):
+                    self._date(ds, tag, vr, ctx, unlisted=True)
+                elif clean and vr in _TEXT_VRS:
+                    self._scrub(ds, tag, ctx)
+            elif action == "K":
+                if _vr_of(elems[tag]) == "SQ":
+                    self._items(ds[tag].value, ctx, clean)
+            else:
+                self._apply(ds, tag, action, ctx)
+        if has_private:
+            self._private(ds, ctx, clean)
+
+    def _items(self, items: Sequence | None, ctx: _Ctx, clean: bool) -> None:
+        for item in items or ():
+            self._walk(item, ctx, clean)
+
+    def _apply(self, ds: Dataset, tag: int, action: str, ctx: _Ctx) -> None:
+        raw = ds._dict[tag]
+        vr = _vr_of(raw).split(" or ")[0]
+        if vr == "SQ":
+            if action == "Z":
+                _put(ds, tag, "SQ", Sequence())
+            else:  # D, C: items kept, cleaned; U: items kept (their UIDs replaced)
+                self._items(ds[tag].value, ctx, clean=action != "U")
+            return
+        if action == "Z":
+            _put(ds, tag, vr, empty_value_for_VR(vr))
+        elif action == "U" or (action == "D" and vr == "UI"):
+            if not self._retain_uids:
+                new = [self.uid(v) for v in _ascii_values(raw)]
+                _put(ds, tag, "UI", new[0] if len(new) == 1 else new)
+        elif action == "D":
+            _put(ds, tag, vr, _DUMMY.get(vr, b"\0\0"))
+        elif action == "C":
+            if vr in ("DA", "DT", "TM"):
+                self._date(ds, tag, vr, ctx, unlisted=False)
+            elif vr == "AE":
+                new = [self._ae(v) for v in _ascii_values(raw)]
+                _put(ds, tag, "AE", (new[0] if len(new) == 1 else new) if new else "")
+            elif vr in _TEXT_VRS:
+                self._scrub(ds, tag, ctx)
+            # other VRs (overlay/curve data under Clean Graphics) stay as they are
+
+    def _date(self, ds: Dataset, tag: int, vr: str, ctx: _Ctx, unlisted: bool) -> None:
+        s = self.settings
+        if s.date_mode == "keep" or (vr == "TM" and s.times == "keep"):
+            return
+        if s.date_mode == "remove" and vr != "TM":
+            if unlisted:  # listed dates in remove mode get their table action, not C
+                _put(ds, tag, vr, "")
+            return
+        clean_time = s.times == "clean"
+        values = _ascii_values(ds._dict[tag])
+        if vr == "TM":
+            new = [clean_tm(v) for v in values]
+        elif vr == "DA":
+            new = [shift_da(v, ctx.days or 0) for v in values]
+        else:
+            new = [shift_dt(v, ctx.days or 0, clean_time) for v in values]
+        _put(ds, tag, vr, (new[0] if len(new) == 1 else new) if new else "")
+
+    def _scrub(self, ds: Dataset, tag: int, ctx: _Ctx) -> None:
+        elem = ds[tag]
+        values = _values(elem.value)
+        if not values:
+            return
+        ids = ctx.ids
+        new = [ids.scrub(str(v)) for v in values]
+        _put(ds, tag, elem.VR, new[0] if len(new) == 1 else new)
+
+    def _private(self, ds: Dataset, ctx: _Ctx, clean: bool) -> None:
+        elems = ds._dict
+        creators: dict[tuple[int, int], str] = {}
+        for tag in elems:
+            group, element = tag >> 16, tag & 0xFFFF
+            if group & 1 and 0x10 <= element <= 0xFF:
+                value = ds[tag].value
+                if isinstance(value, bytes):
+                    value = value.decode("latin-1")
+                creators[(group, element)] = str(value).strip().rstrip("\0").upper()
+        used: set[tuple[int, int]] = set()
+        for tag in list(elems):
+            group, element = tag >> 16, tag & 0xFFFF
+            if not group & 1 or 0x10 <= element <= 0xFF:
+                continue
+            block = (group, element >> 8)
+            creator = creators.get(block) if element > 0xFF else None
+            if creator is not None and (group, creator, element & 0xFF) in self.private_allow:
+                used.add(block)
+                if _vr_of(elems[tag]) == "SQ":
+                    self._items(ds[tag].value, ctx, clean)
+            else:
+                del elems[tag]
+        for group, element in creators:
+            if (group, element) not in used:
+                del elems[(group << 16) | element]
+
+    def _stamp(self, ds: Dataset, participant: str, event: str | None,
+               had_reason: bool) -> None:
+        s = self.settings
+        put = _put
+        put(ds, 0x00100010, "PN", participant)
+        put(ds, 0x00100020, "LO", participant)
+        put(ds, 0x00120062, "CS", "YES")
+        put(ds, 0x00120063, "LO", self._method)
+        put(ds, 0x00120064, "SQ", Sequence([_code_item(v, m) for v, m in self.profile.codes()]))
+        put(ds, 0x00280303, "CS", {"shift": "MODIFIED", "keep": "UNMODIFIED",
+                                   "remove": "REMOVED"}[s.date_mode])
+        put(ds, 0x00120010, "LO", (s.sponsor or s.project)[:64])
+        put(ds, 0x00120020, "LO", s.project[:64])
+        put(ds, 0x00120021, "LO", s.project[:64])
+        put(ds, 0x00120040, "LO", participant)
+        if s.site_id is not None:
+            put(ds, 0x00120030, "LO", s.site_id)
+        if s.site_name is not None:
+            put(ds, 0x00120031, "LO", s.site_name)
+        if event:
+            text = f"EventName:{event}"[:64]
+            put(ds, 0x00120050, "LO", event[:64])
+            put(ds, 0x00120051, "ST", event)
+            put(ds, 0x00080090, "PN", text)
+            put(ds, 0x00402001, "LO", text)  # created if missing (FIONA)
+            if had_reason:  # replaced only if present in the input (FIONA)
+                put(ds, 0x00401002, "LO", text)
+        meta = getattr(ds, "file_meta", None)
+        if meta is not None:
+            if 0x00080018 in ds._dict:
+                meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+            for tag in (0x00020016, 0x00020017, 0x00020018, 0x00020100, 0x00020102):
+                if tag in meta:  # AE titles and private information of the sender
+                    del meta[tag]
+
+
+def _code_item(value: str, meaning: str) -> Dataset:
+    item = Dataset()
+    _put(item, 0x00080100, "SH", value)
+    _put(item, 0x00080102, "SH", "DCM")
+    _put(item, 0x00080104, "LO", meaning)
+    return item
+
+
+def _values(value) -> list:
+    if value is None or value == "":
+        return []
+    if isinstance(value, str | bytes | PersonName) or not isinstance(value, Iterable):
+        return [value]
+    return list(value)
+
+
+def _ascii_values(elem) -> list[str]:
+    """The values of an ASCII-only element (UI, DA, DT, TM, AE), raw or converted."""
+    value = elem.value
+    if isinstance(value, bytes | bytearray):
+        text = bytes(value).decode("ascii", "replace").strip("\0 ")
+        return [v.strip("\0 ") for v in text.split("\\")] if text else []
+    return [str(v).strip() for v in _values(value)]
