@@ -2,7 +2,10 @@
 (a) dcmtk storescp writing to disk, and (b) our SCP + processSingleFile, until the last
 image is classified in raw/. Prints images/s for both, the ratio, and each daemon's peak RSS.
 
-    bench/ingest [--images 4000] [--studies 4] [--senders 1] [--keep]
+    bench/ingest [--images 4000] [--studies 4] [--senders 1] [--no-fsync] [--keep]
+
+--no-fsync runs our SCP with durable=False (through serve_scp directly: there is no
+production switch for that) to show what the fsyncs cost.
 """
 
 from __future__ import annotations
@@ -73,6 +76,15 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
 def send(port: int, dirs: list[Path], senders: int) -> list[subprocess.Popen]:
     groups = [dirs[i::senders] for i in range(senders)]
     return [
@@ -120,13 +132,28 @@ def bench_storescp(dirs: list[Path], expected: int, work: Path, senders: int) ->
         for p in procs:
             p.wait()
         rss = peak_rss_mb(proc.pid)
+        cpu = cpu_seconds(proc.pid)
     finally:
         proc.terminate()
         proc.wait()
-    return {"seconds": t1 - t0, "images_per_s": expected / (t1 - t0), "peak_rss_mb": {"storescp": rss}}
+    return {"seconds": t1 - t0, "images_per_s": expected / (t1 - t0), "peak_rss_mb": {"storescp": rss},
+            "cpu_ms_per_image": {"storescp": 1000 * cpu / expected}}
 
 
-def bench_fionagw(dirs: list[Path], expected: int, work: Path, senders: int) -> dict:
+# Our SCP without fsync, for --no-fsync only: serve_scp(durable=False) until SIGTERM.
+_NO_FSYNC_SCP = """
+import signal, sys, threading
+sys.path.insert(0, sys.argv[1])
+from fionagw.config import load_config
+from fionagw.receive.scp import serve_scp
+stop = threading.Event()
+signal.signal(signal.SIGTERM, lambda *_: stop.set())
+serve_scp(load_config(sys.argv[2]), stop, lambda: None, durable=False)
+"""
+
+
+def bench_fionagw(dirs: list[Path], expected: int, work: Path, senders: int,
+                  durable: bool = True) -> dict:
     port = free_port()
     cfg = work / "config.json"
     cfg.write_text(json.dumps({
@@ -135,10 +162,13 @@ def bench_fionagw(dirs: list[Path], expected: int, work: Path, senders: int) -> 
         "logging": {"level": "INFO"},
     }))
     py = sys.executable
+    commands = {name: [py, str(ROOT / "bin" / name), "--config", str(cfg), "foreground"]
+                for name in ("processSingleFile", "storectl")}
+    if not durable:
+        commands["storectl"] = [py, "-c", _NO_FSYNC_SCP, str(ROOT / "lib"), str(cfg)]
     procs = {
-        name: subprocess.Popen([py, str(ROOT / "bin" / name), "--config", str(cfg), "foreground"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for name in ("processSingleFile", "storectl")
+        name: subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for name, command in commands.items()
     }
     raw = work / "data" / "site" / "raw"
     try:
@@ -153,13 +183,15 @@ def bench_fionagw(dirs: list[Path], expected: int, work: Path, senders: int) -> 
         for p in senders_p:
             p.wait()
         rss = {name: peak_rss_mb(p.pid) for name, p in procs.items()}
+        cpu = {name: 1000 * cpu_seconds(p.pid) / expected for name, p in procs.items()}
     finally:
         for p in procs.values():
             p.terminate()
         for p in procs.values():
             p.wait()
     return {"seconds": t1 - t0, "images_per_s": expected / (t1 - t0),
-            "archived_images_per_s": expected / (t_arch - t0), "peak_rss_mb": rss}
+            "archived_images_per_s": expected / (t_arch - t0), "peak_rss_mb": rss,
+            "cpu_ms_per_image": cpu}
 
 
 def main() -> int:
@@ -168,6 +200,8 @@ def main() -> int:
     ap.add_argument("--studies", type=int, default=4)
     ap.add_argument("--senders", type=int, default=1, help="parallel storescu processes (studies split among them)")
     ap.add_argument("--corpus", type=Path, default=Path(tempfile.gettempdir()) / "fionagw-bench-corpus")
+    ap.add_argument("--no-fsync", action="store_true",
+                    help="our SCP without fsync (not durable; to measure what durability costs)")
     ap.add_argument("--keep", action="store_true", help="keep the received data")
     args = ap.parse_args()
     if not shutil.which("storescu") or not shutil.which("storescp"):
@@ -181,17 +215,22 @@ def main() -> int:
     try:
         ref = bench_storescp(dirs, expected, work, args.senders)
         print(f"(a) dcmtk storescp          {ref['images_per_s']:8.1f} images/s  ({ref['seconds']:.2f} s)"
-              f"  peak RSS {ref['peak_rss_mb']['storescp']:.0f} MB")
-        ours = bench_fionagw(dirs, expected, work, args.senders)
+              f"  peak RSS {ref['peak_rss_mb']['storescp']:.0f} MB"
+              f"  CPU {ref['cpu_ms_per_image']['storescp']:.2f} ms/image")
+        ours = bench_fionagw(dirs, expected, work, args.senders, durable=not args.no_fsync)
         rss = ", ".join(f"{k} {v:.0f} MB" for k, v in ours["peak_rss_mb"].items())
-        print(f"(b) fionagw SCP + classify  {ours['images_per_s']:8.1f} images/s  ({ours['seconds']:.2f} s)"
+        label = "(b) fionagw SCP + classify" + (" NO FSYNC" if args.no_fsync else "")
+        print(f"{label:27s} {ours['images_per_s']:8.1f} images/s  ({ours['seconds']:.2f} s)"
               f"  archived at {ours['archived_images_per_s']:.1f}/s  peak RSS {rss}")
+        cpu = ", ".join(f"{k} {v:.2f}" for k, v in ours["cpu_ms_per_image"].items())
+        print(f"    CPU ms/image: {cpu}")
         ratio = ours["images_per_s"] / ref["images_per_s"]
         print(f"ratio (b)/(a): {ratio:.2f}  (goal >= 0.70; peak RSS goal < 150 MB per daemon)")
         results = ROOT / "bench" / "results"
         results.mkdir(exist_ok=True)
         out = results / f"ingest-{time.strftime('%Y%m%dT%H%M%S')}.json"
-        out.write_text(json.dumps({"images": expected, "senders": args.senders, "storescp": ref,
+        out.write_text(json.dumps({"images": expected, "senders": args.senders,
+                                   "durable": not args.no_fsync, "storescp": ref,
                                    "fionagw": ours, "ratio": ratio}, indent=2))
         print(f"results: {out}")
     finally:

@@ -125,12 +125,13 @@ def test_disk_full_answers_out_of_resources(site_config: Path) -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
 
-    proc = subprocess.Popen([str(BIN / "storectl"), "--config", str(site_config), "foreground"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            preexec_fn=limit)
+    errors = site_config.parent / "storectl.stderr"
+    with open(errors, "wb") as err:
+        proc = subprocess.Popen([str(BIN / "storectl"), "--config", str(site_config), "foreground"],
+                                stdout=subprocess.PIPE, stderr=err, text=True, preexec_fn=limit)
     try:
         assert proc.stdout is not None
-        assert "listening" in proc.stdout.readline()
+        assert "listening" in proc.stdout.readline(), errors.read_text()[-2000:]
         big = storescu(cfg.dicom_port, pydicom_test_file("examples_ybr_color.dcm"),
                        extra=("-R", "-xy", "-v"))  # 224 KiB
         assert big.returncode != 0
@@ -214,8 +215,11 @@ def test_fifo_path_that_is_a_regular_file_is_left_alone(tmp_path: Path) -> None:
 
 # --- shutdown ----------------------------------------------------------------------------
 
-def test_stop_during_a_transfer_leaves_only_complete_files(site_config: Path,
-                                                           tmp_path: Path) -> None:
+def test_stop_during_a_transfer_leaves_only_complete_files(site_config: Path, tmp_path: Path,
+                                                           monkeypatch) -> None:
+    from fionagw.receive import scp as scp_module
+
+    monkeypatch.setattr(scp_module, "SHUTDOWN_GRACE_S", 0.2)  # 600 images take ~1 s now
     series = make_series(tmp_path / "series", 600)
     with running_scp(site_config) as cfg:
         proc = subprocess.Popen(["storescu", "-aec", "FIONA", "+sd", "127.0.0.1",
@@ -260,10 +264,16 @@ def test_archive_on_another_filesystem_is_copied_durably(scp: SiteConfig, monkey
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]
 
 
-def test_pynetdicom_switches_restored_after_stop(site_config: Path) -> None:
-    from pynetdicom import _config
+def test_pynetdicom_process_settings_untouched(site_config: Path) -> None:
+    """The SCP uses pynetdicom's PDU and negotiation pieces only: other pynetdicom users in
+    the process (tests, `fiona run`, the DICOM sender) keep their settings."""
+    from pynetdicom import _config, dimse_messages
 
-    before = (_config.UNRESTRICTED_STORAGE_SERVICE, _config.STORE_RECV_CHUNKED_DATASET)
+    def snapshot() -> tuple:
+        return (_config.UNRESTRICTED_STORAGE_SERVICE, _config.STORE_RECV_CHUNKED_DATASET,
+                dimse_messages.NamedTemporaryFile)
+
+    before = snapshot()
     with running_scp(site_config):
-        assert _config.UNRESTRICTED_STORAGE_SERVICE and _config.STORE_RECV_CHUNKED_DATASET
-    assert (_config.UNRESTRICTED_STORAGE_SERVICE, _config.STORE_RECV_CHUNKED_DATASET) == before
+        assert snapshot() == before
+    assert snapshot() == before

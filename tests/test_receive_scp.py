@@ -29,7 +29,8 @@ from fionagw.ops.log import JsonLinesFormatter, read_log
 from fionagw.paths import MAX_UID_COMPONENT, safe_uid
 from fionagw.receive import store
 from fionagw.receive.modality import SOP_CLASS_PREFIX, UNKNOWN, modality_prefix
-from fionagw.receive.scp import encode_response, serve_scp
+from fionagw.receive.scp import serve_scp
+from fionagw.receive.wire import encode_response
 
 # pydicom's bundled files, with the storescu option that proposes each file's own
 # transfer syntax (so compressed data travels as it is, not decompressed).

@@ -1,22 +1,22 @@
-"""The C-STORE / C-ECHO SCP of a site (what storectl runs), built on pynetdicom.
+"""The C-STORE / C-ECHO SCP of a site (what storectl runs).
 
-* Accepts every storage SOP Class, private ones included, in the transfer syntax the
-  sender proposes first (pynetdicom's unrestricted storage service), and keeps the bytes
-  exactly as received: file meta + the dataset in the negotiated transfer syntax, no
-  transcoding (FIONA's storescp converted to explicit little endian; we do not).
-* Streams each dataset into ``site/temp`` while it arrives (pynetdicom's chunked receive:
-  memory stays flat for multi-GB objects), then commits it durably into
+* A threaded TCP server of its own: one thread per association, TCP_NODELAY on every
+  connection, optional TLS (client certificates required when ``tls_ca`` is set),
+  optional calling-AE and IP/network allow-lists (rejected associations are logged).
+* Association establishment with pynetdicom's pieces (:mod:`fionagw.receive.wire`):
+  every storage SOP Class, private ones included, is accepted in the transfer syntax the
+  sender proposes first, so the bytes are kept exactly as received: file meta + the
+  dataset in the negotiated transfer syntax, no transcoding (FIONA's storescp converted
+  to explicit little endian; we do not). Any called AE title is accepted, like FIONA's
+  storescp.
+* The data phase is a plain blocking loop over the socket: P-DATA-TF fragments of a
+  C-STORE data set go into a buffer (flushed to ``site/temp`` every MiB, so memory stays
+  flat for multi-GB objects); on the last fragment the object is committed durably into
   ``site/archive/scp_<Study>/<MOD>.<SOP>`` (:mod:`fionagw.receive.store`) BEFORE the
-  Success status goes out; touches the study job and writes the FIFO line
-  (:mod:`fionagw.receive.notify`).
-* Optional calling-AE and IP/network allow-lists (rejected associations are logged),
-  optional TLS (client certificates required when ``tls_ca`` is set), TCP_NODELAY on
-  every connection.
-
-pynetdicom's switches for the unrestricted storage service and the chunked receive are
-process-wide (``pynetdicom._config``); :func:`serve_scp` turns them on. The temp files of
-the chunked receive go to the site's temp folder (same filesystem as the archive, so the
-final rename is atomic) through a small hook that only affects our own AE.
+  Success status goes out; then the study job is touched and the FIFO line written
+  (:mod:`fionagw.receive.notify`). Write errors answer failure statuses (0xA700 for a
+  full disk), a broken protocol an A-ABORT; a silent peer is aborted after
+  ``receiver.network_timeout`` seconds.
 """
 
 from __future__ import annotations
@@ -27,164 +27,31 @@ import os
 import socket
 import ssl
 import struct
-import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydicom.dataset import Dataset
-from pynetdicom import AE, _config, evt
-from pynetdicom import dimse_messages as _dimse_messages
-from pynetdicom.dimse_primitives import C_ECHO, C_STORE
-from pynetdicom.pdu_primitives import P_DATA
-from pynetdicom.sop_class import Verification
-
 from fionagw.config import ConfigError, SiteConfig
-from fionagw.receive import store
+from fionagw.receive import store, wire
 from fionagw.receive.notify import Notifier
 
 LOG = logging.getLogger("fionagw.receive.scp")
-TEMP_PREFIX = ".scp-"
 SHUTDOWN_GRACE_S = 3.0  # let associations end on their own before aborting them
+ACSE_TIMEOUT_S = 30.0  # for the A-ASSOCIATE-RQ after the connection is made
+MAX_ASSOCIATIONS = 32
+MAX_CONNECTIONS = 4 * MAX_ASSOCIATIONS  # open sockets, associated or not (one thread each)
+MAX_REQUEST_PDU = 1 << 20  # a larger A-ASSOCIATE-RQ is not a real one
+MAX_COMMAND_SET = 1 << 16
+FLUSH_BYTES = 1 << 20  # a data set up to this size is kept in memory until complete
+READ_BUFFER = 256 * 1024
+READ_CHUNK = 1 << 20  # data set fragments are read in pieces of at most this size
+_PDV = struct.Struct(">IBB")
 
 
-@dataclass
-class _AssocState:
-    calling: str
-    called: str
-    ip: str
-    port: int
-    started: float = field(default_factory=time.monotonic)
-    stored: int = 0
-    failed: int = 0
-    bytes: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    closing: bool = False
-
-
-# --- chunked receive into the site's temp folder ------------------------------------
-
-_ORIGINAL_NTF = tempfile.NamedTemporaryFile
-
-
-class ReceiveFile:
-    """The file pynetdicom streams a C-STORE dataset into, in the site's temp folder.
-
-    A write error (disk full, quota, the folder gone) is remembered instead of raised:
-    raised, it would abort the association from pynetdicom's DUL thread; remembered,
-    the rest of the dataset is discarded and the SCP answers a proper failure status
-    (0xA700 for no space) when the request is complete. pynetdicom uses ``write``,
-    ``file.flush``, ``name`` and ``close``.
-    """
-
-    def __init__(self, tempdir: str) -> None:
-        self.error: OSError | None = None
-        self.file = self
-        self._f: Any = None
-        try:
-            self._f = _ORIGINAL_NTF(delete=False, mode="wb", suffix=".dcm", prefix=TEMP_PREFIX,
-                                    dir=tempdir)
-            self.name = self._f.name
-        except OSError as exc:
-            self.error = exc
-            self.name = os.path.join(tempdir, f"{TEMP_PREFIX}failed-{os.getpid()}-{id(self)}")
-
-    def _fail(self, exc: OSError) -> None:
-        if self.error is None:
-            self.error = exc
-        f, self._f = self._f, None
-        if f is not None:
-            try:
-                f.close()
-            except OSError:
-                pass
-            try:
-                os.unlink(self.name)  # free the space at once
-            except OSError:
-                pass
-
-    def write(self, data: bytes) -> int:
-        if self._f is not None:
-            try:
-                self._f.write(data)
-            except OSError as exc:
-                self._fail(exc)
-        return len(data)
-
-    def flush(self) -> None:
-        if self._f is not None:
-            try:
-                self._f.flush()
-            except OSError as exc:
-                self._fail(exc)
-
-    def close(self) -> None:
-        f, self._f = self._f, None
-        if f is not None:
-            try:
-                f.close()
-            except OSError as exc:
-                if self.error is None:
-                    self.error = exc
-
-
-def _site_named_temporary_file(*args: Any, **kwargs: Any) -> Any:
-    """pynetdicom's NamedTemporaryFile, as a :class:`ReceiveFile` for our AE.
-
-    pynetdicom opens the file in its DUL thread, whose ``assoc.ae`` is the AE; an AE
-    without ``fionagw_tempdir`` (any other pynetdicom user in the process) keeps the
-    default behaviour.
-    """
-    thread = threading.current_thread()
-    ae = getattr(getattr(thread, "assoc", None), "ae", None)
-    tempdir = getattr(ae, "fionagw_tempdir", None)
-    if tempdir is None:
-        return _ORIGINAL_NTF(*args, **kwargs)
-    return ReceiveFile(tempdir)
-
-
-_settings_lock = threading.Lock()
-_settings_users = 0
-_saved_settings: tuple[bool, bool] = (False, False)
-
-
-def _install_pynetdicom_settings() -> None:
-    """Turn on pynetdicom's process-wide switches while at least one SCP runs."""
-    global _settings_users, _saved_settings
-    with _settings_lock:
-        if _settings_users == 0:
-            _saved_settings = (_config.UNRESTRICTED_STORAGE_SERVICE,
-                               _config.STORE_RECV_CHUNKED_DATASET)
-            _config.UNRESTRICTED_STORAGE_SERVICE = True
-            _config.STORE_RECV_CHUNKED_DATASET = True
-            _dimse_messages.NamedTemporaryFile = _site_named_temporary_file  # type: ignore[assignment]
-        _settings_users += 1
-
-
-def _restore_pynetdicom_settings() -> None:
-    """Give other pynetdicom users in the process their defaults back (tests, `fiona run`)."""
-    global _settings_users
-    with _settings_lock:
-        _settings_users -= 1
-        if _settings_users == 0:
-            _config.UNRESTRICTED_STORAGE_SERVICE, _config.STORE_RECV_CHUNKED_DATASET = _saved_settings
-            _dimse_messages.NamedTemporaryFile = _ORIGINAL_NTF  # type: ignore[assignment]
-
-
-def _clean_stale_temp(tempdir: Path) -> None:
-    """Partial datasets left by a crash (never answered Success, so the sender resends)."""
-    try:
-        for entry in os.scandir(tempdir):
-            if entry.name.startswith(TEMP_PREFIX):
-                try:
-                    os.unlink(entry.path)
-                except OSError:
-                    pass
-    except OSError:
-        pass
+class _PeerGone(Exception):
+    """The connection ended (EOF, reset, shut down)."""
 
 
 def _tls_context(cfg: SiteConfig) -> ssl.SSLContext | None:
@@ -203,69 +70,395 @@ def _tls_context(cfg: SiteConfig) -> ssl.SSLContext | None:
     return ctx
 
 
-def _failure(status: int, comment: str) -> Dataset:
-    rsp = Dataset()
-    rsp.Status = status
-    rsp.ErrorComment = comment[:64]
-    return rsp
+def _shutdown_socket(sock: socket.socket) -> None:
+    """Wake a thread blocked reading ``sock`` (plain or TLS) without touching its TLS state."""
+    try:
+        fd = sock.fileno()
+        if fd < 0:
+            return
+        with socket.socket(fileno=os.dup(fd)) as dup:
+            dup.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
 
 
-# --- fast C-STORE/C-ECHO responses ----------------------------------------------------
-# pynetdicom builds every response through pydicom Datasets with value validation
-# (~1 ms of CPU per response, a third of its per-image cost). A response command set is
-# seven fixed elements in implicit VR little endian (PS3.7 9.3.1.2, 9.3.5.2), so it is
-# encoded here directly and handed to the DUL as one P-DATA primitive. Installed per
-# association; anything else (and a peer with a tiny maximum PDU) takes pynetdicom's path.
+class _Sink:
+    """One C-STORE data set on its way to a temp file in ``site/temp``.
 
-_RSP_FIELDS = {C_STORE: 0x8001, C_ECHO: 0x8030}
+    The bytes (file meta first) collect in memory and go to the file in pieces of
+    :data:`FLUSH_BYTES`: an ordinary image is written with one system call when it is
+    complete, a huge object never sits in memory. The start of the file is kept for the
+    identifier scan. A write error (disk full, quota, the folder gone) is remembered, the
+    rest of the data set is discarded, and the SCP answers a failure status once the
+    request is complete.
+    """
+
+    __slots__ = ("path", "buf", "head", "fd", "error")
+
+    def __init__(self, tempdir: str, meta: bytes) -> None:
+        self.path = os.path.join(tempdir, store.temp_name())
+        self.buf = bytearray(meta)
+        self.head: bytes | None = None
+        self.fd = -1
+        self.error: OSError | None = None
+
+    def write(self, data: bytes) -> None:
+        if self.error is None:
+            self.buf += data
+            if len(self.buf) >= FLUSH_BYTES:
+                self._flush()
+
+    def _flush(self) -> None:
+        if self.head is None:
+            self.head = bytes(memoryview(self.buf)[:store.HEAD_BYTES])
+        try:
+            if self.fd < 0:
+                self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                                  0o600)
+            with memoryview(self.buf) as view:
+                while view:
+                    view = view[os.write(self.fd, view):]
+        except OSError as exc:
+            self.fail(exc)
+        self.buf = bytearray()
+
+    def finish(self) -> bytes | None:
+        """Write what is left; the start of the file (None after a write error)."""
+        if self.error is None:
+            self._flush()
+        return self.head
+
+    def fail(self, exc: OSError) -> None:
+        if self.error is None:
+            self.error = exc
+        self.discard()
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            try:
+                os.close(self.fd)
+            except OSError as exc:
+                if self.error is None:
+                    self.error = exc
+            self.fd = -1
+
+    def discard(self) -> None:
+        """Drop the data; close and remove the temp file (frees the space at once)."""
+        self.close()
+        self.buf = bytearray()
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
 
 
-def _ui(element: int, value: str) -> bytes:
-    raw = value.encode("ascii", "replace")
-    if len(raw) % 2:
-        raw += b"\0"
-    return struct.pack("<HHI", 0x0000, element, len(raw)) + raw
+class _Association:
+    """One connection: association negotiation, then the data phase, in its own thread."""
 
+    def __init__(self, scp: StoreSCP, sock: socket.socket, address: tuple) -> None:
+        self.scp = scp
+        self.sock = sock
+        self.ip, self.port = str(address[0]), int(address[1])
+        if self.ip.startswith("::ffff:") and "." in self.ip:
+            self.ip = self.ip[7:]
+        self.calling = self.called = ""
+        self.started = time.monotonic()
+        self.stored = self.failed = self.bytes = 0
+        self.lock = threading.RLock()  # held while a store commits and for every send
+        self.closing = False
+        self.established = False
+        self.contexts: dict[int, tuple[str, str]] = {}
+        self.peer_max_pdu = 0
+        self.sink: _Sink | None = None
+        self.rfile: Any = None
+        self.thread: threading.Thread | None = None
 
-def _us(element: int, value: int) -> bytes:
-    return struct.pack("<HHIH", 0x0000, element, 2, value)
+    # --- helpers -------------------------------------------------------------------------
 
+    def log_fields(self) -> dict[str, Any]:
+        return {"calling_aet": self.calling, "called_aet": self.called, "peer": self.ip}
 
-def encode_response(command_field: int, sop_class: str, message_id: int, status: int,
-                    sop_instance: str | None = None, error_comment: str | None = None) -> bytes:
-    """Command set of a C-STORE-RSP / C-ECHO-RSP (implicit VR little endian)."""
-    body = _ui(0x0002, sop_class) + _us(0x0100, command_field) + _us(0x0120, message_id)
-    body += _us(0x0800, 0x0101) + _us(0x0900, status)
-    if error_comment:
-        text = error_comment.encode("ascii", "replace")[:64]
-        if len(text) % 2:
-            text += b" "
-        body += struct.pack("<HHI", 0x0000, 0x0902, len(text)) + text
-    if sop_instance:
-        body += _ui(0x1000, sop_instance)
-    return struct.pack("<HHII", 0x0000, 0x0000, 4, len(body)) + body
+    def _read(self, n: int) -> bytes:
+        data = self.rfile.read(n)
+        if len(data) != n:
+            raise _PeerGone
+        return data
 
+    def _send(self, data: bytes) -> None:
+        with self.lock:
+            if self.closing:
+                raise _PeerGone
+            self.sock.sendall(data)
 
-def _install_fast_responses(assoc: Any) -> None:
-    dimse = assoc.dimse
-    original = dimse.send_msg
+    def _abort(self, reason: int) -> None:
+        try:
+            self._send(wire.abort_pdu(reason))
+        except (OSError, _PeerGone):
+            pass
 
-    def send_msg(primitive: Any, context_id: int) -> None:
-        field = _RSP_FIELDS.get(type(primitive))
-        if field is None or primitive.MessageIDBeingRespondedTo is None:
-            return original(primitive, context_id)
-        command = encode_response(
-            field, str(primitive.AffectedSOPClassUID or ""), primitive.MessageIDBeingRespondedTo,
-            primitive.Status, str(getattr(primitive, "AffectedSOPInstanceUID", None) or ""),
-            getattr(primitive, "ErrorComment", None))
-        max_pdu = dimse.maximum_pdu_size
-        if max_pdu and len(command) + 12 > max_pdu:
-            return original(primitive, context_id)
-        pdata = P_DATA()
-        pdata.presentation_data_value_list = [[context_id, b"\x03" + command]]
-        dimse.dul.send_pdu(pdata)
+    # --- life cycle ------------------------------------------------------------------------
 
-    dimse.send_msg = send_msg
+    def run(self) -> None:
+        try:
+            self._run()
+        except _PeerGone:
+            if self.closing:
+                LOG.debug("association ended by shutdown", extra=self.log_fields())
+        except TimeoutError:
+            LOG.warning("network timeout, association aborted", extra=self.log_fields())
+            self._abort(wire.ABORT_NOT_SPECIFIED)
+        except wire.ProtocolError as exc:
+            LOG.warning("protocol error, association aborted: %s", exc, extra=self.log_fields())
+            self._abort(exc.reason)
+        except ssl.SSLError as exc:
+            LOG.warning("TLS error: %s", exc.reason or exc, extra=self.log_fields())
+        except OSError as exc:
+            if not self.closing:
+                LOG.info("connection error: %s", exc.strerror or exc, extra=self.log_fields())
+        except Exception:  # a bug: drop this association, keep serving
+            LOG.exception("association failed unexpectedly", extra=self.log_fields())
+            self._abort(wire.ABORT_NOT_SPECIFIED)
+        finally:
+            self._close()
+
+    def _close(self) -> None:
+        if self.sink is not None:
+            self.sink.discard()  # a dataset cut off by an abort or a dropped connection
+            self.sink = None
+        for closable in (self.rfile, self.sock):  # the socket stays open while its file is
+            try:
+                if closable is not None:
+                    closable.close()
+            except OSError:
+                pass
+        self.scp._forget(self)
+        if self.established:
+            level = logging.INFO if self.stored or self.failed else logging.DEBUG
+            LOG.log(level, "association closed", extra={
+                **self.log_fields(), "stored": self.stored, "failed": self.failed,
+                "bytes": self.bytes, "seconds": round(time.monotonic() - self.started, 3)})
+
+    def shutdown(self) -> None:
+        """From the server's thread: abort between stores (waits for one being written)."""
+        with self.lock:
+            if self.closing:
+                return
+            if not isinstance(self.sock, ssl.SSLSocket):  # TLS objects are one-thread only
+                try:
+                    self.sock.sendall(wire.abort_pdu(wire.ABORT_NOT_SPECIFIED))
+                except OSError:
+                    pass
+            self.closing = True
+            _shutdown_socket(self.sock)
+
+    def _run(self) -> None:
+        cfg = self.scp.cfg
+        sock = self.sock
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+        sock.settimeout(ACSE_TIMEOUT_S)
+        if self.scp.ssl_context is not None:
+            self.sock = sock = self.scp.ssl_context.wrap_socket(sock, server_side=True)
+        self.rfile = sock.makefile("rb", buffering=READ_BUFFER)
+        if not self._establish():
+            return
+        timeout = cfg.receiver.network_timeout
+        sock.settimeout(timeout if timeout and timeout > 0 else None)
+        self._data_phase()
+
+    # --- association establishment -----------------------------------------------------------
+
+    def _establish(self) -> bool:
+        header = self._read(6)
+        pdu_type, length = wire.parse_header(header)
+        if pdu_type != wire.A_ASSOCIATE_RQ_TYPE:
+            raise wire.ProtocolError(wire.ABORT_UNEXPECTED_PDU,
+                                     f"PDU type 0x{pdu_type:02X} before A-ASSOCIATE-RQ")
+        if length > MAX_REQUEST_PDU:
+            raise wire.ProtocolError(wire.ABORT_INVALID_PARAMETER, "A-ASSOCIATE-RQ too large")
+        request = wire.decode_associate_rq(header + self._read(length))
+        self.calling, self.called = request.calling, request.called
+        self.peer_max_pdu = request.peer_max_pdu
+
+        scp = self.scp
+        reason, rejection = "", wire.REJECT_NO_REASON
+        if not request.protocol_version & 1:
+            reason, rejection = "protocol version not supported", wire.REJECT_PROTOCOL_VERSION
+        elif request.application_context != wire.APPLICATION_CONTEXT_NAME:
+            reason, rejection = "application context not supported", wire.REJECT_APPLICATION_CONTEXT
+        elif scp.allowed_nets and not scp.ip_allowed(self.ip):
+            reason = "peer address not in receiver.allowed_ips"
+        elif scp.allowed_aets and self.calling not in scp.allowed_aets:
+            reason = "calling AE title not in receiver.allowed_calling_aetitles"
+            rejection = wire.REJECT_CALLING_AE
+        elif scp.active_count() > MAX_ASSOCIATIONS:
+            reason, rejection = "too many associations", wire.REJECT_LOCAL_LIMIT
+        if reason:
+            LOG.warning("association rejected: %s", reason, extra=self.log_fields())
+            self._send(wire.reject_pdu(*rejection))
+            return False
+        ac, self.contexts = wire.accept(request, scp.cfg.receiver.max_pdu)
+        self._send(ac)
+        self.established = True
+        LOG.debug("association accepted", extra={**self.log_fields(), "contexts": len(self.contexts)})
+        return True
+
+    # --- data phase ------------------------------------------------------------------------------
+
+    def _data_phase(self) -> None:
+        read = self._read
+        command_parts: list[bytes] = []
+        command_size = 0
+        pending: tuple[int, dict[int, bytes]] | None = None  # a request waiting for its data set
+        while True:
+            pdu_type, length = wire.parse_header(read(6))
+            if pdu_type == wire.P_DATA_TF_TYPE:
+                remaining = length
+                while remaining:
+                    if remaining < 6:
+                        raise wire.ProtocolError(wire.ABORT_INVALID_PARAMETER, "malformed P-DATA-TF")
+                    item_length, context_id, control = _PDV.unpack(read(6))
+                    if item_length < 2 or item_length + 4 > remaining:
+                        raise wire.ProtocolError(wire.ABORT_INVALID_PARAMETER, "malformed PDV item")
+                    remaining -= item_length + 4
+                    size = item_length - 2
+                    if context_id not in self.contexts:
+                        raise wire.ProtocolError(wire.ABORT_UNEXPECTED_PARAMETER,
+                                                 f"presentation context {context_id} not accepted")
+                    if control & 0x01:  # command fragment
+                        if pending is not None:
+                            raise wire.ProtocolError(wire.ABORT_UNEXPECTED_PARAMETER,
+                                                     "command while a data set was expected")
+                        command_size += size
+                        if command_size > MAX_COMMAND_SET:
+                            raise wire.ProtocolError(wire.ABORT_INVALID_PARAMETER,
+                                                     "command set too large")
+                        command_parts.append(read(size))
+                        if control & 0x02:
+                            command = wire.decode_command(b"".join(command_parts))
+                            command_parts, command_size = [], 0
+                            if self._on_command(context_id, command):
+                                pending = (context_id, command)
+                    else:  # data set fragment
+                        if pending is None or pending[0] != context_id:
+                            raise wire.ProtocolError(wire.ABORT_UNEXPECTED_PARAMETER,
+                                                     "data set without its command")
+                        sink = self.sink
+                        while size:
+                            chunk = read(min(size, READ_CHUNK))
+                            size -= len(chunk)
+                            if sink is not None:
+                                sink.write(chunk)
+                        if control & 0x02:
+                            self._on_data_set(*pending)
+                            pending = None
+            elif pdu_type == wire.A_RELEASE_RQ_TYPE:
+                read(min(length, 4))
+                self._send(wire.RELEASE_RP)
+                return
+            elif pdu_type == wire.A_ABORT_TYPE:
+                LOG.info("association aborted by the peer", extra=self.log_fields())
+                return
+            elif pdu_type in (wire.A_ASSOCIATE_RQ_TYPE, wire.A_ASSOCIATE_AC_TYPE,
+                              wire.A_ASSOCIATE_RJ_TYPE, wire.A_RELEASE_RP_TYPE):
+                raise wire.ProtocolError(wire.ABORT_UNEXPECTED_PDU, f"unexpected PDU type 0x{pdu_type:02X}")
+            else:
+                raise wire.ProtocolError(wire.ABORT_UNRECOGNIZED_PDU, f"unknown PDU type 0x{pdu_type:02X}")
+
+    def _on_command(self, context_id: int, command: dict[int, bytes]) -> bool:
+        """Handle a complete command set; True when a data set follows."""
+        field = wire.command_us(command, wire.COMMAND_FIELD)
+        if field is None:
+            raise wire.ProtocolError(wire.ABORT_INVALID_PARAMETER, "command set without a command field")
+        has_data = wire.command_us(command, wire.DATA_SET_TYPE) != wire.NO_DATA_SET
+        if field == wire.C_STORE_RQ:
+            if not has_data:
+                self._respond_store(context_id, command, store.CANNOT_DECODE,
+                                    "C-STORE request without a data set")
+                return False
+            transfer_syntax = self.contexts[context_id][1]
+            sop_class = wire.command_ui(command, wire.AFFECTED_SOP_CLASS)
+            sop_uid = wire.command_ui(command, wire.AFFECTED_SOP_INSTANCE)
+            try:
+                meta = wire.file_meta(sop_class, sop_uid, transfer_syntax)
+            except ValueError:
+                meta = b""
+            self.sink = _Sink(self.scp.tempdir, meta)
+            if not meta:
+                self.sink.error = OSError(0, "UID too long")
+            return True
+        if field == wire.C_ECHO_RQ:
+            self._send(wire.p_data(context_id, wire.encode_response(
+                wire.C_ECHO_RSP, wire.command_ui(command, wire.AFFECTED_SOP_CLASS),
+                wire.command_us(command, wire.MESSAGE_ID) or 0, 0x0000), self.peer_max_pdu))
+            return has_data  # a data set on an echo is read and dropped
+        if field == wire.C_CANCEL_RQ or field & 0x8000:
+            if field & 0x8000:
+                LOG.warning("unexpected DIMSE response 0x%04X ignored", field, extra=self.log_fields())
+            return has_data
+        # Any other service (C-FIND, C-MOVE, N-...): not provided here.
+        LOG.warning("DIMSE request 0x%04X refused: service not provided", field, extra=self.log_fields())
+        sop_class = (wire.command_ui(command, wire.AFFECTED_SOP_CLASS)
+                     or wire.command_ui(command, wire.REQUESTED_SOP_CLASS))
+        self._send(wire.p_data(context_id, wire.encode_response(
+            field | 0x8000, sop_class, wire.command_us(command, wire.MESSAGE_ID) or 0,
+            wire.UNRECOGNIZED_OPERATION), self.peer_max_pdu))
+        return has_data
+
+    def _respond_store(self, context_id: int, command: dict[int, bytes], status: int,
+                       comment: str | None = None) -> None:
+        rsp = wire.encode_response(
+            wire.C_STORE_RSP, wire.command_ui(command, wire.AFFECTED_SOP_CLASS),
+            wire.command_us(command, wire.MESSAGE_ID) or 0, status,
+            wire.command_ui(command, wire.AFFECTED_SOP_INSTANCE), comment)
+        self._send(wire.p_data(context_id, rsp, self.peer_max_pdu))
+
+    def _on_data_set(self, context_id: int, command: dict[int, bytes]) -> None:
+        sink, self.sink = self.sink, None
+        if sink is None:  # not a C-STORE: the data set was dropped
+            return
+        sop_class = wire.command_ui(command, wire.AFFECTED_SOP_CLASS)
+        sop_uid = wire.command_ui(command, wire.AFFECTED_SOP_INSTANCE)
+        stored = None
+        with self.lock:  # shutdown waits for a store being committed
+            try:
+                if self.closing:
+                    raise store.StoreError(store.OUT_OF_RESOURCES, "receiver shutting down")
+                head = sink.finish()
+                if sink.error is not None:
+                    raise store.StoreError(store.status_for_oserror(sink.error),
+                                           f"cannot write received data: {sink.error.strerror}")
+                stored = store.store_received(self.scp.paths, Path(sink.path), sop_class, sop_uid,
+                                              durable=self.scp.durable, head=head, fd=sink.fd)
+            except store.StoreError as exc:
+                self.failed += 1
+                LOG.warning("store failed: %s", exc.reason, extra={
+                    **self.log_fields(), "sop_class_uid": sop_class,
+                    "sop_instance_uid": sop_uid, "status": f"0x{exc.status:04X}"})
+                status, comment = exc.status, exc.reason
+            except Exception as exc:  # a bug: answer failure, keep serving
+                self.failed += 1
+                LOG.exception("store failed unexpectedly", extra={
+                    **self.log_fields(), "sop_instance_uid": sop_uid})
+                status, comment = store.WRITE_FAILED, f"internal error: {type(exc).__name__}"
+            else:
+                self.stored += 1
+                self.bytes += stored.size
+                status, comment = store.SUCCESS, None
+            finally:
+                if stored is None:
+                    sink.discard()
+                else:
+                    sink.close()
+            self._respond_store(context_id, command, status, comment)
+        if stored is not None:
+            self.scp.notifier.arrived(self.calling, self.called, self.ip, stored.study_uid,
+                                      stored.study_dir, stored.name)
+            if LOG.isEnabledFor(logging.DEBUG):
+                LOG.debug("stored", extra={**self.log_fields(), "path": str(stored.path),
+                                           "replaced": stored.replaced, "bytes": stored.size})
 
 
 class StoreSCP:
@@ -274,130 +467,87 @@ class StoreSCP:
     def __init__(self, cfg: SiteConfig, *, durable: bool = True) -> None:
         self.cfg = cfg
         self.paths = cfg.paths
+        self.tempdir = str(cfg.paths.temp)
         self.durable = durable
         self.notifier = Notifier(cfg.paths)
         self.allowed_aets = {a.strip() for a in cfg.receiver.allowed_calling_aetitles}
         self.allowed_nets = [ipaddress.ip_network(n, strict=False) for n in cfg.receiver.allowed_ips]
-        self._states: dict[int, _AssocState] = {}
-        self._states_lock = threading.Lock()
-        self.server: Any = None
-        self.ae: AE | None = None
+        self.ssl_context: ssl.SSLContext | None = None
+        self._listener: socket.socket | None = None
+        self._acceptor: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._active: set[_Association] = set()
+        self._active_lock = threading.Lock()
 
     # --- life cycle -------------------------------------------------------------------
 
     def start(self) -> None:
         self.paths.archive.mkdir(parents=True, exist_ok=True)
         self.paths.temp.mkdir(parents=True, exist_ok=True)
-        _clean_stale_temp(self.paths.temp)
-        self.notifier.start()
-        ssl_context = _tls_context(self.cfg)
-        _install_pynetdicom_settings()
-
-        ae = AE(ae_title=self.cfg.aetitle)
-        ae.fionagw_tempdir = str(self.paths.temp)  # type: ignore[attr-defined]
-        ae.maximum_pdu_size = self.cfg.receiver.max_pdu
-        ae.network_timeout = self.cfg.receiver.network_timeout
-        ae.acse_timeout = 30
-        ae.dimse_timeout = self.cfg.receiver.network_timeout
-        ae.maximum_associations = 32
-        ae.require_called_aet = False  # promiscuous like FIONA's storescp
-        ae.add_supported_context(Verification)
-        handlers = [
-            (evt.EVT_CONN_OPEN, self._on_conn_open),
-            (evt.EVT_REQUESTED, self._on_requested),
-            (evt.EVT_C_ECHO, self._on_echo),
-            (evt.EVT_C_STORE, self._on_store),
-            (evt.EVT_CONN_CLOSE, self._on_conn_close),
-        ]
+        store.remove_temps(self.paths.temp)
+        self.ssl_context = _tls_context(self.cfg)
+        ip, port = self.cfg.dicom_ip, self.cfg.dicom_port
+        family = socket.AF_INET6 if ":" in ip else socket.AF_INET
         try:
-            self.server = ae.start_server(
-                (self.cfg.dicom_ip, self.cfg.dicom_port), block=False,
-                ssl_context=ssl_context, evt_handlers=handlers,
-            )
+            listener = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                listener.bind((ip, port))
+                listener.listen(64)
+            except OSError:
+                listener.close()
+                raise
         except OSError as exc:
-            _restore_pynetdicom_settings()
             raise ConfigError(
                 self.cfg.config_file, "DICOMPORT",
-                f"{self.cfg.dicom_ip}:{self.cfg.dicom_port} is not available: {exc.strerror or exc}",
+                f"{ip}:{port} is not available: {exc.strerror or exc}",
             ) from None
-        self.ae = ae
+        listener.settimeout(0.5)  # the accept loop looks at the stop flag this often
+        self._listener = listener
+        self.notifier.start()
+        self._acceptor = threading.Thread(target=self._accept_loop, name="scp-accept", daemon=True)
+        self._acceptor.start()
         LOG.info("SCP listening", extra={
-            "aetitle": self.cfg.aetitle, "ip": self.cfg.dicom_ip, "port": self.cfg.dicom_port,
+            "aetitle": self.cfg.aetitle, "ip": ip, "port": port,
             "tls": bool(self.cfg.receiver.tls_cert), "archive": str(self.paths.archive),
             "durable": self.durable})
 
-    def shutdown(self, grace: float = SHUTDOWN_GRACE_S) -> None:
-        """Stop accepting; let running associations end, then abort them between stores."""
-        if self.server is None:
-            return
-        server, self.server = self.server, None
-        server.shutdown()  # no new associations; the listening socket is closed
-        deadline = time.monotonic() + grace
-        while server.active_associations and time.monotonic() < deadline:
-            time.sleep(0.05)
-        for assoc in server.active_associations:
-            state = self._state(assoc)
-            if state is None:
-                assoc.abort()
+    def _accept_loop(self) -> None:
+        listener = self._listener
+        assert listener is not None
+        while not self._stopping.is_set():
+            try:
+                conn, address = listener.accept()
+            except TimeoutError:
                 continue
-            with state.lock:  # waits for a store that is being written
-                state.closing = True
-                LOG.warning("aborting association at shutdown", extra=self._log_fields(state))
-                assoc.abort()
-        for assoc in server.active_associations:
-            assoc.join(2.0)
-        _clean_stale_temp(self.paths.temp)  # datasets cut off by the aborts
-        self.notifier.close()
-        _restore_pynetdicom_settings()
-        LOG.info("SCP stopped", extra={"port": self.cfg.dicom_port})
+            except OSError as exc:
+                if self._stopping.is_set():
+                    break
+                LOG.warning("accept failed: %s", exc.strerror or exc)  # EMFILE and the like
+                time.sleep(0.1)
+                continue
+            if self.active_count() >= MAX_CONNECTIONS:  # idle connections must not pile up
+                LOG.warning("connection refused: %d connections open", MAX_CONNECTIONS,
+                            extra={"peer": str(address[0])})
+                conn.close()
+                continue
+            assoc = _Association(self, conn, address)
+            with self._active_lock:
+                self._active.add(assoc)
+            thread = threading.Thread(target=assoc.run, name=f"scp-{address[0]}:{address[1]}",
+                                      daemon=True)
+            assoc.thread = thread
+            thread.start()
 
-    # --- per-association state ----------------------------------------------------------
+    def active_count(self) -> int:
+        with self._active_lock:
+            return len(self._active)
 
-    def _state(self, assoc: Any) -> _AssocState | None:
-        with self._states_lock:
-            return self._states.get(id(assoc))
+    def _forget(self, assoc: _Association) -> None:
+        with self._active_lock:
+            self._active.discard(assoc)
 
-    @staticmethod
-    def _log_fields(state: _AssocState) -> dict[str, Any]:
-        return {"calling_aet": state.calling, "called_aet": state.called, "peer": state.ip}
-
-    def _on_conn_open(self, event: evt.Event) -> None:
-        sock = event.assoc.dul.socket.socket
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
-        _install_fast_responses(event.assoc)
-        ip, port = event.address[0], event.address[1]
-        with self._states_lock:
-            self._states[id(event.assoc)] = _AssocState("", "", ip, port)
-
-    def _on_requested(self, event: evt.Event) -> None:
-        assoc = event.assoc
-        rq = assoc.requestor.primitive
-        calling = (rq.calling_ae_title or "").strip()
-        called = (rq.called_ae_title or "").strip()
-        state = self._state(assoc)
-        if state is None:
-            state = _AssocState("", "", assoc.requestor.address, assoc.requestor.port)
-            with self._states_lock:
-                self._states[id(assoc)] = state
-        state.calling, state.called = calling, called
-
-        reason = ""
-        diagnostic = 0x01
-        if self.allowed_nets and not self._ip_allowed(state.ip):
-            reason = "peer address not in receiver.allowed_ips"
-        elif self.allowed_aets and calling not in self.allowed_aets:
-            reason = "calling AE title not in receiver.allowed_calling_aetitles"
-            diagnostic = 0x03  # calling AE title not recognised
-        if reason:
-            LOG.warning("association rejected: %s", reason, extra=self._log_fields(state))
-            state.closing = True
-            assoc.acse.send_reject(0x01, 0x01, diagnostic)
-            assoc.kill()
-
-    def _ip_allowed(self, ip: str) -> bool:
+    def ip_allowed(self, ip: str) -> bool:
         try:
             addr = ipaddress.ip_address(ip)
         except ValueError:
@@ -406,70 +556,33 @@ class StoreSCP:
             addr = addr.ipv4_mapped
         return any(addr in net for net in self.allowed_nets)
 
-    def _on_conn_close(self, event: evt.Event) -> None:
-        # A dataset cut off by an abort or a dropped connection never reaches the
-        # handler, so pynetdicom never removes its temp file: do it here.
-        partial = getattr(getattr(event.assoc.dimse, "message", None), "_data_set_file", None)
-        if isinstance(partial, ReceiveFile):
-            partial.close()
-            try:
-                os.unlink(partial.name)
-            except OSError:
-                pass
-        with self._states_lock:
-            state = self._states.pop(id(event.assoc), None)
-        if state is None:
+    def shutdown(self, grace: float | None = None) -> None:
+        """Stop accepting; let running associations end (``grace`` seconds, default
+        :data:`SHUTDOWN_GRACE_S`), then abort them between stores."""
+        if self._listener is None:
             return
-        level = logging.INFO if state.stored or state.failed else logging.DEBUG
-        LOG.log(level, "association closed", extra={
-            **self._log_fields(state), "stored": state.stored, "failed": state.failed,
-            "bytes": state.bytes, "seconds": round(time.monotonic() - state.started, 3)})
-
-    # --- DIMSE ------------------------------------------------------------------------
-
-    def _on_echo(self, event: evt.Event) -> int:
-        return 0x0000
-
-    def _on_store(self, event: evt.Event) -> int | Dataset:
-        assoc = event.assoc
-        req = event.request
-        state = self._state(assoc) or _AssocState(
-            assoc.requestor.ae_title, assoc.acceptor.ae_title, assoc.requestor.address, 0)
-        sop_class = str(req.AffectedSOPClassUID or "")
-        sop_uid = str(req.AffectedSOPInstanceUID or "")
-        with state.lock:
-            if state.closing:
-                return _failure(store.OUT_OF_RESOURCES, "receiver shutting down")
-            try:
-                received = getattr(req, "_dataset_file", None)
-                if isinstance(received, ReceiveFile):
-                    received.flush()
-                    if received.error is not None:
-                        raise store.StoreError(
-                            store.status_for_oserror(received.error),
-                            f"cannot write received data: {received.error.strerror}")
-                tmp = Path(event.dataset_path)
-                stored = store.store_received(self.paths, tmp, sop_class, sop_uid,
-                                              durable=self.durable)
-            except store.StoreError as exc:
-                state.failed += 1
-                LOG.warning("store failed: %s", exc.reason, extra={
-                    **self._log_fields(state), "sop_class_uid": sop_class,
-                    "sop_instance_uid": sop_uid, "status": f"0x{exc.status:04X}"})
-                return _failure(exc.status, exc.reason)
-            except Exception as exc:  # a bug: answer failure, keep serving
-                state.failed += 1
-                LOG.exception("store failed unexpectedly", extra={
-                    **self._log_fields(state), "sop_instance_uid": sop_uid})
-                return _failure(store.WRITE_FAILED, f"internal error: {type(exc).__name__}")
-            state.stored += 1
-            state.bytes += stored.size
-        self.notifier.arrived(state.calling, state.called, state.ip, stored.study_uid,
-                              stored.study_dir, stored.name)
-        if LOG.isEnabledFor(logging.DEBUG):
-            LOG.debug("stored", extra={**self._log_fields(state), "path": str(stored.path),
-                                       "replaced": stored.replaced, "bytes": stored.size})
-        return 0x0000
+        if grace is None:
+            grace = SHUTDOWN_GRACE_S
+        self._stopping.set()
+        listener, self._listener = self._listener, None
+        if self._acceptor is not None:
+            self._acceptor.join(5)
+        listener.close()
+        deadline = time.monotonic() + grace
+        while self.active_count() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with self._active_lock:
+            remaining = list(self._active)
+        for assoc in remaining:
+            if assoc.established:
+                LOG.warning("aborting association at shutdown", extra=assoc.log_fields())
+            assoc.shutdown()
+        for assoc in remaining:
+            if assoc.thread is not None:
+                assoc.thread.join(2.0)
+        store.remove_temps(self.paths.temp)  # datasets cut off by the aborts
+        self.notifier.close()
+        LOG.info("SCP stopped", extra={"port": self.cfg.dicom_port})
 
 
 def serve_scp(cfg: SiteConfig, stop: threading.Event, ready: Callable[[], None],
