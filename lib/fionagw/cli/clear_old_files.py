@@ -6,11 +6,9 @@ from __future__ import annotations
 import logging
 import sys
 
-from fionagw.cli.common import add_site, fail_config, load_or_exit, parser
-from fionagw.config import ConfigError, check_datadir, check_user
+from fionagw.cli.common import add_site, parser, prepare_job
 from fionagw.ops.jobstate import job_run
 from fionagw.ops.locks import cron_lock
-from fionagw.ops.log import setup_logging
 from fionagw.ops.retention import clear_old_files, clear_old_logs
 from fionagw.tracking.base import TrackerError
 from fionagw.tracking.projects import ProjectsError
@@ -26,13 +24,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("-n", "--dry-run", action="store_true", help="only print what would be deleted")
     p.add_argument("-v", "--verbose", action="store_true", help="print the summary")
     args = p.parse_args(argv)
-    cfg = load_or_exit(args, PROGRAM)
-    try:
-        check_user(cfg)
-        check_datadir(cfg)
-    except ConfigError as exc:
-        return fail_config(PROGRAM, exc)
-    log = setup_logging(cfg, PROGRAM)
+    cfg, log = prepare_job(args, PROGRAM)
     with cron_lock(cfg, PROGRAM), job_run(cfg, PROGRAM) as run:
         try:
             result = clear_old_files(cfg, dry_run=args.dry_run)

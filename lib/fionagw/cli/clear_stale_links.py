@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import sys
 
-from fionagw.cli.common import add_site, fail_config, load_or_exit, parser
-from fionagw.config import ConfigError, check_datadir, check_user
+from fionagw.cli.common import add_site, parser, prepare_job
 from fionagw.ops.jobstate import job_run
 from fionagw.ops.locks import cron_lock
-from fionagw.ops.log import setup_logging
 from fionagw.ops.retention import clear_stale_links
 
 PROGRAM = "clearStaleLinks"
@@ -23,13 +21,7 @@ def main(argv: list[str]) -> int:
                    help="leave folders and JSON files younger than this alone (default 600)")
     p.add_argument("-v", "--verbose", action="store_true", help="print the summary")
     args = p.parse_args(argv)
-    cfg = load_or_exit(args, PROGRAM)
-    try:
-        check_user(cfg)
-        check_datadir(cfg)
-    except ConfigError as exc:
-        return fail_config(PROGRAM, exc)
-    setup_logging(cfg, PROGRAM)
+    cfg, _log = prepare_job(args, PROGRAM)
     with cron_lock(cfg, PROGRAM), job_run(cfg, PROGRAM) as run:
         result = clear_stale_links(cfg, min_age_s=max(0.0, args.min_age))
         run.summary = result.summary()

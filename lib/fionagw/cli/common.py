@@ -47,3 +47,17 @@ def launch(cfg: SiteConfig, program: str, component: str, serve, *, foreground: 
         return daemon.run_foreground(run, pidfile, program, announce)
     return daemon.start(run, pidfile, program, start_log=cfg.paths.logfile(f"{component}-start"),
                         working_dir=cfg.datadir, announce=announce)
+
+
+def prepare_job(args: argparse.Namespace, prog: str):  # type: ignore[no-untyped-def]
+    """A cron job's start: config, user and DATADIR checks (one-line error, exit 2), its log."""
+    from fionagw.config import ConfigError, check_datadir, check_user
+    from fionagw.ops.log import setup_logging
+
+    cfg = load_or_exit(args, prog)
+    try:
+        check_user(cfg)
+        check_datadir(cfg)
+    except ConfigError as exc:
+        sys.exit(fail_config(prog, exc))
+    return cfg, setup_logging(cfg, prog)

@@ -7,11 +7,10 @@ import logging
 import sys
 from collections.abc import Callable
 
-from fionagw.cli.common import add_site, load_or_exit, parser
+from fionagw.cli.common import add_site, parser, prepare_job
 from fionagw.config import SiteConfig
 from fionagw.ops.jobstate import job_run
 from fionagw.ops.locks import cron_lock
-from fionagw.ops.log import setup_logging
 from fionagw.tracking.base import Tracker, TrackerError
 from fionagw.tracking.projects import ProjectsError
 
@@ -26,8 +25,7 @@ def run_job(prog: str, description: str, body: Callable[[SiteConfig, Tracker, ar
         extra_args(p)
     add_site(p)
     args = p.parse_args(argv)
-    cfg = load_or_exit(args, prog)
-    log = setup_logging(cfg, prog)
+    cfg, log = prepare_job(args, prog)
     from fionagw.tracking.factory import open_tracker
 
     with cron_lock(cfg, prog), job_run(cfg, prog) as run:

@@ -10,10 +10,9 @@ import logging
 import sys
 
 from fionagw.arrival import incoming
-from fionagw.cli.common import add_site, fail_config, load_or_exit, parser
-from fionagw.config import ConfigError, check_datadir, check_user
+from fionagw.cli.common import add_site, parser, prepare_job
+from fionagw.ops.jobstate import job_run
 from fionagw.ops.locks import cron_lock
-from fionagw.ops.log import setup_logging
 
 PROGRAM = "removeOldEntries"
 
@@ -25,16 +24,10 @@ def main(argv: list[str]) -> int:
                    help="maximum age in days (default: the config's arrival.incoming_days)")
     p.add_argument("-v", "--verbose", action="store_true", help="print the studies dropped")
     args = p.parse_args(argv)
-    cfg = load_or_exit(args, PROGRAM)
     if args.days is not None and args.days < 0:
         p.error("--days must not be negative")
-    try:
-        check_user(cfg)
-        check_datadir(cfg)
-    except ConfigError as exc:
-        return fail_config(PROGRAM, exc)
-    log = setup_logging(cfg, PROGRAM)
-    with cron_lock(cfg, PROGRAM):
+    cfg, log = prepare_job(args, PROGRAM)
+    with cron_lock(cfg, PROGRAM), job_run(cfg, PROGRAM):
         dropped = incoming.remove_old(cfg, args.days)
     if dropped:
         log.info("old entries dropped from the incoming list",
