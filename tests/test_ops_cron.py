@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import filelock
 import pytest
 
 from conftest import run_bin, write_config
@@ -23,15 +25,21 @@ def crontab_l() -> str:
 
 @pytest.fixture
 def user_crontab() -> Iterator[None]:
-    """The current user's crontab, restored afterwards (the test edits it for real)."""
+    """The current user's crontab, restored afterwards (the test edits it for real).
+
+    A machine-wide lock keeps two test runs on one machine from editing it at once.
+    """
     assert shutil.which("crontab"), "Debian's cron is not installed: run ./tests/run, which installs it"
-    saved = subprocess.run(["crontab", "-l"], capture_output=True, text=True)
-    subprocess.run(["crontab", "-"], input=OTHER, text=True, check=True)
-    yield
-    if saved.returncode == 0:
-        subprocess.run(["crontab", "-"], input=saved.stdout, text=True, check=True)
-    else:
-        subprocess.run(["crontab", "-r"], capture_output=True)
+    with filelock.FileLock(f"/tmp/fionagw-crontab-test-{os.geteuid()}.lock", timeout=600):
+        saved = subprocess.run(["crontab", "-l"], capture_output=True, text=True)
+        subprocess.run(["crontab", "-"], input=OTHER, text=True, check=True)
+        try:
+            yield
+        finally:
+            if saved.returncode == 0:
+                subprocess.run(["crontab", "-"], input=saved.stdout, text=True, check=True)
+            else:
+                subprocess.run(["crontab", "-r"], capture_output=True)
 
 
 def test_render_fills_paths_config_and_site(tmp_path: Path) -> None:
