@@ -84,3 +84,16 @@ def pydicom_test_file(name: str) -> Path:
     path = get_testdata_file(name)
     assert path, f"pydicom test file {name} missing"
     return Path(path)
+
+
+def wait_for(predicate, timeout: float = 60.0, what: str = "condition"):  # type: ignore[no-untyped-def]
+    """Poll ``predicate`` until it returns something true; fail the test after ``timeout``."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, run_bin, storescu, write_config
+from conftest import BIN, run_bin, storescu, wait_for, write_config
 from fionagw import synth
 from fionagw.arrival import events, incoming, quarantine
 from fionagw.config import SiteConfig, load_config
@@ -22,14 +22,6 @@ from fionagw.ops.locks import cron_lock
 QUIET = 2
 
 
-def wait_for(predicate, timeout: float = 60.0, what: str = "condition"):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def n_links(cfg: SiteConfig) -> int:

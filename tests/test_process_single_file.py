@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, pydicom_test_file, run_bin, storescu
+from conftest import BIN, pydicom_test_file, run_bin, storescu, wait_for
 from fionagw.classify import Connection
 from fionagw.config import load_config
 from fionagw.organize.tree import parse_pipe_line
@@ -21,14 +21,6 @@ from fionagw.synth import standard_mr_study
 BUNDLED = ["MR_small.dcm", "CT_small.dcm", "test-SR.dcm"]  # transfer syntaxes: test_receive_scp
 
 
-def wait_for(predicate, timeout: float = 60.0, what: str = "condition"):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def raw_links(datadir: Path) -> list[Path]:

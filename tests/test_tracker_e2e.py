@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-from test_process_single_file import raw_links, wait_for
+from test_process_single_file import raw_links
 
-from conftest import run_bin, storescu, write_config
+from conftest import run_bin, storescu, wait_for, write_config
 from fionagw.config import load_config
 from fionagw.ops.log import phi_hash
 from fionagw.synth import standard_mr_study
