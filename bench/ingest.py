@@ -5,7 +5,13 @@ image is classified in raw/. Prints images/s for both, the ratio, and each daemo
     bench/ingest [--images 4000] [--studies 4] [--senders 1] [--no-fsync] [--keep]
 
 --no-fsync runs our SCP with durable=False (through serve_scp directly: there is no
-production switch for that) to show what the fsyncs cost.
+production switch for that) to show what the fsyncs cost. CPU ms/image is each daemon's
+user+system time (start-up included) over the corpus.
+
+On a shared VM disk the figures vary a lot from run to run (storescp alone 330-810
+images/s here): compare (a) and (b) of one run, and repeat. On ext4 without a journal,
+creating files is slow for about a minute after many deletions in the same block group,
+so leave a minute between runs (each run deletes its received data at the end).
 """
 
 from __future__ import annotations

@@ -163,31 +163,52 @@ def test_no_fifo_reader_still_fast_and_complete(scp: SiteConfig, tmp_path: Path)
     assert len(os.listdir(scp.paths.arrived)) == 1
 
 
-def test_full_fifo_does_not_stall_the_receiver(scp: SiteConfig, tmp_path: Path) -> None:
-    """A reader that never reads, on a pipe shrunk to one page: lines get dropped (the
-    processSingleFile reconciliation picks the files up), storing goes on."""
+def test_full_fifo_does_not_stall_the_receiver(site_config: Path, tmp_path: Path,
+                                              monkeypatch) -> None:
+    """A reader that never reads, on a pipe shrunk to one page (and left that small by the
+    writer): lines get dropped (the processSingleFile reconciliation picks the files up),
+    storing goes on."""
+    from fionagw.receive import notify
+
+    monkeypatch.setattr(notify, "PIPE_SIZE", 0)
     series = make_series(tmp_path / "series", 80)
-    rfd = os.open(scp.paths.fifo, os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        fcntl.fcntl(rfd, 1031, 4096)  # F_SETPIPE_SZ: ~25 lines fill it
-        t0 = time.monotonic()
-        r = storescu(scp.dicom_port, series)
-        elapsed = time.monotonic() - t0
-        assert r.returncode == 0, r.stderr
-        assert len(archived(scp)) == 80
-        assert elapsed < 20, f"80 images took {elapsed:.1f} s with a full FIFO"
-        data = b""
-        while select.select([rfd], [], [], 0.1)[0]:
-            chunk = os.read(rfd, 65536)
-            if not chunk:
-                break
-            data += chunk
-    finally:
-        os.close(rfd)
+    with running_scp(site_config) as scp:
+        rfd = os.open(scp.paths.fifo, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            fcntl.fcntl(rfd, 1031, 4096)  # F_SETPIPE_SZ: ~25 lines fill it
+            t0 = time.monotonic()
+            r = storescu(scp.dicom_port, series)
+            elapsed = time.monotonic() - t0
+            assert r.returncode == 0, r.stderr
+            assert len(archived(scp)) == 80
+            assert elapsed < 20, f"80 images took {elapsed:.1f} s with a full FIFO"
+            data = b""
+            while select.select([rfd], [], [], 0.1)[0]:
+                chunk = os.read(rfd, 65536)
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            os.close(rfd)
     lines = data.decode().splitlines(keepends=True)
     assert 10 <= len(lines) < 80
     assert all(line.startswith("STORESCU,FIONA,127.0.0.1,") and line.endswith("\n")
                and line.count(",") == 4 for line in lines)
+
+
+def test_fifo_writer_enlarges_the_pipe(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    writer = FifoWriter(fifo)
+    writer.ensure()
+    rfd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        assert fcntl.fcntl(rfd, 1032) == 65536  # F_GETPIPE_SZ: the default
+        lines = [f"STORESCU,FIONA,127.0.0.1,/archive/scp_1.2.3,MR.1.2.3.{i}\n" for i in range(2000)]
+        assert all(writer.send(line) for line in lines)  # ~100 KiB: more than the default
+        assert fcntl.fcntl(rfd, 1032) >= 1 << 20
+    finally:
+        os.close(rfd)
+        writer.close()
 
 
 def test_fifo_writer_reopens_after_reader_restart(tmp_path: Path) -> None:

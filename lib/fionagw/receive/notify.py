@@ -19,6 +19,7 @@ newline; that was a bug, not a format, and is not reproduced.
 from __future__ import annotations
 
 import errno
+import fcntl
 import logging
 import os
 import stat
@@ -31,6 +32,12 @@ from fionagw.paths import SitePaths, clean_job_field
 
 LOG = logging.getLogger("fionagw.receive.notify")
 PIPE_BUF = getattr(os, "PIPE_BUF", None) or 4096  # writes up to this size are atomic
+# The writer asks for a pipe of this size (Linux F_SETPIPE_SZ; 1 MiB is the unprivileged
+# maximum by default): ~6,000 lines, so a burst faster than processSingleFile is queued
+# instead of dropped (dropped lines wait for the reconcile, up to a minute). 0: leave it.
+PIPE_SIZE = 1 << 20
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+_F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
 
 
 def pipe_field(value: str) -> str:
@@ -51,10 +58,12 @@ def touch_study_job(paths: SitePaths, calling: str, called: str, ip: str, study_
 class FifoWriter:
     """Non-blocking writer of lines to a named pipe, shared by all associations."""
 
-    def __init__(self, path: Path, *, retry_s: float = 0.2, stall_s: float = 2.0) -> None:
+    def __init__(self, path: Path, *, retry_s: float = 0.2, stall_s: float = 2.0,
+                 pipe_size: int | None = None) -> None:
         self.path = path
         self.retry_s = retry_s
         self.stall_s = stall_s
+        self.pipe_size = PIPE_SIZE if pipe_size is None else pipe_size
         self._fd: int | None = None
         self._lock = threading.Lock()
         self._stalled_until = 0.0
@@ -88,7 +97,17 @@ class FifoWriter:
                 LOG.warning("FIFO path is not a named pipe; not writing to it",
                             extra={"fifo": str(self.path)})
             return None
+        self._grow(fd)
         return fd
+
+    def _grow(self, fd: int) -> None:
+        if self.pipe_size <= 0:
+            return
+        try:
+            if fcntl.fcntl(fd, _F_GETPIPE_SZ) < self.pipe_size:
+                fcntl.fcntl(fd, _F_SETPIPE_SZ, self.pipe_size)
+        except OSError as exc:  # EPERM above /proc/sys/fs/pipe-max-size; not Linux
+            LOG.debug("cannot enlarge FIFO", extra={"fifo": str(self.path), "error": exc.strerror})
 
     def close(self) -> None:
         with self._lock:

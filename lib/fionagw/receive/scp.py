@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import os
@@ -386,8 +387,8 @@ class _Association:
             except ValueError:
                 meta = b""
             self.sink = _Sink(self.scp.tempdir, meta)
-            if not meta:
-                self.sink.error = OSError(0, "UID too long")
+            if not meta:  # answered 0xC230 once the data set is read
+                self.sink.error = OSError(errno.EINVAL, "UID too long")
             return True
         if field == wire.C_ECHO_RQ:
             self._send(wire.p_data(context_id, wire.encode_response(

@@ -134,11 +134,7 @@ def decode_associate_rq(data: bytes) -> Request:
                    str(primitive.application_context_name or ""), peer_max)
 
 
-def _verification_context() -> list:
-    return [build_context(Verification)]
-
-
-_SUPPORTED = _verification_context()
+_SUPPORTED = [build_context(Verification)]  # besides storage, which is accepted as proposed
 
 
 def accept(request: Request, max_pdu: int) -> tuple[bytes, dict[int, tuple[str, str]]]:
