@@ -6,53 +6,25 @@ RLIMIT_FSIZE)."""
 from __future__ import annotations
 
 import fcntl
-import logging
 import os
 import resource
 import select
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from pydicom import dcmread
 from pydicom.uid import generate_uid
+from test_receive_scp import running_scp
 
 from conftest import BIN, pydicom_test_file, storescu
 from fionagw.config import SiteConfig, load_config
-from fionagw.ops.log import JsonLinesFormatter, read_log
+from fionagw.ops.log import read_log
 from fionagw.receive import store
 from fionagw.receive.notify import FifoWriter
-from fionagw.receive.scp import serve_scp
-
-
-@contextmanager
-def running_scp(config: Path) -> Iterator[SiteConfig]:
-    cfg = load_config(config)
-    cfg.paths.create()
-    logger = logging.getLogger("fionagw")
-    handler = logging.FileHandler(cfg.paths.logfile("storescpd"), encoding="utf-8")
-    handler.setFormatter(JsonLinesFormatter("storescpd"))
-    old_level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    stop, ready = threading.Event(), threading.Event()
-    thread = threading.Thread(target=serve_scp, args=(cfg, stop, ready.set), daemon=True)
-    thread.start()
-    assert ready.wait(15), "SCP did not come up"
-    try:
-        yield cfg
-    finally:
-        stop.set()
-        thread.join(20)
-        logger.removeHandler(handler)
-        handler.close()
-        logger.setLevel(old_level)
-        assert not thread.is_alive(), "SCP did not stop"
 
 
 @pytest.fixture

@@ -52,7 +52,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pydicom import config, dcmread
-from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement, empty_value_for_VR
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
@@ -68,6 +67,9 @@ from fionagw.deid.release import (
     STANDARD_UID_ROOT,
     Identifiers,
     collect_identifiers,
+)
+from fionagw.deid.release import (
+    vr_of as _vr_of,
 )
 from fionagw.deid.writer import write
 
@@ -251,14 +253,6 @@ def _put(ds: Dataset, tag: int, vr: str, value) -> None:
     ds._dict[key] = DataElement(key, vr, value, validation_mode=config.IGNORE)
 
 
-def _vr_of(elem) -> str:
-    vr = elem.VR
-    if vr is None:
-        try:
-            vr = dictionary_VR(elem.tag)
-        except KeyError:
-            return "UN"
-    return vr
 
 
 class _Ctx:

@@ -182,14 +182,19 @@ class Identifiers:
         return pattern.sub(replacement, text) if pattern is not None else text
 
 
-def _is_sq(elem) -> bool:
+def vr_of(elem) -> str:  # type: ignore[no-untyped-def]
+    """An element's VR, from the dictionary when a raw element has none ("UN" if unknown)."""
     vr = elem.VR
     if vr is None:
         try:
             vr = dictionary_VR(elem.tag)
         except KeyError:
-            return False
-    return vr == "SQ"
+            return "UN"
+    return vr
+
+
+def _is_sq(elem) -> bool:  # type: ignore[no-untyped-def]
+    return vr_of(elem) == "SQ"
 
 
 def collect_identifiers(datasets: Iterable[Dataset] | Dataset, *,
