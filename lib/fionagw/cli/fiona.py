@@ -20,6 +20,25 @@ from fionagw.ops import daemon
 
 PROGRAM = "fiona"
 
+# Subcommands that live in their own module: each has COMMAND, register(subparsers) and
+# run(args) -> exit code. A module that is not there (yet) is simply not offered.
+PLUGIN_MODULES = ("fionagw.cli.fiona_deid", "fionagw.cli.fiona_user")
+
+
+def _plugins() -> dict[str, object]:
+    import importlib
+
+    found = {}
+    for name in PLUGIN_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        found[module.COMMAND] = module
+    return found
+
 
 def main(argv: list[str]) -> int:
     p = parser(PROGRAM, "Research DICOM gateway in the shape of FIONA.")
@@ -48,7 +67,13 @@ def main(argv: list[str]) -> int:
     coupling.add_argument("action", choices=["import", "show"])
     coupling.add_argument("file", nargs="?", type=Path, help="CSV: AccessionNumber,ProjectName,subjectid,eventname")
     coupling.add_argument("--site", default="")
+    plugins = _plugins()
+    for module in plugins.values():
+        module.register(sub)  # type: ignore[attr-defined]
     args = p.parse_args(argv)
+
+    if args.command in plugins:
+        return plugins[args.command].run(args)  # type: ignore[attr-defined]
 
     if args.command == "version":
         print(f"fionagw {__version__}")
