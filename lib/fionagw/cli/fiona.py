@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -22,7 +23,8 @@ PROGRAM = "fiona"
 
 # Subcommands that live in their own module: each has COMMAND, register(subparsers) and
 # run(args) -> exit code. A module that is not there (yet) is simply not offered.
-PLUGIN_MODULES = ("fionagw.cli.fiona_deid", "fionagw.cli.fiona_user")
+PLUGIN_MODULES = ("fionagw.cli.fiona_deid", "fionagw.cli.fiona_user", "fionagw.cli.fiona_metrics",
+                  "fionagw.cli.fiona_web")
 
 
 def _plugins() -> dict[str, object]:
@@ -43,7 +45,7 @@ def _plugins() -> dict[str, object]:
 def main(argv: list[str]) -> int:
     p = parser(PROGRAM, "Research DICOM gateway in the shape of FIONA.")
     sub = p.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run the gateway in the foreground (receiver + processSingleFile)")
+    run = sub.add_parser("run", help="run the gateway in the foreground: daemons, web, the crontab's jobs, metrics")
     run.add_argument("site", nargs="?", default="")
     check = sub.add_parser("check-config", help="validate config.json (every site) and the DATADIR")
     check.add_argument("site", nargs="?", default=None)
@@ -162,28 +164,102 @@ def coupling_list(args) -> int:  # type: ignore[no-untyped-def]
 
 
 def run_gateway(path: str | None, site: str) -> int:
-    from fionagw.ops.supervisor import BIN, Child, supervise
+    """The foreground gateway: daemons, web server, the crontab's jobs, metrics, heartbeat POST."""
+    import importlib.util
+    import logging
+
+    from fionagw.ops import crontab
+    from fionagw.ops.log import setup_logging
+    from fionagw.ops.metrics import HeartbeatPoster, MetricsServer
+    from fionagw.ops.schedule import ScheduleError, Scheduler, load_schedule, supervised_daemon_line
+    from fionagw.ops.status import DAEMONS, read_run_state, run_state_path
+    from fionagw.ops.supervisor import BIN, Child, console_handler, supervise
 
     try:
         cfg = load_config(path, site or None)
         check_user(cfg)
         check_datadir(cfg)
+        other = read_run_state(cfg)
+        if other is not None:
+            raise ConfigError(cfg.config_file, "", f"fiona run already runs for this site (pid {other['pid']})")
+        for program, component in DAEMONS:
+            pid = daemon.read_pid(cfg.paths.pidfile(component), program)
+            if pid is not None:
+                raise ConfigError(cfg.config_file, "", f"{program} already runs as a daemon (pid {pid}); "
+                                  "stop it with `fiona stop` first")
         check_port_free(cfg)
+        schedule = load_schedule(cfg.config_file, cfg.site)
     except ConfigError as exc:
         print(f"{PROGRAM}: config error: {exc}", file=sys.stderr)
         return 2
+    except (ScheduleError, OSError) as exc:
+        print(f"{PROGRAM}: cron/fiona.crontab: {exc}", file=sys.stderr)
+        return 2
+    log = setup_logging(cfg, "fionaRun")
+    logging.getLogger().addHandler(console_handler())  # failures show in the foreground too
+
     common = ["--config", str(cfg.config_file)]
     tail = [site] if site else []
+
+    def program(name: str, *args: str) -> list[str]:
+        return [sys.executable, str(BIN / name), *common, *args, *tail]
+
+    dicom = f"DICOM {cfg.aetitle}@{cfg.dicom_ip}:{cfg.dicom_port}"
     children = [
-        Child("processSingleFile", [sys.executable, str(BIN / "processSingleFile"), *common, "foreground", *tail]),
-        Child("storectl", [sys.executable, str(BIN / "storectl"), *common, "foreground", *tail]),
+        Child("processSingleFile", program("processSingleFile", "foreground"),
+              pidfile=cfg.paths.pidfile("processSingleFile"), program="processSingleFile",
+              stop_argv=program("processSingleFile", "stop")),
+        Child("storectl", program("storectl", "foreground"), pidfile=cfg.paths.pidfile("storescpd"),
+              program="storectl", stop_argv=program("storectl", "stop")),
     ]
+    web_url = ""
+    web = cfg.raw.get("web") or {}
+    if (not isinstance(web, dict) or web.get("enabled", True)) and importlib.util.find_spec("fionagw.cli.fiona_web"):
+        try:
+            from fionagw.web.settings import web_settings
+
+            web_url = web_settings(cfg).url
+        except ConfigError as exc:
+            print(f"{PROGRAM}: config error: {exc}", file=sys.stderr)
+            return 2
+        children.append(Child("web", [sys.executable, str(BIN / "fiona"), *common, "web", *tail], url=web_url))
+    skip = supervised_daemon_line(p for p, _ in DAEMONS)
+    # FIONA_SUPERVISOR tells a job that the daemons are ours (heartbeat must not start a second receiver)
+    scheduler = Scheduler(schedule, skip=skip, env={"FIONA_SUPERVISOR": str(os.getpid())})
+    services: list = [scheduler]
+    extra: dict[str, dict[str, object]] = {}
+    metrics_url = ""
+    if cfg.metrics.enabled:
+        server = MetricsServer(cfg)
+        try:
+            server.bind()
+        except OSError as exc:
+            print(f"{PROGRAM}: config error: {cfg.config_file}: metrics.port: "
+                  f"{cfg.metrics.host}:{cfg.metrics.port} is not available: {exc.strerror}", file=sys.stderr)
+            return 2
+        metrics_url = server.url
+        services.append(server)
+        extra["metrics"] = {"pid": os.getpid(), "url": metrics_url}
+    if cfg.heartbeat.post_url:
+        services.append(HeartbeatPoster(cfg))
+
     print(f"fionagw {__version__}: config {cfg.config_file}", flush=True)
     print(f"  DATADIR       {cfg.datadir}", flush=True)
     print(f"  DICOM         {cfg.aetitle} on {cfg.dicom_ip}:{cfg.dicom_port} (C-STORE, C-ECHO)", flush=True)
-    print(f"  logs          {cfg.paths.logs}", flush=True)
+    if web_url:
+        print(f"  web           {web_url}", flush=True)
+    if metrics_url:
+        print(f"  metrics       {metrics_url}", flush=True)
+    if cfg.heartbeat.post_url:
+        print(f"  heartbeat     POST every {cfg.heartbeat.post_interval_seconds} s", flush=True)
+    print(f"  cron jobs     {len(scheduler.entries)} lines of {crontab.TEMPLATE}", flush=True)
+    print(f"  logs          {cfg.paths.logs} (fiona logs [-f] [COMPONENT])", flush=True)
     print("  stop with Ctrl-C", flush=True)
-    return supervise(children)
+    log.info("fiona run started", extra={"dicom": dicom, "web": web_url, "metrics": metrics_url,
+                                         "cron_lines": len(scheduler.entries)})
+    rc = supervise(children, services=services, state_file=run_state_path(cfg), state_extra=extra)
+    log.info("fiona run stopped")
+    return rc
 
 
 if __name__ == "__main__":

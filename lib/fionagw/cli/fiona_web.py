@@ -1,0 +1,129 @@
+"""`fiona web [SITE]`: serve the web applications in the foreground with gunicorn.
+
+gunicorn is the production WSGI server because it serves TLS itself (waitress cannot): with
+``web.tls_cert``/``web.tls_key`` set, it speaks HTTPS only (TLS 1.2 or later). One worker
+process with threads: Server-Sent Events (the live log) hold a thread each, and one process
+keeps the rotating web log consistent. SIGTERM or Ctrl-C stops it within a few seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import ssl
+import sys
+from typing import Any
+
+from fionagw.config import ConfigError, SiteConfig, check_datadir, check_user, load_config
+
+PROGRAM = "fiona web"
+COMMAND = "web"
+THREADS = 32
+GRACE_S = 5
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(COMMAND, help="serve the web pages (Assign, Logs, Status, ...) in the foreground")
+    p.add_argument("site", nargs="?", default="", metavar="SITE")
+
+
+def _ssl_context(_conf: Any, default_factory: Any) -> ssl.SSLContext:
+    ctx = default_factory()
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+def _check_port(cfg: SiteConfig, host: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(cfg.config_file, "web.port", f"{host}:{port} is not available: {exc.strerror}") from None
+
+
+def gunicorn_options(cfg: SiteConfig) -> dict[str, Any]:
+    """gunicorn settings for the site's "web" section."""
+    from fionagw.web.settings import web_settings
+
+    ws = web_settings(cfg)
+    host = f"[{ws.host}]" if ":" in ws.host else ws.host
+    opts: dict[str, Any] = {
+        "bind": [f"{host}:{ws.port}"],
+        "workers": 1,
+        "worker_class": "gthread",
+        "threads": THREADS,
+        "graceful_timeout": GRACE_S,
+        "timeout": 60,
+        "keepalive": 5,
+        "accesslog": None,  # our own request log goes to DATADIR/logs/web.log
+        "errorlog": "-",
+        "loglevel": "warning",
+        "pidfile": str(cfg.paths.pidfile("web")),
+        "proc_name": f"fiona-web{cfg.site}",
+        "control_socket_disable": True,
+    }
+    if ws.tls:
+        opts.update(certfile=str(ws.tls_cert), keyfile=str(ws.tls_key), ssl_context=_ssl_context)
+    return opts
+
+
+def serve(cfg: SiteConfig) -> int:
+    from gunicorn.app.base import BaseApplication
+    from gunicorn.config import KNOWN_SETTINGS
+
+    from fionagw.ops.log import setup_logging
+    from fionagw.web import load_app
+    from fionagw.web.settings import web_settings
+
+    ws = web_settings(cfg)
+    _check_port(cfg, ws.host, ws.port)
+    setup_logging(cfg, "web", stderr=False)
+    app = load_app(cfg)
+    known = {s.name for s in KNOWN_SETTINGS}
+    options = {k: v for k, v in gunicorn_options(cfg).items() if k in known}
+
+    class Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            return app
+
+    print(f"{PROGRAM}: serving {ws.url} (config {cfg.config_file}; log {cfg.paths.logfile('web')})", flush=True)
+    import logging
+
+    logging.getLogger("fionagw.web").info("web server starting", extra={"url": ws.url})
+    Server().run()
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from fionagw.web.settings import web_settings
+
+    try:
+        cfg = load_config(args.config, args.site or None)
+        check_user(cfg)
+        check_datadir(cfg)
+        if not web_settings(cfg).enabled:
+            print(f"{PROGRAM}: web.enabled is false in {cfg.config_file}: not serving", file=sys.stderr)
+            return 0
+        return serve(cfg)
+    except ConfigError as exc:
+        print(f"{PROGRAM}: config error: {exc}", file=sys.stderr)
+        return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m fionagw.cli.fiona_web [--config PATH] [SITE]`` (same as `fiona web`)."""
+    from fionagw.cli.common import parser
+
+    p = parser(PROGRAM, "Serve the web pages in the foreground.")
+    p.add_argument("site", nargs="?", default="", metavar="SITE")
+    return run(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
