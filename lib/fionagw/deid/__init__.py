@@ -1,5 +1,7 @@
-"""De-identification: PS3.15 Annex E profile (profile.py), engine (engine.py), release check
-(release.py). See DESIGN.md section 4."""
+"""De-identification: PS3.15 Annex E profile (profile.py), engine (engine.py), FIONA mode and
+tag changes (fiona_rules.py, tagchange.py), release check (release.py), mapping.json
+(mapping.py), per-project settings (project_settings.py, imported on its own: it reads the
+site config). See DESIGN.md section 4."""
 
 from fionagw.deid.engine import (
     DIFFUSION_PRIVATE,
@@ -11,9 +13,14 @@ from fionagw.deid.engine import (
     shift_da,
     shift_dt,
 )
+from fionagw.deid.fiona_rules import RuleSet, decimal_digest, fallback_study_date, study_id
+from fionagw.deid.mapping import study_mapping, write_mapping
 from fionagw.deid.profile import OPTION_CODES, TABLE, Profile
 from fionagw.deid.release import Hit, Identifiers, check_release, collect_identifiers
+from fionagw.deid.tagchange import NO_MATCH, TagChange, parse_tag_change, regex_value
 
-__all__ = ["DIFFUSION_PRIVATE", "OPTION_CODES", "TABLE", "DeidSettings", "Deidentifier", "Hit",
-           "Identifiers", "Profile", "check_release", "collect_identifiers", "fiona_uid",
-           "keyed_date_offset", "keyed_uid", "shift_da", "shift_dt"]
+__all__ = ["DIFFUSION_PRIVATE", "NO_MATCH", "OPTION_CODES", "TABLE", "DeidSettings",
+           "Deidentifier", "Hit", "Identifiers", "Profile", "RuleSet", "TagChange",
+           "check_release", "collect_identifiers", "decimal_digest", "fallback_study_date",
+           "fiona_uid", "keyed_date_offset", "keyed_uid", "parse_tag_change", "regex_value",
+           "shift_da", "shift_dt", "study_id", "study_mapping", "write_mapping"]

@@ -32,8 +32,10 @@ UID schemes: ``keyed`` = HMAC-SHA256(project secret, UID) as ``2.25.<128-bit dec
 ``<root>.<decimal>`` cut to 64 characters; ``fiona`` = DICOMAnonymizer's
 ``hashuid+PROJECTNAME`` (raw value with its NUL pad + project name, SHA-256, nibbles as
 digits 0123456789012345, prefix 1.3.6.1.4.1.45037., 63 characters) for every replaced UID.
-(Upstream uses a root-less variant for 18 minor UID tags; here all replaced UIDs use the
-project form so references between objects stay consistent.)
+With the FIONA table (``table="fiona"``, fiona_rules.py) its 18 plain ``hashuid`` tags get
+upstream's root-less 64-digit hash instead; every other replaced UID uses the project form.
+Project tag changes and the FIONA table are applied by fiona_rules.RuleSet (hooks in
+``_walk``, ``deidentify`` and, for kept private dates, ``_private``).
 
 Dates: ``shift`` = Retain Longitudinal Modified Dates (offset fixed by ``date_shift_days``,
 42 in FIONA mode, else HMAC of the participant ID with the secret, in ``date_shift_range``);
@@ -71,7 +73,8 @@ from fionagw.deid.release import (
 from fionagw.deid.release import (
     vr_of as _vr_of,
 )
-from fionagw.deid.writer import write
+from fionagw.deid.tagchange import parse_tag_change
+from fionagw.deid.writer import raw_text_element, write
 
 FIONA_UID_ROOT = "1.3.6.1.4.1.45037."
 _NIBBLE_DIGITS = str.maketrans("abcdef", "012345")
@@ -133,10 +136,15 @@ class DeidSettings:
     sponsor: str | None = None  # (0012,0010); default: project
     site_id: str | None = None
     site_name: str | None = None
+    # "ps3.15": the PS3.15 table alone; "fiona": DICOMAnonymizer's table first (fiona_rules.py)
+    table: str = "ps3.15"
+    tag_changes: tuple[str, ...] = ()  # "gggg,eeee=VALUE" (tagchange.py)
+    regex_tag_changes: tuple[str, ...] = ()  # "gggg,eeee=REGEX"
 
     @classmethod
     def fiona(cls, project: str, **changes) -> DeidSettings:
-        """FIONA (DICOMAnonymizer) compatible: hashuid+PROJECTNAME UIDs, dates +42 days."""
+        """FIONA (DICOMAnonymizer) mode: its rule table, hashuid+PROJECTNAME UIDs, +42 days."""
+        changes.setdefault("table", "fiona")
         changes.setdefault("uid_scheme", "fiona")
         changes.setdefault("date_mode", "shift")
         changes.setdefault("date_shift_days", 42)
@@ -169,6 +177,14 @@ class DeidSettings:
         if self.options & {"retain_full_dates", "retain_modified_dates", "retain_safe_private"}:
             raise ValueError("date and safe-private options follow date_mode and private_keep")
         validate_options(self.options)
+        if self.table not in ("ps3.15", "fiona"):
+            raise ValueError("table must be ps3.15 or fiona")
+        if self.table == "fiona" and self.uid_scheme != "fiona":
+            raise ValueError("the FIONA table goes with uid_scheme fiona (hashuid+PROJECTNAME)")
+        for text in self.tag_changes:
+            parse_tag_change(text)
+        for text in self.regex_tag_changes:
+            parse_tag_change(text, regex=True)
 
     def profile_options(self) -> frozenset[str]:
         opts = set(self.options)
@@ -250,7 +266,8 @@ def shift_dt(value: str, days: int, clean_time: bool = False) -> str:
 def _put(ds: Dataset, tag: int, vr: str, value) -> None:
     """Replace an element by a new one (never mutate: the caller's snapshot keeps the old)."""
     key = BaseTag(tag)
-    ds._dict[key] = DataElement(key, vr, value, validation_mode=config.IGNORE)
+    ds._dict[key] = (raw_text_element(ds, key, vr, value)  # ASCII text: cheap, written as is
+                     or DataElement(key, vr, value, validation_mode=config.IGNORE))
 
 
 
@@ -263,6 +280,7 @@ class _Ctx:
         self.days = days
         self._snapshot = Dataset({t: ds._dict[t] for t in _IDENT_TAGS if t in ds._dict})
         self._ids: Identifiers | None = None
+        self.rule_state = None  # fiona_rules.RuleState when the project has rules
 
     @property
     def ids(self) -> Identifiers:
@@ -289,6 +307,15 @@ class Deidentifier:
                         + [OPTION_CODES[o][1].replace(short, "Retain Longitudinal")[:64]
                            for o in sorted(opts)]
                         + [f"UIDs {settings.uid_scheme}", f"dates {settings.date_mode}"])
+        # FIONA table and tag changes (fiona_rules.py builds on this module, hence imported here)
+        self.rules = None
+        self.private_dates: dict[tuple[int, str, int], str] = {}
+        if settings.table == "fiona" or settings.tag_changes or settings.regex_tag_changes:
+            from fionagw.deid.fiona_rules import RuleSet
+
+            self.rules = RuleSet(self)
+            self.private_dates = self.rules.private_dates
+            self.private_allow |= frozenset(self.private_dates)
 
     # --- values -----------------------------------------------------------------------------
 
@@ -324,8 +351,13 @@ class Deidentifier:
     def deidentify(self, ds: Dataset, participant: str, event: str | None = None) -> Dataset:
         ctx = _Ctx(self.date_offset(participant), ds)
         had_reason = 0x00401002 in ds._dict
+        rules = self.rules
+        if rules is not None:
+            ctx.rule_state = rules.begin(ds, participant, event)
         self._walk(ds, ctx, clean=False)
         self._stamp(ds, participant, event, had_reason)
+        if rules is not None:  # markers, createIfMissing and tag changes win over the stamps
+            rules.finish(self, ds, ctx)
         return ds
 
     def deidentify_file(self, src: Path | str, dst: Path | str, participant: str,
@@ -341,6 +373,7 @@ class Deidentifier:
     def _walk(self, ds: Dataset, ctx: _Ctx, clean: bool) -> None:
         elems = ds._dict
         action_of = self.profile.action
+        rules = self.rules.rules if self.rules is not None else {}
         has_private = False
         for tag in list(elems):
             group = tag >> 16
@@ -349,6 +382,9 @@ class Deidentifier:
                 continue
             if tag & 0xFFFF == 0:
                 del elems[tag]
+                continue
+            if tag in rules:  # FIONA table / tag change decides for its tags
+                self.rules.apply(self, ds, tag, ctx)
                 continue
             action = action_of(tag)
             if action == "X":
@@ -448,6 +484,10 @@ class Deidentifier:
                 used.add(block)
                 if _vr_of(elems[tag]) == "SQ":
                     self._items(ds[tag].value, ctx, clean)
+                elif self.private_dates and (group, creator, element & 0xFF) in self.private_dates:
+                    # a kept private date (FIONA: SIEMENS MED PT) moves like the public ones
+                    vr = self.private_dates[(group, creator, element & 0xFF)]
+                    self._date(ds, tag, vr, ctx, unlisted=True)
             else:
                 del elems[tag]
         for group, element in creators:
@@ -484,7 +524,8 @@ class Deidentifier:
         meta = getattr(ds, "file_meta", None)
         if meta is not None:
             if 0x00080018 in ds._dict:
-                meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+                # no validation: FIONA UIDs may have a leading-zero component, as upstream's do
+                _put(meta, 0x00020003, "UI", ds.SOPInstanceUID)
             for tag in (0x00020016, 0x00020017, 0x00020018, 0x00020100, 0x00020102):
                 if tag in meta:  # AE titles and private information of the sender
                     del meta[tag]

@@ -20,8 +20,10 @@ scanned for (too many false hits). Pixel data (7FE0,0008/0009/0010) is not scann
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import RawDataElement
@@ -79,6 +81,13 @@ def _texts(value: object) -> list[str]:
     return [str(value)]
 
 
+@lru_cache(maxsize=4096)  # the same names come again with every file of a study
+def _parts(is_name: bool, value: str) -> tuple[str, ...]:
+    """The lower-cased values to look for: the value, and for a name its parts."""
+    return tuple(p.lower() for p in (_name_parts(value) if is_name else [value])
+                 if len(p) >= MIN_LEN)
+
+
 def _name_parts(name: str) -> list[str]:
     parts = [name.strip(), name.replace("^", " ").strip()]
     parts += re.split(r"[\^=\s,.]+", name)
@@ -92,24 +101,28 @@ class Identifiers:
     values: dict[str, str] = field(default_factory=dict)  # lower-cased value -> kind
     uids: set[str] = field(default_factory=set)
     _compiled: tuple | None = field(default=None, repr=False, compare=False)
+    _needles: tuple | None = field(default=None, repr=False, compare=False)
+
+    def _changed(self) -> None:
+        self._compiled = self._needles = None
 
     def add(self, kind: str, value: str) -> None:
         value = value.strip().strip("\0").strip()
         if kind == "uid":
             if value and not value.startswith(STANDARD_UID_ROOT):
                 self.uids.add(value)
-                self._compiled = None
+                self._changed()
             return
-        for part in (_name_parts(value) if kind in NAME_KINDS else [value]):
-            if len(part) >= MIN_LEN:
-                self.values.setdefault(part.lower(), kind)
-                self._compiled = None
+        for part in _parts(kind in NAME_KINDS, value):
+            if part not in self.values:
+                self.values[part] = kind
+                self._changed()
 
     def update(self, other: Identifiers) -> None:
         for value, kind in other.values.items():
             self.values.setdefault(value, kind)
         self.uids |= other.uids
-        self._compiled = None
+        self._changed()
 
     def __bool__(self) -> bool:
         return bool(self.values or self.uids)
@@ -176,6 +189,28 @@ class Identifiers:
                     break
         return kinds
 
+    def _fast(self) -> tuple:
+        """For check_release: byte needles (lower-cased; each value as is, case-folded, upper
+        and title case, in UTF-8 and Latin-1) -> (kind, is_date); the UIDs as bytes; their
+        roots (or None)."""
+        if self._needles is None:
+            needles: dict[bytes, tuple[str, bool]] = {}
+            # dates first: their needles only need a leading boundary, the weaker test wins
+            for value, kind in sorted(self.values.items(), key=lambda vk: vk[1] not in DATE_KINDS):
+                for variant in {value, value.casefold(), value.upper(), value.title()}:
+                    for encoding in ("utf-8", "latin-1"):
+                        try:
+                            needle = variant.encode(encoding).lower()
+                        except UnicodeEncodeError:
+                            continue
+                        needles.setdefault(needle, (kind, kind in DATE_KINDS))
+            uids = frozenset(u.encode("ascii") for u in self.uids if u.isascii())
+            # a study's UIDs share a few roots: find those (first two components), then read
+            # the token there; too many roots -> one regex pass over the buffer instead
+            roots = frozenset(_uid_root(u) for u in uids)
+            self._needles = (needles, uids, roots if len(roots) <= 32 else None)
+        return self._needles
+
     def scrub(self, text: str, replacement: str = "***") -> str:
         """``text`` with every non-UID identifier replaced (Clean Descriptors)."""
         pattern = self._patterns()[0]
@@ -210,12 +245,13 @@ def collect_identifiers(datasets: Iterable[Dataset] | Dataset, *,
     if staff:
         groups.update(STAFF_TAGS)
     for ds in datasets:
+        elements = ds._dict
         for kind, tags in groups.items():
             for tag in tags:
-                if tag in ds:
-                    for text in _texts(ds[tag].value):
+                if tag in elements:
+                    for text in _element_texts(ds, tag):
                         ids.add(kind, text)
-        if 0x00101002 in ds:  # Other Patient IDs Sequence
+        if 0x00101002 in elements:  # Other Patient IDs Sequence
             for item in ds[0x00101002].value:
                 for text in _texts(item.get("PatientID")):
                     ids.add("other_patient_id", text)
@@ -224,9 +260,25 @@ def collect_identifiers(datasets: Iterable[Dataset] | Dataset, *,
     return ids
 
 
+_UNSPLIT_VRS = frozenset({"LT", "ST", "UT", "UR"})  # a backslash is text there, not a separator
+
+
+def _element_texts(ds: Dataset, tag: int) -> list[str]:
+    """The text values of one element; ASCII raw bytes are split here, without pydicom's
+    conversion (ESC excluded: ISO 2022 code extensions need the character set)."""
+    elem = ds._dict[tag]
+    if isinstance(elem, RawDataElement) and elem.value is not None:
+        raw = bytes(elem.value)
+        if raw.isascii() and b"\x1b" not in raw:
+            text = raw.decode("ascii")
+            return [text] if vr_of(elem) in _UNSPLIT_VRS else text.split("\\")
+    return _texts(ds[tag].value)
+
+
 def _collect_uids(ds: Dataset, ids: Identifiers) -> None:
-    for tag in list(ds._dict):
-        elem = ds._dict[tag]
+    elements = ds._dict
+    for tag in list(elements):
+        elem = elements[tag]
         vr = elem.VR
         if vr is None:
             try:
@@ -234,47 +286,116 @@ def _collect_uids(ds: Dataset, ids: Identifiers) -> None:
             except KeyError:
                 continue
         if vr == "UI":
-            for text in _texts(ds[tag].value):
-                ids.add("uid", text)
+            if isinstance(elem, RawDataElement):  # no conversion needed: UIDs are ASCII
+                if elem.value:
+                    for text in bytes(elem.value).decode("latin-1").split("\\"):
+                        ids.add("uid", text)
+            else:
+                for text in _texts(elem.value):
+                    ids.add("uid", text)
         elif vr == "SQ":
-            for item in ds[tag].value:
+            for item in ds[tag].value or ():
                 _collect_uids(item, ids)
 
 
-def check_release(ds: Dataset, identifiers: Identifiers, *,
-                  include_meta: bool = True) -> list[Hit]:
-    """Every place in ``ds`` where an identifier of ``identifiers`` occurs."""
-    hits: dict[tuple[str, str], None] = {}
-    if not identifiers:
+# --- the release check --------------------------------------------------------------------------
+#
+# Every scanned value (raw bytes as stored; converted text case-folded and UTF-8 encoded) goes
+# into one buffer, NUL-separated so that element edges stay boundaries, lower-cased (ASCII) once.
+# Each needle is then found with bytes.find (far cheaper than a regex with look-arounds per
+# element) and its boundaries checked; UIDs are the dotted-digit tokens of the buffer.
+
+_ALNUM = frozenset(b"0123456789abcdefghijklmnopqrstuvwxyz")
+_DIGITS = frozenset(b"0123456789")
+# Without a look-behind: finds every token the look-behind form finds (and a few more inside
+# longer runs, after a dot), at C speed.
+_UID_SCAN = re.compile(rb"[0-9]+(?:\.[0-9]+)+")
+
+
+def _uid_root(uid: bytes) -> bytes:
+    """The first two components and their dot ("1.2.", "2.25."), or the whole short UID."""
+    first = uid.find(b".")
+    second = uid.find(b".", first + 1) if first >= 0 else -1
+    return uid[:second + 1] if second >= 0 else uid
+
+
+def check_release(ds: Dataset, *identifiers: Identifiers, include_meta: bool = True) -> list[Hit]:
+    """Every place in ``ds`` where a value of one of ``identifiers`` occurs, sorted by path."""
+    sets = [ids for ids in identifiers if ids]
+    if not sets:
         return []
+    datas: list[bytes] = []
+    where: list[tuple[str, int]] = []
     meta = getattr(ds, "file_meta", None)
     if include_meta and meta is not None:
-        _scan(meta, "", identifiers, hits)
-    _scan(ds, "", identifiers, hits)
-    return [Hit(path, kind) for path, kind in hits]
+        _segments(meta, "", datas, where)
+    _segments(ds, "", datas, where)
+    if not datas:
+        return []
+    buf = b"\0".join(datas).lower()
+    size = len(buf)
+    found: list[tuple[int, str]] = []
+    find = buf.find
+    for ids in sets:
+        needles, uids, roots = ids._fast()
+        for needle, (kind, is_date) in needles.items():
+            pos = find(needle)
+            n = len(needle)
+            while pos >= 0:
+                if pos and buf[pos - 1] in (_DIGITS if is_date else _ALNUM):
+                    pass
+                elif is_date or pos + n >= size or buf[pos + n] not in _ALNUM:
+                    found.append((pos, kind))
+                pos = find(needle, pos + 1)
+        if not uids:
+            continue
+        if roots is None:
+            if not uids.isdisjoint(_UID_SCAN.findall(buf)):
+                found += [(m.start(), "uid") for m in _UID_SCAN.finditer(buf)
+                          if m.group() in uids]
+            continue
+        for root in roots:
+            pos = find(root)
+            while pos >= 0:
+                if not (pos and buf[pos - 1] in _DIGITS):
+                    token = _UID_SCAN.match(buf, pos)
+                    if token is not None and token.group() in uids:
+                        found.append((pos, "uid"))
+                pos = find(root, pos + 1)
+    if not found:
+        return []
+    starts, offset = [], 0
+    for data in datas:
+        starts.append(offset)
+        offset += len(data) + 1
+    hits = {(prefix + tag_text(tag), kind)
+            for (prefix, tag), kind in ((where[bisect_right(starts, p) - 1], k) for p, k in found)}
+    return [Hit(path, kind) for path, kind in sorted(hits)]
 
 
-def _scan(ds: Dataset, prefix: str, ids: Identifiers, hits: dict) -> None:
-    for tag in sorted(ds._dict):
+def _segments(ds: Dataset, prefix: str, datas: list[bytes], where: list[tuple[str, int]]) -> None:
+    """The scanned bytes of every element of ``ds`` (sequences recursively, pixel data not)."""
+    elements = ds._dict
+    for tag, elem in list(elements.items()):
         if tag in PIXEL_TAGS:
             continue
-        path = prefix + tag_text(tag)
-        elem = ds._dict[tag]
-        if isinstance(elem, RawDataElement) and not _is_sq(elem):
-            if elem.value:
-                for kind in ids.find_bytes(bytes(elem.value)):
-                    hits[(path, kind)] = None
-            continue
-        elem = ds[tag]
+        if isinstance(elem, RawDataElement):
+            if (elem.VR or vr_of(elem)) != "SQ":
+                if elem.value:
+                    datas.append(elem.value if isinstance(elem.value, bytes) else bytes(elem.value))
+                    where.append((prefix, tag))
+                continue
+            elem = ds[tag]
         value = elem.value
         if elem.VR == "SQ":
             for i, item in enumerate(value or ()):
-                _scan(item, f"{path}[{i}]/", ids, hits)
+                _segments(item, f"{prefix}{tag_text(tag)}[{i}]/", datas, where)
             continue
         if isinstance(value, bytes | bytearray):
-            kinds = ids.find_bytes(bytes(value))
+            data = bytes(value)
         else:
             texts = _texts(value)
-            kinds = ids.find_text("\\".join(texts)) if texts else set()
-        for kind in kinds:
-            hits[(path, kind)] = None
+            data = "\\".join(texts).casefold().encode("utf-8", "replace") if texts else b""
+        if data:
+            datas.append(data)
+            where.append((prefix, tag))

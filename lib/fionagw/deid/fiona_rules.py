@@ -1,0 +1,394 @@
+"""FIONA mode (DICOMAnonymizer's rule table) and project tag changes, applied by the engine.
+
+A project migrated from FIONA gets what ``anonymize -j P --tagchange "0008,0080=PROJECTNAME"
+--patientid <participant> -b -m [--eventname E ...] [--regtagchange T=RE]`` gives: the 276
+rules of ``_fiona_table.py`` (generated from the upstream table by gen_fiona_table.py).
+
+How the two tables combine: for a tag of the FIONA table the FIONA rule decides (keep means
+keep); every other attribute follows the PS3.15 basic profile of the engine (with Retain
+Longitudinal Modified Dates, so unlisted dates move by the same +42 days, and the private
+allow-list), so nothing identifying that the FIONA table does not list can leak. The rules
+apply at every nesting level (upstream only replaces hashuid+PROJECTNAME inside sequences);
+missing elements are created (createIfMissing) at the top level only.
+
+Rule actions (``tagchange.Rule``):
+
+* ``remove``: the element goes. Public tags are removed too: upstream HEAD (786cfce) only
+  removes private tags, a regression that is not reproduced here.
+* ``keep`` (and upstream ``process``): unchanged; a sequence's items are still processed.
+* ``empty``: zero length (a sequence: no items).
+* ``hashuid+PROJECTNAME``: the engine's UID scheme; in FIONA mode ``fiona_uid``: SHA-256 of the
+  value with its NUL pad plus the project name, nibbles as digits ``0123456789012345``, prefix
+  ``1.3.6.1.4.1.45037.``, 63 characters. Mapped per value (upstream hashes a multi-valued
+  element whole; only single-valued tags have this rule).
+* ``hashuid``: the 64-digit decimalized SHA-256 of the padded value, no root, no project
+  (other UID schemes: the engine's UID). UIDs under 1.2.840.10008 are never replaced.
+* ``hash``: the same decimalized hash of the padded value, cut to the VR's maximum (16 for
+  AccessionNumber, SH); an empty value stays empty (upstream would give every empty accession
+  the same fake number). StudyID is always the hash of StudyInstanceUID + project, i.e. digits
+  19-34 of the new StudyInstanceUID. An accession number is guessable, so in keyed projects
+  (a ``hash`` tag change) the hash is an HMAC with the project key instead.
+* ``incrementdate``: YYYYMMDD + the project's shift (+42 in FIONA). An unparseable or empty
+  StudyDate becomes ``1970MM01``, where upstream's random month is here derived from the
+  study UID and project, so a resend gives the same date; any other unparseable date becomes
+  empty. ``incrementdatetime``: YYYY, YYYYMM, YYYYMMDD and YYYYMMDD+time+offset keep their
+  precision and time; unparseable becomes empty. Times are kept (cleaned only when the
+  project sets ``times: clean``). With ``date_mode: keep`` dates stay, with ``remove`` they
+  become empty.
+* BodyPartExamined: kept when it is a keyword of the CID 4031 allow-list (542 entries),
+  otherwise ``BODYPART``.
+* values: ``Re-Mapped`` / ``PatientID`` = participant, ``ProjectName`` = project (also
+  InstitutionName), ``EventName`` = event (empty without one), literals such as ``YES``;
+  LongitudinalTemporalInformationModified = ``MODIFIED`` (the engine writes it always, as
+  PS3.15 asks when dates move); DeidentificationMethod = ``{Per DICOM PS 3.15 AnnexE}``
+  followed by our own method values (edition, options); DeIdentificationMethodCodeSequence =
+  one item, CodeValue ``github.com/mmiv-center/DICOMAnonymizer``, CodeMeaning ``Software``.
+  FIONA's per-event tag changes (``EventName:<event>`` in (0008,0090), (0040,2001) created,
+  (0040,1002) only when present) are the engine's stamps; beyond upstream the engine also
+  writes Clinical Trial Sponsor Name (0012,0010) and, when configured, site ID and name.
+* private rules: Sectra (0009,1001/1002), MITRA (0033,10xx) and the CTP-like 0013 block are
+  removed (as upstream finally does); SIEMENS MED PT (0071,xx22), matched by its private
+  creator, is kept and date-shifted as DT. Other private elements follow the allow-list
+  (the diffusion list and the project's private_keep).
+
+Project tag changes (tagchange.py) replace the rule of their tag in either mode; as upstream,
+a change of a tag in the FIONA table also creates it when missing, other tags are only
+replaced when present. They are applied last, so they win over the engine's stamps.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass, field
+
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import empty_value_for_VR
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+from pydicom.valuerep import MAX_VALUE_LEN
+
+from fionagw.deid._fiona_table import BODY_PARTS, RULES, SOURCE
+from fionagw.deid.engine import (
+    STANDARD_UID_ROOT,
+    Deidentifier,
+    DeidSettings,
+    _ascii_values,
+    _put,
+    _values,
+    shift_dt,
+)
+from fionagw.deid.release import vr_of
+from fionagw.deid.tagchange import Rule, TagChange, parse_tag_change, regex_value, value_rule
+
+FIONA_METHOD = "{Per DICOM PS 3.15 AnnexE}"
+FIONA_CODE_VALUE = "github.com/mmiv-center/DICOMAnonymizer"
+STUDY_UID, STUDY_DATE, STUDY_ID = 0x0020000D, 0x00080020, 0x00200010
+METHOD_TAG, CODES_TAG, TEMPORAL_TAG = 0x00120063, 0x00120064, 0x00280303
+SIEMENS_PT_DATE = (0x0071, "SIEMENS MED PT", 0x22)
+ALLOWED_BODY_PARTS = frozenset(keyword for *_, keyword in BODY_PARTS)
+FIONA_TAGS = frozenset(tag for tag, *_ in RULES)
+MAX_LEN = {**MAX_VALUE_LEN, "AS": 4, "DA": 8, "DT": 26, "TM": 16, "PN": 64}
+_DIGITS = str.maketrans("abcdef", "012345")
+_ASCII_VRS = frozenset({"UI", "DA", "DT", "TM", "AS", "CS", "DS", "IS", "AE"})
+_DATE = re.compile(r"^\s*(\d{4})(\d{2})(\d{2})")
+# actions whose result depends on the original value (the others skip converting it)
+_READS_VALUE = frozenset({"hash", "hashuid", "hashuid+PROJECTNAME", "incrementdate",
+                          "incrementdatetime", "bodypart", "regex"})
+
+
+# --- values (pure functions) ---------------------------------------------------------------
+
+def decimal_digest(data: bytes) -> str:
+    """SHA-256 as 64 digits: each hex nibble written with ``0123456789012345`` (upstream toDec)."""
+    return hashlib.sha256(data).hexdigest().translate(_DIGITS)
+
+
+def padded(text: str, vr: str) -> bytes:
+    """The value as it is encoded: even length, NUL pad for UI, space pad otherwise."""
+    raw = text.encode("utf-8")
+    return raw + (b"\0" if vr == "UI" else b" ") if len(raw) % 2 else raw
+
+
+def hash_value(text: str, vr: str) -> str:
+    """DICOMAnonymizer's ``hash``/``hashuid``: decimalized hash cut to the VR's maximum."""
+    return decimal_digest(padded(text, vr))[:MAX_LEN.get(vr, 64)]
+
+
+def keyed_hash(key: bytes, text: str, vr: str) -> str:
+    """``hash`` for keyed projects: HMAC-SHA256 with the project key, digits as upstream."""
+    digest = hmac.new(key, b"hash\0" + padded(text, vr), hashlib.sha256).hexdigest()
+    return digest.translate(_DIGITS)[:MAX_LEN.get(vr, 64)]
+
+
+def study_id(study_uid: str, project: str) -> str:
+    """StudyID: hash of StudyInstanceUID + project (SH, 16 digits)."""
+    return decimal_digest(padded(study_uid, "UI") + project.encode("utf-8"))[:16]
+
+
+def fallback_study_date(study_uid: str, project: str) -> str:
+    """``1970MM01`` for a StudyDate that cannot be shifted; the month is a function of the study."""
+    month = hashlib.sha256(f"{study_uid}\0{project}".encode()).digest()[0] % 12 + 1
+    return f"1970{month:02d}01"
+
+
+def increment_date(value: str, days: int) -> str:
+    """YYYYMMDD (anything after the day is dropped, as upstream) + days; unparseable -> ''."""
+    m = _DATE.match(value)
+    if not m:
+        return ""
+    try:
+        day = dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3))) + dt.timedelta(days=days)
+    except (ValueError, OverflowError):
+        return ""
+    return day.strftime("%Y%m%d")
+
+
+def limit(text: str, vr: str) -> str:
+    n = MAX_LEN.get(vr)
+    return text[:n] if n else text
+
+
+def _one(values: list) -> object:
+    return values[0] if len(values) == 1 else values
+
+
+def table_rule(tag: int, name: str, action: str, create: bool) -> Rule:
+    """The meaning of one upstream table row (see the module docstring)."""
+    if tag >> 16 & 1:
+        return Rule("private", action, create)
+    if action == "Re-Mapped":
+        return Rule("keyword", "participant", create)
+    if action == "process":
+        return Rule("keep", "", create)
+    if tag == TEMPORAL_TAG:
+        return Rule("temporal", action, True)
+    if tag == METHOD_TAG:
+        return Rule("method", action, create)
+    if tag == CODES_TAG:
+        return Rule("codes", action, create)
+    return value_rule(tag, action, create=create, origin="table")
+
+
+def parse_changes(settings: DeidSettings) -> list[TagChange]:
+    """The settings' tag changes, then regex tag changes (ValueError on a bad one)."""
+    return ([parse_tag_change(t) for t in settings.tag_changes]
+            + [parse_tag_change(t, regex=True) for t in settings.regex_tag_changes])
+
+
+# --- the rule set ---------------------------------------------------------------------------
+
+@dataclass
+class RuleState:
+    """Per object: what the rules need from the original (top-level) dataset."""
+
+    study_uid: str
+    participant: str
+    event: str
+    originals: dict[int, list[str] | None] = field(default_factory=dict)
+
+
+class RuleSet:
+    """The public-tag rules of one project (FIONA table and/or tag changes)."""
+
+    def __init__(self, deid: Deidentifier) -> None:
+        s = self.settings = deid.settings
+        self.fiona = s.table == "fiona"
+        rules: dict[int, Rule] = {}
+        self.private: dict[tuple[int, int], Rule] = {}
+        if self.fiona:
+            for tag, name, action, create in RULES:
+                rule = table_rule(tag, name, action, create)
+                if rule.action == "private":
+                    self.private[(tag >> 16, tag & 0xFFFF)] = rule
+                else:
+                    rules[tag] = rule
+        changes = parse_changes(s)
+        for change in changes:
+            create = change.tag in FIONA_TAGS
+            rules[change.tag] = (Rule("regex", change.value, create, "change") if change.regex
+                                 else value_rule(change.tag, change.value, create=create))
+        self.rules = rules
+        self.changed = tuple(dict.fromkeys(c.tag for c in changes))
+        self.creates = tuple(t for t, r in rules.items() if r.create and t not in self.changed)
+        self.method = [FIONA_METHOD, f"DICOMAnonymizer rules {SOURCE.split('@')[1].split()[0]}",
+                       *deid._method]
+        # private elements with a rule that keeps them: (group, creator, offset) -> VR
+        self.private_dates = {SIEMENS_PT_DATE: "DT"} if self.fiona else {}
+
+    def __contains__(self, tag: int) -> bool:
+        return tag in self.rules
+
+    # --- per object ---------------------------------------------------------------------------
+
+    def begin(self, ds: Dataset, participant: str, event: str | None) -> RuleState:
+        study = _ascii_values(ds._dict[STUDY_UID]) if STUDY_UID in ds._dict else []
+        state = RuleState(study[0] if study else "", participant, event or "")
+        for tag in self.changed:
+            state.originals[tag] = _text_values(ds, tag) if tag in ds._dict else None
+        return state
+
+    def apply(self, deid: Deidentifier, ds: Dataset, tag: int, ctx) -> None:  # type: ignore[no-untyped-def]
+        """The rule of ``tag`` on the element present in ``ds`` (any nesting level)."""
+        rule = self.rules[tag]
+        if rule.action == "remove":
+            del ds._dict[tag]
+            return
+        vr = _vr(tag, ds._dict[tag])
+        if vr == "SQ":
+            self._sequence(deid, ds, tag, rule, ctx)
+            return
+        if rule.action == "keep":  # most rules: leave the raw element unconverted
+            if vr == "TM" and self.settings.times == "clean":  # the project asked for it
+                deid._date(ds, tag, vr, ctx, unlisted=False)
+            return
+        values = _text_values(ds, tag) if rule.action in _READS_VALUE else []
+        new = self.value(deid, rule, tag, vr, values, ctx)
+        if new is not None:
+            _put(ds, tag, vr, new)
+
+    def finish(self, deid: Deidentifier, ds: Dataset, ctx) -> None:  # type: ignore[no-untyped-def]
+        """Top level, after the engine's stamps: markers, createIfMissing, tag changes."""
+        elems = ds._dict
+        if self.fiona:
+            _put(ds, METHOD_TAG, "LO", [limit(v, "LO") for v in self.method])
+            _put(ds, CODES_TAG, "SQ", fiona_codes())
+        for tag in self.creates:
+            if tag not in elems:
+                self._create(deid, ds, tag, self.rules[tag], ctx)
+        state: RuleState = ctx.rule_state
+        for tag in self.changed:  # from the original value, so a change wins over the stamps
+            rule = self.rules[tag]
+            original = state.originals[tag]
+            if rule.action == "remove":
+                elems.pop(tag, None)
+            elif original is not None:
+                vr = _vr(tag, elems[tag]) if tag in elems else dictionary_VR(tag).split(" or ")[0]
+                if vr == "SQ":
+                    if tag in elems:
+                        self._sequence(deid, ds, tag, rule, ctx)
+                    continue
+                new = self.value(deid, rule, tag, vr, original, ctx)
+                if new is not None:
+                    _put(ds, tag, vr, new)
+            elif rule.create:
+                self._create(deid, ds, tag, rule, ctx)
+
+    # --- values ---------------------------------------------------------------------------
+
+    def value(self, deid: Deidentifier, rule: Rule, tag: int, vr: str, values: list[str],  # noqa: C901
+              ctx) -> object | None:  # type: ignore[no-untyped-def]
+        """The new value for the original ``values`` ([] when missing); None: keep as is."""
+        a = rule.action
+        s = self.settings
+        state: RuleState = ctx.rule_state
+        if a == "keep":
+            return None
+        if a == "empty":
+            return empty_value_for_VR(vr)
+        if a in ("hashuid", "hashuid+PROJECTNAME"):
+            if deid._retain_uids:
+                return None
+            new = [limit(self._uid(deid, v, a), vr) for v in values]
+            return _one(new) if new else ""
+        if a == "hash":
+            if s.uid_scheme != "fiona":  # keyed: a guessable value must not be recoverable
+                text = state.study_uid if tag == STUDY_ID else "\\".join(values)
+                return keyed_hash(s.key, text, vr) if text.strip() else ""
+            if tag == STUDY_ID:
+                return study_id(state.study_uid, s.project)
+            text = "\\".join(values)
+            return hash_value(text, vr) if text.strip() else ""
+        if a in ("incrementdate", "incrementdatetime"):
+            return self._dates(a, tag, values, ctx)
+        if a == "bodypart":
+            return None if (values[0].strip() if values else "") in ALLOWED_BODY_PARTS else "BODYPART"
+        if a == "set":
+            return limit(rule.value, vr)
+        if a == "keyword":
+            return limit(self.keyword(rule.value, state), vr)
+        if a == "regex":
+            return limit(regex_value(rule.value, "\\".join(values)), vr)
+        if a == "temporal":
+            return {"shift": "MODIFIED", "keep": "UNMODIFIED", "remove": "REMOVED"}[s.date_mode]
+        if a == "method":
+            return [limit(v, "LO") for v in self.method]
+        raise ValueError(f"rule {a!r} does not apply to ({tag >> 16:04X},{tag & 0xFFFF:04X})")
+
+    def keyword(self, source: str, state: RuleState) -> str:
+        s = self.settings
+        return {"project": s.project, "participant": state.participant, "event": state.event,
+                "site_name": s.site_name or "", "site_id": s.site_id or ""}[source]
+
+    def _uid(self, deid: Deidentifier, value: str, action: str) -> str:
+        if not value or value.startswith(STANDARD_UID_ROOT):
+            return value
+        if action == "hashuid" and self.settings.uid_scheme == "fiona":
+            return hash_value(value, "UI")
+        return deid.uid(value)
+
+    def _dates(self, action: str, tag: int, values: list[str], ctx) -> object | None:  # type: ignore[no-untyped-def]
+        s = self.settings
+        if s.date_mode == "keep":
+            return None
+        days = ctx.days
+        if days is None:  # date_mode remove
+            return ""
+        if action == "incrementdate":
+            new = [increment_date(v, days) for v in values]
+            if tag == STUDY_DATE and not any(new):
+                return fallback_study_date(ctx.rule_state.study_uid, s.project)
+        else:
+            new = [shift_dt(v, days, s.times == "clean") for v in values]
+        return _one(new) if new else ""
+
+    def _sequence(self, deid: Deidentifier, ds: Dataset, tag: int, rule: Rule, ctx) -> None:  # type: ignore[no-untyped-def]
+        if rule.action == "empty":
+            _put(ds, tag, "SQ", Sequence())
+        elif rule.action == "codes":
+            _put(ds, tag, "SQ", fiona_codes())
+        else:  # keep / process: the items are de-identified like the rest
+            deid._items(ds[tag].value, ctx, clean=False)
+
+    def _create(self, deid: Deidentifier, ds: Dataset, tag: int, rule: Rule, ctx) -> None:  # type: ignore[no-untyped-def]
+        if rule.action == "remove":
+            return
+        vr = dictionary_VR(tag).split(" or ")[0]
+        if vr == "SQ":
+            _put(ds, tag, "SQ", fiona_codes() if rule.action == "codes" else Sequence())
+            return
+        new = self.value(deid, rule, tag, vr, [], ctx)
+        _put(ds, tag, vr, empty_value_for_VR(vr) if new is None else new)
+
+
+def fiona_codes() -> Sequence:
+    """DeIdentificationMethodCodeSequence as DICOMAnonymizer writes it."""
+    item = Dataset()
+    _put(item, 0x00080100, "SH", FIONA_CODE_VALUE)
+    _put(item, 0x00080104, "LO", "Software")
+    return Sequence([item])
+
+
+def _vr(tag: int, elem) -> str:  # type: ignore[no-untyped-def]
+    vr = vr_of(elem)
+    if vr == "UN":
+        try:
+            vr = dictionary_VR(tag)
+        except KeyError:
+            pass
+    return vr.split(" or ")[0]
+
+
+def _text_values(ds: Dataset, tag: int) -> list[str]:
+    """An element's values as text (PN as ``Family^Given``); [] when empty."""
+    elem = ds._dict[tag]
+    if _vr(tag, elem) in _ASCII_VRS:
+        return _ascii_values(elem)
+    value = ds[tag].value
+    if isinstance(value, bytes | bytearray):
+        text = bytes(value).decode("latin-1").strip("\0 ")
+        return [text] if text else []
+    return [str(v) for v in _values(value)]
+
