@@ -15,6 +15,7 @@
     DATADIR/events/               study-arrived and later events, one JSON file each
     DATADIR/tracker/tracker.sqlite  the local tracker (embedded default)
     DATADIR/transfer_requests/, transfers_done/, transfers_fail/   FIONA's request files
+    DATADIR/review/<PROJECT>.json tags and values sent for the project (Review page)
     DATADIR/logs/<component>.log  JSON lines
     DATADIR/.pids/<component>.pid
 
@@ -140,6 +141,14 @@ class SitePaths:
     @property
     def transfers_fail(self) -> Path:
         return self.datadir / "transfers_fail"
+
+    @property
+    def review(self) -> Path:
+        return self.datadir / "review"
+
+    def review_inventory(self, project: str) -> Path:
+        """The tags and values sent for ``project`` (the Review page's data)."""
+        return self.review / f"{safe_component(project)}.json"
 
     @property
     def logs(self) -> Path:

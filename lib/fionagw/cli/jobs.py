@@ -8,14 +8,15 @@ import sys
 from collections.abc import Callable
 
 from fionagw.cli.common import add_site, parser, prepare_job
-from fionagw.config import SiteConfig
+from fionagw.config import ConfigError, SiteConfig
 from fionagw.ops.jobstate import job_run
 from fionagw.ops.locks import cron_lock
 from fionagw.tracking.base import Tracker, TrackerError
 from fionagw.tracking.projects import ProjectsError
 
-# Errors a job reports in one line (the operator's problem: REDCap down, bad token, bad file).
-EXPECTED = (TrackerError, ProjectsError, OSError)
+# Errors a job reports in one line (the operator's problem: REDCap down, bad token, bad file,
+# a bad section of config.json that only this job reads).
+EXPECTED = (TrackerError, ProjectsError, ConfigError, OSError)
 
 
 def run_job(prog: str, description: str, body: Callable[[SiteConfig, Tracker, argparse.Namespace], str],

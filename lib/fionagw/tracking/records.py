@@ -106,6 +106,18 @@ class Transfer:
 
 
 @dataclass
+class ImagingRecord:
+    """Repeating form imaging of a research project's own REDCap (event_1_arm_1), one per sent
+    study: what the project's data manager sees of the imaging of a participant."""
+
+    img_study_instance_uid: str  # the de-identified (mapped) StudyInstanceUID
+    img_event_name: str = ""
+    img_study_date: str = ""  # shifted as in the sent data
+    img_study_description: str = ""
+    img_incoming_accession_number: str = ""  # FIONA wrote it; empty unless the site enables it
+
+
+@dataclass
 class IncomingStudy:
     """A study as the tracker knows it: the study form plus its repeating instances."""
 

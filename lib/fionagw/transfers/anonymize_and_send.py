@@ -1,0 +1,379 @@
+"""anonymizeAndSend: each queued transfer request becomes a de-identified copy of the study at
+the project's destination, and its outcome is written back to the tracker as FIONA does.
+
+Per request (oldest first; see queue.py for the files and their retry state):
+
+1. the request, its tracker record, the project (active) and the participant ID (the project's
+   regex) must be valid, and the study still under ``raw/`` (FIONA: "Study has been deleted
+   from Fiona. Resend from PACS!"); otherwise the request fails at once;
+2. the series to send are chosen (selection.py: PR / secondary-capture removal, CHECKBURNEDINFO
+   held back);
+3. every file is de-identified with the project's settings into a private work folder
+   (``site/temp/anonymizeAndSend/<request>/<newSeries>/<MOD>.<newSOP>.dcm`` + mapping.json,
+   FIONA's ``-b -m`` layout) and release-checked against the identifiers of the original study;
+   a broken file or a release hit fails the request and nothing is sent (transfer_error___1);
+4. the files go to the project's destination; a failed send (transfer_error___2) keeps the
+   request queued and is retried with exponential backoff up to ``sending.max_attempts``, then
+   fails. The UIDs are a pure function of the originals, so a resend never duplicates;
+5. the tracker gets transfer_date, transfer_mapped_uid, transfer_error___1..3,
+   transfer_error_message (FIONA's JSON), transfer_active_proc_time and transfers_complete; the
+   request moves to transfers_done/ (or transfers_fail/), the study is mirrored into the
+   project's imaging records, and the sent tags into the project's review inventory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydicom import dcmread
+
+from fionagw.config import ConfigError, SiteConfig
+from fionagw.deid.batch import deidentify_files
+from fionagw.deid.engine import Deidentifier
+from fionagw.deid.mapping import study_mapping, write_mapping
+from fionagw.deid.project_settings import settings_for_project
+from fionagw.deid.release import Identifiers, collect_identifiers
+from fionagw.send import (
+    DEFAULT_DESTINATION,
+    Destination,
+    SendContext,
+    load_destinations,
+    load_sending,
+)
+from fionagw.tracking.base import Tracker, TrackerError
+from fionagw.tracking.projects import Project
+from fionagw.tracking.records import (
+    COMPLETE_ERROR,
+    COMPLETE_OK,
+    ERROR_ANONYMIZATION,
+    ERROR_SEND,
+    ImagingRecord,
+    Transfer,
+    now_text,
+)
+from fionagw.transfers.queue import BadRequestFile, Request, RequestQueue, RetryState
+from fionagw.transfers.selection import SeriesPlan, plan_series
+from fionagw.web.review_inventory import record_files
+
+log = logging.getLogger("fionagw.anonymizeAndSend")
+
+DELETED = "Study has been deleted from Fiona. Resend from PACS!"  # FIONA's words, kept for its users
+
+
+class Permanent(Exception):
+    """The request cannot succeed as it is: it fails now (retrying would change nothing)."""
+
+
+class Retry(Exception):
+    """The request may succeed later (destination down, tracker unreachable): keep it queued."""
+
+
+@dataclass
+class Report:
+    sent: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    deferred: list[str] = field(default_factory=list)
+    waiting: int = 0  # not yet due (backoff)
+
+    def summary(self) -> str:
+        parts = [f"{len(self.sent)} sent"] if self.sent else []
+        if self.failed:
+            parts.append(f"{len(self.failed)} failed")
+        if self.deferred:
+            parts.append(f"{len(self.deferred)} to retry")
+        if self.waiting:
+            parts.append(f"{self.waiting} waiting for their retry time")
+        return ", ".join(parts)
+
+
+@dataclass
+class Attempt:
+    """What one request did, for the tracker's transfer_error_message (FIONA's keys)."""
+
+    request: dict[str, Any]
+    anonymize_return_code: int = 0
+    anonymize_command: str = ""
+    anonymize_output: str = ""
+    storescu_return_code: int = 0
+    storescu_command: str = ""
+    storescu_output: str = ""
+    held_back: list[str] = field(default_factory=list)
+    error: str = ""
+
+    def message(self) -> str:
+        data = {"request": self.request, "rewritepixel_command": [],
+                "anonymize_return_code": self.anonymize_return_code,
+                "anonymize_command": self.anonymize_command, "anonymize_output": self.anonymize_output,
+                "storescu_return_code": self.storescu_return_code,
+                "storescu_command": self.storescu_command, "storescu_output": self.storescu_output,
+                "held_back": self.held_back, "error": self.error}
+        return json.dumps(data, sort_keys=True)
+
+
+class AnonymizeAndSend:
+    def __init__(self, cfg: SiteConfig, tracker: Tracker, *, processes: int | None = None) -> None:
+        self.cfg = cfg
+        self.tracker = tracker
+        self.queue = RequestQueue(cfg.paths)
+        self.destinations = load_destinations(cfg)
+        self.sending = load_sending(cfg)
+        self.processes = processes
+        self.work_root = cfg.paths.temp / "anonymizeAndSend"
+        self._projects: dict[str, Project] | None = None
+
+    @property
+    def projects(self) -> dict[str, Project]:
+        if self._projects is None:
+            self._projects = self.tracker.projects()
+        return self._projects
+
+    # -- the run ---------------------------------------------------------------------------
+
+    def run(self, now: float | None = None) -> Report:
+        report = Report()
+        for path in self.queue.pending():
+            state = self.queue.state(path)
+            if state.next_try > (now if now is not None else time.time()):
+                report.waiting += 1
+                continue
+            outcome = self.process(path, state)
+            getattr(report, outcome).append(path.name)
+        return report
+
+    def process(self, path: Path, state: RetryState) -> str:
+        """Handle one request file; returns "sent", "failed" or "deferred"."""
+        start = time.monotonic()
+        try:
+            request = self.queue.read(path)
+        except BadRequestFile as exc:
+            log.error("request failed", extra={"file": path.name, "error": str(exc)})
+            self.queue.fail(path, None, str(exc))
+            return "failed"
+        attempt = Attempt(request.row)
+        transfer = None
+        try:
+            transfer = self._transfer(request)
+            sent = self._send(request, transfer, attempt)
+            return self._finish_sent(request, transfer, attempt, sent, start)
+        except Permanent as exc:
+            attempt.error = str(exc)
+            return self._finish_failed(request, transfer, attempt, start)
+        except Retry as exc:
+            attempt.error = str(exc)
+            return self._defer(request, transfer, attempt, state, start)
+        finally:  # the de-identified copy was only ever for sending
+            shutil.rmtree(self.work_root / path.stem, ignore_errors=True)
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def _transfer(self, request: Request) -> Transfer:
+        try:
+            for t in self.tracker.transfers(request.study_uid):
+                if t.instance == request.instance:
+                    return t
+        except TrackerError as exc:
+            raise Retry(f"tracker: {exc}") from None
+        raise Permanent(f"no transfer request {request.instance} for this study in the tracker "
+                        "(deleted there?)")
+
+    def _project(self, request: Request) -> Project:
+        project = self.projects.get(request.project)
+        if project is None:
+            raise Permanent(f"unknown project {request.project!r}")
+        if not project.active:
+            raise Permanent(f"project {request.project!r} is not active")
+        if not project.valid_participant(request.participant):
+            raise Permanent(f"participant ID {request.participant!r} does not match the naming rule "
+                            f"of project {project.name} ({project.participant_id})")
+        return project
+
+    def _destination(self, project: Project) -> Destination:
+        name = project.destination or DEFAULT_DESTINATION
+        destination = self.destinations.get(name)
+        if destination is None:
+            raise Retry(f"project {project.name}: destination {name!r} is not configured "
+                        f"(config.json destinations: {', '.join(sorted(self.destinations)) or 'none'})")
+        return destination
+
+    def _send(self, request: Request, transfer: Transfer, attempt: Attempt) -> _Sent:
+        project = self._project(request)
+        raw_study = self.cfg.paths.raw_study_dir(request.study_uid)
+        if not raw_study.is_dir():
+            raise Permanent(DELETED)
+        plans = plan_series(raw_study, project)
+        sending = [p for p in plans if p.sends]
+        attempt.held_back = [f"{p.series_uid} ({p.description}): {p.hold}" for p in plans if p.hold]
+        missing = sum(p.missing for p in sending)
+        if missing:
+            raise Permanent(f"{missing} image(s) of this study are gone from the archive; resend from PACS")
+        if not any(p.files for p in sending):
+            raise Permanent("nothing to send: " + ("; ".join(attempt.held_back) or "the study has no images"))
+        try:
+            settings = settings_for_project(project, self.cfg)
+        except (ConfigError, ValueError) as exc:
+            raise Retry(f"de-identification settings: {exc}") from None
+        destination = self._destination(project)
+
+        deid = Deidentifier(settings)
+        work = self.work_root / request.path.stem
+        shutil.rmtree(work, ignore_errors=True)
+        jobs = []
+        for plan in sending:
+            series_dir = work / deid.uid(plan.series_uid)
+            for src, sop in zip(plan.files, plan.sops, strict=True):
+                # FIONA's -b layout: <newSeries>/<Modality>.<newSOP>.dcm
+                jobs.append((src, series_dir / f"{plan.modality}.{deid.uid(sop)}.dcm"))
+        attempt.anonymize_command = (f"fiona deid --project {project.name} --participant {request.participant}"
+                                     + (f" --event {request.event}" if request.event else ""))
+        identifiers = _study_identifiers(sending)
+        result = deidentify_files(jobs, settings, request.participant, request.event or None,
+                                  identifiers=identifiers, processes=self.processes)
+        output_of = dict(jobs)  # results name the source; messages name the output (no original UID)
+        problems = [f"{_rel(work, output_of.get(p, p))}: {reason}" for p, reason in result.failed]
+        problems += [f"{_rel(work, output_of.get(p, p))}: {', '.join(str(h) for h in hits)}"
+                     for p, hits in result.hits]
+        if problems:
+            attempt.anonymize_return_code = 1
+            attempt.anonymize_output = "; ".join(problems[:20]) + (
+                f"; and {len(problems) - 20} more" if len(problems) > 20 else "")
+            kind = "release check found identifying values" if result.hits else "de-identification failed"
+            raise Permanent(f"{kind} in {len(problems)} file(s); nothing was sent")
+        attempt.anonymize_output = f"{len(result.written)} file(s) in {result.seconds:.1f} s"
+        mapping = study_mapping(deid, request.study_uid, [p.series_uid for p in sending])
+        write_mapping(work, mapping)
+
+        new_study = deid.uid(request.study_uid)
+        context = SendContext(project.name, request.participant, request.event, new_study)
+        attempt.storescu_command = f"send to {destination.name}"
+        sent = destination.send_study(sorted(result.written), context)
+        attempt.storescu_output = (f"{sent.sent} of {len(result.written)} sent"
+                                   + (f"; warnings: {'; '.join(sent.warnings[:5])}" if sent.warnings else ""))
+        if not sent.ok:
+            attempt.storescu_return_code = 1
+            reasons = [sent.error] if sent.error else []
+            reasons += [f"{_rel(work, p)}: {why}" for p, why in sent.failed[:10]]
+            attempt.storescu_output += "; " + "; ".join(reasons)
+            raise Retry(f"send to {destination.name} failed: {reasons[0] if reasons else 'unknown'}")
+        return _Sent(project, ",".join(mapping["StudyInstanceUID"].values()), sorted(result.written),
+                     _first_header(sorted(result.written)))
+
+    # -- outcomes ---------------------------------------------------------------------------
+
+    def _write_tracker(self, transfer: Transfer | None, **values: Any) -> bool:
+        if transfer is None:
+            return True
+        for key, value in values.items():
+            setattr(transfer, key, value)
+        try:
+            self.tracker.update_transfer(transfer)
+        except TrackerError as exc:
+            log.error("tracker update failed", extra={"study": transfer.study_instance_uid, "error": str(exc)})
+            return False
+        return True
+
+    def _finish_sent(self, request: Request, transfer: Transfer, attempt: Attempt, sent: _Sent,
+                     start: float) -> str:
+        held = bool(attempt.held_back)
+        if held:
+            attempt.error = f"{len(attempt.held_back)} series held back"
+        ok = self._write_tracker(
+            transfer, transfer_date=now_text(), transfer_mapped_uid=sent.mapped_uid,
+            transfer_error={ERROR_ANONYMIZATION} if held else set(),
+            transfer_error_message=attempt.message() if held else "",
+            transfer_active_proc_time=f"{time.monotonic() - start:.1f}",
+            transfers_complete=COMPLETE_ERROR if held else COMPLETE_OK)
+        if not ok:  # sent, but not recorded: send again later (same UIDs, no duplicates)
+            self.queue.defer(request.path, RetryState(0, time.time() + self.sending.retry_base_seconds,
+                                                      "tracker update failed after sending"))
+            return "deferred"
+        self._mirror(request, sent)
+        if held:
+            self.queue.fail(request.path, request.row, attempt.error + ": " + "; ".join(attempt.held_back))
+        else:
+            self.queue.done(request.path)
+        log.info("study sent", extra={"study": request.study_uid, "project": request.project,
+                                      "files": len(sent.files), "held_back": len(attempt.held_back),
+                                      "seconds": round(time.monotonic() - start, 1)})
+        return "failed" if held else "sent"
+
+    def _mirror(self, request: Request, sent: _Sent) -> None:
+        """Imaging records and review inventory: useful, not essential; a failure is logged."""
+        header = sent.header
+        record = ImagingRecord(sent.mapped_uid, request.event, str(header.get("StudyDate", "")),
+                               str(header.get("StudyDescription", "")))
+        try:
+            self.tracker.record_imaging(sent.project, request.participant, record)
+        except TrackerError as exc:
+            log.error("imaging record not written", extra={"study": request.study_uid, "error": str(exc)})
+        try:
+            record_files(self.cfg.paths.review_inventory(sent.project.name), sent.files)
+        except OSError as exc:
+            log.error("review inventory not updated", extra={"project": sent.project.name, "error": str(exc)})
+
+    def _finish_failed(self, request: Request, transfer: Transfer | None, attempt: Attempt,
+                       start: float) -> str:
+        self._write_tracker(transfer, transfer_error={ERROR_ANONYMIZATION},
+                            transfer_error_message=attempt.message(),
+                            transfer_active_proc_time=f"{time.monotonic() - start:.1f}",
+                            transfers_complete=COMPLETE_ERROR)
+        self.queue.fail(request.path, request.row, attempt.error)
+        log.error("request failed", extra={"file": request.name, "study": request.study_uid,
+                                           "project": request.project, "error": attempt.error})
+        return "failed"
+
+    def _defer(self, request: Request, transfer: Transfer | None, attempt: Attempt, state: RetryState,
+               start: float) -> str:
+        s = self.sending
+        attempts = state.attempts + 1
+        final = attempts >= s.max_attempts
+        if not final:
+            delay = s.delay(attempts)
+            attempt.error += f" (attempt {attempts} of {s.max_attempts}; next try in {delay:.0f} s)"
+        else:
+            attempt.error += f" (attempt {attempts} of {s.max_attempts}; giving up)"
+        self._write_tracker(transfer, transfer_error={ERROR_SEND} if attempt.storescu_return_code else
+                            {ERROR_ANONYMIZATION}, transfer_error_message=attempt.message(),
+                            transfer_active_proc_time=f"{time.monotonic() - start:.1f}",
+                            transfers_complete=COMPLETE_ERROR)
+        log.error("request not sent", extra={"file": request.name, "study": request.study_uid,
+                                             "project": request.project, "error": attempt.error})
+        if final:
+            self.queue.fail(request.path, request.row, attempt.error)
+            return "failed"
+        self.queue.defer(request.path, RetryState(attempts, time.time() + delay, attempt.error))
+        return "deferred"
+
+
+@dataclass
+class _Sent:
+    project: Project
+    mapped_uid: str
+    files: list[Path]
+    header: Any
+
+
+def _study_identifiers(plans: list[SeriesPlan]) -> Identifiers:
+    """The identifying values of the study, from the first image of each series (per-file UIDs
+    are added by the batch from each file itself)."""
+    headers = []
+    for plan in plans:
+        if plan.files:
+            headers.append(dcmread(plan.files[0], stop_before_pixels=True))
+    return collect_identifiers(headers)
+
+
+def _first_header(files: list[Path]) -> Any:
+    return dcmread(files[0], stop_before_pixels=True, specific_tags=["StudyDate", "StudyDescription"])
+
+
+def _rel(root: Path, path: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return path.name

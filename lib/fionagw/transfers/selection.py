@@ -1,0 +1,95 @@
+"""Which series of a study a transfer sends (FIONA's anonymizeAndSend series loop).
+
+Per series, from its ``raw/<study>/<series>.json`` record and the project's features:
+
+* Modality PR and ``remove_presentation_states`` -> skipped;
+* ``remove_secondary_captures`` -> series classified CHECKBURNEDINFO, or of a secondary-capture
+  SOP class, are skipped (FIONA skipped the CHECKBURNEDINFO ones);
+* CHECKBURNEDINFO otherwise (burned-in annotation or a screen capture; FIONA's ``(shadow) ``
+  series excepted) -> held back: pixel cleaning does not exist here yet, so such a series
+  is never sent with its pixels as they are, unless the project says ``never_rewrite_pixels``
+  (FIONA's feature 1: the project accepts the pixels unchanged).
+
+A held-back series makes the transfer an error the data manager sees, while the other series
+are still sent, so a whole MR study does not wait for one screenshot.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fionagw.tracking.projects import Project
+
+BURNED_IN = "CHECKBURNEDINFO"
+SC_CLASS_PREFIX = "1.2.840.10008.5.1.4.1.1.7"  # Secondary Capture Image Storage and its multi-frame kin
+
+
+@dataclass
+class SeriesPlan:
+    series_uid: str
+    record: dict[str, Any]
+    files: list[Path] = field(default_factory=list)  # archive files
+    sops: list[str] = field(default_factory=list)  # their SOPInstanceUIDs (the raw/ link names)
+    missing: int = 0  # raw/ links whose archive file is gone
+    skip: str = ""  # reason the project does not want it
+    hold: str = ""  # reason it must not leave as it is
+
+    @property
+    def description(self) -> str:
+        return str(self.record.get("SeriesDescription") or "")
+
+    @property
+    def modality(self) -> str:
+        return (_modalities(self.record) or ["OT"])[0]
+
+    @property
+    def sends(self) -> bool:
+        return not (self.skip or self.hold)
+
+
+def _modalities(record: dict[str, Any]) -> list[str]:
+    value = record.get("Modality") or []
+    return [str(v) for v in (value if isinstance(value, list) else [value])]
+
+
+def _types(record: dict[str, Any]) -> list[str]:
+    value = record.get("ClassifyType") or []
+    return [str(v) for v in (value if isinstance(value, list) else [value])]
+
+
+def plan_series(raw_study: Path, project: Project) -> list[SeriesPlan]:
+    """One plan per series directory of the study (sorted by series UID for a stable order)."""
+    plans = []
+    for series_dir in sorted(p for p in raw_study.iterdir() if p.is_dir()):
+        try:
+            record = json.loads((raw_study / f"{series_dir.name}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            record = {}
+        plan = SeriesPlan(series_dir.name, record if isinstance(record, dict) else {})
+        for link in sorted(series_dir.iterdir()):
+            target = link.resolve()
+            if target.is_file():
+                plan.files.append(target)
+                plan.sops.append(link.name)
+            else:
+                plan.missing += 1
+        _decide(plan, project)
+        plans.append(plan)
+    return plans
+
+
+def _decide(plan: SeriesPlan, project: Project) -> None:
+    record = plan.record
+    burned = BURNED_IN in _types(record) and not plan.description.startswith("(shadow) ")
+    secondary = str(record.get("SOPClassUID", "")).startswith(SC_CLASS_PREFIX)
+    if "PR" in _modalities(record) and project.has_feature("remove_presentation_states"):
+        plan.skip = "presentation state (project removes them)"
+    elif (burned or secondary) and project.has_feature("remove_secondary_captures"):
+        plan.skip = "secondary capture / burned-in annotation (project removes them)"
+    elif burned and not project.has_feature("never_rewrite_pixels"):
+        plan.hold = ("held back: classified CHECKBURNEDINFO (burned-in annotation possible) and "
+                     "pixel cleaning is not available; set the project feature never_rewrite_pixels "
+                     "or remove_secondary_captures to decide")
