@@ -143,6 +143,11 @@ class SitePaths:
         return self.datadir / "transfers_fail"
 
     @property
+    def keys(self) -> Path:
+        """Per-project de-identification keys (back them up: pseudonyms depend on them)."""
+        return self.datadir / "keys"
+
+    @property
     def review(self) -> Path:
         return self.datadir / "review"
 

@@ -26,7 +26,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydicom import config as dicom_config
 from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 
@@ -184,10 +183,8 @@ def _prepare(args: argparse.Namespace) -> tuple[Deidentifier, str]:
         setup_logging(cfg, "deid")
     except OSError as exc:
         raise _Usage(f"cannot write the log under {cfg.paths.logs}: {exc.strerror}") from None
-    # pydicom's value warnings quote the values (patient data of the inputs, and FIONA UIDs
-    # with a leading-zero component, which upstream writes too): keep them out of log and screen
-    dicom_config.settings.reading_validation_mode = dicom_config.IGNORE
-    logging.getLogger("pydicom").setLevel(logging.ERROR)
+    # (setup_logging silences pydicom's value warnings: they quote patient data, and FIONA UIDs
+    # with a leading-zero component, which upstream writes too)
     try:
         settings = settings_for_project(project, cfg)
     except ConfigError as exc:

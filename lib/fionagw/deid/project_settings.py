@@ -166,7 +166,7 @@ def project_key(project: str, cfg: SiteConfig) -> bytes:
             if not isinstance(key, str) or not key.strip():
                 raise ConfigError(secrets, f"deid_keys.{project}", "expected a non-empty string")
             return bytes.fromhex(key) if _HEX_KEY.fullmatch(key) else key.encode("utf-8")
-    return _key_file(cfg.datadir / "keys" / f"{safe_component(project)}.key", project)
+    return _key_file(cfg.paths.keys / f"{safe_component(project)}.key", project)
 
 
 def _key_file(path: Path, project: str) -> bytes:

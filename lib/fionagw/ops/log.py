@@ -63,7 +63,20 @@ def setup_logging(cfg: SiteConfig, component: str, *, stderr: bool = False) -> l
     root.setLevel(cfg.logging.level)
     # pynetdicom logs every association at INFO; keep its noise at WARNING.
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+    quiet_pydicom()
     return logging.getLogger(f"fionagw.{component}")
+
+
+def quiet_pydicom() -> None:
+    """pydicom's value warnings quote the value ("Invalid value for VR DA: '19610714'"): a birth
+    date or name in a log. Reading never validates values here; real errors still raise."""
+    import warnings
+
+    from pydicom import config as pydicom_config
+
+    pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
+    logging.getLogger("pydicom").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module=r"pydicom\..*")
 
 
 def phi_hash(value: str) -> str:
