@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, pydicom_test_file, run_bin, storescu, wait_for
+from conftest import BIN, pydicom_test_file, run_bin, storescu, wait_for, write_config
 from fionagw.classify import Connection
 from fionagw.config import load_config
 from fionagw.organize.tree import parse_pipe_line
@@ -175,7 +175,8 @@ def test_rebuild_recreates_derived_trees(daemons, tmp_path: Path) -> None:  # ty
     assert len(raw_links(cfg.datadir)) == len(files)
 
 
-def test_fiona_run_receives_and_stops_cleanly(site_config: Path, tmp_path: Path) -> None:
+def test_fiona_run_receives_and_stops_cleanly(tmp_path: Path) -> None:
+    site_config = write_config(tmp_path, web={"enabled": False}, metrics={"enabled": False})
     cfg = load_config(site_config)
     proc = subprocess.Popen([sys.executable, str(BIN / "fiona"), "--config", str(site_config), "run"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -190,7 +191,7 @@ def test_fiona_run_receives_and_stops_cleanly(site_config: Path, tmp_path: Path)
         assert storescu(cfg.dicom_port, pydicom_test_file("CT_small.dcm")).returncode == 0
         wait_for(lambda: len(raw_links(cfg.datadir)) == 1, what="file classified under fiona run")
         children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
-        assert len(children) == 2
+        assert len(children) >= 2  # the receiver, processSingleFile (and any due cron job)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)

@@ -76,6 +76,9 @@ class RetentionSettings:
     # 0: the free space of DATADIR's filesystem (statvfs). > 0: DATADIR has this many bytes to
     # itself (a quota on a shared disk); free = capacity - bytes under DATADIR.
     capacity_bytes: int = 0
+    # Tracker studies (with series and transfers) older than this many days whose transfers are
+    # all done are deleted (clearOldFiles, once a day). 0: keep forever.
+    tracker_days: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -86,9 +89,27 @@ class HeartbeatSettings:
     restart: bool = True  # start the receiver again at once after killing it
     job_limit_s: int = 3600  # a cron job holding its lock longer than this is killed
     job_limits: dict[str, int] = field(default_factory=dict)  # per job, e.g. {"sendFiles": 7200}
+    # Optional POST of a health report (JSON) to a central endpoint; "" switches it off.
+    post_url: str = ""
+    post_interval_seconds: int = 300
+    post_token_file: Path | None = None  # first line: bearer token (file mode 0600)
+    post_ca_bundle: Path | None = None  # CA file for the endpoint's TLS certificate (default: system CAs)
+    post_timeout_s: float = 10.0
+    post_system: bool = True  # CPU load, memory, disk
+    post_services: bool = True  # daemons up/down, cron job outcomes
+    post_queues: bool = True  # queue depths
 
     def limit_for(self, job: str) -> int:
         return self.job_limits.get(job, self.job_limit_s)
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """The Prometheus endpoint that `fiona run` serves (also printed by `fiona metrics`)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 9108
 
 
 @dataclass(frozen=True)
@@ -108,6 +129,7 @@ class SiteConfig:
     paths: SitePaths
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     heartbeat: HeartbeatSettings = field(default_factory=HeartbeatSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
 
     @property
@@ -282,11 +304,12 @@ def load_config(path: str | os.PathLike[str] | None = None, site: str | None = N
         min_age_hours=float(ret.get("min_age_hours", (int, float), RetentionSettings.min_age_hours)),
         log_days=float(ret.get("log_days", (int, float), RetentionSettings.log_days)),
         capacity_bytes=ret.get("capacity_bytes", int, 0),
+        tracker_days=float(ret.get("tracker_days", (int, float), 0)),
     )
     if not 0 <= retention.target_free_percent < 100:
         raise ConfigError(file, "retention.target_free_percent",
                           f"expected a percentage 0-99, got {retention.target_free_percent}")
-    for key in ("min_age_hours", "log_days", "capacity_bytes"):
+    for key in ("min_age_hours", "log_days", "capacity_bytes", "tracker_days"):
         if getattr(retention, key) < 0:
             raise ConfigError(file, f"retention.{key}", "must not be negative")
 
@@ -302,10 +325,29 @@ def load_config(path: str | os.PathLike[str] | None = None, site: str | None = N
         restart=hb.get("restart", bool, True),
         job_limit_s=hb.get("job_limit_s", int, HeartbeatSettings.job_limit_s),
         job_limits=dict(limits),
+        post_url=hb.get("post_url", str, ""),
+        post_interval_seconds=hb.get("post_interval_seconds", int, HeartbeatSettings.post_interval_seconds),
+        post_token_file=hb.path("post_token_file"),
+        post_ca_bundle=hb.path("post_ca_bundle"),
+        post_timeout_s=float(hb.get("post_timeout_s", (int, float), HeartbeatSettings.post_timeout_s)),
+        post_system=hb.get("post_system", bool, True),
+        post_services=hb.get("post_services", bool, True),
+        post_queues=hb.get("post_queues", bool, True),
     )
-    for key in ("echo_timeout_s", "grace_seconds", "job_limit_s"):
+    if heartbeat.post_url and not heartbeat.post_url.startswith(("https://", "http://")):
+        raise ConfigError(file, "heartbeat.post_url", f"expected an https:// address, got {heartbeat.post_url!r}")
+    for key in ("echo_timeout_s", "grace_seconds", "job_limit_s", "post_interval_seconds", "post_timeout_s"):
         if getattr(heartbeat, key) <= 0:
             raise ConfigError(file, f"heartbeat.{key}", "must be positive")
+
+    met = r.section("metrics")
+    metrics = MetricsSettings(
+        enabled=met.get("enabled", bool, True),
+        host=met.get("host", str, MetricsSettings.host),
+        port=met.get("port", int, MetricsSettings.port, what="an integer port 1-65535"),
+    )
+    if not 1 <= metrics.port <= 65535:
+        raise ConfigError(file, "metrics.port", f"port must be 1-65535, got {metrics.port}")
 
     rules = r.path("CLASSIFY_RULES", "classifyRules.json")
     assert rules is not None
@@ -329,6 +371,7 @@ def load_config(path: str | os.PathLike[str] | None = None, site: str | None = N
         paths=SitePaths(datadir, site or "", fifo),
         retention=retention,
         heartbeat=heartbeat,
+        metrics=metrics,
         raw=merged,
     )
 

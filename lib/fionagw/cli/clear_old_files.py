@@ -1,5 +1,6 @@
 """clearOldFiles [SITE] (cron, hourly at :30): delete the oldest studies while free space is low,
-and log files older than retention.log_days."""
+log files older than retention.log_days, and (once a day) tracker studies older than
+retention.tracker_days whose transfers are all done."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 from fionagw.cli.common import add_site, parser, prepare_job
 from fionagw.ops.jobstate import job_run
 from fionagw.ops.locks import cron_lock
-from fionagw.ops.retention import clear_old_files, clear_old_logs
+from fionagw.ops.retention import clear_old_files, clear_old_logs, prune_tracker
 from fionagw.tracking.base import TrackerError
 from fionagw.tracking.projects import ProjectsError
 
@@ -23,6 +24,8 @@ def main(argv: list[str]) -> int:
     add_site(p)
     p.add_argument("-n", "--dry-run", action="store_true", help="only print what would be deleted")
     p.add_argument("-v", "--verbose", action="store_true", help="print the summary")
+    p.add_argument("--tracker-now", action="store_true",
+                   help="run the tracker retention now (normally once a day)")
     args = p.parse_args(argv)
     cfg, log = prepare_job(args, PROGRAM)
     with cron_lock(cfg, PROGRAM), job_run(cfg, PROGRAM) as run:
@@ -36,6 +39,15 @@ def main(argv: list[str]) -> int:
             return 1
         result.logs_deleted = len(clear_old_logs(cfg, dry_run=args.dry_run))
         run.summary = result.summary()
+        rc = 0
+        try:
+            pruned = prune_tracker(cfg, dry_run=args.dry_run, force=args.tracker_now)
+        except (TrackerError, ProjectsError, OSError) as exc:
+            log.error("tracker retention skipped: cannot reach the tracker", extra={"error": str(exc)})
+            print(f"{PROGRAM}: tracker retention skipped: {exc}", file=sys.stderr)
+            run.ok, pruned, rc = False, None, 1
+        if pruned is not None:
+            run.summary += f", {len(pruned)} tracker studies {'would be ' if args.dry_run else ''}deleted"
         low = result.free_percent_after < cfg.retention.target_free_percent
         if low:
             logging.getLogger("fionagw.retention").warning(
@@ -47,7 +59,9 @@ def main(argv: list[str]) -> int:
             print(f"  {'would delete' if args.dry_run else 'deleted'} {uid} ({nbytes} bytes)")
         for uid, why in result.spared.items():
             print(f"  kept {uid}: {why}")
-    return 0
+        for uid in pruned or []:
+            print(f"  {'would delete' if args.dry_run else 'deleted'} tracker study {uid}")
+    return rc
 
 
 if __name__ == "__main__":

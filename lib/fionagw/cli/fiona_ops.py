@@ -10,13 +10,11 @@ import sys
 import time
 from pathlib import Path
 
-from fionagw.config import SiteConfig, receiver_enabled
-from fionagw.ops import daemon
+from fionagw.config import SiteConfig
+from fionagw.ops.status import DAEMONS
 from fionagw.ops.supervisor import BIN
 
 PROGRAM = "fiona"
-# (bin program, pid/log component), in start order: the classifier first, it reads the FIFO.
-DAEMONS = (("processSingleFile", "processSingleFile"), ("storectl", "storescpd"))
 
 
 def _bin(cfg: SiteConfig, program: str, command: str) -> list[str]:
@@ -54,87 +52,46 @@ def _size(n: float) -> str:
     return f"{n:.1f} TiB"
 
 
-def _count_files(d: Path, pattern: str = "*") -> int:
-    try:
-        return sum(1 for p in d.glob(pattern) if p.is_file() and not p.name.startswith(".tmp-"))
-    except OSError:
-        return 0
-
-
-def queue_depths(cfg: SiteConfig) -> dict[str, int]:
-    p = cfg.paths
-    try:
-        with open(p.incoming_list, encoding="utf-8", errors="replace") as f:
-            incoming = sum(1 for line in f if line.strip())
-    except FileNotFoundError:
-        incoming = 0
-    return {
-        "arrived jobs": _count_files(p.arrived),
-        "transfer requests": _count_files(p.transfer_requests),
-        "failed transfers": _count_files(p.transfers_fail),
-        "incoming list": incoming,
-    }
-
-
-def cron_jobs(cfg: SiteConfig) -> list[str]:
-    from fionagw.ops.crontab import TEMPLATE, programs
-    from fionagw.ops.jobstate import recorded_jobs
-
-    try:
-        jobs = [j for j in programs(TEMPLATE.read_text(encoding="utf-8"))
-                if j not in {prog for prog, _ in DAEMONS}]
-    except OSError:
-        jobs = []
-    return jobs + [j for j in recorded_jobs(cfg) if j not in jobs]
-
-
 def status(cfg: SiteConfig) -> int:
-    from fionagw import __version__
-    from fionagw.ops.jobstate import last_run
-    from fionagw.ops.locks import lock_info
-    from fionagw.ops.retention import measure_space, tree_bytes
+    from fionagw.ops.status import collect_status
 
-    down = []
-    print(f"fionagw {__version__}  site {cfg.site or '(default)'}  config {cfg.config_file}")
+    st = collect_status(cfg, du=True)
+    print(f"fionagw {st.version}  site {cfg.site or '(default)'}  config {cfg.config_file}")
     print("services")
-    for program, component in DAEMONS:
-        st = daemon.status(cfg.paths.pidfile(component), program)
-        where = f"  DICOM {cfg.aetitle}@{cfg.dicom_ip}:{cfg.dicom_port}" if program == "storectl" else ""
-        if st.running:
-            print(f"  {program:<20} running  pid {st.pid}  up {_duration(st.uptime_s)}{where}")
-        elif program == "storectl" and not receiver_enabled(cfg):
-            print(f"  {program:<20} disabled by {cfg.paths.enabled_file}")
+    for s in st.services:
+        where = f"  {s.listen}" if s.listen else ""
+        if s.state == "running":
+            print(f"  {s.name:<20} running  pid {s.pid}  up {_duration(s.uptime_s)}{where}")
+        elif s.state == "disabled":
+            print(f"  {s.name:<20} disabled by {s.listen}")
         else:
-            print(f"  {program:<20} DOWN{where}")
-            down.append(program)
+            print(f"  {s.name:<20} DOWN{where}")
     print("cron jobs (last run)")
-    now = time.time()
-    for job in cron_jobs(cfg):
-        run = last_run(cfg, job)
-        holder = lock_info(cfg, job)
-        busy = f"  running now (pid {holder.pid}, {_duration(holder.age_s())})" if holder else ""
+    for j in st.jobs:
+        busy = f"  running now (pid {j.running_pid}, {_duration(j.running_for_s)})" if j.running_pid else ""
+        run = j.last
         if run is None:
-            print(f"  {job:<22} no run recorded{busy}")
+            print(f"  {j.job:<22} no run recorded{busy}")
             continue
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.finished))
         outcome = "ok" if run.ok else "FAILED"
         summary = f"  {run.summary}" if run.summary else ""
-        print(f"  {job:<22} {when} ({_duration(now - run.finished)} ago)  {outcome}  {run.seconds:.1f} s"
-              f"{summary}{busy}")
+        print(f"  {j.job:<22} {when} ({_duration(st.collected_at - run.finished)} ago)  {outcome}  "
+              f"{run.seconds:.1f} s{summary}{busy}")
     print("queues")
-    print("  " + "; ".join(f"{k} {v}" for k, v in queue_depths(cfg).items()))
+    print("  " + "; ".join(f"{k} {v}" for k, v in st.queues.items()))
     print("disk")
-    try:
-        used = tree_bytes(cfg.datadir)
-        space = measure_space(cfg)
-        source = "capacity (retention.capacity_bytes)" if space.source == "capacity" else "filesystem"
-        print(f"  DATADIR {cfg.datadir}: {_size(used)} used; {source} {_size(space.free)} free of "
-              f"{_size(space.total)} ({space.free_percent:.1f} %, retention target "
-              f"{cfg.retention.target_free_percent:g} %)")
-    except OSError as exc:
-        print(f"  DATADIR {cfg.datadir}: {exc.strerror}")
-    if down:
-        print(f"{PROGRAM}: down: {', '.join(down)}", file=sys.stderr)
+    d = st.disk
+    assert d is not None
+    if d.error:
+        print(f"  DATADIR {d.datadir}: {d.error}")
+    else:
+        source = "capacity (retention.capacity_bytes)" if d.source == "capacity" else "filesystem"
+        used = f"{_size(d.used_bytes)} used; " if d.used_bytes is not None else ""
+        print(f"  DATADIR {d.datadir}: {used}{source} {_size(d.free_bytes)} free of {_size(d.total_bytes)} "
+              f"({d.free_percent:.1f} %, retention target {d.target_free_percent:g} %)")
+    if st.down:
+        print(f"{PROGRAM}: down: {', '.join(st.down)}", file=sys.stderr)
         return 1
     return 0
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from fionagw.cli.common import add_site, parser, prepare_job
 from fionagw.ops.heartbeat import run_heartbeat
 from fionagw.ops.jobstate import job_run
 from fionagw.ops.locks import cron_lock
+from fionagw.ops.metrics import PostError, post_if_due
 
 PROGRAM = "heartbeat"
 
@@ -23,6 +25,11 @@ def main(argv: list[str]) -> int:
         result = run_heartbeat(cfg)
         run.summary = result.summary()
         run.ok = result.receiver != "down" and not result.problems
+    if not os.environ.get("FIONA_SUPERVISOR"):  # fiona run posts from its own thread
+        try:
+            post_if_due(cfg)  # the optional heartbeat POST (heartbeat.post_url), crontab mode
+        except PostError as exc:
+            result.problems.append(f"heartbeat POST: {exc}")
     if args.verbose or result.receiver in ("restarted", "down") or result.killed_jobs or result.problems:
         print(f"{PROGRAM}: {result.summary()}")
     return 0 if run.ok else 1

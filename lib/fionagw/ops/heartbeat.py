@@ -172,6 +172,10 @@ def check_receiver(cfg: SiteConfig, result: HeartbeatResult) -> None:
             pidfile.unlink()
         except FileNotFoundError:
             pass
+    if os.environ.get("FIONA_SUPERVISOR"):  # under fiona run: its supervisor restarts the receiver
+        result.receiver = "restarted"
+        log.warning("receiver stopped; fiona run restarts it", extra={"old_pid": pid})
+        return
     if not cfg.heartbeat.restart:
         result.receiver = "down"
         return

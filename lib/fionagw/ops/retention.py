@@ -9,6 +9,11 @@ freed and the reason; nothing else about the study.
 
 Free space comes from statvfs on DATADIR, or, when ``retention.capacity_bytes`` is set, from
 that capacity minus the bytes under DATADIR (a quota for the gateway on a shared disk).
+
+Tracker rows: with ``retention.tracker_days`` > 0, clearOldFiles also deletes, once a day, the
+tracker's studies (with their series and transfers) on which nothing happened for that many
+days and whose transfers are all done; a pending or failed request keeps its study. Each
+deletion is logged with the study UID only.
 """
 
 from __future__ import annotations
@@ -239,6 +244,46 @@ def clear_old_logs(cfg: SiteConfig, *, now: float | None = None, dry_run: bool =
             continue
         gone.append(Path(e.path))
         log.info("old log file deleted", extra={"file": e.name, "days": cfg.retention.log_days})
+    return gone
+
+
+TRACKER_JOB = "trackerRetention"  # its last run (jobstate) makes the tracker pass daily
+TRACKER_EVERY_S = 86400
+
+
+def prune_tracker(cfg: SiteConfig, *, now: float | None = None, force: bool = False,
+                  dry_run: bool = False) -> list[str] | None:
+    """Delete old, fully transferred studies from the tracker; None when switched off or not due.
+
+    Raises TrackerError/ProjectsError/OSError when the tracker cannot be read (nothing deleted).
+    """
+    from fionagw.ops.jobstate import job_run, last_run
+    from fionagw.tracking.factory import open_tracker
+
+    days = cfg.retention.tracker_days
+    if days <= 0:
+        return None
+    now = time.time() if now is None else now
+    last = last_run(cfg, TRACKER_JOB)
+    if not force and last is not None and last.ok and now - last.started < TRACKER_EVERY_S:
+        return None
+
+    def prune() -> list[str]:
+        tracker = open_tracker(cfg)
+        try:
+            gone = tracker.prune_studies(now - days * 86400, dry_run=dry_run)
+        finally:
+            tracker.close()
+        for uid in gone:
+            log.info("tracker study deleted" if not dry_run else "tracker study would be deleted",
+                     extra={"study": uid, "days": days, "dry_run": dry_run})
+        return gone
+
+    if dry_run:  # a look does not count as the day's pass
+        return prune()
+    with job_run(cfg, TRACKER_JOB) as run:
+        gone = prune()
+        run.summary = f"{len(gone)} tracker studies deleted (older than {days:g} days)"
     return gone
 
 

@@ -1,87 +1,209 @@
-"""`fiona run`: run a site's daemons in the foreground, restart them if they die, stop them all.
+"""`fiona run`: the site's daemons in the foreground, the crontab's jobs, and in-process services.
 
-Children are the same bin/ programs in `foreground` mode. They get PR_SET_PDEATHSIG so
-that even a SIGKILLed supervisor leaves no orphan behind.
+Children (receiver, processSingleFile, the web server) are the same bin/ programs in
+`foreground` mode, restarted with backoff when they exit. They get PR_SET_PDEATHSIG, so even
+a SIGKILLed supervisor leaves no orphan behind. Services are threads of this process (the
+scheduler of cron/fiona.crontab, the metrics endpoint, the heartbeat POST) with start()/stop().
+
+On SIGINT/SIGTERM: services stop first (the scheduler ends its running jobs), then every child
+gets SIGTERM, then SIGKILL after a grace period. A daemon that a job started behind our back
+during the run (heartbeat's `storectl start` after a hung receiver) is stopped too.
 """
 
 from __future__ import annotations
 
 import ctypes
+import json
+import logging
+import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 BIN = Path(__file__).resolve().parents[3] / "bin"
 PR_SET_PDEATHSIG = 1
 
+log = logging.getLogger("fionagw.supervisor")
 
-def _die_with_parent() -> None:
+
+def die_with_parent() -> None:
+    """In a child: receive SIGTERM when the process (thread) that started it dies."""
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     except OSError:
         pass
 
 
+class Service(Protocol):
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
 @dataclass
 class Child:
     name: str
     argv: list[str]
+    url: str = ""  # where it serves (printed, and shown by `fiona status`)
+    pidfile: Path | None = None  # its pid file, to notice a copy started outside the supervisor
+    program: str = ""  # the bin/ name in that process's command line
+    stop_argv: list[str] | None = None  # how to stop such an outside copy
     proc: subprocess.Popen | None = None
     restarts: int = 0
     next_start: float = 0.0
     started_at: float = field(default=0.0)
+    outside_pid: int | None = None  # a copy that runs outside us (we wait instead of restarting)
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(self.argv, preexec_fn=_die_with_parent)
+        self.proc = subprocess.Popen(self.argv, preexec_fn=die_with_parent)
         self.started_at = time.monotonic()
 
+    def running_outside(self) -> int | None:
+        if self.pidfile is None:
+            return None
+        from fionagw.ops import daemon
 
-def supervise(children: list[Child], *, poll: float = 0.5) -> int:
+        pid = daemon.read_pid(self.pidfile, self.program or self.name)
+        ours = self.proc.pid if self.proc is not None else None
+        return pid if pid is not None and pid != ours else None
+
+
+class _ConsoleFormatter(logging.Formatter):
+    """Log records as `fiona logs` prints them (time, level, component, message, key=value)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from fionagw.ops.log import JsonLinesFormatter
+
+        self.json = JsonLinesFormatter("fionaRun")
+
+    def format(self, record: logging.LogRecord) -> str:
+        from fionagw.cli.fiona_ops import format_entry
+
+        return format_entry(self.json.format(record))
+
+
+def console_handler(level: int = logging.WARNING) -> logging.Handler:
+    """Warnings and errors of `fiona run` (a child restarted, a job failed) on stderr as well."""
+    h = logging.StreamHandler(sys.stderr)
+    h.setLevel(level)
+    h.setFormatter(_ConsoleFormatter())
+    return h
+
+
+def write_state(path: Path | None, children: Sequence[Child], extra: dict[str, dict[str, object]]) -> None:
+    """Record our pid and the children `fiona status` should list (those with a URL)."""
+    if path is None:
+        return
+    from fionagw.ops.atomic import write_bytes_atomic
+
+    listed: dict[str, dict[str, object]] = {
+        c.name: {"pid": c.proc.pid if c.proc is not None else None, "url": c.url} for c in children if c.url}
+    listed.update(extra)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(path, json.dumps({"pid": os.getpid(), "started": time.time(),
+                                             "children": listed}).encode(), durable=False)
+    except OSError as exc:
+        log.warning("cannot write the run state file", extra={"file": str(path), "error": exc.strerror})
+
+
+def supervise(children: list[Child], *, services: Sequence[Service] = (), state_file: Path | None = None,
+              state_extra: dict[str, dict[str, object]] | None = None, poll: float = 0.5,
+              grace: float = 15.0) -> int:
     """Run until SIGINT/SIGTERM; restart a child that exits, with backoff up to 60 s."""
     stopping = False
+    extra = state_extra or {}
 
     def on_signal(signum: int, _frame: object) -> None:
         nonlocal stopping
         stopping = True
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    started: list[Service] = []
     try:
         for c in children:
             c.start()
+        write_state(state_file, children, extra)
+        for svc in services:
+            if stopping:
+                break
+            svc.start()
+            started.append(svc)
         while not stopping:
             time.sleep(poll)
             for c in children:
                 if stopping or c.proc is None or c.proc.poll() is None:
                     continue
-                now = time.monotonic()
-                if c.next_start == 0.0:
-                    # Quick deaths in a row back off; a long healthy run resets the count.
-                    if now - c.started_at > 300:
-                        c.restarts = 0
-                    delay = min(60.0, 2.0 ** c.restarts)
-                    c.next_start = now + delay
-                    print(f"fiona run: {c.name} exited with {c.proc.returncode}; restarting in {delay:.0f} s",
-                          file=sys.stderr, flush=True)
-                elif now >= c.next_start:
-                    c.restarts += 1
-                    c.next_start = 0.0
-                    c.start()
+                _child_exited(c, state_file, children, extra)
     finally:
-        for c in children:
-            if c.proc and c.proc.poll() is None:
-                c.proc.terminate()
-        deadline = time.monotonic() + 15
-        for c in children:
-            if c.proc is None:
-                continue
+        for svc in reversed(started):
             try:
-                c.proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                c.proc.kill()
-                c.proc.wait()
+                svc.stop()
+            except Exception:  # noqa: BLE001 - one failing service must not leave children behind
+                log.exception("service did not stop cleanly")
+        _stop_children(children, grace)
+        if state_file is not None:
+            try:
+                if json.loads(state_file.read_text()).get("pid") == os.getpid():
+                    state_file.unlink()
+            except (OSError, ValueError):
+                pass
         for s, h in old.items():
             signal.signal(s, h)
     return 0
+
+
+def _child_exited(c: Child, state_file: Path | None, children: Sequence[Child],
+                  extra: dict[str, dict[str, object]]) -> None:
+    assert c.proc is not None
+    now = time.monotonic()
+    outside = c.running_outside()
+    if outside is not None:
+        # e.g. heartbeat restarted a hung receiver as a daemon: let it serve, stop it at the end
+        if c.outside_pid != outside:
+            c.outside_pid = outside
+            log.warning("daemon runs outside fiona run; not starting another copy",
+                        extra={"child": c.name, "pid": outside})
+        c.next_start = 0.0
+        return
+    if c.next_start == 0.0:
+        # Quick deaths in a row back off; a long healthy run resets the count.
+        if now - c.started_at > 300:
+            c.restarts = 0
+        delay = min(60.0, 2.0 ** c.restarts)
+        c.next_start = now + delay
+        log.error("child exited; restarting", extra={"child": c.name, "exit_code": c.proc.returncode,
+                                                     "delay_s": delay})
+    elif now >= c.next_start:
+        c.restarts += 1
+        c.next_start = 0.0
+        c.start()
+        write_state(state_file, children, extra)
+        log.warning("child restarted", extra={"child": c.name, "pid": c.proc.pid, "restarts": c.restarts})
+
+
+def _stop_children(children: Sequence[Child], grace: float) -> None:
+    for c in children:
+        if c.proc and c.proc.poll() is None:
+            c.proc.terminate()
+    deadline = time.monotonic() + grace
+    for c in children:
+        if c.proc is None:
+            continue
+        try:
+            c.proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            c.proc.kill()
+            c.proc.wait()
+    for c in children:  # daemons that a job started during the run
+        pid = c.running_outside()
+        if pid is not None and c.stop_argv:
+            log.warning("stopping a daemon that was started outside fiona run during the run",
+                        extra={"child": c.name, "pid": pid})
+            subprocess.run(c.stop_argv, stdin=subprocess.DEVNULL, timeout=60, check=False)

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from fionagw.tracking.projects import Project
 from fionagw.tracking.records import (
     CouplingEntry,
+    ImagingRecord,
     IncomingStudy,
     RoutingRule,
     Series,
@@ -23,6 +24,37 @@ from fionagw.tracking.records import (
 
 class TrackerError(Exception):
     """A tracker operation failed; str() is one line that names the store and never holds PHI."""
+
+
+def transfer_done(t: Transfer) -> bool:
+    """Sent without error (FIONA: transfers_complete 2 and a transfer_date)."""
+    from fionagw.tracking.records import COMPLETE_OK, ERROR_ANONYMIZATION, ERROR_SEND
+
+    return (t.transfers_complete == COMPLETE_OK and bool(t.transfer_date)
+            and not t.transfer_error & {ERROR_ANONYMIZATION, ERROR_SEND})
+
+
+def last_activity(st: IncomingStudy) -> float | None:
+    """Epoch seconds of the newest date on a study (arrival, requests, transfers); None if none parses."""
+    import time
+
+    from fionagw.tracking.records import DATE_FORMAT
+
+    stamps = []
+    for text in (st.study.study_arrival_date, *(t.transfer_requested_date for t in st.transfers),
+                 *(t.transfer_date for t in st.transfers)):
+        try:
+            stamps.append(time.mktime(time.strptime(text.strip()[:16], DATE_FORMAT)))
+        except (ValueError, AttributeError):
+            continue
+    return max(stamps) if stamps else None
+
+
+def prunable(st: IncomingStudy, horizon: float) -> bool:
+    """Tracker retention's rule: nothing happened since ``horizon`` and every transfer is done
+    (a pending or failed request keeps the study; so does a study of unknown age)."""
+    last = last_activity(st)
+    return last is not None and last < horizon and all(transfer_done(t) for t in st.transfers)
 
 
 class Tracker(ABC):
@@ -54,6 +86,14 @@ class Tracker(ABC):
     def update_transfer(self, transfer: Transfer) -> None:
         """Write the result fields of a request (transfer_date, errors, mapped UID, ...)."""
 
+    @abstractmethod
+    def record_imaging(self, project: Project, participant: str, record: ImagingRecord) -> None:
+        """Mirror a sent study into the project's imaging records (same mapped UID: updated)."""
+
+    @abstractmethod
+    def imaging(self, project: str, participant: str | None = None) -> list[ImagingRecord]:
+        """The imaging records of a project (optionally one participant)."""
+
     # -- configuration projects ----------------------------------------------------------
 
     @abstractmethod
@@ -83,6 +123,11 @@ class Tracker(ABC):
     @abstractmethod
     def autoid_store(self, project: str, key: str, value: str) -> str:
         """Record key -> value; if another process stored a value first, return that one."""
+
+    def prune_studies(self, horizon: float, *, dry_run: bool = False) -> list[str]:
+        """Delete studies (with their series and transfers) that are :func:`prunable` at
+        ``horizon`` (epoch seconds); return their UIDs. Backends without it refuse."""
+        raise TrackerError(f"{self.name}: deleting old studies is not supported")
 
     def close(self) -> None:  # noqa: B027 - optional for backends
         """Release connections."""

@@ -18,10 +18,11 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from fionagw.tracking.base import Tracker, TrackerError
+from fionagw.tracking.base import Tracker, TrackerError, prunable
 from fionagw.tracking.projects import Project, load_projects
 from fionagw.tracking.records import (
     CouplingEntry,
+    ImagingRecord,
     IncomingStudy,
     RoutingRule,
     Series,
@@ -44,6 +45,9 @@ CREATE TABLE IF NOT EXISTS transfers (
 CREATE INDEX IF NOT EXISTS transfers_project ON transfers (project);
 CREATE TABLE IF NOT EXISTS coupling (
     record_id TEXT PRIMARY KEY, data TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS imaging (
+    project TEXT NOT NULL, participant TEXT NOT NULL, mapped_uid TEXT NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (project, participant, mapped_uid));
 CREATE TABLE IF NOT EXISTS autoid (
     project TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
     PRIMARY KEY (project, key), UNIQUE (project, value));
@@ -162,6 +166,19 @@ class LocalTracker(Tracker):
                 raise TrackerError(f"local tracker: no transfer request {transfer.instance} "
                                    f"for study {transfer.study_instance_uid}")
 
+    def record_imaging(self, project: Project, participant: str, record: ImagingRecord) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO imaging VALUES (?, ?, ?, ?)",
+                       (project.name, participant, record.img_study_instance_uid,
+                        json.dumps(to_dict(record))))
+
+    def imaging(self, project: str, participant: str | None = None) -> list[ImagingRecord]:
+        query, args = "SELECT data FROM imaging WHERE project = ?", [project]
+        if participant is not None:
+            query += " AND participant = ?"
+            args.append(participant)
+        return [_from_dict(ImagingRecord, json.loads(d)) for (d,) in self.db.execute(query + " ORDER BY rowid", args)]
+
     # -- configuration projects ----------------------------------------------------------
 
     def projects(self) -> dict[str, Project]:
@@ -188,6 +205,24 @@ class LocalTracker(Tracker):
                 db.execute("INSERT OR REPLACE INTO coupling (record_id, data, created) VALUES (?, ?, ?)",
                            (e.record_id, json.dumps(to_dict(e)), now))
         return len(entries)
+
+    def prune_studies(self, horizon: float, *, dry_run: bool = False) -> list[str]:
+        uids = [uid for (uid,) in self.db.execute("SELECT uid FROM studies ORDER BY updated")]
+        gone: list[str] = []
+        for i in range(0, len(uids), 500):
+            chunk = [uid for uid, st in self.get_studies(uids[i:i + 500]).items() if prunable(st, horizon)]
+            if dry_run or not chunk:
+                gone.extend(chunk)
+                continue
+            with self._tx() as db:  # checked again inside the transaction: a request may just have come
+                for uid in chunk:
+                    fresh = self.get_studies([uid]).get(uid)
+                    if fresh is None or not prunable(fresh, horizon):
+                        continue
+                    for table, column in (("transfers", "study_uid"), ("series", "study_uid"), ("studies", "uid")):
+                        db.execute(f"DELETE FROM {table} WHERE {column} = ?", (uid,))
+                    gone.append(uid)
+        return gone
 
     def autoid_lookup(self, project: str, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM autoid WHERE project = ? AND key = ?", (project, key)).fetchone()

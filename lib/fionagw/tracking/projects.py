@@ -60,6 +60,7 @@ class Project:
     import_rule_tag: str = ""
     import_rule_regexp: str = ""
     deid: dict[str, Any] = field(default_factory=dict)
+    redcap_token: str = field(default="", repr=False)  # project_token: the project's own REDCap
 
     def valid_participant(self, value: str) -> bool:
         return bool(value) and re.match(self.participant_id, value) is not None

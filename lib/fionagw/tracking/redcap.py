@@ -13,12 +13,13 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from fionagw.config import SiteConfig
-from fionagw.tracking.base import Tracker, TrackerError
+from fionagw.config import SiteConfig, TrackerSettings
+from fionagw.tracking.base import Tracker, TrackerError, prunable
 from fionagw.tracking.projects import Project
 from fionagw.tracking.records import (
     DATE_FORMAT,
     CouplingEntry,
+    ImagingRecord,
     IncomingStudy,
     RoutingRule,
     Series,
@@ -35,6 +36,7 @@ _STUDY_FIELDS = [k for k in Study.__dataclass_fields__]
 _SERIES_FIELDS = [k for k in Series.__dataclass_fields__ if k != "instance"]
 _TRANSFER_FIELDS = [k for k in Transfer.__dataclass_fields__ if k not in ("study_instance_uid", "instance")]
 ERROR_CODES = (1, 2, 3)
+IMAGING_EVENT = "event_1_arm_1"  # FIONA's per-project REDCap: imaging repeats in the first event
 
 
 def _yes(value: Any) -> bool:
@@ -44,8 +46,9 @@ def _yes(value: Any) -> bool:
 class RedcapTracker(Tracker):
     name = "REDCap tracker"
 
-    def __init__(self, clients: dict[str, RedcapClient]) -> None:
+    def __init__(self, clients: dict[str, RedcapClient], settings: TrackerSettings | None = None) -> None:
         self.c = clients
+        self.settings = settings  # for clients of per-project REDCaps (imaging mirror)
         self._choices: dict[str, dict[str, str]] = {}
 
     @classmethod
@@ -59,7 +62,7 @@ class RedcapTracker(Tracker):
         if missing:
             raise TrackerError(f"{cfg.tracker.secrets_file}: tokens: missing the token of REDCap "
                                f"project(s) {', '.join(missing)}")
-        return cls({p: RedcapClient.from_settings(cfg.tracker, tokens, p) for p in PROJECTS})
+        return cls({p: RedcapClient.from_settings(cfg.tracker, tokens, p) for p in PROJECTS}, cfg.tracker)
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -152,6 +155,40 @@ class RedcapTracker(Tracker):
     def update_transfer(self, transfer: Transfer) -> None:
         self._write_transfer(transfer)
 
+    def _project_client(self, project: Project) -> RedcapClient | None:
+        if not project.redcap_token or self.settings is None:
+            return None  # FIONA mirrored only the projects it was told about
+        return RedcapClient.from_settings(self.settings, {project.name: project.redcap_token}, project.name)
+
+    def record_imaging(self, project: Project, participant: str, record: ImagingRecord) -> None:
+        """populateProjects: the participant record (first/last name = the ID) and a repeating
+        ``imaging`` instance in event_1_arm_1; a resent study updates its own instance."""
+        client = self._project_client(project)
+        if client is None:
+            return
+        rows = self._call(client.export_records, records=[participant], events=[IMAGING_EVENT])
+        instances = {int(r["redcap_repeat_instance"]): r for r in rows
+                     if r.get("redcap_repeat_instrument") == "imaging" and r.get("redcap_repeat_instance")}
+        same = [i for i, r in instances.items() if r.get("img_study_instance_uid") == record.img_study_instance_uid]
+        instance = same[0] if same else max(instances, default=0) + 1
+        id_field = self._call(lambda: client.record_id_field)
+        base = {id_field: participant, "redcap_event_name": IMAGING_EVENT, "redcap_repeat_instrument": "",
+                "redcap_repeat_instance": "", "first_name": participant, "last_name": participant}
+        row = {id_field: participant, "redcap_event_name": IMAGING_EVENT, "redcap_repeat_instrument": "imaging",
+               "redcap_repeat_instance": instance, **to_dict(record), "imaging_complete": "2"}
+        self._call(client.import_records, [base, row])
+
+    def imaging(self, project: str, participant: str | None = None) -> list[ImagingRecord]:
+        found = self.projects().get(project)
+        client = self._project_client(found) if found else None
+        if client is None:
+            return []
+        rows = self._call(client.export_records, records=[participant] if participant else None,
+                          events=[IMAGING_EVENT])
+        names = ImagingRecord.__dataclass_fields__
+        return [ImagingRecord(**{k: str(r.get(k, "")) for k in names}) for r in rows
+                if r.get("redcap_repeat_instrument") == "imaging"]
+
     # -- configuration projects ----------------------------------------------------------
 
     def _labels(self, project: str, field: str) -> dict[str, str]:
@@ -179,6 +216,7 @@ class RedcapTracker(Tracker):
                 features={c for c in (0, 1, 2) if _yes(r.get(f"project_features___{c}", "0"))},
                 import_rule_tag=str(r.get("project_import_rule_1_tag", "")),
                 import_rule_regexp=str(r.get("project_import_rule_1_regexp", "")),
+                redcap_token=str(r.get("project_token", "") or ""),
             )
         return projects
 
@@ -219,6 +257,32 @@ class RedcapTracker(Tracker):
             e.cl_date = e.cl_date or now_text()
             rows.append({**to_dict(e), "coupling_list_complete": "2"})
         return self._call(client.import_records, rows) if rows else 0  # one call: all or nothing
+
+    def prune_studies(self, horizon: float, *, dry_run: bool = False) -> list[str]:
+        """Incoming records to delete, found from the dates and transfer states only; each
+        candidate is exported again right before the delete (REDCap has no transaction)."""
+        fields = ["study_instance_uid", "study_arrival_date", "transfer_requested_date", "transfer_date",
+                  "transfers_complete", "transfer_error"]
+        rows = self._call(self.c["Incoming"].export_records, fields=fields)
+        uids = list(dict.fromkeys(str(r["study_instance_uid"]) for r in rows if r.get("study_instance_uid")))
+        studies: dict[str, IncomingStudy] = {uid: IncomingStudy(Study(uid)) for uid in uids}
+        for r in rows:
+            st = studies.get(str(r.get("study_instance_uid", "")))
+            if st is None:
+                continue
+            if r.get("redcap_repeat_instrument") == "transfers":
+                st.transfers.append(self._transfer(st.study.study_instance_uid,
+                                                   int(r.get("redcap_repeat_instance") or 0), r))
+            elif not r.get("redcap_repeat_instrument"):
+                st.study.study_arrival_date = str(r.get("study_arrival_date", ""))
+        candidates = [uid for uid, st in studies.items() if prunable(st, horizon)]
+        if dry_run or not candidates:
+            return candidates
+        fresh = self.get_studies(candidates)
+        gone = [uid for uid in candidates if uid in fresh and prunable(fresh[uid], horizon)]
+        if gone:
+            self._call(self.c["Incoming"].delete_records, gone)
+        return gone
 
     def _autoid_rows(self, project: str) -> list[dict[str, Any]]:
         rows = self._call(self.c["AutoID"].export_records)

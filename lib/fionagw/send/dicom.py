@@ -1,0 +1,474 @@
+"""The ``dicom`` destination: C-STORE to a research PACS with pynetdicom (FIONA ran storescu).
+
+* One association per study; its presentation contexts come from the files' SOP classes and
+  transfer syntaxes, each offered in the file's own syntax, so the bytes go out as stored
+  (pynetdicom streams the file after its meta header: no decoding, no transcoding). For an
+  uncompressed file the other little-endian syntaxes are offered too; if the peer refuses
+  the file's own, pynetdicom re-encodes the dataset (explicit <-> implicit VR), which it
+  cannot do for compressed syntaxes: such an instance fails with the reason.
+* Per-instance status: 0x0000 stored; 0xB000/0xB006/0xB007 stored with a warning (recorded);
+  anything else is a failure of that instance.
+* An abort or lost connection in mid-study: reconnect and go on from the instance that was
+  not confirmed, at most ``reconnects`` times in a row without progress. A peer that cannot
+  be reached sets ``error``: the caller sends the whole study again later; nothing is lost
+  (the research PACS keeps one copy per SOP Instance UID).
+* TCP_NODELAY on every socket; optional TLS (client certificate and CA from the config).
+* pynetdicom 3 can lose a C-STORE response to its own reactor thread (about 1 in 500 on
+  loopback): see _keep_responses_for_the_sender.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.filereader import read_file_meta_info
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pynetdicom import AE, _config, build_context, evt
+from pynetdicom.association import Association
+from pynetdicom.pdu import A_ABORT_RQ, A_ASSOCIATE_RJ
+from pynetdicom.presentation import PresentationContext
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+from pynetdicom.status import STORAGE_SERVICE_CLASS_STATUS
+
+from fionagw.config import SiteConfig, _Reader
+from fionagw.send.base import (
+    Destination,
+    SendContext,
+    SendError,
+    SendResult,
+    positive_number,
+    register,
+)
+
+log = logging.getLogger("fionagw.send.dicom")
+
+# send_c_store(path) then streams the encoded dataset from the file instead of decoding it
+# with dcmread and encoding it again (process-wide; we never want the round trip).
+_config.STORE_SEND_CHUNKED_DATASET = True
+
+MAX_CONTEXTS = 128  # presentation context IDs are the odd numbers 1-255
+WARNING_STATUSES = {
+    0xB000: "coercion of data elements",
+    0xB006: "elements discarded",
+    0xB007: "data set does not match SOP class",
+}
+_LITTLE_ENDIAN = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
+
+
+def _one_line(text: object, limit: int = 200) -> str:
+    s = " ".join(str(text).split())
+    return s if len(s) <= limit else s[: limit - 3] + "..."
+
+
+def store_status(code: int, comment: str = "") -> tuple[str, str]:
+    """("success" | "warning" | "failure", one-line text) for a C-STORE response status."""
+    if code == 0x0000:
+        return "success", ""
+    if code in WARNING_STATUSES:
+        return "warning", f"stored with warning 0x{code:04X} ({WARNING_STATUSES[code]})"
+    meaning = STORAGE_SERVICE_CLASS_STATUS.get(code, ("", "unknown status"))[1]
+    text = f"refused with status 0x{code:04X} ({meaning})"
+    return "failure", text + (f": {_one_line(comment)}" if comment else "")
+
+
+@dataclass(frozen=True)
+class Instance:
+    """What we need of a file to send it, from its File Meta Information only."""
+
+    path: Path
+    sop_class: UID
+    sop_uid: UID
+    syntax: UID
+
+
+class _Unreadable(Exception):
+    pass
+
+
+def read_instance(path: Path) -> Instance:
+    try:
+        meta = read_file_meta_info(path)
+    except InvalidDicomError:
+        raise _Unreadable("not a DICOM Part-10 file") from None
+    except OSError as exc:
+        raise _Unreadable(f"cannot read: {exc.strerror}") from None
+    except Exception as exc:  # truncated or garbled meta information
+        raise _Unreadable(f"unreadable file meta information: {_one_line(exc)}") from None
+    values = [meta.get(k) for k in ("MediaStorageSOPClassUID", "MediaStorageSOPInstanceUID", "TransferSyntaxUID")]
+    if not all(values):
+        raise _Unreadable("the file meta information lacks the SOP class, SOP instance or transfer syntax UID")
+    return Instance(path, UID(str(values[0])), UID(str(values[1])), UID(str(values[2])))
+
+
+def requested_contexts(instances: Sequence[Instance]) -> list[PresentationContext]:
+    """One context per (SOP class, file syntax); plus, for uncompressed files, one with the
+    little-endian syntaxes not yet offered, as the fallback pynetdicom can convert to."""
+    by_class: dict[str, list[UID]] = {}
+    for inst in instances:
+        syntaxes = by_class.setdefault(inst.sop_class, [])
+        if inst.syntax not in syntaxes:
+            syntaxes.append(inst.syntax)
+    contexts = []
+    for sop_class, syntaxes in by_class.items():
+        contexts += [build_context(sop_class, ts) for ts in syntaxes]
+        if any(not ts.is_compressed and ts != ImplicitVRLittleEndian for ts in syntaxes):
+            extra = [ts for ts in _LITTLE_ENDIAN if ts not in syntaxes]
+            if extra:
+                contexts.append(build_context(sop_class, extra))
+    return contexts
+
+
+def batches(instances: Sequence[Instance]) -> Iterator[tuple[list[PresentationContext], list[Instance]]]:
+    """Split a study whose contexts exceed one association's 128 into several associations
+    (by SOP class); normally there is exactly one batch."""
+    contexts = requested_contexts(instances)
+    if len(contexts) <= MAX_CONTEXTS:
+        yield contexts, list(instances)
+        return
+    batch_cx: list[PresentationContext] = []
+    classes: set[str] = set()
+    for sop_class in dict.fromkeys(cx.abstract_syntax for cx in contexts):
+        own = [cx for cx in contexts if cx.abstract_syntax == sop_class]
+        if batch_cx and len(batch_cx) + len(own) > MAX_CONTEXTS:
+            yield batch_cx, [i for i in instances if i.sop_class in classes]
+            batch_cx, classes = [], set()
+        batch_cx += own[:MAX_CONTEXTS]
+        classes.add(str(sop_class))
+    if batch_cx:
+        yield batch_cx, [i for i in instances if i.sop_class in classes]
+
+
+def how_to_send(assoc: Association, inst: Instance) -> Path | str | None:
+    """The path (exact syntax accepted: stream the bytes), None (an uncompressed syntax of the
+    same byte order accepted: send the decoded dataset, pynetdicom re-encodes), or the reason
+    the peer cannot take this instance."""
+    accepted = [cx.transfer_syntax[0] for cx in assoc.accepted_contexts if cx.abstract_syntax == inst.sop_class]
+    if inst.syntax in accepted:
+        return inst.path
+    if not inst.syntax.is_compressed and any(
+            not ts.is_compressed and ts.is_little_endian == inst.syntax.is_little_endian for ts in accepted):
+        return None
+    return refusal(inst, accepted)
+
+
+def refusal(inst: Instance, accepted: Sequence[UID] = ()) -> str:
+    """Why the peer takes no context for ``inst`` (``accepted``: the syntaxes it took for the
+    SOP class). Peers' per-context result codes are unreliable (dcmtk answers "abstract syntax
+    not supported" when only the transfer syntax is), so say what is certain."""
+    if accepted:
+        return f"the peer does not accept {inst.sop_class.name} in {inst.syntax.name}"
+    return f"the peer does not accept {inst.sop_class.name} offered as {inst.syntax.name}"
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    context: ssl.SSLContext  # verifies the peer's certificate (and its name, unless check_hostname is off)
+    server_name: str  # the host as configured: SNI and the name checked
+
+
+def _tls_settings(r: _Reader, host: str) -> TlsSettings | None:
+    if r.data.get("tls") is None:
+        return None
+    t = r.section("tls")
+    unknown = sorted(set(t.data) - {"cert", "key", "ca", "check_hostname"})
+    if unknown:
+        raise t._fail(unknown[0], "unknown key (known: cert, key, ca, check_hostname)")
+    cert, key, ca = t.path("cert"), t.path("key"), t.path("ca")
+    check_hostname = t.get("check_hostname", bool, True)
+    if bool(cert) != bool(key):
+        raise t._fail("cert" if key else "key", "cert and key must be given together")
+    for name, p in (("cert", cert), ("key", key), ("ca", ca)):
+        if p is not None and not p.is_file():
+            raise t._fail(name, f"file not found: {p}")
+    try:
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca) if ca else None)
+    except (ssl.SSLError, OSError) as exc:
+        raise t._fail("ca", f"cannot load CA certificates: {_one_line(exc)}") from None
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.check_hostname = check_hostname
+    if cert and key:
+        try:
+            ctx.load_cert_chain(str(cert), str(key))
+        except (ssl.SSLError, OSError) as exc:
+            raise t._fail("cert", f"cannot load the certificate and key: {_one_line(exc)}") from None
+    return TlsSettings(ctx, host)
+
+
+def _aetitle(r: _Reader, key: str, default: str | None = None) -> str:
+    value = r.get(key, str, ... if default is None else default).strip()
+    if not 1 <= len(value) <= 16 or "\\" in value:
+        raise r._fail(key, f"an AE title has 1-16 characters and no backslash, got {value!r}")
+    return value
+
+
+class _Listener:
+    """Event handlers of one association: TCP_NODELAY, and why the peer said no."""
+
+    def __init__(self) -> None:
+        self.refusal = ""
+
+    def on_open(self, event: evt.Event) -> None:
+        try:
+            event.assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except (AttributeError, OSError):
+            pass
+
+    def on_pdu(self, event: evt.Event) -> None:
+        pdu = event.pdu  # type: ignore[attr-defined]
+        if isinstance(pdu, A_ASSOCIATE_RJ):
+            self.refusal = f"association rejected: {pdu.reason_str} ({pdu.result_str}, {pdu.source_str})"
+        elif isinstance(pdu, A_ABORT_RQ):
+            self.refusal = f"association aborted by the peer: {pdu.reason_str}"
+
+    def handlers(self) -> list:
+        return [(evt.EVT_CONN_OPEN, self.on_open), (evt.EVT_PDU_RECV, self.on_pdu)]
+
+
+def _keep_responses_for_the_sender(assoc: Association) -> None:
+    """Work around a race in pynetdicom 3: the association's reactor thread may still be
+    running when send_c_store() thinks it paused it (a stale ``_is_paused`` flag), take the
+    C-STORE response off the DIMSE queue and drop it ("Received unexpected C-STORE service
+    message"); the sender then waits for the DIMSE timeout and aborts. On loopback this hit
+    about one store in 500. The reactor now puts any response back for the sender."""
+    serve = assoc._serve_request
+
+    def serve_or_requeue(msg: Any, context_id: int) -> None:
+        if msg.is_valid_response:
+            assoc.dimse.msg_queue.put((context_id, msg))
+        else:
+            serve(msg, context_id)
+
+    assoc._serve_request = serve_or_requeue  # type: ignore[method-assign]
+
+
+class _NoContexts(Exception):
+    """The peer accepted none of the presentation contexts offered."""
+
+
+@register
+class DicomDestination(Destination):
+    type = "dicom"
+    keys = frozenset({"host", "port", "called_aetitle", "calling_aetitle", "tls", "timeout", "reconnects"})
+
+    def __init__(self, name: str, host: str, port: int, called_aetitle: str, calling_aetitle: str, *,
+                 tls: TlsSettings | None = None, timeout: float = 30.0, reconnects: int = 3) -> None:
+        super().__init__(name)
+        self.host, self.port = host, port
+        self.called_aetitle, self.calling_aetitle = called_aetitle, calling_aetitle
+        self.tls, self.timeout, self.reconnects = tls, timeout, reconnects
+        self.reconnect_delay = 1.0  # doubled after each further attempt without progress
+
+    @classmethod
+    def from_config(cls, name: str, r: _Reader, cfg: SiteConfig) -> DicomDestination:
+        host = r.get("host", str).strip()
+        if not host:
+            raise r._fail("host", "empty")
+        port = r.get("port", int, what="an integer port 1-65535")
+        if not 1 <= port <= 65535:
+            raise r._fail("port", f"port must be 1-65535, got {port}")
+        reconnects = r.get("reconnects", int, 3)
+        if reconnects < 0:
+            raise r._fail("reconnects", f"must not be negative, got {reconnects}")
+        return cls(name, host, port, _aetitle(r, "called_aetitle"), _aetitle(r, "calling_aetitle", cfg.aetitle),
+                   tls=_tls_settings(r, host), timeout=positive_number(r, "timeout", 30.0),
+                   reconnects=reconnects)
+
+    def describe(self) -> str:
+        return f"dicom {self.where}{' (TLS)' if self.tls else ''} as {self.calling_aetitle}"
+
+    @property
+    def where(self) -> str:
+        return f"{self.called_aetitle}@{self.host}:{self.port}"
+
+    # -- association ----------------------------------------------------------------------
+
+    def _associate(self, contexts: list[PresentationContext]) -> tuple[AE, Association]:
+        """An established association, or SendError with the reason (one line)."""
+        ae = AE(ae_title=self.calling_aetitle)
+        ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = self.timeout
+        ae.connection_timeout = self.timeout
+        listener = _Listener()
+        tls_args = (self.tls.context, self.tls.server_name) if self.tls else None
+        try:
+            assoc = ae.associate(self.host, self.port, contexts=contexts, ae_title=self.called_aetitle,
+                                 evt_handlers=listener.handlers(), tls_args=tls_args)  # type: ignore[arg-type]
+        except OSError:  # name resolution happens before pynetdicom's own error handling
+            ae.shutdown()
+            raise SendError(f"cannot connect to {self.where}: {self._diagnose()}") from None
+        if assoc.is_established:
+            _keep_responses_for_the_sender(assoc)
+            return ae, assoc
+        ae.shutdown()
+        if listener.refusal:
+            raise SendError(f"{self.where}: {listener.refusal}")
+        if assoc.is_aborted and assoc.rejected_contexts and not assoc.accepted_contexts:
+            raise _NoContexts()
+        raise SendError(f"cannot connect to {self.where}: {self._diagnose()}")
+
+    def _diagnose(self) -> str:
+        """Why pynetdicom could not associate (it only logs the socket error): try again by hand."""
+        timeout = min(self.timeout, 10.0)  # pynetdicom already waited self.timeout
+        try:
+            with socket.create_connection((self.host, self.port), timeout=timeout) as sock:
+                if self.tls:
+                    with self.tls.context.wrap_socket(sock, server_hostname=self.tls.server_name):
+                        pass
+        except ConnectionRefusedError:
+            return "connection refused"
+        except TimeoutError:
+            return f"no answer within {timeout:g} s"
+        except socket.gaierror as exc:
+            return f"unknown host: {exc.strerror}"
+        except ssl.SSLCertVerificationError as exc:
+            return f"TLS: the peer's certificate is not trusted: {exc.verify_message}"
+        except ssl.SSLError as exc:
+            return f"TLS handshake failed: {exc.reason or _one_line(exc)}"
+        except OSError as exc:
+            return exc.strerror or _one_line(exc)
+        return "the peer closed the connection during association negotiation"
+
+    @staticmethod
+    def _close(ae: AE, assoc: Association) -> None:
+        try:
+            if assoc.is_established:
+                assoc.release()
+        finally:
+            ae.shutdown()
+
+    # -- sending --------------------------------------------------------------------------
+
+    def send_study(self, files: Sequence[Path], context: SendContext) -> SendResult:
+        result = SendResult()
+        instances = []
+        for path in files:
+            try:
+                instances.append(read_instance(Path(path)))
+            except _Unreadable as exc:
+                result.failed.append((Path(path), str(exc)))
+        started = time.monotonic()
+        for contexts, batch in batches(instances):
+            error = self._send_batch(contexts, batch, result)
+            if error:
+                unsent = len(files) - result.sent - len(result.failed)
+                result.error = f"{error}; {unsent} of {len(files)} instances not sent"
+                break
+        log.info("study sent" if result.ok else "study not sent completely", extra={
+            "destination": self.name, "peer": self.where, "study_uid": context.study_uid,
+            "files": len(files), "sent": result.sent, "warnings": len(result.warnings),
+            "failed": len(result.failed), "error": result.error,
+            "seconds": round(time.monotonic() - started, 3)})
+        return result
+
+    def _send_batch(self, contexts: list[PresentationContext], batch: list[Instance], result: SendResult) -> str:
+        """Send ``batch`` over as few associations as the peer allows; the error text or ""."""
+        pending = deque(batch)
+        without_progress = 0  # associations lost (or not re-established) in a row
+        first = True
+        while pending:
+            try:
+                ae, assoc = self._associate(contexts)
+            except _NoContexts:
+                for inst in pending:
+                    self._failed(result, inst, refusal(inst))
+                return ""
+            except SendError as exc:
+                if first or without_progress >= self.reconnects:
+                    return str(exc)
+                without_progress += 1
+                time.sleep(self.reconnect_delay * 2 ** (without_progress - 1))
+                continue
+            first = False
+            done_before = len(batch) - len(pending)
+            try:
+                lost = self._store(assoc, pending, result)
+            finally:
+                self._close(ae, assoc)
+            if not lost:
+                return ""
+            without_progress = 0 if len(batch) - len(pending) > done_before else without_progress + 1
+            if without_progress > self.reconnects:
+                return (f"association with {self.where} lost {without_progress} times in a row,"
+                        f" each time while sending {pending[0].path.name}")
+            log.warning("association lost, reconnecting", extra={
+                "destination": self.name, "peer": self.where, "pending": len(pending),
+                "attempt": without_progress})
+            if without_progress:  # no instance got through: give the peer a moment
+                time.sleep(self.reconnect_delay * 2 ** (without_progress - 1))
+        return ""
+
+    def _store(self, assoc: Association, pending: deque[Instance], result: SendResult) -> bool:
+        """C-STORE the pending instances in order; True when the association was lost (the
+        first pending instance is the one not confirmed)."""
+        msg_id = 0
+        while pending:
+            inst = pending[0]
+            how = how_to_send(assoc, inst)
+            if isinstance(how, str):
+                self._failed(result, inst, how)
+                pending.popleft()
+                continue
+            msg_id = msg_id % 65535 + 1
+            try:
+                dataset: Path | Dataset = how if how is not None else dcmread(inst.path)
+            except Exception as exc:  # a broken file must fail alone, not stop the study
+                self._failed(result, inst, f"cannot decode to re-encode it: {_one_line(exc)}")
+                pending.popleft()
+                continue
+            try:
+                status = assoc.send_c_store(dataset, msg_id=msg_id)
+            except Exception as exc:  # noqa: BLE001 - RuntimeError: association gone; others: this file
+                if not assoc.is_established:
+                    return True
+                self._failed(result, inst, f"cannot send: {_one_line(exc)}")
+                pending.popleft()
+                continue
+            if "Status" not in status:  # aborted, timed out or an invalid answer: not confirmed
+                if assoc.is_established:
+                    assoc.abort()
+                return True
+            outcome, text = store_status(int(status.Status), str(status.get("ErrorComment", "") or ""))
+            pending.popleft()
+            if outcome == "failure":
+                self._failed(result, inst, text)
+                continue
+            result.sent += 1
+            if outcome == "warning":
+                result.warnings.append(f"{inst.path.name}: {text}")
+                log.warning("stored with a warning", extra={
+                    "destination": self.name, "sop_uid": inst.sop_uid, "status": text})
+        return False
+
+    def _failed(self, result: SendResult, inst: Instance, reason: str) -> None:
+        result.failed.append((inst.path, reason))
+        log.warning("instance not stored", extra={
+            "destination": self.name, "peer": self.where, "sop_uid": inst.sop_uid, "error": reason})
+
+    # -- check ----------------------------------------------------------------------------
+
+    def check(self) -> str:
+        started = time.monotonic()
+        try:
+            ae, assoc = self._associate([build_context(Verification)])
+        except _NoContexts:
+            raise SendError(f"{self.where}: the peer does not accept C-ECHO (Verification)") from None
+        try:
+            status = assoc.send_c_echo()
+        finally:
+            self._close(ae, assoc)
+        if "Status" not in status:
+            raise SendError(f"{self.where}: no answer to C-ECHO within {self.timeout:g} s")
+        if int(status.Status) != 0:
+            raise SendError(f"{self.where}: C-ECHO answered with status 0x{int(status.Status):04X}")
+        ms = (time.monotonic() - started) * 1000
+        return f"dicom {self.where}: C-ECHO OK in {ms:.0f} ms{' over TLS' if self.tls else ''}"

@@ -1,0 +1,152 @@
+"""The ``folder`` destination: a copy of the study under <path>/<project>/<participant>/<study>/.
+
+Each file keeps its path relative to the common parent of the files sent (the series folders
+of the de-identified output). Every file is written to a temp name in its target folder,
+fsynced and renamed, and the folders are fsynced before the result is returned, so a file
+reported as sent is on disk whole. Sending a study again overwrites the same names: no
+duplicates. Other jobs (sendFiles, a researcher's rsync) read these folders.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from fionagw.config import SiteConfig, _Reader
+from fionagw.ops.atomic import fsync_dir
+from fionagw.send.base import Destination, SendContext, SendError, SendResult, register
+
+log = logging.getLogger("fionagw.send.folder")
+FILE_MODE = 0o644
+
+
+def _component(what: str, value: str) -> str:
+    """A context value as one folder name; refuse anything that could leave the folder."""
+    if not value or value in (".", "..") or "/" in value or "\\" in value or "\0" in value:
+        raise SendError(f"{what} {value!r} cannot be used as a folder name")
+    return value
+
+
+def _common_parent(files: Sequence[Path]) -> Path:
+    return Path(os.path.commonpath([str(f.parent) for f in files]))
+
+
+def copy_durably(source: Path, target: Path) -> None:
+    """Copy ``source`` to ``target`` through a temp file in the same folder: fsync, rename.
+    The caller fsyncs the folder (once for many files)."""
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(source, tmp)  # sendfile(2) on Linux
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _make_dirs(path: Path, created: list[Path]) -> None:
+    """mkdir -p that remembers what it created (their parents need an fsync)."""
+    missing = []
+    p = path
+    while not p.is_dir():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir()
+            created.append(d)
+        except FileExistsError:
+            pass
+
+
+@register
+class FolderDestination(Destination):
+    type = "folder"
+    keys = frozenset({"path"})
+
+    def __init__(self, name: str, path: Path) -> None:
+        super().__init__(name)
+        self.path = path
+
+    @classmethod
+    def from_config(cls, name: str, r: _Reader, cfg: SiteConfig) -> FolderDestination:
+        path = r.path("path", ...)
+        assert path is not None  # required: _Reader raises "missing (required)" otherwise
+        if path.exists() and not path.is_dir():
+            raise r._fail("path", f"not a folder: {path}")
+        return cls(name, path)
+
+    def describe(self) -> str:
+        return f"folder {self.path}"
+
+    def study_dir(self, context: SendContext) -> Path:
+        return (self.path / _component("project", context.project)
+                / _component("participant", context.participant)
+                / _component("study UID", context.study_uid))
+
+    def send_study(self, files: Sequence[Path], context: SendContext) -> SendResult:
+        result = SendResult()
+        if not files:
+            return result
+        try:
+            study_dir = self.study_dir(context)
+        except SendError as exc:
+            result.error = str(exc)
+            return result
+        base = _common_parent(files)
+        created: list[Path] = []
+        touched: set[Path] = set()
+        try:
+            _make_dirs(study_dir, created)
+        except OSError as exc:
+            result.error = f"folder {self.path}: cannot create {study_dir}: {exc.strerror}"
+            return result
+        for source in files:
+            target = study_dir / source.relative_to(base)
+            try:
+                _make_dirs(target.parent, created)
+                copy_durably(source, target)
+            except OSError as exc:
+                reason = f"{exc.strerror}: {exc.filename}" if exc.filename else str(exc)
+                result.failed.append((source, reason))
+                log.warning("file not copied", extra={"destination": self.name, "file": str(source),
+                                                      "error": reason})
+                continue
+            touched.add(target.parent)
+            result.sent += 1
+        try:
+            for d in touched | {c.parent for c in created}:
+                fsync_dir(d)
+        except OSError as exc:
+            result.error = f"folder {self.path}: fsync failed: {exc.strerror}"
+        log.info("study copied", extra={"destination": self.name, "study_uid": context.study_uid,
+                                        "files": len(files), "result": result.summary()})
+        return result
+
+    def check(self) -> str:
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=self.path)
+            try:
+                os.write(fd, b"ok")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+                os.unlink(probe)
+            usage = shutil.disk_usage(self.path)
+        except OSError as exc:
+            raise SendError(f"folder {self.path}: not writable: {exc.strerror}") from None
+        return f"folder {self.path}: writable, {usage.free / 1e9:.1f} GB free"
