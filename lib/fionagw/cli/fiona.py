@@ -123,10 +123,15 @@ def check_config(path: str | None, site: str | None) -> int:
             except RulesError as exc:
                 print(f"{PROGRAM}: {exc}", file=sys.stderr)
                 return 2
+            from fionagw.send import load_destinations, load_sending
+
+            destinations = load_destinations(cfg)  # their config errors show here, not at 3 a.m.
+            load_sending(cfg)
             note = f" (receiver running, pid {running})" if running else ""
             print(f"{file}: site {name or '(default)'}: OK - DATADIR {cfg.datadir}, "
                   f"{cfg.aetitle}@{cfg.dicom_ip}:{cfg.dicom_port}{note}, "
-                  f"{len(rules.resolved())} classification rules")
+                  f"{len(rules.resolved())} classification rules, destinations: "
+                  f"{', '.join(f'{n} ({d.describe()})' for n, d in destinations.items()) or 'none'}")
     except ConfigError as exc:
         print(f"{PROGRAM}: config error: {exc}", file=sys.stderr)
         return 2
