@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+# helper modules that test files import (their asserts should be rewritten too)
+pytest.register_assert_rewrite("web_fixtures", "orthanc_peer")
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / "bin"
 SHARED = ROOT.parent / "shared"
