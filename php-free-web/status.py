@@ -11,7 +11,7 @@ from app import site_config, tracker  # type: ignore[import-not-found]
 from flask import Blueprint, render_template
 from markupsafe import Markup
 
-from fionagw.ops.status import collect_status
+from fionagw.ops.status import collect_status, human_duration, human_size
 from fionagw.tracking.base import TrackerError
 from fionagw.tracking.projects import ProjectsError
 from fionagw.web import statusdata
@@ -19,24 +19,6 @@ from fionagw.web.svgplot import bar_chart
 
 log = logging.getLogger("fionagw.web.status")
 bp = Blueprint("status", __name__, url_prefix="/status")
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    s = int(seconds)
-    d, s = divmod(s, 86400)
-    h, s = divmod(s, 3600)
-    m, s = divmod(s, 60)
-    return f"{d}d {h}h" if d else f"{h}h {m:02d}m" if h else f"{m}m {s:02d}s"
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
 
 
 def _images_plot(now: float) -> str:
@@ -73,14 +55,15 @@ def index() -> Any:
         jobs.append({
             "name": j.job, "last": j.last,
             "when": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(finished)) if finished else "",
-            "ago": _duration(now - finished) if finished else "",
+            "ago": human_duration(now - finished, "") if finished else "",
             "freshness": statusdata.freshness(finished, intervals.get(j.job), now),
-            "running": f"running now (pid {j.running_pid}, {_duration(j.running_for_s)})" if j.running_pid else "",
+            "running": f"running now (pid {j.running_pid}, {human_duration(j.running_for_s, '')})" if j.running_pid else "",
         })
     disk = st.disk
     transfers_svg, transfers_error = _transfers_plot(now)
     return render_template(
-        "status_index.html", st=st, jobs=jobs, disk=disk, size=_size, duration=_duration,
+        "status_index.html", st=st, jobs=jobs, disk=disk, size=human_size,
+        duration=lambda seconds: human_duration(seconds, ""),
         images_svg=Markup(_images_plot(now)), transfers_svg=Markup(transfers_svg),
         transfers_error=transfers_error,
         collected=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(st.collected_at)))

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from fionagw.config import SiteConfig
-from fionagw.ops.status import DAEMONS
+from fionagw.ops.status import DAEMONS, human_duration, human_size
 from fionagw.ops.supervisor import BIN
 
 PROGRAM = "fiona"
@@ -34,24 +34,6 @@ def control(cfg: SiteConfig, command: str) -> int:
 # --- status -----------------------------------------------------------------------------------
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    s = int(seconds)
-    d, s = divmod(s, 86400)
-    h, s = divmod(s, 3600)
-    m, s = divmod(s, 60)
-    return (f"{d}d" if d else "") + (f"{h}h" if d or h else "") + f"{m:02d}m{s:02d}s"
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
-
-
 def status(cfg: SiteConfig) -> int:
     from fionagw.ops.status import collect_status
 
@@ -61,14 +43,14 @@ def status(cfg: SiteConfig) -> int:
     for s in st.services:
         where = f"  {s.listen}" if s.listen else ""
         if s.state == "running":
-            print(f"  {s.name:<20} running  pid {s.pid}  up {_duration(s.uptime_s)}{where}")
+            print(f"  {s.name:<20} running  pid {s.pid}  up {human_duration(s.uptime_s)}{where}")
         elif s.state == "disabled":
             print(f"  {s.name:<20} disabled by {s.listen}")
         else:
             print(f"  {s.name:<20} DOWN{where}")
     print("cron jobs (last run)")
     for j in st.jobs:
-        busy = f"  running now (pid {j.running_pid}, {_duration(j.running_for_s)})" if j.running_pid else ""
+        busy = f"  running now (pid {j.running_pid}, {human_duration(j.running_for_s)})" if j.running_pid else ""
         run = j.last
         if run is None:
             print(f"  {j.job:<22} no run recorded{busy}")
@@ -76,7 +58,7 @@ def status(cfg: SiteConfig) -> int:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.finished))
         outcome = "ok" if run.ok else "FAILED"
         summary = f"  {run.summary}" if run.summary else ""
-        print(f"  {j.job:<22} {when} ({_duration(st.collected_at - run.finished)} ago)  {outcome}  "
+        print(f"  {j.job:<22} {when} ({human_duration(st.collected_at - run.finished)} ago)  {outcome}  "
               f"{run.seconds:.1f} s{summary}{busy}")
     print("queues")
     print("  " + "; ".join(f"{k} {v}" for k, v in st.queues.items()))
@@ -87,8 +69,8 @@ def status(cfg: SiteConfig) -> int:
         print(f"  DATADIR {d.datadir}: {d.error}")
     else:
         source = "capacity (retention.capacity_bytes)" if d.source == "capacity" else "filesystem"
-        used = f"{_size(d.used_bytes)} used; " if d.used_bytes is not None else ""
-        print(f"  DATADIR {d.datadir}: {used}{source} {_size(d.free_bytes)} free of {_size(d.total_bytes)} "
+        used = f"{human_size(d.used_bytes)} used; " if d.used_bytes is not None else ""
+        print(f"  DATADIR {d.datadir}: {used}{source} {human_size(d.free_bytes)} free of {human_size(d.total_bytes)} "
               f"({d.free_percent:.1f} %, retention target {d.target_free_percent:g} %)")
     if st.down:
         print(f"{PROGRAM}: down: {', '.join(st.down)}", file=sys.stderr)

@@ -220,3 +220,24 @@ def collect_status(cfg: SiteConfig, *, du: bool = False) -> Status:
         queues=queue_depths(cfg),
         disk=disk_status(cfg, du=du),
     )
+
+
+# --- formatting for people (fiona status, the Status page) ------------------------------------
+
+def human_duration(seconds: float | None, unknown: str = "?") -> str:
+    """3d4h05m06s, 4h05m06s, 05m06s."""
+    if seconds is None:
+        return unknown
+    s = int(seconds)
+    d, s = divmod(s, 86400)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    return (f"{d}d" if d else "") + (f"{h}h" if d or h else "") + f"{m:02d}m{s:02d}s"
+
+
+def human_size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
