@@ -126,7 +126,7 @@ def site(tmp_path: Path, **overrides: Any) -> Path:
     projects.write_text(PROJECTS_YML)
     settings: dict[str, Any] = {
         "tracker": {"backend": "local", "projects_file": str(projects)},
-        "arrival": {"quiet_seconds": 2},
+        "arrival": {"quiet_seconds": 2, "settle_seconds": 2},
         "web": {"port": free_port()},
         "metrics": {"port": free_port()},
     }

@@ -53,6 +53,7 @@ class ArrivalSettings:
     quiet_seconds: int = 16  # a job file untouched this long means the series/study is complete
     quarantine: bool = True  # write quarantine/<Study>_<Series>.tgz/.md5sum/.json
     incoming_days: int = 7  # how long a study stays on the incoming list (Assign page)
+    settle_seconds: int = 60  # populateIncoming: a series JSON unchanged this long is complete (FIONA: 60)
 
 
 @dataclass(frozen=True)
@@ -273,6 +274,7 @@ def load_config(path: str | os.PathLike[str] | None = None, site: str | None = N
         quiet_seconds=arr.get("quiet_seconds", int, ArrivalSettings.quiet_seconds),
         quarantine=arr.get("quarantine", bool, ArrivalSettings.quarantine),
         incoming_days=arr.get("incoming_days", int, ArrivalSettings.incoming_days),
+        settle_seconds=arr.get("settle_seconds", int, ArrivalSettings.settle_seconds),
     )
     if arrival.quiet_seconds < 1:
         raise ConfigError(file, "arrival.quiet_seconds", f"must be at least 1, got {arrival.quiet_seconds}")

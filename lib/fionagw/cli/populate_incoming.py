@@ -7,17 +7,18 @@ import sys
 
 from fionagw.cli.jobs import run_job
 from fionagw.config import SiteConfig
-from fionagw.routing.populate import SETTLE_S, Populator
+from fionagw.routing.populate import Populator
 from fionagw.tracking.base import Tracker
 
 
 def _args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--settle", type=float, default=SETTLE_S, metavar="SECONDS",
-                   help=f"a series JSON unchanged this long is complete (default {SETTLE_S:.0f})")
+    p.add_argument("--settle", type=float, default=None, metavar="SECONDS",
+                   help="a series JSON unchanged this long is complete (default arrival.settle_seconds, 60)")
 
 
 def _body(cfg: SiteConfig, tracker: Tracker, args: argparse.Namespace) -> str:
-    report = Populator(cfg, tracker, args.settle).run()
+    settle = args.settle if args.settle is not None else cfg.arrival.settle_seconds
+    report = Populator(cfg, tracker, settle).run()
     if not (report.studies or report.requests):
         return ""
     return f"{report.studies} studies updated, {report.new_series} new series, {len(report.requests)} transfer requests"
