@@ -12,7 +12,8 @@ values (its UIDs, names and IDs, collected from the original before it is change
 project's retain options), so a caller can build ``identifiers`` from one header per series.
 A file with a hit is not written. A file that cannot be read, de-identified or written is a
 ``failed`` entry with a one-line reason that holds no value from the file; the other files go
-on. ``failed`` and ``hits`` name the source file; ``written`` lists destinations in job order.
+on (a file cut short is one: deid/inputcheck.py). ``failed`` and ``hits`` name the source
+file; ``written`` lists destinations in job order.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pathlib import Path
 from pydicom.errors import InvalidDicomError
 
 from fionagw.deid.engine import Deidentifier, DeidSettings
+from fionagw.deid.inputcheck import incomplete_reason
 from fionagw.deid.release import Hit, Identifiers, check_release, collect_identifiers
 from fionagw.deid.writer import encode, read
 
@@ -79,6 +81,9 @@ def deidentify_files(jobs: Sequence[tuple[Path, Path]], settings: DeidSettings, 
                     for index, (src, _dst) in chunk:
                         outcomes[index] = ("failed", src,
                                            "the worker process died (out of memory?)")
+                except Exception as exc:  # noqa: BLE001 - e.g. a result that cannot be pickled
+                    for index, (src, _dst) in chunk:
+                        outcomes[index] = ("failed", src, _reason("worker error", exc))
     result = BatchResult()
     for index in range(len(jobs)):
         outcome = outcomes[index]
@@ -129,8 +134,11 @@ def _run(chunk: list[tuple[int, tuple[Path, Path]]]) -> list[tuple[int, tuple]]:
 def _one(w: _Worker, src: Path, dst: Path) -> tuple:
     try:
         ds = read(src)
+        incomplete = incomplete_reason(ds)  # cut short, or no SOP/series UID
     except Exception as exc:  # noqa: BLE001 - any unreadable input is one failed entry
         return ("failed", src, _reason("cannot read", exc))
+    if incomplete is not None:
+        return ("failed", src, f"cannot read: {incomplete}")
     try:
         own = None
         if w.identifiers is not None:

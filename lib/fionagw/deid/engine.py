@@ -53,7 +53,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from pydicom import config, dcmread
+from pydicom import config
 from pydicom.dataelem import DataElement, empty_value_for_VR
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
@@ -74,7 +74,8 @@ from fionagw.deid.release import (
     vr_of as _vr_of,
 )
 from fionagw.deid.tagchange import parse_tag_change
-from fionagw.deid.writer import raw_text_element, write
+from fionagw.deid.inputcheck import incomplete_reason
+from fionagw.deid.writer import raw_text_element, read, write
 
 FIONA_UID_ROOT = "1.3.6.1.4.1.45037."
 _NIBBLE_DIGITS = str.maketrans("abcdef", "012345")
@@ -362,8 +363,13 @@ class Deidentifier:
 
     def deidentify_file(self, src: Path | str, dst: Path | str, participant: str,
                         event: str | None = None) -> Path:
-        """Read ``src``, de-identify, write to ``dst`` (a directory -> <SOPInstanceUID>.dcm)."""
-        ds = dcmread(src)
+        """Read ``src``, de-identify, write to ``dst`` (a directory -> <SOPInstanceUID>.dcm).
+
+        A truncated or incomplete input raises ValueError (dcmread would return it short)."""
+        ds = read(src)
+        reason = incomplete_reason(ds)
+        if reason:
+            raise ValueError(f"{Path(src).name}: {reason}")
         self.deidentify(ds, participant, event)
         out = Path(dst)
         if out.is_dir():
@@ -502,7 +508,7 @@ class Deidentifier:
         put(ds, 0x00100020, "LO", participant)
         put(ds, 0x00120062, "CS", "YES")
         put(ds, 0x00120063, "LO", self._method)
-        put(ds, 0x00120064, "SQ", Sequence([_code_item(v, m) for v, m in self.profile.codes()]))
+        put(ds, 0x00120064, "SQ", Sequence([_code_item(v, m, ds) for v, m in self.profile.codes()]))
         put(ds, 0x00280303, "CS", {"shift": "MODIFIED", "keep": "UNMODIFIED",
                                    "remove": "REMOVED"}[s.date_mode])
         put(ds, 0x00120010, "LO", (s.sponsor or s.project)[:64])
@@ -531,8 +537,10 @@ class Deidentifier:
                     del meta[tag]
 
 
-def _code_item(value: str, meaning: str) -> Dataset:
+def _code_item(value: str, meaning: str, parent: Dataset) -> Dataset:
     item = Dataset()
+    # encoded like its parent, so _put can make raw elements (cheap, written as they are)
+    item.set_original_encoding(*parent.original_encoding, parent.original_character_set)
     _put(item, 0x00080100, "SH", value)
     _put(item, 0x00080102, "SH", "DCM")
     _put(item, 0x00080104, "LO", meaning)

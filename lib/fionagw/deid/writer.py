@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import copy
 import io
-import os
 import struct
 from pathlib import Path
 
@@ -154,8 +153,8 @@ def _elements(data: bytes, pos: int, implicit: bool, encoding, meta: bool = Fals
                 value = empty_value_for_VR(vr, raw=True)
             if tag == 0x00080005:
                 encoding = convert_encodings(convert_string(value or b"", True))
-            elems[BaseTag(tag)] = RawDataElement(BaseTag(tag), vr, length, value, start,
-                                                 implicit, True)
+            key = BaseTag(tag)
+            elems[key] = RawDataElement(key, vr, length, value, start, implicit, True)
             pos = start + length
             continue
         # undefined length: pydicom's own readers, from a file object over the same bytes
@@ -332,9 +331,10 @@ def _encode_sequence(tag: int, elem: DataElement, implicit: bool, encodings,
                      parts: list[bytes]) -> bool:
     items = elem.value or ()
     for item in items:
-        if 0x00080005 in item._dict or any(
-                " or " in (e.VR or "") for e in item._dict.values()):
-            return False  # own character set, or an ambiguous VR to resolve: pydicom
+        if (0x00080005 in item._dict or item.original_encoding not in ((implicit, True),
+                                                                      (None, None))
+                or any(" or " in (e.VR or "") for e in item._dict.values())):
+            return False  # own character set, other encoding, ambiguous VRs: pydicom
     body: list[bytes] = []
     for item in items:
         content: list[bytes] = []
@@ -358,18 +358,3 @@ def write(ds: Dataset, path: Path | str) -> Path:
     path.write_bytes(encode(ds))
     return path
 
-
-def write_atomic(ds: Dataset, path: Path) -> None:
-    """Write ``ds`` to ``path`` through a temporary file in the same folder and a rename, so
-    ``path`` never holds part of a file. No fsync: the caller syncs what it keeps."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(encode(ds))
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
