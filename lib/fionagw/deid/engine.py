@@ -61,6 +61,7 @@ from pydicom.tag import BaseTag
 from pydicom.valuerep import PersonName
 
 from fionagw import __version__
+from fionagw.deid.inputcheck import incomplete_reason
 from fionagw.deid.profile import OPTION_CODES, Profile, validate_options
 from fionagw.deid.release import (
     INSTITUTION_TAGS,
@@ -74,7 +75,6 @@ from fionagw.deid.release import (
     vr_of as _vr_of,
 )
 from fionagw.deid.tagchange import parse_tag_change
-from fionagw.deid.inputcheck import incomplete_reason
 from fionagw.deid.writer import raw_text_element, read, write
 
 FIONA_UID_ROOT = "1.3.6.1.4.1.45037."
