@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,21 +19,20 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_bytes_atomic(path: Path, data: bytes, *, durable: bool = True, mode: int = 0o644,
-                       tmpdir: Path | None = None) -> None:
-    """Write ``data`` so that ``path`` holds either the old or the whole new content.
-
-    ``tmpdir`` must be on the same filesystem as ``path`` (default: its directory).
-    With ``durable`` the bytes and the rename are fsynced before returning.
-    """
-    directory = tmpdir or path.parent
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+def _replace_via_temp(path: Path, fill: Callable[[str], None], *, durable: bool, mode: int,
+                      tmpdir: Path | None, sync_dir: bool = True) -> None:
+    """Make a temp file beside ``path`` (or in ``tmpdir``), let ``fill`` write it, fsync it
+    (if durable), rename it over ``path``; the temp file never survives a failure."""
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=tmpdir or path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            if durable:
-                f.flush()
-                os.fsync(f.fileno())
+        fill(tmp)
+        if durable:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
@@ -40,8 +41,26 @@ def write_bytes_atomic(path: Path, data: bytes, *, durable: bool = True, mode: i
         except FileNotFoundError:
             pass
         raise
-    if durable:
+    if durable and sync_dir:
         fsync_dir(path.parent)
+
+
+def write_bytes_atomic(path: Path, data: bytes, *, durable: bool = True, mode: int = 0o644,
+                       tmpdir: Path | None = None) -> None:
+    """Write ``data`` so that ``path`` holds either the old or the whole new content.
+
+    ``tmpdir`` must be on the same filesystem as ``path`` (default: its directory).
+    With ``durable`` the bytes and the rename are fsynced before returning.
+    """
+    _replace_via_temp(path, lambda tmp: Path(tmp).write_bytes(data), durable=durable, mode=mode,
+                      tmpdir=tmpdir)
+
+
+def copy_file_atomic(source: Path, path: Path, *, mode: int = 0o644, sync_dir: bool = True) -> None:
+    """Copy ``source`` to ``path`` durably (the bytes fsynced before the rename; the folder too
+    unless the caller syncs it once for many files with ``sync_dir=False``)."""
+    _replace_via_temp(path, lambda tmp: shutil.copyfile(source, tmp), durable=True, mode=mode,
+                      tmpdir=None, sync_dir=sync_dir)
 
 
 def write_json_atomic(path: Path, value: Any, *, durable: bool = False, mode: int = 0o666,

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fionagw.config import SiteConfig, _Reader
-from fionagw.ops.atomic import fsync_dir
+from fionagw.ops.atomic import copy_file_atomic, fsync_dir
 from fionagw.send.base import Destination, SendContext, SendError, SendResult, register
 
 log = logging.getLogger("fionagw.send.folder")
@@ -33,28 +33,6 @@ def _component(what: str, value: str) -> str:
 
 def _common_parent(files: Sequence[Path]) -> Path:
     return Path(os.path.commonpath([str(f.parent) for f in files]))
-
-
-def copy_durably(source: Path, target: Path) -> None:
-    """Copy ``source`` to ``target`` through a temp file in the same folder: fsync, rename.
-    The caller fsyncs the folder (once for many files)."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(source, tmp)  # sendfile(2) on Linux
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def _make_dirs(path: Path, created: list[Path]) -> None:
@@ -118,7 +96,7 @@ class FolderDestination(Destination):
             target = study_dir / source.relative_to(base)
             try:
                 _make_dirs(target.parent, created)
-                copy_durably(source, target)
+                copy_file_atomic(source, target, mode=FILE_MODE, sync_dir=False)  # folders: once, below
             except OSError as exc:
                 reason = f"{exc.strerror}: {exc.filename}" if exc.filename else str(exc)
                 result.failed.append((source, reason))
