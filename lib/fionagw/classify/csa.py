@@ -22,6 +22,8 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
+from fionagw.classify.elements import element_value
+
 log = logging.getLogger(__name__)
 
 IMAGE_TAGS = (0x00291010, 0x00291210, 0x00291110)  # FIONA's search order
@@ -118,9 +120,10 @@ def _parse_into(data: bytes, out: CsaHeader) -> None:
 
 
 def _element_bytes(ds: Dataset, tag: int) -> bytes | None:
+    if tag not in ds._dict:  # pydicom's get() pays an exception per absent tag
+        return None
     try:
-        elem = ds.get(tag)
-        value = elem.value if elem is not None else None
+        value = ds[tag].value
     except Exception as exc:  # a broken private element must not stop classification
         log.debug("cannot read CSA element %08X: %s", tag, exc)
         return None
@@ -132,12 +135,12 @@ def _find(ds: Dataset, element: int, fallback: tuple[int, ...]) -> bytes | None:
     candidates: list[int] = []
     for block in range(0x10, 0x100):
         creator_tag = 0x00290000 | block
-        if creator_tag not in ds:
+        if creator_tag not in ds._dict:
             if block > 0x12:
                 break
             continue
         try:
-            creator = str(ds[creator_tag].value).strip()
+            creator = str(element_value(ds, creator_tag)).strip()
         except Exception:
             continue
         if creator == CSA_CREATOR:

@@ -41,6 +41,8 @@ from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
+from fionagw.classify.elements import element_value
+
 log = logging.getLogger(__name__)
 
 MAX_PASSES = 100  # FIONA's bound on reference inlining
@@ -161,10 +163,10 @@ class _Lookup:
         return value
 
     def _element(self, ref: TagRef) -> Any:
-        if ref.tag not in self.ds._dict:  # pydicom's get() pays an exception per absent tag
-            return _MISSING
         try:
-            value = self.ds[ref.tag].value
+            value = element_value(self.ds, ref.tag)
+        except KeyError:
+            return _MISSING
         except Exception as exc:  # a malformed element reads as missing, not as a crash
             log.debug("cannot read %08X: %s", ref.tag, exc)
             return _MISSING

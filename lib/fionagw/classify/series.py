@@ -22,6 +22,7 @@ import re
 import struct
 import warnings
 from collections.abc import Collection
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
@@ -34,6 +35,7 @@ from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 
 from fionagw.classify import csa
+from fionagw.classify.elements import element_value
 from fionagw.classify.rules import RuleSet
 
 log = logging.getLogger(__name__)
@@ -168,10 +170,17 @@ def _fast_parse(data: bytes, complete: bool, name: str) -> Dataset | None:
     encoding: Any = default_encoding
     charset = elements.get(0x00080005)
     if charset is not None:
-        encoding = convert_encodings(convert_raw_data_element(charset).value)
+        encoding = _encodings(charset.VR, charset.value)
     ds = FileDataset(name, elements, data[:128], FileMetaDataset(meta), implicit, True)
     ds.set_original_encoding(implicit, True, encoding)
     return ds
+
+
+@lru_cache(maxsize=32)
+def _encodings(vr: str | None, value: bytes | None) -> Any:
+    """Python encodings of a raw (0008,0005) Specific Character Set (few distinct values)."""
+    raw = RawDataElement(BaseTag(0x00080005), vr, len(value or b""), value, 0, False, True)
+    return convert_encodings(convert_raw_data_element(raw).value)
 
 
 def _elements(data: bytes, pos: int, complete: bool, *, implicit: bool,
@@ -330,10 +339,10 @@ _RELEASE = re.compile(r'release:(?P<os>[^_"\\\s]+)')
 
 def _value(ds: Dataset, tag: int) -> Any:
     """The element's value, or None when absent or unreadable (logged)."""
-    if tag not in ds._dict:  # pydicom's get() pays an exception per absent tag
-        return None
     try:
-        return ds[tag].value
+        return element_value(ds, tag)
+    except KeyError:
+        return None
     except Exception as exc:
         log.debug("cannot read %08X: %s", tag, exc)
         return None

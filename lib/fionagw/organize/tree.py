@@ -17,7 +17,10 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydicom.dataset import Dataset
+
 from fionagw.classify import Connection, NotDicomError, RuleSet, read_header, update_series
+from fionagw.classify.elements import element_value
 from fionagw.config import SiteConfig
 from fionagw.ops.atomic import touch, write_json_atomic
 from fionagw.paths import clean_job_field, safe_component, safe_uid
@@ -60,6 +63,7 @@ class _PendingSeries:
     since: float
     on_disk: set[str]  # SOPs linked in the series folder when this batch began
     links: dict[str, Path] = field(default_factory=dict)  # SOP -> archive file
+    fresh: set[str] = field(default_factory=set)  # SOPs of this batch not in on_disk
     srs: list[tuple[Path, Path]] = field(default_factory=list)
     job: Path | None = None
 
@@ -87,6 +91,10 @@ class Organizer:
         self._series: OrderedDict[Path, tuple[tuple[int, int], dict]] = OrderedDict()
         self._pending: dict[Path, _PendingSeries] = {}
         self._linked_studies: set[tuple[str, str]] = set()
+        # Small caches of per-image path work (bounded: emptied when full).
+        self._series_paths: dict[tuple[str, str], tuple[Path, Path]] = {}
+        self._real_dirs: dict[str, str] = {}
+        self._jobs: dict[tuple[str, ...], Path] = {}
 
     # -- series JSON -------------------------------------------------------------------
 
@@ -157,44 +165,72 @@ class Organizer:
             return Outcome(path, False, reason=str(exc))
 
         try:
-            study = safe_uid(str(ds.StudyInstanceUID))
-            series = safe_uid(str(ds.SeriesInstanceUID))
-            sop = safe_uid(str(ds.SOPInstanceUID))
+            study = safe_uid(str(element_value(ds, 0x0020000D)))
+            series = safe_uid(str(element_value(ds, 0x0020000E)))
+            sop = safe_uid(str(element_value(ds, 0x00080018)))
         except ValueError as exc:
             self.move_aside(path, f"broken: {exc}")
             return Outcome(path, False, reason=str(exc))
-        series_dir = self.paths.raw_series_dir(study, series)
-        json_path = self.paths.series_json(study, series)
+        series_dir, json_path = self._paths_of(study, series)
         pending = self._pending.get(json_path)
         if pending is None:
             series_dir.mkdir(parents=True, exist_ok=True)
             on_disk = {e.name for e in os.scandir(series_dir) if not e.name.startswith(".")}
             pending = _PendingSeries({}, time.monotonic(), on_disk)
-        new = {s for s in pending.links if s not in pending.on_disk} | ({sop} - pending.on_disk)
+        if sop not in pending.on_disk:
+            pending.fresh.add(sop)
         stored = pending.record if json_path in self._pending else self._load_series(json_path)
-        record = update_series(stored, ds, connection, self.rules, len(pending.on_disk) + len(new))
+        record = update_series(stored, ds, connection, self.rules,
+                               len(pending.on_disk) + len(pending.fresh))
         pending.record = record
-        pending.links[sop] = path.resolve()
+        pending.links[sop] = self._real_path(path)
         self._pending[json_path] = pending
 
         self._link_participant(ds, study)
-        if str(ds.get("Modality", "")) == "SR":
-            manufacturer = safe_component(str(ds.get("Manufacturer", "") or "_"))
+        if _text_of(ds, 0x00080060) == "SR":  # Modality
+            manufacturer = safe_component(_text_of(ds, 0x00080070) or "_")
             srs_dir = self.paths.srs / manufacturer / study
             srs_dir.mkdir(parents=True, exist_ok=True)
             pending.srs.append((series_dir / sop, srs_dir / sop))
         if self.touch_jobs:
-            pending.job = self.paths.series_job(connection.calling, connection.called, connection.ip,
-                                                study, series)
+            pending.job = self._series_job(connection, study, series)
         return Outcome(path, True, study, series)
 
-    def _link_participant(self, ds: object, study: str) -> None:
-        patient = safe_component(str(getattr(ds, "PatientID", "") or "unknown"))
+    def _paths_of(self, study: str, series: str) -> tuple[Path, Path]:
+        """(series folder, series JSON) in raw/."""
+        paths = self._series_paths.get((study, series))
+        if paths is None:
+            paths = (self.paths.raw_series_dir(study, series), self.paths.series_json(study, series))
+            _bounded_put(self._series_paths, (study, series), paths)
+        return paths
+
+    def _series_job(self, connection: Connection, study: str, series: str) -> Path:
+        key = (*connection, study, series)
+        job = self._jobs.get(key)
+        if job is None:
+            job = self.paths.series_job(connection.calling, connection.called, connection.ip,
+                                        study, series)
+            _bounded_put(self._jobs, key, job)
+        return job
+
+    def _real_path(self, path: Path) -> Path:
+        """``path.resolve()``, resolving the folder once rather than every component per file."""
+        if os.path.islink(path):
+            return path.resolve()
+        folder, name = os.path.split(os.fspath(path))
+        real = self._real_dirs.get(folder)
+        if real is None:
+            real = os.path.realpath(folder)
+            _bounded_put(self._real_dirs, folder, real)
+        return Path(real, name)
+
+    def _link_participant(self, ds: Dataset, study: str) -> None:
+        patient = safe_component(_text_of(ds, 0x00100020) or "unknown")  # PatientID
         key = (patient, study)
         if key in self._linked_studies:
             return
-        date = str(getattr(ds, "StudyDate", "") or "unknown")
-        tod = str(getattr(ds, "StudyTime", "") or "unknown")
+        date = _text_of(ds, 0x00080020) or "unknown"  # StudyDate
+        tod = _text_of(ds, 0x00080030) or "unknown"  # StudyTime
         folder = self.paths.participants / patient
         folder.mkdir(parents=True, exist_ok=True)
         symlink_atomic(self.paths.raw_study_dir(study), folder / safe_component(f"{date}_{tod}"))
@@ -225,6 +261,21 @@ class Organizer:
         log.error("not a readable DICOM file: moved aside",
                   extra={"file": str(path), "moved_to": str(dest), "reason": reason})
         return dest
+
+
+def _text_of(ds: Dataset, tag: int) -> str:
+    """str() of an element's value; "" when absent or empty."""
+    try:
+        value = element_value(ds, tag)
+    except KeyError:
+        return ""
+    return str(value) if value else ""
+
+
+def _bounded_put(cache: dict, key: object, value: object, limit: int = 1024) -> None:
+    if len(cache) >= limit:
+        cache.clear()
+    cache[key] = value
 
 
 def parse_pipe_line(line: str) -> tuple[Connection, Path] | None:

@@ -173,6 +173,9 @@ class Notifier:
     def __init__(self, paths: SitePaths, fifo: FifoWriter | None = None) -> None:
         self.paths = paths
         self.fifo = fifo if fifo is not None else FifoWriter(paths.fifo)
+        # (calling, called, ip, study, folder) -> (job file, pipe line without the file name):
+        # the same for every image of a study, so cleaned and joined once.
+        self._recent: dict[tuple[str, str, str, str, str], tuple[Path, str]] = {}
 
     def start(self) -> None:
         self.paths.arrived.mkdir(parents=True, exist_ok=True)
@@ -184,9 +187,18 @@ class Notifier:
     def arrived(self, calling: str, called: str, ip: str, study_uid: str,
                 study_dir: Path, name: str) -> None:
         """Never raises: the object is already safe in the archive."""
+        key = (calling, called, ip, study_uid, str(study_dir))
+        recent = self._recent.get(key)
+        if recent is None:
+            recent = (self.paths.study_job(calling, called, ip, study_uid),
+                      pipe_line(calling, called, ip, study_dir, "")[:-1])
+            if len(self._recent) >= 64:
+                self._recent.clear()
+            self._recent[key] = recent
+        job, prefix = recent
         try:
-            touch_study_job(self.paths, calling, called, ip, study_uid)
+            touch(job)
         except OSError as exc:
             LOG.warning("cannot touch study job", extra={
                 "study_uid": study_uid, "arrived_dir": str(self.paths.arrived), "error": exc.strerror})
-        self.fifo.send(pipe_line(calling, called, ip, study_dir, name))
+        self.fifo.send(f"{prefix}{name}\n")

@@ -13,8 +13,9 @@
   C-STORE data set go into a buffer (flushed to ``site/temp`` every MiB, so memory stays
   flat for multi-GB objects); on the last fragment the object is committed durably into
   ``site/archive/scp_<Study>/<MOD>.<SOP>`` (:mod:`fionagw.receive.store`) BEFORE the
-  Success status goes out; then the study job is touched and the FIFO line written
-  (:mod:`fionagw.receive.notify`). Write errors answer failure statuses (0xA700 for a
+  Success status goes out; then, while the sender prepares its next request, the study
+  job is touched, the FIFO line written (:mod:`fionagw.receive.notify`) and the next
+  temp file created, keeping all three off the per-image critical path. Write errors answer failure statuses (0xA700 for a
   full disk), a broken protocol an A-ABORT; a silent peer is aborted after
   ``receiver.network_timeout`` seconds.
 """
@@ -31,7 +32,6 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from fionagw.config import ConfigError, SiteConfig
@@ -86,47 +86,59 @@ def _shutdown_socket(sock: socket.socket) -> None:
 class _Sink:
     """One C-STORE data set on its way to a temp file in ``site/temp``.
 
-    The bytes (file meta first) collect in memory and go to the file in pieces of
-    :data:`FLUSH_BYTES`: an ordinary image is written with one system call when it is
-    complete, a huge object never sits in memory. The start of the file is kept for the
-    identifier scan. A write error (disk full, quota, the folder gone) is remembered, the
-    rest of the data set is discarded, and the SCP answers a failure status once the
-    request is complete.
+    Fragments are read from the connection straight into the association's buffer
+    (:data:`FLUSH_BYTES`) and written to the file whenever it is full: an ordinary image is
+    written with one system call when it is complete, a huge object never sits in memory.
+    The start of the file is kept for the identifier scan. A write error (disk full, quota,
+    the folder gone) is remembered, the rest of the data set is read and dropped, and the
+    SCP answers a failure status once the request is complete.
     """
 
-    __slots__ = ("path", "buf", "head", "fd", "error")
+    __slots__ = ("path", "fd", "view", "filled", "size", "head", "error")
 
-    def __init__(self, tempdir: str, meta: bytes) -> None:
-        self.path = os.path.join(tempdir, store.temp_name())
-        self.buf = bytearray(meta)
+    def __init__(self, buffer: memoryview, meta: bytes, temp: tuple[str, int]) -> None:
+        self.path, self.fd = temp  # fd -1: the file is created at the first write
+        self.view = buffer
+        self.filled = len(meta)
+        buffer[:self.filled] = meta
+        self.size = 0  # bytes in the file so far
         self.head: bytes | None = None
-        self.fd = -1
         self.error: OSError | None = None
 
-    def write(self, data: bytes) -> None:
-        if self.error is None:
-            self.buf += data
-            if len(self.buf) >= FLUSH_BYTES:
+    def read_from(self, readinto: Callable[[memoryview], int | None], size: int) -> None:
+        """Read ``size`` bytes of a fragment from the connection into the file."""
+        view, capacity = self.view, len(self.view)
+        while size:
+            start = self.filled
+            n = min(size, capacity - start)
+            if readinto(view[start:start + n]) != n:
+                raise _PeerGone
+            size -= n
+            self.filled = start + n
+            if self.filled == capacity:
                 self._flush()
 
     def _flush(self) -> None:
+        if self.error is not None:
+            self.filled = 0  # the rest of a failed data set is dropped
+            return
         if self.head is None:
-            self.head = bytes(memoryview(self.buf)[:store.HEAD_BYTES])
+            self.head = bytes(self.view[:min(self.filled, store.HEAD_BYTES)])
         try:
             if self.fd < 0:
                 self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
                                   0o600)
-            with memoryview(self.buf) as view:
-                while view:
-                    view = view[os.write(self.fd, view):]
+            view = self.view[:self.filled]
+            while view:
+                view = view[os.write(self.fd, view):]
         except OSError as exc:
             self.fail(exc)
-        self.buf = bytearray()
+        self.size += self.filled
+        self.filled = 0
 
     def finish(self) -> bytes | None:
         """Write what is left; the start of the file (None after a write error)."""
-        if self.error is None:
-            self._flush()
+        self._flush()
         return self.head
 
     def fail(self, exc: OSError) -> None:
@@ -146,11 +158,15 @@ class _Sink:
     def discard(self) -> None:
         """Drop the data; close and remove the temp file (frees the space at once)."""
         self.close()
-        self.buf = bytearray()
-        try:
-            os.unlink(self.path)
-        except OSError:
-            pass
+        self.filled = 0
+        _remove(self.path)
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 class _Association:
@@ -171,6 +187,8 @@ class _Association:
         self.contexts: dict[int, tuple[str, str]] = {}
         self.peer_max_pdu = 0
         self.sink: _Sink | None = None
+        self.buffer: memoryview | None = None  # reused by every data set (FLUSH_BYTES)
+        self.spare: tuple[str, int] | None = None  # the next data set's temp file, made early
         self.rfile: Any = None
         self.thread: threading.Thread | None = None
 
@@ -226,6 +244,10 @@ class _Association:
         if self.sink is not None:
             self.sink.discard()  # a dataset cut off by an abort or a dropped connection
             self.sink = None
+        if self.spare is not None:
+            os.close(self.spare[1])
+            _remove(self.spare[0])
+            self.spare = None
         for closable in (self.rfile, self.sock):  # the socket stays open while its file is
             try:
                 if closable is not None:
@@ -310,6 +332,7 @@ class _Association:
 
     def _data_phase(self) -> None:
         read = self._read
+        readinto = self.rfile.readinto
         command_parts: list[bytes] = []
         command_size = 0
         pending: tuple[int, dict[int, bytes]] | None = None  # a request waiting for its data set
@@ -346,12 +369,11 @@ class _Association:
                         if pending is None or pending[0] != context_id:
                             raise wire.ProtocolError(wire.ABORT_UNEXPECTED_PARAMETER,
                                                      "data set without its command")
-                        sink = self.sink
-                        while size:
-                            chunk = read(min(size, READ_CHUNK))
-                            size -= len(chunk)
-                            if sink is not None:
-                                sink.write(chunk)
+                        if self.sink is not None:
+                            self.sink.read_from(readinto, size)
+                        else:  # the data set of an echo or a cancel: dropped
+                            while size:
+                                size -= len(read(min(size, READ_CHUNK)))
                         if control & 0x02:
                             self._on_data_set(*pending)
                             pending = None
@@ -386,7 +408,10 @@ class _Association:
                 meta = wire.file_meta(sop_class, sop_uid, transfer_syntax)
             except ValueError:
                 meta = b""
-            self.sink = _Sink(self.scp.tempdir, meta)
+            if self.buffer is None:
+                self.buffer = memoryview(bytearray(FLUSH_BYTES))
+            temp, self.spare = self.spare or (self._temp_path(), -1), None
+            self.sink = _Sink(self.buffer, meta, temp)
             if not meta:  # answered 0xC230 once the data set is read
                 self.sink.error = OSError(errno.EINVAL, "UID too long")
             return True
@@ -431,8 +456,10 @@ class _Association:
                 if sink.error is not None:
                     raise store.StoreError(store.status_for_oserror(sink.error),
                                            f"cannot write received data: {sink.error.strerror}")
-                stored = store.store_received(self.scp.paths, Path(sink.path), sop_class, sop_uid,
-                                              durable=self.scp.durable, head=head, fd=sink.fd)
+                stored = store.store_received(
+                    self.scp.paths, sink.path, sop_class, sop_uid, durable=self.scp.durable,
+                    head=head, fd=sink.fd, size=sink.size,
+                    check_replaced=LOG.isEnabledFor(logging.DEBUG))
             except store.StoreError as exc:
                 self.failed += 1
                 LOG.warning("store failed: %s", exc.reason, extra={
@@ -454,12 +481,27 @@ class _Association:
                 else:
                     sink.close()
             self._respond_store(context_id, command, status, comment)
+        # While the sender prepares its next request: announce this object, make the next
+        # temp file (creating a file is not free on a busy filesystem).
         if stored is not None:
             self.scp.notifier.arrived(self.calling, self.called, self.ip, stored.study_uid,
                                       stored.study_dir, stored.name)
             if LOG.isEnabledFor(logging.DEBUG):
                 LOG.debug("stored", extra={**self.log_fields(), "path": str(stored.path),
                                            "replaced": stored.replaced, "bytes": stored.size})
+        self._make_spare()
+
+    def _temp_path(self) -> str:
+        return os.path.join(self.scp.tempdir, store.temp_name())
+
+    def _make_spare(self) -> None:
+        if self.spare is None:
+            path = self._temp_path()
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            except OSError:
+                return  # tried again at the first write, where a failure is answered
+            self.spare = (path, fd)
 
 
 class StoreSCP:
