@@ -54,10 +54,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
 
-from fionagw import synth  # noqa: E402
+from corpus import make_corpus, warm  # noqa: E402
+
 from fionagw.paths import SitePaths  # noqa: E402
 
-VENDORS = ("SIEMENS", "GE", "PHILIPS", "SIEMENS")
 SETTLE_AFTER_DELETE_S = 65  # ext4 (no journal) avoids reusing inodes deleted < 60 s ago
 _FS_IOC_GETFLAGS, _FS_IOC_SETFLAGS, _FS_TOPDIR_FL = 0x80086601, 0x40086602, 0x00020000
 
@@ -66,40 +66,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def make_corpus(folder: Path, images: int, studies: int) -> list[Path]:
-    """4 studies x 1,000 MR images of ~128 KiB by default; cached between runs."""
-    stamp = folder / f".complete-{images}-{studies}"
-    if stamp.exists():
-        return sorted(p for p in folder.iterdir() if p.is_dir())
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    per_study = images // studies
-    dirs = []
-    for i in range(studies):
-        d = folder / f"study{i}"
-        vendor = VENDORS[i % len(VENDORS)]
-        series = synth.standard_mr_series(vendor, 1)
-        k = len(series)
-        specs = [synth.with_changes(s, n_images=per_study // k + (1 if j < per_study % k else 0))
-                 for j, s in enumerate(series)]
-        synth.write_study(d, vendor=vendor, series=specs, pixel_bytes=128 * 1024, seed=i,
-                          patient_id=f"BENCH{i:03d}", accession=f"BENCHACC{i:03d}")
-        dirs.append(d)
-    stamp.touch()
-    return dirs
-
-
-def warm(folder: Path) -> int:
-    """Read every corpus file once (page cache warm for both sides); bytes read."""
-    total = 0
-    for dirpath, _dirs, files in os.walk(folder):
-        for name in files:
-            with open(os.path.join(dirpath, name), "rb") as f:
-                while chunk := f.read(1 << 20):
-                    total += len(chunk)
-    return total
 
 
 def count_files(folder: Path) -> int:
