@@ -8,7 +8,7 @@ Helpers for the application modules (stable; Assign, Review, Attach build on the
 Blueprints: one module per application in this folder (``auth``, ``assign``, ``review``,
 ``attach``, ``logs``, ``status``, ``settings``), each with a module-level ``bp`` (a Blueprint
 named like the module) and an ``index`` endpoint; ``create_app`` registers every module of
-``BLUEPRINTS`` that exists and shows it in the navigation (order of ``NAV``). A module may
+``BLUEPRINTS`` and shows it in the navigation (order of ``NAV``). A module may
 define ``nav_visible(user: User) -> bool`` to hide its tab from users without a role.
 
 From ``app`` (this module)::
@@ -154,15 +154,8 @@ def create_app(cfg: SiteConfig) -> Flask:
     app.extensions["fiona_users"] = UserStore.for_site(cfg)
     app.teardown_appcontext(_close_tracker)
 
-    modules = {}
-    for name in BLUEPRINTS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        modules[name] = module
+    modules = {name: importlib.import_module(name) for name in BLUEPRINTS}
+    for module in modules.values():
         app.register_blueprint(module.bp)
 
     import auth  # type: ignore[import-not-found]

@@ -22,7 +22,7 @@ from fionagw.ops import daemon
 PROGRAM = "fiona"
 
 # Subcommands that live in their own module: each has COMMAND, register(subparsers) and
-# run(args) -> exit code. A module that is not there (yet) is simply not offered.
+# run(args) -> exit code.
 PLUGIN_MODULES = ("fionagw.cli.fiona_deid", "fionagw.cli.fiona_user", "fionagw.cli.fiona_metrics",
                   "fionagw.cli.fiona_web")
 
@@ -30,16 +30,8 @@ PLUGIN_MODULES = ("fionagw.cli.fiona_deid", "fionagw.cli.fiona_user", "fionagw.c
 def _plugins() -> dict[str, object]:
     import importlib
 
-    found = {}
-    for name in PLUGIN_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        found[module.COMMAND] = module
-    return found
+    modules = [importlib.import_module(name) for name in PLUGIN_MODULES]
+    return {module.COMMAND: module for module in modules}
 
 
 def main(argv: list[str]) -> int:
