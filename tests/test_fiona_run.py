@@ -176,8 +176,12 @@ def test_study_reaches_the_outbox_with_no_other_command(tmp_path: Path, sink: He
             data = p.read_bytes()
             assert b"PAT-RUN-1" not in data and b"Runner" not in data and b"ACC-RUN-1" not in data
 
-        # every step was a job of the crontab, run by fiona run
-        for job in ("detectStudyArrival", "populateIncoming", "createTransferRequest", "anonymizeAndSend"):
+        # every step was a job of the crontab, run by fiona run (anonymizeAndSend records its run
+        # when it ends, a moment after the files reached the outbox)
+        jobs = ("detectStudyArrival", "populateIncoming", "createTransferRequest", "anonymizeAndSend")
+        wait_for(lambda: all(last_run(cfg, job) is not None for job in jobs), timeout=120,
+                 what="every job's run recorded")
+        for job in jobs:
             jr = last_run(cfg, job)
             assert jr is not None and jr.ok, (job, jr)
         st = run_bin("fiona", "status", config=config)
