@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from redcap_double.fixtures import add_research_project
 from test_process_single_file import raw_links
 
 from conftest import run_bin, storescu, wait_for, write_config
@@ -18,7 +19,6 @@ from fionagw.config import load_config
 from fionagw.ops.log import phi_hash
 from fionagw.synth import standard_mr_study
 from fionagw.tracking.factory import open_tracker
-from fionagw.tracking.redcap_api import RedcapClient
 
 pytest_plugins = ["redcap_double.fixtures"]
 
@@ -33,11 +33,8 @@ def tracked_site(request, tmp_path: Path):  # type: ignore[no-untyped-def]
     if request.param == "redcap":
         server = request.getfixturevalue("redcap_server")
         secrets = request.getfixturevalue("redcap_secrets")
-        double = request.getfixturevalue("redcap_double")
         tracker.update(redcap_url=server.url, secrets_file=str(secrets))
-        RedcapClient(server.url, double.token("DataTransferProjects"), "DataTransferProjects").import_records(
-            [{"record_id": "ALPHA", "project_name": "Alpha", "project_patient_naming": "^ALPHA[0-9]{3}$",
-              "project_active": "1", "projects_complete": "2"}])
+        add_research_project(server, "ALPHA", "^ALPHA[0-9]{3}$")
     cfg_path = write_config(tmp_path, tracker=tracker, arrival={"quiet_seconds": 1})
     for program in ("processSingleFile", "storectl"):
         assert run_bin(program, "start", config=cfg_path).returncode == 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from redcap_double.fixtures import add_research_project
 
 from conftest import write_config
 from fionagw.config import load_config
@@ -26,12 +27,8 @@ def tracker(request, tmp_path: Path):  # type: ignore[no-untyped-def]
     settings: dict = {"backend": request.param, "projects_file": str(projects)}
     if request.param == "redcap":
         server = request.getfixturevalue("redcap_server")
-        double = request.getfixturevalue("redcap_double")
-        double.add_project("ALPHA")  # the project's own REDCap (ProjectTemplate structure)
         settings.update(redcap_url=server.url, secrets_file=str(request.getfixturevalue("redcap_secrets")))
-        RedcapClient(server.url, double.token("DataTransferProjects"), "DataTransferProjects").import_records(
-            [{"record_id": "ALPHA", "project_name": "Alpha", "project_patient_naming": "^ALPHA[0-9]{3}$",
-              "project_active": "1", "project_token": double.token("ALPHA"), "projects_complete": "2"}])
+        add_research_project(server, "ALPHA", "^ALPHA[0-9]{3}$", own_redcap=True)
     t = open_tracker(load_config(write_config(tmp_path, tracker=settings)))
     yield t
     t.close()
@@ -58,11 +55,8 @@ def test_one_record_per_sent_study_and_resend_updates_it(tracker) -> None:  # ty
 
 def test_redcap_participant_record_has_fiona_names(tmp_path: Path, redcap_server, redcap_double,  # type: ignore[no-untyped-def]
                                                    redcap_secrets) -> None:
-    redcap_double.add_project("ALPHA")
+    add_research_project(redcap_server, "ALPHA", "^ALPHA[0-9]{3}$", own_redcap=True)
     token = redcap_double.token("ALPHA")
-    RedcapClient(redcap_server.url, redcap_double.token("DataTransferProjects"), "DataTransferProjects").import_records(
-        [{"record_id": "ALPHA", "project_patient_naming": "^ALPHA[0-9]{3}$", "project_active": "1",
-          "project_token": token, "projects_complete": "2"}])
     tracker = open_tracker(load_config(write_config(tmp_path, tracker={
         "backend": "redcap", "redcap_url": redcap_server.url, "secrets_file": str(redcap_secrets)})))
     tracker.record_imaging(tracker.projects()["ALPHA"], "ALPHA003", ImagingRecord("1.3.6.1.4.1.45037.44", "baseline"))
@@ -83,10 +77,7 @@ def test_anonymize_and_send_writes_fiona_fields_to_redcap(tmp_path: Path, redcap
     from fionagw.tracking.records import Study
     from fionagw.transfers.anonymize_and_send import AnonymizeAndSend
 
-    redcap_double.add_project("ALPHA")
-    RedcapClient(redcap_server.url, redcap_double.token("DataTransferProjects"), "DataTransferProjects").import_records(
-        [{"record_id": "ALPHA", "project_patient_naming": "^ALPHA[0-9]{3}$", "project_active": "1",
-          "project_token": redcap_double.token("ALPHA"), "projects_complete": "2"}])
+    add_research_project(redcap_server, "ALPHA", "^ALPHA[0-9]{3}$", own_redcap=True)
     cfg = load_config(write_config(tmp_path, tracker={
         "backend": "redcap", "redcap_url": redcap_server.url, "secrets_file": str(redcap_secrets)}))
     cfg.paths.create()

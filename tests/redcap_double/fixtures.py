@@ -11,6 +11,9 @@ redcap_client     factory(project="Incoming", **kwargs) -> RedcapClient on redca
 redcap_server     the double on a real socket: RunningServer (``.url``, ``.port``, ``.double``)
 redcap_secrets    a mode-0600 secrets file with the double's tokens
 pycap_inprocess   TEST_URL routed in-process for PyCap's own session (returns the URL)
+
+add_research_project(server, name, naming, own_redcap=False) registers a research project in
+DataTransferProjects (with its own REDCap and project_token if asked).
 """
 
 from __future__ import annotations
@@ -29,6 +32,20 @@ from .server import RunningServer, serve
 from .transport import TEST_URL, mount, unmount
 
 RESEARCH_PROJECT = "PROJ"
+
+
+def add_research_project(server: RunningServer, name: str, naming: str, *, own_redcap: bool = False) -> None:
+    """A DataTransferProjects record for ``name`` (active, participant-ID regex ``naming``);
+    with ``own_redcap`` also the project's own REDCap and its token in ``project_token``."""
+    from fionagw.tracking.redcap_api import RedcapClient
+
+    double = server.double
+    row = {"record_id": name, "project_name": name.title(), "project_patient_naming": naming,
+           "project_active": "1", "projects_complete": "2"}
+    if own_redcap:
+        double.add_project(name)
+        row["project_token"] = double.token(name)
+    RedcapClient(server.url, double.token("DataTransferProjects"), "DataTransferProjects").import_records([row])
 
 
 @pytest.fixture
