@@ -47,21 +47,38 @@ def make_corpus(folder: Path, images: int) -> list[Path]:
     folder.mkdir(parents=True)
     series = synth.standard_mr_series("SIEMENS", 1)
     k = len(series)
-    specs = [synth.with_changes(s, n_images=images // k + (1 if j < images % k else 0))
-             for j, s in enumerate(series)]
-    files = synth.write_study(folder, vendor="SIEMENS", series=specs, pixel_bytes=128 * 1024, seed=7,
-                              patient_id="BENCHARR", accession="BENCHARR1")
+    specs = [
+        synth.with_changes(s, n_images=images // k + (1 if j < images % k else 0))
+        for j, s in enumerate(series)
+    ]
+    files = synth.write_study(
+        folder,
+        vendor="SIEMENS",
+        series=specs,
+        pixel_bytes=128 * 1024,
+        seed=7,
+        patient_id="BENCHARR",
+        accession="BENCHARR1",
+    )
     stamp.touch()
     return files
 
 
 def write_config(work: Path, quarantine: bool) -> Path:
     path = work / "config.json"
-    path.write_text(json.dumps({
-        "DATADIR": str(work / "data"), "DICOMIP": "127.0.0.1", "DICOMPORT": 11112,
-        "DICOMAETITLE": "FIONA", "CLASSIFY_RULES": str(ROOT / "config" / "classifyRules.json"),
-        "logging": {"level": "INFO"}, "arrival": {"quarantine": quarantine},
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "DATADIR": str(work / "data"),
+                "DICOMIP": "127.0.0.1",
+                "DICOMPORT": 11112,
+                "DICOMAETITLE": "FIONA",
+                "CLASSIFY_RULES": str(ROOT / "config" / "classifyRules.json"),
+                "logging": {"level": "INFO"},
+                "arrival": {"quarantine": quarantine},
+            }
+        )
+    )
     return path
 
 
@@ -90,8 +107,10 @@ def make_jobs(config: Path, study: str, age_s: float) -> int:
     """(Re)create the study and series jobs and age them past the quiet period."""
     cfg = load_config(config)
     jobs = [cfg.paths.study_job(CALLING, CALLED, IP, study)]
-    jobs += [cfg.paths.series_job(CALLING, CALLED, IP, study, p.stem)
-             for p in cfg.paths.raw_study_dir(study).glob("*.json")]
+    jobs += [
+        cfg.paths.series_job(CALLING, CALLED, IP, study, p.stem)
+        for p in cfg.paths.raw_study_dir(study).glob("*.json")
+    ]
     past = time.time() - age_s
     for job in jobs:
         job.touch()
@@ -102,8 +121,11 @@ def make_jobs(config: Path, study: str, age_s: float) -> int:
 def run_job(config: Path, program: str, *args: str) -> float:
     """Seconds one cron program takes, started as cron starts it."""
     t0 = time.perf_counter()
-    r = subprocess.run([str(ROOT / "bin" / program), "--config", str(config), *args],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [str(ROOT / "bin" / program), "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+    )
     dt = time.perf_counter() - t0
     if r.returncode != 0:
         raise SystemExit(f"{program} failed ({r.returncode}): {r.stderr[-2000:]}")
@@ -153,13 +175,16 @@ def compare(config: Path, study: str, out: Path) -> dict[str, float]:
     def pipe(compressor: list[str]):  # type: ignore[no-untyped-def]
         def one(s: str, dest: Path) -> None:
             with open(dest, "wb") as f:
-                tar = subprocess.Popen(["tar", "-h", "-c", "-f", "-", "-C", str(cfg.datadir), *rel_args(s)],
-                                       stdout=subprocess.PIPE)
+                tar = subprocess.Popen(
+                    ["tar", "-h", "-c", "-f", "-", "-C", str(cfg.datadir), *rel_args(s)],
+                    stdout=subprocess.PIPE,
+                )
                 gz = subprocess.run(compressor, stdin=tar.stdout, stdout=f)
                 tar.stdout.close()  # type: ignore[union-attr]
                 if tar.wait() or gz.returncode:
                     raise SystemExit(f"{compressor[0]} pipeline failed")
             subprocess.run(["md5sum", "-b", str(dest)], capture_output=True, check=True)
+
         return one
 
     timed("fionagw write_tgz (threads)", ours)
@@ -173,16 +198,24 @@ def compare(config: Path, study: str, out: Path) -> dict[str, float]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--images", type=int, default=10000)
-    ap.add_argument("--corpus", type=Path, default=Path(tempfile.gettempdir()) / "fionagw-bench-arrival-corpus")
-    ap.add_argument("--compare", action="store_true", help="also time tarfile, tar|gzip -1, tar|pigz --fast")
+    ap.add_argument(
+        "--corpus", type=Path, default=Path(tempfile.gettempdir()) / "fionagw-bench-arrival-corpus"
+    )
+    ap.add_argument(
+        "--compare", action="store_true", help="also time tarfile, tar|gzip -1, tar|pigz --fast"
+    )
     ap.add_argument("--keep", action="store_true", help="keep the site (printed)")
     args = ap.parse_args()
     t = time.perf_counter()
     files = make_corpus(args.corpus, args.images)
     size = sum(f.stat().st_size for f in files)
-    print(f"corpus: {len(files)} images, {size / 1e9:.2f} GB ({time.perf_counter() - t:.1f} s to prepare)")
+    print(
+        f"corpus: {len(files)} images, {size / 1e9:.2f} GB ({time.perf_counter() - t:.1f} s to prepare)"
+    )
     work = Path(tempfile.mkdtemp(prefix="fionagw-bench-arrival-"))
     try:
         t = time.perf_counter()
@@ -197,8 +230,10 @@ def main() -> int:
         tgzs = list(cfg.paths.quarantine.glob("*.tgz"))
         tgz_bytes = sum(p.stat().st_size for p in tgzs)
         assert len(tgzs) == n - 1, f"{len(tgzs)} tgz for {n - 1} series"
-        print(f"detectStudyArrival, quarantine on:  {with_q:6.2f} s  ({n - 1} series, "
-              f"{tgz_bytes / 1e9:.2f} GB of tgz, ratio {tgz_bytes / size:.3f})")
+        print(
+            f"detectStudyArrival, quarantine on:  {with_q:6.2f} s  ({n - 1} series, "
+            f"{tgz_bytes / 1e9:.2f} GB of tgz, ratio {tgz_bytes / size:.3f})"
+        )
         for p in cfg.paths.quarantine.iterdir():
             p.unlink()
         write_config(work, False)
@@ -211,10 +246,18 @@ def main() -> int:
         assert study in studies and len(studies[study].series) == n - 1, "study not recorded"
         print(f"populateIncoming (local tracker):   {populate:6.2f} s  ({n - 1} series recorded)")
         slowest = max(with_q, populate)
-        print(f"goal: each < {GOAL_S:.0f} s for a {args.images}-image study -> "
-              f"{'met' if slowest < GOAL_S else 'NOT met'}")
-        results = {"images": len(files), "bytes": size, "quarantine_on_s": with_q,
-                   "quarantine_off_s": without_q, "tgz_bytes": tgz_bytes, "populate_incoming_s": populate}
+        print(
+            f"goal: each < {GOAL_S:.0f} s for a {args.images}-image study -> "
+            f"{'met' if slowest < GOAL_S else 'NOT met'}"
+        )
+        results = {
+            "images": len(files),
+            "bytes": size,
+            "quarantine_on_s": with_q,
+            "quarantine_off_s": without_q,
+            "tgz_bytes": tgz_bytes,
+            "populate_incoming_s": populate,
+        }
         if args.compare:
             print("quarantine tgz + md5 of every series, by method:")
             write_config(work, True)

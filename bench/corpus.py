@@ -77,12 +77,25 @@ def make_corpus(folder: Path, images: int, studies: int) -> list[Path]:
         extra = _phi_extra(i, patient_id, accession, name)
         series = synth.standard_mr_series(vendor, 1)
         k = len(series)
-        specs = [synth.with_changes(s, n_images=per_study // k + (1 if j < per_study % k else 0),
-                                    extra={**s.extra, **extra})
-                 for j, s in enumerate(series)]
-        synth.write_study(d, vendor=vendor, series=specs, pixel_bytes=128 * 1024, seed=100 + i,
-                          patient_id=patient_id, patient_name=name, accession=accession,
-                          study_description=f"MR Brain {name.split('^')[0]}")
+        specs = [
+            synth.with_changes(
+                s,
+                n_images=per_study // k + (1 if j < per_study % k else 0),
+                extra={**s.extra, **extra},
+            )
+            for j, s in enumerate(series)
+        ]
+        synth.write_study(
+            d,
+            vendor=vendor,
+            series=specs,
+            pixel_bytes=128 * 1024,
+            seed=100 + i,
+            patient_id=patient_id,
+            patient_name=name,
+            accession=accession,
+            study_description=f"MR Brain {name.split('^')[0]}",
+        )
         dirs.append(d)
     stamp.touch()
     return dirs

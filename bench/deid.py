@@ -65,6 +65,7 @@ def count_outputs(folder: Path) -> int:
 
 # --- fionagw (runs in its own process: bench/deid.py --worker) -------------------------------
 
+
 def fionagw_worker(corpus: Path, out: Path, processes: int | None, result: Path) -> None:
     """De-identify the corpus study by study, as anonymizeAndSend does: the study's identifiers
     from the first header of each series, then deidentify_files with the release check."""
@@ -84,15 +85,28 @@ def fionagw_worker(corpus: Path, out: Path, processes: int | None, result: Path)
         ids = collect_identifiers([dcmread(f, stop_before_pixels=True) for f in firsts])
         jobs = [(f, out / f.relative_to(corpus)) for s in series for f in sorted(s.glob("*.dcm"))]
         t1 = time.perf_counter()
-        batch = deidentify_files(jobs, settings, f"SUBJ{study.name[-1]}", "baseline", ids,
-                                 processes)
+        batch = deidentify_files(
+            jobs, settings, f"SUBJ{study.name[-1]}", "baseline", ids, processes
+        )
         collect += t1 - t0
         deid += time.perf_counter() - t1
-        written, failed, hits = (written + len(batch.written), failed + len(batch.failed),
-                                 hits + len(batch.hits))
-    result.write_text(json.dumps({"seconds": time.perf_counter() - start,
-                                  "collect_seconds": collect, "batch_seconds": deid,
-                                  "written": written, "failed": failed, "hits": hits}))
+        written, failed, hits = (
+            written + len(batch.written),
+            failed + len(batch.failed),
+            hits + len(batch.hits),
+        )
+    result.write_text(
+        json.dumps(
+            {
+                "seconds": time.perf_counter() - start,
+                "collect_seconds": collect,
+                "batch_seconds": deid,
+                "written": written,
+                "failed": failed,
+                "hits": hits,
+            }
+        )
+    )
 
 
 # --- peers (run in bench/.peers-venv) ----------------------------------------------------------
@@ -121,16 +135,53 @@ json.dump({"seconds": time.perf_counter() - start}, open(result, "w"))
 
 # dcmodify: a fixed set of edits comparable in reach to a basic profile (see module doc)
 DCMODIFY_EDITS = [
-    "-ma", "(0010,0010)=ANONYMIZED", "-ma", "(0010,0020)=SUBJ", "-ma", "(0008,0050)=",
-    *[arg for tag in ("0008,0020", "0008,0021", "0008,0022", "0008,0023", "0008,0012",
-                      "0010,0030", "0040,0244")
-      for arg in ("-ma", f"({tag})=")],
-    *[arg for tag in ("0008,0080", "0008,0081", "0008,0090", "0008,1010", "0008,1030",
-                      "0008,103E", "0008,1050", "0008,1060", "0008,1070", "0008,1110",
-                      "0010,0021", "0010,1000", "0010,1002", "0010,1040", "0010,2154",
-                      "0010,4000", "0032,1032", "0040,0275")
-      for arg in ("-ea", f"({tag})")],
-    "-ep", "-gst", "-gse", "-gin",
+    "-ma",
+    "(0010,0010)=ANONYMIZED",
+    "-ma",
+    "(0010,0020)=SUBJ",
+    "-ma",
+    "(0008,0050)=",
+    *[
+        arg
+        for tag in (
+            "0008,0020",
+            "0008,0021",
+            "0008,0022",
+            "0008,0023",
+            "0008,0012",
+            "0010,0030",
+            "0040,0244",
+        )
+        for arg in ("-ma", f"({tag})=")
+    ],
+    *[
+        arg
+        for tag in (
+            "0008,0080",
+            "0008,0081",
+            "0008,0090",
+            "0008,1010",
+            "0008,1030",
+            "0008,103E",
+            "0008,1050",
+            "0008,1060",
+            "0008,1070",
+            "0008,1110",
+            "0010,0021",
+            "0010,1000",
+            "0010,1002",
+            "0010,1040",
+            "0010,2154",
+            "0010,4000",
+            "0032,1032",
+            "0040,0275",
+        )
+        for arg in ("-ea", f"({tag})")
+    ],
+    "-ep",
+    "-gst",
+    "-gse",
+    "-gin",
 ]
 DCMODIFY_OPTIONS = ["-nb", "-ie", "-imt", "-q"]
 
@@ -148,10 +199,13 @@ def ensure_peers() -> Path:
 
 
 def peer_versions(python: Path) -> dict[str, str]:
-    code = ("import importlib.metadata as m, json; "
-            "print(json.dumps({p: m.version(p) for p in ('dicognito', 'deid', 'pydicom')}))")
-    return json.loads(subprocess.run([str(python), "-c", code], capture_output=True, text=True,
-                                     check=True).stdout)
+    code = (
+        "import importlib.metadata as m, json; "
+        "print(json.dumps({p: m.version(p) for p in ('dicognito', 'deid', 'pydicom')}))"
+    )
+    return json.loads(
+        subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True).stdout
+    )
 
 
 def run_measured(cmd: list[str], log: Path) -> dict:
@@ -166,8 +220,11 @@ def run_measured(cmd: list[str], log: Path) -> dict:
     if code != 0:
         tail = log.read_text(errors="replace")[-1500:]
         raise SystemExit(f"{cmd[0]} failed (exit {code}); end of {log}:\n{tail}")
-    return {"wall_seconds": wall, "cpu_seconds": usage.ru_utime + usage.ru_stime,
-            "peak_rss_mb": usage.ru_maxrss / 1024}
+    return {
+        "wall_seconds": wall,
+        "cpu_seconds": usage.ru_utime + usage.ru_stime,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+    }
 
 
 def bench_tool(name: str, corpus: Path, work: Path, expected: int, peers: Path | None) -> dict:
@@ -180,13 +237,19 @@ def bench_tool(name: str, corpus: Path, work: Path, expected: int, peers: Path |
     studies = [str(p) for p in sorted(corpus.iterdir()) if p.is_dir()]
     if name.startswith("fionagw"):
         processes = "1" if name == "fionagw-1" else "0"
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(corpus), str(out),
-               processes, str(result)]
+        cmd = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--worker",
+            str(corpus),
+            str(out),
+            processes,
+            str(result),
+        ]
     elif name == "dicognito":
         cmd = [str(peers), "-I", "-c", _DICOGNITO, str(out), str(result), *studies]
     elif name == "deid":
-        cmd = [str(peers), "-I", "-c", _DEID, str(out), str(result),
-               *map(str, series_dirs(corpus))]
+        cmd = [str(peers), "-I", "-c", _DEID, str(out), str(result), *map(str, series_dirs(corpus))]
     else:
         return bench_dcmodify(corpus, out, expected, log)
     measured = run_measured(cmd, log)
@@ -203,8 +266,9 @@ def bench_dcmodify(corpus: Path, out: Path, expected: int, log: Path) -> dict:
     files = sorted(str(p) for p in out.rglob("*.dcm"))
     total = {"seconds": 0.0, "cpu_seconds": 0.0, "peak_rss_mb": 0.0}
     for i in range(0, len(files), 1000):  # a few invocations keep the command line short
-        m = run_measured(["dcmodify", *DCMODIFY_OPTIONS, *DCMODIFY_EDITS, *files[i:i + 1000]],
-                         log)
+        m = run_measured(
+            ["dcmodify", *DCMODIFY_OPTIONS, *DCMODIFY_EDITS, *files[i : i + 1000]], log
+        )
         total["seconds"] += m["wall_seconds"]
         total["cpu_seconds"] += m["cpu_seconds"]
         total["peak_rss_mb"] = max(total["peak_rss_mb"], m["peak_rss_mb"])
@@ -224,15 +288,24 @@ LABELS = {
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--images", type=int, default=4000)
     ap.add_argument("--studies", type=int, default=4)
-    ap.add_argument("--work", type=Path, default=ROOT / "bench" / ".work" / "deid",
-                    help="corpus cache and output folders (default bench/.work/deid)")
+    ap.add_argument(
+        "--work",
+        type=Path,
+        default=ROOT / "bench" / ".work" / "deid",
+        help="corpus cache and output folders (default bench/.work/deid)",
+    )
     ap.add_argument("--only", default=",".join(TOOLS), help=f"subset of {','.join(TOOLS)}")
-    ap.add_argument("--worker", nargs=4, metavar=("CORPUS", "OUT", "PROCESSES", "RESULT"),
-                    help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--worker",
+        nargs=4,
+        metavar=("CORPUS", "OUT", "PROCESSES", "RESULT"),
+        help=argparse.SUPPRESS,
+    )
     args = ap.parse_args()
     if args.worker:
         corpus, out, processes, result = args.worker
@@ -250,8 +323,10 @@ def main() -> int:
     make_corpus(corpus, args.images, args.studies)
     expected = sum(1 for _ in corpus.rglob("*.dcm"))
     size = sum(p.stat().st_size for p in corpus.rglob("*.dcm")) / expected / 1024
-    print(f"corpus: {expected} files of {size:.0f} KiB in {args.studies} studies, "
-          f"{len(series_dirs(corpus))} series ({time.perf_counter() - t:.1f} s to prepare)")
+    print(
+        f"corpus: {expected} files of {size:.0f} KiB in {args.studies} studies, "
+        f"{len(series_dirs(corpus))} series ({time.perf_counter() - t:.1f} s to prepare)"
+    )
     warm(corpus)
     results: dict[str, dict] = {}
     for tool in tools:
@@ -259,26 +334,44 @@ def main() -> int:
         r["files_per_s"] = expected / r["seconds"]
         note = ""
         if tool.startswith("fionagw"):
-            note = (f"  (identifiers {r['collect_seconds']:.2f} s; failed {r['failed']}, "
-                    f"release hits {r['hits']})")
-        print(f"{LABELS[tool]:32s} {r['files_per_s']:8.1f} files/s  {r['seconds']:7.2f} s"
-              f"  peak RSS {r['peak_rss_mb']:5.0f} MB  CPU {1000 * r['cpu_seconds'] / expected:5.2f}"
-              f" ms/file  {r['files']} files out{note}")
+            note = (
+                f"  (identifiers {r['collect_seconds']:.2f} s; failed {r['failed']}, "
+                f"release hits {r['hits']})"
+            )
+        print(
+            f"{LABELS[tool]:32s} {r['files_per_s']:8.1f} files/s  {r['seconds']:7.2f} s"
+            f"  peak RSS {r['peak_rss_mb']:5.0f} MB  CPU {1000 * r['cpu_seconds'] / expected:5.2f}"
+            f" ms/file  {r['files']} files out{note}"
+        )
         if r["files"] != expected:
             print(f"    warning: {LABELS[tool]} wrote {r['files']} of {expected} files")
-    ratios = {f"{ours}/{peer}": results[ours]["files_per_s"] / results[peer]["files_per_s"]
-              for ours in ("fionagw-all", "fionagw-1") if ours in results
-              for peer in ("dicognito", "deid", "dcmodify") if peer in results}
+    ratios = {
+        f"{ours}/{peer}": results[ours]["files_per_s"] / results[peer]["files_per_s"]
+        for ours in ("fionagw-all", "fionagw-1")
+        if ours in results
+        for peer in ("dicognito", "deid", "dcmodify")
+        if peer in results
+    }
     for key, value in ratios.items():
         print(f"ratio {key:24s} {value:6.2f}")
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     path = out / f"deid-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    path.write_text(json.dumps({
-        "images": expected, "studies": args.studies, "kib_per_image": size,
-        "cpus": os.cpu_count(), "versions": peer_versions(peers) if peers else {},
-        "dcmodify_command": ["dcmodify", *DCMODIFY_OPTIONS, *DCMODIFY_EDITS, "FILE..."],
-        "tools": results, "ratios": ratios}, indent=2))
+    path.write_text(
+        json.dumps(
+            {
+                "images": expected,
+                "studies": args.studies,
+                "kib_per_image": size,
+                "cpus": os.cpu_count(),
+                "versions": peer_versions(peers) if peers else {},
+                "dcmodify_command": ["dcmodify", *DCMODIFY_OPTIONS, *DCMODIFY_EDITS, "FILE..."],
+                "tools": results,
+                "ratios": ratios,
+            },
+            indent=2,
+        )
+    )
     print(f"results: {path}")
     return 0
 

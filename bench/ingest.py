@@ -141,14 +141,30 @@ def cpu_times() -> list[int]:
 def send(port: int, dirs: list[Path], senders: int) -> list[subprocess.Popen]:
     groups = [dirs[i::senders] for i in range(senders)]
     return [
-        subprocess.Popen(["storescu", "-aet", "BENCH", "-aec", "FIONA", "+sd", "+r", "127.0.0.1", str(port),
-                          *map(str, g)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        for g in groups if g
+        subprocess.Popen(
+            [
+                "storescu",
+                "-aet",
+                "BENCH",
+                "-aec",
+                "FIONA",
+                "+sd",
+                "+r",
+                "127.0.0.1",
+                str(port),
+                *map(str, g),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for g in groups
+        if g
     ]
 
 
-def wait_count(counter: FileCounter, expected: int, senders: list[subprocess.Popen],
-               timeout: float) -> float:
+def wait_count(
+    counter: FileCounter, expected: int, senders: list[subprocess.Popen], timeout: float
+) -> float:
     start = time.perf_counter()
     while True:
         n = counter.count()
@@ -156,7 +172,9 @@ def wait_count(counter: FileCounter, expected: int, senders: list[subprocess.Pop
             return time.perf_counter()
         for p in senders:
             if p.poll() not in (None, 0):
-                raise SystemExit(f"storescu failed: {p.stderr.read().decode()[-500:] if p.stderr else ''}")
+                raise SystemExit(
+                    f"storescu failed: {p.stderr.read().decode()[-500:] if p.stderr else ''}"
+                )
         if time.perf_counter() - start > timeout:
             raise SystemExit(f"timeout: {n} of {expected} files after {timeout} s")
         time.sleep(0.05)
@@ -228,8 +246,21 @@ def bench_storescp(dirs: list[Path], expected: int, work: Path, senders: int) ->
     port = free_port()
     # Several senders: storescp forks per association, as our SCP serves them in parallel.
     fork = ["--fork"] if senders > 1 else []
-    proc = subprocess.Popen(["storescp", "-aet", "FIONA", *fork, "--sort-on-study-uid", "scp", "-od", str(out),
-                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            "storescp",
+            "-aet",
+            "FIONA",
+            *fork,
+            "--sort-on-study-uid",
+            "scp",
+            "-od",
+            str(out),
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_port(port)
         os.sync()
@@ -246,8 +277,13 @@ def bench_storescp(dirs: list[Path], expected: int, work: Path, senders: int) ->
     finally:
         proc.terminate()
         proc.wait()
-    return {"seconds": t1 - t0, "images_per_s": expected / (t1 - t0), "peak_rss_mb": {"storescp": rss},
-            "cpu_ms_per_image": {"storescp": 1000 * cpu / expected}, "steal_percent": steal}
+    return {
+        "seconds": t1 - t0,
+        "images_per_s": expected / (t1 - t0),
+        "peak_rss_mb": {"storescp": rss},
+        "cpu_ms_per_image": {"storescp": 1000 * cpu / expected},
+        "steal_percent": steal,
+    }
 
 
 # Our SCP without fsync, for --no-fsync only: serve_scp(durable=False) until SIGTERM.
@@ -262,19 +298,29 @@ serve_scp(load_config(sys.argv[2]), stop, lambda: None, durable=False)
 """
 
 
-def bench_fionagw(dirs: list[Path], expected: int, work: Path, senders: int,
-                  durable: bool = True) -> dict:
+def bench_fionagw(
+    dirs: list[Path], expected: int, work: Path, senders: int, durable: bool = True
+) -> dict:
     port = free_port()
     cfg = work / "config.json"
     datadir = work / "data"
-    cfg.write_text(json.dumps({
-        "DATADIR": str(datadir), "DICOMIP": "127.0.0.1", "DICOMPORT": port,
-        "DICOMAETITLE": "FIONA", "CLASSIFY_RULES": str(ROOT / "config" / "classifyRules.json"),
-        "logging": {"level": "INFO"},
-    }))
+    cfg.write_text(
+        json.dumps(
+            {
+                "DATADIR": str(datadir),
+                "DICOMIP": "127.0.0.1",
+                "DICOMPORT": port,
+                "DICOMAETITLE": "FIONA",
+                "CLASSIFY_RULES": str(ROOT / "config" / "classifyRules.json"),
+                "logging": {"level": "INFO"},
+            }
+        )
+    )
     py = sys.executable
-    commands = {name: [py, str(ROOT / "bin" / name), "--config", str(cfg), "foreground"]
-                for name in ("processSingleFile", "storectl")}
+    commands = {
+        name: [py, str(ROOT / "bin" / name), "--config", str(cfg), "foreground"]
+        for name in ("processSingleFile", "storectl")
+    }
     if not durable:
         commands["storectl"] = [py, "-c", _NO_FSYNC_SCP, str(ROOT / "lib"), str(cfg)]
     procs = {
@@ -296,57 +342,98 @@ def bench_fionagw(dirs: list[Path], expected: int, work: Path, senders: int,
         for p in senders_p:
             p.wait()
         rss = {name: peak_rss_mb(p.pid) for name, p in procs.items()}
-        cpu = {name: 1000 * (cpu_seconds(p.pid) - startup[name]) / expected for name, p in procs.items()}
+        cpu = {
+            name: 1000 * (cpu_seconds(p.pid) - startup[name]) / expected
+            for name, p in procs.items()
+        }
         steal = steal_percent(stat0, cpu_times())
     finally:
         for p in procs.values():
             p.terminate()
         for p in procs.values():
             p.wait()
-    return {"seconds": t1 - t0, "images_per_s": expected / (t1 - t0),
-            "archived_images_per_s": expected / (t_arch - t0), "peak_rss_mb": rss,
-            "cpu_ms_per_image": cpu, "startup_cpu_s": startup, "steal_percent": steal}
+    return {
+        "seconds": t1 - t0,
+        "images_per_s": expected / (t1 - t0),
+        "archived_images_per_s": expected / (t_arch - t0),
+        "peak_rss_mb": rss,
+        "cpu_ms_per_image": cpu,
+        "startup_cpu_s": startup,
+        "steal_percent": steal,
+    }
 
 
-def run_round(dirs: list[Path], expected: int, work: Path, args: argparse.Namespace,
-              ours_first: bool) -> dict:
+def run_round(
+    dirs: list[Path], expected: int, work: Path, args: argparse.Namespace, ours_first: bool
+) -> dict:
     sides = {}
-    for side in (("fionagw", "storescp") if ours_first else ("storescp", "fionagw")):
+    for side in ("fionagw", "storescp") if ours_first else ("storescp", "fionagw"):
         folder = work / side
         folder.mkdir()
         if side == "storescp":
             sides[side] = bench_storescp(dirs, expected, folder, args.senders)
         else:
-            sides[side] = bench_fionagw(dirs, expected, folder, args.senders, durable=not args.no_fsync)
+            sides[side] = bench_fionagw(
+                dirs, expected, folder, args.senders, durable=not args.no_fsync
+            )
     ref, ours = sides["storescp"], sides["fionagw"]
     ratio = ours["images_per_s"] / ref["images_per_s"]
-    print(f"(a) dcmtk storescp          {ref['images_per_s']:8.1f} images/s  ({ref['seconds']:.2f} s)"
-          f"  peak RSS {ref['peak_rss_mb']['storescp']:.0f} MB"
-          f"  CPU {ref['cpu_ms_per_image']['storescp']:.2f} ms/image  steal {ref['steal_percent']:.1f}%")
+    print(
+        f"(a) dcmtk storescp          {ref['images_per_s']:8.1f} images/s  ({ref['seconds']:.2f} s)"
+        f"  peak RSS {ref['peak_rss_mb']['storescp']:.0f} MB"
+        f"  CPU {ref['cpu_ms_per_image']['storescp']:.2f} ms/image  steal {ref['steal_percent']:.1f}%"
+    )
     rss = ", ".join(f"{k} {v:.0f} MB" for k, v in ours["peak_rss_mb"].items())
     label = "(b) fionagw SCP + classify" + (" NO FSYNC" if args.no_fsync else "")
-    print(f"{label:27s} {ours['images_per_s']:8.1f} images/s  ({ours['seconds']:.2f} s)"
-          f"  archived at {ours['archived_images_per_s']:.1f}/s  peak RSS {rss}"
-          f"  steal {ours['steal_percent']:.1f}%")
+    print(
+        f"{label:27s} {ours['images_per_s']:8.1f} images/s  ({ours['seconds']:.2f} s)"
+        f"  archived at {ours['archived_images_per_s']:.1f}/s  peak RSS {rss}"
+        f"  steal {ours['steal_percent']:.1f}%"
+    )
     cpu = ", ".join(f"{k} {v:.2f}" for k, v in ours["cpu_ms_per_image"].items())
     startup = ", ".join(f"{k} {v:.2f} s" for k, v in ours["startup_cpu_s"].items())
     print(f"    CPU ms/image: {cpu}  (start-up CPU: {startup})")
-    print(f"ratio (b)/(a): {ratio:.2f}  ({'ours' if ours_first else 'storescp'} first;"
-          " goal >= 0.70; peak RSS goal < 150 MB per daemon)")
-    return {"storescp": ref, "fionagw": ours, "ratio": ratio, "first": "fionagw" if ours_first else "storescp"}
+    print(
+        f"ratio (b)/(a): {ratio:.2f}  ({'ours' if ours_first else 'storescp'} first;"
+        " goal >= 0.70; peak RSS goal < 150 MB per daemon)"
+    )
+    return {
+        "storescp": ref,
+        "fionagw": ours,
+        "ratio": ratio,
+        "first": "fionagw" if ours_first else "storescp",
+    }
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--images", type=int, default=4000)
     ap.add_argument("--studies", type=int, default=4)
-    ap.add_argument("--senders", type=int, default=1, help="parallel storescu processes (studies split among them)")
-    ap.add_argument("--rounds", type=int, default=1, help="both sides this many times, alternating the order")
-    ap.add_argument("--corpus", type=Path, default=Path(tempfile.gettempdir()) / "fionagw-bench-corpus")
-    ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "fionagw-bench-work",
-                    help="where the received data goes (a folder on the filesystem to measure)")
-    ap.add_argument("--no-fsync", action="store_true",
-                    help="our SCP without fsync (not durable; to measure what durability costs)")
+    ap.add_argument(
+        "--senders",
+        type=int,
+        default=1,
+        help="parallel storescu processes (studies split among them)",
+    )
+    ap.add_argument(
+        "--rounds", type=int, default=1, help="both sides this many times, alternating the order"
+    )
+    ap.add_argument(
+        "--corpus", type=Path, default=Path(tempfile.gettempdir()) / "fionagw-bench-corpus"
+    )
+    ap.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "fionagw-bench-work",
+        help="where the received data goes (a folder on the filesystem to measure)",
+    )
+    ap.add_argument(
+        "--no-fsync",
+        action="store_true",
+        help="our SCP without fsync (not durable; to measure what durability costs)",
+    )
     ap.add_argument("--keep", action="store_true", help="keep the received data")
     args = ap.parse_args()
     if not shutil.which("storescu") or not shutil.which("storescp"):
@@ -356,8 +443,10 @@ def main() -> int:
     dirs = make_corpus(args.corpus, args.images, args.studies)
     expected = count_files(args.corpus)
     size = warm(args.corpus)
-    print(f"corpus: {expected} files in {len(dirs)} studies, {size / 1e6:.0f} MB read"
-          f" ({time.perf_counter() - t:.1f} s to prepare)")
+    print(
+        f"corpus: {expected} files in {len(dirs)} studies, {size / 1e6:.0f} MB read"
+        f" ({time.perf_counter() - t:.1f} s to prepare)"
+    )
     base = args.workdir
     base.mkdir(parents=True, exist_ok=True)
     if not mark_top_directory(base):
@@ -375,15 +464,27 @@ def main() -> int:
                 shutil.move(str(folder), str(work / folder.name))  # deleted with the rest
         ratios = [r["ratio"] for r in rounds]
         if len(rounds) > 1:
-            print(f"ratios: {', '.join(f'{r:.2f}' for r in ratios)}; median {statistics.median(ratios):.2f}")
+            print(
+                f"ratios: {', '.join(f'{r:.2f}' for r in ratios)}; median {statistics.median(ratios):.2f}"
+            )
         middle = sorted(rounds, key=lambda r: r["ratio"])[(len(rounds) - 1) // 2]
         results = ROOT / "bench" / "results"
         results.mkdir(exist_ok=True)
         out = results / f"ingest-{time.strftime('%Y%m%dT%H%M%S')}.json"
-        out.write_text(json.dumps({"images": expected, "senders": args.senders,
-                                   "durable": not args.no_fsync, "storescp": middle["storescp"],
-                                   "fionagw": middle["fionagw"], "ratio": middle["ratio"],
-                                   "rounds": rounds}, indent=2))
+        out.write_text(
+            json.dumps(
+                {
+                    "images": expected,
+                    "senders": args.senders,
+                    "durable": not args.no_fsync,
+                    "storescp": middle["storescp"],
+                    "fionagw": middle["fionagw"],
+                    "ratio": middle["ratio"],
+                    "rounds": rounds,
+                },
+                indent=2,
+            )
+        )
         print(f"results: {out}")
     finally:
         if not args.keep:

@@ -68,13 +68,19 @@ HERE = Path(__file__).resolve().parent
 BLUEPRINTS = ("auth", "assign", "review", "attach", "logs", "status", "settings")
 # Navigation: (endpoint, label), shown when the endpoint exists and its module's nav_visible allows.
 NAV = (
-    ("assign.index", "Assign"), ("review.index", "Review"), ("attach.index", "Attach"),
-    ("logs.index", "Logs"), ("status.index", "Status"), ("settings.index", "Settings"),
+    ("assign.index", "Assign"),
+    ("review.index", "Review"),
+    ("attach.index", "Attach"),
+    ("logs.index", "Logs"),
+    ("status.index", "Status"),
+    ("settings.index", "Settings"),
 )
 
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
-       "frame-ancestors 'none'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
 
 ERROR_PAGE = """{% extends "base.html" %}
 {% block title %}{{ code }} {{ name }}{% endblock %}
@@ -137,7 +143,9 @@ def _secret_key(path: Path) -> bytes:
 def create_app(cfg: SiteConfig) -> Flask:
     """The Flask application of one site. Raises ConfigError for a bad "web" section."""
     settings = web_settings(cfg)
-    app = Flask(__name__, static_folder=str(HERE / "static"), template_folder=str(HERE / "templates"))
+    app = Flask(
+        __name__, static_folder=str(HERE / "static"), template_folder=str(HERE / "templates")
+    )
     app.config.update(
         FIONA_CFG=cfg,
         FIONA_WEB=settings,
@@ -193,14 +201,17 @@ def create_app(cfg: SiteConfig) -> Flask:
         h["Cross-Origin-Opener-Policy"] = "same-origin"
         if settings.tls:
             h["Strict-Transport-Security"] = "max-age=31536000"
-        if not (resp.mimetype or "").startswith(("text/css", "application/javascript", "text/javascript")):
+        if not (resp.mimetype or "").startswith(
+            ("text/css", "application/javascript", "text/javascript")
+        ):
             h.setdefault("Cache-Control", "no-store")
         return resp
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> tuple[str, int]:
-        return render_template_string(ERROR_PAGE, code=exc.code, name=exc.name,
-                                      description=exc.description, ref=""), exc.code or 500
+        return render_template_string(
+            ERROR_PAGE, code=exc.code, name=exc.name, description=exc.description, ref=""
+        ), exc.code or 500
 
     @app.errorhandler(Exception)
     def _crash(exc: Exception) -> tuple[str, int]:
@@ -210,8 +221,12 @@ def create_app(cfg: SiteConfig) -> Flask:
         log.error("unhandled error in a web request", exc_info=exc, extra={"ref": ref})
         err = InternalServerError()
         return render_template_string(
-            ERROR_PAGE, code=500, name=err.name, ref=ref,
+            ERROR_PAGE,
+            code=500,
+            name=err.name,
+            ref=ref,
             description="Something went wrong on the server; nothing was changed by this page "
-                        "unless it says so. Tell the administrator the reference below."), 500
+            "unless it says so. Tell the administrator the reference below.",
+        ), 500
 
     return app

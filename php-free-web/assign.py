@@ -58,32 +58,50 @@ def index() -> Any:
     """The list. A search is POSTed and kept in the session: an accession number typed into
     the search box must not end up in a URL (history, proxy and server logs)."""
     if request.method == "POST":
-        session["assign_q"] = "" if request.form.get("clear") else request.form.get("q", "").strip()[:200]
+        session["assign_q"] = (
+            "" if request.form.get("clear") else request.form.get("q", "").strip()[:200]
+        )
         return redirect(url_for("assign.index"), code=303)
     user = current_user()
     query = session.get("assign_q", "")
-    rows = q.incoming_studies(site_config(), tracker(), _secret(), q.may_see_for(user),
-                              query=query, uploads=_uploads())
+    rows = q.incoming_studies(
+        site_config(), tracker(), _secret(), q.may_see_for(user), query=query, uploads=_uploads()
+    )
     page = q.paginate(rows, _int_arg("page", 1), _int_arg("per", q.PER_PAGE))
-    return render_template("assign_list.html", page=page, query=query,
-                           days=site_config().arrival.incoming_days,
-                           can_assign=bool(q.assignable_projects(tracker(), user)))
+    return render_template(
+        "assign_list.html",
+        page=page,
+        query=query,
+        days=site_config().arrival.incoming_days,
+        can_assign=bool(q.assignable_projects(tracker(), user)),
+    )
 
 
 def _study_or_404(key: str) -> q.StudyRow:
-    row = q.find_study(site_config(), tracker(), _secret(), key[:64], q.may_see_for(current_user()),
-                       uploads=_uploads())
+    row = q.find_study(
+        site_config(),
+        tracker(),
+        _secret(),
+        key[:64],
+        q.may_see_for(current_user()),
+        uploads=_uploads(),
+    )
     if row is None:
-        abort(404, "No such study on the incoming list (it may have been removed after "
-                   f"{site_config().arrival.incoming_days} days), or you may not see it.")
+        abort(
+            404,
+            "No such study on the incoming list (it may have been removed after "
+            f"{site_config().arrival.incoming_days} days), or you may not see it.",
+        )
     return row
 
 
 def _choice_from(values: Any) -> q.Choice:
-    return q.Choice(project=values.get("project", "").strip(),
-                    participant=values.get("participant", "").strip(),
-                    new_participant=values.get("new_participant", "").strip()[:64],
-                    event=values.get("event", "").strip())
+    return q.Choice(
+        project=values.get("project", "").strip(),
+        participant=values.get("participant", "").strip(),
+        new_participant=values.get("new_participant", "").strip()[:64],
+        event=values.get("event", "").strip(),
+    )
 
 
 def _render_study(row: q.StudyRow, choice: q.Choice, status: int = 200) -> tuple[str, int]:
@@ -92,8 +110,14 @@ def _render_study(row: q.StudyRow, choice: q.Choice, status: int = 200) -> tuple
         choice.project = row.uploaded_for
     project = projects.get(choice.project)
     existing = q.participants(tracker(), project.name) if project else []
-    return render_template("assign_study.html", study=row, choice=choice, projects=projects,
-                           project=project, existing=existing), status
+    return render_template(
+        "assign_study.html",
+        study=row,
+        choice=choice,
+        projects=projects,
+        project=project,
+        existing=existing,
+    ), status
 
 
 @bp.route("/study/<key>")
@@ -133,13 +157,26 @@ def create(key: str) -> Any:
     transfer = q.assign(site_config(), tracker(), row.study_uid, choice)
     event = f" for event {choice.event}" if choice.event else ""
     if transfer is None:
-        flash(f"This study was already requested for {choice.project} as {choice.name}{event}; "
-              f"nothing new was created.", "error")
+        flash(
+            f"This study was already requested for {choice.project} as {choice.name}{event}; "
+            f"nothing new was created.",
+            "error",
+        )
     else:
-        log.info("transfer requested", extra={"user": user.name, "study_uid": row.study_uid,
-                                               "project": choice.project, "instance": transfer.instance})
-        flash(f"Requested: transfer to {choice.project} as {choice.name}{event}. The transfer "
-              f"request is written on the next createTransferRequest run.", "ok")
+        log.info(
+            "transfer requested",
+            extra={
+                "user": user.name,
+                "study_uid": row.study_uid,
+                "project": choice.project,
+                "instance": transfer.instance,
+            },
+        )
+        flash(
+            f"Requested: transfer to {choice.project} as {choice.name}{event}. The transfer "
+            f"request is written on the next createTransferRequest run.",
+            "ok",
+        )
     return redirect(url_for("assign.study", key=key))
 
 
@@ -150,9 +187,17 @@ def _role_errors(text: str, user: Any, projects: set[str]) -> list[RowError]:
     """Rows naming an existing project on which the user lacks the assign role."""
     errors = []
     for lineno, row in enumerate(csv.reader(io.StringIO(text.lstrip("\ufeff"))), start=1):
-        if len(row) == 4 and row[1].strip() in projects and not user.has_role(row[1].strip(), "assign"):
-            errors.append(RowError(lineno, f"you ({user.name}) do not have the assign role on "
-                                           f"project {row[1].strip()}"))
+        if (
+            len(row) == 4
+            and row[1].strip() in projects
+            and not user.has_role(row[1].strip(), "assign")
+        ):
+            errors.append(
+                RowError(
+                    lineno,
+                    f"you ({user.name}) do not have the assign role on project {row[1].strip()}",
+                )
+            )
     return errors
 
 
@@ -164,8 +209,9 @@ def coupling() -> tuple[str, int]:
         return render_template("assign_coupling.html", errors=[], imported=None), 200
     upload = request.files.get("file")
     if upload is None or not upload.filename:
-        return render_template("assign_coupling.html", errors=[RowError(0, "choose a CSV file")],
-                               imported=None), 400
+        return render_template(
+            "assign_coupling.html", errors=[RowError(0, "choose a CSV file")], imported=None
+        ), 400
     data = upload.read(q.COUPLING_MAX_BYTES + 1)
     text = data.decode("utf-8", errors="replace")
     errors = _role_errors(text, user, set(tracker().projects()))
@@ -178,5 +224,6 @@ def coupling() -> tuple[str, int]:
             log.info("coupling list imported", extra={"user": user.name, "entries": count})
             return render_template("assign_coupling.html", errors=[], imported=count), 200
     log.warning("coupling list refused", extra={"user": user.name, "bad_lines": len(errors)})
-    return render_template("assign_coupling.html", errors=errors, imported=None,
-                           filename=upload.filename), 400
+    return render_template(
+        "assign_coupling.html", errors=errors, imported=None, filename=upload.filename
+    ), 400

@@ -38,15 +38,20 @@ def _upload_limits(endpoint: str | None, _values: dict[str, Any] | None) -> None
 
 def _assign_projects() -> list[str]:
     user = current_user()
-    return [name for name, p in sorted(tracker().projects().items())
-            if p.active and user.has_role(name, "assign")]
+    return [
+        name
+        for name, p in sorted(tracker().projects().items())
+        if p.active and user.has_role(name, "assign")
+    ]
 
 
 def _may_view(record: up.UploadRecord) -> bool:
     user = current_user()
     if user.is_admin or record.user == user.name:
         return True
-    return bool(record.project) and any(user.has_role(record.project, r) for r in ("assign", "review"))
+    return bool(record.project) and any(
+        user.has_role(record.project, r) for r in ("assign", "review")
+    )
 
 
 def nav_visible(user: Any) -> bool:
@@ -57,17 +62,27 @@ def nav_visible(user: Any) -> bool:
 @login_required
 def index() -> str:
     uploads = [r for r in up.list_uploads(site_config()) if _may_view(r)]
-    return render_template("attach_index.html", projects=_assign_projects(), uploads=uploads,
-                           max_mb=web_config().max_upload_mb, fields=up.LABELS)
+    return render_template(
+        "attach_index.html",
+        projects=_assign_projects(),
+        uploads=uploads,
+        max_mb=web_config().max_upload_mb,
+        fields=up.LABELS,
+    )
 
 
 def _fail(message: str, status: int = 400) -> Any:
     if request.headers.get("X-Requested-With") == "XMLHttpRequest":
         return jsonify(ok=False, error=message), status
-    return render_template("attach_index.html", projects=_assign_projects(), error=message,
-                           uploads=[r for r in up.list_uploads(site_config()) if _may_view(r)],
-                           max_mb=web_config().max_upload_mb, fields=up.LABELS,
-                           form=request.form), status
+    return render_template(
+        "attach_index.html",
+        projects=_assign_projects(),
+        error=message,
+        uploads=[r for r in up.list_uploads(site_config()) if _may_view(r)],
+        max_mb=web_config().max_upload_mb,
+        fields=up.LABELS,
+        form=request.form,
+    ), status
 
 
 @bp.route("/upload", methods=["POST"])
@@ -79,8 +94,11 @@ def upload() -> Any:
         folder = [f for f in request.files.getlist("files") if f and f.filename]
         archive = request.files.get("zipfile")
     except RequestEntityTooLarge:
-        return _fail(f"The upload is larger than the limit of {web_config().max_upload_mb} MB "
-                     f"(or has more than {_limits().max_entries} files): split it.", 413)
+        return _fail(
+            f"The upload is larger than the limit of {web_config().max_upload_mb} MB "
+            f"(or has more than {_limits().max_entries} files): split it.",
+            413,
+        )
     if archive is not None and not archive.filename:
         archive = None
     project = form.get("project", "").strip()
@@ -103,8 +121,11 @@ def upload() -> Any:
         budget = up.Budget(limits)
         if archive is not None:
             if not archive.filename.lower().endswith(".zip"):
-                raise up.UploadError(f"{archive.filename}: not a .zip file (upload a ZIP, or "
-                                     f"choose the folder instead)", "not a ZIP")
+                raise up.UploadError(
+                    f"{archive.filename}: not a .zip file (upload a ZIP, or "
+                    f"choose the folder instead)",
+                    "not a ZIP",
+                )
             size = archive.stream.seek(0, 2)
             archive.stream.seek(0)
             budget.add_bytes(size, archive.filename)
@@ -114,11 +135,14 @@ def upload() -> Any:
             for f in folder:
                 up.save_file(files_dir, f.filename, f.stream, budget)
             source = "folder"
-        record = up.ingest(cfg, upload_id, files_dir, dict(form), user=user.name, project=project,
-                           source=source)
+        record = up.ingest(
+            cfg, upload_id, files_dir, dict(form), user=user.name, project=project, source=source
+        )
     except up.UploadError as exc:
         # the message may name files after the patient: the log gets the kind of problem only
-        log.warning("upload refused", extra={"user": user.name, "upload_id": upload_id, "problem": exc.kind})
+        log.warning(
+            "upload refused", extra={"user": user.name, "upload_id": upload_id, "problem": exc.kind}
+        )
         return _fail(str(exc))
     finally:
         up.remove_staging(cfg, upload_id)
@@ -137,5 +161,9 @@ def result(upload_id: str) -> str:
         record = None
     if record is None or not _may_view(record):
         abort(404, "No such upload, or you may not see it.")
-    return render_template("attach_result.html", record=record, fields=up.LABELS,
-                           skipped=up.skipped_text(record.skipped, 200))
+    return render_template(
+        "attach_result.html",
+        record=record,
+        fields=up.LABELS,
+        skipped=up.skipped_text(record.skipped, 200),
+    )

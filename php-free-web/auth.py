@@ -37,8 +37,10 @@ bp = Blueprint("auth", __name__)
 
 PUBLIC_ENDPOINTS = {"auth.login", "static"}
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
-CSRF_MISSING = ("This form was sent without its security token, or with one from an older session "
-                "(CSRF protection). Nothing was changed: reload the page and send it again.")
+CSRF_MISSING = (
+    "This form was sent without its security token, or with one from an older session "
+    "(CSRF protection). Nothing was changed: reload the page and send it again."
+)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -73,7 +75,11 @@ def _session_user() -> User | None:
 
 def _refuse_anonymous() -> Response:
     accept = request.headers.get("Accept") or ""
-    if request.method == "GET" and "text/event-stream" not in accept and "application/json" not in accept:
+    if (
+        request.method == "GET"
+        and "text/event-stream" not in accept
+        and "application/json" not in accept
+    ):
         target = request.path if request.path != "/" else None
         return redirect(url_for("auth.login", next=target))
     abort(401, "Log in first: this page needs a session (it may have expired).")
@@ -89,15 +95,19 @@ def _before_request() -> Response | None:
         expected = session.get("csrf")
         sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token", "")
         if not expected or not isinstance(sent, str) or not hmac.compare_digest(sent, expected):
-            log.warning("request refused: missing or wrong CSRF token",
-                        extra={"path": request.path, "ip": request.remote_addr})
+            log.warning(
+                "request refused: missing or wrong CSRF token",
+                extra={"path": request.path, "ip": request.remote_addr},
+            )
             abort(400, CSRF_MISSING)
     return None
 
 
 def install(app: Flask) -> None:
     app.before_request(_before_request)
-    app.jinja_env.globals.update(csrf_field=csrf_field, csrf_token=csrf_token, current_user=current_user)
+    app.jinja_env.globals.update(
+        csrf_field=csrf_field, csrf_token=csrf_token, current_user=current_user
+    )
 
 
 # -- decorators for views -------------------------------------------------------------------
@@ -123,8 +133,10 @@ def check_role(project: str | None, role: str) -> User:
     allowed = user.is_admin if project is None or role == "admin" else user.has_role(project, role)
     if not allowed:
         where = f" on project {project}" if project else ""
-        log.warning("request refused: role missing",
-                    extra={"user": user.name, "role": role, "project": project or "", "path": request.path})
+        log.warning(
+            "request refused: role missing",
+            extra={"user": user.name, "role": role, "project": project or "", "path": request.path},
+        )
         abort(403, f"Your account ({user.name}) does not have the {role} role{where}.")
     return user
 
@@ -184,15 +196,23 @@ def login() -> Any:
     if wait > 0:
         log.warning("login refused: too many failed attempts", extra={"user": name, "ip": ip})
         minutes = max(1, round(wait / 60))
-        return render_template("login.html", next=request.form.get("next", ""), username=name,
-                               error=f"Too many failed logins. Try again in {minutes} minute"
-                                     f"{'s' if minutes != 1 else ''}."), 429
+        return render_template(
+            "login.html",
+            next=request.form.get("next", ""),
+            username=name,
+            error=f"Too many failed logins. Try again in {minutes} minute"
+            f"{'s' if minutes != 1 else ''}.",
+        ), 429
     if not name or not password or not store.verify_password(name, password):
         store.record_failure(keys[0], MAX_FAILURES_USER)
         store.record_failure(keys[1], MAX_FAILURES_IP)
         log.warning("login failed", extra={"user": name, "ip": ip})
-        return render_template("login.html", next=request.form.get("next", ""), username=name,
-                               error="Wrong user name or password."), 401
+        return render_template(
+            "login.html",
+            next=request.form.get("next", ""),
+            username=name,
+            error="Wrong user name or password.",
+        ), 401
     store.clear_failures(keys[0])
     session.clear()  # a new session: nothing from before the login survives (fixation)
     session.permanent = True

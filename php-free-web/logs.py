@@ -65,9 +65,16 @@ def index() -> Any:
     t0 = time.perf_counter()
     entries, more = logsearch.search(cfg, flt, PAGE_LIMIT)
     rows = [{**e, "details": logsearch.details(e)} for e in reversed(entries)]  # newest first
-    return render_template("logs_index.html", rows=rows, more=more, flt=flt, limit=PAGE_LIMIT,
-                           components=logsearch.components(cfg), levels=logsearch.LEVELS,
-                           seconds=time.perf_counter() - t0)
+    return render_template(
+        "logs_index.html",
+        rows=rows,
+        more=more,
+        flt=flt,
+        limit=PAGE_LIMIT,
+        components=logsearch.components(cfg),
+        levels=logsearch.LEVELS,
+        seconds=time.perf_counter() - t0,
+    )
 
 
 @bp.route("/stream")
@@ -76,8 +83,11 @@ def stream() -> Response:
     follower = logsearch.LogFollower(site_config(), _filter())
     max_s = min(30 * 60, web_config().session_minutes * 60)
     events = logsearch.sse_events(follower, max_seconds=max_s)
-    return Response(stream_with_context(events), mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return Response(
+        stream_with_context(events),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 @bp.route("/file/<component>")
@@ -88,9 +98,13 @@ def raw_file(component: str) -> Response:
         abort(404, f"No log named {component!r}.")
     path = logsearch.current_file(cfg, component)
     if not path.is_file():
-        abort(404, f"The log of {component} has no current file (only rotated ones: download all as ZIP).")
-    return send_file(path, mimetype="text/plain", as_attachment=True, download_name=path.name,
-                     max_age=0)
+        abort(
+            404,
+            f"The log of {component} has no current file (only rotated ones: download all as ZIP).",
+        )
+    return send_file(
+        path, mimetype="text/plain", as_attachment=True, download_name=path.name, max_age=0
+    )
 
 
 @bp.route("/export.<fmt>")
@@ -104,8 +118,9 @@ def export(fmt: str) -> Response:
         body, mimetype = logsearch.to_json(entries), "application/json"
     else:
         abort(404, "Export formats: csv, json.")
-    return Response(body, mimetype=mimetype,
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return Response(
+        body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
 
 
 @bp.route("/all.zip")
@@ -114,5 +129,10 @@ def all_zip() -> Response:
     out = tempfile.TemporaryFile()  # noqa: SIM115 - send_file closes it
     logsearch.write_zip(site_config(), out)
     out.seek(0)
-    return send_file(out, mimetype="application/zip", as_attachment=True,
-                     download_name=f"fiona-logs-{_stamp()}.zip", max_age=0)
+    return send_file(
+        out,
+        mimetype="application/zip",
+        as_attachment=True,
+        download_name=f"fiona-logs-{_stamp()}.zip",
+        max_age=0,
+    )

@@ -53,8 +53,15 @@ def index() -> Any:
         check_role(project, "review")
         inventory = _inventory(project)
         rows = ri.inventory_rows(inventory, query)
-    return render_template("review_index.html", projects=projects, project=project, query=query,
-                           inventory=inventory, rows=rows, shown=VALUES_SHOWN)
+    return render_template(
+        "review_index.html",
+        projects=projects,
+        project=project,
+        query=query,
+        inventory=inventory,
+        rows=rows,
+        shown=VALUES_SHOWN,
+    )
 
 
 @bp.route("/csv")
@@ -65,5 +72,8 @@ def csv() -> Response:
         abort(400, "Choose a project first.")
     check_role(project, "review")
     rows = ri.inventory_rows(_inventory(project), session.get("review_q", ""))
-    return Response(ri.rows_csv(rows), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="review-{project}.csv"'})
+    return Response(
+        ri.rows_csv(rows),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="review-{project}.csv"'},
+    )

@@ -46,14 +46,22 @@ def index() -> Any:
     cfg = site_config()
     secrets, secrets_problem = secret_values(cfg)
     destinations, dest_error = _destinations()
-    dests = [{"name": n, "type": getattr(d, "type", ""), "describe": masked(_describe(d), secrets)}
-             for n, d in sorted(destinations.items())]
+    dests = [
+        {"name": n, "type": getattr(d, "type", ""), "describe": masked(_describe(d), secrets)}
+        for n, d in sorted(destinations.items())
+    ]
     return render_template(
         "settings_index.html",
-        effective=json.dumps(masked(effective_settings(cfg), secrets), indent=2, ensure_ascii=False),
+        effective=json.dumps(
+            masked(effective_settings(cfg), secrets), indent=2, ensure_ascii=False
+        ),
         raw=json.dumps(masked(cfg.raw, secrets), indent=2, ensure_ascii=False),
-        config_file=cfg.config_file, secrets_file=cfg.tracker.secrets_file, secrets_problem=secrets_problem,
-        destinations=dests, dest_error=dest_error)
+        config_file=cfg.config_file,
+        secrets_file=cfg.tracker.secrets_file,
+        secrets_problem=secrets_problem,
+        destinations=dests,
+        dest_error=dest_error,
+    )
 
 
 @bp.route("/check/<name>", methods=["POST"])
@@ -74,7 +82,9 @@ def check(name: str) -> Any:
         text, ok = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc), False
     seconds = time.monotonic() - started
     text = masked(text, secrets)
-    log.info("destination checked", extra={"destination": name, "ok": ok, "seconds": round(seconds, 3),
-                                           "result": text})
+    log.info(
+        "destination checked",
+        extra={"destination": name, "ok": ok, "seconds": round(seconds, 3), "result": text},
+    )
     flash(f"{name}: {'OK' if ok else 'FAILED'}: {text}", "ok" if ok else "error")
     return redirect(url_for("settings.index"))

@@ -23,12 +23,18 @@ bp = Blueprint("status", __name__, url_prefix="/status")
 
 def _images_plot(now: float) -> str:
     counts, first = statusdata.images_per_hour(site_config(), now)
-    labels = [time.strftime("%a %d %H:00", time.localtime((first + i) * 3600)) for i in range(len(counts))]
+    labels = [
+        time.strftime("%a %d %H:00", time.localtime((first + i) * 3600)) for i in range(len(counts))
+    ]
     # a label at each local midnight-ish: every 24th bar, starting at the first full day
     offset = next((i for i in range(len(labels)) if labels[i].endswith(" 00:00")), 0)
     shown = [lab[:6] if (i - offset) % 24 == 0 else "" for i, lab in enumerate(labels)]
-    return bar_chart(shown, [("images", counts, "#3b7dd8")],
-                     title=f"Images received per hour, last 7 days ({sum(counts)} in all)", label_every=1)
+    return bar_chart(
+        shown,
+        [("images", counts, "#3b7dd8")],
+        title=f"Images received per hour, last 7 days ({sum(counts)} in all)",
+        label_every=1,
+    )
 
 
 def _transfers_plot(now: float) -> tuple[str, str]:
@@ -38,8 +44,11 @@ def _transfers_plot(now: float) -> tuple[str, str]:
         return "", f"The tracker cannot be read: {exc}"
     dates, sent, failed = statusdata.transfers_per_day(transfers, now)
     labels = [time.strftime("%a %d", time.strptime(d, "%Y-%m-%d")) for d in dates]
-    svg = bar_chart(labels, [("sent", sent, "#1c7c3c"), ("failed", failed, "#b3261e")],
-                    title=f"Transfers per day, last 7 days ({sum(sent)} sent, {sum(failed)} failed)")
+    svg = bar_chart(
+        labels,
+        [("sent", sent, "#1c7c3c"), ("failed", failed, "#b3261e")],
+        title=f"Transfers per day, last 7 days ({sum(sent)} sent, {sum(failed)} failed)",
+    )
     return svg, ""
 
 
@@ -52,18 +61,31 @@ def index() -> Any:
     jobs = []
     for j in st.jobs:
         finished = j.last.finished if j.last else None
-        jobs.append({
-            "name": j.job, "last": j.last,
-            "when": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(finished)) if finished else "",
-            "ago": human_duration(now - finished, "") if finished else "",
-            "freshness": statusdata.freshness(finished, intervals.get(j.job), now),
-            "running": f"running now (pid {j.running_pid}, {human_duration(j.running_for_s, '')})" if j.running_pid else "",
-        })
+        jobs.append(
+            {
+                "name": j.job,
+                "last": j.last,
+                "when": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(finished))
+                if finished
+                else "",
+                "ago": human_duration(now - finished, "") if finished else "",
+                "freshness": statusdata.freshness(finished, intervals.get(j.job), now),
+                "running": f"running now (pid {j.running_pid}, {human_duration(j.running_for_s, '')})"
+                if j.running_pid
+                else "",
+            }
+        )
     disk = st.disk
     transfers_svg, transfers_error = _transfers_plot(now)
     return render_template(
-        "status_index.html", st=st, jobs=jobs, disk=disk, size=human_size,
+        "status_index.html",
+        st=st,
+        jobs=jobs,
+        disk=disk,
+        size=human_size,
         duration=lambda seconds: human_duration(seconds, ""),
-        images_svg=Markup(_images_plot(now)), transfers_svg=Markup(transfers_svg),
+        images_svg=Markup(_images_plot(now)),
+        transfers_svg=Markup(transfers_svg),
         transfers_error=transfers_error,
-        collected=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(st.collected_at)))
+        collected=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(st.collected_at)),
+    )

@@ -53,31 +53,65 @@ def site_config(tmp_path: Path) -> Path:
     return write_config(tmp_path)
 
 
-def run_bin(program: str, *args: str, config: Path | None = None, timeout: float = 60,
-            check: bool = False, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run_bin(
+    program: str,
+    *args: str,
+    config: Path | None = None,
+    timeout: float = 60,
+    check: bool = False,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess:
     """Run a bin/ program the way cron or a shell would."""
     cmd = [str(BIN / program)]
     if config is not None:
         cmd += ["--config", str(config)]
     cmd += list(args)
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=check,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=check,
+        env={**os.environ, **(env or {})},
+    )
 
 
-def storescu(port: int, *paths: Path | str, aet: str = "STORESCU", aec: str = "FIONA",
-             extra: tuple[str, ...] = (), timeout: float = 600) -> subprocess.CompletedProcess:
+def storescu(
+    port: int,
+    *paths: Path | str,
+    aet: str = "STORESCU",
+    aec: str = "FIONA",
+    extra: tuple[str, ...] = (),
+    timeout: float = 600,
+) -> subprocess.CompletedProcess:
     """dcmtk's storescu: send files/folders (recursively) to 127.0.0.1:port."""
     exe = shutil.which("storescu")
     assert exe, "dcmtk is not installed: run ./tests/run, which installs it"
-    cmd = [exe, "-aet", aet, "-aec", aec, "+sd", "+r", *extra, "127.0.0.1", str(port), *map(str, paths)]
+    cmd = [
+        exe,
+        "-aet",
+        aet,
+        "-aec",
+        aec,
+        "+sd",
+        "+r",
+        *extra,
+        "127.0.0.1",
+        str(port),
+        *map(str, paths),
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
 
 def echoscu(port: int, aec: str = "FIONA", aet: str = "ECHOSCU") -> subprocess.CompletedProcess:
     exe = shutil.which("echoscu")
     assert exe, "dcmtk is not installed: run ./tests/run, which installs it"
-    return subprocess.run([exe, "-aet", aet, "-aec", aec, "127.0.0.1", str(port)],
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [exe, "-aet", aet, "-aec", aec, "127.0.0.1", str(port)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def pydicom_test_file(name: str) -> Path:

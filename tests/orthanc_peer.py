@@ -92,14 +92,22 @@ class OrthancPeer:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(json.dumps(self.config, indent=2))
         with open(self.log_path, "ab") as log:
-            log.write(f"---- fionagw test: starting Orthanc at {time.strftime('%H:%M:%S')}\n".encode())
+            log.write(
+                f"---- fionagw test: starting Orthanc at {time.strftime('%H:%M:%S')}\n".encode()
+            )
             self.process = subprocess.Popen(
-                [ORTHANC, "--no-jobs", str(self.config_path)], cwd=self.directory,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                [ORTHANC, "--no-jobs", str(self.config_path)],
+                cwd=self.directory,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise AssertionError(f"Orthanc exited with {self.process.returncode} at start-up:\n{self.log_tail()}")
+                raise AssertionError(
+                    f"Orthanc exited with {self.process.returncode} at start-up:\n{self.log_tail()}"
+                )
             if self._answers():
                 return self
             time.sleep(0.05)
@@ -166,11 +174,16 @@ class OrthancPeer:
         return self.get("/instances")
 
     def study_uids(self) -> list[str]:
-        return [self.get(f"/studies/{s}")["MainDicomTags"]["StudyInstanceUID"] for s in self.studies()]
+        return [
+            self.get(f"/studies/{s}")["MainDicomTags"]["StudyInstanceUID"] for s in self.studies()
+        ]
 
     def sop_uids(self) -> dict[str, str]:
         """SOP Instance UID -> Orthanc instance id, for every stored instance."""
-        return {self.get(f"/instances/{i}/simplified-tags")["SOPInstanceUID"]: i for i in self.instances()}
+        return {
+            self.get(f"/instances/{i}/simplified-tags")["SOPInstanceUID"]: i
+            for i in self.instances()
+        }
 
     def instance_tags(self, instance: str) -> dict[str, Any]:
         """Every element of the stored instance (sequences and private tags included)."""
@@ -194,8 +207,13 @@ class OrthancPeer:
         needle = text.lower()
         hits = []
         for instance in self.instances():
-            found = [f"{instance}: {p}" for p in _search_tags(self.instance_tags(instance), needle, "")]
-            if not found and needle.encode("utf-8", "replace") in self.instance_file(instance).lower():
+            found = [
+                f"{instance}: {p}" for p in _search_tags(self.instance_tags(instance), needle, "")
+            ]
+            if (
+                not found
+                and needle.encode("utf-8", "replace") in self.instance_file(instance).lower()
+            ):
                 found = [f"{instance}: file bytes"]
             hits += found
         return hits
@@ -209,22 +227,62 @@ def make_tls_files(directory: Path) -> dict[str, Path]:
     """A test CA and, signed by it, a server certificate for 127.0.0.1 and a client
     certificate (openssl CLI). Keys: ca, server_cert, server_key, client_cert, client_key."""
     directory.mkdir(parents=True, exist_ok=True)
-    files = {k: directory / f"{k.replace('_', '.')}.pem" for k in
-             ("ca", "ca_key", "server_cert", "server_key", "client_cert", "client_key")}
+    files = {
+        k: directory / f"{k.replace('_', '.')}.pem"
+        for k in ("ca", "ca_key", "server_cert", "server_key", "client_cert", "client_key")
+    }
 
     def openssl(*args: str) -> None:
         subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=directory)
 
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=fionagw test CA",
-            "-keyout", str(files["ca_key"]), "-out", str(files["ca"]))
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=fionagw test CA",
+        "-keyout",
+        str(files["ca_key"]),
+        "-out",
+        str(files["ca"]),
+    )
     ext = directory / "san.ext"
     ext.write_text("subjectAltName=IP:127.0.0.1\n")
     for who, cn in (("server", "127.0.0.1"), ("client", "FIONA")):
         csr = directory / f"{who}.csr"
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={cn}",
-                "-keyout", str(files[f"{who}_key"]), "-out", str(csr))
-        openssl("x509", "-req", "-in", str(csr), "-CA", str(files["ca"]), "-CAkey", str(files["ca_key"]),
-                "-CAcreateserial", "-days", "2", "-extfile", str(ext), "-out", str(files[f"{who}_cert"]))
+        openssl(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            f"/CN={cn}",
+            "-keyout",
+            str(files[f"{who}_key"]),
+            "-out",
+            str(csr),
+        )
+        openssl(
+            "x509",
+            "-req",
+            "-in",
+            str(csr),
+            "-CA",
+            str(files["ca"]),
+            "-CAkey",
+            str(files["ca_key"]),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            str(ext),
+            "-out",
+            str(files[f"{who}_cert"]),
+        )
     return files
 
 
@@ -241,9 +299,12 @@ def _search_tags(tags: dict[str, Any], needle: str, prefix: str) -> Iterator[str
 
 # -- fixtures -----------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="session")
 def orthanc_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrthancPeer]:
-    assert os.access(ORTHANC, os.X_OK), "Orthanc is not installed: run ./tests/run, which installs it"
+    assert os.access(ORTHANC, os.X_OK), (
+        "Orthanc is not installed: run ./tests/run, which installs it"
+    )
     peer = OrthancPeer(tmp_path_factory.mktemp("orthanc")).start()
     yield peer
     peer.stop()
@@ -259,7 +320,9 @@ def orthanc(orthanc_server: OrthancPeer) -> OrthancPeer:
 
 
 @pytest.fixture(scope="session")
-def orthanc_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., OrthancPeer]]:
+def orthanc_factory(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[..., OrthancPeer]]:
     peers: list[OrthancPeer] = []
 
     def make(aet: str, **config: Any) -> OrthancPeer:
@@ -281,8 +344,14 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
     if report.failed:
-        peers = {id(v): v for v in getattr(item, "funcargs", {}).values() if isinstance(v, OrthancPeer)}
+        peers = {
+            id(v): v for v in getattr(item, "funcargs", {}).values() if isinstance(v, OrthancPeer)
+        }
         for peer in peers.values():
-            report.sections.append((f"Orthanc log ({peer.aet} on port {peer.dicom_port})",
-                                    peer.log_since_mark() or peer.log_tail()))
+            report.sections.append(
+                (
+                    f"Orthanc log ({peer.aet} on port {peer.dicom_port})",
+                    peer.log_since_mark() or peer.log_tail(),
+                )
+            )
     return report

@@ -26,8 +26,12 @@ from fionagw.transfers.anonymize_and_send import DELETED, AnonymizeAndSend
 from fionagw.transfers.queue import RequestQueue
 
 # (the synthetic operator is "Operator^Synthetic": a description with "Synthetic" would be a hit)
-PATIENT = {"patient_id": "PID-4711", "patient_name": "Nordmann^Kari", "accession": "ACC-99812",
-           "study_description": "MR brain"}
+PATIENT = {
+    "patient_id": "PID-4711",
+    "patient_name": "Nordmann^Kari",
+    "accession": "ACC-99812",
+    "study_description": "MR brain",
+}
 PROJECTS = """
 projects:
   ALPHA:
@@ -54,11 +58,20 @@ def site(tmp_path: Path):  # type: ignore[no-untyped-def]
     projects = tmp_path / "projects.yml"
     projects.write_text(PROJECTS)
     outbox = tmp_path / "outbox"
-    config = write_config(tmp_path, tracker={"projects_file": str(projects)},
-                          destinations={"research-folder": {"type": "folder", "path": str(outbox)},
-                                        "down-pacs": {"type": "dicom", "host": "127.0.0.1",
-                                                      "port": free_port(), "called_aetitle": "NOBODY"}},
-                          sending={"max_attempts": 3, "retry_base_seconds": 60, "retry_max_seconds": 600})
+    config = write_config(
+        tmp_path,
+        tracker={"projects_file": str(projects)},
+        destinations={
+            "research-folder": {"type": "folder", "path": str(outbox)},
+            "down-pacs": {
+                "type": "dicom",
+                "host": "127.0.0.1",
+                "port": free_port(),
+                "called_aetitle": "NOBODY",
+            },
+        },
+        sending={"max_attempts": 3, "retry_base_seconds": 60, "retry_max_seconds": 600},
+    )
     cfg = load_config(config)
     cfg.paths.create()
     tracker = LocalTracker(cfg.paths.tracker_db, projects)
@@ -83,13 +96,20 @@ def ingest(cfg, files: list[Path]) -> str:  # type: ignore[no-untyped-def]
 
 def request(cfg, tracker, study: str, project: str, participant: str, event: str = "") -> Path:  # type: ignore[no-untyped-def]
     assert tracker.request_transfer(study, project, participant, event) is not None
-    [path] = [p for p in create_transfer_requests(cfg, tracker) if study in p.name and project in p.name]
+    [path] = [
+        p for p in create_transfer_requests(cfg, tracker) if study in p.name and project in p.name
+    ]
     return path
 
 
 def mr_study(tmp_path: Path, n: int = 3, **extra) -> list[Path]:  # type: ignore[no-untyped-def]
-    return write_study(tmp_path / "in", vendor="SIEMENS", series=standard_mr_series("SIEMENS", n)[:3],
-                       **PATIENT, **extra)
+    return write_study(
+        tmp_path / "in",
+        vendor="SIEMENS",
+        series=standard_mr_series("SIEMENS", n)[:3],
+        **PATIENT,
+        **extra,
+    )
 
 
 def sent_files(outbox: Path) -> list[Path]:
@@ -131,7 +151,10 @@ def test_study_sent_deidentified_and_recorded(site, tmp_path: Path) -> None:  # 
     [done] = list(cfg.paths.transfers_done.iterdir())
     assert done.name.startswith(req.name + "_ok_") and done.name.endswith(".log")
     [imaging] = tracker.imaging("ALPHA", "ALPHA001")
-    assert imaging.img_study_instance_uid == t.transfer_mapped_uid and imaging.img_event_name == "baseline"
+    assert (
+        imaging.img_study_instance_uid == t.transfer_mapped_uid
+        and imaging.img_event_name == "baseline"
+    )
     inventory = json.loads(cfg.paths.review_inventory("ALPHA").read_text())
     assert "Nordmann" not in json.dumps(inventory)
     assert not any(cfg.paths.temp.joinpath("anonymizeAndSend").glob("*")), "work folder left behind"
@@ -156,8 +179,9 @@ def test_resend_gives_the_same_files(site, tmp_path: Path) -> None:  # type: ign
 def test_presentation_states_removed_and_burned_in_held_back(site, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     cfg, tracker, outbox, _ = site
     files = mr_study(tmp_path, n=2, study_uid="1.2.826.0.1.3680043.9.7777.1")
-    files += secondary_capture(tmp_path / "sc", **PATIENT, study_uid="1.2.826.0.1.3680043.9.7777.1",
-                              seed=2)  # another seed: another series UID
+    files += secondary_capture(
+        tmp_path / "sc", **PATIENT, study_uid="1.2.826.0.1.3680043.9.7777.1", seed=2
+    )  # another seed: another series UID
     pr = _presentation_state(files[0], tmp_path / "pr.dcm")
     study = ingest(cfg, [*files, pr])
     request(cfg, tracker, study, "ALPHA", "ALPHA003")
@@ -170,9 +194,13 @@ def test_presentation_states_removed_and_burned_in_held_back(site, tmp_path: Pat
     t = transfer(tracker, study)
     assert t.transfers_complete == COMPLETE_ERROR and t.transfer_error == {1}
     message = json.loads(t.transfer_error_message)
-    assert "CHECKBURNEDINFO" in message["held_back"][0] and "Screen capture" in message["held_back"][0]
+    assert (
+        "CHECKBURNEDINFO" in message["held_back"][0] and "Screen capture" in message["held_back"][0]
+    )
     assert t.transfer_mapped_uid  # the MR series did go
-    [fail] = [p for p in cfg.paths.transfers_fail.iterdir() if p.name.endswith("_fail_messages.log")]
+    [fail] = [
+        p for p in cfg.paths.transfers_fail.iterdir() if p.name.endswith("_fail_messages.log")
+    ]
     assert "held back" in json.loads(fail.read_text())["error"]
 
 
@@ -212,7 +240,10 @@ def test_deleted_study_and_bad_participant_fail_at_once(site, tmp_path: Path) ->
 
     report = AnonymizeAndSend(cfg, tracker).run()
     assert len(report.failed) == 2 and not sent_files(outbox)
-    messages = [json.loads(p.read_text())["error"] for p in cfg.paths.transfers_fail.glob("*_fail_messages.log")]
+    messages = [
+        json.loads(p.read_text())["error"]
+        for p in cfg.paths.transfers_fail.glob("*_fail_messages.log")
+    ]
     assert DELETED in messages
     assert any("does not match the naming rule" in m for m in messages)
 
@@ -221,7 +252,11 @@ def test_unreachable_destination_is_retried_with_backoff_then_failed(site, tmp_p
     cfg, tracker, outbox, config = site
     data = json.loads(Path(config).read_text())
     projects = Path(data["tracker"]["projects_file"])
-    projects.write_text(PROJECTS.replace("    deid: {mode: keyed}", "    deid: {mode: keyed}\n    destination: down-pacs", 1))
+    projects.write_text(
+        PROJECTS.replace(
+            "    deid: {mode: keyed}", "    deid: {mode: keyed}\n    destination: down-pacs", 1
+        )
+    )
     study = ingest(cfg, mr_study(tmp_path, n=1))
     req = request(cfg, tracker, study, "ALPHA", "ALPHA004")
     queue = RequestQueue(cfg.paths)
@@ -231,7 +266,9 @@ def test_unreachable_destination_is_retried_with_backoff_then_failed(site, tmp_p
     state = queue.state(req)
     assert state.attempts == 1 and state.next_try > 0
     t = transfer(tracker, study)
-    assert t.transfers_complete == COMPLETE_ERROR and t.transfer_error == {2} and not t.transfer_date
+    assert (
+        t.transfers_complete == COMPLETE_ERROR and t.transfer_error == {2} and not t.transfer_date
+    )
     assert "attempt 1 of 3" in json.loads(t.transfer_error_message)["error"]
 
     assert AnonymizeAndSend(cfg, tracker).run().waiting == 1  # not due yet
@@ -250,7 +287,9 @@ def test_job_from_cron_environment(site, tmp_path: Path) -> None:  # type: ignor
     assert result.returncode == 0, result.stderr
     assert "1 sent" in result.stdout
     out = sent_files(outbox)
-    assert out and all(pydicom.dcmread(p).StudyInstanceUID.startswith("1.3.6.1.4.1.45037.") for p in out)
+    assert out and all(
+        pydicom.dcmread(p).StudyInstanceUID.startswith("1.3.6.1.4.1.45037.") for p in out
+    )
     # a second run has nothing to do and says nothing
     again = _cron_run(config)
     assert again.returncode == 0 and again.stdout == ""
@@ -268,17 +307,29 @@ def test_bad_destination_config_is_one_line(site, tmp_path: Path) -> None:  # ty
 
 # --- helpers ---------------------------------------------------------------------------------
 
+
 def _cron_run(config: Path) -> subprocess.CompletedProcess:
     """As cron runs it: a bare environment (env -i plus cron's PATH)."""
-    return subprocess.run([str(BIN / "anonymizeAndSend"), "--config", str(config)], capture_output=True,
-                          text=True, timeout=120, env={"PATH": "/usr/bin:/bin"})
+    return subprocess.run(
+        [str(BIN / "anonymizeAndSend"), "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin"},
+    )
 
 
 def _presentation_state(image: Path, out: Path) -> Path:
     src = pydicom.dcmread(image, stop_before_pixels=True)
     ds = Dataset()
-    for keyword in ("PatientName", "PatientID", "StudyInstanceUID", "StudyDate", "StudyTime",
-                    "AccessionNumber"):
+    for keyword in (
+        "PatientName",
+        "PatientID",
+        "StudyInstanceUID",
+        "StudyDate",
+        "StudyTime",
+        "AccessionNumber",
+    ):
         setattr(ds, keyword, getattr(src, keyword))
     ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.11.1"
     ds.SOPInstanceUID = src.StudyInstanceUID + ".9.1"

@@ -34,7 +34,9 @@ from fionagw.receive.notify import touch_study_job
 PATIENT_ID, PATIENT_NAME = "PATID4711", "Doe^Jane"
 
 
-def file_study(cfg: SiteConfig, src: Path, *, calling: str = "SCANNER", study_job: bool = True) -> str:
+def file_study(
+    cfg: SiteConfig, src: Path, *, calling: str = "SCANNER", study_job: bool = True
+) -> str:
     """Archive and file every DICOM file under ``src`` as the SCP + processSingleFile would."""
     organizer = Organizer(cfg, RuleSet.load(cfg.classify_rules))
     study = ""
@@ -72,8 +74,15 @@ def site(tmp_path: Path) -> SiteConfig:
 @pytest.fixture
 def mr_study(tmp_path: Path) -> Path:
     src = tmp_path / "src"
-    synth.standard_mr_study(src, vendor="SIEMENS", n_per_series=3, seed=5, patient_id=PATIENT_ID,
-                            patient_name=PATIENT_NAME, accession="ACC77")
+    synth.standard_mr_study(
+        src,
+        vendor="SIEMENS",
+        n_per_series=3,
+        seed=5,
+        patient_id=PATIENT_ID,
+        patient_name=PATIENT_NAME,
+        accession="ACC77",
+    )
     return src
 
 
@@ -90,12 +99,22 @@ def test_crc32_combine() -> None:
 def test_tar_headers_match_tarfile() -> None:
     st = os.stat(__file__)
     long_uid = "1.2.840." + "9" * 56
-    for name in ("a/b.dcm", f"site/raw/{long_uid}/{long_uid}/{long_uid}", "x" * 130, f"site/raw/{long_uid}"):
+    for name in (
+        "a/b.dcm",
+        f"site/raw/{long_uid}/{long_uid}/{long_uid}",
+        "x" * 130,
+        f"site/raw/{long_uid}",
+    ):
         for kind in (tarfile.REGTYPE, tarfile.DIRTYPE):
             size = 1234 if kind == tarfile.REGTYPE else 0
             ours = quarantine._header(name, st, kind, size)
             info = tarfile.TarInfo(name)
-            info.type, info.size, info.mode, info.mtime = kind, size, st.st_mode & 0o7777, int(st.st_mtime)
+            info.type, info.size, info.mode, info.mtime = (
+                kind,
+                size,
+                st.st_mode & 0o7777,
+                int(st.st_mtime),
+            )
             info.uid, info.gid = st.st_uid, st.st_gid
             info.uname, info.gname = quarantine._user(st.st_uid), quarantine._group(st.st_gid)
             try:
@@ -136,7 +155,9 @@ def test_write_tgz_round_trip(tmp_path: Path) -> None:
             info = tar.getmember(m.arcname)
             assert info.isfile()  # symlinks dereferenced
             assert tar.extractfile(info).read() == m.path.read_bytes()
-    listing = subprocess.run(["tar", "-tzf", str(dest)], capture_output=True, text=True, check=True).stdout
+    listing = subprocess.run(
+        ["tar", "-tzf", str(dest)], capture_output=True, text=True, check=True
+    ).stdout
     assert len(listing.splitlines()) == len(members)
     assert not [p for p in dest.parent.iterdir() if p.name.startswith(".tmp")]
 
@@ -144,7 +165,9 @@ def test_write_tgz_round_trip(tmp_path: Path) -> None:
 def test_write_tgz_skips_dangling_link_and_cleans_up_on_error(tmp_path: Path) -> None:
     (tmp_path / "gone").symlink_to(tmp_path / "missing")
     (tmp_path / "ok").write_bytes(b"data")
-    result = write_tgz(tmp_path / "a.tgz", [Member("a/gone", tmp_path / "gone"), Member("a/ok", tmp_path / "ok")])
+    result = write_tgz(
+        tmp_path / "a.tgz", [Member("a/gone", tmp_path / "gone"), Member("a/ok", tmp_path / "ok")]
+    )
     assert result.skipped == ["a/gone"]
     with tarfile.open(tmp_path / "a.tgz") as tar:
         assert tar.getnames() == ["a/ok"]
@@ -178,19 +201,26 @@ def test_cron_lock_and_lock_info(site: SiteConfig) -> None:
     assert lock_info(site, "detectStudyArrival") is None
     assert not info_path(site, "detectStudyArrival").exists()
     # a sidecar left by a killed holder is stale once the lock is free
-    info_path(site, "detectStudyArrival").write_text(json.dumps({"job": "detectStudyArrival", "site": "",
-                                                                 "pid": 999999, "started": 1.0}))
+    info_path(site, "detectStudyArrival").write_text(
+        json.dumps({"job": "detectStudyArrival", "site": "", "pid": 999999, "started": 1.0})
+    )
     assert lock_info(site, "detectStudyArrival") is None
     assert not info_path(site, "detectStudyArrival").exists()
 
 
 def test_lock_info_sees_another_process(site: SiteConfig) -> None:
-    code = ("import sys, time; sys.path.insert(0, 'lib'); from fionagw.config import load_config; "
-            "from fionagw.ops.locks import cron_lock; cfg = load_config(sys.argv[1]); "
-            "lock = cron_lock(cfg, 'detectStudyArrival'); lock.__enter__(); print('held', flush=True); "
-            "time.sleep(60)")
-    proc = subprocess.Popen([sys.executable, "-c", code, str(site.config_file)],
-                            cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE, text=True)
+    code = (
+        "import sys, time; sys.path.insert(0, 'lib'); from fionagw.config import load_config; "
+        "from fionagw.ops.locks import cron_lock; cfg = load_config(sys.argv[1]); "
+        "lock = cron_lock(cfg, 'detectStudyArrival'); lock.__enter__(); print('held', flush=True); "
+        "time.sleep(60)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(site.config_file)],
+        cwd=Path(__file__).resolve().parents[1],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
         info = lock_info(site, "detectStudyArrival")
@@ -221,7 +251,11 @@ def test_incoming_list_upsert_and_prune(site: SiteConfig) -> None:
     assert lines[0] == "1000 1.2.3 legacy FIONA line" and lines[1] == "not-an-epoch whatever"
     assert lines[2].startswith("5001 1.2.840.2 {")
     assert lines[3].startswith("6000 1.2.840.1 {") and len(lines) == 4
-    assert json.loads(lines[3].split(" ", 2)[2]) == {"images": 5, "series_count": 2, "first_arrived": 5000}
+    assert json.loads(lines[3].split(" ", 2)[2]) == {
+        "images": 5,
+        "series_count": 2,
+        "first_arrived": 5000,
+    }
     assert incoming.find(site, "1.2.840.1") == e3
     dropped = incoming.remove_old(site, days=1, now=6000 + 86400 - 500)
     assert sorted(e.epoch for e in dropped) == [1000, 5001]
@@ -254,11 +288,21 @@ def test_events_record_and_list(site: SiteConfig, monkeypatch: pytest.MonkeyPatc
 
 def test_job_names() -> None:
     job = detect.parse_job(Path("MRI FIONA 10.0.0.1 1.2.3 1.2.3.4"), 7)
-    assert job is not None and job.is_series and (job.calling, job.study_uid, job.series_uid) == ("MRI", "1.2.3", "1.2.3.4")
+    assert (
+        job is not None
+        and job.is_series
+        and (job.calling, job.study_uid, job.series_uid) == ("MRI", "1.2.3", "1.2.3.4")
+    )
     job = detect.parse_job(Path("MRI FIONA 10.0.0.1 scp_1.2.3"), 7)
     assert job is not None and not job.is_series and job.study_uid == "1.2.3"
-    for bad in ("MRI FIONA 10.0.0.1 .. 1.2", "MRI FIONA ip scp_..", "MRI FIONA ip scp_", "MRI FIONA 1.2.3",
-                "MRI FIONA ip 1.2.3", "a b c d e f"):
+    for bad in (
+        "MRI FIONA 10.0.0.1 .. 1.2",
+        "MRI FIONA ip scp_..",
+        "MRI FIONA ip scp_",
+        "MRI FIONA 1.2.3",
+        "MRI FIONA ip 1.2.3",
+        "a b c d e f",
+    ):
         assert detect.parse_job(Path(bad), 7) is None, bad
 
 
@@ -289,18 +333,31 @@ def test_run_handles_finished_series_and_study(site: SiteConfig, mr_study: Path)
             files = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
         base = f"site/raw/{study}/{s}"
         assert files.pop(f"{base}.json") == site.paths.series_json(study, s).read_bytes()
-        assert files == {f"{base}/{p.name}": p.read_bytes() for p in site.paths.raw_series_dir(study, s).iterdir()}
+        assert files == {
+            f"{base}/{p.name}": p.read_bytes()
+            for p in site.paths.raw_series_dir(study, s).iterdir()
+        }
     (entry,) = incoming.read_entries(site)
     info = entry.info
     assert entry.study_uid == study and abs(entry.epoch - time.time()) < 60
     assert (info["calling"], info["called"], info["ip"]) == ("MRI7", "FIONA", "10.1.2.3")
-    assert info["accession"] == "ACC77" and info["study_date"] == "20240102" and info["modalities"] == ["MR"]
-    assert info["series_count"] == 7 and info["images"] == sum(s["num_files"] for s in info["series"])
+    assert (
+        info["accession"] == "ACC77"
+        and info["study_date"] == "20240102"
+        and info["modalities"] == ["MR"]
+    )
+    assert info["series_count"] == 7 and info["images"] == sum(
+        s["num_files"] for s in info["series"]
+    )
     assert [s["uid"] for s in info["series"]] and {s["uid"] for s in info["series"]} == set(series)
     assert info["series"][0]["number"] == 1 and info["series"][0]["description"] == "localizer"
     assert info["patient_id_hash"] == hashlib.sha256(PATIENT_ID.encode()).hexdigest()
     (event,) = events.list_events(site)
-    assert event["type"] == "study-arrived" and event["study_uid"] == study and event["images"] == info["images"]
+    assert (
+        event["type"] == "study-arrived"
+        and event["study_uid"] == study
+        and event["images"] == info["images"]
+    )
     assert event["calling"] == "MRI7" and len(event["series"]) == 7
     for text in (site.paths.incoming_list.read_text(), Path(report.studies[0].event).read_text()):
         assert PATIENT_ID not in text and "Doe" not in text
@@ -325,8 +382,9 @@ def test_young_jobs_wait(site: SiteConfig, mr_study: Path) -> None:
     assert report.completed_studies == [study] and jobs(site) == []
 
 
-def test_job_touched_while_handled_is_kept(site: SiteConfig, mr_study: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_job_touched_while_handled_is_kept(
+    site: SiteConfig, mr_study: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     study = file_study(site, mr_study)
     age_jobs(site)
     victim = sorted(p for p in site.paths.arrived.iterdir() if len(p.name.split()) == 5)[0]
@@ -368,14 +426,20 @@ def test_series_only_study_and_late_series(site: SiteConfig, tmp_path: Path) -> 
     file_study(site, late)
     age_jobs(site)
     report = detect.run(site)
-    assert len(report.series) == 1 and report.completed_studies == [study] and not report.studies[0].new
+    assert (
+        len(report.series) == 1
+        and report.completed_studies == [study]
+        and not report.studies[0].new
+    )
     (entry,) = incoming.read_entries(site)
     assert entry.info["series_count"] == 2 and entry.info["images"] == 6
     assert entry.info["modalities"] == ["CT", "OT"]
     assert [e["type"] for e in events.list_events(site)] == ["study-arrived", "study-updated"]
 
 
-def test_late_image_remakes_the_series_tgz(site: SiteConfig, mr_study: Path, tmp_path: Path) -> None:
+def test_late_image_remakes_the_series_tgz(
+    site: SiteConfig, mr_study: Path, tmp_path: Path
+) -> None:
     late = tmp_path / "late"
     late.mkdir()
     moved = sorted((mr_study / "S002").iterdir())[-1]
@@ -430,7 +494,10 @@ def test_broken_series_json_keeps_job_and_fails(site: SiteConfig, mr_study: Path
     r = run_bin("detectStudyArrival", config=site.config_file)
     assert r.returncode == 1 and sj.stem in r.stderr
     assert [n for n in jobs(site) if sj.stem in n]  # kept for the next run
-    log = [json.loads(line) for line in site.paths.logfile("detectStudyArrival").read_text().splitlines()]
+    log = [
+        json.loads(line)
+        for line in site.paths.logfile("detectStudyArrival").read_text().splitlines()
+    ]
     assert any(e["level"] == "ERROR" and e.get("series_uid") == sj.stem for e in log)
 
 
@@ -438,8 +505,17 @@ def test_broken_series_json_keeps_job_and_fails(site: SiteConfig, mr_study: Path
 
 
 def test_quarantine_off_for_one_site(tmp_path: Path, mr_study: Path) -> None:
-    config = write_config(tmp_path, arrival={"quiet_seconds": 2}, SITES={
-        "NOQ": {"DATADIR": str(tmp_path / "noq"), "DICOMPORT": 11999, "arrival": {"quarantine": False}}})
+    config = write_config(
+        tmp_path,
+        arrival={"quiet_seconds": 2},
+        SITES={
+            "NOQ": {
+                "DATADIR": str(tmp_path / "noq"),
+                "DICOMPORT": 11999,
+                "arrival": {"quarantine": False},
+            }
+        },
+    )
     default, noq = load_config(config), load_config(config, "NOQ")
     assert default.arrival.quarantine and not noq.arrival.quarantine
     for cfg in (default, noq):
@@ -449,8 +525,10 @@ def test_quarantine_off_for_one_site(tmp_path: Path, mr_study: Path) -> None:
     r = run_bin("detectStudyArrival", "NOQ", config=config)
     assert r.returncode == 0, r.stderr
     assert jobs(noq) == [] and not list(noq.paths.quarantine.iterdir())
-    assert len(incoming.read_entries(noq)) == 1 and noq.paths.logfile("detectStudyArrival").name == \
-        "detectStudyArrivalNOQ.log"
+    assert (
+        len(incoming.read_entries(noq)) == 1
+        and noq.paths.logfile("detectStudyArrival").name == "detectStudyArrivalNOQ.log"
+    )
     assert len(jobs(default)) == 8  # the other site is untouched
     r = run_bin("detectStudyArrival", "-v", config=config)
     assert r.returncode == 0 and "study " in r.stdout
@@ -461,7 +539,8 @@ def test_remove_old_entries_program(site: SiteConfig) -> None:
     now = int(time.time())
     old, fresh = now - 8 * 86400, now - 6 * 86400
     site.paths.incoming_list.write_text(
-        f"{old} 1.2.3.1 {{\"images\":1}}\n{fresh} 1.2.3.2 {{\"images\":2}}\n{old} legacy line\n{now} 1.2.3.3 {{}}\n")
+        f'{old} 1.2.3.1 {{"images":1}}\n{fresh} 1.2.3.2 {{"images":2}}\n{old} legacy line\n{now} 1.2.3.3 {{}}\n'
+    )
     r = run_bin("removeOldEntries", config=site.config_file)
     assert r.returncode == 0 and r.stdout == "", r.stderr
     assert [e.study_uid for e in incoming.read_entries(site)] == ["1.2.3.2", "1.2.3.3"]

@@ -22,8 +22,6 @@ from fionagw.ops.locks import cron_lock
 QUIET = 2
 
 
-
-
 def n_links(cfg: SiteConfig) -> int:
     return sum(1 for p in cfg.paths.raw.glob("*/*/*") if p.is_symlink())
 
@@ -36,8 +34,10 @@ def wait_quiet(cfg: SiteConfig, expected_links: int) -> None:
     """All images filed and every job file older than the quiet period."""
     wait_for(lambda: n_links(cfg) >= expected_links, what=f"{expected_links} raw/ links")
     assert n_links(cfg) == expected_links
-    wait_for(lambda: all(time.time() - p.stat().st_mtime > QUIET + 0.2 for p in jobs(cfg)),
-             what="job files to become quiet")
+    wait_for(
+        lambda: all(time.time() - p.stat().st_mtime > QUIET + 0.2 for p in jobs(cfg)),
+        what="job files to become quiet",
+    )
 
 
 def detect(cfg: SiteConfig, *args: str) -> subprocess.CompletedProcess:
@@ -77,10 +77,24 @@ def check_quarantine(cfg: SiteConfig, study: str, series: str) -> None:
 def test_two_studies_then_a_late_series(daemons, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     cfg = daemons
     s1, s2 = tmp_path / "s1", tmp_path / "s2"
-    f1 = synth.standard_mr_study(s1, vendor="SIEMENS", n_per_series=3, seed=21, patient_id="PID-ONE",
-                                 patient_name="One^Patient", accession="ACC-1")
-    f2 = synth.standard_mr_study(s2, vendor="GE", n_per_series=2, seed=22, patient_id="PID-TWO",
-                                 patient_name="Two^Patient", accession="ACC-2")
+    f1 = synth.standard_mr_study(
+        s1,
+        vendor="SIEMENS",
+        n_per_series=3,
+        seed=21,
+        patient_id="PID-ONE",
+        patient_name="One^Patient",
+        accession="ACC-1",
+    )
+    f2 = synth.standard_mr_study(
+        s2,
+        vendor="GE",
+        n_per_series=2,
+        seed=22,
+        patient_id="PID-TWO",
+        patient_name="Two^Patient",
+        accession="ACC-2",
+    )
     series_dirs = sorted(p for p in s1.iterdir() if p.is_dir())
     late_dir = series_dirs[-1]
     first = [p for p in f1 if p.parent != late_dir]
@@ -138,15 +152,17 @@ def test_two_studies_then_a_late_series(daemons, tmp_path: Path) -> None:  # typ
     (update,) = events.list_events(cfg, type="study-updated")
     assert update["study_uid"] == study1 and update["images"] == len(f1)
     late_series = {p.stem for p in cfg.paths.raw_study_dir(study1).glob("*.json")} - {
-        s["uid"] for s in by_acc["ACC-1"].info["series"]}
+        s["uid"] for s in by_acc["ACC-1"].info["series"]
+    }
     (late_uid,) = late_series
     check_quarantine(cfg, study1, late_uid)
 
 
 def test_concurrent_runs_and_the_lock(daemons, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     cfg = daemons
-    files = synth.standard_mr_study(tmp_path / "s", vendor="PHILIPS", n_per_series=25, seed=31,
-                                    pixel_bytes=64 * 1024)
+    files = synth.standard_mr_study(
+        tmp_path / "s", vendor="PHILIPS", n_per_series=25, seed=31, pixel_bytes=64 * 1024
+    )
     assert storescu(cfg.dicom_port, tmp_path / "s", aet="SCANNER").returncode == 0
     wait_quiet(cfg, len(files))
     before = [p.name for p in jobs(cfg)]
@@ -156,15 +172,25 @@ def test_concurrent_runs_and_the_lock(daemons, tmp_path: Path) -> None:  # type:
         assert r.stdout == "" and r.stderr == ""
     assert [p.name for p in jobs(cfg)] == before
 
-    procs = [subprocess.Popen([str(BIN / "detectStudyArrival"), "--config", str(cfg.config_file)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [str(BIN / "detectStudyArrival"), "--config", str(cfg.config_file)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     for p in procs:
         out, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
     assert jobs(cfg) == []
     assert len(events.list_events(cfg)) == 1 and len(incoming.read_entries(cfg)) == 1
     assert len(list(cfg.paths.quarantine.glob("*.tgz"))) == 7
-    log = [json.loads(line) for line in cfg.paths.logfile("detectStudyArrival").read_text().splitlines()]
+    log = [
+        json.loads(line)
+        for line in cfg.paths.logfile("detectStudyArrival").read_text().splitlines()
+    ]
     assert sum(1 for e in log if e["message"] == "study complete") == 1
     assert sum(1 for e in log if e["message"] == "series complete") == 7
     assert any("another copy holds the lock" in e["message"] for e in log)  # the held lock above
@@ -175,14 +201,28 @@ def test_runs_from_cron_bare_environment(daemons, tmp_path: Path) -> None:  # ty
     files = synth.ct_study(tmp_path / "ct", n_images=5, seed=41)
     assert storescu(cfg.dicom_port, tmp_path / "ct", aet="CT1").returncode == 0
     wait_quiet(cfg, len(files))
-    r = subprocess.run(["env", "-i", str(BIN / "detectStudyArrival"), "--config", str(cfg.config_file)],
-                       capture_output=True, text=True, timeout=120, cwd="/")
+    r = subprocess.run(
+        ["env", "-i", str(BIN / "detectStudyArrival"), "--config", str(cfg.config_file)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd="/",
+    )
     assert r.returncode == 0, r.stderr
     assert jobs(cfg) == []
     (entry,) = incoming.read_entries(cfg)
-    assert entry.info["calling"] == "CT1" and entry.info["modalities"] == ["CT"] and entry.info["images"] == 5
+    assert (
+        entry.info["calling"] == "CT1"
+        and entry.info["modalities"] == ["CT"]
+        and entry.info["images"] == 5
+    )
     assert len(list(cfg.paths.quarantine.glob("*.md5sum"))) == 1
-    r = subprocess.run(["env", "-i", str(BIN / "removeOldEntries"), "--config", str(cfg.config_file)],
-                       capture_output=True, text=True, timeout=120, cwd="/")
+    r = subprocess.run(
+        ["env", "-i", str(BIN / "removeOldEntries"), "--config", str(cfg.config_file)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd="/",
+    )
     assert r.returncode == 0, r.stderr
     assert len(incoming.read_entries(cfg)) == 1

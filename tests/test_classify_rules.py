@@ -37,12 +37,14 @@ def one(entry: dict[str, Any], *extra: dict[str, Any]) -> RuleSet:
     return RuleSet.from_list([{"type": "T", "rules": [entry, *extra]}])
 
 
-def hit(rules: RuleSet, ds: Dataset, record: dict[str, Any] | None = None,
-        types: tuple[str, ...] = ()) -> bool:
+def hit(
+    rules: RuleSet, ds: Dataset, record: dict[str, Any] | None = None, types: tuple[str, ...] = ()
+) -> bool:
     return "T" in rules.classify(ds, record or {}, types=types).types
 
 
 # --- operators ---------------------------------------------------------------------------
+
 
 def test_regexp_is_default_and_searches() -> None:
     rules = one({"tag": ["0x08", "0x70"], "value": "^SIEM"})
@@ -54,7 +56,9 @@ def test_regexp_is_default_and_searches() -> None:
 def test_regexp_sees_str_of_pydicom_values() -> None:
     ds = mr(PatientName="Doe^Jane", Rows=256, AcquisitionMatrix=[0, 256, 256, 0])
     # a multi-valued string looks like a Python list, as FIONA saw it
-    assert hit(one({"tag": ["0x08", "0x08"], "value": r"^\['ORIGINAL', 'PRIMARY', 'M', 'ND'\]$"}), ds)
+    assert hit(
+        one({"tag": ["0x08", "0x08"], "value": r"^\['ORIGINAL', 'PRIMARY', 'M', 'ND'\]$"}), ds
+    )
     assert hit(one({"tag": ["0x10", "0x10"], "value": r"^Doe\^Jane$"}), ds)
     assert hit(one({"tag": ["0x28", "0x10"], "value": "^256$"}), ds)
     assert hit(one({"tag": ["0x18", "0x1310"], "value": "0, 256, 256, 0"}), ds)
@@ -83,19 +87,31 @@ def test_contains_substring_and_membership() -> None:
     assert hit(one({"tag": ["ClassifyType"], "value": "axial", **contains}), ds, types=("axial",))
     assert not hit(one({"tag": ["ClassifyType"], "value": "axi", **contains}), ds, types=("axial",))
     # numbers: FIONA raised TypeError here; the text is tested instead
-    assert hit(one({"tag": ["0x18", "0x1310"], "value": "256", **contains}),
-               mr(AcquisitionMatrix=[0, 256, 256, 0]))
+    assert hit(
+        one({"tag": ["0x18", "0x1310"], "value": "256", **contains}),
+        mr(AcquisitionMatrix=[0, 256, 256, 0]),
+    )
     assert hit(one({"tag": ["0x28", "0x10"], "value": "25", **contains}), mr(Rows=256))
-    assert hit(one({"tag": ["0x10", "0x10"], "value": "Jane", **contains}),
-               mr(PatientName="Doe^Jane"))
+    assert hit(
+        one({"tag": ["0x10", "0x10"], "value": "Jane", **contains}), mr(PatientName="Doe^Jane")
+    )
     assert hit(one({"tag": ["0x08", "0x08"], "value": "DIS", "negate": "yes", **contains}), ds)
 
 
-@pytest.mark.parametrize(("op", "value", "expected"), [
-    ("==", "256", True), ("==", "255", False), ("==", "256.0", True),
-    ("!=", "256", False), ("!=", "255", True),
-    ("<", "300", True), ("<", "256", False), (">", "100", True), (">", "256", False),
-])
+@pytest.mark.parametrize(
+    ("op", "value", "expected"),
+    [
+        ("==", "256", True),
+        ("==", "255", False),
+        ("==", "256.0", True),
+        ("!=", "256", False),
+        ("!=", "255", True),
+        ("<", "300", True),
+        ("<", "256", False),
+        (">", "100", True),
+        (">", "256", False),
+    ],
+)
 def test_numeric_operators(op: str, value: str, expected: bool) -> None:
     ds = mr(Rows=256)
     assert hit(one({"tag": ["0x28", "0x10"], "operator": op, "value": value}), ds) is expected
@@ -130,7 +146,9 @@ def test_approx_on_pydicom_multivalue() -> None:
     axial = {"tag": ["0x20", "0x37"], "operator": "approx", "value": [1, 0, 0, 0, 1, 0]}
     assert hit(one(axial), ds)
     assert not hit(one(axial), mr(ImageOrientationPatient=[1, 0.001, 0, 0, 1, 0]))
-    assert hit(one({**axial, "approxLevel": "0.01"}), mr(ImageOrientationPatient=[1, 0.001, 0, 0, 1, 0]))
+    assert hit(
+        one({**axial, "approxLevel": "0.01"}), mr(ImageOrientationPatient=[1, 0.001, 0, 0, 1, 0])
+    )
     assert not hit(one({**axial, "negate": "yes"}), ds)
     assert hit(one({**axial, "negate": "yes"}), mr(ImageOrientationPatient=[0, 1, 0, 0, 0, -1]))
 
@@ -139,7 +157,9 @@ def test_approx_edge_cases() -> None:
     axial = {"tag": ["0x20", "0x37"], "operator": "approx", "value": [1, 0, 0, 0, 1, 0]}
     assert not hit(one(axial), mr())  # missing
     assert not hit(one(axial), mr(ImageOrientationPatient=[1, 0, 0, 0, 1]))  # length mismatch
-    assert not hit(one({"tag": ["0x08", "0x08"], "operator": "approx", "value": [1, 0, 0, 0]}), mr())
+    assert not hit(
+        one({"tag": ["0x08", "0x08"], "operator": "approx", "value": [1, 0, 0, 0]}), mr()
+    )
     scalar = {"tag": ["0x18", "0x50"], "operator": "approx", "value": 2.5, "approxLevel": 0.05}
     assert hit(one(scalar), mr(SliceThickness="2.52"))
     assert not hit(one(scalar), mr(SliceThickness="2.6"))
@@ -156,8 +176,13 @@ def test_exist_and_notexist() -> None:
             assert hit(one({"tag": ["0x18", "0x82"], "operator": name}), ds) is want
             assert hit(one({"tag": ["0x18", "0x22"], "operator": name}), ds) is want
             assert hit(one({"tag": ["0x18", "0x83"], "operator": name}), ds) is not want
-            assert hit(one({"tag": ["NumSlices"], "operator": name}), ds, {"NumSlices": "5"}) is want
-            assert hit(one({"tag": ["0x18", "0x82"], "operator": name, "negate": "yes"}), ds) is not want
+            assert (
+                hit(one({"tag": ["NumSlices"], "operator": name}), ds, {"NumSlices": "5"}) is want
+            )
+            assert (
+                hit(one({"tag": ["0x18", "0x82"], "operator": name, "negate": "yes"}), ds)
+                is not want
+            )
 
 
 def test_unknown_operator_fails_even_negated(caplog: pytest.LogCaptureFixture) -> None:
@@ -165,8 +190,9 @@ def test_unknown_operator_fails_even_negated(caplog: pytest.LogCaptureFixture) -
         rules = one({"tag": ["0x08", "0x70"], "operator": "like", "value": "SIEMENS"})
     assert "unknown operator 'like'" in caplog.text
     assert not hit(rules, mr())
-    assert not hit(one({"tag": ["0x08", "0x70"], "operator": "like", "value": "x",
-                        "negate": "yes"}), mr())
+    assert not hit(
+        one({"tag": ["0x08", "0x70"], "operator": "like", "value": "x", "negate": "yes"}), mr()
+    )
 
 
 def test_negate_only_yes() -> None:
@@ -179,28 +205,48 @@ def test_negate_only_yes() -> None:
 
 A_AND_B = [
     {"type": "A", "id": "A", "rules": [{"tag": ["0x08", "0x70"], "value": "^SIEMENS"}]},
-    {"type": "B", "id": "B", "rules": [{"tag": ["0x28", "0x10"], "operator": "==", "value": "256"},
-                                       {"tag": ["0x28", "0x11"], "operator": "==", "value": "256"}]},
+    {
+        "type": "B",
+        "id": "B",
+        "rules": [
+            {"tag": ["0x28", "0x10"], "operator": "==", "value": "256"},
+            {"tag": ["0x28", "0x11"], "operator": "==", "value": "256"},
+        ],
+    },
 ]
 
 
 def test_all_entries_must_pass_and_file_order() -> None:
-    rules = RuleSet.from_list([
-        {"type": "second", "rules": [{"tag": ["0x28", "0x10"], "operator": ">", "value": "1"}]},
-        {"type": "first", "rules": [{"tag": ["0x08", "0x70"], "value": "SIEMENS"},
-                                    {"tag": ["0x08", "0x60"], "value": "^MR$"}]},
-        {"type": "never", "rules": [{"tag": ["0x08", "0x70"], "value": "SIEMENS"},
-                                    {"tag": ["0x08", "0x60"], "value": "^CT$"}]},
-    ])
+    rules = RuleSet.from_list(
+        [
+            {"type": "second", "rules": [{"tag": ["0x28", "0x10"], "operator": ">", "value": "1"}]},
+            {
+                "type": "first",
+                "rules": [
+                    {"tag": ["0x08", "0x70"], "value": "SIEMENS"},
+                    {"tag": ["0x08", "0x60"], "value": "^MR$"},
+                ],
+            },
+            {
+                "type": "never",
+                "rules": [
+                    {"tag": ["0x08", "0x70"], "value": "SIEMENS"},
+                    {"tag": ["0x08", "0x60"], "value": "^CT$"},
+                ],
+            },
+        ]
+    )
     assert rules.classify(mr(Rows=2), {}).types == ["second", "first"]
     assert rules.classify(mr(Rows=2), {}, types=["first", "x"]).types == ["first", "x", "second"]
 
 
 def test_same_type_rules_are_or() -> None:
-    rules = RuleSet.from_list([
-        {"type": "T", "rules": [{"tag": ["0x08", "0x70"], "value": "^GE"}]},
-        {"type": "T", "rules": [{"tag": ["0x08", "0x70"], "value": "^SIEMENS"}]},
-    ])
+    rules = RuleSet.from_list(
+        [
+            {"type": "T", "rules": [{"tag": ["0x08", "0x70"], "value": "^GE"}]},
+            {"type": "T", "rules": [{"tag": ["0x08", "0x70"], "value": "^SIEMENS"}]},
+        ]
+    )
     assert rules.classify(mr(), {}).types == ["T"]
     assert rules.classify(mr(Manufacturer="GE MEDICAL"), {}).types == ["T"]
     assert rules.classify(mr(Manufacturer="Philips"), {}).types == []
@@ -214,8 +260,10 @@ def test_rule_reference_inlines_entries() -> None:
     assert "T" not in rules.classify(mr(Rows=256, Columns=128), {}).types
 
 
-@pytest.mark.parametrize(("rows", "cols", "expected"), [
-    (256, 256, False), (256, 128, False), (128, 256, False), (128, 128, True)])
+@pytest.mark.parametrize(
+    ("rows", "cols", "expected"),
+    [(256, 256, False), (256, 128, False), (128, 256, False), (128, 128, True)],
+)
 def test_notrule_negates_each_entry(rows: int, cols: int, expected: bool) -> None:
     # NOT a AND NOT b (FIONA's semantics), not NOT (a AND b): 256x128 must not pass
     rules = RuleSet.from_list([*A_AND_B, {"type": "T", "rules": [{"notrule": "B"}]}])
@@ -224,38 +272,81 @@ def test_notrule_negates_each_entry(rows: int, cols: int, expected: bool) -> Non
 
 
 def test_notrule_toggles_negated_entries_and_nests() -> None:
-    rules = RuleSet.from_list([
-        {"type": "N", "id": "NOTGE", "rules": [{"tag": ["0x08", "0x70"], "value": "^GE", "negate": "yes"}]},
-        {"type": "W", "id": "WRAP", "rules": [{"rule": "NOTGE"}]},
-        {"type": "T", "rules": [{"notrule": "WRAP"}]},
-    ])
+    rules = RuleSet.from_list(
+        [
+            {
+                "type": "N",
+                "id": "NOTGE",
+                "rules": [{"tag": ["0x08", "0x70"], "value": "^GE", "negate": "yes"}],
+            },
+            {"type": "W", "id": "WRAP", "rules": [{"rule": "NOTGE"}]},
+            {"type": "T", "rules": [{"notrule": "WRAP"}]},
+        ]
+    )
     assert "negate" not in rules.resolved()[2]["rules"][0]
     assert rules.classify(mr(Manufacturer="GE MEDICAL"), {}).types == ["T"]
     assert rules.classify(mr(), {}).types == ["N", "W"]
 
 
-@pytest.mark.parametrize(("data", "message"), [
-    ([{"type": "T", "id": "X", "rules": [{"rule": "X"}]}], "reference cycle X -> X"),
-    ([{"type": "A", "id": "A", "rules": [{"rule": "B"}]},
-      {"type": "B", "id": "B", "rules": [{"notrule": "A"}]}], "reference cycle"),
-    ([{"type": "T", "rules": [{"rule": "NOPE"}]}], "rule \"NOPE\" refers to no rule"),
-    ([{"type": "A", "id": "D", "rules": []}, {"type": "B", "id": "D", "rules": []},
-      {"type": "T", "rules": [{"rule": "D"}]}], "ambiguous: rules 0, 1"),
-    ({"type": "T"}, "JSON array"),
-    ([{"rules": []}], "\"type\" must be a non-empty string"),
-    ([{"type": "T"}], "\"rules\" must be a list"),
-    ([{"type": "T", "rules": [{"value": "x"}]}], "neither \"tag\" nor"),
-    ([{"type": "T", "rules": [{"tag": ["0x08", "0x70"], "rule": "A"}]}], "only one of"),
-    ([{"type": "T", "rules": [{"tag": ["0x08", "0x70"], "value": "(unclosed"}]}], "bad regular expression"),
-    ([{"type": "T", "rules": [{"tag": ["0x08", "0x70"]}]}], "needs a \"value\""),
-    ([{"type": "T", "rules": [{"tag": ["0xZZ", "0x70"], "value": "x"}]}], "is not [group, element"),
-    ([{"type": "T", "rules": [{"tag": [], "value": "x"}]}], "list of 1 to 3"),
-    ([{"type": "T", "rules": [{"tag": "Manufacturer", "value": "x"}]}], "list of 1 to 3"),
-    ([{"type": "T", "rules": [{"tag": ["0x8", "0x70", "0", "1"], "value": "x"}]}], "list of 1 to 3"),
-    ([{"type": "T", "rules": [{"tag": ["0x10000", "0x70"], "value": "x"}]}], "out of range"),
-    ([{"type": "T", "rules": [{"tag": ["0x20", "0x37"], "operator": "approx", "value": [1],
-                               "approxLevel": "tiny"}]}], "approxLevel"),
-])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ([{"type": "T", "id": "X", "rules": [{"rule": "X"}]}], "reference cycle X -> X"),
+        (
+            [
+                {"type": "A", "id": "A", "rules": [{"rule": "B"}]},
+                {"type": "B", "id": "B", "rules": [{"notrule": "A"}]},
+            ],
+            "reference cycle",
+        ),
+        ([{"type": "T", "rules": [{"rule": "NOPE"}]}], 'rule "NOPE" refers to no rule'),
+        (
+            [
+                {"type": "A", "id": "D", "rules": []},
+                {"type": "B", "id": "D", "rules": []},
+                {"type": "T", "rules": [{"rule": "D"}]},
+            ],
+            "ambiguous: rules 0, 1",
+        ),
+        ({"type": "T"}, "JSON array"),
+        ([{"rules": []}], '"type" must be a non-empty string'),
+        ([{"type": "T"}], '"rules" must be a list'),
+        ([{"type": "T", "rules": [{"value": "x"}]}], 'neither "tag" nor'),
+        ([{"type": "T", "rules": [{"tag": ["0x08", "0x70"], "rule": "A"}]}], "only one of"),
+        (
+            [{"type": "T", "rules": [{"tag": ["0x08", "0x70"], "value": "(unclosed"}]}],
+            "bad regular expression",
+        ),
+        ([{"type": "T", "rules": [{"tag": ["0x08", "0x70"]}]}], 'needs a "value"'),
+        (
+            [{"type": "T", "rules": [{"tag": ["0xZZ", "0x70"], "value": "x"}]}],
+            "is not [group, element",
+        ),
+        ([{"type": "T", "rules": [{"tag": [], "value": "x"}]}], "list of 1 to 3"),
+        ([{"type": "T", "rules": [{"tag": "Manufacturer", "value": "x"}]}], "list of 1 to 3"),
+        (
+            [{"type": "T", "rules": [{"tag": ["0x8", "0x70", "0", "1"], "value": "x"}]}],
+            "list of 1 to 3",
+        ),
+        ([{"type": "T", "rules": [{"tag": ["0x10000", "0x70"], "value": "x"}]}], "out of range"),
+        (
+            [
+                {
+                    "type": "T",
+                    "rules": [
+                        {
+                            "tag": ["0x20", "0x37"],
+                            "operator": "approx",
+                            "value": [1],
+                            "approxLevel": "tiny",
+                        }
+                    ],
+                }
+            ],
+            "approxLevel",
+        ),
+    ],
+)
 def test_load_errors_are_one_line(tmp_path: Path, data: Any, message: str) -> None:
     path = tmp_path / "rules.json"
     path.write_text(json.dumps(data))
@@ -269,8 +360,11 @@ def test_load_errors_are_one_line(tmp_path: Path, data: Any, message: str) -> No
 
 def test_error_names_rule_index_and_id(tmp_path: Path) -> None:
     path = tmp_path / "rules.json"
-    path.write_text(json.dumps([{"type": "A", "rules": []},
-                                {"type": "B", "id": "BEE", "rules": [{"rule": "MISSING"}]}]))
+    path.write_text(
+        json.dumps(
+            [{"type": "A", "rules": []}, {"type": "B", "id": "BEE", "rules": [{"rule": "MISSING"}]}]
+        )
+    )
     with pytest.raises(RulesError, match=r"rule 1 \(BEE\): entry 0: rule \"MISSING\""):
         RuleSet.load(path)
 
@@ -299,6 +393,7 @@ def test_resolved_is_a_copy() -> None:
 
 
 # --- tag forms and values ----------------------------------------------------------------
+
 
 def test_tag_forms() -> None:
     assert parse_tag(["0x08", "0x70"]).tag == 0x00080070
@@ -335,8 +430,14 @@ def test_value_may_be_a_tag() -> None:
     assert hit(same_text, mr(SeriesDescription="t1_mprage", ProtocolName="t1_mp"))
     assert not hit(same_text, mr(SeriesDescription="t1_mprage", ProtocolName="t2"))
     # an absent value-tag falls back to the literal list (FIONA)
-    assert hit(one({"tag": ["0x28", "0x10"], "operator": "contains", "value": ["0x99", "0x99"]}),
-               mr(Rows=1), types=()) is False
+    assert (
+        hit(
+            one({"tag": ["0x28", "0x10"], "operator": "contains", "value": ["0x99", "0x99"]}),
+            mr(Rows=1),
+            types=(),
+        )
+        is False
+    )
 
 
 def test_numimages_is_alias_of_numslices() -> None:
@@ -347,6 +448,7 @@ def test_numimages_is_alias_of_numslices() -> None:
 
 
 # --- ClassifyType and SeriesLevel through update_series -----------------------------------
+
 
 def _series(rules: RuleSet, images: list[Dataset]) -> dict[str, Any]:
     record: dict[str, Any] | None = None
@@ -361,8 +463,15 @@ def _image(i: int, **elements: Any) -> Dataset:
 
 
 def test_series_level_removed_for_good() -> None:
-    rules = RuleSet.from_list([{"type": "ALL256", "check": "SeriesLevel", "rules": [
-        {"tag": ["0x28", "0x10"], "operator": "==", "value": "256"}]}])
+    rules = RuleSet.from_list(
+        [
+            {
+                "type": "ALL256",
+                "check": "SeriesLevel",
+                "rules": [{"tag": ["0x28", "0x10"], "operator": "==", "value": "256"}],
+            }
+        ]
+    )
     assert _series(rules, [_image(1, Rows=256), _image(2, Rows=256)])["ClassifyType"] == ["ALL256"]
     record = _series(rules, [_image(1, Rows=256), _image(2, Rows=128), _image(3, Rows=256)])
     assert record["ClassifyType"] == []
@@ -372,12 +481,20 @@ def test_series_level_removed_for_good() -> None:
 
 
 def test_series_level_same_type_rules_are_or() -> None:
-    rules = RuleSet.from_list([
-        {"type": "SQUARE", "check": "SeriesLevel", "rules": [
-            {"tag": ["0x28", "0x10"], "operator": "==", "value": "256"}]},
-        {"type": "SQUARE", "check": "SeriesLevel", "rules": [
-            {"tag": ["0x28", "0x10"], "operator": "==", "value": "128"}]},
-    ])
+    rules = RuleSet.from_list(
+        [
+            {
+                "type": "SQUARE",
+                "check": "SeriesLevel",
+                "rules": [{"tag": ["0x28", "0x10"], "operator": "==", "value": "256"}],
+            },
+            {
+                "type": "SQUARE",
+                "check": "SeriesLevel",
+                "rules": [{"tag": ["0x28", "0x10"], "operator": "==", "value": "128"}],
+            },
+        ]
+    )
     record = _series(rules, [_image(1, Rows=256), _image(2, Rows=128)])
     assert record["ClassifyType"] == ["SQUARE"]
     assert "ClassifyTypeSeriesLevelFailed" not in record
@@ -386,20 +503,34 @@ def test_series_level_same_type_rules_are_or() -> None:
 def test_classifytype_rules_see_this_images_types() -> None:
     # FIONA saw only the previous images' types (one image late); here the localizer is
     # recognised on the image that completes the three planes, even after the plane rules.
-    rules = RuleSet.load(ROOT.parent / "shared" / "fixtures" / "fiona-upstream" / "classifyRules.json")
+    rules = RuleSet.load(
+        ROOT.parent / "shared" / "fixtures" / "fiona-upstream" / "classifyRules.json"
+    )
     planes = [[0, 1, 0, 0, 0, -1], [1, 0, 0, 0, 0, -1], [1, 0, 0, 0, 1, 0]]
     images = [_image(i, ImageOrientationPatient=p) for i, p in enumerate(planes, start=1)]
     assert "localizer" not in _series(rules, images[:2])["ClassifyType"]
     assert "localizer" in _series(rules, images)["ClassifyType"]
-    single = RuleSet.from_list([
-        {"type": "ax", "rules": [{"tag": ["0x20", "0x37"], "operator": "approx", "value": planes[2]}]},
-        {"type": "derived", "rules": [{"tag": ["ClassifyType"], "operator": "contains", "value": "later"}]},
-        {"type": "later", "rules": [{"tag": ["ClassifyType"], "operator": "contains", "value": "ax"}]},
-    ])
+    single = RuleSet.from_list(
+        [
+            {
+                "type": "ax",
+                "rules": [{"tag": ["0x20", "0x37"], "operator": "approx", "value": planes[2]}],
+            },
+            {
+                "type": "derived",
+                "rules": [{"tag": ["ClassifyType"], "operator": "contains", "value": "later"}],
+            },
+            {
+                "type": "later",
+                "rules": [{"tag": ["ClassifyType"], "operator": "contains", "value": "ax"}],
+            },
+        ]
+    )
     assert single.classify(images[2], {}).types == ["ax", "later", "derived"]
 
 
 # --- the shipped rules -------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def shipped() -> RuleSet:
@@ -460,14 +591,19 @@ def test_shipped_rules_on_standard_studies(shipped: RuleSet, vendor: str) -> Non
 
 @pytest.mark.parametrize("kind", ["ct", "sc", "sr"])
 def test_shipped_rules_ct_sc_sr(shipped: RuleSet, tmp_path: Path, kind: str) -> None:
-    make = {"ct": synth.ct_study, "sc": synth.secondary_capture, "sr": synth.structured_report}[kind]
+    make = {"ct": synth.ct_study, "sc": synth.secondary_capture, "sr": synth.structured_report}[
+        kind
+    ]
     paths = make(tmp_path, "GE", **({"n_images": 3} if kind == "ct" else {}))
     record = None
     for n, path in enumerate(paths, start=1):
         record = update_series(record, read_header(path), CONN, shipped, n)
     assert record is not None
     got = set(record["ClassifyType"])
-    expected = {"ct": {"CT", "axial", "original", "GE"}, "sc": {"SC", "CHECKBURNEDINFO", "GE"},
-                "sr": {"SR", "GE"}}[kind]
+    expected = {
+        "ct": {"CT", "axial", "original", "GE"},
+        "sc": {"SC", "CHECKBURNEDINFO", "GE"},
+        "sr": {"SR", "GE"},
+    }[kind]
     assert expected <= got, sorted(got)
     assert not ({"CT", "SC", "SR", "MR", "T1", "T2"} - expected) & got, sorted(got)

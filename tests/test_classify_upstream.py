@@ -18,23 +18,50 @@ from pydicom.dataset import Dataset
 from fionagw.classify import Connection, RuleSet, update_series
 from fionagw.synth import encode_csa, phoenix_protocol
 
-UPSTREAM = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "fiona-upstream" / "classifyRules.json"
+UPSTREAM = (
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "fixtures"
+    / "fiona-upstream"
+    / "classifyRules.json"
+)
 CONN = Connection("SCANNER", "FIONA", "10.0.0.1")
 
 SIE = {"vendor": "SIEMENS", "image_type": ["ORIGINAL", "PRIMARY", "M", "ND"]}
 SIE_NORM = {"vendor": "SIEMENS", "image_type": ["ORIGINAL", "PRIMARY", "M", "ND", "NORM"]}
 GE = {"vendor": "GE MEDICAL SYSTEMS", "image_type": ["ORIGINAL", "PRIMARY", "OTHER"]}
-PHI = {"vendor": "Philips Medical Systems", "image_type": ["ORIGINAL", "PRIMARY", "M_FFE", "M", "FFE"]}
+PHI = {
+    "vendor": "Philips Medical Systems",
+    "image_type": ["ORIGINAL", "PRIMARY", "M_FFE", "M", "FFE"],
+}
 
 # Siemens ABCD families (values read off the rules)
 T1_SIE = {**SIE, "rows": 256, "pe_steps": 255, "matrix": [0, 256, 256, 0], "seq": "*tfl3d1_16ns"}
 T2_SIE = {**SIE, "rows": 256, "pe_steps": 227, "matrix": [0, 256, 256, 0], "seq": "*spc_200ns"}
-DFM_SIE = {**SIE, "rows": 140, "pe_steps": 105, "matrix": [140, 0, 0, 140], "seq": "*ep_b0",
-           "num_slices": 81}
-BOLD_SIE = {**SIE, "rows": 720, "pe_steps": 90, "matrix": [90, 0, 0, 90], "seq": "*epfid2d1_90",
-            "num_slices": 60}
-FFM_SIE = {**SIE, "rows": 90, "pe_steps": 90, "matrix": [90, 0, 0, 90], "seq": "*epse2d1_90",
-           "num_slices": 60}
+DFM_SIE = {
+    **SIE,
+    "rows": 140,
+    "pe_steps": 105,
+    "matrix": [140, 0, 0, 140],
+    "seq": "*ep_b0",
+    "num_slices": 81,
+}
+BOLD_SIE = {
+    **SIE,
+    "rows": 720,
+    "pe_steps": 90,
+    "matrix": [90, 0, 0, 90],
+    "seq": "*epfid2d1_90",
+    "num_slices": 60,
+}
+FFM_SIE = {
+    **SIE,
+    "rows": 90,
+    "pe_steps": 90,
+    "matrix": [90, 0, 0, 90],
+    "seq": "*epse2d1_90",
+    "num_slices": 60,
+}
 MOSAIC_TYPE = ["ORIGINAL", "PRIMARY", "DIFFUSION", "NONE", "ND", "MOSAIC"]
 PHI_FMRI = {**PHI, "matrix": [92, 0, 0, 89], "seq_type": "FEEPI"}
 PHI_DTI = {**PHI, "matrix": [140, 0, 0, 141]}
@@ -47,15 +74,34 @@ CASES: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {
     0: (GE, SIE),
     1: (SIE, GE),
     2: (PHI, SIE),
-    3: ({**SIE, "image_type": ["ORIGINAL", "PRIMARY", "M", "MOSAIC"]}, {"vendor": "GE MEDICAL SYSTEMS"}),
+    3: (
+        {**SIE, "image_type": ["ORIGINAL", "PRIMARY", "M", "MOSAIC"]},
+        {"vendor": "GE MEDICAL SYSTEMS"},
+    ),
     4: (SIE, {"image_type": ["DERIVED", "PRIMARY", "M"]}),
     5: ({**SIE, "types": ["axial", "coronal", "sagittal"]}, {"types": ["axial", "coronal"]}),
-    6: ({**GE, "matrix": [0, 256, 256, 0], "pulse": "research/ABCD/mprage_promo",
-         "scan_options": ["FAST_GEMS"]}, {"scan_options": ["FILTERED_GEMS", "FAST_GEMS"]}),
-    7: ({**GE, "matrix": [0, 256, 256, 0], "pulse": "research/ABCD/mprage_promo",
-         "scan_options": ["FILTERED_GEMS", "FAST_GEMS"]}, {"scan_options": ["FAST_GEMS"]}),
-    8: ({**PHI, "matrix": [0, 256, 256, 0], "scanning": "GR", "variant": "MP"},
-        {"image_type": ["ORIGINAL", "PRIMARY", "PROJECTION IMAGE"]}),
+    6: (
+        {
+            **GE,
+            "matrix": [0, 256, 256, 0],
+            "pulse": "research/ABCD/mprage_promo",
+            "scan_options": ["FAST_GEMS"],
+        },
+        {"scan_options": ["FILTERED_GEMS", "FAST_GEMS"]},
+    ),
+    7: (
+        {
+            **GE,
+            "matrix": [0, 256, 256, 0],
+            "pulse": "research/ABCD/mprage_promo",
+            "scan_options": ["FILTERED_GEMS", "FAST_GEMS"],
+        },
+        {"scan_options": ["FAST_GEMS"]},
+    ),
+    8: (
+        {**PHI, "matrix": [0, 256, 256, 0], "scanning": "GR", "variant": "MP"},
+        {"image_type": ["ORIGINAL", "PRIMARY", "PROJECTION IMAGE"]},
+    ),
     9: (T1_SIE | {"image_type": SIE_NORM["image_type"]}, {"rows": 512}),
     10: (T1_SIE, {"image_type": SIE_NORM["image_type"]}),
     11: (T2_SIE, {"image_type": SIE_NORM["image_type"]}),
@@ -63,8 +109,16 @@ CASES: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {
     13: ({**SIE, "coils": "HE1-4"}, {"coils": "HEA;HEP"}),
     14: ({**DFM_SIE, "pe_positive": 0}, {"pe_positive": 1}),
     15: ({**DFM_SIE, "pe_positive": 1}, {"pe_positive": 0}),
-    16: ({**DFM_SIE, "rows": 1260, "seq": "*ep_b1000#1", "image_type": MOSAIC_TYPE,
-          "description": "ABCD_dMRI"}, {"description": "ABCD_QA_dMRI"}),
+    16: (
+        {
+            **DFM_SIE,
+            "rows": 1260,
+            "seq": "*ep_b1000#1",
+            "image_type": MOSAIC_TYPE,
+            "description": "ABCD_dMRI",
+        },
+        {"description": "ABCD_QA_dMRI"},
+    ),
     17: ({**BOLD_SIE, "acq_length": "TA 05:11"}, {"acq_length": "TA 05:33"}),
     18: ({**SIE, "sop_class": "1.3.12.2.1107.5.9.1", "num_slices": 5}, {"num_slices": 1}),
     19: ({**SIE, "sop_class": "1.3.12.2.1107.5.9.1", "num_slices": 1}, {"num_slices": 5}),
@@ -74,57 +128,135 @@ CASES: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {
     23: ({**BOLD_SIE, "acq_length": "TA 05:00"}, {"acq_length": "TA 06:00"}),
     24: ({**FFM_SIE, "pe_positive": 0}, {"pe_positive": 1}),
     25: ({**BOLD_SIE, "acq_length": "TA 06:44"}, {"acq_length": "TA 05:11"}),
-    26: ({**SIE, "matrix": [64, 0, 0, 64], "seq": "*epfid2d1_64", "acq_length": "TA 06:44"},
-         {"seq": "*epfid2d1_90"}),
-    27: ({**SIE, "seq": "*fl2d1", "pe_steps": 233, "coils": "HE1-4",
-          "description": "coil_uncombined"}, {"coils": "HEA;HEP"}),
-    28: ({**SIE, "image_type": MOSAIC_TYPE, "matrix": [140, 0, 0, 140], "seq": "*ep_b1000",
-          "description": "ABCD_QA_dMRI"}, {"description": "QA_dMRI"}),
-    29: ({**PHI_FMRI, "seq_type": "SEEPI", "description": "fMRI_FM_P"}, {"description": "fMRI_FM_A"}),
+    26: (
+        {**SIE, "matrix": [64, 0, 0, 64], "seq": "*epfid2d1_64", "acq_length": "TA 06:44"},
+        {"seq": "*epfid2d1_90"},
+    ),
+    27: (
+        {
+            **SIE,
+            "seq": "*fl2d1",
+            "pe_steps": 233,
+            "coils": "HE1-4",
+            "description": "coil_uncombined",
+        },
+        {"coils": "HEA;HEP"},
+    ),
+    28: (
+        {
+            **SIE,
+            "image_type": MOSAIC_TYPE,
+            "matrix": [140, 0, 0, 140],
+            "seq": "*ep_b1000",
+            "description": "ABCD_QA_dMRI",
+        },
+        {"description": "QA_dMRI"},
+    ),
+    29: (
+        {**PHI_FMRI, "seq_type": "SEEPI", "description": "fMRI_FM_P"},
+        {"description": "fMRI_FM_A"},
+    ),
     30: ({**PHI_FMRI, "temporal": 383}, {"temporal": 445}),
     31: ({**PHI_DTI, "seq_type": "DwiSE", "description": "DTI_dir1"}, {"description": "DTI_dir5"}),
-    32: ({**PHI_DTI, "seq_type": "SEEPI", "description": "Diff_FM_P"}, {"description": "Diff_FM_A"}),
-    33: ({**PHI_DTI, "seq_type": "SEEPI", "description": "Diff_FM_A"}, {"description": "Diff_FM_P"}),
-    34: ({**PHI_DTI, "seq_type": "DwiSE", "description": "Diff_FM_P"}, {"description": "Diff_FM_A"}),
-    35: ({**PHI_DTI, "seq_type": "DwiSE", "description": "Diff_FM_A"}, {"description": "Diff_FM_P"}),
+    32: (
+        {**PHI_DTI, "seq_type": "SEEPI", "description": "Diff_FM_P"},
+        {"description": "Diff_FM_A"},
+    ),
+    33: (
+        {**PHI_DTI, "seq_type": "SEEPI", "description": "Diff_FM_A"},
+        {"description": "Diff_FM_P"},
+    ),
+    34: (
+        {**PHI_DTI, "seq_type": "DwiSE", "description": "Diff_FM_P"},
+        {"description": "Diff_FM_A"},
+    ),
+    35: (
+        {**PHI_DTI, "seq_type": "DwiSE", "description": "Diff_FM_A"},
+        {"description": "Diff_FM_P"},
+    ),
     36: ({**PHI_FMRI, "temporal": 445}, {"temporal": 383}),
     37: ({**PHI_FMRI, "temporal": 370}, {"temporal": 411}),
     38: ({**PHI_FMRI, "temporal": 411}, {"temporal": 370}),
-    39: ({**PHI, "matrix": [0, 256, 256, 0], "scanning": "SE", "variant": "SK"},
-         {"image_type": ["ORIGINAL", "PRIMARY", "PROJECTION IMAGE"]}),
-    40: ({**PHI_FMRI, "seq_type": "SEEPI", "description": "fMRI_FM_A"}, {"description": "fMRI_FM_P"}),
+    39: (
+        {**PHI, "matrix": [0, 256, 256, 0], "scanning": "SE", "variant": "SK"},
+        {"image_type": ["ORIGINAL", "PRIMARY", "PROJECTION IMAGE"]},
+    ),
+    40: (
+        {**PHI_FMRI, "seq_type": "SEEPI", "description": "fMRI_FM_A"},
+        {"description": "fMRI_FM_P"},
+    ),
     41: ({**FFM_SIE, "pe_positive": 1}, {"pe_positive": 0}),
-    42: ({**PHI, "matrix": [64, 0, 0, 63], "seq_type": "FEEPI", "temporal": 200}, {"temporal": 199}),
+    42: (
+        {**PHI, "matrix": [64, 0, 0, 63], "seq_type": "FEEPI", "temporal": 200},
+        {"temporal": 199},
+    ),
     43: ({**PHI_FMRI, "temporal": 395}, {"temporal": 383}),
     44: ({**PHI_DTI, "seq_type": "DwiSE", "description": "ABCD_QA"}, {"description": "QA_ABCD"}),
-    45: ({**PHI, "matrix": [128, 0, 0, 128], "seq_type": "T1FFE", "thickness": "2"},
-         {"thickness": "3"}),
+    45: (
+        {**PHI, "matrix": [128, 0, 0, 128], "seq_type": "T1FFE", "thickness": "2"},
+        {"thickness": "3"},
+    ),
     46: ({**GE_MUX2, "images": 2916}, {"images": 2915}),
     47: ({**GE_MUX2, "images": 8424}, {"images": 8423}),
     48: ({**GE_MUX2, "images": 16929, "description": "ABCD_DTI_ORIG"}, {"description": "REV_POL"}),
     49: ({**GE_MUX2, "images": 189}, {"images": 188}),
     50: ({**GE_MUX2, "images": 16929, "description": "DTI_REV_POL"}, {"description": "DTI_ORIG"}),
     51: ({**GE_MUX2, "images": 648}, {"images": 647}),
-    52: ({**GE, "pulse": "research/ABCD/epi_pepolar", "matrix": [90, 0, 0, 90], "user_b3": "2.000000",
-          "locations": 60, "temporal": 2}, {"temporal": 1}),
+    52: (
+        {
+            **GE,
+            "pulse": "research/ABCD/epi_pepolar",
+            "matrix": [90, 0, 0, 90],
+            "user_b3": "2.000000",
+            "locations": 60,
+            "temporal": 2,
+        },
+        {"temporal": 1},
+    ),
     53: ({**GE_MUX2, "images": 297}, {"images": 296}),
     54: ({**GE_MUX2, "images": 810}, {"images": 811}),
-    55: ({**GE, "pulse": "research/ABCD/epi_pepolar", "matrix": [64, 0, 0, 64], "images": 6000,
-          "tr": "2000"}, {"tr": "1500"}),
-    56: ({**GE, "pulse": "research/ABCD/efgre3d", "matrix": [0, 32, 32, 0], "images": 4224},
-         {"images": 4223}),
-    57: ({**GE, "pulse": "research/ABCD/efgre3d", "matrix": [0, 32, 32, 0], "images": 924},
-         {"images": 923}),
+    55: (
+        {
+            **GE,
+            "pulse": "research/ABCD/epi_pepolar",
+            "matrix": [64, 0, 0, 64],
+            "images": 6000,
+            "tr": "2000",
+        },
+        {"tr": "1500"},
+    ),
+    56: (
+        {**GE, "pulse": "research/ABCD/efgre3d", "matrix": [0, 32, 32, 0], "images": 4224},
+        {"images": 4223},
+    ),
+    57: (
+        {**GE, "pulse": "research/ABCD/efgre3d", "matrix": [0, 32, 32, 0], "images": 924},
+        {"images": 923},
+    ),
     58: ({**GE_MUX, "duration": 312800384.0}, {"duration": 300000000.0}),
     59: ({**GE_MUX, "duration": 335200416.0}, {"duration": 312800384.0}),
     60: ({**GE_MUX, "duration": 362400448.0}, {"duration": 335200416.0}),
     61: ({**GE_MUX, "duration": 302400384.0}, {"duration": 362400448.0}),
     62: ({**GE_MUX, "images": 3750}, {"images": 3751}),
     63: ({**GE_MUX, "images": 22500}, {"images": 22501}),
-    64: ({**GE, "matrix": [0, 256, 256, 0], "pulse": "research/ABCD/3dfse_promo",
-          "scan_options": ["FILTERED_GEMS"]}, {"scan_options": ["FAST_GEMS"]}),
-    65: ({**GE, "matrix": [0, 256, 256, 0], "pulse": "research/ABCD/3dfse_promo",
-          "scan_options": ["FAST_GEMS"]}, {"scan_options": ["FILTERED_GEMS"]}),
+    64: (
+        {
+            **GE,
+            "matrix": [0, 256, 256, 0],
+            "pulse": "research/ABCD/3dfse_promo",
+            "scan_options": ["FILTERED_GEMS"],
+        },
+        {"scan_options": ["FAST_GEMS"]},
+    ),
+    65: (
+        {
+            **GE,
+            "matrix": [0, 256, 256, 0],
+            "pulse": "research/ABCD/3dfse_promo",
+            "scan_options": ["FAST_GEMS"],
+        },
+        {"scan_options": ["FILTERED_GEMS"]},
+    ),
     66: ({**GE, "pulse": "epi2_pepolarFLEX"}, {"vendor": "SIEMENS"}),
     67: ({**SIE, "seq": "*ep_b1000#1"}, {"vendor": "GE MEDICAL SYSTEMS"}),
     68: ({**SIE, "iop": [0, 1, 0, 0, 0, -1]}, {"iop": [1, 0, 0, 0, 1, 0]}),
@@ -136,34 +268,55 @@ CASES: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {
 def build(case: dict[str, Any]) -> Dataset:
     """A header with exactly the elements a case names (plus the three UIDs)."""
     ds = Dataset()
-    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = "1.2.826.1", "1.2.826.1.2", "1.2.826.1.2.3"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = (
+        "1.2.826.1",
+        "1.2.826.1.2",
+        "1.2.826.1.2.3",
+    )
     ds.SOPClassUID = case.get("sop_class", "1.2.840.10008.5.1.4.1.1.4")
     ds.Modality = "MR"
     ds.Manufacturer = case["vendor"]
     ds.ImageType = case["image_type"]
-    simple = {"rows": ("Rows", None), "pe_steps": ("NumberOfPhaseEncodingSteps", None),
-              "matrix": ("AcquisitionMatrix", None), "seq": ("SequenceName", None),
-              "scan_options": ("ScanOptions", None), "scanning": ("ScanningSequence", None),
-              "variant": ("SequenceVariant", None), "description": ("SeriesDescription", None),
-              "temporal": ("NumberOfTemporalPositions", None), "thickness": ("SliceThickness", None),
-              "images": ("ImagesInAcquisition", None), "tr": ("RepetitionTime", None),
-              "iop": ("ImageOrientationPatient", None)}
+    simple = {
+        "rows": ("Rows", None),
+        "pe_steps": ("NumberOfPhaseEncodingSteps", None),
+        "matrix": ("AcquisitionMatrix", None),
+        "seq": ("SequenceName", None),
+        "scan_options": ("ScanOptions", None),
+        "scanning": ("ScanningSequence", None),
+        "variant": ("SequenceVariant", None),
+        "description": ("SeriesDescription", None),
+        "temporal": ("NumberOfTemporalPositions", None),
+        "thickness": ("SliceThickness", None),
+        "images": ("ImagesInAcquisition", None),
+        "tr": ("RepetitionTime", None),
+        "iop": ("ImageOrientationPatient", None),
+    }
     for key, (keyword, _) in simple.items():
         if key in case:
             setattr(ds, keyword, case[key])
-    private = {"coils": (0x0051100F, "LO"), "acq_length": (0x0051100A, "LO"),
-               "pulse": (0x0019109C, "LO"), "seq_type": (0x20011020, "LO"),
-               "user_b3": (0x001910B3, "DS"), "locations": (0x0021104F, "SS"),
-               "duration": (0x0019105A, "FL")}
+    private = {
+        "coils": (0x0051100F, "LO"),
+        "acq_length": (0x0051100A, "LO"),
+        "pulse": (0x0019109C, "LO"),
+        "seq_type": (0x20011020, "LO"),
+        "user_b3": (0x001910B3, "DS"),
+        "locations": (0x0021104F, "SS"),
+        "duration": (0x0019105A, "FL"),
+    }
     for key, (tag, vr) in private.items():
         if key in case:
             ds.add_new(tag, vr, case[key])
     if "pe_positive" in case:
-        ds.add_new(0x00291010, "OB", encode_csa([("PhaseEncodingDirectionPositive", "IS",
-                                                  [case["pe_positive"]])]))
+        ds.add_new(
+            0x00291010,
+            "OB",
+            encode_csa([("PhaseEncodingDirectionPositive", "IS", [case["pe_positive"]])]),
+        )
     if "num_slices" in case:
-        protocol = phoenix_protocol(protocol_name="p", sequence_file="s",
-                                    n_slices=case["num_slices"], wip_uuid="u")
+        protocol = phoenix_protocol(
+            protocol_name="p", sequence_file="s", n_slices=case["num_slices"], wip_uuid="u"
+        )
         ds.add_new(0x00291020, "OB", encode_csa([("MrPhoenixProtocol", "UN", [protocol])]))
     return ds
 

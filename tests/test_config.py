@@ -42,13 +42,16 @@ def test_missing_key(tmp_path: Path) -> None:
     assert str(cfg) in line and "DICOMAETITLE" in line and "missing" in line
 
 
-@pytest.mark.parametrize(("key", "value", "words"), [
-    ("DICOMPORT", "eleven", "expected an integer"),
-    ("DICOMPORT", 70000, "1-65535"),
-    ("DICOMAETITLE", "A" * 17, "1-16 characters"),
-    ("DICOMIP", 12, "expected a string"),
-    ("SITES", [], "expected an object"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "words"),
+    [
+        ("DICOMPORT", "eleven", "expected an integer"),
+        ("DICOMPORT", 70000, "1-65535"),
+        ("DICOMAETITLE", "A" * 17, "1-16 characters"),
+        ("DICOMIP", 12, "expected a string"),
+        ("SITES", [], "expected an object"),
+    ],
+)
 def test_wrong_type_or_value(tmp_path: Path, key: str, value: object, words: str) -> None:
     cfg = write_config(tmp_path, **{key: value})
     line = one_error_line(run_bin("fiona", "check-config", config=cfg))
@@ -80,9 +83,13 @@ def test_port_in_use(tmp_path: Path) -> None:
 
 
 def test_site_overrides_and_unknown_site(tmp_path: Path) -> None:
-    cfg = write_config(tmp_path, SITES={"PROJ1": {"DATADIR": str(tmp_path / "proj1"), "DICOMPORT": 11999}})
+    cfg = write_config(
+        tmp_path, SITES={"PROJ1": {"DATADIR": str(tmp_path / "proj1"), "DICOMPORT": 11999}}
+    )
     site = load_config(cfg, "PROJ1")
-    assert site.datadir == tmp_path / "proj1" and site.dicom_port == 11999 and site.aetitle == "FIONA"
+    assert (
+        site.datadir == tmp_path / "proj1" and site.dicom_port == 11999 and site.aetitle == "FIONA"
+    )
     assert site.paths.pidfile("storescpd").name == "storescpdPROJ1.pid"
     with pytest.raises(ConfigError, match="SITES.NOPE: no such site"):
         load_config(cfg, "NOPE")
@@ -104,7 +111,11 @@ def test_programs_run_from_crons_bare_environment(site_config: Path) -> None:
     """cron gives no PATH, no virtualenv: bin/ programs must find their own."""
     import subprocess
 
-    result = subprocess.run(["env", "-i", str(ROOT / "bin" / "fiona"), "--config", str(site_config),
-                             "check-config"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        ["env", "-i", str(ROOT / "bin" / "fiona"), "--config", str(site_config), "check-config"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "OK" in result.stdout

@@ -18,16 +18,21 @@ def _item(text: bytes) -> bytes:
 
 
 def _element(name: bytes, vr: bytes, vm: int, items: list[bytes]) -> bytes:
-    return struct.pack("<64si4siii", name.ljust(64, b"\0"), vm, vr.ljust(4, b"\0"), 3,
-                       len(items), 77) + b"".join(_item(i) for i in items)
+    return struct.pack(
+        "<64si4siii", name.ljust(64, b"\0"), vm, vr.ljust(4, b"\0"), 3, len(items), 77
+    ) + b"".join(_item(i) for i in items)
 
 
 def hand_built_sv10() -> bytes:
     """Written by hand (not by synth's encoder): names carry garbage after their NUL."""
     elements = [
         _element(b"B_value\0\xde\xad\xbe\xefgarbage", b"IS", 1, [b"1000\0", b"", b""]),
-        _element(b"DiffusionGradientDirection\0\x01\x02junk", b"FD", 3,
-                 [b"0.70710678\0", b"-0.70710678\0", b"0.00000000\0", b"", b"", b""]),
+        _element(
+            b"DiffusionGradientDirection\0\x01\x02junk",
+            b"FD",
+            3,
+            [b"0.70710678\0", b"-0.70710678\0", b"0.00000000\0", b"", b"", b""],
+        ),
         _element(b"DiffusionDirectionality\0zz", b"CS", 1, [b"DIRECTIONAL\0  "]),
         _element(b"ImaCoilString\0", b"LO", 1, [b"HEA;HEP\0"]),
         _element(b"Empty\0xx", b"DS", 0, []),
@@ -37,8 +42,13 @@ def hand_built_sv10() -> bytes:
 
 def test_hand_built_sv10_names_are_text_and_nul_trimmed() -> None:
     header = csa.parse_csa(hand_built_sv10())
-    assert list(header) == ["B_value", "DiffusionGradientDirection", "DiffusionDirectionality",
-                            "ImaCoilString", "Empty"]
+    assert list(header) == [
+        "B_value",
+        "DiffusionGradientDirection",
+        "DiffusionDirectionality",
+        "ImaCoilString",
+        "Empty",
+    ]
     assert header["B_value"] == [1000]
     assert header["DiffusionGradientDirection"] == pytest.approx([0.70710678, -0.70710678, 0.0])
     assert header["DiffusionDirectionality"] == ["DIRECTIONAL"]
@@ -48,9 +58,12 @@ def test_hand_built_sv10_names_are_text_and_nul_trimmed() -> None:
 
 def test_item_strings_are_four_byte_aligned() -> None:
     # 1-, 2-, 3- and 5-byte items: every following item must still be found.
-    blob = (b"SV10\x04\x03\x02\x01" + struct.pack("<II", 2, 77)
-            + _element(b"A", b"LO", 4, [b"x", b"yz", b"abc", b"hello"])
-            + _element(b"B", b"IS", 1, [b"7"]))
+    blob = (
+        b"SV10\x04\x03\x02\x01"
+        + struct.pack("<II", 2, 77)
+        + _element(b"A", b"LO", 4, [b"x", b"yz", b"abc", b"hello"])
+        + _element(b"B", b"IS", 1, [b"7"])
+    )
     assert csa.parse_csa(blob) == {"A": ["x", "yz", "abc", "hello"], "B": [7]}
 
 
@@ -71,9 +84,13 @@ def test_round_trip_with_synth_encoder(csa1: bool) -> None:
     header = csa.parse_csa(blob)
     assert header == {name: values for name, _vr, values in elements}
     info = csa.image_info(header)
-    assert info == {"B_value": 1000, "DiffusionDirectionality": "DIRECTIONAL",
-                    "NumberOfImagesInMosaic": 60, "PhaseEncodingDirectionPositive": 0,
-                    "DiffusionGradientDirection": [0.5, -0.25, 0.8]}
+    assert info == {
+        "B_value": 1000,
+        "DiffusionDirectionality": "DIRECTIONAL",
+        "NumberOfImagesInMosaic": 60,
+        "PhaseEncodingDirectionPositive": 0,
+        "DiffusionGradientDirection": [0.5, -0.25, 0.8],
+    }
 
 
 MALFORMED = {
@@ -110,10 +127,14 @@ def test_malformed_is_logged_at_debug(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def test_item_length_past_end_stops_cleanly() -> None:
-    bad = (b"SV10\x04\x03\x02\x01" + struct.pack("<II", 2, 77)
-           + _element(b"Good", b"IS", 1, [b"5"])
-           + struct.pack("<64si4siii", b"Bad".ljust(64, b"\0"), 1, b"IS\0\0", 6, 1, 77)
-           + struct.pack("<4i", 9999, 9999, 77, 9999) + b"12")
+    bad = (
+        b"SV10\x04\x03\x02\x01"
+        + struct.pack("<II", 2, 77)
+        + _element(b"Good", b"IS", 1, [b"5"])
+        + struct.pack("<64si4siii", b"Bad".ljust(64, b"\0"), 1, b"IS\0\0", 6, 1, 77)
+        + struct.pack("<4i", 9999, 9999, 77, 9999)
+        + b"12"
+    )
     assert csa.parse_csa(bad) == {"Good": [5]}
 
 
@@ -123,8 +144,13 @@ def test_unconvertible_number_kept_as_text() -> None:
 
 
 def _phoenix(**kw: object) -> str:
-    args = dict(protocol_name="ep2d_diff", sequence_file="ep2d_diff", n_slices=81,
-                wip_uuid="0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", sequence_id=17)
+    args = dict(
+        protocol_name="ep2d_diff",
+        sequence_file="ep2d_diff",
+        n_slices=81,
+        wip_uuid="0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
+        sequence_id=17,
+    )
     args.update(kw)
     return phoenix_protocol(**args)  # type: ignore[arg-type]
 
@@ -139,8 +165,12 @@ def test_ascconv_quotes_doubled_and_tabs() -> None:
 
 def test_series_info_fiona_keys() -> None:
     header = csa.parse_csa(encode_csa([("MrPhoenixProtocol", "UN", [_phoenix()])]))
-    assert csa.series_info(header) == {"siemensUUID": "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
-                                       "OSLevel": "VE11C", "NumSlices": "81", "MeasID": "17"}
+    assert csa.series_info(header) == {
+        "siemensUUID": "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
+        "OSLevel": "VE11C",
+        "NumSlices": "81",
+        "MeasID": "17",
+    }
 
 
 def test_num_slices_falls_back_to_slice_array() -> None:
@@ -166,13 +196,21 @@ def _dataset(image: bytes | None, series: bytes | None, block: int = 0x10) -> Da
 
 
 def test_siemens_fields_from_dataset() -> None:
-    image = encode_csa([("B_value", "IS", [700]), ("DiffusionDirectionality", "CS", ["NONE"]),
-                        ("PhaseEncodingDirectionPositive", "IS", [1])])
+    image = encode_csa(
+        [
+            ("B_value", "IS", [700]),
+            ("DiffusionDirectionality", "CS", ["NONE"]),
+            ("PhaseEncodingDirectionPositive", "IS", [1]),
+        ]
+    )
     series = encode_csa([("MrPhoenixProtocol", "UN", [_phoenix(n_slices=60)])])
     img, ser, has_image = csa.siemens_fields(_dataset(image, series))
     assert has_image
-    assert img == {"B_value": 700, "DiffusionDirectionality": "NONE",
-                   "PhaseEncodingDirectionPositive": 1}
+    assert img == {
+        "B_value": 700,
+        "DiffusionDirectionality": "NONE",
+        "PhaseEncodingDirectionPositive": 1,
+    }
     assert ser["NumSlices"] == "60" and ser["OSLevel"] == "VE11C"
 
 

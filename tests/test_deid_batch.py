@@ -28,9 +28,12 @@ from fionagw.deid.writer import TruncatedError, encode, read
 
 NAME, MRN = "Smithers^Waylon^Quentin", "MRN31337"
 SEED = 7  # the random values of the release-check comparison
-SETTINGS = DeidSettings(project="DEMO", secret="batch-secret",
-                        options=frozenset({"clean_descriptors"}),
-                        private_keep=((0x0009, "ACME 1", 0x01), (0x0009, "ACME 1", 0x02)))
+SETTINGS = DeidSettings(
+    project="DEMO",
+    secret="batch-secret",
+    options=frozenset({"clean_descriptors"}),
+    private_keep=((0x0009, "ACME 1", 0x01), (0x0009, "ACME 1", 0x02)),
+)
 
 
 def _study(root: Path) -> list[Path]:
@@ -39,8 +42,16 @@ def _study(root: Path) -> list[Path]:
     files = []
     for i, vendor in enumerate(("SIEMENS", "GE", "PHILIPS")):
         series = [synth.with_changes(s, n_images=3) for s in synth.standard_mr_series(vendor, 3)]
-        files += synth.write_study(root / vendor, vendor=vendor, series=series[:5], rows=16,
-                                   cols=16, patient_name=NAME, patient_id=MRN, seed=i)
+        files += synth.write_study(
+            root / vendor,
+            vendor=vendor,
+            series=series[:5],
+            rows=16,
+            cols=16,
+            patient_name=NAME,
+            patient_id=MRN,
+            seed=i,
+        )
     for name in ("MR_small_implicit.dcm", "SC_rgb_jpeg_gdcm.dcm", "rtplan.dcm"):
         dst = root / "pydicom" / name
         dst.parent.mkdir(exist_ok=True)
@@ -65,6 +76,7 @@ def _ids(files: list[Path]):
 
 # --- the same bytes as the engine -------------------------------------------------------------
 
+
 @pytest.mark.parametrize("processes", [1, 2])
 def test_batch_writes_what_the_engine_writes(study, tmp_path, processes):
     root, files = study
@@ -73,13 +85,20 @@ def test_batch_writes_what_the_engine_writes(study, tmp_path, processes):
     for src, dst in _jobs(files, root, tmp_path / "engine"):
         dst.parent.mkdir(parents=True, exist_ok=True)
         expected[dst.relative_to(tmp_path / "engine")] = engine.deidentify_file(
-            src, dst, "SUBJ-01", "baseline").read_bytes()
+            src, dst, "SUBJ-01", "baseline"
+        ).read_bytes()
     jobs = _jobs(files, root, tmp_path / "batch")
     # the release check on the synthetic files (pydicom's own test files name their
     # institution in Manufacturer too: a true hit); no check on the others
     synthetic = [job for job in jobs if "pydicom" not in job[0].parts]
-    checked = deidentify_files(synthetic, SETTINGS, "SUBJ-01", "baseline",
-                               _ids([src for src, _dst in synthetic]), processes)
+    checked = deidentify_files(
+        synthetic,
+        SETTINGS,
+        "SUBJ-01",
+        "baseline",
+        _ids([src for src, _dst in synthetic]),
+        processes,
+    )
     assert checked.failed == [] and checked.hits == [], (checked.failed, checked.hits)
     assert checked.written == [dst for _src, dst in synthetic]
     result = deidentify_files(jobs, SETTINGS, "SUBJ-01", "baseline", None, processes)
@@ -106,6 +125,7 @@ def test_pool_and_single_process_agree(study, tmp_path):
 
 # --- broken input -------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("processes", [1, 2])
 def test_broken_files_are_reported_and_the_others_written(study, tmp_path, processes):
     root, files = study
@@ -114,7 +134,7 @@ def test_broken_files_are_reported_and_the_others_written(study, tmp_path, proce
     text.write_text(f"patient {NAME} has no DICOM here\n")
     data = good[0].read_bytes()
     truncated = tmp_path / "truncated.dcm"
-    truncated.write_bytes(data[:len(data) - 100])  # cut inside the pixel data
+    truncated.write_bytes(data[: len(data) - 100])  # cut inside the pixel data
     garbage = tmp_path / "garbage.dcm"  # DICM prefix, then nonsense
     garbage.write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00\x10\x00ZZ\x04\x00" + b"\xff" * 40)
     missing = tmp_path / "missing.dcm"
@@ -154,6 +174,7 @@ def test_fast_reader_raises_on_truncation_and_matches_dcmread(study, tmp_path):
 
 # --- release hits -------------------------------------------------------------------------
 
+
 def _with_private(src: Path, dst: Path, value: str, nested: bool = False) -> Path:
     ds = dcmread(src)
     block = ds.private_block(0x0009, "ACME 1", create=True)
@@ -182,9 +203,11 @@ def test_release_hits_name_the_tag_path_and_nothing_is_written(study, tmp_path, 
     assert own_uid not in ids.uids
     result = deidentify_files(jobs, SETTINGS, "P1", "E1", ids, processes)
     hits = {src: {(h.path, h.kind) for h in found} for src, found in result.hits}
-    assert hits == {name_leak: {("(0009,1001)", "patient_name")},
-                    nested_leak: {("(0009,1002)[0]/(0009,1001)", "patient_id")},
-                    uid_leak: {("(0009,1001)", "uid")}}
+    assert hits == {
+        name_leak: {("(0009,1001)", "patient_name")},
+        nested_leak: {("(0009,1002)[0]/(0009,1001)", "patient_id")},
+        uid_leak: {("(0009,1001)", "uid")},
+    }
     assert result.failed == []
     assert result.written == [dst for src, dst in jobs if src in clean]
     assert not (tmp_path / "out" / "0.dcm").exists()
@@ -200,6 +223,7 @@ def test_bad_settings_raise_before_any_file(tmp_path, study):
 
 
 # --- the writer: dcmwrite's bytes ------------------------------------------------------------
+
 
 def _pydicom_files() -> list[Path]:
     """The test files in pydicom's wheel (get_testdata_files would try to download more)."""
@@ -237,6 +261,7 @@ def test_encode_matches_dcmwrite_on_pydicom_test_files():
 
 # --- the release check: at least as strict as the per-element regular expressions -------------
 
+
 def _reference_hits(ds: Dataset, ids, prefix: str = "") -> set[tuple[str, str]]:
     """The check as it was: one regular expression per element (Identifiers.find_text and
     find_bytes), sequences recursively, pixel data skipped."""
@@ -257,8 +282,11 @@ def _reference_hits(ds: Dataset, ids, prefix: str = "") -> set[tuple[str, str]]:
             if isinstance(elem.value, bytes):
                 kinds = ids.find_bytes(elem.value)
             else:
-                texts = [str(v) for v in (elem.value if isinstance(elem.value, MultiValue)
-                                          else [elem.value]) if v not in (None, "")]
+                texts = [
+                    str(v)
+                    for v in (elem.value if isinstance(elem.value, MultiValue) else [elem.value])
+                    if v not in (None, "")
+                ]
                 kinds = ids.find_text("\\".join(texts)) if texts else set()
         found |= {(path, kind) for kind in kinds}
     return found
@@ -271,10 +299,34 @@ def test_release_check_finds_everything_the_regex_check_found():
     orig.StudyInstanceUID = "1.2.826.0.1.3680043.9.1.1"
     orig.SOPInstanceUID = "1.2.826.0.1.3680043.9.1.1.1"
     ids = collect_identifiers(orig)
-    pieces = ["Øvrebø", "ØVREBØ", "øvrebø", "Kari", "KARI", "Karianne", "mrn777", "MRN7770",
-              "19700203", "197002031", "general hospital", "LEE", "Leeds", "tom",
-              "1.2.826.0.1.3680043.9.1.1", "1.2.826.0.1.3680043.9.1.1.1",
-              "1.2.826.0.1.3680043.9.1.11", "x", "7", " ", "^", "\\", ".", "-", "é", "\0"]
+    pieces = [
+        "Øvrebø",
+        "ØVREBØ",
+        "øvrebø",
+        "Kari",
+        "KARI",
+        "Karianne",
+        "mrn777",
+        "MRN7770",
+        "19700203",
+        "197002031",
+        "general hospital",
+        "LEE",
+        "Leeds",
+        "tom",
+        "1.2.826.0.1.3680043.9.1.1",
+        "1.2.826.0.1.3680043.9.1.1.1",
+        "1.2.826.0.1.3680043.9.1.11",
+        "x",
+        "7",
+        " ",
+        "^",
+        "\\",
+        ".",
+        "-",
+        "é",
+        "\0",
+    ]
     rng = random.Random(SEED)
     ds = Dataset()
     ds.set_original_encoding(False, True, "ISO_IR 100")
@@ -288,8 +340,9 @@ def test_release_check_finds_everything_the_regex_check_found():
         if i % 2:  # raw bytes as read from a file, Latin-1 or UTF-8
             raw = text.encode("latin-1" if i % 4 == 1 else "utf-8", "replace")
             raw += b" " * (len(raw) % 2)
-            target._dict[BaseTag(tag)] = RawDataElement(BaseTag(tag), "LO", len(raw), raw, 0,
-                                                        False, True)
+            target._dict[BaseTag(tag)] = RawDataElement(
+                BaseTag(tag), "LO", len(raw), raw, 0, False, True
+            )
         else:
             target.add_new(tag, "UT", text)
     for block in ((0x0009, "ACME"), (0x0011, "ACME")):
@@ -298,9 +351,12 @@ def test_release_check_finds_everything_the_regex_check_found():
     found = {(h.path, h.kind) for h in check_release(ds, ids)}
     assert len(expected) > 100  # the random values do contain identifiers
     # the regex check named a UTF-8 match in raw bytes "identifier"; now it has its kind
-    missed = {(path, kind) for path, kind in expected
-              if (path, kind) not in found
-              and not (kind == "identifier" and any(p == path for p, _k in found))}
+    missed = {
+        (path, kind)
+        for path, kind in expected
+        if (path, kind) not in found
+        and not (kind == "identifier" and any(p == path for p, _k in found))
+    }
     assert missed == set()
     # stricter only: case variants of a non-ASCII name in raw bytes, a UID right after a dot
     extra = found - expected

@@ -48,6 +48,7 @@ CODE_VALUE = "github.com/mmiv-center/DICOMAnonymizer"
 
 # --- the formulas of section 8, written out independently ------------------------------------
 
+
 def dec(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest().translate(str.maketrans("abcdef", "012345"))
 
@@ -77,6 +78,7 @@ def text(ds: Dataset, tag: int):
 
 # --- the generated table ----------------------------------------------------------------------
 
+
 def test_committed_table_is_generated_from_fixture():
     assert RULES_JSON.exists() and BODY_JSON.exists(), f"{FIXTURES} missing: tests need shared/"
     committed = Path(gen_fiona_table.__file__).with_name("_fiona_table.py").read_text()
@@ -87,16 +89,48 @@ def test_committed_table_is_generated_from_fixture():
     for r in rules:
         counts[r[3]] = counts.get(r[3], 0) + 1
     # the action counts of section 8
-    assert {a: counts[a] for a in ("remove", "keep", "incrementdate", "hashuid", "empty",
-                                   "hashuid+PROJECTNAME", "incrementdatetime", "hash")} == {
-        "remove": 118, "keep": 80, "incrementdate": 21, "hashuid": 18, "empty": 7,
-        "hashuid+PROJECTNAME": 7, "incrementdatetime": 4, "hash": 2}
+    assert {
+        a: counts[a]
+        for a in (
+            "remove",
+            "keep",
+            "incrementdate",
+            "hashuid",
+            "empty",
+            "hashuid+PROJECTNAME",
+            "incrementdatetime",
+            "hash",
+        )
+    } == {
+        "remove": 118,
+        "keep": 80,
+        "incrementdate": 21,
+        "hashuid": 18,
+        "empty": 7,
+        "hashuid+PROJECTNAME": 7,
+        "incrementdatetime": 4,
+        "hash": 2,
+    }
 
 
 def test_every_rule_has_a_defined_behaviour():
-    known = {"remove", "keep", "empty", "hash", "hashuid", "hashuid+PROJECTNAME", "incrementdate",
-             "incrementdatetime", "keyword", "set", "bodypart", "temporal", "method", "codes",
-             "private"}
+    known = {
+        "remove",
+        "keep",
+        "empty",
+        "hash",
+        "hashuid",
+        "hashuid+PROJECTNAME",
+        "incrementdate",
+        "incrementdatetime",
+        "keyword",
+        "set",
+        "bodypart",
+        "temporal",
+        "method",
+        "codes",
+        "private",
+    }
     for tag, name, action, create in RULES:
         rule = table_rule(tag, name, action, create)
         assert rule.action in known, (name, action)
@@ -104,6 +138,7 @@ def test_every_rule_has_a_defined_behaviour():
 
 
 # --- the worked UID example -------------------------------------------------------------------
+
 
 def test_worked_uid_example_digit_for_digit():
     expected = "1.3.6.1.4.1.45037.755057394196176954731352373801808351328960141"
@@ -123,8 +158,12 @@ def test_worked_uid_example_digit_for_digit():
 # --- every rule of the table on a dataset carrying every tag ---------------------------------
 
 _TEXT_VRS = {"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UT"}
-_PRIVATE_BLOCKS = {0x0009: "SECTRA_IDENT_01", 0x0033: "MITRA OBJECT UTF8 ATTRIBUTES 1.0",
-                   0x0013: "CTP", 0x0071: "SIEMENS MED PT"}
+_PRIVATE_BLOCKS = {
+    0x0009: "SECTRA_IDENT_01",
+    0x0033: "MITRA OBJECT UTF8 ATTRIBUTES 1.0",
+    0x0013: "CTP",
+    0x0071: "SIEMENS MED PT",
+}
 
 
 def _planted():
@@ -262,8 +301,11 @@ def test_create_if_missing_on_an_almost_empty_object():
     ds.SOPInstanceUID = "1.2.826.0.1.3680043.9.7.1"
     ds.StudyInstanceUID = "1.2.826.0.1.3680043.9.7.2"
     out = fiona().deidentify(ds, PARTICIPANT)
-    created = [int(r[0] + r[1], 16) for r in json.loads(RULES_JSON.read_text())
-               if len(r) > 5 and r[5] == "createIfMissing"]
+    created = [
+        int(r[0] + r[1], 16)
+        for r in json.loads(RULES_JSON.read_text())
+        if len(r) > 5 and r[5] == "createIfMissing"
+    ]
     assert len(created) == 15
     for tag in created:
         assert tag in out, hex(tag)
@@ -278,7 +320,10 @@ def test_create_if_missing_on_an_almost_empty_object():
 
 def test_markers_and_clinical_trial_tags():
     ds = Dataset()
-    ds.SOPInstanceUID, ds.StudyInstanceUID = "1.2.826.0.1.3680043.9.7.1", "1.2.826.0.1.3680043.9.7.2"
+    ds.SOPInstanceUID, ds.StudyInstanceUID = (
+        "1.2.826.0.1.3680043.9.7.1",
+        "1.2.826.0.1.3680043.9.7.2",
+    )
     ds.InstitutionName = "St. Elsewhere"
     out = fiona(sponsor="Example University").deidentify(ds, PARTICIPANT, EVENT)
     assert out.PatientIdentityRemoved == "YES"
@@ -338,6 +383,7 @@ def test_tags_not_in_the_fiona_table_follow_ps315():
 
 # --- body parts, dates ------------------------------------------------------------------------
 
+
 def test_body_part_allow_list():
     keywords = [k for *_, k in json.loads(BODY_JSON.read_text()) if k]
     assert "HEAD" in keywords and "BODYPART" in keywords
@@ -352,11 +398,18 @@ def test_body_part_allow_list():
         assert d.deidentify(ds, PARTICIPANT).BodyPartExamined == "BODYPART", value
 
 
-@pytest.mark.parametrize("value,expected", [
-    ("20240102", "20240213"), ("20240120", "20240302"), ("20231231", "20240211"),
-    ("20240102101530", "20240213"),  # upstream reads YYYYMMDD and writes the date only
-    ("garbage", ""), ("20241345", ""), ("", ""),
-])
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        ("20240102", "20240213"),
+        ("20240120", "20240302"),
+        ("20231231", "20240211"),
+        ("20240102101530", "20240213"),  # upstream reads YYYYMMDD and writes the date only
+        ("garbage", ""),
+        ("20241345", ""),
+        ("", ""),
+    ],
+)
 def test_incrementdate(value, expected):
     ds = Dataset()
     ds.SOPInstanceUID = "1.2.3.4"
@@ -364,11 +417,17 @@ def test_incrementdate(value, expected):
     assert fiona().deidentify(ds, PARTICIPANT).AcquisitionDate == expected
 
 
-@pytest.mark.parametrize("value,expected", [
-    ("2024", "2024"), ("202401", "202402"), ("20240102", "20240213"),
-    ("20240102101530", "20240213101530"), ("20240102101530.123456+0100", "20240213101530.123456+0100"),
-    ("garbage", ""),
-])
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        ("2024", "2024"),
+        ("202401", "202402"),
+        ("20240102", "20240213"),
+        ("20240102101530", "20240213101530"),
+        ("20240102101530.123456+0100", "20240213101530.123456+0100"),
+        ("garbage", ""),
+    ],
+)
 def test_incrementdatetime(value, expected):
     ds = Dataset()
     ds.add_new(0x0008002A, "DT", value)
@@ -396,13 +455,19 @@ def test_times_kept_and_other_dates_shift_alike():
     ds.add_new(0x00189074, "DT", "20240102101010")  # FrameAcquisitionDateTime: not in FIONA
     ds.add_new(0x00181012, "DA", "20240105")  # DateOfSecondaryCapture
     out = fiona().deidentify(ds, PARTICIPANT)
-    assert (out.StudyDate, out.StudyTime, out.AcquisitionTime) == ("20240213", "235959.123", "101010")
+    assert (out.StudyDate, out.StudyTime, out.AcquisitionTime) == (
+        "20240213",
+        "235959.123",
+        "101010",
+    )
     assert out[0x00189074].value == "20240213101010" and out.DateOfSecondaryCapture == "20240216"
     kept = Deidentifier(DeidSettings.fiona(PROJECT, date_mode="keep")).deidentify(
-        _dated("20240102"), PARTICIPANT)
+        _dated("20240102"), PARTICIPANT
+    )
     assert kept.StudyDate == "20240102"
     other = Deidentifier(DeidSettings.fiona(PROJECT, date_shift_days=-10)).deidentify(
-        _dated("20240102"), PARTICIPANT)
+        _dated("20240102"), PARTICIPANT
+    )
     assert other.StudyDate == "20231223"
     clean = _dated("20240102")
     clean.StudyTime, clean.AcquisitionDateTime = "235959.123", "20240102101010"
@@ -430,12 +495,23 @@ def test_siemens_pet_private_date_needs_its_creator():
 
 # --- tag changes --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("spec,problem", [
-    ("0008,0080", "expected"), ("08,0080=X", "expected"), ("0009,1001=X", "private"),
-    ("0010,0010=X", "participant"), ("0010,0020=PROJECTNAME", "participant"),
-    ("0002,0010=X", "file-meta"), ("0021,0080=X", "private"), ("0008,0018=NEW", "UID"),
-    ("0008,1140=X", "sequence"), ("0013,1111=X", "private"), ("0008,8888=X", "dictionary"),
-])
+
+@pytest.mark.parametrize(
+    "spec,problem",
+    [
+        ("0008,0080", "expected"),
+        ("08,0080=X", "expected"),
+        ("0009,1001=X", "private"),
+        ("0010,0010=X", "participant"),
+        ("0010,0020=PROJECTNAME", "participant"),
+        ("0002,0010=X", "file-meta"),
+        ("0021,0080=X", "private"),
+        ("0008,0018=NEW", "UID"),
+        ("0008,1140=X", "sequence"),
+        ("0013,1111=X", "private"),
+        ("0008,8888=X", "dictionary"),
+    ],
+)
 def test_tag_change_refused(spec, problem):
     with pytest.raises(ValueError, match=problem):
         parse_tag_change(spec)
@@ -454,23 +530,50 @@ def _change(changes=(), regex=(), keyed=False, **values) -> Dataset:
     for kw, v in values.items():
         setattr(ds, kw, v)
     if keyed:
-        d = Deidentifier(DeidSettings(project=PROJECT, secret="k", tag_changes=tuple(changes),
-                                      regex_tag_changes=tuple(regex), site_name="Bergen"))
+        d = Deidentifier(
+            DeidSettings(
+                project=PROJECT,
+                secret="k",
+                tag_changes=tuple(changes),
+                regex_tag_changes=tuple(regex),
+                site_name="Bergen",
+            )
+        )
     else:
-        d = fiona(tag_changes=tuple(changes), regex_tag_changes=tuple(regex), site_name="Bergen",
-                  site_id="B01")
+        d = fiona(
+            tag_changes=tuple(changes),
+            regex_tag_changes=tuple(regex),
+            site_name="Bergen",
+            site_id="B01",
+        )
     return d.deidentify(ds, PARTICIPANT, EVENT)
 
 
 def test_tag_change_keywords_literals_and_actions():
-    out = _change(["0008,1030=PROJECTNAME", "0008,103e=PatientID", "0018,1030=EventName",
-                   "0032,1060=SITENAME", "0018,1000=SITEID", "0010,4000=remove",
-                   "0010,2180=empty", "0008,0050=hash", "0020,4000=Literal text!",
-                   "0008,0070=ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"],
-                  StudyDescription="Doe study", SeriesDescription="T1", ProtocolName="p",
-                  RequestedProcedureDescription="MR", DeviceSerialNumber="SN1", PatientComments="c",
-                  Occupation="pilot", AccessionNumber="ACC99", ImageComments="x",
-                  Manufacturer="ACME")
+    out = _change(
+        [
+            "0008,1030=PROJECTNAME",
+            "0008,103e=PatientID",
+            "0018,1030=EventName",
+            "0032,1060=SITENAME",
+            "0018,1000=SITEID",
+            "0010,4000=remove",
+            "0010,2180=empty",
+            "0008,0050=hash",
+            "0020,4000=Literal text!",
+            "0008,0070=ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
+        ],
+        StudyDescription="Doe study",
+        SeriesDescription="T1",
+        ProtocolName="p",
+        RequestedProcedureDescription="MR",
+        DeviceSerialNumber="SN1",
+        PatientComments="c",
+        Occupation="pilot",
+        AccessionNumber="ACC99",
+        ImageComments="x",
+        Manufacturer="ACME",
+    )
     assert out.StudyDescription == PROJECT and out.SeriesDescription == PARTICIPANT
     assert out.ProtocolName == EVENT and out.RequestedProcedureDescription == "Bergen"
     assert out.DeviceSerialNumber == "B01"
@@ -497,14 +600,19 @@ def test_regex_tag_change():
     out = _change(regex=[r"0032,4000=STUDY ([A-Z0-9]+)"], StudyComments="for STUDY XK12 only")
     assert out.StudyComments == "XK12 "
     assert _change(regex=[r"0032,4000=STUDY ([A-Z0-9]+)"]).StudyComments == NO_MATCH  # created
-    assert _change(regex=[r"0032,4000=STUDY (\d+)"], StudyComments="STUDY X").StudyComments == NO_MATCH
+    assert (
+        _change(regex=[r"0032,4000=STUDY (\d+)"], StudyComments="STUDY X").StudyComments == NO_MATCH
+    )
     present = _change(regex=[r"0018,0024=^(\w\w)"], SequenceName="fl3d")
     assert present.SequenceName == "fl "  # not in the FIONA table: replaced when present
 
 
 def test_tag_changes_in_keyed_mode_win_over_the_stamps():
-    out = _change(["0008,0080=PROJECTNAME", "0008,0090=Dr^Who", "0040,2001=remove"], keyed=True,
-                  InstitutionName="St. Elsewhere")
+    out = _change(
+        ["0008,0080=PROJECTNAME", "0008,0090=Dr^Who", "0040,2001=remove"],
+        keyed=True,
+        InstitutionName="St. Elsewhere",
+    )
     assert out.InstitutionName == PROJECT
     assert str(out.ReferringPhysicianName) == "Dr^Who"
     assert 0x00402001 not in out
@@ -514,8 +622,10 @@ def test_tag_changes_in_keyed_mode_win_over_the_stamps():
     hashed = _change(["0008,0050=hash"], keyed=True, AccessionNumber="ACC99")
     assert hashed.AccessionNumber.isdigit() and len(hashed.AccessionNumber) == 16
     assert hashed.AccessionNumber != dec(b"ACC99 ")[:16]  # keyed: not the guessable plain hash
-    assert _change(["0008,0050=hash"], keyed=True, AccessionNumber="ACC99").AccessionNumber == \
-        hashed.AccessionNumber
+    assert (
+        _change(["0008,0050=hash"], keyed=True, AccessionNumber="ACC99").AccessionNumber
+        == hashed.AccessionNumber
+    )
 
 
 def test_fiona_command_line_equivalent_with_and_without_event():
@@ -528,6 +638,7 @@ def test_fiona_command_line_equivalent_with_and_without_event():
 
 
 # --- sequences, mapping, release --------------------------------------------------------------
+
 
 def test_references_stay_consistent_across_objects():
     a, b = Dataset(), Dataset()
@@ -563,8 +674,12 @@ def test_mapping_json():
 
 @pytest.mark.parametrize("vendor", ["SIEMENS", "GE", "PHILIPS"])
 def test_release_check_clean_on_fiona_output_of_every_vendor(tmp_path, vendor):
-    study = {"patient_name": "Hansen^Kari^Marie", "patient_id": "MRN31337",
-             "accession": "ACC2024X", "study_description": "Brain research protocol"}
+    study = {
+        "patient_name": "Hansen^Kari^Marie",
+        "patient_id": "MRN31337",
+        "accession": "ACC2024X",
+        "study_description": "Brain research protocol",
+    }
     files = synth.standard_mr_study(tmp_path / "mr", vendor, n_per_series=2, **study)
     files += synth.ct_study(tmp_path / "ct", vendor, n_images=2, **study)
     files += synth.secondary_capture(tmp_path / "sc", vendor, **study)
@@ -582,7 +697,8 @@ def test_release_check_clean_on_fiona_output_of_every_vendor(tmp_path, vendor):
         assert back.StudyInstanceUID == project_uid(originals[0].StudyInstanceUID)
         assert back.file_meta.MediaStorageSOPInstanceUID == back.SOPInstanceUID
     if vendor == "SIEMENS":  # the diffusion allow-list still applies in FIONA mode
-        dwi = [f for f, o in zip(files, originals, strict=True)
-               if "diff" in str(o.SeriesDescription)]
+        dwi = [
+            f for f, o in zip(files, originals, strict=True) if "diff" in str(o.SeriesDescription)
+        ]
         out = d.deidentify(dcmread(dwi[-1]), PARTICIPANT)
         assert out.private_block(0x0029, "SIEMENS CSA HEADER")[0x10].value

@@ -33,11 +33,16 @@ def _uid(settings, uid: str = "1.2.826.0.1.3680043.9.7.1") -> str:
 
 # --- modes and keys ---------------------------------------------------------------------------
 
+
 def test_default_mode_keyed_with_local_tracker_and_key_file(tmp_path, caplog):
     cfg = site(tmp_path)
     with caplog.at_level(logging.INFO, logger="fionagw.deid"):
         settings = settings_for_project(project(), cfg)
-    assert (settings.table, settings.uid_scheme, settings.date_shift_days) == ("ps3.15", "keyed", None)
+    assert (settings.table, settings.uid_scheme, settings.date_shift_days) == (
+        "ps3.15",
+        "keyed",
+        None,
+    )
     key_file = cfg.datadir / "keys" / "DEMO.key"
     key = key_file.read_bytes()
     assert len(key) == 32 and settings.key == key
@@ -48,7 +53,8 @@ def test_default_mode_keyed_with_local_tracker_and_key_file(tmp_path, caplog):
     assert key.hex() not in caplog.text and repr(key) not in caplog.text
     again = settings_for_project(project(), cfg)  # reused, not recreated: a resend maps alike
     assert again.key == key and _uid(again) == _uid(settings) == keyed_uid(
-        "1.2.826.0.1.3680043.9.7.1", key)
+        "1.2.826.0.1.3680043.9.7.1", key
+    )
     assert len([r for r in caplog.records if "created" in r.getMessage()]) == 1
     assert not list(key_file.parent.glob(".*tmp"))
 
@@ -69,10 +75,18 @@ def test_redcap_backend_defaults_to_fiona_mode(tmp_path):
     secrets = tmp_path / "secrets.json"
     secrets.write_text(json.dumps({"tokens": {}}))
     secrets.chmod(0o600)
-    cfg = site(tmp_path, backend="redcap", redcap_url="https://redcap.invalid/api/",
-               secrets_file=str(secrets))
-    proj = Project(name="LEG", participant_id=r"^LEG\d{4}$", import_rule_tag="0032,4000",
-                   import_rule_regexp=r"^\[(.*)\]")
+    cfg = site(
+        tmp_path,
+        backend="redcap",
+        redcap_url="https://redcap.invalid/api/",
+        secrets_file=str(secrets),
+    )
+    proj = Project(
+        name="LEG",
+        participant_id=r"^LEG\d{4}$",
+        import_rule_tag="0032,4000",
+        import_rule_regexp=r"^\[(.*)\]",
+    )
     settings = settings_for_project(proj, cfg)
     assert (settings.table, settings.uid_scheme, settings.date_shift_days) == ("fiona", "fiona", 42)
     assert settings.regex_tag_changes == (r"0032,4000=^\[(.*)\]",)  # FIONA's --regtagchange
@@ -85,7 +99,9 @@ def test_redcap_backend_defaults_to_fiona_mode(tmp_path):
 def test_key_from_secrets_file(tmp_path):
     secrets = tmp_path / "secrets.json"
     hex_key = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
-    secrets.write_text(json.dumps({"tokens": {}, "deid_keys": {"DEMO": hex_key, "TXT": "a passphrase"}}))
+    secrets.write_text(
+        json.dumps({"tokens": {}, "deid_keys": {"DEMO": hex_key, "TXT": "a passphrase"}})
+    )
     secrets.chmod(0o600)
     cfg = site(tmp_path, secrets_file=str(secrets))
     assert settings_for_project(project(), cfg).key == bytes.fromhex(hex_key)
@@ -113,8 +129,9 @@ def test_world_readable_or_unreadable_key_file(tmp_path):
     key_file.chmod(0o644)
     with pytest.raises(ConfigError) as err:
         settings_for_project(project(), cfg)
-    assert str(err.value) == (f"{key_file}: mode 0644 lets group or others read the secret; "
-                              f"run: chmod 600 {key_file}")
+    assert str(err.value) == (
+        f"{key_file}: mode 0644 lets group or others read the secret; run: chmod 600 {key_file}"
+    )
     key_file.unlink()
     key_file.symlink_to(tmp_path / "elsewhere.key")  # O_NOFOLLOW: a link is not read
     with pytest.raises(ConfigError) as err:
@@ -134,14 +151,27 @@ def test_retained_uids_with_fixed_shift_need_no_key(tmp_path):
 
 # --- every key ----------------------------------------------------------------------------------
 
+
 def test_every_key_reaches_the_settings(tmp_path):
     cfg = site(tmp_path)
-    settings = settings_for_project(project(
-        mode="keyed", uid_root="1.2.826.0.1.3680043.10.99", date_mode="shift",
-        date_shift_range=[-100, -50], times="clean", options=["retain_patient_characteristics"],
-        private_keep=["0019,SIEMENS MR HEADER,0c"], keep_diffusion=False,
-        tag_changes=["0008,0080=PROJECTNAME"], regex_tag_changes=[r"0032,4000=(\d+)"],
-        sponsor="Uni", site_id="S1", site_name="Bergen"), cfg)
+    settings = settings_for_project(
+        project(
+            mode="keyed",
+            uid_root="1.2.826.0.1.3680043.10.99",
+            date_mode="shift",
+            date_shift_range=[-100, -50],
+            times="clean",
+            options=["retain_patient_characteristics"],
+            private_keep=["0019,SIEMENS MR HEADER,0c"],
+            keep_diffusion=False,
+            tag_changes=["0008,0080=PROJECTNAME"],
+            regex_tag_changes=[r"0032,4000=(\d+)"],
+            sponsor="Uni",
+            site_id="S1",
+            site_name="Bergen",
+        ),
+        cfg,
+    )
     assert settings.uid_root == "1.2.826.0.1.3680043.10.99"
     assert settings.date_shift_range == (-100, -50) and settings.times == "clean"
     assert settings.options == frozenset({"retain_patient_characteristics"})
@@ -156,28 +186,31 @@ def test_every_key_reaches_the_settings(tmp_path):
     assert settings_for_project(project(date_mode="keep"), cfg).date_mode == "keep"
 
 
-@pytest.mark.parametrize("deid,key,problem", [
-    ({"mode": "anonymous"}, "mode", 'expected "fiona" or "keyed"'),
-    ({"colour": 1}, "colour", "unknown key"),
-    ({"date_mode": "blur"}, "date_mode", "expected"),
-    ({"times": True}, "times", "expected a string"),
-    ({"date_shift_days": "42"}, "date_shift_days", "expected an integer"),
-    ({"date_shift_days": 99999}, "date_shift_days", "within"),
-    ({"date_shift_range": [10, -10]}, "date_shift_range", "low <= high"),
-    ({"date_shift_range": [1]}, "date_shift_range", "low <= high"),
-    ({"uid_root": "1.2.abc"}, "uid_root", "dotted-digit"),
-    ({"mode": "fiona", "uid_root": "1.2.3"}, "uid_root", "keyed mode only"),
-    ({"options": ["retain_everything"]}, "options", "unknown option"),
-    ({"options": ["retain_full_dates"]}, "options", "follows date_mode"),
-    ({"options": "retain_uids"}, "options", "expected a list"),
-    ({"private_keep": ["0018,ACME,10"]}, "private_keep[0]", "odd group"),
-    ({"private_keep": ["0019,ACME"]}, "private_keep[0]", "gggg,CREATOR,ee"),
-    ({"keep_diffusion": "yes"}, "keep_diffusion", "true or false"),
-    ({"tag_changes": ["0008,0080=X", "0010,0010=Someone"]}, "tag_changes[1]", "participant ID"),
-    ({"tag_changes": ["nonsense"]}, "tag_changes[0]", "gggg,eeee=VALUE"),
-    ({"regex_tag_changes": ["0032,4000=(("]}, "regex_tag_changes[0]", "regular expression"),
-    ({"sponsor": 7}, "sponsor", "expected a string"),
-])
+@pytest.mark.parametrize(
+    "deid,key,problem",
+    [
+        ({"mode": "anonymous"}, "mode", 'expected "fiona" or "keyed"'),
+        ({"colour": 1}, "colour", "unknown key"),
+        ({"date_mode": "blur"}, "date_mode", "expected"),
+        ({"times": True}, "times", "expected a string"),
+        ({"date_shift_days": "42"}, "date_shift_days", "expected an integer"),
+        ({"date_shift_days": 99999}, "date_shift_days", "within"),
+        ({"date_shift_range": [10, -10]}, "date_shift_range", "low <= high"),
+        ({"date_shift_range": [1]}, "date_shift_range", "low <= high"),
+        ({"uid_root": "1.2.abc"}, "uid_root", "dotted-digit"),
+        ({"mode": "fiona", "uid_root": "1.2.3"}, "uid_root", "keyed mode only"),
+        ({"options": ["retain_everything"]}, "options", "unknown option"),
+        ({"options": ["retain_full_dates"]}, "options", "follows date_mode"),
+        ({"options": "retain_uids"}, "options", "expected a list"),
+        ({"private_keep": ["0018,ACME,10"]}, "private_keep[0]", "odd group"),
+        ({"private_keep": ["0019,ACME"]}, "private_keep[0]", "gggg,CREATOR,ee"),
+        ({"keep_diffusion": "yes"}, "keep_diffusion", "true or false"),
+        ({"tag_changes": ["0008,0080=X", "0010,0010=Someone"]}, "tag_changes[1]", "participant ID"),
+        ({"tag_changes": ["nonsense"]}, "tag_changes[0]", "gggg,eeee=VALUE"),
+        ({"regex_tag_changes": ["0032,4000=(("]}, "regex_tag_changes[0]", "regular expression"),
+        ({"sponsor": 7}, "sponsor", "expected a string"),
+    ],
+)
 def test_bad_values_are_one_line_errors(tmp_path, deid, key, problem):
     cfg = site(tmp_path)
     with pytest.raises(ConfigError) as err:
@@ -189,7 +222,9 @@ def test_bad_values_are_one_line_errors(tmp_path, deid, key, problem):
 
 def test_bad_import_rule(tmp_path):
     cfg = site(tmp_path)
-    proj = Project(name="P", participant_id=".*", import_rule_tag="32,4000", import_rule_regexp="(x)")
+    proj = Project(
+        name="P", participant_id=".*", import_rule_tag="32,4000", import_rule_regexp="(x)"
+    )
     with pytest.raises(ConfigError, match=r"projects\.P\.import_rule: expected"):
         settings_for_project(proj, cfg)
     proj.import_rule_regexp = ""  # no regexp: no rule, as FIONA

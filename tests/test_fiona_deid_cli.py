@@ -27,8 +27,12 @@ projects:
     participant_id: '.*'
     deid: {mode: keyed, times: sometimes}
 """
-STUDY = {"patient_name": "Hansen^Kari^Marie", "patient_id": "MRN31337", "accession": "ACC2024X",
-         "study_description": "Brain research protocol"}
+STUDY = {
+    "patient_name": "Hansen^Kari^Marie",
+    "patient_id": "MRN31337",
+    "accession": "ACC2024X",
+    "study_description": "Brain research protocol",
+}
 
 
 @pytest.fixture
@@ -47,8 +51,18 @@ def test_fiona_project_end_to_end(site, tmp_path):
     files = synth.standard_mr_study(tmp_path / "in" / "mr", "SIEMENS", n_per_series=2, **STUDY)
     files += synth.ct_study(tmp_path / "in" / "ct", "GE", n_images=3, seed=7, **STUDY)
     out = tmp_path / "out"
-    result = deid(site, tmp_path / "in", "--project", "LEG", "--participant", "LEG0001",
-                  "--event", "baseline", "--out", out)
+    result = deid(
+        site,
+        tmp_path / "in",
+        "--project",
+        "LEG",
+        "--participant",
+        "LEG0001",
+        "--event",
+        "baseline",
+        "--out",
+        out,
+    )
     assert result.returncode == 0, result.stderr
     assert f"{len(files)} of {len(files)} file(s) written" in result.stdout
     assert "(8 series, 2 studies)" in result.stdout
@@ -57,8 +71,11 @@ def test_fiona_project_end_to_end(site, tmp_path):
     written = sorted(out.rglob("*.dcm"))
     assert len(written) == len(files)
     for orig in originals:  # FIONA's -b layout: <newSeries>/<Modality>.<newSOP>.dcm
-        path = (out / fiona_uid(orig.SeriesInstanceUID, "LEG")
-                / f"{orig.Modality}.{fiona_uid(orig.SOPInstanceUID, 'LEG')}.dcm")
+        path = (
+            out
+            / fiona_uid(orig.SeriesInstanceUID, "LEG")
+            / f"{orig.Modality}.{fiona_uid(orig.SOPInstanceUID, 'LEG')}.dcm"
+        )
         ds = dcmread(path)
         assert ds.SOPInstanceUID == fiona_uid(orig.SOPInstanceUID, "LEG")
         assert ds.PatientID == "LEG0001" and ds.ClinicalTrialTimePointID == "baseline"
@@ -68,8 +85,10 @@ def test_fiona_project_end_to_end(site, tmp_path):
     mapping = json.loads((out / "mapping.json").read_text())
     studies = sorted({o.StudyInstanceUID for o in originals})
     series = sorted({o.SeriesInstanceUID for o in originals})
-    assert mapping == {"StudyInstanceUID": {s: fiona_uid(s, "LEG") for s in studies},
-                       "SeriesInstanceUID": {s: fiona_uid(s, "LEG") for s in series}}
+    assert mapping == {
+        "StudyInstanceUID": {s: fiona_uid(s, "LEG") for s in studies},
+        "SeriesInstanceUID": {s: fiona_uid(s, "LEG") for s in series},
+    }
     dcmftest = shutil.which("dcmftest")
     assert dcmftest, "dcmtk is not installed: run ./tests/run"
     check = subprocess.run([dcmftest, *map(str, written)], capture_output=True, text=True)
@@ -82,11 +101,23 @@ def test_keyed_project_is_deterministic_and_logs_no_key(site, tmp_path):
     files = synth.standard_mr_study(tmp_path / "in", "PHILIPS", n_per_series=1, **STUDY)
     runs = []
     for name in ("a", "b"):
-        result = deid(site, tmp_path / "in", "--project", "KEY", "--participant", "K7",
-                      "--out", tmp_path / name)
+        result = deid(
+            site,
+            tmp_path / "in",
+            "--project",
+            "KEY",
+            "--participant",
+            "K7",
+            "--out",
+            tmp_path / name,
+        )
         assert result.returncode == 0, result.stderr
-        runs.append({p.relative_to(tmp_path / name): p.read_bytes()
-                     for p in (tmp_path / name).rglob("*.dcm")})
+        runs.append(
+            {
+                p.relative_to(tmp_path / name): p.read_bytes()
+                for p in (tmp_path / name).rglob("*.dcm")
+            }
+        )
     assert runs[0] == runs[1] and len(runs[0]) == len(files)  # a resend gives the same objects
     key_file = tmp_path / "data" / "keys" / "KEY.key"
     key = key_file.read_bytes()
@@ -111,14 +142,26 @@ def test_bad_inputs_are_reported_and_counted(site, tmp_path):
     odd = dcmread(good[0])  # an invalid birth date: pydicom would quote it in a warning
     odd.add_new(0x00100030, "DA", "1961-07-14")
     odd.save_as(good[0])
-    result = deid(site, tmp_path / "in", tmp_path / "missing.dcm", "--project", "LEG",
-                  "--participant", "LEG0002", "--out", tmp_path / "out")
+    result = deid(
+        site,
+        tmp_path / "in",
+        tmp_path / "missing.dcm",
+        "--project",
+        "LEG",
+        "--participant",
+        "LEG0002",
+        "--out",
+        tmp_path / "out",
+    )
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
-    for name, reason in (("notes.txt", "not a DICOM file"), ("empty.dcm", "not a DICOM file"),
-                         ("cut.dcm", "truncated file: (7FE0,0010)"),
-                         ("header.dcm", "not a DICOM object (no SOP Instance UID)"),
-                         ("missing.dcm", "no such file or folder")):
+    for name, reason in (
+        ("notes.txt", "not a DICOM file"),
+        ("empty.dcm", "not a DICOM file"),
+        ("cut.dcm", "truncated file: (7FE0,0010)"),
+        ("header.dcm", "not a DICOM object (no SOP Instance UID)"),
+        ("missing.dcm", "no such file or folder"),
+    ):
         mine = [line for line in lines if f"/{name}:" in line]
         assert len(mine) == 1 and reason in mine[0], (name, lines)
     assert f"{len(good)} of {len(good) + 5} file(s) written" in result.stdout
@@ -129,10 +172,22 @@ def test_bad_inputs_are_reported_and_counted(site, tmp_path):
 
 
 def test_release_check_hit_writes_nothing(site, tmp_path):
-    synth.standard_mr_study(tmp_path / "in", "SIEMENS", n_per_series=1,
-                            **{**STUDY, "study_description": "Follow-up of Kari Hansen"})
-    result = deid(site, tmp_path / "in", "--project", "LEG", "--participant", "LEG0003",
-                  "--out", tmp_path / "out")
+    synth.standard_mr_study(
+        tmp_path / "in",
+        "SIEMENS",
+        n_per_series=1,
+        **{**STUDY, "study_description": "Follow-up of Kari Hansen"},
+    )
+    result = deid(
+        site,
+        tmp_path / "in",
+        "--project",
+        "LEG",
+        "--participant",
+        "LEG0003",
+        "--out",
+        tmp_path / "out",
+    )
     assert result.returncode == 1
     hits = [line for line in result.stderr.splitlines() if "release check" in line]
     assert hits and all("patient_name found at (0008,1030)" in h for h in hits)
@@ -141,12 +196,21 @@ def test_release_check_hit_writes_nothing(site, tmp_path):
     assert "with release-check hits" in result.stdout
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--project", "LEG", "--participant", "SUBJ1"], "does not match project LEG's pattern"),
-    (["--project", "NOPE", "--participant", "X"], "unknown project 'NOPE' (known: BAD, KEY, LEG)"),
-    (["--project", "LEG", "--participant", "LEG0001", "--event", "week9"], "not an event of project LEG"),
-    (["--project", "BAD", "--participant", "X"], "projects.BAD.deid.times"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--project", "LEG", "--participant", "SUBJ1"], "does not match project LEG's pattern"),
+        (
+            ["--project", "NOPE", "--participant", "X"],
+            "unknown project 'NOPE' (known: BAD, KEY, LEG)",
+        ),
+        (
+            ["--project", "LEG", "--participant", "LEG0001", "--event", "week9"],
+            "not an event of project LEG",
+        ),
+        (["--project", "BAD", "--participant", "X"], "projects.BAD.deid.times"),
+    ],
+)
 def test_refused_before_anything_is_written(site, tmp_path, args, message):
     synth.standard_mr_study(tmp_path / "in", "SIEMENS", n_per_series=1, **STUDY)
     result = deid(site, tmp_path / "in", "--out", tmp_path / "out", *args)

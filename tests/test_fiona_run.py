@@ -28,7 +28,9 @@ from fionagw.config import load_config
 from fionagw.ops.jobstate import last_run
 from fionagw.synth import standard_mr_study
 
-PROJECTS_YML = "projects:\n  ALPHA:\n    participant_id: '^ALPHA[0-9]{3}$'\n    events: [baseline]\n"
+PROJECTS_YML = (
+    "projects:\n  ALPHA:\n    participant_id: '^ALPHA[0-9]{3}$'\n    events: [baseline]\n"
+)
 
 
 def processes_mentioning(text: str) -> list[str]:
@@ -94,8 +96,12 @@ class FionaRun:
     def __init__(self, config: Path, log_dir: Path) -> None:
         self.out = open(log_dir / "fiona-run.out", "w+")  # noqa: SIM115 - closed in stop()
         self.err = open(log_dir / "fiona-run.err", "w+")  # noqa: SIM115
-        self.proc = subprocess.Popen([str(BIN / "fiona"), "--config", str(config), "run"],
-                                     stdout=self.out, stderr=self.err, stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [str(BIN / "fiona"), "--config", str(config), "run"],
+            stdout=self.out,
+            stderr=self.err,
+            stdin=subprocess.DEVNULL,
+        )
 
     def output(self) -> str:
         self.out.flush()
@@ -134,23 +140,40 @@ def site(tmp_path: Path, **overrides: Any) -> Path:
     return write_config(tmp_path, **settings)
 
 
-def test_study_reaches_the_outbox_with_no_other_command(tmp_path: Path, sink: HeartbeatSink) -> None:
+def test_study_reaches_the_outbox_with_no_other_command(
+    tmp_path: Path, sink: HeartbeatSink
+) -> None:
     # the web server has its own test below: this one is about the DICOM path and the jobs
-    config = site(tmp_path, heartbeat={"post_url": sink.url, "post_interval_seconds": 1},
-                  web={"enabled": False})
+    config = site(
+        tmp_path,
+        heartbeat={"post_url": sink.url, "post_interval_seconds": 1},
+        web={"enabled": False},
+    )
     cfg = load_config(config)
     csv = tmp_path / "coupling.csv"
-    csv.write_text("AccessionNumber,ProjectName,subjectid,eventname\nACC-RUN-1,ALPHA,ALPHA007,baseline\n")
+    csv.write_text(
+        "AccessionNumber,ProjectName,subjectid,eventname\nACC-RUN-1,ALPHA,ALPHA007,baseline\n"
+    )
     r = run_bin("fiona", "coupling-list", "import", str(csv), config=config)
     assert r.returncode == 0, r.stderr
-    files = standard_mr_study(tmp_path / "study", vendor="SIEMENS", n_per_series=3, seed=5,
-                              patient_id="PAT-RUN-1", patient_name="Runner^Rita", accession="ACC-RUN-1")
+    files = standard_mr_study(
+        tmp_path / "study",
+        vendor="SIEMENS",
+        n_per_series=3,
+        seed=5,
+        patient_id="PAT-RUN-1",
+        patient_name="Runner^Rita",
+        accession="ACC-RUN-1",
+    )
     study_uid = dcmread(files[0], stop_before_pixels=True).StudyInstanceUID
 
     run = FionaRun(config, tmp_path)
     try:
-        wait_for(lambda: "stop with Ctrl-C" in run.output() or run.proc.poll() is not None, timeout=120,
-                 what="fiona run's banner")
+        wait_for(
+            lambda: "stop with Ctrl-C" in run.output() or run.proc.poll() is not None,
+            timeout=120,
+            what="fiona run's banner",
+        )
         banner = run.output()
         assert run.proc.poll() is None, banner
         # it says where everything listens
@@ -163,7 +186,11 @@ def test_study_reaches_the_outbox_with_no_other_command(tmp_path: Path, sink: He
         outbox = cfg.datadir / "outbox" / "ALPHA" / "ALPHA007"
 
         def delivered() -> list[Path]:
-            sent = [p for p in outbox.rglob("*") if p.is_file() and p.suffix == ".dcm"] if outbox.exists() else []
+            sent = (
+                [p for p in outbox.rglob("*") if p.is_file() and p.suffix == ".dcm"]
+                if outbox.exists()
+                else []
+            )
             return sent if len(sent) == len(files) else []
 
         sent = wait_for(delivered, timeout=420, what="the de-identified study in DATADIR/outbox")
@@ -178,16 +205,26 @@ def test_study_reaches_the_outbox_with_no_other_command(tmp_path: Path, sink: He
 
         # every step was a job of the crontab, run by fiona run (anonymizeAndSend records its run
         # when it ends, a moment after the files reached the outbox)
-        jobs = ("detectStudyArrival", "populateIncoming", "createTransferRequest", "anonymizeAndSend")
-        wait_for(lambda: all(last_run(cfg, job) is not None for job in jobs), timeout=120,
-                 what="every job's run recorded")
+        jobs = (
+            "detectStudyArrival",
+            "populateIncoming",
+            "createTransferRequest",
+            "anonymizeAndSend",
+        )
+        wait_for(
+            lambda: all(last_run(cfg, job) is not None for job in jobs),
+            timeout=120,
+            what="every job's run recorded",
+        )
         for job in jobs:
             jr = last_run(cfg, job)
             assert jr is not None and jr.ok, (job, jr)
         st = run_bin("fiona", "status", config=config)
         assert st.returncode == 0, st.stdout + st.stderr
         for line in ("fiona run", "metrics", "processSingleFile", "storectl"):
-            assert any(ln.strip().startswith(line) and "running" in ln for ln in st.stdout.splitlines()), st.stdout
+            assert any(
+                ln.strip().startswith(line) and "running" in ln for ln in st.stdout.splitlines()
+            ), st.stdout
         metrics = requests.get(f"http://127.0.0.1:{cfg.metrics.port}/metrics", timeout=30).text
         assert f"fionagw_images_received_total {len(files)}" in metrics
         assert 'fionagw_transfer_requests{state="done"} 1' in metrics
@@ -201,7 +238,10 @@ def test_study_reaches_the_outbox_with_no_other_command(tmp_path: Path, sink: He
     time.sleep(0.5)
     assert processes_mentioning(str(config)) == [], "processes left behind after SIGTERM"
     assert all(not Path(f"/proc/{pid}").exists() or _zombie(pid) for pid in tree)
-    assert not cfg.paths.pidfile("storescpd").exists() and not cfg.paths.pidfile("processSingleFile").exists()
+    assert (
+        not cfg.paths.pidfile("storescpd").exists()
+        and not cfg.paths.pidfile("processSingleFile").exists()
+    )
     assert not (cfg.paths.pids / "fiona-run.json").exists()
 
 
@@ -230,7 +270,9 @@ def test_web_server_is_supervised(tmp_path: Path) -> None:
         assert wait_for(answers, timeout=60, what="the web server") < 500
         st = run_bin("fiona", "status", config=config)
         web = [ln for ln in st.stdout.splitlines() if ln.strip().startswith("web ")]
-        assert st.returncode == 0 and web and "running" in web[0] and url in web[0], st.stdout + st.stderr
+        assert st.returncode == 0 and web and "running" in web[0] and url in web[0], (
+            st.stdout + st.stderr
+        )
         pid = int(web[0].split("pid")[1].split()[0])
         os.kill(pid, signal.SIGKILL)  # a crash: it comes back
         wait_for(lambda: answers() is None, timeout=30, what="the web server gone")
@@ -249,17 +291,29 @@ def test_crashed_daemon_restarted_and_ctrl_c_leaves_nothing(tmp_path: Path) -> N
     try:
         wait_for(lambda: "stop with Ctrl-C" in run.output(), timeout=120, what="the banner")
         assert "web " not in run.output() and "metrics " not in run.output()
-        pid = wait_for(lambda: _pid(cfg.paths.pidfile("storescpd")), timeout=60, what="the receiver's pid file")
+        pid = wait_for(
+            lambda: _pid(cfg.paths.pidfile("storescpd")), timeout=60, what="the receiver's pid file"
+        )
         wait_for(lambda: echoscu(cfg.dicom_port).returncode == 0, timeout=60, what="the receiver")
         os.kill(pid, signal.SIGKILL)  # a crash
-        new = wait_for(lambda: (p := _pid(cfg.paths.pidfile("storescpd"))) not in (None, pid) and p,
-                       timeout=60, what="the restarted receiver")
-        wait_for(lambda: echoscu(cfg.dicom_port).returncode == 0, timeout=60, what="the receiver answering again")
+        new = wait_for(
+            lambda: (p := _pid(cfg.paths.pidfile("storescpd"))) not in (None, pid) and p,
+            timeout=60,
+            what="the restarted receiver",
+        )
+        wait_for(
+            lambda: echoscu(cfg.dicom_port).returncode == 0,
+            timeout=60,
+            what="the receiver answering again",
+        )
         assert "storectl" in run.output() and "restarting" in run.output()
         assert new in descendants(run.proc.pid)
         # a second gateway on the same site refuses, in one line
         again = run_bin("fiona", "run", config=config, timeout=120)
-        assert again.returncode == 2 and f"fiona run already runs for this site (pid {run.proc.pid})" in again.stderr
+        assert (
+            again.returncode == 2
+            and f"fiona run already runs for this site (pid {run.proc.pid})" in again.stderr
+        )
         assert len(again.stderr.strip().splitlines()) == 1, again.stderr
     finally:
         rc = run.stop(signal.SIGINT)  # Ctrl-C

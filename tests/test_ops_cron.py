@@ -29,7 +29,9 @@ def user_crontab() -> Iterator[None]:
 
     A machine-wide lock keeps two test runs on one machine from editing it at once.
     """
-    assert shutil.which("crontab"), "Debian's cron is not installed: run ./tests/run, which installs it"
+    assert shutil.which("crontab"), (
+        "Debian's cron is not installed: run ./tests/run, which installs it"
+    )
     with filelock.FileLock(f"/tmp/fionagw-crontab-test-{os.geteuid()}.lock", timeout=600):
         saved = subprocess.run(["crontab", "-l"], capture_output=True, text=True)
         subprocess.run(["crontab", "-"], input=OTHER, text=True, check=True)
@@ -53,7 +55,9 @@ def test_render_fills_paths_config_and_site(tmp_path: Path) -> None:
         assert f"--config {config}" in line.command
         assert line.bare_command.endswith(" SITEB")
         assert ">" not in line.bare_command and "sleep" not in line.bare_command
-    assert {"heartbeat", "clearOldFiles", "clearStaleLinks", "detectStudyArrival"} <= set(programs(text))
+    assert {"heartbeat", "clearOldFiles", "clearStaleLinks", "detectStudyArrival"} <= set(
+        programs(text)
+    )
     sched = {ln.bare_command.split("/bin/")[1].split()[0]: ln.schedule for ln in lines}
     assert sched["heartbeat"] == "* * * * *"
     assert sched["clearOldFiles"] == "30 * * * *"
@@ -61,7 +65,9 @@ def test_render_fills_paths_config_and_site(tmp_path: Path) -> None:
     assert sum("detectStudyArrival" in ln.command for ln in lines) == 4
 
 
-def test_cron_install_runs_bare_and_remove_keeps_other_lines(tmp_path: Path, user_crontab: None) -> None:
+def test_cron_install_runs_bare_and_remove_keeps_other_lines(
+    tmp_path: Path, user_crontab: None
+) -> None:
     config = write_config(tmp_path)
     cfg = load_config(config)
     r = run_bin("fiona", "cron", "install", config=config)
@@ -73,7 +79,9 @@ def test_cron_install_runs_bare_and_remove_keeps_other_lines(tmp_path: Path, use
     expected = job_lines(render(config))
     got = job_lines(installed)
     for line in expected:
-        assert sum(g.command == line.command and g.schedule == line.schedule for g in got) == 1, line
+        assert sum(g.command == line.command and g.schedule == line.schedule for g in got) == 1, (
+            line
+        )
     show = run_bin("fiona", "cron", "show", config=config)
     assert show.returncode == 0 and "lines installed" in show.stdout
 
@@ -82,8 +90,13 @@ def test_cron_install_runs_bare_and_remove_keeps_other_lines(tmp_path: Path, use
         for line in job_lines(installed):
             if "other-job" in line.command:
                 continue
-            done = subprocess.run(["env", "-i", "/bin/sh", "-c", line.bare_command], capture_output=True,
-                                  text=True, timeout=180, cwd="/")
+            done = subprocess.run(
+                ["env", "-i", "/bin/sh", "-c", line.bare_command],
+                capture_output=True,
+                text=True,
+                timeout=180,
+                cwd="/",
+            )
             assert done.returncode == 0, f"{line.bare_command}: {done.stdout} {done.stderr}"
         assert (cfg.paths.pids / "heartbeat.last.json").exists()
     finally:

@@ -68,7 +68,9 @@ def test_heartbeat_restarts_a_stopped_receiver(config: Path) -> None:
     assert not Path(f"/proc/{old}").exists() or daemon.wait_gone(old, 5)
     assert echoscu(cfg.dicom_port).returncode == 0
     entries = read_log(cfg.paths.logfile("heartbeat"))
-    assert any(e["message"].startswith("receiver did not answer") and e["pid"] == old for e in entries)
+    assert any(
+        e["message"].startswith("receiver did not answer") and e["pid"] == old for e in entries
+    )
     assert any(e["message"] == "receiver restarted" and e["pid"] == new for e in entries)
     run = last_run(cfg, "heartbeat")
     assert run and run.ok and "restarted" in run.summary
@@ -91,8 +93,11 @@ def test_heartbeat_kills_a_job_over_its_limit(config: Path) -> None:
     cfg.paths.create()
     with open(cfg.paths.enabled_file, "w") as f:  # receiver off: only the job check runs
         f.write("0")
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER.format(lib=str(ROOT / "lib"), config=str(config))],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER.format(lib=str(ROOT / "lib"), config=str(config))],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
         info = lock_info(cfg, "detectStudyArrival")
@@ -120,7 +125,9 @@ def test_heartbeat_kills_a_job_over_its_limit(config: Path) -> None:
             assert lock.acquired
         entries = read_log(cfg.paths.logfile("heartbeat"))
         killed = [e for e in entries if e["message"].startswith("cron job ran longer")]
-        assert killed and killed[0]["job"] == "detectStudyArrival" and killed[0]["lock_free"] is True
+        assert (
+            killed and killed[0]["job"] == "detectStudyArrival" and killed[0]["lock_free"] is True
+        )
     finally:
         if proc.poll() is None:
             proc.kill()

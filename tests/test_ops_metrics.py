@@ -23,7 +23,9 @@ from fionagw.ops.metrics import MetricsServer, PostError, heartbeat_payload, pos
 from fionagw.ops.status import collect_status
 from fionagw.synth import standard_mr_study
 
-_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? (\S+)$')
+_SAMPLE = re.compile(
+    r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? (\S+)$'
+)
 
 
 def parse_exposition(text: str) -> dict[str, float]:
@@ -67,13 +69,16 @@ def test_counters_follow_real_traffic(tmp_path: Path) -> None:
         m = metrics(config)
         assert m["fionagw_images_received_total"] == 0 and m["fionagw_studies_arrived_total"] == 0
         assert m['fionagw_service_up{service="storectl"}'] == 1
-        assert m['fionagw_disk_free_bytes'] > 0 and 0 < m["fionagw_disk_free_ratio"] <= 1
+        assert m["fionagw_disk_free_bytes"] > 0 and 0 < m["fionagw_disk_free_ratio"] <= 1
 
         a = standard_mr_study(tmp_path / "a", n_per_series=3, seed=1)
         assert storescu(cfg.dicom_port, tmp_path / "a").returncode == 0
         wait_for(lambda: archive_totals(cfg)[0] == len(a), what="study A archived")
         m = metrics(config)
-        assert (m["fionagw_images_received_total"], m["fionagw_received_bytes_total"]) == archive_totals(cfg)
+        assert (
+            m["fionagw_images_received_total"],
+            m["fionagw_received_bytes_total"],
+        ) == archive_totals(cfg)
 
         b = standard_mr_study(tmp_path / "b", vendor="GE", n_per_series=2, seed=2)
         assert storescu(cfg.dicom_port, tmp_path / "b").returncode == 0
@@ -82,7 +87,10 @@ def test_counters_follow_real_traffic(tmp_path: Path) -> None:
         assert run_bin("detectStudyArrival", config=config).returncode == 0
         m = metrics(config)
         assert m["fionagw_images_received_total"] == len(a) + len(b)
-        assert (m["fionagw_images_received_total"], m["fionagw_received_bytes_total"]) == archive_totals(cfg)
+        assert (
+            m["fionagw_images_received_total"],
+            m["fionagw_received_bytes_total"],
+        ) == archive_totals(cfg)
         assert m["fionagw_studies_arrived_total"] == 2
         assert m['fionagw_queue_depth{queue="incoming_list"}'] == 2
         assert m['fionagw_service_up{service="processSingleFile"}'] == 1
@@ -144,7 +152,9 @@ def test_served_endpoint(tmp_path: Path) -> None:
     server.start()
     try:
         r = requests.get(server.url, timeout=10)
-        assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        assert r.status_code == 200 and r.headers["Content-Type"].startswith(
+            "text/plain; version=0.0.4"
+        )
         m = parse_exposition(r.text)
         assert m["fionagw_images_received_total"] == 0 and "fionagw_scrape_duration_seconds" in m
         assert requests.get(server.url.replace("/metrics", "/"), timeout=10).status_code == 404
@@ -168,7 +178,9 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                outer.posts.append({"path": self.path, "headers": dict(self.headers), "json": json.loads(body)})
+                outer.posts.append(
+                    {"path": self.path, "headers": dict(self.headers), "json": json.loads(body)}
+                )
                 self.send_response(outer.status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -213,7 +225,9 @@ def test_heartbeat_post_verified_tls_and_token(tmp_path: Path, receiver) -> None
     cfg.paths.create()
     # our test CA is not trusted by default: TLS is verified, nothing is sent
     r = run_bin("fiona", "metrics", "--post", config=config)
-    assert r.returncode == 1 and "CERTIFICATE_VERIFY_FAILED" in r.stderr and token not in r.stderr, r.stderr
+    assert (
+        r.returncode == 1 and "CERTIFICATE_VERIFY_FAILED" in r.stderr and token not in r.stderr
+    ), r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and not receiver.posts
 
     config = write_config(tmp_path, heartbeat={**hb, "post_ca_bundle": str(receiver.tls["ca"])})
@@ -235,17 +249,30 @@ def test_heartbeat_post_verified_tls_and_token(tmp_path: Path, receiver) -> None
         assert token not in log.read_text(errors="replace"), log
 
     # each part can be switched off
-    config = write_config(tmp_path, heartbeat={**hb, "post_ca_bundle": str(receiver.tls["ca"]),
-                                               "post_system": False, "post_queues": False})
+    config = write_config(
+        tmp_path,
+        heartbeat={
+            **hb,
+            "post_ca_bundle": str(receiver.tls["ca"]),
+            "post_system": False,
+            "post_queues": False,
+        },
+    )
     body = heartbeat_payload(load_config(config))
     assert "system" not in body and "queues" not in body and "services" in body
 
 
 def test_heartbeat_post_interval_and_retry(tmp_path: Path, receiver) -> None:  # type: ignore[no-untyped-def]
     token_file, _token = _token_file(tmp_path)
-    config = write_config(tmp_path, heartbeat={"post_url": receiver.url, "post_token_file": str(token_file),
-                                               "post_ca_bundle": str(receiver.tls["ca"]),
-                                               "post_interval_seconds": 300})
+    config = write_config(
+        tmp_path,
+        heartbeat={
+            "post_url": receiver.url,
+            "post_token_file": str(token_file),
+            "post_ca_bundle": str(receiver.tls["ca"]),
+            "post_interval_seconds": 300,
+        },
+    )
     cfg = load_config(config)
     cfg.paths.create()
     now = time.time()
@@ -258,7 +285,9 @@ def test_heartbeat_post_interval_and_retry(tmp_path: Path, receiver) -> None:  #
     run = last_run(cfg, "heartbeatPost")
     assert run is not None and not run.ok
     receiver.status = 200
-    assert post_if_due(cfg, now=time.time() + 10) is None  # a failure waits for the next interval too
+    assert (
+        post_if_due(cfg, now=time.time() + 10) is None
+    )  # a failure waits for the next interval too
     assert post_if_due(cfg, now=time.time() + 301) == "HTTP 200"
     # a token file others can read is refused, in one line
     token_file.chmod(0o644)

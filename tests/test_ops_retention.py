@@ -56,8 +56,14 @@ def setup_site(tmp_path: Path):  # type: ignore[no-untyped-def]
     config = write_config(tmp_path)
     cfg = load_config(config)
     cfg.paths.create()
-    ages = {"1.2.1": 10 * DAY, "1.2.2": 9 * DAY, "1.2.3": 8 * DAY, "1.2.4": 7 * DAY, "1.2.5": 6 * DAY,
-            "1.2.6": 3600}
+    ages = {
+        "1.2.1": 10 * DAY,
+        "1.2.2": 9 * DAY,
+        "1.2.3": 8 * DAY,
+        "1.2.4": 7 * DAY,
+        "1.2.5": 6 * DAY,
+        "1.2.6": 3600,
+    }
     for uid, age in ages.items():
         make_study(cfg, uid, age, sr=uid == "1.2.3")
     tracker = open_tracker(cfg)
@@ -90,7 +96,11 @@ def test_clear_old_files_deletes_oldest_first_and_spares_wanted_studies(tmp_path
     config = with_capacity(tmp_path, cfg, int((used - 1.5 * STUDY_BYTES) / 0.8))
     r = run_bin("clearOldFiles", "-v", config=config)
     assert r.returncode == 0, r.stdout + r.stderr
-    gone = {uid for uid in ("1.2.1", "1.2.2", "1.2.3", "1.2.4", "1.2.5", "1.2.6") if not study_exists(cfg, uid)}
+    gone = {
+        uid
+        for uid in ("1.2.1", "1.2.2", "1.2.3", "1.2.4", "1.2.5", "1.2.6")
+        if not study_exists(cfg, uid)
+    }
     # 1.2.1 (pending request) and 1.2.2 (failed request) are older, but must stay.
     assert gone == {"1.2.3", "1.2.4"}, r.stdout
     p = cfg.paths
@@ -98,7 +108,9 @@ def test_clear_old_files_deletes_oldest_first_and_spares_wanted_studies(tmp_path
     assert len(list(p.quarantine.glob("1.2.1_*"))) == 2
     assert not (p.srs / "_" / "1.2.3").exists()
     assert not (p.participants / "P3").exists() and not (p.participants / "P4").exists()
-    assert (p.participants / "P1" / "20240101_120000").resolve() == p.raw_study_dir("1.2.1").resolve()
+    assert (p.participants / "P1" / "20240101_120000").resolve() == p.raw_study_dir(
+        "1.2.1"
+    ).resolve()
     entries = [e for e in read_log(p.logfile("clearOldFiles")) if e["message"] == "study deleted"]
     assert [e["study"] for e in entries] == ["1.2.3", "1.2.4"]
     assert all(e["bytes"] >= STUDY_BYTES and "under target" in e["reason"] for e in entries)
@@ -118,7 +130,11 @@ def test_clear_old_files_never_deletes_young_or_wanted_studies(tmp_path: Path) -
     assert study_exists(cfg, "1.2.3")
     r = run_bin("clearOldFiles", "-v", config=config)
     assert r.returncode == 0, r.stdout + r.stderr
-    left = {uid for uid in ("1.2.1", "1.2.2", "1.2.3", "1.2.4", "1.2.5", "1.2.6") if study_exists(cfg, uid)}
+    left = {
+        uid
+        for uid in ("1.2.1", "1.2.2", "1.2.3", "1.2.4", "1.2.5", "1.2.6")
+        if study_exists(cfg, uid)
+    }
     assert left == {"1.2.1", "1.2.2", "1.2.6"}
     assert "kept 1.2.1: pending transfer request" in r.stdout
     assert "kept 1.2.2: failed transfer request" in r.stdout
@@ -190,7 +206,9 @@ def test_clear_stale_links_leaves_fresh_files(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     cfg = load_config(config)
     cfg.paths.create()
-    fresh = cfg.paths.raw / "1.4.1" / "1.4.1.1.json"  # processSingleFile is about to make the folder
+    fresh = (
+        cfg.paths.raw / "1.4.1" / "1.4.1.1.json"
+    )  # processSingleFile is about to make the folder
     fresh.parent.mkdir(parents=True)
     fresh.write_text("{}")
     r = run_bin("clearStaleLinks", config=config)

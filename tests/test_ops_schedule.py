@@ -34,7 +34,13 @@ def test_fields() -> None:
     assert parse_field("mon-fri", "dow") == {1, 2, 3, 4, 5}
     assert parse_field("7", "dow") == {0} and parse_field("sun", "dow") == {0}
     assert parse_field("jan,Mar", "month") == {1, 3}
-    for bad, kind in (("60", "minute"), ("*/0", "minute"), ("5-1", "hour"), ("x", "hour"), ("0", "dom")):
+    for bad, kind in (
+        ("60", "minute"),
+        ("*/0", "minute"),
+        ("5-1", "hour"),
+        ("x", "hour"),
+        ("0", "dom"),
+    ):
         with pytest.raises(ValueError):
             parse_field(bad, kind)
 
@@ -77,8 +83,10 @@ def test_the_crontab_parses_into_the_installed_lines(tmp_path: Path) -> None:
 
 
 def test_offsets_within_the_minute() -> None:
-    sched = parse_crontab("* * * * * sleep 45; /x/bin/detectStudyArrival >/dev/null 2>&1\n"
-                          "* * * * * sleep 15; /x/bin/detectStudyArrival >/dev/null 2>&1\n")
+    sched = parse_crontab(
+        "* * * * * sleep 45; /x/bin/detectStudyArrival >/dev/null 2>&1\n"
+        "* * * * * sleep 15; /x/bin/detectStudyArrival >/dev/null 2>&1\n"
+    )
     at = datetime(2025, 3, 14, 12, 0, 30).timestamp()
     late, early = sched.entries
     assert late.next_run(at) == datetime(2025, 3, 14, 12, 0, 45).timestamp()
@@ -92,7 +100,7 @@ def test_bad_lines_name_the_line() -> None:
         parse_crontab("* * * /bin/true\n")
     with pytest.raises(ScheduleError, match="unknown macro"):
         parse_crontab("@sometimes /bin/true\n")
-    sched = parse_crontab("MAILTO=\"\"\n@hourly /bin/true\n@reboot /bin/true\n")
+    sched = parse_crontab('MAILTO=""\n@hourly /bin/true\n@reboot /bin/true\n')
     assert sched.env == {"MAILTO": ""} and sched.entries[0].spec == CronSpec.parse("0 * * * *")
     assert sched.entries[1].spec is None
 
@@ -109,7 +117,9 @@ def _processes_with(marker: str) -> list[int]:
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
             try:
-                if marker in (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                if marker in (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(
+                    errors="replace"
+                ):
                     found.append(int(d.name))
             except OSError:
                 pass
@@ -134,22 +144,32 @@ def test_jobs_run_with_cron_environment_one_copy_per_line(tmp_path: Path, caplog
     os.environ["FIONA_TEST_LEAK"] = "1"
     try:
         s.start()
-        env = wait_for(lambda: env_out.exists() and env_out.stat().st_size and json.loads(env_out.read_text()),
-                       timeout=20, what="the environment job")
+        env = wait_for(
+            lambda: env_out.exists() and env_out.stat().st_size and json.loads(env_out.read_text()),
+            timeout=20,
+            what="the environment job",
+        )
         time.sleep(3)
     finally:
         os.environ.pop("FIONA_TEST_LEAK")
         s.stop()
     # cron's bare environment (plus the crontab's variables), not ours
     assert env["PATH"] == CRON_PATH and env["SHELL"] == "/bin/sh" and env["GREETING"] == "hello"
-    assert "HOME" in env and "LOGNAME" in env and "FIONA_TEST_LEAK" not in env and "VIRTUAL_ENV" not in env
+    assert (
+        "HOME" in env
+        and "LOGNAME" in env
+        and "FIONA_TEST_LEAK" not in env
+        and "VIRTUAL_ENV" not in env
+    )
     # the 4-second job was due every second (fast clock) but ran once at a time
     assert len(starts.read_text().split()) <= 2
     skipped = [r for r in caplog.records if r.getMessage().startswith("job still running")]
     assert skipped, "the busy line was not reported as skipped"
     failed = [r for r in caplog.records if r.getMessage() == "job failed"]
     assert failed and failed[0].exit_code == 3 and "broken-config" in failed[0].output
-    assert any(r.getMessage().startswith("crontab line skipped") and r.line == 5 for r in caplog.records)
+    assert any(
+        r.getMessage().startswith("crontab line skipped") and r.line == 5 for r in caplog.records
+    )
 
 
 def test_stop_ends_running_jobs_and_their_children(tmp_path: Path) -> None:
@@ -158,7 +178,9 @@ def test_stop_ends_running_jobs_and_their_children(tmp_path: Path) -> None:
     s = Scheduler(sched, tick=0.1, grace=2, clock=_fast_clock())
     s.start()
     try:
-        wait_for(lambda: len(_processes_with(marker)) >= 2, timeout=20, what="the job and its child")
+        wait_for(
+            lambda: len(_processes_with(marker)) >= 2, timeout=20, what="the job and its child"
+        )
     finally:
         t0 = time.monotonic()
         s.stop()

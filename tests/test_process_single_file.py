@@ -21,8 +21,6 @@ from fionagw.synth import standard_mr_study
 BUNDLED = ["MR_small.dcm", "CT_small.dcm", "test-SR.dcm"]  # transfer syntaxes: test_receive_scp
 
 
-
-
 def raw_links(datadir: Path) -> list[Path]:
     raw = datadir / "site" / "raw"
     return [p for p in raw.glob("*/*/*") if p.is_symlink()]
@@ -37,17 +35,25 @@ def daemons(site_config: Path):  # type: ignore[no-untyped-def]
     cfg = load_config(site_config)
     yield cfg
     pids = []
-    for program, component in (("storectl", "storescpd"), ("processSingleFile", "processSingleFile")):
+    for program, component in (
+        ("storectl", "storescpd"),
+        ("processSingleFile", "processSingleFile"),
+    ):
         pidfile = cfg.paths.pidfile(component)
         if pidfile.exists():
             pids.append(int(pidfile.read_text()))
         run_bin(program, "stop", config=site_config)
     for pid in pids:
-        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+        assert (
+            not Path(f"/proc/{pid}").exists()
+            or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+        )
 
 
 def test_pipe_line_formats() -> None:
-    conn, path = parse_pipe_line('"MODALITY",FIONA,10.0.0.5,/data/site/archive/scp_1.2,MR.1.2.3\n\0')
+    conn, path = parse_pipe_line(
+        '"MODALITY",FIONA,10.0.0.5,/data/site/archive/scp_1.2,MR.1.2.3\n\0'
+    )
     assert conn == Connection("MODALITY", "FIONA", "10.0.0.5")
     assert path == Path("/data/site/archive/scp_1.2/MR.1.2.3")
     conn, path = parse_pipe_line("/some/file.dcm\n")
@@ -68,8 +74,10 @@ def test_ingest_classifies_into_raw(daemons, tmp_path: Path) -> None:  # type: i
     r = storescu(cfg.dicom_port, corpus, tmp_path / "siemens", aet="MODALITY1")
     assert r.returncode == 0, r.stderr
     expected = len(BUNDLED) + len(mr)
-    links = wait_for(lambda: (ls := raw_links(cfg.datadir)) and len(ls) >= expected and ls,
-                     what=f"{expected} raw/ links")
+    links = wait_for(
+        lambda: (ls := raw_links(cfg.datadir)) and len(ls) >= expected and ls,
+        what=f"{expected} raw/ links",
+    )
     assert len(links) == expected
     for link in links:
         target = Path(os.readlink(link))
@@ -78,8 +86,13 @@ def test_ingest_classifies_into_raw(daemons, tmp_path: Path) -> None:  # type: i
 
     # Series JSON: FIONA keys and types; NumFiles equals the links of the series.
     jsons = list(cfg.paths.raw.glob("*/*.json"))
-    wait_for(lambda: all(json.loads(j.read_text())["NumFiles"] ==
-                         str(len(list(j.with_suffix("").iterdir()))) for j in jsons), what="NumFiles")
+    wait_for(
+        lambda: all(
+            json.loads(j.read_text())["NumFiles"] == str(len(list(j.with_suffix("").iterdir())))
+            for j in jsons
+        ),
+        what="NumFiles",
+    )
     for j in jsons:
         rec = json.loads(j.read_text())
         assert isinstance(rec["NumFiles"], str) and isinstance(rec["ClassifyType"], list)
@@ -103,7 +116,9 @@ def test_ingest_classifies_into_raw(daemons, tmp_path: Path) -> None:  # type: i
     assert any(n.startswith("MODALITY1 FIONA 127.0.0.1 scp_") for n in jobs)
 
 
-def test_files_stored_while_classifier_is_down_are_reconciled(site_config: Path, tmp_path: Path) -> None:
+def test_files_stored_while_classifier_is_down_are_reconciled(
+    site_config: Path, tmp_path: Path
+) -> None:
     cfg = load_config(site_config)
     assert run_bin("storectl", "start", config=site_config).returncode == 0
     try:
@@ -139,12 +154,19 @@ def test_broken_files_are_moved_aside_and_daemon_goes_on(daemons, tmp_path: Path
     good.write_bytes(good_src)
     r = run_bin("processSingleFile", "send", str(text), str(truncated), config=cfg.config_file)
     assert r.returncode == 0, r.stderr
-    wait_for(lambda: (cfg.paths.broken / "scp_1.2.3.4" / "MR.1.2.3.4.5").exists()
-             and (cfg.paths.broken / "scp_1.2.3.4" / "MR.1.2.3.4.6").exists(), what="files moved aside")
+    wait_for(
+        lambda: (
+            (cfg.paths.broken / "scp_1.2.3.4" / "MR.1.2.3.4.5").exists()
+            and (cfg.paths.broken / "scp_1.2.3.4" / "MR.1.2.3.4.6").exists()
+        ),
+        what="files moved aside",
+    )
     assert not text.exists() and not truncated.exists()
     reason = (cfg.paths.broken / "scp_1.2.3.4" / "MR.1.2.3.4.5.reason").read_text()
     assert reason.strip()
-    log = [json.loads(line) for line in cfg.paths.logfile("processSingleFile").read_text().splitlines()]
+    log = [
+        json.loads(line) for line in cfg.paths.logfile("processSingleFile").read_text().splitlines()
+    ]
     errors = [e for e in log if e["level"] == "ERROR"]
     assert any(e.get("file") == str(text) and e.get("reason") for e in errors)
     # the daemon is alive and still works
@@ -160,13 +182,19 @@ def test_rebuild_recreates_derived_trees(daemons, tmp_path: Path) -> None:  # ty
     assert storescu(cfg.dicom_port, tmp_path / "ph", aet="SCANNER").returncode == 0
     wait_for(lambda: len(raw_links(cfg.datadir)) == len(files), what="ingest")
     time.sleep(0.5)
-    before = {p.relative_to(cfg.paths.raw): json.loads(p.read_text()) for p in cfg.paths.raw.glob("*/*.json")}
+    before = {
+        p.relative_to(cfg.paths.raw): json.loads(p.read_text())
+        for p in cfg.paths.raw.glob("*/*.json")
+    }
     r = run_bin("processSingleFile", "rebuild", config=cfg.config_file)
     assert r.returncode == 1 and "stop it before a rebuild" in r.stderr
     assert run_bin("processSingleFile", "stop", config=cfg.config_file).returncode == 0
     r = run_bin("processSingleFile", "rebuild", config=cfg.config_file)
     assert r.returncode == 0, r.stderr
-    after = {p.relative_to(cfg.paths.raw): json.loads(p.read_text()) for p in cfg.paths.raw.glob("*/*.json")}
+    after = {
+        p.relative_to(cfg.paths.raw): json.loads(p.read_text())
+        for p in cfg.paths.raw.glob("*/*.json")
+    }
     assert after.keys() == before.keys()
     for key in before:
         assert after[key]["ClassifyType"] == before[key]["ClassifyType"]
@@ -178,8 +206,12 @@ def test_rebuild_recreates_derived_trees(daemons, tmp_path: Path) -> None:  # ty
 def test_fiona_run_receives_and_stops_cleanly(tmp_path: Path) -> None:
     site_config = write_config(tmp_path, web={"enabled": False}, metrics={"enabled": False})
     cfg = load_config(site_config)
-    proc = subprocess.Popen([sys.executable, str(BIN / "fiona"), "--config", str(site_config), "run"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(BIN / "fiona"), "--config", str(site_config), "run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         banner = []
         for line in proc.stdout:  # type: ignore[union-attr]
@@ -190,7 +222,9 @@ def test_fiona_run_receives_and_stops_cleanly(tmp_path: Path) -> None:
         assert f"127.0.0.1:{cfg.dicom_port}" in text and str(cfg.datadir) in text
         assert storescu(cfg.dicom_port, pydicom_test_file("CT_small.dcm")).returncode == 0
         wait_for(lambda: len(raw_links(cfg.datadir)) == 1, what="file classified under fiona run")
-        children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        children = subprocess.run(
+            ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True
+        ).stdout.split()
         assert len(children) >= 2  # the receiver, processSingleFile (and any due cron job)
     finally:
         proc.send_signal(signal.SIGTERM)

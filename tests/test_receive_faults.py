@@ -42,8 +42,11 @@ def temp_leftovers(cfg: SiteConfig) -> list[Path]:
 
 
 def failures(cfg: SiteConfig) -> list[dict]:
-    return [e for e in read_log(cfg.paths.logfile("storescpd"))
-            if e["message"].startswith("store failed")]
+    return [
+        e
+        for e in read_log(cfg.paths.logfile("storescpd"))
+        if e["message"].startswith("store failed")
+    ]
 
 
 def make_series(directory: Path, n: int) -> Path:
@@ -58,6 +61,7 @@ def make_series(directory: Path, n: int) -> Path:
 
 
 # --- write failures ------------------------------------------------------------------------
+
 
 def test_archive_not_a_directory_answers_failure(scp: SiteConfig) -> None:
     archive = scp.paths.archive
@@ -99,13 +103,19 @@ def test_disk_full_answers_out_of_resources(site_config: Path) -> None:
 
     errors = site_config.parent / "storectl.stderr"
     with open(errors, "wb") as err:
-        proc = subprocess.Popen([str(BIN / "storectl"), "--config", str(site_config), "foreground"],
-                                stdout=subprocess.PIPE, stderr=err, text=True, preexec_fn=limit)
+        proc = subprocess.Popen(
+            [str(BIN / "storectl"), "--config", str(site_config), "foreground"],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            preexec_fn=limit,
+        )
     try:
         assert proc.stdout is not None
         assert "listening" in proc.stdout.readline(), errors.read_text()[-2000:]
-        big = storescu(cfg.dicom_port, pydicom_test_file("examples_ybr_color.dcm"),
-                       extra=("-R", "-xy", "-v"))  # 224 KiB
+        big = storescu(
+            cfg.dicom_port, pydicom_test_file("examples_ybr_color.dcm"), extra=("-R", "-xy", "-v")
+        )  # 224 KiB
         assert big.returncode != 0
         assert "Received Store Response (Refused: OutOfResources)" in big.stderr
         small = storescu(cfg.dicom_port, pydicom_test_file("MR_small.dcm"))
@@ -123,6 +133,7 @@ def test_disk_full_answers_out_of_resources(site_config: Path) -> None:
 
 # --- the FIFO never blocks storing -----------------------------------------------------------
 
+
 def test_no_fifo_reader_still_fast_and_complete(scp: SiteConfig, tmp_path: Path) -> None:
     assert scp.paths.fifo.is_fifo()
     series = make_series(tmp_path / "series", 60)
@@ -135,8 +146,9 @@ def test_no_fifo_reader_still_fast_and_complete(scp: SiteConfig, tmp_path: Path)
     assert len(os.listdir(scp.paths.arrived)) == 1
 
 
-def test_full_fifo_does_not_stall_the_receiver(site_config: Path, tmp_path: Path,
-                                              monkeypatch) -> None:
+def test_full_fifo_does_not_stall_the_receiver(
+    site_config: Path, tmp_path: Path, monkeypatch
+) -> None:
     """A reader that never reads, on a pipe shrunk to one page (and left that small by the
     writer): lines get dropped (the processSingleFile reconciliation picks the files up),
     storing goes on."""
@@ -164,8 +176,12 @@ def test_full_fifo_does_not_stall_the_receiver(site_config: Path, tmp_path: Path
             os.close(rfd)
     lines = data.decode().splitlines(keepends=True)
     assert 10 <= len(lines) < 80
-    assert all(line.startswith("STORESCU,FIONA,127.0.0.1,") and line.endswith("\n")
-               and line.count(",") == 4 for line in lines)
+    assert all(
+        line.startswith("STORESCU,FIONA,127.0.0.1,")
+        and line.endswith("\n")
+        and line.count(",") == 4
+        for line in lines
+    )
 
 
 def test_fifo_writer_enlarges_the_pipe(tmp_path: Path) -> None:
@@ -208,16 +224,20 @@ def test_fifo_path_that_is_a_regular_file_is_left_alone(tmp_path: Path) -> None:
 
 # --- shutdown ----------------------------------------------------------------------------
 
-def test_stop_during_a_transfer_leaves_only_complete_files(site_config: Path, tmp_path: Path,
-                                                           monkeypatch) -> None:
+
+def test_stop_during_a_transfer_leaves_only_complete_files(
+    site_config: Path, tmp_path: Path, monkeypatch
+) -> None:
     from fionagw.receive import scp as scp_module
 
     monkeypatch.setattr(scp_module, "SHUTDOWN_GRACE_S", 0.2)  # 600 images take ~1 s now
     series = make_series(tmp_path / "series", 600)
     with running_scp(site_config) as cfg:
-        proc = subprocess.Popen(["storescu", "-aec", "FIONA", "+sd", "127.0.0.1",
-                                 str(cfg.dicom_port), str(series)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            ["storescu", "-aec", "FIONA", "+sd", "127.0.0.1", str(cfg.dicom_port), str(series)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         deadline = time.monotonic() + 20
         while len(archived(cfg)) < 20 and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -263,8 +283,11 @@ def test_pynetdicom_process_settings_untouched(site_config: Path) -> None:
     from pynetdicom import _config, dimse_messages
 
     def snapshot() -> tuple:
-        return (_config.UNRESTRICTED_STORAGE_SERVICE, _config.STORE_RECV_CHUNKED_DATASET,
-                dimse_messages.NamedTemporaryFile)
+        return (
+            _config.UNRESTRICTED_STORAGE_SERVICE,
+            _config.STORE_RECV_CHUNKED_DATASET,
+            dimse_messages.NamedTemporaryFile,
+        )
 
     before = snapshot()
     with running_scp(site_config):

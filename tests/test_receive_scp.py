@@ -35,22 +35,22 @@ from fionagw.receive.wire import encode_response
 # pydicom's bundled files, with the storescu option that proposes each file's own
 # transfer syntax (so compressed data travels as it is, not decompressed).
 CORPUS = {
-    "MR_small.dcm": "-xe",                   # explicit VR little endian
+    "MR_small.dcm": "-xe",  # explicit VR little endian
     "CT_small.dcm": "-xe",
-    "MR_small_implicit.dcm": "-xi",          # implicit VR little endian
-    "rtdose.dcm": "-xi",                     # multi-frame RT Dose
-    "MR_small_bigendian.dcm": "-xb",         # explicit VR big endian
-    "image_dfl.dcm": "-xd",                  # deflated
-    "SC_rgb_jpeg_dcmtk.dcm": "-xy",          # JPEG baseline (.50)
-    "examples_ybr_color.dcm": "-xy",         # multi-frame US, JPEG baseline
-    "JPEG-lossy.dcm": "-xx",                 # JPEG extended (.51)
-    "SC_rgb_jpeg_gdcm.dcm": "-xs",           # JPEG lossless SV1 (.70)
+    "MR_small_implicit.dcm": "-xi",  # implicit VR little endian
+    "rtdose.dcm": "-xi",  # multi-frame RT Dose
+    "MR_small_bigendian.dcm": "-xb",  # explicit VR big endian
+    "image_dfl.dcm": "-xd",  # deflated
+    "SC_rgb_jpeg_dcmtk.dcm": "-xy",  # JPEG baseline (.50)
+    "examples_ybr_color.dcm": "-xy",  # multi-frame US, JPEG baseline
+    "JPEG-lossy.dcm": "-xx",  # JPEG extended (.51)
+    "SC_rgb_jpeg_gdcm.dcm": "-xs",  # JPEG lossless SV1 (.70)
     "MR_small_jpeg_ls_lossless.dcm": "-xt",  # JPEG-LS lossless (.80)
-    "MR_small_jp2klossless.dcm": "-xv",      # JPEG 2000 lossless (.90)
-    "JPEG2000.dcm": "-xw",                   # JPEG 2000 (.91)
-    "MR_small_RLE.dcm": "-xr",               # RLE lossless
+    "MR_small_jp2klossless.dcm": "-xv",  # JPEG 2000 lossless (.90)
+    "JPEG2000.dcm": "-xw",  # JPEG 2000 (.91)
+    "MR_small_RLE.dcm": "-xr",  # RLE lossless
     "SC_rgb_rle_2frame.dcm": "-xr",
-    "test-SR.dcm": "-xe",                    # Comprehensive SR
+    "test-SR.dcm": "-xe",  # Comprehensive SR
 }
 
 
@@ -112,8 +112,11 @@ def log_entries(cfg: SiteConfig) -> list[dict]:
 
 def archived(cfg: SiteConfig) -> dict[str, Path]:
     """'scp_<Study>/<name>' -> path for every file in the archive."""
-    return {str(p.relative_to(cfg.paths.archive)): p
-            for p in cfg.paths.archive.rglob("*") if p.is_file()}
+    return {
+        str(p.relative_to(cfg.paths.archive)): p
+        for p in cfg.paths.archive.rglob("*")
+        if p.is_file()
+    }
 
 
 def expected_name(path: Path) -> str:
@@ -136,6 +139,7 @@ def send_corpus(port: int, names: list[str], aet: str = "STORESCU") -> None:
 
 # --- C-ECHO ----------------------------------------------------------------------------
 
+
 def test_echoscu_succeeds(scp: SiteConfig) -> None:
     r = echoscu(scp.dicom_port)
     assert r.returncode == 0, r.stderr
@@ -155,6 +159,7 @@ def test_pynetdicom_echo_and_any_called_aet(scp: SiteConfig) -> None:
 
 
 # --- C-STORE from storescu: names, bytes, job files, FIFO -----------------------------
+
 
 def test_storescu_corpus_bytes_names_and_job(scp: SiteConfig) -> None:
     names = list(CORPUS)
@@ -180,8 +185,11 @@ def _storescp(port: int, outdir: Path, *options: str) -> subprocess.Popen:
     exe = shutil.which("storescp")
     assert exe, "dcmtk is not installed"
     outdir.mkdir()
-    proc = subprocess.Popen([exe, "+xa", "-pm", *options, "-od", str(outdir), str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [exe, "+xa", "-pm", *options, "-od", str(outdir), str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if echoscu(port).returncode == 0:
@@ -212,8 +220,10 @@ def test_names_and_bytes_equal_dcmtk_storescp(scp: SiteConfig, tmp_path: Path) -
     """Stock storescp is the reference: its --sort-on-study-uid names, its bit-preserving
     (+B) bytes (dcmtk does not allow both in one storescp)."""
     names_port, bytes_port = free_port(), free_port()
-    procs = [_storescp(names_port, tmp_path / "names", "--sort-on-study-uid", "scp"),
-             _storescp(bytes_port, tmp_path / "bytes", "+B")]
+    procs = [
+        _storescp(names_port, tmp_path / "names", "--sort-on-study-uid", "scp"),
+        _storescp(bytes_port, tmp_path / "bytes", "+B"),
+    ]
     try:
         corpus = list(CORPUS)
         private = ""
@@ -225,8 +235,11 @@ def test_names_and_bytes_equal_dcmtk_storescp(scp: SiteConfig, tmp_path: Path) -
             proc.terminate()
             proc.wait(10)
     ours = archived(scp)
-    names = {str(p.relative_to(tmp_path / "names")) for p in (tmp_path / "names").rglob("*")
-             if p.is_file()}
+    names = {
+        str(p.relative_to(tmp_path / "names"))
+        for p in (tmp_path / "names").rglob("*")
+        if p.is_file()
+    }
     assert set(ours) == names
     assert private in ours and private.split("/")[1].startswith("UNKNOWN.")
     for rel, path in ours.items():
@@ -290,15 +303,27 @@ def test_raw_bytes_kept_for_every_syntax(scp: SiteConfig, tmp_path: Path, monkey
     from pydicom.uid import HTJ2KLossless, JPEGLossless
     from pynetdicom import AE, _config
 
-    files = [pydicom_test_file(n) for n in (
-        "MR_small.dcm", "MR_small_bigendian.dcm", "MR_small_implicit.dcm", "image_dfl.dcm",
-        "JPEG2000.dcm", "MR_small_jp2klossless.dcm", "JPEGLSNearLossless_16.dcm",
-        "SC_rgb_jpeg_gdcm.dcm", "rtdose_rle.dcm")]
+    files = [
+        pydicom_test_file(n)
+        for n in (
+            "MR_small.dcm",
+            "MR_small_bigendian.dcm",
+            "MR_small_implicit.dcm",
+            "image_dfl.dcm",
+            "JPEG2000.dcm",
+            "MR_small_jp2klossless.dcm",
+            "JPEGLSNearLossless_16.dcm",
+            "SC_rgb_jpeg_gdcm.dcm",
+            "rtdose_rle.dcm",
+        )
+    ]
     # Relabelled copies: the bytes travel as they are, whatever the syntax says.
     for ts, stem in ((JPEGLossless, "jpeg57"), (HTJ2KLossless, "htj2k")):
         ds = dcmread(pydicom_test_file("SC_rgb_jpeg_gdcm.dcm"))
         ds.file_meta.TransferSyntaxUID = ts
-        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = f"1.2.826.0.1.3680043.8.498.{len(stem)}.{ts.split('.')[-1]}"
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = (
+            f"1.2.826.0.1.3680043.8.498.{len(stem)}.{ts.split('.')[-1]}"
+        )
         ds.StudyInstanceUID = "1.2.826.0.1.3680043.8.498.777"
         out = tmp_path / f"{stem}.dcm"
         ds.save_as(out, enforce_file_format=True)
@@ -325,8 +350,9 @@ def test_raw_bytes_kept_for_every_syntax(scp: SiteConfig, tmp_path: Path, monkey
 
 
 def test_missing_study_uid_is_refused(scp: SiteConfig) -> None:
-    r = storescu(scp.dicom_port, pydicom_test_file("JPEGLSNearLossless_08.dcm"),
-                 extra=("-R", "-xu", "-v"))
+    r = storescu(
+        scp.dicom_port, pydicom_test_file("JPEGLSNearLossless_08.dcm"), extra=("-R", "-xu", "-v")
+    )
     assert r.returncode != 0
     assert "Received Store Response (Error: CannotUnderstand)" in r.stderr
     assert not archived(scp)
@@ -388,6 +414,7 @@ def test_safe_uid() -> None:
 
 # --- allow-lists -------------------------------------------------------------------------
 
+
 def _config_with(tmp_path: Path, **receiver: object) -> Path:
     d = tmp_path / "site"
     d.mkdir()
@@ -423,6 +450,7 @@ def test_ip_allow_list(tmp_path: Path) -> None:
 
 # --- TLS ---------------------------------------------------------------------------------
 
+
 def _make_pki(d: Path) -> dict[str, Path]:
     import datetime
     import ipaddress
@@ -438,30 +466,45 @@ def _make_pki(d: Path) -> dict[str, Path]:
         return ec.generate_private_key(ec.SECP256R1())
 
     def write(name: str, k: ec.EllipticCurvePrivateKey, cert: x509.Certificate) -> None:
-        (d / f"{name}.key").write_bytes(k.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption()))
+        (d / f"{name}.key").write_bytes(
+            k.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
         (d / f"{name}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
     ca_key = key()
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-          .public_key(ca_key.public_key()).serial_number(1)
-          .not_valid_before(now - datetime.timedelta(days=1))
-          .not_valid_after(now + datetime.timedelta(days=2))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .sign(ca_key, hashes.SHA256()))
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
     write("ca", ca_key, ca)
     for i, name in enumerate(("server", "client"), start=2):
         k = key()
-        builder = (x509.CertificateBuilder()
-                   .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-                   .issuer_name(ca_name).public_key(k.public_key()).serial_number(i)
-                   .not_valid_before(now - datetime.timedelta(days=1))
-                   .not_valid_after(now + datetime.timedelta(days=2)))
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(ca_name)
+            .public_key(k.public_key())
+            .serial_number(i)
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=2))
+        )
         if name == "server":
-            builder = builder.add_extension(x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False,
+            )
         write(name, k, builder.sign(ca_key, hashes.SHA256()))
     return {n: d / n for n in ("ca", "server", "client")}
 
@@ -475,16 +518,21 @@ def test_tls_with_client_certificates(tmp_path: Path) -> None:
     pki_dir = tmp_path / "pki"
     pki_dir.mkdir()
     pki = _make_pki(pki_dir)
-    config = _config_with(tmp_path, tls_cert=str(pki["server"].with_suffix(".pem")),
-                          tls_key=str(pki["server"].with_suffix(".key")),
-                          tls_ca=str(pki["ca"].with_suffix(".pem")))
+    config = _config_with(
+        tmp_path,
+        tls_cert=str(pki["server"].with_suffix(".pem")),
+        tls_key=str(pki["server"].with_suffix(".key")),
+        tls_ca=str(pki["ca"].with_suffix(".pem")),
+    )
 
     def client(with_cert: bool) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH,
-                                         cafile=str(pki["ca"].with_suffix(".pem")))
+        ctx = ssl.create_default_context(
+            ssl.Purpose.SERVER_AUTH, cafile=str(pki["ca"].with_suffix(".pem"))
+        )
         if with_cert:
-            ctx.load_cert_chain(str(pki["client"].with_suffix(".pem")),
-                                str(pki["client"].with_suffix(".key")))
+            ctx.load_cert_chain(
+                str(pki["client"].with_suffix(".pem")), str(pki["client"].with_suffix(".key"))
+            )
         return ctx
 
     with running_scp(config) as cfg:
@@ -507,6 +555,7 @@ def test_tls_with_client_certificates(tmp_path: Path) -> None:
 
 # --- the modality prefix table -----------------------------------------------------------
 
+
 def test_response_encoding_round_trips() -> None:
     from pydicom.filebase import DicomBytesIO
     from pydicom.filereader import read_dataset
@@ -526,7 +575,9 @@ def test_modality_table_equals_installed_dcmtk() -> None:
     name = ctypes.util.find_library("dcmdata")
     assert name, "libdcmdata (dcmtk) not found"
     lib = ctypes.CDLL(name)
-    to_modality = lib._Z24dcmSOPClassUIDToModalityPKcS0_  # dcmSOPClassUIDToModality(const char*, const char*)
+    to_modality = (
+        lib._Z24dcmSOPClassUIDToModalityPKcS0_
+    )  # dcmSOPClassUIDToModality(const char*, const char*)
     to_modality.restype = ctypes.c_char_p
     to_modality.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
     for uid in UID_dictionary:

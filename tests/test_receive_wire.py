@@ -39,6 +39,7 @@ STUDY_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
 
 # --- encoders and decoders -------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("sop_instance", ["1.2.3.4", "1.2.3.45", generate_uid()])
 @pytest.mark.parametrize("syntax", [ImplicitVRLittleEndian, "1.2.840.10008.1.2.4.50"])
 def test_file_meta_equals_pydicoms(sop_instance: str, syntax: str) -> None:
@@ -46,8 +47,10 @@ def test_file_meta_equals_pydicoms(sop_instance: str, syntax: str) -> None:
     fp = DicomBytesIO()
     fp.is_little_endian, fp.is_implicit_VR = True, False
     fp.write(b"\0" * 128 + b"DICM")
-    write_file_meta_info(fp, create_file_meta(sop_class_uid=MR, sop_instance_uid=sop_instance,
-                                              transfer_syntax=syntax))
+    write_file_meta_info(
+        fp,
+        create_file_meta(sop_class_uid=MR, sop_instance_uid=sop_instance, transfer_syntax=syntax),
+    )
     assert wire.file_meta(MR, sop_instance, syntax) == fp.getvalue()
 
 
@@ -63,8 +66,14 @@ def _command(**elements: object) -> bytes:
 
 
 def test_command_decoding() -> None:
-    raw = _command(AffectedSOPClassUID=MR, CommandField=1, MessageID=77, Priority=0,
-                   CommandDataSetType=0x0000, AffectedSOPInstanceUID="1.2.3.45")
+    raw = _command(
+        AffectedSOPClassUID=MR,
+        CommandField=1,
+        MessageID=77,
+        Priority=0,
+        CommandDataSetType=0x0000,
+        AffectedSOPInstanceUID="1.2.3.45",
+    )
     command = wire.decode_command(raw)
     assert wire.command_us(command, wire.COMMAND_FIELD) == wire.C_STORE_RQ
     assert wire.command_us(command, wire.MESSAGE_ID) == 77
@@ -90,12 +99,12 @@ def _pdvs(data: bytes) -> list[tuple[int, int, bytes]]:
     """(context, control header, fragment) of every PDV in a run of P-DATA-TF PDUs."""
     out, pos = [], 0
     while pos < len(data):
-        pdu_type, length = wire.parse_header(data[pos:pos + 6])
+        pdu_type, length = wire.parse_header(data[pos : pos + 6])
         assert pdu_type == wire.P_DATA_TF_TYPE
         end, pos = pos + 6 + length, pos + 6
         while pos < end:
             item_length, context, control = struct.unpack_from(">IBB", data, pos)
-            out.append((context, control, data[pos + 6:pos + 4 + item_length]))
+            out.append((context, control, data[pos + 6 : pos + 4 + item_length]))
             pos += 4 + item_length
     return out
 
@@ -110,12 +119,13 @@ def test_p_data_respects_the_peers_maximum() -> None:
     assert [p[1] for p in pdvs] == [0x01] * (len(pdvs) - 1) + [0x03]
     pos = 0
     while pos < len(pdus):  # every PDU's variable field within the maximum
-        length = wire.parse_header(pdus[pos:pos + 6])[1]
+        length = wire.parse_header(pdus[pos : pos + 6])[1]
         assert length <= 20
         pos += 6 + length
 
 
 # --- a raw peer --------------------------------------------------------------------------------
+
 
 class RawPeer:
     """A socket speaking PDUs by hand."""
@@ -148,8 +158,9 @@ class RawPeer:
         except ConnectionResetError:
             return True
 
-    def request(self, contexts: list[tuple[str, list[str]]], max_pdu: int = 16384,
-                calling: str = "RAWSCU") -> tuple[int, bytes]:
+    def request(
+        self, contexts: list[tuple[str, list[str]]], max_pdu: int = 16384, calling: str = "RAWSCU"
+    ) -> tuple[int, bytes]:
         """Send an A-ASSOCIATE-RQ; the answering PDU."""
         rq = A_ASSOCIATE()
         rq.application_context_name = wire.APPLICATION_CONTEXT_NAME
@@ -166,7 +177,9 @@ class RawPeer:
         self.sock.sendall(A_ASSOCIATE_RQ(rq).encode())
         return self.read_pdu()
 
-    def associate(self, contexts: list[tuple[str, list[str]]], max_pdu: int = 16384) -> A_ASSOCIATE_AC:
+    def associate(
+        self, contexts: list[tuple[str, list[str]]], max_pdu: int = 16384
+    ) -> A_ASSOCIATE_AC:
         pdu_type, data = self.request(contexts, max_pdu)
         assert pdu_type == wire.A_ASSOCIATE_AC_TYPE, data
         ac = A_ASSOCIATE_AC()
@@ -174,8 +187,9 @@ class RawPeer:
         return ac
 
     def send_pdv(self, context: int, control: int, data: bytes) -> None:
-        self.sock.sendall(struct.pack(">BBIIBB", 4, 0, len(data) + 6, len(data) + 2,
-                                      context, control) + data)
+        self.sock.sendall(
+            struct.pack(">BBIIBB", 4, 0, len(data) + 6, len(data) + 2, context, control) + data
+        )
 
     def response(self) -> Dataset:
         """The next DIMSE command, assembled from P-DATA-TF PDUs of any size."""
@@ -187,18 +201,29 @@ class RawPeer:
                 assert control & 0x01
                 command += fragment
                 if control & 0x02:
-                    return read_dataset(DicomBytesIO(command), is_implicit_VR=True,
-                                        is_little_endian=True)
+                    return read_dataset(
+                        DicomBytesIO(command), is_implicit_VR=True, is_little_endian=True
+                    )
 
 
 def store_command(sop_instance: str, message_id: int = 1) -> bytes:
-    return _command(AffectedSOPClassUID=MR, CommandField=1, MessageID=message_id, Priority=0,
-                    CommandDataSetType=0x0000, AffectedSOPInstanceUID=sop_instance)
+    return _command(
+        AffectedSOPClassUID=MR,
+        CommandField=1,
+        MessageID=message_id,
+        Priority=0,
+        CommandDataSetType=0x0000,
+        AffectedSOPInstanceUID=sop_instance,
+    )
 
 
 def echo_command(message_id: int = 1) -> bytes:
-    return _command(AffectedSOPClassUID=VERIFICATION, CommandField=0x30, MessageID=message_id,
-                    CommandDataSetType=0x0101)
+    return _command(
+        AffectedSOPClassUID=VERIFICATION,
+        CommandField=0x30,
+        MessageID=message_id,
+        CommandDataSetType=0x0101,
+    )
 
 
 @pytest.fixture
@@ -226,14 +251,21 @@ def wait_for(predicate, timeout: float = 5) -> bool:  # type: ignore[no-untyped-
 
 # --- association establishment ------------------------------------------------------------------
 
+
 def test_negotiation_accepts_storage_and_verification_only(scp: SiteConfig) -> None:
     peer = peer_for(scp)
-    ac = peer.associate([(MR, ["1.2.840.10008.1.2.4.50", ExplicitVRLittleEndian]),
-                         ("1.3.12.2.1107.5.9.1", [ExplicitVRLittleEndian]),  # private storage
-                         (VERIFICATION, ["1.2.3.4.5", ExplicitVRLittleEndian]),
-                         (STUDY_FIND, [ImplicitVRLittleEndian])])
-    results = {cx.context_id: (cx.result, cx.transfer_syntax[0] if cx.result == 0 else None)
-               for cx in ac.to_primitive().presentation_context_definition_results_list}
+    ac = peer.associate(
+        [
+            (MR, ["1.2.840.10008.1.2.4.50", ExplicitVRLittleEndian]),
+            ("1.3.12.2.1107.5.9.1", [ExplicitVRLittleEndian]),  # private storage
+            (VERIFICATION, ["1.2.3.4.5", ExplicitVRLittleEndian]),
+            (STUDY_FIND, [ImplicitVRLittleEndian]),
+        ]
+    )
+    results = {
+        cx.context_id: (cx.result, cx.transfer_syntax[0] if cx.result == 0 else None)
+        for cx in ac.to_primitive().presentation_context_definition_results_list
+    }
     assert results[1] == (0, "1.2.840.10008.1.2.4.50")  # the sender's first choice, kept
     assert results[3] == (0, ExplicitVRLittleEndian)
     assert results[5] == (0, ExplicitVRLittleEndian)
@@ -262,7 +294,9 @@ def test_too_many_associations_are_rejected(site_config: Path, monkeypatch) -> N
         first = peer_for(cfg)
         first.associate([(VERIFICATION, [ImplicitVRLittleEndian])])
         second = peer_for(cfg)
-        pdu_type, data = second.request([(VERIFICATION, [ImplicitVRLittleEndian])], calling="SECOND")
+        pdu_type, data = second.request(
+            [(VERIFICATION, [ImplicitVRLittleEndian])], calling="SECOND"
+        )
         assert pdu_type == wire.A_ASSOCIATE_RJ_TYPE
         rj = A_ASSOCIATE_RJ()
         rj.decode(data)
@@ -271,6 +305,7 @@ def test_too_many_associations_are_rejected(site_config: Path, monkeypatch) -> N
 
 
 # --- data phase --------------------------------------------------------------------------------
+
 
 def test_echo_answered_within_a_tiny_maximum_pdu(scp: SiteConfig) -> None:
     peer = peer_for(scp)
@@ -291,13 +326,19 @@ def test_fragmented_command_and_data_set(scp: SiteConfig) -> None:
     data = body.getvalue()
     peer = peer_for(scp)
     peer.associate([(ds.SOPClassUID, [ExplicitVRLittleEndian])])
-    command = _command(AffectedSOPClassUID=ds.SOPClassUID, CommandField=1, MessageID=5,
-                       Priority=0, CommandDataSetType=0, AffectedSOPInstanceUID=ds.SOPInstanceUID)
-    chunks = [data[i:i + 1000] for i in range(0, len(data), 1000)]
+    command = _command(
+        AffectedSOPClassUID=ds.SOPClassUID,
+        CommandField=1,
+        MessageID=5,
+        Priority=0,
+        CommandDataSetType=0,
+        AffectedSOPInstanceUID=ds.SOPInstanceUID,
+    )
+    chunks = [data[i : i + 1000] for i in range(0, len(data), 1000)]
     pdvs = [(0x01, command[:10]), (0x03, command[10:])]
     pdvs += [(0x00, c) for c in chunks[:-1]] + [(0x02, chunks[-1])]
     for i in range(0, len(pdvs), 3):  # three PDVs per P-DATA-TF
-        items = b"".join(struct.pack(">IBB", len(d) + 2, 1, c) + d for c, d in pdvs[i:i + 3])
+        items = b"".join(struct.pack(">IBB", len(d) + 2, 1, c) + d for c, d in pdvs[i : i + 3])
         peer.sock.sendall(wire.pdu(wire.P_DATA_TF_TYPE, items))
     rsp = peer.response()
     assert rsp.Status == 0 and rsp.MessageIDBeingRespondedTo == 5
@@ -318,8 +359,9 @@ def test_partial_data_set_leaves_nothing(scp: SiteConfig, how: str) -> None:
     peer = peer_for(scp)
     peer.associate([(MR, [ExplicitVRLittleEndian])])
     peer.send_pdv(1, 0x03, store_command("1.2.3.4.5"))
-    peer.send_pdv(1, 0x00, b"\x08\x00\x05\x00CS\x0a\x00ISO_IR 100"
-                  + b"\0" * (scp_module.FLUSH_BYTES + 5000))
+    peer.send_pdv(
+        1, 0x00, b"\x08\x00\x05\x00CS\x0a\x00ISO_IR 100" + b"\0" * (scp_module.FLUSH_BYTES + 5000)
+    )
     assert wait_for(lambda: temp_leftovers(scp))
     if how == "abort":
         peer.sock.sendall(wire.abort_pdu(0, source=0))
@@ -378,8 +420,13 @@ def test_unknown_pdu_type_is_aborted(scp: SiteConfig) -> None:
 def test_other_services_are_refused_with_a_status(scp: SiteConfig) -> None:
     peer = peer_for(scp)
     peer.associate([(MR, [ExplicitVRLittleEndian])])
-    find = _command(AffectedSOPClassUID=MR, CommandField=0x20, MessageID=9, Priority=0,
-                    CommandDataSetType=0x0000)
+    find = _command(
+        AffectedSOPClassUID=MR,
+        CommandField=0x20,
+        MessageID=9,
+        Priority=0,
+        CommandDataSetType=0x0000,
+    )
     peer.send_pdv(1, 0x03, find)
     peer.send_pdv(1, 0x02, b"\x10\x00\x10\x00\x00\x00\x00\x00")  # its identifier: dropped
     rsp = peer.response()

@@ -26,12 +26,25 @@ SUID = "1.2.826.0.1.3680043.8.498.1"
 
 
 def study_rows(suid: str = SUID, n_series: int = 2) -> list[dict]:
-    rows = [{"study_instance_uid": suid, "study_description": "MR brain",
-             "study_arrival_date": "2024-05-06 07:08", "incoming_studies_complete": "2"}]
+    rows = [
+        {
+            "study_instance_uid": suid,
+            "study_description": "MR brain",
+            "study_arrival_date": "2024-05-06 07:08",
+            "incoming_studies_complete": "2",
+        }
+    ]
     for i in range(1, n_series + 1):
-        rows.append({"study_instance_uid": suid, "redcap_repeat_instrument": "series",
-                     "redcap_repeat_instance": i, "series_instance_uid": f"{suid}.{i}",
-                     "series_num_files": str(10 * i), "series_complete": "2"})
+        rows.append(
+            {
+                "study_instance_uid": suid,
+                "redcap_repeat_instrument": "series",
+                "redcap_repeat_instance": i,
+                "series_instance_uid": f"{suid}.{i}",
+                "series_num_files": str(10 * i),
+                "series_complete": "2",
+            }
+        )
     return rows
 
 
@@ -44,6 +57,7 @@ def post(double: RedcapDouble, project: str = "Incoming", **form: object) -> req
 
 # -- PyCap over HTTP on loopback ------------------------------------------------------------
 
+
 def test_pycap_metadata_and_structure_over_http(redcap_server):
     double = redcap_server.double
     incoming = redcap.Project(redcap_server.url, double.token("Incoming"))
@@ -51,19 +65,33 @@ def test_pycap_metadata_and_structure_over_http(redcap_server):
     assert names[0] == incoming.def_field == "study_instance_uid"
     assert {"study_arrival_date", "transfer_active_proc_time", "transfer_error"} <= set(names)
     assert incoming.is_longitudinal is False
-    assert {r["form_name"] for r in incoming.export_repeating_instruments_events()} == {"series", "transfers"}
+    assert {r["form_name"] for r in incoming.export_repeating_instruments_events()} == {
+        "series",
+        "transfers",
+    }
     assert [i["instrument_name"] for i in incoming.export_instruments()] == [
-        "incoming_studies", "series", "transfers"]
-    assert {f["export_field_name"] for f in incoming.export_field_names(field="transfer_error")} == {
-        "transfer_error___1", "transfer_error___2", "transfer_error___3"}
+        "incoming_studies",
+        "series",
+        "transfers",
+    ]
+    assert {
+        f["export_field_name"] for f in incoming.export_field_names(field="transfer_error")
+    } == {"transfer_error___1", "transfer_error___2", "transfer_error___3"}
     assert str(incoming.export_version()) == double.version
     assert incoming.export_project_info()["has_repeating_instruments_or_events"] == 1
 
     proj = redcap.Project(redcap_server.url, double.token("PROJ"))
     assert proj.is_longitudinal is True
-    assert [e["unique_event_name"] for e in proj.export_events()] == ["event_1_arm_1", "follow_up_arm_1"]
+    assert [e["unique_event_name"] for e in proj.export_events()] == [
+        "event_1_arm_1",
+        "follow_up_arm_1",
+    ]
     assert proj.export_arms() == [{"arm_num": 1, "name": "Arm 1"}]
-    assert {"arm_num": 1, "unique_event_name": "event_1_arm_1", "form": "imaging"} in proj.export_instrument_event_mappings()
+    assert {
+        "arm_num": 1,
+        "unique_event_name": "event_1_arm_1",
+        "form": "imaging",
+    } in proj.export_instrument_event_mappings()
 
 
 def test_pycap_import_and_export_records_over_http(redcap_server):
@@ -77,13 +105,17 @@ def test_pycap_import_and_export_records_over_http(redcap_server):
     assert s1["redcap_repeat_instrument"] == "series" and s1["redcap_repeat_instance"] == 1
     assert s2["redcap_repeat_instance"] == 2 and s2["series_num_files"] == "20"
     assert s1["study_description"] == ""  # instance rows carry only their form
-    assert all(isinstance(v, str) for r in rows for k, v in r.items() if k != "redcap_repeat_instance")
+    assert all(
+        isinstance(v, str) for r in rows for k, v in r.items() if k != "redcap_repeat_instance"
+    )
     # PyCap backfills the record ID into a field selection
     only = incoming.export_records(records=[SUID], fields=["series_num_files"])
     assert [r["series_num_files"] for r in only] == ["", "10", "20"]
     assert all(r["study_instance_uid"] == SUID for r in only)
     # import errors come back as {"error": ...}, which PyCap raises
-    with pytest.raises(redcap.RedcapError, match="not found in the project as real data fields: foo"):
+    with pytest.raises(
+        redcap.RedcapError, match="not found in the project as real data fields: foo"
+    ):
         incoming.import_records([{"study_instance_uid": SUID, "foo": "1"}])
     assert incoming.delete_records([SUID]) == 1
     assert incoming.export_records() == []
@@ -92,20 +124,38 @@ def test_pycap_import_and_export_records_over_http(redcap_server):
 def test_pycap_longitudinal_and_files_over_http(redcap_server):
     double = redcap_server.double
     proj = redcap.Project(redcap_server.url, double.token("PROJ"))
-    rows = [{"record_id": "P001", "redcap_event_name": "event_1_arm_1", "first_name": "P001", "last_name": "P001"},
-            {"record_id": "P001", "redcap_event_name": "event_1_arm_1", "redcap_repeat_instrument": "imaging",
-             "redcap_repeat_instance": 1, "img_study_instance_uid": "2.25.1", "img_event_name": "baseline"}]
+    rows = [
+        {
+            "record_id": "P001",
+            "redcap_event_name": "event_1_arm_1",
+            "first_name": "P001",
+            "last_name": "P001",
+        },
+        {
+            "record_id": "P001",
+            "redcap_event_name": "event_1_arm_1",
+            "redcap_repeat_instrument": "imaging",
+            "redcap_repeat_instance": 1,
+            "img_study_instance_uid": "2.25.1",
+            "img_event_name": "baseline",
+        },
+    ]
     assert proj.import_records(rows) == {"count": 1}
     out = proj.export_records(events=["event_1_arm_1"])
-    assert [(r["redcap_event_name"], r["redcap_repeat_instrument"], r["redcap_repeat_instance"]) for r in out] == [
-        ("event_1_arm_1", "", ""), ("event_1_arm_1", "imaging", 1)]
+    assert [
+        (r["redcap_event_name"], r["redcap_repeat_instrument"], r["redcap_repeat_instance"])
+        for r in out
+    ] == [("event_1_arm_1", "", ""), ("event_1_arm_1", "imaging", 1)]
 
     dtp = redcap.Project(redcap_server.url, double.token("DataTransferProjects"))
     dtp.import_records([{"record_id": "PROJ", "project_name": "PROJ", "project_features___1": "1"}])
     dtp.import_file("PROJ", "leave_alone_current_rek", "approval.pdf", io.BytesIO(b"%PDF-1.4 test"))
     content, headers = dtp.export_file("PROJ", "leave_alone_current_rek")
     assert content == b"%PDF-1.4 test" and headers["name"] == "approval.pdf"
-    assert dtp.export_records(fields=["leave_alone_current_rek"])[0]["leave_alone_current_rek"] == "approval.pdf"
+    assert (
+        dtp.export_records(fields=["leave_alone_current_rek"])[0]["leave_alone_current_rek"]
+        == "approval.pdf"
+    )
     dtp.delete_file("PROJ", "leave_alone_current_rek")
     with pytest.raises(redcap.RedcapError, match="no file"):
         dtp.export_file("PROJ", "leave_alone_current_rek")
@@ -126,6 +176,7 @@ def test_pycap_bad_token_and_inprocess_transport(redcap_double, pycap_inprocess)
 
 # -- project definitions --------------------------------------------------------------------
 
+
 def read_dictionary(path: Path) -> list[dict[str, str]]:
     with open(path, newline="", encoding="utf-8") as fh:
         rows = list(csv.reader(fh))
@@ -133,13 +184,20 @@ def read_dictionary(path: Path) -> list[dict[str, str]]:
     return [dict(zip(META_KEYS, r, strict=True)) for r in rows[1:]]
 
 
-@pytest.mark.parametrize("ours, upstream, extra", [
-    ("Incoming.csv", "Incoming_DataDictionary.csv", {"study_arrival_date", "transfer_active_proc_time"}),
-    ("DataTransferProjects.csv", "DataTransferProjects.csv", {"project_features"}),
-    ("Routing.csv", "Routing.csv", set()),
-    ("CouplingList.csv", "CouplingList.csv", {"cl_studyinstanceuid"}),
-    ("AutoID.csv", "AutoID.csv", set()),
-])
+@pytest.mark.parametrize(
+    "ours, upstream, extra",
+    [
+        (
+            "Incoming.csv",
+            "Incoming_DataDictionary.csv",
+            {"study_arrival_date", "transfer_active_proc_time"},
+        ),
+        ("DataTransferProjects.csv", "DataTransferProjects.csv", {"project_features"}),
+        ("Routing.csv", "Routing.csv", set()),
+        ("CouplingList.csv", "CouplingList.csv", {"cl_studyinstanceuid"}),
+        ("AutoID.csv", "AutoID.csv", set()),
+    ],
+)
 def test_dictionaries_keep_fiona_names_and_add_the_used_fields(ours, upstream, extra):
     mine = read_dictionary(CONFIG_DIR / ours)
     names = {r["field_name"]: r for r in mine}
@@ -151,20 +209,35 @@ def test_dictionaries_keep_fiona_names_and_add_the_used_fields(ours, upstream, e
         assert mine[0]["field_name"] == theirs[0]["field_name"]
         for r in theirs:  # same forms and types, so FIONA's rows import unchanged
             if r["field_name"] in names:
-                assert (names[r["field_name"]]["form_name"], names[r["field_name"]]["field_type"]) == (
-                    r["form_name"], r["field_type"])
+                assert (
+                    names[r["field_name"]]["form_name"],
+                    names[r["field_name"]]["field_type"],
+                ) == (r["form_name"], r["field_type"])
 
 
 def test_dictionary_choice_codes_fiona_relies_on():
     dtp = {r["field_name"]: r for r in read_dictionary(CONFIG_DIR / "DataTransferProjects.csv")}
-    assert [c.split(",")[0].strip() for c in dtp["project_features"]["select_choices_or_calculations"].split("|")] == ["0", "1", "2"]
+    assert [
+        c.split(",")[0].strip()
+        for c in dtp["project_features"]["select_choices_or_calculations"].split("|")
+    ] == ["0", "1", "2"]
     assert "0x0020:0x4000" in dtp["rewrite_ex_tag"]["select_choices_or_calculations"]
     inc = {r["field_name"]: r for r in read_dictionary(CONFIG_DIR / "Incoming.csv")}
     assert inc["transfer_error"]["field_type"] == "checkbox"
-    assert [c.split(",")[0].strip() for c in inc["transfer_error"]["select_choices_or_calculations"].split("|")] == ["1", "2", "3"]
+    assert [
+        c.split(",")[0].strip()
+        for c in inc["transfer_error"]["select_choices_or_calculations"].split("|")
+    ] == ["1", "2", "3"]
     tmpl = {r["field_name"]: r for r in read_dictionary(CONFIG_DIR / "ProjectTemplate.csv")}
-    assert {"record_id", "first_name", "last_name", "img_study_instance_uid", "img_event_name",
-            "img_study_description", "img_incoming_accession_number"} <= set(tmpl)
+    assert {
+        "record_id",
+        "first_name",
+        "last_name",
+        "img_study_instance_uid",
+        "img_event_name",
+        "img_study_description",
+        "img_incoming_accession_number",
+    } <= set(tmpl)
     assert tmpl["img_study_instance_uid"]["form_name"] == "imaging"
     specs = json.loads((CONFIG_DIR / "projects.json").read_text())
     assert specs["Incoming"]["repeating"] == ["series", "transfers"]
@@ -172,107 +245,240 @@ def test_dictionary_choice_codes_fiona_relies_on():
 
 # -- import validation ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("row, message", [
-    ({"transfer_error___4": "1"}, "not found in the project as real data fields: transfer_error___4"),
-    ({"transfer_error": "1"}, "not found in the project as real data fields: transfer_error"),
-    ({"redcap_repeat_instrument": "transfers", "redcap_repeat_instance": 1, "transfer_date": "2024-13-01 10:00"},
-     '"transfer_date","2024-13-01 10:00","The value is not a valid date/time'),
-    ({"redcap_repeat_instrument": "series", "redcap_repeat_instance": 1, "series_num_files": "12a"},
-     "The value is not a valid integer"),
-    ({"redcap_repeat_instrument": "transfers", "redcap_repeat_instance": 2, "transfer_error___1": "yes"},
-     "must be 0 or 1"),
-    ({"incoming_studies_complete": "3"}, "not a valid category for incoming_studies_complete"),
-    ({"series_instance_uid": "1.2"}, "repeating instrument 'series'"),
-    ({"redcap_repeat_instrument": "series", "redcap_repeat_instance": 1, "transfer_name": "X"},
-     "not to the repeating instrument 'series'"),
-    ({"redcap_repeat_instrument": "incoming_studies", "redcap_repeat_instance": 1, "study_date": "x"},
-     "is not a repeating instrument"),
-    ({"redcap_repeat_instrument": "series", "redcap_repeat_instance": "0", "series_date": "x"},
-     "positive whole number"),
-    ({"redcap_repeat_instance": 3, "study_date": "x"}, "redcap_repeat_instrument is blank"),
-    ({"redcap_event_name": "event_1_arm_1", "study_date": "x"}, "real data fields: redcap_event_name"),
-])
+
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        (
+            {"transfer_error___4": "1"},
+            "not found in the project as real data fields: transfer_error___4",
+        ),
+        ({"transfer_error": "1"}, "not found in the project as real data fields: transfer_error"),
+        (
+            {
+                "redcap_repeat_instrument": "transfers",
+                "redcap_repeat_instance": 1,
+                "transfer_date": "2024-13-01 10:00",
+            },
+            '"transfer_date","2024-13-01 10:00","The value is not a valid date/time',
+        ),
+        (
+            {
+                "redcap_repeat_instrument": "series",
+                "redcap_repeat_instance": 1,
+                "series_num_files": "12a",
+            },
+            "The value is not a valid integer",
+        ),
+        (
+            {
+                "redcap_repeat_instrument": "transfers",
+                "redcap_repeat_instance": 2,
+                "transfer_error___1": "yes",
+            },
+            "must be 0 or 1",
+        ),
+        ({"incoming_studies_complete": "3"}, "not a valid category for incoming_studies_complete"),
+        ({"series_instance_uid": "1.2"}, "repeating instrument 'series'"),
+        (
+            {
+                "redcap_repeat_instrument": "series",
+                "redcap_repeat_instance": 1,
+                "transfer_name": "X",
+            },
+            "not to the repeating instrument 'series'",
+        ),
+        (
+            {
+                "redcap_repeat_instrument": "incoming_studies",
+                "redcap_repeat_instance": 1,
+                "study_date": "x",
+            },
+            "is not a repeating instrument",
+        ),
+        (
+            {
+                "redcap_repeat_instrument": "series",
+                "redcap_repeat_instance": "0",
+                "series_date": "x",
+            },
+            "positive whole number",
+        ),
+        ({"redcap_repeat_instance": 3, "study_date": "x"}, "redcap_repeat_instrument is blank"),
+        (
+            {"redcap_event_name": "event_1_arm_1", "study_date": "x"},
+            "real data fields: redcap_event_name",
+        ),
+    ],
+)
 def test_import_validation_errors(redcap_double, row, message):
-    r = post(redcap_double, content="record", type="flat",
-             data=json.dumps([{"study_instance_uid": SUID, **row}]))
+    r = post(
+        redcap_double,
+        content="record",
+        type="flat",
+        data=json.dumps([{"study_instance_uid": SUID, **row}]),
+    )
     assert r.status_code == 400, r.text
     assert message in r.json()["error"]
     assert redcap_double.project("Incoming").records == {}  # all or nothing
 
 
 def test_import_choice_codes_and_all_or_nothing(redcap_double):
-    r = post(redcap_double, "Routing", content="record",
-             data=json.dumps([{"record_id": "1", "routing_active": "1"},
-                              {"record_id": "2", "routing_active": "2", "routing_dest_project": "NOPE"}]))
+    r = post(
+        redcap_double,
+        "Routing",
+        content="record",
+        data=json.dumps(
+            [
+                {"record_id": "1", "routing_active": "1"},
+                {"record_id": "2", "routing_active": "2", "routing_dest_project": "NOPE"},
+            ]
+        ),
+    )
     assert r.status_code == 400
     assert r.json()["error"].splitlines() == [
         '"2","routing_active","2","The value is not a valid category for routing_active"',
-        '"2","routing_dest_project","NOPE","The value is not a valid category for routing_dest_project"']
+        '"2","routing_dest_project","NOPE","The value is not a valid category for routing_dest_project"',
+    ]
     assert redcap_double.project("Routing").records == {}
     r = post(redcap_double, "Routing", content="record", data='{"record_id": "1"}')
     assert r.status_code == 400 and "JSON array" in r.json()["error"]
 
 
 def test_import_overwrite_behaviour_and_return_content(redcap_double):
-    assert post(redcap_double, content="record", data=json.dumps(study_rows())).json() == {"count": 1}
+    assert post(redcap_double, content="record", data=json.dumps(study_rows())).json() == {
+        "count": 1
+    }
     blank = [{"study_instance_uid": SUID, "study_description": ""}]
-    assert post(redcap_double, content="record", data=json.dumps(blank), returnContent="ids").json() == [SUID]
+    assert post(
+        redcap_double, content="record", data=json.dumps(blank), returnContent="ids"
+    ).json() == [SUID]
     stored = redcap_double.project("Incoming").records[SUID][("", "", None)]
     assert stored["study_description"] == "MR brain"  # normal: blanks are ignored
-    r = post(redcap_double, content="record", data=json.dumps(blank), overwriteBehavior="overwrite",
-             returnContent="nothing")
+    r = post(
+        redcap_double,
+        content="record",
+        data=json.dumps(blank),
+        overwriteBehavior="overwrite",
+        returnContent="nothing",
+    )
     assert r.status_code == 200 and r.content == b""
     assert "study_description" not in stored  # overwrite: blanks erase
     # an ID-only row is accepted and stores nothing
-    assert post(redcap_double, content="record", data=json.dumps([{"study_instance_uid": "9.9"}])).json() == {"count": 1}
+    assert post(
+        redcap_double, content="record", data=json.dumps([{"study_instance_uid": "9.9"}])
+    ).json() == {"count": 1}
     assert "9.9" not in redcap_double.project("Incoming").records
 
 
 def test_longitudinal_import_rules(redcap_double):
     rows = [{"record_id": "P1", "first_name": "P1"}]  # no event: REDCap puts it in the first event
-    assert post(redcap_double, "PROJ", content="record", data=json.dumps(rows)).json() == {"count": 1}
+    assert post(redcap_double, "PROJ", content="record", data=json.dumps(rows)).json() == {
+        "count": 1
+    }
     assert ("event_1_arm_1", "", None) in redcap_double.project("PROJ").records["P1"]
-    r = post(redcap_double, "PROJ", content="record",
-             data=json.dumps([{"record_id": "P1", "redcap_event_name": "visit_11_arm_1", "first_name": "x"}]))
-    assert r.json() == {"error": "The following values of redcap_event_name are invalid: visit_11_arm_1"}
-    r = post(redcap_double, "PROJ", content="record",
-             data=json.dumps([{"record_id": "P1", "redcap_event_name": "follow_up_arm_1",
-                               "redcap_repeat_instrument": "imaging", "redcap_repeat_instance": 1,
-                               "img_event_name": "x"}]))
-    assert r.status_code == 400 and "is not a repeating instrument in event 'follow_up_arm_1'" in r.json()["error"]
-    r = post(redcap_double, "PROJ", content="record",
-             data=json.dumps([{"record_id": "P1", "redcap_event_name": "follow_up_arm_1", "img_event_name": "x"}]))
-    assert "The form 'imaging' has not been designated to the event 'follow_up_arm_1'" in r.json()["error"]
+    r = post(
+        redcap_double,
+        "PROJ",
+        content="record",
+        data=json.dumps(
+            [{"record_id": "P1", "redcap_event_name": "visit_11_arm_1", "first_name": "x"}]
+        ),
+    )
+    assert r.json() == {
+        "error": "The following values of redcap_event_name are invalid: visit_11_arm_1"
+    }
+    r = post(
+        redcap_double,
+        "PROJ",
+        content="record",
+        data=json.dumps(
+            [
+                {
+                    "record_id": "P1",
+                    "redcap_event_name": "follow_up_arm_1",
+                    "redcap_repeat_instrument": "imaging",
+                    "redcap_repeat_instance": 1,
+                    "img_event_name": "x",
+                }
+            ]
+        ),
+    )
+    assert (
+        r.status_code == 400
+        and "is not a repeating instrument in event 'follow_up_arm_1'" in r.json()["error"]
+    )
+    r = post(
+        redcap_double,
+        "PROJ",
+        content="record",
+        data=json.dumps(
+            [{"record_id": "P1", "redcap_event_name": "follow_up_arm_1", "img_event_name": "x"}]
+        ),
+    )
+    assert (
+        "The form 'imaging' has not been designated to the event 'follow_up_arm_1'"
+        in r.json()["error"]
+    )
 
 
 # -- export features ------------------------------------------------------------------------
 
+
 def load_transfers(double: RedcapDouble) -> None:
     rows = study_rows("1.1", 1) + study_rows("1.2", 1) + study_rows("1.3", 0)
-    rows += [{"study_instance_uid": "1.1", "redcap_repeat_instrument": "transfers", "redcap_repeat_instance": 1,
-              "transfer_project_name": "PROJ", "transfer_name": "P001", "transfer_error___2": "1"},
-             {"study_instance_uid": "1.2", "redcap_repeat_instrument": "transfers", "redcap_repeat_instance": 1,
-              "transfer_project_name": "DEMO", "transfer_name": "D001"},
-             {"study_instance_uid": "1.2", "redcap_repeat_instrument": "transfers", "redcap_repeat_instance": 2,
-              "transfer_project_name": "PROJ", "transfer_name": "P002", "transfer_event_name": "baseline"}]
+    rows += [
+        {
+            "study_instance_uid": "1.1",
+            "redcap_repeat_instrument": "transfers",
+            "redcap_repeat_instance": 1,
+            "transfer_project_name": "PROJ",
+            "transfer_name": "P001",
+            "transfer_error___2": "1",
+        },
+        {
+            "study_instance_uid": "1.2",
+            "redcap_repeat_instrument": "transfers",
+            "redcap_repeat_instance": 1,
+            "transfer_project_name": "DEMO",
+            "transfer_name": "D001",
+        },
+        {
+            "study_instance_uid": "1.2",
+            "redcap_repeat_instrument": "transfers",
+            "redcap_repeat_instance": 2,
+            "transfer_project_name": "PROJ",
+            "transfer_name": "P002",
+            "transfer_event_name": "baseline",
+        },
+    ]
     assert post(double, content="record", data=json.dumps(rows)).json() == {"count": 3}
 
 
-@pytest.mark.parametrize("logic, expected", [
-    ('[transfer_project_name]="PROJ"', [("1.1", 1), ("1.2", 2)]),
-    ("[transfer_project_name] = 'PROJ' and [transfer_event_name] <> ''", [("1.2", 2)]),
-    ('([transfer_project_name]="DEMO" or [transfer_name]="P001") AND [transfers_complete]="0"',
-     [("1.1", 1), ("1.2", 1)]),
-    ("[transfer_error(2)] = '1'", [("1.1", 1)]),
-    ('[transfer_project_name] != "PROJ" and [redcap_repeat_instance_x] = 1', None),
-    ("datediff([transfer_date], 'today', 'd') > 1", None),
-    ("[transfer_error] = '1'", None),
-    ('[study_instance_uid] = "1.3" or [transfer_name] = "P002"', [("1.2", 2), ("1.3", "")]),
-])
+@pytest.mark.parametrize(
+    "logic, expected",
+    [
+        ('[transfer_project_name]="PROJ"', [("1.1", 1), ("1.2", 2)]),
+        ("[transfer_project_name] = 'PROJ' and [transfer_event_name] <> ''", [("1.2", 2)]),
+        (
+            '([transfer_project_name]="DEMO" or [transfer_name]="P001") AND [transfers_complete]="0"',
+            [("1.1", 1), ("1.2", 1)],
+        ),
+        ("[transfer_error(2)] = '1'", [("1.1", 1)]),
+        ('[transfer_project_name] != "PROJ" and [redcap_repeat_instance_x] = 1', None),
+        ("datediff([transfer_date], 'today', 'd') > 1", None),
+        ("[transfer_error] = '1'", None),
+        ('[study_instance_uid] = "1.3" or [transfer_name] = "P002"', [("1.2", 2), ("1.3", "")]),
+    ],
+)
 def test_filter_logic_subset(redcap_double, logic, expected):
     load_transfers(redcap_double)
-    r = post(redcap_double, content="record", filterLogic=logic,
-             **{"fields[0]": "study_instance_uid", "forms[0]": "transfers"})
+    r = post(
+        redcap_double,
+        content="record",
+        filterLogic=logic,
+        **{"fields[0]": "study_instance_uid", "forms[0]": "transfers"},
+    )
     if expected is None:
         assert r.status_code == 400 and "filterLogic" in r.json()["error"]
         return
@@ -283,30 +489,58 @@ def test_filter_logic_subset(redcap_double, logic, expected):
 def test_array_forms_labels_eav_and_csv(redcap_double):
     load_transfers(redcap_double)
     comma = post(redcap_double, content="record", records="1.1,1.3", fields="study_instance_uid")
-    brackets = post(redcap_double, content="record", **{"records[]": ["1.1", "1.3"], "fields[]": "study_instance_uid"})
-    indexed = post(redcap_double, content="record", **{"records[1]": "1.3", "records[0]": "1.1",
-                                                       "fields[0]": "study_instance_uid"})
+    brackets = post(
+        redcap_double,
+        content="record",
+        **{"records[]": ["1.1", "1.3"], "fields[]": "study_instance_uid"},
+    )
+    indexed = post(
+        redcap_double,
+        content="record",
+        **{"records[1]": "1.3", "records[0]": "1.1", "fields[0]": "study_instance_uid"},
+    )
     assert comma.json() == brackets.json() == indexed.json()
     assert {r["study_instance_uid"] for r in comma.json()} == {"1.1", "1.3"}
-    labelled = post(redcap_double, content="record", rawOrLabel="label", records="1.1",
-                    fields="study_instance_uid,transfer_error")
-    assert [r["redcap_repeat_instrument"] for r in labelled.json()] == ["", "Transfers"]  # no series row
+    labelled = post(
+        redcap_double,
+        content="record",
+        rawOrLabel="label",
+        records="1.1",
+        fields="study_instance_uid,transfer_error",
+    )
+    assert [r["redcap_repeat_instrument"] for r in labelled.json()] == [
+        "",
+        "Transfers",
+    ]  # no series row
     tr = labelled.json()[1]
     assert (tr["transfer_error___1"], tr["transfer_error___2"]) == ("Unchecked", "Checked")
-    eav = post(redcap_double, content="record", type="eav", records="1.1", fields="transfer_error").json()
-    assert {"record": "1.1", "redcap_repeat_instrument": "transfers", "redcap_repeat_instance": 1,
-            "field_name": "transfer_error", "value": "2"} in eav
+    eav = post(
+        redcap_double, content="record", type="eav", records="1.1", fields="transfer_error"
+    ).json()
+    assert {
+        "record": "1.1",
+        "redcap_repeat_instrument": "transfers",
+        "redcap_repeat_instance": 1,
+        "field_name": "transfer_error",
+        "value": "2",
+    } in eav
     text = post(redcap_double, content="record", format="csv", records="1.3").text
-    assert text.splitlines()[0].startswith("study_instance_uid,redcap_repeat_instrument,redcap_repeat_instance,")
+    assert text.splitlines()[0].startswith(
+        "study_instance_uid,redcap_repeat_instrument,redcap_repeat_instance,"
+    )
     ts = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(time.time() + 3600))
     assert post(redcap_double, content="record", dateRangeBegin=ts).json() == []
 
 
 # -- errors, auth, log ----------------------------------------------------------------------
 
+
 def test_error_bodies_follow_return_format(redcap_double):
     r = post(redcap_double, content="event", returnFormat="xml")
-    assert r.status_code == 400 and "<error>You cannot export events for classic projects</error>" in r.text
+    assert (
+        r.status_code == 400
+        and "<error>You cannot export events for classic projects</error>" in r.text
+    )
     r = post(redcap_double, content="arm", returnFormat="csv")
     assert r.text == "ERROR: You cannot export arms for classic projects"
     r = post(redcap_double, content="formEventMapping")
@@ -322,11 +556,23 @@ def test_tokens_and_rights(redcap_double):
     session = requests.Session()
     mount(session, redcap_double.app)
     assert session.post(TEST_URL, data={"content": "version"}).status_code == 401
-    r = session.post(TEST_URL, data={"token": "A" * 32, "content": "version", "returnFormat": "json"})
-    assert r.status_code == 403 and r.json() == {"error": "You do not have permissions to use the API"}
+    r = session.post(
+        TEST_URL, data={"token": "A" * 32, "content": "version", "returnFormat": "json"}
+    )
+    assert r.status_code == 403 and r.json() == {
+        "error": "You do not have permissions to use the API"
+    }
     reader = redcap_double.add_token("Incoming", rights={"export"})
-    r = session.post(TEST_URL, data={"token": reader, "content": "record", "format": "json",
-                                     "returnFormat": "json", "data": json.dumps(study_rows())})
+    r = session.post(
+        TEST_URL,
+        data={
+            "token": reader,
+            "content": "record",
+            "format": "json",
+            "returnFormat": "json",
+            "data": json.dumps(study_rows()),
+        },
+    )
     assert r.status_code == 403
     r = session.post(TEST_URL, data={"token": reader, "content": "version"})
     assert r.status_code == 200 and r.text == redcap_double.version
@@ -335,7 +581,11 @@ def test_tokens_and_rights(redcap_double):
 def test_call_log_keeps_writes_but_not_tokens(redcap_double):
     post(redcap_double, content="record", data=json.dumps(study_rows()))
     post(redcap_double, content="record", **{"records[0]": SUID})
-    post(redcap_double, content="record", data=json.dumps([{"study_instance_uid": SUID, "bogus": "1"}]))
+    post(
+        redcap_double,
+        content="record",
+        data=json.dumps([{"study_instance_uid": SUID, "bogus": "1"}]),
+    )
     token = redcap_double.token("Incoming")
     calls = redcap_double.calls_for("record", project="Incoming")
     assert [c.status for c in calls] == [200, 200, 400]
@@ -372,50 +622,99 @@ def test_command_line_server(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "tests.redcap_double", "--port", str(port),
-                             "--tokens", str(secrets)], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.redcap_double",
+            "--port",
+            str(port),
+            "--tokens",
+            str(secrets),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     try:
         url = f"http://127.0.0.1:{port}/api/"
         for _ in range(100):
             try:
-                r = requests.post(url, data={"token": "F" * 32, "content": "project", "format": "json"}, timeout=2)
+                r = requests.post(
+                    url, data={"token": "F" * 32, "content": "project", "format": "json"}, timeout=2
+                )
                 break
             except requests.ConnectionError:
                 time.sleep(0.1)
         else:
             pytest.fail("server did not start: " + proc.stderr.read())
         assert r.json()["is_longitudinal"] == 1  # not in projects.json: a research project
-        assert requests.post(url, data={"token": token, "content": "version"}, timeout=2).status_code == 200
+        assert (
+            requests.post(url, data={"token": token, "content": "version"}, timeout=2).status_code
+            == 200
+        )
     finally:
         proc.terminate()
         proc.wait(timeout=10)
 
 
 def test_repeating_event_csv_import_and_multipart_in_process(redcap_double, pycap_inprocess):
-    spec = {"dictionary": "ProjectTemplate.csv",
-            "events": [{"event_name": "Screening", "forms": ["participant"]},
-                       {"event_name": "Scan", "forms": ["imaging"]}],
-            "repeating": [{"event": "scan_arm_1", "form": ""}]}
+    spec = {
+        "dictionary": "ProjectTemplate.csv",
+        "events": [
+            {"event_name": "Screening", "forms": ["participant"]},
+            {"event_name": "Scan", "forms": ["imaging"]},
+        ],
+        "repeating": [{"event": "scan_arm_1", "form": ""}],
+    }
     double = redcap_double
     double.add_project("VISITS", spec=spec)
-    data = ("record_id,redcap_event_name,redcap_repeat_instrument,redcap_repeat_instance,first_name,img_event_name\n"
-            "V1,screening_arm_1,,,Ann,\n"
-            "V1,scan_arm_1,,1,,baseline\n"
-            "V1,scan_arm_1,,2,,followup\n")
+    data = (
+        "record_id,redcap_event_name,redcap_repeat_instrument,redcap_repeat_instance,first_name,img_event_name\n"
+        "V1,screening_arm_1,,,Ann,\n"
+        "V1,scan_arm_1,,1,,baseline\n"
+        "V1,scan_arm_1,,2,,followup\n"
+    )
     r = post(double, "VISITS", content="record", format="csv", data=data)
     assert r.json() == {"count": 1}, r.text
     rows = post(double, "VISITS", content="record").json()
-    assert [(x["redcap_event_name"], x["redcap_repeat_instrument"], x["redcap_repeat_instance"],
-             x["img_event_name"]) for x in rows] == [
-        ("screening_arm_1", "", "", ""), ("scan_arm_1", "", 1, "baseline"), ("scan_arm_1", "", 2, "followup")]
+    assert [
+        (
+            x["redcap_event_name"],
+            x["redcap_repeat_instrument"],
+            x["redcap_repeat_instance"],
+            x["img_event_name"],
+        )
+        for x in rows
+    ] == [
+        ("screening_arm_1", "", "", ""),
+        ("scan_arm_1", "", 1, "baseline"),
+        ("scan_arm_1", "", 2, "followup"),
+    ]
     assert post(double, "VISITS", content="repeatingFormsEvents").json() == [
-        {"event_name": "scan_arm_1", "form_name": "", "custom_form_label": ""}]
-    assert post(double, "VISITS", content="record", action="delete", records="V1", event="scan_arm_1",
-                repeat_instance="2").json() == 1
+        {"event_name": "scan_arm_1", "form_name": "", "custom_form_label": ""}
+    ]
+    assert (
+        post(
+            double,
+            "VISITS",
+            content="record",
+            action="delete",
+            records="V1",
+            event="scan_arm_1",
+            repeat_instance="2",
+        ).json()
+        == 1
+    )
     assert len(post(double, "VISITS", content="record").json()) == 2
-    assert post(double, "VISITS", content="record", action="rename", record="V1",
-                new_record_name="V2").json() == 1
+    assert (
+        post(
+            double, "VISITS", content="record", action="rename", record="V1", new_record_name="V2"
+        ).json()
+        == 1
+    )
     assert {x["record_id"] for x in post(double, "VISITS", content="record").json()} == {"V2"}
     # multipart through the in-process adapter (PyCap's file upload)
     dtp = redcap.Project(pycap_inprocess, double.token("DataTransferProjects"))
@@ -424,8 +723,20 @@ def test_repeating_event_csv_import_and_multipart_in_process(redcap_double, pyca
     assert dtp.export_file("X", "leave_alone_current_rek") == (b"hello", {"name": "a.txt"})
     session = requests.Session()
     mount(session, double.app)
-    r = session.post(TEST_URL, data={"token": double.token("DataTransferProjects"), "content": "file",
-                                     "action": "import", "record": "X", "field": "project_name",
-                                     "returnFormat": "json"}, files={"file": ("a.txt", b"x")})
+    r = session.post(
+        TEST_URL,
+        data={
+            "token": double.token("DataTransferProjects"),
+            "content": "file",
+            "action": "import",
+            "record": "X",
+            "field": "project_name",
+            "returnFormat": "json",
+        },
+        files={"file": ("a.txt", b"x")},
+    )
     assert r.status_code == 400 and "not a file upload field" in r.json()["error"]
-    assert [c.data for c in double.writes("DataTransferProjects")][-1] == {"file": "a.txt", "bytes": 5}
+    assert [c.data for c in double.writes("DataTransferProjects")][-1] == {
+        "file": "a.txt",
+        "bytes": 5,
+    }

@@ -17,8 +17,13 @@ from fionagw.web import review_inventory as ri
 
 @pytest.fixture
 def mr_files(tmp_path: Path) -> list[Path]:
-    return synth.standard_mr_study(tmp_path / "mr", vendor="SIEMENS", n_per_series=2,
-                                   patient_id="DEMO001", patient_name="DEMO001")
+    return synth.standard_mr_study(
+        tmp_path / "mr",
+        vendor="SIEMENS",
+        n_per_series=2,
+        patient_id="DEMO001",
+        patient_name="DEMO001",
+    )
 
 
 def test_counts_every_tag_with_its_values(tmp_path: Path, mr_files: list[Path]) -> None:
@@ -29,7 +34,12 @@ def test_counts_every_tag_with_its_values(tmp_path: Path, mr_files: list[Path]) 
     assert inv["files"] == n and inv["version"] == 1 and inv["updated"]
     tags = inv["tags"]
     name = tags["(0010,0010)"]
-    assert (name["keyword"], name["vr"], name["count"], name["files"]) == ("PatientName", "PN", n, n)
+    assert (name["keyword"], name["vr"], name["count"], name["files"]) == (
+        "PatientName",
+        "PN",
+        n,
+        n,
+    )
     assert name["values"] == {"DEMO001": n} and name["other"] == 0
     # one value per series: the distinct series descriptions, each counted per file
     headers = [pydicom.dcmread(p, stop_before_pixels=True) for p in mr_files]
@@ -64,8 +74,16 @@ def test_sequences_are_paths(tmp_path: Path) -> None:
 def test_values_are_capped_and_distinct_values_limited() -> None:
     inv = ri.empty_inventory()
     for i in range(ri.MAX_DISTINCT + 5):
-        ri.merge_file(inv, {"(0020,4000)": {"keyword": "ImageComments", "vr": "LT",
-                                            "values": {f"comment {i}": 1, "same": 1}}})
+        ri.merge_file(
+            inv,
+            {
+                "(0020,4000)": {
+                    "keyword": "ImageComments",
+                    "vr": "LT",
+                    "values": {f"comment {i}": 1, "same": 1},
+                }
+            },
+        )
     entry = inv["tags"]["(0020,4000)"]
     assert len(entry["values"]) == ri.MAX_DISTINCT
     assert entry["values"]["same"] == ri.MAX_DISTINCT + 5  # a value already kept keeps counting
@@ -93,7 +111,9 @@ def test_same_files_again_are_not_counted_twice(tmp_path: Path, mr_files: list[P
     assert inv["tags"]["(0010,0020)"]["values"] == {"DEMO001": len(mr_files)}
 
 
-def test_unreadable_files_are_skipped_and_bad_inventory_is_one_line(tmp_path: Path, mr_files: list[Path]) -> None:
+def test_unreadable_files_are_skipped_and_bad_inventory_is_one_line(
+    tmp_path: Path, mr_files: list[Path]
+) -> None:
     junk = tmp_path / "junk.dcm"
     junk.write_bytes(b"not dicom at all")
     inv_file = tmp_path / "DEMO.json"
@@ -102,7 +122,9 @@ def test_unreadable_files_are_skipped_and_bad_inventory_is_one_line(tmp_path: Pa
     inv_file.write_text("{broken")
     with pytest.raises(ri.ReviewInventoryError) as info:
         ri.record_files(inv_file, mr_files[1:2])
-    assert str(info.value).startswith(f"{inv_file}: unreadable inventory") and "\n" not in str(info.value)
+    assert str(info.value).startswith(f"{inv_file}: unreadable inventory") and "\n" not in str(
+        info.value
+    )
 
 
 def _record(args: tuple[str, list[str]]) -> None:
@@ -128,21 +150,40 @@ def test_rows_search_and_csv(tmp_path: Path, mr_files: list[Path]) -> None:
     rows = ri.inventory_rows(inv, "patientname")
     assert [r.path for r in rows] == ["(0010,0010)"]
     assert [r.path for r in ri.inventory_rows(inv, "demo001")] == ["(0010,0010)", "(0010,0020)"]
-    assert [r.path for r in ri.inventory_rows(inv, "siemens csa 10")][0] == '(0029,"SIEMENS CSA HEADER",10)'
+    assert [r.path for r in ri.inventory_rows(inv, "siemens csa 10")][
+        0
+    ] == '(0029,"SIEMENS CSA HEADER",10)'
     table = list(csv.reader(io.StringIO(ri.rows_csv(ri.inventory_rows(inv)))))
     assert table[0] == ["tag", "keyword", "vr", "value", "count", "files_with_tag"]
-    assert ["(0010,0010)", "PatientName", "PN", "DEMO001", str(len(mr_files)), str(len(mr_files))] in table
+    assert [
+        "(0010,0010)",
+        "PatientName",
+        "PN",
+        "DEMO001",
+        str(len(mr_files)),
+        str(len(mr_files)),
+    ] in table
     positions = [r for r in table if r[0] == "(0020,0032)"]
-    assert positions and all(not r[3].startswith("'") for r in positions)  # signed numbers stay numbers
+    assert positions and all(
+        not r[3].startswith("'") for r in positions
+    )  # signed numbers stay numbers
     assert sum(int(r[4]) for r in positions) == len(mr_files)
 
 
 def test_csv_values_cannot_become_formulas() -> None:
     inv = ri.empty_inventory()
-    ri.merge_file(inv, {"(0008,1030)": {"keyword": "StudyDescription", "vr": "LO",
-                                        "values": {"=HYPERLINK(\"http://x\")": 1, "-1+2": 1, "-12.5": 1}}})
+    ri.merge_file(
+        inv,
+        {
+            "(0008,1030)": {
+                "keyword": "StudyDescription",
+                "vr": "LO",
+                "values": {'=HYPERLINK("http://x")': 1, "-1+2": 1, "-12.5": 1},
+            }
+        },
+    )
     values = [r[3] for r in csv.reader(io.StringIO(ri.rows_csv(ri.inventory_rows(inv))))][1:]
-    assert sorted(values) == sorted(["'=HYPERLINK(\"http://x\")", "'-1+2", "-12.5"])
+    assert sorted(values) == sorted(['\'=HYPERLINK("http://x")', "'-1+2", "-12.5"])
 
 
 def test_inventory_path_refuses_odd_project_names(tmp_path: Path) -> None:

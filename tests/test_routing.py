@@ -46,18 +46,43 @@ def site(tmp_path: Path):  # type: ignore[no-untyped-def]
     return cfg, LocalTracker(cfg.paths.tracker_db, projects)
 
 
-def add_series(cfg, study: str, series: str, *, called: str = "FIONA", calling: str = "MOD",  # type: ignore[no-untyped-def]
-               patient_id: str = "P1", accession: str = "ACC1", age_s: float = 120) -> Path:
+def add_series(
+    cfg,
+    study: str,
+    series: str,
+    *,
+    called: str = "FIONA",
+    calling: str = "MOD",  # type: ignore[no-untyped-def]
+    patient_id: str = "P1",
+    accession: str = "ACC1",
+    age_s: float = 120,
+) -> Path:
     folder = cfg.paths.raw_study_dir(study)
     (folder / series).mkdir(parents=True, exist_ok=True)
     path = cfg.paths.series_json(study, series)
-    path.write_text(json.dumps({
-        "StudyInstanceUID": study, "SeriesInstanceUID": series, "PatientID": patient_id,
-        "PatientName": "Doe^Jane", "AccessionNumber": accession, "StudyDate": "20260101",
-        "StudyTime": "101010", "SeriesDescription": f"desc {series}", "SequenceName": "*tfl3d1",
-        "NumFiles": "12", "ClassifyType": ["MR", "T1"], "SeriesNumber": "1",
-        "IncomingConnection": {"AETitleCaller": calling, "AETitleCalled": called, "CallerIP": "127.0.0.1"},
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "StudyInstanceUID": study,
+                "SeriesInstanceUID": series,
+                "PatientID": patient_id,
+                "PatientName": "Doe^Jane",
+                "AccessionNumber": accession,
+                "StudyDate": "20260101",
+                "StudyTime": "101010",
+                "SeriesDescription": f"desc {series}",
+                "SequenceName": "*tfl3d1",
+                "NumFiles": "12",
+                "ClassifyType": ["MR", "T1"],
+                "SeriesNumber": "1",
+                "IncomingConnection": {
+                    "AETitleCaller": calling,
+                    "AETitleCalled": called,
+                    "CallerIP": "127.0.0.1",
+                },
+            }
+        )
+    )
     old = time.time() - age_s
     os.utime(path, (old, old))
     return path
@@ -71,7 +96,9 @@ def test_study_and_series_recorded_with_hashed_patient(site) -> None:  # type: i
     report = Populator(cfg, tracker).run()
     assert report.studies == 1 and report.new_series == 2 and report.requests == []
     st = tracker.get_studies(["1.1"])["1.1"]
-    assert st.study.study_patient_id == phi_hash("P1") and st.study.study_patient_name == phi_hash("Doe^Jane")
+    assert st.study.study_patient_id == phi_hash("P1") and st.study.study_patient_name == phi_hash(
+        "Doe^Jane"
+    )
     assert "Doe" not in json.dumps(st.study.__dict__)
     assert st.study.study_aetitle_sender == "MOD" and st.study.study_accession_number == "ACC1"
     assert {s.series_instance_uid for s in st.series} == {"1.1.1", "1.1.2"}
@@ -97,27 +124,34 @@ def test_routing_rule_creates_one_request(site) -> None:  # type: ignore[no-unty
 def test_coupling_list_by_accession_and_uid(site, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     cfg, tracker = site
     csv = tmp_path / "list.csv"
-    csv.write_bytes(b"AccessionNumber,ProjectName,subjectid,eventname\r\nACC7,ALPHA,ALPHA007,baseline\r\n"
-                    b"3.9.9,ALPHA,ALPHA008,followup\r\n")
+    csv.write_bytes(
+        b"AccessionNumber,ProjectName,subjectid,eventname\r\nACC7,ALPHA,ALPHA007,baseline\r\n"
+        b"3.9.9,ALPHA,ALPHA008,followup\r\n"
+    )
     assert import_coupling_list(tracker, csv) == 2
     add_series(cfg, "3.1", "3.1.1", accession="ACC7")
     add_series(cfg, "3.9.9", "3.9.9.1", accession="OTHER")
     Populator(cfg, tracker).run()
     Populator(cfg, tracker).run()
     got = sorted((t.study_instance_uid, *t.key) for t in tracker.transfers())
-    assert got == [("3.1", "ALPHA", "ALPHA007", "baseline"), ("3.9.9", "ALPHA", "ALPHA008", "followup")]
+    assert got == [
+        ("3.1", "ALPHA", "ALPHA007", "baseline"),
+        ("3.9.9", "ALPHA", "ALPHA008", "followup"),
+    ]
 
 
 def test_coupling_list_bad_lines_import_nothing(site, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     cfg, tracker = site
     projects, _ = load_projects(tracker.projects_file)
-    text = ("ACC1,ALPHA,ALPHA001,baseline\n"
-            "ACC2,NOPE,ALPHA002,baseline\n"
-            "ACC3,ALPHA,BAD,baseline\n"
-            "ACC4,ALPHA,ALPHA004,week9\n"
-            "ACC5,ALPHA\n"
-            "ACC6,OLD,x,\n"
-            "ACC1,ALPHA,ALPHA009,baseline\n")
+    text = (
+        "ACC1,ALPHA,ALPHA001,baseline\n"
+        "ACC2,NOPE,ALPHA002,baseline\n"
+        "ACC3,ALPHA,BAD,baseline\n"
+        "ACC4,ALPHA,ALPHA004,week9\n"
+        "ACC5,ALPHA\n"
+        "ACC6,OLD,x,\n"
+        "ACC1,ALPHA,ALPHA009,baseline\n"
+    )
     with pytest.raises(CouplingListError) as err:
         parse_coupling_list(text, projects, "upload.csv")
     lines = {e.line: e.reason for e in err.value.errors}
@@ -141,7 +175,11 @@ def test_autoid_assigns_and_reuses_per_patient(site) -> None:  # type: ignore[no
     Populator(cfg, tracker).run()
     by_study = {t.study_instance_uid: t for t in tracker.transfers()}
     assert set(by_study) == {"4.1", "4.2", "4.3"}
-    assert by_study["4.1"].transfer_name == by_study["4.2"].transfer_name != by_study["4.3"].transfer_name
+    assert (
+        by_study["4.1"].transfer_name
+        == by_study["4.2"].transfer_name
+        != by_study["4.3"].transfer_name
+    )
     assert all(re.match(r"^AUTO-[A-F0-9]{4}$", t.transfer_name) for t in by_study.values())
     assert all(t.transfer_project_name == "AUTO" for t in by_study.values())
 
@@ -154,17 +192,25 @@ def test_generate_id_space_exhausted() -> None:
 
 def test_request_files_created_once_and_late_series_retriggers(site) -> None:  # type: ignore[no-untyped-def]
     cfg, tracker = site
-    tracker.add_coupling_entries([CouplingEntry("", "ALPHA", "ALPHA010", "baseline", cl_accessionnumber="A10")])
+    tracker.add_coupling_entries(
+        [CouplingEntry("", "ALPHA", "ALPHA010", "baseline", cl_accessionnumber="A10")]
+    )
     add_series(cfg, "5.1", "5.1.1", accession="A10", age_s=600)
     Populator(cfg, tracker).run()
     (t,) = tracker.transfers()
     created = create_transfer_requests(cfg, tracker)
     assert created == [request_path(cfg, t)]
     row = json.loads(created[0].read_text())
-    assert row == {"redcap_repeat_instance": 1, "redcap_repeat_instrument": "transfers",
-                   "study_instance_uid": "5.1", "transfer_date": "", "transfer_event_name": "baseline",
-                   "transfer_name": "ALPHA010", "transfer_project_name": "ALPHA",
-                   "transfer_requested_date": t.transfer_requested_date}
+    assert row == {
+        "redcap_repeat_instance": 1,
+        "redcap_repeat_instrument": "transfers",
+        "study_instance_uid": "5.1",
+        "transfer_date": "",
+        "transfer_event_name": "baseline",
+        "transfer_name": "ALPHA010",
+        "transfer_project_name": "ALPHA",
+        "transfer_requested_date": t.transfer_requested_date,
+    }
     assert created[0].name == "5.1_ALPHA_ALPHA010_1.json"
     assert create_transfer_requests(cfg, tracker) == []  # already queued
     # anonymizeAndSend took it and recorded the transfer a while ago

@@ -84,14 +84,18 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 @pytest.fixture
 def pacs(orthanc: OrthancPeer) -> DicomDestination:
-    return DicomDestination("research-pacs", "127.0.0.1", orthanc.dicom_port, orthanc.aet, "FIONA", timeout=10)
+    return DicomDestination(
+        "research-pacs", "127.0.0.1", orthanc.dicom_port, orthanc.aet, "FIONA", timeout=10
+    )
 
 
 def _syntax(path: Path) -> str:
     return str(read_instance(path).syntax)
 
 
-def _assert_arrived_unchanged(peer: OrthancPeer, files: list[Path], *, same_syntax: bool = True) -> None:
+def _assert_arrived_unchanged(
+    peer: OrthancPeer, files: list[Path], *, same_syntax: bool = True
+) -> None:
     stored = peer.sop_uids()
     assert len(stored) == len(files)
     for path in files:
@@ -110,7 +114,12 @@ def _assert_arrived_unchanged(peer: OrthancPeer, files: list[Path], *, same_synt
 
 def test_study_arrives_complete_and_as_sent(orthanc, pacs, study):
     syntaxes = {_syntax(p) for p in study}
-    assert {ExplicitVRLittleEndian, JPEGBaseline8Bit, JPEGLosslessSV1, *COMPRESSED.values()} <= syntaxes
+    assert {
+        ExplicitVRLittleEndian,
+        JPEGBaseline8Bit,
+        JPEGLosslessSV1,
+        *COMPRESSED.values(),
+    } <= syntaxes
     result = pacs.send_study(study, CONTEXT)
     assert result.ok, result.summary()
     assert (result.sent, result.warnings, result.failed, result.error) == (len(study), [], [], "")
@@ -136,28 +145,38 @@ def test_pacs_down_then_up(orthanc, pacs, study):
     orthanc.stop()
     down = pacs.send_study(study, CONTEXT)
     assert not down.ok and down.sent == 0 and down.failed == []
-    assert down.error == (f"cannot connect to ORTHANC@127.0.0.1:{orthanc.dicom_port}: connection refused; "
-                          f"{len(study)} of {len(study)} instances not sent")
+    assert down.error == (
+        f"cannot connect to ORTHANC@127.0.0.1:{orthanc.dicom_port}: connection refused; "
+        f"{len(study)} of {len(study)} instances not sent"
+    )
     with pytest.raises(SendError) as err:
         pacs.check()
-    assert str(err.value) == f"cannot connect to ORTHANC@127.0.0.1:{orthanc.dicom_port}: connection refused"
+    assert (
+        str(err.value)
+        == f"cannot connect to ORTHANC@127.0.0.1:{orthanc.dicom_port}: connection refused"
+    )
     orthanc.start()
     up = pacs.send_study(study, CONTEXT)
     assert up.ok and up.sent == len(study)
     assert len(orthanc.instances()) == len(study)
 
 
-def test_refused_sop_class_and_failure_status_are_reported_per_instance(orthanc, pacs, study, tmp_path):
+def test_refused_sop_class_and_failure_status_are_reported_per_instance(
+    orthanc, pacs, study, tmp_path
+):
     mr = [p for p in study if p.parent.name.startswith("S")]
     good = mr[:3]
-    unknown_class = _restamp(mr[3], tmp_path / "X1" / "unknown.dcm",
-                             SOPClassUID="1.2.826.0.1.3680043.10.543.77")
+    unknown_class = _restamp(
+        mr[3], tmp_path / "X1" / "unknown.dcm", SOPClassUID="1.2.826.0.1.3680043.10.543.77"
+    )
     unknown_class_meta = dcmread(unknown_class)
     unknown_class_meta.file_meta.MediaStorageSOPClassUID = unknown_class_meta.SOPClassUID
     unknown_class_meta.save_as(unknown_class, enforce_file_format=True)
     no_series = _restamp(mr[4], tmp_path / "X2" / "no-series.dcm")
     ds = dcmread(no_series)
-    del ds.SeriesInstanceUID  # Orthanc cannot index it: answers 0xA700 (FIONA's "Refused: OutOfResources")
+    del (
+        ds.SeriesInstanceUID
+    )  # Orthanc cannot index it: answers 0xA700 (FIONA's "Refused: OutOfResources")
     ds.save_as(no_series, enforce_file_format=True)
     not_dicom = tmp_path / "X3" / "notes.txt"
     not_dicom.parent.mkdir()
@@ -185,15 +204,21 @@ def test_store_status_meanings():
         outcome, text = store_status(code)
         assert outcome == "warning" and text.startswith(f"stored with warning 0x{code:04X} (")
     assert store_status(0xA701, "disk\nfull") == (
-        "failure", "refused with status 0xA701 (Refused: Out of Resources): disk full")
+        "failure",
+        "refused with status 0xA701 (Refused: Out of Resources): disk full",
+    )
     assert store_status(0xC123)[0] == "failure" and store_status(0x0001)[0] == "failure"
-    assert store_status(0x0122)[1] == "refused with status 0x0122 (Refused: SOP Class Not Supported)"
+    assert (
+        store_status(0x0122)[1] == "refused with status 0x0122 (Refused: SOP Class Not Supported)"
+    )
 
 
 def test_contexts_offer_each_files_own_syntax_plus_uncompressed_fallback(study):
     instances = [read_instance(p) for p in study]
-    contexts = [(str(cx.abstract_syntax), [str(ts) for ts in cx.transfer_syntax])
-                for cx in requested_contexts(instances)]
+    contexts = [
+        (str(cx.abstract_syntax), [str(ts) for ts in cx.transfer_syntax])
+        for cx in requested_contexts(instances)
+    ]
     mr, ct = "1.2.840.10008.5.1.4.1.1.4", "1.2.840.10008.5.1.4.1.1.2"
     assert (mr, [ExplicitVRLittleEndian]) in contexts and (mr, [ImplicitVRLittleEndian]) in contexts
     assert (mr, [JPEGLosslessSV1]) in contexts and (mr, ["1.2.840.10008.1.2.5"]) in contexts
@@ -206,11 +231,15 @@ def test_contexts_offer_each_files_own_syntax_plus_uncompressed_fallback(study):
 def test_check_up_and_wrong_called_aetitle(orthanc, pacs):
     text = pacs.check()
     assert text.startswith(f"dicom ORTHANC@127.0.0.1:{orthanc.dicom_port}: C-ECHO OK in ")
-    wrong = DicomDestination("x", "127.0.0.1", orthanc.dicom_port, "NOT_ORTHANC", "FIONA", timeout=10)
+    wrong = DicomDestination(
+        "x", "127.0.0.1", orthanc.dicom_port, "NOT_ORTHANC", "FIONA", timeout=10
+    )
     with pytest.raises(SendError) as err:
         wrong.check()
-    assert str(err.value) == (f"NOT_ORTHANC@127.0.0.1:{orthanc.dicom_port}: association rejected: "
-                              "Called AE title not recognised (Rejected (Permanent), DUL service-user)")
+    assert str(err.value) == (
+        f"NOT_ORTHANC@127.0.0.1:{orthanc.dicom_port}: association rejected: "
+        "Called AE title not recognised (Rejected (Permanent), DUL service-user)"
+    )
     result = wrong.send_study([], CONTEXT)
     assert result.ok and result.sent == 0
 
@@ -218,7 +247,9 @@ def test_check_up_and_wrong_called_aetitle(orthanc, pacs):
 def test_unknown_host_is_one_line(study):
     dest = DicomDestination("x", "no-such-host.invalid", 104, "PACS", "FIONA", timeout=5)
     result = dest.send_study(study[:2], CONTEXT)
-    assert not result.ok and result.error.startswith("cannot connect to PACS@no-such-host.invalid:104: unknown host")
+    assert not result.ok and result.error.startswith(
+        "cannot connect to PACS@no-such-host.invalid:104: unknown host"
+    )
     assert "\n" not in result.error
 
 
@@ -231,10 +262,13 @@ def test_no_phi_in_our_log_records(orthanc, pacs, study, caplog):
         text = repr(vars(record))
         assert "Synthetic" not in text and PATIENT_ID not in text
     # ... while the images themselves (not yet de-identified here) do hold the name
-    assert orthanc.find_text("synthetic^PATIENT") and orthanc.find_text("no such text anywhere") == []
+    assert (
+        orthanc.find_text("synthetic^PATIENT") and orthanc.find_text("no such text anywhere") == []
+    )
 
 
 # -- connection lost in mid-study -----------------------------------------------------------
+
 
 class CuttingProxy:
     """TCP forwarder to a peer that cuts the first connection once ``cut_after`` bytes went
@@ -295,7 +329,8 @@ def test_connection_lost_mid_study_reconnects_and_continues(orthanc, study, capl
     assert proxy.cut.is_set() and proxy.connections == 2
     assert result.ok and result.sent == len(study), result.summary()
     assert [r.getMessage() for r in caplog.records if r.name.startswith("fionagw")] == [
-        "association lost, reconnecting"]
+        "association lost, reconnecting"
+    ]
     _assert_arrived_unchanged(orthanc, study)
 
 
@@ -304,8 +339,11 @@ def _storescp(*options: str) -> Iterator[int]:
     port = free_port()
     exe = shutil.which("storescp")
     assert exe, "dcmtk is not installed: run ./tests/run, which installs it"
-    proc = subprocess.Popen([exe, "+xa", *options, "-aet", "STORESCP", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [exe, "+xa", *options, "-aet", "STORESCP", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for(lambda: socket.socket().connect_ex(("127.0.0.1", port)) == 0, 30, "storescp")
         yield port
@@ -326,10 +364,14 @@ def discarding_storescp() -> Iterator[int]:
     yield from _storescp("--ignore")
 
 
-def test_a_thousand_instances_on_one_association_without_a_stall(discarding_storescp, tmp_path, caplog):
+def test_a_thousand_instances_on_one_association_without_a_stall(
+    discarding_storescp, tmp_path, caplog
+):
     """pynetdicom's reactor thread used to steal about one C-STORE response in 500 (see
     _keep_responses_for_the_sender): the send then hung until the DIMSE timeout."""
-    files = synth.write_study(tmp_path, series=[synth.SeriesSpec("many", 1000, modality="MR")], rows=16, cols=16)
+    files = synth.write_study(
+        tmp_path, series=[synth.SeriesSpec("many", 1000, modality="MR")], rows=16, cols=16
+    )
     dest = DicomDestination("scp", "127.0.0.1", discarding_storescp, "STORESCP", "FIONA", timeout=5)
     started = time.monotonic()
     with caplog.at_level(logging.WARNING):
@@ -340,17 +382,22 @@ def test_a_thousand_instances_on_one_association_without_a_stall(discarding_stor
 
 
 def test_peer_aborting_every_time_gives_up_after_bounded_reconnects(aborting_storescp, study):
-    dest = DicomDestination("scp", "127.0.0.1", aborting_storescp, "STORESCP", "FIONA", timeout=10, reconnects=2)
+    dest = DicomDestination(
+        "scp", "127.0.0.1", aborting_storescp, "STORESCP", "FIONA", timeout=10, reconnects=2
+    )
     dest.reconnect_delay = 0.05
     started = time.monotonic()
     result = dest.send_study(study, CONTEXT)
     assert time.monotonic() - started < 20
     assert not result.ok and result.sent == 0 and result.failed == []
-    assert result.error == (f"association with STORESCP@127.0.0.1:{aborting_storescp} lost 3 times in a row, "
-                            f"each time while sending {study[0].name}; {len(study)} of {len(study)} instances not sent")
+    assert result.error == (
+        f"association with STORESCP@127.0.0.1:{aborting_storescp} lost 3 times in a row, "
+        f"each time while sending {study[0].name}; {len(study)} of {len(study)} instances not sent"
+    )
 
 
 # -- peers with other capabilities --------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def implicit_only_orthanc(orthanc_factory: Callable[..., OrthancPeer]) -> OrthancPeer:
@@ -358,38 +405,64 @@ def implicit_only_orthanc(orthanc_factory: Callable[..., OrthancPeer]) -> Orthan
     return orthanc_factory("IMPLICIT", AcceptedTransferSyntaxes=[ImplicitVRLittleEndian])
 
 
-def test_uncompressed_falls_back_compressed_fails_when_peer_refuses_the_syntax(implicit_only_orthanc, study):
+def test_uncompressed_falls_back_compressed_fails_when_peer_refuses_the_syntax(
+    implicit_only_orthanc, study
+):
     peer = implicit_only_orthanc
     peer.clear()
     dest = DicomDestination("implicit", "127.0.0.1", peer.dicom_port, peer.aet, "FIONA", timeout=10)
     result = dest.send_study(study, CONTEXT)
-    compressed = [p for p in study if _syntax(p) not in (ExplicitVRLittleEndian, ImplicitVRLittleEndian)]
+    compressed = [
+        p for p in study if _syntax(p) not in (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
+    ]
     plain = [p for p in study if p not in compressed]
     assert len(compressed) == 5 and result.sent == len(plain) and result.error == ""
     assert sorted(p for p, _ in result.failed) == sorted(compressed)
     jpeg = next(p for p in compressed if _syntax(p) == JPEGBaseline8Bit)
-    assert dict(result.failed)[jpeg] == ("the peer does not accept Secondary Capture Image Storage "
-                                         "offered as JPEG Baseline (Process 1)")
+    assert dict(result.failed)[jpeg] == (
+        "the peer does not accept Secondary Capture Image Storage "
+        "offered as JPEG Baseline (Process 1)"
+    )
     rle = next(p for p in compressed if p.name == "MR_small_RLE.dcm")  # MR itself is accepted
     assert dict(result.failed)[rle] == "the peer does not accept MR Image Storage in RLE Lossless"
-    _assert_arrived_unchanged(peer, plain, same_syntax=False)  # same elements, implicit VR on the wire
+    _assert_arrived_unchanged(
+        peer, plain, same_syntax=False
+    )  # same elements, implicit VR on the wire
 
 
 @pytest.fixture(scope="module")
-def tls_orthanc(orthanc_factory: Callable[..., OrthancPeer], tls_files: dict[str, Path]) -> OrthancPeer:
+def tls_orthanc(
+    orthanc_factory: Callable[..., OrthancPeer], tls_files: dict[str, Path]
+) -> OrthancPeer:
     """A PACS on DICOM TLS that requires a client certificate signed by the test CA."""
-    return orthanc_factory("SECURE", DicomTlsEnabled=True,
-                           DicomTlsCertificate=str(tls_files["server_cert"]),
-                           DicomTlsPrivateKey=str(tls_files["server_key"]),
-                           DicomTlsTrustedCertificates=str(tls_files["ca"]),
-                           DicomTlsRemoteCertificateRequired=True)
+    return orthanc_factory(
+        "SECURE",
+        DicomTlsEnabled=True,
+        DicomTlsCertificate=str(tls_files["server_cert"]),
+        DicomTlsPrivateKey=str(tls_files["server_key"]),
+        DicomTlsTrustedCertificates=str(tls_files["ca"]),
+        DicomTlsRemoteCertificateRequired=True,
+    )
 
 
-def _tls_destination(peer: OrthancPeer, tmp_path: Path, tls: dict[str, object],
-                     host: str = "127.0.0.1") -> DicomDestination:
-    cfg = load_config(write_config(tmp_path, destinations={"secure": {
-        "type": "dicom", "host": host, "port": peer.dicom_port, "called_aetitle": peer.aet,
-        "timeout": 10, "tls": tls}}))
+def _tls_destination(
+    peer: OrthancPeer, tmp_path: Path, tls: dict[str, object], host: str = "127.0.0.1"
+) -> DicomDestination:
+    cfg = load_config(
+        write_config(
+            tmp_path,
+            destinations={
+                "secure": {
+                    "type": "dicom",
+                    "host": host,
+                    "port": peer.dicom_port,
+                    "called_aetitle": peer.aet,
+                    "timeout": 10,
+                    "tls": tls,
+                }
+            },
+        )
+    )
     dest = load_destinations(cfg)["secure"]
     assert isinstance(dest, DicomDestination)
     return dest
@@ -397,8 +470,15 @@ def _tls_destination(peer: OrthancPeer, tmp_path: Path, tls: dict[str, object],
 
 def test_tls_with_client_certificate(tls_orthanc, tls_files, study, tmp_path):
     tls_orthanc.clear()
-    dest = _tls_destination(tls_orthanc, tmp_path, {
-        "cert": str(tls_files["client_cert"]), "key": str(tls_files["client_key"]), "ca": str(tls_files["ca"])})
+    dest = _tls_destination(
+        tls_orthanc,
+        tmp_path,
+        {
+            "cert": str(tls_files["client_cert"]),
+            "key": str(tls_files["client_key"]),
+            "ca": str(tls_files["ca"]),
+        },
+    )
     assert dest.check().endswith(" over TLS")
     result = dest.send_study(study, CONTEXT)
     assert result.ok and result.sent == len(study)
@@ -406,26 +486,57 @@ def test_tls_with_client_certificate(tls_orthanc, tls_files, study, tmp_path):
 
 
 def test_tls_checks_the_host_name_unless_told_not_to(tls_orthanc, tls_files, tmp_path):
-    client = {"cert": str(tls_files["client_cert"]), "key": str(tls_files["client_key"]), "ca": str(tls_files["ca"])}
-    by_name = _tls_destination(tls_orthanc, tmp_path, client, host="localhost")  # certificate names 127.0.0.1
+    client = {
+        "cert": str(tls_files["client_cert"]),
+        "key": str(tls_files["client_key"]),
+        "ca": str(tls_files["ca"]),
+    }
+    by_name = _tls_destination(
+        tls_orthanc, tmp_path, client, host="localhost"
+    )  # certificate names 127.0.0.1
     with pytest.raises(SendError) as err:
         by_name.check()
-    assert str(err.value).startswith(f"cannot connect to SECURE@localhost:{tls_orthanc.dicom_port}: "
-                                     "TLS: the peer's certificate is not trusted: Hostname mismatch")
-    unchecked = _tls_destination(tls_orthanc, tmp_path, {**client, "check_hostname": False}, host="localhost")
+    assert str(err.value).startswith(
+        f"cannot connect to SECURE@localhost:{tls_orthanc.dicom_port}: "
+        "TLS: the peer's certificate is not trusted: Hostname mismatch"
+    )
+    unchecked = _tls_destination(
+        tls_orthanc, tmp_path, {**client, "check_hostname": False}, host="localhost"
+    )
     assert unchecked.check().endswith(" over TLS")
 
 
-def test_tls_untrusted_server_and_missing_client_certificate(tls_orthanc, tls_files, study, tmp_path):
+def test_tls_untrusted_server_and_missing_client_certificate(
+    tls_orthanc, tls_files, study, tmp_path
+):
     other_ca = tmp_path / "other-ca.pem"  # a CA that did not sign the server's certificate
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
-                    "/CN=other CA", "-keyout", str(tmp_path / "other.key"), "-out", str(other_ca)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=other CA",
+            "-keyout",
+            str(tmp_path / "other.key"),
+            "-out",
+            str(other_ca),
+        ],
+        check=True,
+        capture_output=True,
+    )
     untrusted = _tls_destination(tls_orthanc, tmp_path, {"ca": str(other_ca)})
     with pytest.raises(SendError) as err:
         untrusted.check()
-    assert str(err.value).startswith(f"cannot connect to SECURE@127.0.0.1:{tls_orthanc.dicom_port}: "
-                                     "TLS: the peer's certificate is not trusted: ")
+    assert str(err.value).startswith(
+        f"cannot connect to SECURE@127.0.0.1:{tls_orthanc.dicom_port}: "
+        "TLS: the peer's certificate is not trusted: "
+    )
     no_client_cert = _tls_destination(tls_orthanc, tmp_path, {"ca": str(tls_files["ca"])})
     result = no_client_cert.send_study(study[:3], CONTEXT)
     assert not result.ok and result.sent == 0

@@ -18,13 +18,18 @@ CONTEXT = SendContext("PROJ", "PROJ_001", "baseline", "2.25.1234567890")
 @pytest.fixture
 def study(tmp_path: Path) -> list[Path]:
     """Two series of a de-identified-looking output folder (S001/, S002/)."""
-    return synth.write_study(tmp_path / "output", series=[
-        synth.SeriesSpec("T1", 4, modality="MR"), synth.SeriesSpec("T2", 3, modality="MR")],
-        rows=32, cols=32)
+    return synth.write_study(
+        tmp_path / "output",
+        series=[synth.SeriesSpec("T1", 4, modality="MR"), synth.SeriesSpec("T2", 3, modality="MR")],
+        rows=32,
+        cols=32,
+    )
 
 
 def _tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
 
 
 def test_study_copied_under_project_participant_study(tmp_path, study):
@@ -36,7 +41,9 @@ def test_study_copied_under_project_participant_study(tmp_path, study):
     copied = _tree(target)
     assert copied == {str(p.relative_to(tmp_path / "output")): p.read_bytes() for p in study}
     assert sorted({k.split("/")[0] for k in copied}) == ["S001", "S002"]
-    assert _tree(tmp_path / "outbox").keys() == {f"PROJ/PROJ_001/2.25.1234567890/{k}" for k in copied}
+    assert _tree(tmp_path / "outbox").keys() == {
+        f"PROJ/PROJ_001/2.25.1234567890/{k}" for k in copied
+    }
     assert all(oct(p.stat().st_mode & 0o777) == "0o644" for p in target.rglob("*.dcm"))
 
 
@@ -94,7 +101,9 @@ def test_unwritable_destination_is_an_error_not_a_loss(tmp_path, study):
 def test_check_writable_folder(tmp_path):
     dest = FolderDestination("out", tmp_path / "new" / "outbox")
     text = dest.check()
-    assert text.startswith(f"folder {tmp_path / 'new' / 'outbox'}: writable, ") and text.endswith(" GB free")
+    assert text.startswith(f"folder {tmp_path / 'new' / 'outbox'}: writable, ") and text.endswith(
+        " GB free"
+    )
     assert list((tmp_path / "new" / "outbox").iterdir()) == []  # the probe is gone
 
 

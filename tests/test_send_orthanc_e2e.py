@@ -21,8 +21,12 @@ from fionagw.tracking.records import COMPLETE_ERROR, COMPLETE_OK
 
 pytest_plugins = ["orthanc_peer"]
 
-PATIENT = {"patient_id": "PID-0042", "patient_name": "Hansen^Ola^Magnus", "accession": "ACC-31337",
-           "study_description": "Research head"}
+PATIENT = {
+    "patient_id": "PID-0042",
+    "patient_name": "Hansen^Ola^Magnus",
+    "accession": "ACC-31337",
+    "study_description": "Research head",
+}
 PROJECTS = """
 projects:
   ALPHA:
@@ -48,10 +52,20 @@ def gateway(tmp_path: Path, orthanc):  # type: ignore[no-untyped-def]
     projects = tmp_path / "projects.yml"
     projects.write_text(PROJECTS)
     config = write_config(
-        tmp_path, arrival={"quiet_seconds": 1}, tracker={"projects_file": str(projects)},
-        destinations={"research-pacs": {"type": "dicom", "host": "127.0.0.1", "port": orthanc.dicom_port,
-                                        "called_aetitle": orthanc.aet, "calling_aetitle": "FIONA"}},
-        sending={"max_attempts": 4, "retry_base_seconds": 1, "retry_max_seconds": 2})
+        tmp_path,
+        arrival={"quiet_seconds": 1},
+        tracker={"projects_file": str(projects)},
+        destinations={
+            "research-pacs": {
+                "type": "dicom",
+                "host": "127.0.0.1",
+                "port": orthanc.dicom_port,
+                "called_aetitle": orthanc.aet,
+                "calling_aetitle": "FIONA",
+            }
+        },
+        sending={"max_attempts": 4, "retry_base_seconds": 1, "retry_max_seconds": 2},
+    )
     for program in ("processSingleFile", "storectl"):
         r = run_bin(program, "start", config=config)
         assert r.returncode == 0, r.stderr + r.stdout
@@ -68,8 +82,10 @@ def job(cfg, program: str, *args: str) -> str:  # type: ignore[no-untyped-def]
 
 def receive_and_assign(cfg, tmp_path: Path, files: list[Path], coupling: str) -> None:  # type: ignore[no-untyped-def]
     assert storescu(cfg.dicom_port, *files, aet="SCANNER").returncode == 0
-    wait_for(lambda: sum(1 for p in cfg.paths.raw.glob("*/*/*") if p.is_symlink()) >= len(files),
-             what="every image classified")
+    wait_for(
+        lambda: sum(1 for p in cfg.paths.raw.glob("*/*/*") if p.is_symlink()) >= len(files),
+        what="every image classified",
+    )
     time.sleep(2.5)  # the classifier's write-behind flush, then the quiet period
     job(cfg, "detectStudyArrival")
     csv = tmp_path / "coupling.csv"
@@ -82,7 +98,9 @@ def receive_and_assign(cfg, tmp_path: Path, files: list[Path], coupling: str) ->
     job(cfg, "createTransferRequest")
 
 
-def test_study_reaches_orthanc_pseudonymized_and_resend_merges(gateway, orthanc, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_study_reaches_orthanc_pseudonymized_and_resend_merges(
+    gateway, orthanc, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     cfg = gateway
     files = standard_mr_study(tmp_path / "mr", "SIEMENS", n_per_series=3, **PATIENT)
     originals = [pydicom.dcmread(f) for f in files]
@@ -94,7 +112,9 @@ def test_study_reaches_orthanc_pseudonymized_and_resend_merges(gateway, orthanc,
 
     instances = orthanc.instances()
     assert len(instances) == len(files) and len(orthanc.studies()) == 1
-    original_uids = {str(ds.SOPInstanceUID) for ds in originals} | {str(originals[0].StudyInstanceUID)}
+    original_uids = {str(ds.SOPInstanceUID) for ds in originals} | {
+        str(originals[0].StudyInstanceUID)
+    }
     for instance in instances:
         tags = orthanc.instance_tags(instance)
         flat = json.dumps(tags)
@@ -103,7 +123,9 @@ def test_study_reaches_orthanc_pseudonymized_and_resend_merges(gateway, orthanc,
         assert tags["0012,0020"]["Value"] == "ALPHA"  # Clinical Trial Protocol ID
         assert tags["0008,0020"]["Value"] != originals[0].StudyDate  # shifted
         assert not any(uid in flat for uid in original_uids)
-        assert not ids.find_text(flat), "an identifying value of the original study reached the PACS"
+        assert not ids.find_text(flat), (
+            "an identifying value of the original study reached the PACS"
+        )
     for needle in ("Hansen", "Magnus", "PID-0042", "ACC-31337"):
         assert orthanc.find_text(needle) == [], needle
 
@@ -130,7 +152,11 @@ def test_pacs_down_then_back(gateway, orthanc, tmp_path: Path) -> None:  # type:
         out = job(cfg, "anonymizeAndSend")
         assert "1 to retry" in out
         [t] = open_tracker(cfg).transfers()
-        assert t.transfers_complete == COMPLETE_ERROR and t.transfer_error == {2} and not t.transfer_date
+        assert (
+            t.transfers_complete == COMPLETE_ERROR
+            and t.transfer_error == {2}
+            and not t.transfer_date
+        )
         assert "research-pacs" in json.loads(t.transfer_error_message)["error"]
     finally:
         orthanc.start()

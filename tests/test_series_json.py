@@ -32,14 +32,16 @@ def images(vendor: str, index: int, n: int = 4, **study: Any) -> list[Dataset]:
     """Copies of the datasets of series ``index`` of the standard study."""
     specs = synth.standard_mr_series(vendor, n)
     out = []
-    for _, ds in synth.study_datasets(vendor=vendor, series=[specs[index]], rows=32, cols=32,
-                                      **study):
+    for _, ds in synth.study_datasets(
+        vendor=vendor, series=[specs[index]], rows=32, cols=32, **study
+    ):
         out.append(copy.deepcopy(ds))
     return out
 
 
-def fold(rules: RuleSet, datasets: list[Dataset], record: dict[str, Any] | None = None
-         ) -> dict[str, Any]:
+def fold(
+    rules: RuleSet, datasets: list[Dataset], record: dict[str, Any] | None = None
+) -> dict[str, Any]:
     for n, ds in enumerate(datasets, start=1):
         record = update_series(record, ds, CONN, rules, n)
         # the caller keeps the record as JSON: it must survive the round trip unchanged
@@ -50,14 +52,43 @@ def fold(rules: RuleSet, datasets: list[Dataset], record: dict[str, Any] | None 
 
 # --- keys and types ----------------------------------------------------------------------
 
-FIONA_KEYS = {"IncomingConnection", "Modality", "Manufacturer", "ManufacturerModelName",
-              "SoftwareVersion", "AcquisitionMatrix", "StudyInstanceUID", "SeriesInstanceUID",
-              "SeriesTime", "PatientID", "PatientName", "PatientSex", "InstitutionName",
-              "OperatorsName", "StationName", "SOPClassUID", "StudyDate", "StudyDescription",
-              "StudyID", "SeriesDescription", "SequenceName", "EchoTime", "RepetitionTime",
-              "SeriesNumber", "InstanceNumber", "SliceThickness", "ImageType", "SliceSpacing",
-              "ScanningSequence", "SequenceVariant", "SliceLocation", "AccessionNumber",
-              "StudyTime", "NumFiles", "ClassifyType"}
+FIONA_KEYS = {
+    "IncomingConnection",
+    "Modality",
+    "Manufacturer",
+    "ManufacturerModelName",
+    "SoftwareVersion",
+    "AcquisitionMatrix",
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "SeriesTime",
+    "PatientID",
+    "PatientName",
+    "PatientSex",
+    "InstitutionName",
+    "OperatorsName",
+    "StationName",
+    "SOPClassUID",
+    "StudyDate",
+    "StudyDescription",
+    "StudyID",
+    "SeriesDescription",
+    "SequenceName",
+    "EchoTime",
+    "RepetitionTime",
+    "SeriesNumber",
+    "InstanceNumber",
+    "SliceThickness",
+    "ImageType",
+    "SliceSpacing",
+    "ScanningSequence",
+    "SequenceVariant",
+    "SliceLocation",
+    "AccessionNumber",
+    "StudyTime",
+    "NumFiles",
+    "ClassifyType",
+}
 
 
 def test_siemens_record_keys_and_types(rules: RuleSet) -> None:
@@ -66,8 +97,11 @@ def test_siemens_record_keys_and_types(rules: RuleSet) -> None:
     assert "SeriesDate" not in record  # FIONA never wrote it
     assert record["NumFiles"] == "4"
     assert record["Modality"] == ["MR"]
-    assert record["IncomingConnection"] == {"AETitleCaller": "SCANNER", "AETitleCalled": "FIONA",
-                                            "CallerIP": "10.0.0.7"}
+    assert record["IncomingConnection"] == {
+        "AETitleCaller": "SCANNER",
+        "AETitleCalled": "FIONA",
+        "CallerIP": "10.0.0.7",
+    }
     assert isinstance(record["ClassifyType"], list) and "DWI" in record["ClassifyType"]
     assert record["AcquisitionMatrix"] == "[0, 32, 32, 0]"
     assert record["ImageType"] == "['ORIGINAL', 'PRIMARY', 'DIFFUSION', 'NONE', 'ND', 'MOSAIC']"
@@ -76,9 +110,14 @@ def test_siemens_record_keys_and_types(rules: RuleSet) -> None:
     assert record["AcquisitionLength"].startswith("TA ")
     assert record["ActiveCoils"] == "HEA;HEP"
     for key, value in record.items():
-        if key not in ("IncomingConnection", "Modality", "ClassifyType",
-                       "siemensDiffusionInformation", "PhaseEncodingDirectionPositive",
-                       "NumberOfImagesInMosaic"):
+        if key not in (
+            "IncomingConnection",
+            "Modality",
+            "ClassifyType",
+            "siemensDiffusionInformation",
+            "PhaseEncodingDirectionPositive",
+            "NumberOfImagesInMosaic",
+        ):
             assert isinstance(value, str), (key, value)
 
 
@@ -94,8 +133,12 @@ def test_siemens_csa_derived_keys(rules: RuleSet) -> None:
     info = record["siemensDiffusionInformation"]
     assert [e["InstanceNumber"] for e in info] == ["1", "2", "3", "4"]
     assert [e["SOPInstanceUID"] for e in info] == [ds.SOPInstanceUID for ds in dwi]
-    assert info[0] == {"B_value": 0, "DiffusionDirectionality": "NONE", "InstanceNumber": "1",
-                       "SOPInstanceUID": dwi[0].SOPInstanceUID}
+    assert info[0] == {
+        "B_value": 0,
+        "DiffusionDirectionality": "NONE",
+        "InstanceNumber": "1",
+        "SOPInstanceUID": dwi[0].SOPInstanceUID,
+    }
     assert info[1]["B_value"] == 1000 and info[1]["DiffusionDirectionality"] == "DIRECTIONAL"
     assert info[1]["DiffusionGradientDirection"] == [1.0, 0.0, 0.0]
     # a non-diffusion Siemens series has the list, empty (FIONA behaviour)
@@ -139,6 +182,7 @@ def test_broken_csa_does_not_stop_the_record(rules: RuleSet) -> None:
 
 # --- merge rule ----------------------------------------------------------------------------
 
+
 def test_first_image_wins_slice_location_min(rules: RuleSet) -> None:
     t2 = images("SIEMENS", 2, n=5)  # slice locations -10 .. 6
     record = fold(rules, t2[2:] + t2[:2])  # start in the middle
@@ -177,10 +221,15 @@ def test_same_instance_twice_changes_nothing(rules: RuleSet) -> None:
 
 
 def test_classification_sees_the_merged_record(rules: RuleSet) -> None:
-    probe = RuleSet.from_list([
-        {"type": "MANY", "rules": [{"tag": ["NumFiles"], "operator": ">", "value": "2"}]},
-        {"type": "FIRSTDESC", "rules": [{"tag": ["SeriesDescription"], "value": "^t2_tse_tra$"}]},
-    ])
+    probe = RuleSet.from_list(
+        [
+            {"type": "MANY", "rules": [{"tag": ["NumFiles"], "operator": ">", "value": "2"}]},
+            {
+                "type": "FIRSTDESC",
+                "rules": [{"tag": ["SeriesDescription"], "value": "^t2_tse_tra$"}],
+            },
+        ]
+    )
     t2 = images("SIEMENS", 2, n=3)
     first = update_series(None, t2[0], CONN, probe, 1)
     assert first["ClassifyType"] == ["FIRSTDESC"]
@@ -190,6 +239,7 @@ def test_classification_sees_the_merged_record(rules: RuleSet) -> None:
 
 
 # --- read_header ---------------------------------------------------------------------------
+
 
 def test_read_header_stops_before_pixels(tmp_path: Path) -> None:
     path = synth.write_study(tmp_path, vendor="SIEMENS", series=[synth.SeriesSpec("x", 1)])[0]
@@ -206,8 +256,12 @@ def _write(path: Path, ds: Dataset, **kw: Any) -> Path:
 
 
 def test_read_header_not_dicom(tmp_path: Path) -> None:
-    cases = {"empty": b"", "text": b"hello world\n" * 50, "zeros": b"\0" * 4096,
-             "fake preamble": b"\0" * 128 + b"DICM" + b"\xff" * 64}
+    cases = {
+        "empty": b"",
+        "text": b"hello world\n" * 50,
+        "zeros": b"\0" * 4096,
+        "fake preamble": b"\0" * 128 + b"DICM" + b"\xff" * 64,
+    }
     for name, data in cases.items():
         path = tmp_path / name
         path.write_bytes(data)
@@ -227,8 +281,15 @@ def test_read_header_missing_uid_is_broken(tmp_path: Path, missing: str) -> None
     with pytest.raises(NotDicomError, match=f"missing {missing}"):
         read_header(path)
     ds = pydicom.dcmread(path)
-    ds.add_new({"StudyInstanceUID": 0x0020000D, "SeriesInstanceUID": 0x0020000E,
-                "SOPInstanceUID": 0x00080018}[missing], "UI", "")
+    ds.add_new(
+        {
+            "StudyInstanceUID": 0x0020000D,
+            "SeriesInstanceUID": 0x0020000E,
+            "SOPInstanceUID": 0x00080018,
+        }[missing],
+        "UI",
+        "",
+    )
     _write(path, ds)
     with pytest.raises(NotDicomError, match=f"missing {missing}"):
         read_header(path)
@@ -238,7 +299,7 @@ def test_read_header_truncated(tmp_path: Path) -> None:
     path = synth.write_study(tmp_path, vendor="SIEMENS", series=[synth.SeriesSpec("x", 1)])[0]
     data = path.read_bytes()
     cut = data.index(b"\x20\x00\x0d\x00")  # just before StudyInstanceUID
-    path.write_bytes(data[:cut + 3])
+    path.write_bytes(data[: cut + 3])
     with pytest.raises(NotDicomError):
         read_header(path)
 
@@ -305,6 +366,9 @@ def test_fast_reader_equals_pydicom_on_its_test_files() -> None:
 
 def test_read_header_on_synth_files_equals_pydicom(tmp_path: Path) -> None:
     for vendor in ("SIEMENS", "GE", "PHILIPS"):
-        for path in synth.standard_mr_study(tmp_path / vendor, vendor, n_per_series=1, rows=16,
-                                            cols=16):
-            assert _values(read_header(path)) == _values(pydicom.dcmread(path, stop_before_pixels=True))
+        for path in synth.standard_mr_study(
+            tmp_path / vendor, vendor, n_per_series=1, rows=16, cols=16
+        ):
+            assert _values(read_header(path)) == _values(
+                pydicom.dcmread(path, stop_before_pixels=True)
+            )

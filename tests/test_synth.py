@@ -20,7 +20,10 @@ MR_IMAGE = "1.2.840.10008.5.1.4.1.1.4"
 def test_part10_explicit_vr_le_and_128k(tmp_path: Path) -> None:
     paths = synth.write_study(tmp_path, vendor="SIEMENS", series=[synth.SeriesSpec("t1", 3)])
     assert [p.relative_to(tmp_path).as_posix() for p in paths] == [
-        "S001/MR00001.dcm", "S001/MR00002.dcm", "S001/MR00003.dcm"]
+        "S001/MR00001.dcm",
+        "S001/MR00002.dcm",
+        "S001/MR00003.dcm",
+    ]
     for path in paths:
         data = path.read_bytes()
         assert data[128:132] == b"DICM"
@@ -57,8 +60,9 @@ def test_pixel_bytes_and_dimensions(tmp_path: Path) -> None:
     path = synth.write_study(tmp_path, series=[synth.SeriesSpec("x", 1)], pixel_bytes=64 * 1024)[0]
     ds = pydicom.dcmread(path)
     assert (ds.Rows, ds.Columns) == (128, 256)
-    path = synth.write_study(tmp_path / "b", series=[{"description": "y", "n_images": 1,
-                                                      "rows": 20, "cols": 30}])[0]
+    path = synth.write_study(
+        tmp_path / "b", series=[{"description": "y", "n_images": 1, "rows": 20, "cols": 30}]
+    )[0]
     assert (pydicom.dcmread(path).Rows, pydicom.dcmread(path).Columns) == (20, 30)
 
 
@@ -74,9 +78,16 @@ def test_deterministic_per_seed(tmp_path: Path) -> None:
 
 
 def test_study_fields(tmp_path: Path) -> None:
-    path = synth.write_study(tmp_path, vendor="PHILIPS", series=[synth.SeriesSpec("x", 1)],
-                             patient_id="P42", patient_name="Test^Person", accession="A99",
-                             study_date="20230505", study_uid="1.2.3.4.5")[0]
+    path = synth.write_study(
+        tmp_path,
+        vendor="PHILIPS",
+        series=[synth.SeriesSpec("x", 1)],
+        patient_id="P42",
+        patient_name="Test^Person",
+        accession="A99",
+        study_date="20230505",
+        study_uid="1.2.3.4.5",
+    )[0]
     ds = pydicom.dcmread(path)
     assert (ds.PatientID, str(ds.PatientName), ds.AccessionNumber) == ("P42", "Test^Person", "A99")
     assert (ds.StudyDate, ds.StudyInstanceUID) == ("20230505", "1.2.3.4.5")
@@ -98,8 +109,9 @@ def test_standard_study_shape(tmp_path: Path) -> None:
 
 
 def test_localizer_three_planes(tmp_path: Path) -> None:
-    paths = synth.write_study(tmp_path, series=[synth.SeriesSpec("loc", 6, orientation="3plane")],
-                              rows=8, cols=8)
+    paths = synth.write_study(
+        tmp_path, series=[synth.SeriesSpec("loc", 6, orientation="3plane")], rows=8, cols=8
+    )
     planes = [tuple(pydicom.dcmread(p).ImageOrientationPatient) for p in paths]
     assert planes[0] == planes[1] == synth.ORIENTATIONS["sagittal"]
     assert planes[2] == planes[3] == synth.ORIENTATIONS["coronal"]
@@ -139,8 +151,9 @@ def test_ge_private_diffusion_tags(tmp_path: Path) -> None:
 
 def test_philips_private_diffusion_tags(tmp_path: Path) -> None:
     spec = synth.standard_mr_series("PHILIPS", 3)[4]
-    ds = pydicom.dcmread(synth.write_study(tmp_path, vendor="PHILIPS", series=[spec], rows=8,
-                                           cols=8)[1])
+    ds = pydicom.dcmread(
+        synth.write_study(tmp_path, vendor="PHILIPS", series=[spec], rows=8, cols=8)[1]
+    )
     assert ds[0x20010010].value == "Philips Imaging DD 001"
     assert ds[0x20011003].value == 1000.0 and ds[0x20011020].value == "DwiSE"
     assert ds[0x20050010].value == "Philips MR Imaging DD 001"

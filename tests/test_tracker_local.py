@@ -23,7 +23,9 @@ def test_study_and_series_instances(tracker: LocalTracker) -> None:
     added = tracker.save_study(study, [Series("1.2.3.1", series_num_files="10"), Series("1.2.3.2")])
     assert [s.instance for s in added] == [1, 2]
     # a second run adds only the new series, never a duplicate
-    added = tracker.save_study(study, [Series("1.2.3.2"), Series("1.2.3.3", series_classify_types='["T1"]')])
+    added = tracker.save_study(
+        study, [Series("1.2.3.2"), Series("1.2.3.3", series_classify_types='["T1"]')]
+    )
     assert [(s.series_instance_uid, s.instance) for s in added] == [("1.2.3.3", 3)]
     got = tracker.get_studies(["1.2.3", "9.9"])
     assert list(got) == ["1.2.3"]
@@ -39,8 +41,10 @@ def test_identical_transfer_request_is_created_once(tracker: LocalTracker) -> No
     assert tracker.request_transfer("1.2.3", "DEMO", "DEMO001", "baseline") is None
     second = tracker.request_transfer("1.2.3", "DEMO", "DEMO001", "followup")
     assert second is not None and second.instance == 2
-    assert [t.key for t in tracker.transfers("1.2.3")] == [("DEMO", "DEMO001", "baseline"),
-                                                          ("DEMO", "DEMO001", "followup")]
+    assert [t.key for t in tracker.transfers("1.2.3")] == [
+        ("DEMO", "DEMO001", "baseline"),
+        ("DEMO", "DEMO001", "followup"),
+    ]
 
 
 def test_update_transfer_result(tracker: LocalTracker) -> None:
@@ -59,7 +63,10 @@ def test_update_transfer_result(tracker: LocalTracker) -> None:
 
 def _request(db: str, n: int) -> int:
     tracker = LocalTracker(Path(db), None)
-    made = sum(tracker.request_transfer("1.2.3", "DEMO", "DEMO003", "baseline") is not None for _ in range(n))
+    made = sum(
+        tracker.request_transfer("1.2.3", "DEMO", "DEMO003", "baseline") is not None
+        for _ in range(n)
+    )
     tracker.close()
     return made
 
@@ -74,14 +81,20 @@ def test_concurrent_processes_create_one_request(tmp_path: Path) -> None:
 
 
 def test_coupling_entries_and_validity(tracker: LocalTracker) -> None:
-    n = tracker.add_coupling_entries([CouplingEntry("", "DEMO", "DEMO004", "baseline", cl_accessionnumber="A1"),
-                                      CouplingEntry("", "DEMO", "DEMO005", cl_studyinstanceuid="1.2.9")])
+    n = tracker.add_coupling_entries(
+        [
+            CouplingEntry("", "DEMO", "DEMO004", "baseline", cl_accessionnumber="A1"),
+            CouplingEntry("", "DEMO", "DEMO005", cl_studyinstanceuid="1.2.9"),
+        ]
+    )
     assert n == 2
     entries = tracker.coupling_entries()
     assert [e.cl_subjectid for e in entries] == ["DEMO004", "DEMO005"]
     assert len({e.record_id for e in entries}) == 2
-    tracker.db.execute("UPDATE coupling SET created = created - 15 * 86400 WHERE record_id = ?",
-                       (entries[0].record_id,))
+    tracker.db.execute(
+        "UPDATE coupling SET created = created - 15 * 86400 WHERE record_id = ?",
+        (entries[0].record_id,),
+    )
     assert [e.cl_subjectid for e in tracker.coupling_entries(14)] == ["DEMO005"]
 
 
@@ -100,18 +113,27 @@ def test_shipped_projects_file() -> None:
     demo = projects["DEMO"]
     assert demo.valid_participant("DEMO001") and not demo.valid_participant("DEMO01")
     assert demo.events == ["baseline", "followup"]
-    assert demo.has_feature("remove_presentation_states") and FEATURES["remove_presentation_states"] in demo.features
+    assert (
+        demo.has_feature("remove_presentation_states")
+        and FEATURES["remove_presentation_states"] in demo.features
+    )
     assert rules == []
 
 
-@pytest.mark.parametrize(("text", "words"), [
-    ("projects:\n  P1: {title: x}\n", "projects.P1.participant_id: missing"),
-    ("projects:\n  P1: {participant_id: '(['}\n", "not a valid regular expression"),
-    ("projects:\n  P1: {participant_id: x, events: baseline}\n", "projects.P1.events"),
-    ("projects:\n  P1: {participant_id: x, features: {fly: true}}\n", "unknown feature(s): fly"),
-    ("projects:\n  P1: {participant_id: x\n", "invalid YAML: line"),
-    ("projects:\n  'bad name': {participant_id: x}\n", "a project name has"),
-])
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("projects:\n  P1: {title: x}\n", "projects.P1.participant_id: missing"),
+        ("projects:\n  P1: {participant_id: '(['}\n", "not a valid regular expression"),
+        ("projects:\n  P1: {participant_id: x, events: baseline}\n", "projects.P1.events"),
+        (
+            "projects:\n  P1: {participant_id: x, features: {fly: true}}\n",
+            "unknown feature(s): fly",
+        ),
+        ("projects:\n  P1: {participant_id: x\n", "invalid YAML: line"),
+        ("projects:\n  'bad name': {participant_id: x}\n", "a project name has"),
+    ],
+)
 def test_projects_file_errors_name_the_key(tmp_path: Path, text: str, words: str) -> None:
     f = tmp_path / "projects.yml"
     f.write_text(text)
@@ -122,8 +144,10 @@ def test_projects_file_errors_name_the_key(tmp_path: Path, text: str, words: str
 
 def test_routing_rules_from_projects_file(tmp_path: Path) -> None:
     f = tmp_path / "projects.yml"
-    f.write_text("projects:\n  P1:\n    participant_id: '^P1'\n    routing:\n"
-                 "      - {called_aetitle: P1AE, patient_id: '^123', event: baseline}\n")
+    f.write_text(
+        "projects:\n  P1:\n    participant_id: '^P1'\n    routing:\n"
+        "      - {called_aetitle: P1AE, patient_id: '^123', event: baseline}\n"
+    )
     _, rules = load_projects(f)
     (rule,) = rules
     assert rule.routing_dest_project == "P1" and rule.routing_incoming_aetitle == "P1AE"

@@ -38,16 +38,22 @@ def tracked_config(request, tmp_path: Path) -> Path:  # type: ignore[no-untyped-
     tracker: dict = {"backend": request.param}
     if request.param == "redcap":
         server = request.getfixturevalue("redcap_server")
-        tracker.update(redcap_url=server.url, secrets_file=str(request.getfixturevalue("redcap_secrets")))
+        tracker.update(
+            redcap_url=server.url, secrets_file=str(request.getfixturevalue("redcap_secrets"))
+        )
     return write_config(tmp_path, tracker=tracker, retention={"tracker_days": 30})
 
 
 def _study(tracker, uid: str, arrived_days: float, transfers: list[tuple[str, float]]) -> None:  # type: ignore[no-untyped-def]
     """A study with one series and transfers given as (state, days ago)."""
-    tracker.save_study(Study(uid, study_arrival_date=_ago(arrived_days), study_description="MR head"),
-                       [Series(f"{uid}.1", series_num_files="3")])
+    tracker.save_study(
+        Study(uid, study_arrival_date=_ago(arrived_days), study_description="MR head"),
+        [Series(f"{uid}.1", series_num_files="3")],
+    )
     for n, (state, days) in enumerate(transfers, 1):
-        t = tracker.request_transfer(uid, "ALPHA", f"ALPHA00{n}", "baseline", requested_date=_ago(days))
+        t = tracker.request_transfer(
+            uid, "ALPHA", f"ALPHA00{n}", "baseline", requested_date=_ago(days)
+        )
         assert t is not None
         if state == "done":
             t.transfer_date, t.transfers_complete = _ago(days), COMPLETE_OK
@@ -80,14 +86,22 @@ def test_old_fully_sent_studies_are_deleted_daily(tracked_config: Path) -> None:
     tracker = open_tracker(cfg)
     left = tracker.get_studies(layout)
     assert sorted(left) == ["1.9.2", "1.9.3", "1.9.4", "1.9.6", "1.9.7"]
-    assert all(t.study_instance_uid in left for t in tracker.transfers())  # series/transfers went too
+    assert all(
+        t.study_instance_uid in left for t in tracker.transfers()
+    )  # series/transfers went too
     assert len(left["1.9.6"].transfers) == 2 and left["1.9.2"].series[0].series_num_files == "3"
     tracker.close()
 
-    entries = [e for e in read_log(cfg.paths.logfile("clearOldFiles")) if e["message"] == "tracker study deleted"]
+    entries = [
+        e
+        for e in read_log(cfg.paths.logfile("clearOldFiles"))
+        if e["message"] == "tracker study deleted"
+    ]
     assert sorted(e["study"] for e in entries) == ["1.9.1", "1.9.5"]
     allowed = {"time", "level", "component", "pid", "message", "study", "days", "dry_run"}
-    assert all(set(e) <= allowed for e in entries), entries  # the UID only, nothing about the patient
+    assert all(set(e) <= allowed for e in entries), (
+        entries
+    )  # the UID only, nothing about the patient
     run = last_run(cfg, "trackerRetention")
     assert run is not None and run.ok and run.summary.startswith("2 tracker studies deleted")
 
@@ -119,18 +133,33 @@ def test_tracker_days_zero_keeps_everything(tmp_path: Path) -> None:
     assert "1.9.1" in open_tracker(cfg).get_studies(["1.9.1"])
 
 
-def test_unreachable_redcap_is_one_line_and_deletes_nothing(tmp_path: Path, redcap_server,  # type: ignore[no-untyped-def]
-                                                             redcap_secrets, redcap_double) -> None:
-    config = write_config(tmp_path, tracker={"backend": "redcap", "redcap_url": redcap_server.url,
-                                             "secrets_file": str(redcap_secrets), "retries": 0},
-                          retention={"tracker_days": 30})
+def test_unreachable_redcap_is_one_line_and_deletes_nothing(
+    tmp_path: Path,
+    redcap_server,  # type: ignore[no-untyped-def]
+    redcap_secrets,
+    redcap_double,
+) -> None:
+    config = write_config(
+        tmp_path,
+        tracker={
+            "backend": "redcap",
+            "redcap_url": redcap_server.url,
+            "secrets_file": str(redcap_secrets),
+            "retries": 0,
+        },
+        retention={"tracker_days": 30},
+    )
     cfg = load_config(config)
     cfg.paths.create()
     tracker = open_tracker(cfg)
     _study(tracker, "1.9.1", 100, [("done", 99)])
     redcap_double.fail_next(1, 503, "Service Unavailable")
     r = run_bin("clearOldFiles", config=config)
-    assert r.returncode == 1 and "tracker retention skipped" in r.stderr and "Traceback" not in r.stderr
+    assert (
+        r.returncode == 1
+        and "tracker retention skipped" in r.stderr
+        and "Traceback" not in r.stderr
+    )
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "1.9.1" in tracker.get_studies(["1.9.1"])
     run = last_run(cfg, "trackerRetention")

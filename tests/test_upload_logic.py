@@ -29,7 +29,9 @@ def cfg(tmp_path: Path) -> SiteConfig:
     return c
 
 
-def make_zip(path: Path, entries: dict[str, bytes], *, symlinks: dict[str, str] | None = None) -> Path:
+def make_zip(
+    path: Path, entries: dict[str, bytes], *, symlinks: dict[str, str] | None = None
+) -> Path:
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, data in entries.items():
             zf.writestr(name, data)
@@ -41,7 +43,9 @@ def make_zip(path: Path, entries: dict[str, bytes], *, symlinks: dict[str, str] 
     return path
 
 
-def study_zip(tmp_path: Path, extra: dict[str, bytes] | None = None, **study: object) -> tuple[Path, list[Path]]:
+def study_zip(
+    tmp_path: Path, extra: dict[str, bytes] | None = None, **study: object
+) -> tuple[Path, list[Path]]:
     files = synth.standard_mr_study(tmp_path / "study", n_per_series=2, **study)
     entries = {f"CD/{p.relative_to(tmp_path / 'study').as_posix()}": p.read_bytes() for p in files}
     entries.update(extra or {})
@@ -68,7 +72,9 @@ def test_zip_with_path_traversal_is_refused(tmp_path: Path, name: str) -> None:
     assert not (tmp_path / "evil.dcm").exists() and not list(dest.rglob("*"))
 
 
-@pytest.mark.parametrize("name", ["/etc/cron.d/evil", "C:/Windows/evil.dcm", "\\\\server\\share\\x"])
+@pytest.mark.parametrize(
+    "name", ["/etc/cron.d/evil", "C:/Windows/evil.dcm", "\\\\server\\share\\x"]
+)
 def test_zip_with_absolute_names_is_refused(tmp_path: Path, name: str) -> None:
     z = make_zip(tmp_path / "t.zip", {name: b"evil"})
     assert "absolute path" in refused(z, tmp_path)
@@ -108,7 +114,9 @@ def test_zip_understating_its_sizes_is_stopped_while_unpacking(tmp_path: Path) -
 
 def test_zip_with_too_many_entries_is_refused(tmp_path: Path) -> None:
     z = make_zip(tmp_path / "many.zip", {f"f{i}.dcm": b"x" for i in range(6)})
-    assert "6 entries, more than the limit of 5" in refused(z, tmp_path, up.UploadLimits(1 << 20, 5))
+    assert "6 entries, more than the limit of 5" in refused(
+        z, tmp_path, up.UploadLimits(1 << 20, 5)
+    )
 
 
 def test_nested_archives_are_refused(tmp_path: Path) -> None:
@@ -152,9 +160,21 @@ def test_folder_upload_names_are_checked_too(tmp_path: Path) -> None:
 # --- metadata -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("given", "expected"), [
-    ("45", "045Y"), ("045Y", "045Y"), (" 6 m ", "006M"), ("10W", "010W"), ("3d", "003D"),
-    ("90+", "090Y"), ("95+", "090Y"), (45, "045Y"), (45.0, "045Y"), ("7 years", "007Y")])
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("45", "045Y"),
+        ("045Y", "045Y"),
+        (" 6 m ", "006M"),
+        ("10W", "010W"),
+        ("3d", "003D"),
+        ("90+", "090Y"),
+        ("95+", "090Y"),
+        (45, "045Y"),
+        (45.0, "045Y"),
+        ("7 years", "007Y"),
+    ],
+)
 def test_age_is_normalised_to_dicom_as(given: object, expected: str) -> None:
     assert up.normalize_age(given) == expected
 
@@ -166,8 +186,9 @@ def test_bad_age_is_one_clear_line(given: str) -> None:
 
 
 def test_sex_and_text_fields() -> None:
-    assert up.form_metadata({"sex": "female", "study_description": "  Head   CT ", "accession": ""}) == {
-        "sex": "F", "study_description": "Head CT"}
+    assert up.form_metadata(
+        {"sex": "female", "study_description": "  Head   CT ", "accession": ""}
+    ) == {"sex": "F", "study_description": "Head CT"}
     with pytest.raises(up.UploadError, match="^Sex: 'X' is not a sex"):
         up.form_metadata({"sex": "X"})
     with pytest.raises(up.UploadError, match="^Accession number: at most 16 characters"):
@@ -175,23 +196,41 @@ def test_sex_and_text_fields() -> None:
 
 
 def test_metadata_precedence_form_then_sidecar_then_header(cfg: SiteConfig, tmp_path: Path) -> None:
-    sidecar = json.dumps({"StudyDescription": "from sidecar", "PatientAge": 61, "AccessionNumber": "SIDE1"})
-    z, originals = study_zip(tmp_path, {"CD/info.json": sidecar.encode()}, accession="HDR1",
-                             study_description="from header")
+    sidecar = json.dumps(
+        {"StudyDescription": "from sidecar", "PatientAge": 61, "AccessionNumber": "SIDE1"}
+    )
+    z, originals = study_zip(
+        tmp_path,
+        {"CD/info.json": sidecar.encode()},
+        accession="HDR1",
+        study_description="from header",
+    )
     header = pydicom.dcmread(originals[0], stop_before_pixels=True)
     root = tmp_path / "staged"
     root.mkdir()
     up.extract_zip(z, root, LIMITS)
-    record = up.ingest(cfg, up.new_upload_id(), root, {"study_description": "from form", "age": ""},
-                       user="alice", source="zip")
-    assert record.metadata == {"study_description": "from form", "age": "061Y", "accession": "SIDE1"}
+    record = up.ingest(
+        cfg,
+        up.new_upload_id(),
+        root,
+        {"study_description": "from form", "age": ""},
+        user="alice",
+        source="zip",
+    )
+    assert record.metadata == {
+        "study_description": "from form",
+        "age": "061Y",
+        "accession": "SIDE1",
+    }
     assert record.stored == len(originals) and len(record.studies) == 1
     stored = sorted(cfg.paths.archive.glob("scp_*/*"))
     assert len(stored) == len(originals)
     for path in stored:
         ds = pydicom.dcmread(path)
         assert ds.StudyDescription == "from form"  # form wins
-        assert ds.PatientAge == "061Y" and ds.AccessionNumber == "SIDE1"  # sidecar where the form is empty
+        assert (
+            ds.PatientAge == "061Y" and ds.AccessionNumber == "SIDE1"
+        )  # sidecar where the form is empty
         assert ds.PatientSex == header.PatientSex  # neither gives it: the header's value stays
         assert ds.PatientID == header.PatientID and ds.PixelData  # nothing else touched
     assert up.load_record(cfg, record.upload_id) == record
@@ -208,17 +247,24 @@ def test_conflicting_sidecars_are_refused(cfg: SiteConfig, tmp_path: Path) -> No
 
 
 def test_without_metadata_the_bytes_are_stored_unchanged(cfg: SiteConfig, tmp_path: Path) -> None:
-    z, originals = study_zip(tmp_path, {"README.txt": b"burnt by the CD writer", "DICOMDIR": b"\0" * 10})
+    z, originals = study_zip(
+        tmp_path, {"README.txt": b"burnt by the CD writer", "DICOMDIR": b"\0" * 10}
+    )
     root = tmp_path / "staged"
     root.mkdir()
     up.extract_zip(z, root, LIMITS)
     record = up.ingest(cfg, up.new_upload_id(), root, {}, source="zip")
     assert record.metadata == {}
-    by_sop = {pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID: p.read_bytes() for p in originals}
+    by_sop = {
+        pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID: p.read_bytes()
+        for p in originals
+    }
     for path in cfg.paths.archive.glob("scp_*/*"):
         assert path.read_bytes() == by_sop[path.name.split(".", 1)[1]]
     assert {(s.name, s.reason) for s in record.skipped} == {
-        ("README.txt", "not a DICOM file"), ("DICOMDIR", "not a DICOM file")}
+        ("README.txt", "not a DICOM file"),
+        ("DICOMDIR", "not a DICOM file"),
+    }
 
 
 def test_bare_dataset_without_preamble_is_stored_as_part10(cfg: SiteConfig, tmp_path: Path) -> None:
@@ -228,7 +274,9 @@ def test_bare_dataset_without_preamble_is_stored_as_part10(cfg: SiteConfig, tmp_
     ds.file_meta = pydicom.dataset.FileMetaDataset()
     bare = io.BytesIO()
     pydicom.dcmwrite(bare, ds, implicit_vr=True, little_endian=True, enforce_file_format=False)
-    assert bare.getvalue()[:4] == b"\x08\x00\x05\x00"  # starts with (0008,0005): no preamble, no meta
+    assert (
+        bare.getvalue()[:4] == b"\x08\x00\x05\x00"
+    )  # starts with (0008,0005): no preamble, no meta
     root = tmp_path / "staged"
     (root / "IMG").mkdir(parents=True)
     (root / "IMG" / "0001").write_bytes(bare.getvalue())
@@ -242,7 +290,10 @@ def test_bare_dataset_without_preamble_is_stored_as_part10(cfg: SiteConfig, tmp_
 
 def test_nothing_usable_is_one_line(cfg: SiteConfig, tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("hello")
-    with pytest.raises(up.UploadError, match=r"^no DICOM files and no NIfTI set found \(notes.txt: not a DICOM file\)$"):
+    with pytest.raises(
+        up.UploadError,
+        match=r"^no DICOM files and no NIfTI set found \(notes.txt: not a DICOM file\)$",
+    ):
         up.ingest(cfg, up.new_upload_id(), tmp_path, {})
 
 
@@ -259,34 +310,60 @@ def nifti_bytes(volumes: int, nx: int = 2) -> bytes:
     return bytes(header) + bytes(nx * nx * nx * volumes)
 
 
-def nifti_set(root: Path, base: str = "sub-01_dwi", volumes: int = 3, bvals: int | None = None,
-              gz: bool = True, sidecar: dict | None = None) -> None:
+def nifti_set(
+    root: Path,
+    base: str = "sub-01_dwi",
+    volumes: int = 3,
+    bvals: int | None = None,
+    gz: bool = True,
+    sidecar: dict | None = None,
+) -> None:
     root.mkdir(parents=True, exist_ok=True)
     data = nifti_bytes(volumes)
     (root / (base + (".nii.gz" if gz else ".nii"))).write_bytes(gzip.compress(data) if gz else data)
     n = volumes if bvals is None else bvals
     (root / f"{base}.bval").write_text(" ".join(["0"] + ["1000"] * (n - 1)) + "\n")
     (root / f"{base}.bvec").write_text("\n".join(" ".join(["0.5"] * n) for _ in range(3)) + "\n")
-    (root / f"{base}.json").write_text(json.dumps(sidecar or {"PatientSex": "F", "PatientAge": "034Y",
-                                                               "StudyDescription": "DWI research"}))
+    (root / f"{base}.json").write_text(
+        json.dumps(
+            sidecar or {"PatientSex": "F", "PatientAge": "034Y", "StudyDescription": "DWI research"}
+        )
+    )
 
 
 def test_nifti_set_is_validated_and_stored_with_metadata(cfg: SiteConfig, tmp_path: Path) -> None:
     root = tmp_path / "staged"
     nifti_set(root / "dwi")
     (root / "notes.txt").write_text("x")
-    record = up.ingest(cfg, up.new_upload_id(), root, {"sex": "M", "accession": "ACC-N1"},
-                       user="bob", project="DEMO", source="zip")
+    record = up.ingest(
+        cfg,
+        up.new_upload_id(),
+        root,
+        {"sex": "M", "accession": "ACC-N1"},
+        user="bob",
+        project="DEMO",
+        source="zip",
+    )
     assert record.kind == "nifti" and record.volumes == 3 and record.status == "stored"
     assert "not available yet" in record.note
     # form > sidecar: sex and accession from the form, age and description from the sidecar
-    assert record.metadata == {"sex": "M", "accession": "ACC-N1", "age": "034Y",
-                               "study_description": "DWI research"}
+    assert record.metadata == {
+        "sex": "M",
+        "accession": "ACC-N1",
+        "age": "034Y",
+        "study_description": "DWI research",
+    }
     kept = up.uploads_dir(cfg) / record.upload_id / "files" / "dwi"
     assert sorted(p.name for p in kept.iterdir()) == [
-        "sub-01_dwi.bval", "sub-01_dwi.bvec", "sub-01_dwi.json", "sub-01_dwi.nii.gz"]
+        "sub-01_dwi.bval",
+        "sub-01_dwi.bvec",
+        "sub-01_dwi.json",
+        "sub-01_dwi.nii.gz",
+    ]
     saved = json.loads((up.uploads_dir(cfg) / record.upload_id / "metadata.json").read_text())
-    assert saved["kind"] == "nifti" and saved["metadata"]["sex"] == "M" and saved["project"] == "DEMO"
+    assert (
+        saved["kind"] == "nifti" and saved["metadata"]["sex"] == "M" and saved["project"] == "DEMO"
+    )
     assert [s["name"] for s in saved["skipped"]] == ["notes.txt"]
     assert [r.upload_id for r in up.list_uploads(cfg)] == [record.upload_id]
     assert not list(cfg.paths.archive.glob("scp_*"))  # nothing entered the DICOM pipeline
@@ -294,11 +371,15 @@ def test_nifti_set_is_validated_and_stored_with_metadata(cfg: SiteConfig, tmp_pa
 
 def test_nifti_set_problems_are_one_line_each(cfg: SiteConfig, tmp_path: Path) -> None:
     nifti_set(tmp_path / "a", bvals=4)
-    with pytest.raises(up.UploadError, match=r"^sub-01_dwi.nii.gz: 3 volumes, but 4 b-values and 4 b-vectors"):
+    with pytest.raises(
+        up.UploadError, match=r"^sub-01_dwi.nii.gz: 3 volumes, but 4 b-values and 4 b-vectors"
+    ):
         up.ingest(cfg, up.new_upload_id(), tmp_path / "a", {})
     nifti_set(tmp_path / "b", gz=False)
     (tmp_path / "b" / "sub-01_dwi.bvec").unlink()
-    with pytest.raises(up.UploadError, match=r"the NIfTI set is incomplete: missing sub-01_dwi.bvec"):
+    with pytest.raises(
+        up.UploadError, match=r"the NIfTI set is incomplete: missing sub-01_dwi.bvec"
+    ):
         up.ingest(cfg, up.new_upload_id(), tmp_path / "b", {})
     nifti_set(tmp_path / "c")
     (tmp_path / "c" / "sub-01_dwi.nii.gz").write_bytes(gzip.compress(b"\0" * 400))
@@ -320,19 +401,38 @@ def dataset_bytes(path: Path) -> tuple[str, bytes]:
     data = path.read_bytes()
     assert data[128:132] == b"DICM"
     end = 144 + struct.unpack_from("<I", data, 140)[0]
-    return str(pydicom.dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID), data[end:]
+    return str(pydicom.dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID), data[
+        end:
+    ]
 
 
-SERIES_KEYS = ("StudyInstanceUID", "SeriesInstanceUID", "SeriesNumber", "SeriesDescription", "Modality",
-               "NumFiles", "ClassifyType", "AccessionNumber", "StudyDescription", "PatientID")
+SERIES_KEYS = (
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "SeriesNumber",
+    "SeriesDescription",
+    "Modality",
+    "NumFiles",
+    "ClassifyType",
+    "AccessionNumber",
+    "StudyDescription",
+    "PatientID",
+)
 
 
 def tree(cfg: SiteConfig) -> dict[str, object]:
     """What the gateway made of a study: archive names and bytes, raw/ links, series JSON."""
-    archive = {p.relative_to(cfg.paths.archive).as_posix(): dataset_bytes(p)
-               for p in cfg.paths.archive.glob("scp_*/*")}
-    links = {p.relative_to(cfg.paths.raw).as_posix(): p.resolve().relative_to(cfg.paths.archive).as_posix()
-             for p in cfg.paths.raw.glob("*/*/*") if p.is_symlink()}
+    archive = {
+        p.relative_to(cfg.paths.archive).as_posix(): dataset_bytes(p)
+        for p in cfg.paths.archive.glob("scp_*/*")
+    }
+    links = {
+        p.relative_to(cfg.paths.raw).as_posix(): p.resolve()
+        .relative_to(cfg.paths.archive)
+        .as_posix()
+        for p in cfg.paths.raw.glob("*/*/*")
+        if p.is_symlink()
+    }
     series = {}
     for p in cfg.paths.raw.glob("*/*.json"):
         rec = json.loads(p.read_text())  # per-image keys depend on the order files came in
@@ -363,10 +463,15 @@ def test_uploaded_zip_takes_the_network_path(tmp_path: Path) -> None:
         record = up.ingest(b_cfg, up.new_upload_id(), root, {}, user="carol", source="zip")
         assert record.stored == len(files) and record.replaced == 0 and not record.skipped
         for c in (a_cfg, b_cfg):
-            wait_for(lambda c=c: len(tree(c)["links"]) == len(files) and len(tree(c)["series"]) == 7,
-                     what="raw/ tree and series JSON")
+            wait_for(
+                lambda c=c: len(tree(c)["links"]) == len(files) and len(tree(c)["series"]) == 7,
+                what="raw/ tree and series JSON",
+            )
     finally:
-        for c, programs in ((a_cfg, ("storectl", "processSingleFile")), (b_cfg, ("processSingleFile",))):
+        for c, programs in (
+            (a_cfg, ("storectl", "processSingleFile")),
+            (b_cfg, ("processSingleFile",)),
+        ):
             for program in programs:
                 run_bin(program, "stop", config=c.config_file)
     assert tree(a_cfg) == tree(b_cfg)
@@ -374,7 +479,11 @@ def test_uploaded_zip_takes_the_network_path(tmp_path: Path) -> None:
     jobs = [p.name for p in b_cfg.paths.arrived.iterdir()]
     assert f"WEBUPLOAD FIONA 127.0.0.1 scp_{study_uid}" in jobs
     conn = json.loads(next(b_cfg.paths.raw.glob("*/*.json")).read_text())["IncomingConnection"]
-    assert (conn["AETitleCaller"], conn["AETitleCalled"], conn["CallerIP"]) == ("WEBUPLOAD", "FIONA", "127.0.0.1")
+    assert (conn["AETitleCaller"], conn["AETitleCalled"], conn["CallerIP"]) == (
+        "WEBUPLOAD",
+        "FIONA",
+        "127.0.0.1",
+    )
 
 
 def test_leftovers_of_interrupted_uploads_are_removed(cfg: SiteConfig) -> None:
@@ -384,8 +493,11 @@ def test_leftovers_of_interrupted_uploads_are_removed(cfg: SiteConfig) -> None:
     old, new = up.new_upload_id(), up.new_upload_id()
     for upload_id in (old, new):
         (up.staging_dir(cfg, upload_id) / "files").mkdir(parents=True)
-    tmp_old, tmp_new, scp_tmp = (cfg.paths.temp / ".upload-1-a.dcm", cfg.paths.temp / ".upload-1-b.dcm",
-                                 cfg.paths.temp / ".scp-1-0.dcm")
+    tmp_old, tmp_new, scp_tmp = (
+        cfg.paths.temp / ".upload-1-a.dcm",
+        cfg.paths.temp / ".upload-1-b.dcm",
+        cfg.paths.temp / ".scp-1-0.dcm",
+    )
     for f in (tmp_old, tmp_new, scp_tmp):
         f.write_bytes(b"x")
     day_ago = time.time() - 2 * 86400
@@ -397,11 +509,15 @@ def test_leftovers_of_interrupted_uploads_are_removed(cfg: SiteConfig) -> None:
     assert scp_tmp.exists()  # the receiver's own temp files are not ours to remove
 
 
-def test_a_file_that_cannot_be_stored_is_reported_and_the_rest_stored(cfg: SiteConfig, tmp_path: Path) -> None:
+def test_a_file_that_cannot_be_stored_is_reported_and_the_rest_stored(
+    cfg: SiteConfig, tmp_path: Path
+) -> None:
     root = tmp_path / "staged"
     blocked = synth.secondary_capture(root / "a", seed=1, study_uid="1.2.826.0.1.3680043.10.77")
     fine = synth.secondary_capture(root / "b", seed=2, study_uid="1.2.826.0.1.3680043.10.78")
-    cfg.paths.archive_study_dir("1.2.826.0.1.3680043.10.77").write_text("a file where a folder must go")
+    cfg.paths.archive_study_dir("1.2.826.0.1.3680043.10.77").write_text(
+        "a file where a folder must go"
+    )
     record = up.ingest(cfg, up.new_upload_id(), root, {})
     assert record.stored == len(fine) and record.studies == ["1.2.826.0.1.3680043.10.78"]
     (skipped,) = record.skipped

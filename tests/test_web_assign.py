@@ -48,8 +48,11 @@ PATIENT = {"patient_id": "PAT-WEB-0042", "patient_name": "Hansen^Ingrid"}
 def site(tmp_path: Path) -> Iterator[WebSite]:
     """`fiona web` plus the receiver and processSingleFile of one site (quiet period 1 s)."""
     (tmp_path / "projects.yml").write_text(PROJECTS)
-    config = web_config(tmp_path, arrival={"quiet_seconds": 1},
-                        destinations={"research-folder": {"type": "folder", "path": str(tmp_path / "outbox")}})
+    config = web_config(
+        tmp_path,
+        arrival={"quiet_seconds": 1},
+        destinations={"research-folder": {"type": "folder", "path": str(tmp_path / "outbox")}},
+    )
     started = []
     try:
         for program in ("processSingleFile", "storectl"):
@@ -75,10 +78,14 @@ def arrive(cfg: SiteConfig, study_dir: Path, **study: Any) -> str:
     r = storescu(cfg.dicom_port, study_dir, aet="MRSCANNER")
     assert r.returncode == 0, r.stderr
     study = cfg.paths.raw_study_dir(uid)
-    wait_for(lambda: sum(1 for p in study.glob("*/*") if p.is_symlink()) == n_files,
-             what="images filed in raw/")
-    wait_for(lambda: all(time.time() - p.stat().st_mtime > 1.3 for p in cfg.paths.arrived.iterdir()),
-             what="study quiet")
+    wait_for(
+        lambda: sum(1 for p in study.glob("*/*") if p.is_symlink()) == n_files,
+        what="images filed in raw/",
+    )
+    wait_for(
+        lambda: all(time.time() - p.stat().st_mtime > 1.3 for p in cfg.paths.arrived.iterdir()),
+        what="study quiet",
+    )
     r = run_bin("detectStudyArrival", config=cfg.config_file)
     assert r.returncode == 0, r.stderr
     return uid
@@ -92,8 +99,9 @@ def no_phi(page: Any, *texts: str) -> None:
 
 def test_assign_a_study_storescu_just_sent(site: WebSite, page: Any, tmp_path: Path) -> None:
     cfg = site.cfg
-    uid = arrive(cfg, tmp_path / "s1", accession="ACC-WEB-1", study_description="Brain research",
-                 **PATIENT)
+    uid = arrive(
+        cfg, tmp_path / "s1", accession="ACC-WEB-1", study_description="Brain research", **PATIENT
+    )
     login(page, site.url)
     page.goto(site.url + "assign/")
     row = page.locator("tr.study", has_text="ACC-WEB-1")
@@ -103,7 +111,10 @@ def test_assign_a_study_storescu_just_sent(site: WebSite, page: Any, tmp_path: P
     row.locator("summary").click()  # the series with image counts and ClassifyType
     series = row.locator("ol.series-list li")
     assert series.count() == 7
-    assert series.nth(1).inner_text() == "t1_mprage_sag_p2_iso (2 images) SIEMENS, MR, original, sagittal, T1"
+    assert (
+        series.nth(1).inner_text()
+        == "t1_mprage_sag_p2_iso (2 images) SIEMENS, MR, original, sagittal, T1"
+    )
     screenshot(page, "assign-list")
     no_phi(page, PATIENT["patient_id"], "Hansen", uid)
 
@@ -119,7 +130,10 @@ def test_assign_a_study_storescu_just_sent(site: WebSite, page: Any, tmp_path: P
     page.click("button:has-text('Assign')")
     error = page.locator("#participant-error")
     assert error.is_visible()
-    assert "'DEMO12' is not a valid participant ID for DEMO: it must match ^DEMO[0-9]{3}$" in error.inner_text()
+    assert (
+        "'DEMO12' is not a valid participant ID for DEMO: it must match ^DEMO[0-9]{3}$"
+        in error.inner_text()
+    )
     assert page.get_attribute("input[name=new_participant]", "aria-invalid") == "true"
     screenshot(page, "assign-invalid-participant")
     assert not open_tracker(cfg).transfers(study_uid=uid)
@@ -136,15 +150,26 @@ def test_assign_a_study_storescu_just_sent(site: WebSite, page: Any, tmp_path: P
     screenshot(page, "assign-requested")
 
     (t,) = open_tracker(cfg).transfers(study_uid=uid)
-    assert (t.transfer_project_name, t.transfer_name, t.transfer_event_name) == ("DEMO", "DEMO012", "baseline")
+    assert (t.transfer_project_name, t.transfer_name, t.transfer_event_name) == (
+        "DEMO",
+        "DEMO012",
+        "baseline",
+    )
     assert t.transfer_requested_date and not t.transfer_date
-    tracked = open_tracker(cfg).get_studies([uid])[uid]  # recorded at once, as populateIncoming would
+    tracked = open_tracker(cfg).get_studies([uid])[
+        uid
+    ]  # recorded at once, as populateIncoming would
     assert tracked.study.study_accession_number == "ACC-WEB-1"
-    assert tracked.study.study_patient_id == phi_hash(PATIENT["patient_id"]) and len(tracked.series) == 7
+    assert (
+        tracked.study.study_patient_id == phi_hash(PATIENT["patient_id"])
+        and len(tracked.series) == 7
+    )
 
     r = run_bin("createTransferRequest", config=site.config)
     assert r.returncode == 0, r.stderr
-    assert [p.name for p in cfg.paths.transfer_requests.glob("*.json")] == [f"{uid}_DEMO_DEMO012_1.json"]
+    assert [p.name for p in cfg.paths.transfer_requests.glob("*.json")] == [
+        f"{uid}_DEMO_DEMO012_1.json"
+    ]
     r = run_bin("anonymizeAndSend", config=site.config, timeout=300)
     assert r.returncode == 0, r.stderr
     (t,) = open_tracker(cfg).transfers(study_uid=uid)
@@ -154,11 +179,20 @@ def test_assign_a_study_storescu_just_sent(site: WebSite, page: Any, tmp_path: P
     assert t.transfer_date in page.locator("tr.assignment").inner_text()
     screenshot(page, "assign-sent")
     page.goto(site.url + "assign/")
-    assert "sent: DEMO DEMO012 (baseline)" in page.locator("tr.study", has_text="ACC-WEB-1").inner_text()
+    assert (
+        "sent: DEMO DEMO012 (baseline)"
+        in page.locator("tr.study", has_text="ACC-WEB-1").inner_text()
+    )
 
     # a second study whose files are gone before anonymizeAndSend runs: failed, with the reason
-    uid2 = arrive(cfg, tmp_path / "s2", accession="ACC-WEB-2", study_description="Lost study",
-                  seed=5, **PATIENT)
+    uid2 = arrive(
+        cfg,
+        tmp_path / "s2",
+        accession="ACC-WEB-2",
+        study_description="Lost study",
+        seed=5,
+        **PATIENT,
+    )
     page.goto(site.url + "assign/")
     page.locator("tr.study", has_text="ACC-WEB-2").locator("a", has_text="Open").click()
     page.select_option("#project-select", "DEMO")
@@ -176,24 +210,32 @@ def test_assign_a_study_storescu_just_sent(site: WebSite, page: Any, tmp_path: P
     page.reload()
     row = page.locator("tr.assignment")
     assert row.locator(".badge").inner_text() == "failed"
-    assert "Study has been deleted from Fiona. Resend from PACS!" in row.locator(".reason").inner_text()
+    assert (
+        "Study has been deleted from Fiona. Resend from PACS!"
+        in row.locator(".reason").inner_text()
+    )
     screenshot(page, "assign-failed")
     no_phi(page, PATIENT["patient_id"], "Hansen", uid2)
 
 
-def test_coupling_list_upload_shows_every_bad_line(site: WebSite, page: Any, tmp_path: Path) -> None:
+def test_coupling_list_upload_shows_every_bad_line(
+    site: WebSite, page: Any, tmp_path: Path
+) -> None:
     login(page, site.url)
     page.goto(site.url + "assign/")
     page.click("text=Upload a coupling list")
     bad = tmp_path / "coupling.csv"
-    bad.write_text("AccessionNumber,ProjectName,subjectid,eventname\r\n"
-                   "ACC-1,DEMO,DEMO001,baseline\r\nACC-2,DEMO,DEMO-2,baseline\r\nACC-3,OTHER,OTH0003,visit1\r\n")
+    bad.write_text(
+        "AccessionNumber,ProjectName,subjectid,eventname\r\n"
+        "ACC-1,DEMO,DEMO001,baseline\r\nACC-2,DEMO,DEMO-2,baseline\r\nACC-3,OTHER,OTH0003,visit1\r\n"
+    )
     page.set_input_files("input[name=file]", str(bad))
     page.click("button:has-text('Upload')")
     errors = page.locator("#coupling-errors li")
     assert errors.count() == 1
-    assert errors.inner_text() == ("line 3: participant ID 'DEMO-2' does not match project DEMO's "
-                                   "pattern ^DEMO[0-9]{3}$")
+    assert errors.inner_text() == (
+        "line 3: participant ID 'DEMO-2' does not match project DEMO's pattern ^DEMO[0-9]{3}$"
+    )
     assert "nothing was imported" in page.inner_text("#coupling-errors")
     screenshot(page, "assign-coupling-errors")
     assert open_tracker(site.cfg).coupling_entries() == []  # all or nothing
@@ -203,10 +245,15 @@ def test_coupling_list_upload_shows_every_bad_line(site: WebSite, page: Any, tmp
     page.click("button:has-text('Upload')")
     assert page.inner_text("#coupling-result") == "Imported 3 entries."
     screenshot(page, "assign-coupling-imported")
-    got = sorted((e.cl_accessionnumber, e.cl_projectname, e.cl_subjectid, e.cl_eventname)
-                 for e in open_tracker(site.cfg).coupling_entries())
-    assert got == [("ACC-1", "DEMO", "DEMO001", "baseline"), ("ACC-2", "DEMO", "DEMO002", "baseline"),
-                   ("ACC-3", "OTHER", "OTH0003", "visit1")]
+    got = sorted(
+        (e.cl_accessionnumber, e.cl_projectname, e.cl_subjectid, e.cl_eventname)
+        for e in open_tracker(site.cfg).coupling_entries()
+    )
+    assert got == [
+        ("ACC-1", "DEMO", "DEMO001", "baseline"),
+        ("ACC-2", "DEMO", "DEMO002", "baseline"),
+        ("ACC-3", "OTHER", "OTH0003", "visit1"),
+    ]
 
 
 # --- seeded lists: visibility and speed --------------------------------------------------------
@@ -223,18 +270,41 @@ def seed(cfg: SiteConfig, n: int, assigned: dict[int, str] | None = None) -> lis
     for i in range(n):
         uid = f"1.2.826.0.1.3680043.10.{i}"
         uids.append(uid)
-        info = {"accession": f"SEED{i:05d}", "called": "FIONA", "calling": f"MOD{i % 7}", "ip": "10.0.0.1",
-                "study_date": "20250301", "study_time": "081500", "study_description": f"Seeded study {i}",
-                "study_id": "1", "patient_id_hash": phi_hash(f"P{i}"), "modalities": ["MR"],
-                "series_count": 4, "images": 4 * 176, "first_arrived": now - 600 - i,
-                "series": [{"uid": f"{uid}.{s}", "number": s, "description": f"series {s}", "modality": "MR",
-                            "num_files": 176, "classify_type": ["MR", "T1"] if s == 1 else ["MR"]}
-                           for s in range(1, 5)]}
+        info = {
+            "accession": f"SEED{i:05d}",
+            "called": "FIONA",
+            "calling": f"MOD{i % 7}",
+            "ip": "10.0.0.1",
+            "study_date": "20250301",
+            "study_time": "081500",
+            "study_description": f"Seeded study {i}",
+            "study_id": "1",
+            "patient_id_hash": phi_hash(f"P{i}"),
+            "modalities": ["MR"],
+            "series_count": 4,
+            "images": 4 * 176,
+            "first_arrived": now - 600 - i,
+            "series": [
+                {
+                    "uid": f"{uid}.{s}",
+                    "number": s,
+                    "description": f"series {s}",
+                    "modality": "MR",
+                    "num_files": 176,
+                    "classify_type": ["MR", "T1"] if s == 1 else ["MR"],
+                }
+                for s in range(1, 5)
+            ],
+        }
         lines.append(IncomingEntry(now - 600 + i, uid, info).line())
         tracker.save_study(Study(uid, study_accession_number=f"SEED{i:05d}"), [])
         if assigned and i in assigned:
-            tracker.request_transfer(uid, assigned[i], "DEMO001" if assigned[i] == "DEMO" else "OTH0001",
-                                     "baseline" if assigned[i] == "DEMO" else "visit1")
+            tracker.request_transfer(
+                uid,
+                assigned[i],
+                "DEMO001" if assigned[i] == "DEMO" else "OTH0001",
+                "baseline" if assigned[i] == "DEMO" else "visit1",
+            )
     cfg.paths.incoming_list.write_text("".join(line + "\n" for line in lines))
     tracker.close()
     return uids
@@ -242,7 +312,9 @@ def seed(cfg: SiteConfig, n: int, assigned: dict[int, str] | None = None) -> lis
 
 def search(session: requests.Session, base: str, query: str) -> str:
     """Search the Assign list (a POST kept in the session, never in the URL); the list's HTML."""
-    token = re.search(r'name="csrf_token" value="([^"]+)"', session.get(base + "assign/").text).group(1)  # type: ignore[union-attr]
+    token = re.search(
+        r'name="csrf_token" value="([^"]+)"', session.get(base + "assign/").text
+    ).group(1)  # type: ignore[union-attr]
     r = session.post(base + "assign/", data={"q": query, "csrf_token": token})
     assert r.ok and r.url == base + "assign/"  # no query string
     return r.text
@@ -257,8 +329,9 @@ def requests_login(base: str, name: str, password: str) -> requests.Session:
     return s
 
 
-def test_a_user_without_the_project_role_does_not_see_its_studies(web_site: WebSite, page: Any,
-                                                                  tmp_path: Path) -> None:
+def test_a_user_without_the_project_role_does_not_see_its_studies(
+    web_site: WebSite, page: Any, tmp_path: Path
+) -> None:
     uids = seed(web_site.cfg, 3, {0: "DEMO", 1: "OTHER"})
     web_site.add_user("dora", "dora-password-1", [("assign", "DEMO")])
     login(page, web_site.url, "dora", "dora-password-1")
@@ -282,12 +355,16 @@ def test_a_user_without_the_project_role_does_not_see_its_studies(web_site: WebS
     r = page.goto(web_site.url + f"assign/study/{key}")
     assert r is not None and r.status == 404
     # nor may she assign an unassigned study to a project where she has no role
-    (free_key,) = re.findall(r"/assign/study/([0-9a-f]{24})", search(admin, web_site.url, "SEED00002"))
+    (free_key,) = re.findall(
+        r"/assign/study/([0-9a-f]{24})", search(admin, web_site.url, "SEED00002")
+    )
     page.goto(web_site.url + "assign/")
     token = page.locator("meta[name=csrf-token]").get_attribute("content")
-    r = page.request.post(web_site.url + f"assign/study/{free_key}/assign",
-                          form={"project": "OTHER", "new_participant": "OTH0009", "event": "visit1"},
-                          headers={"X-CSRF-Token": token or ""})
+    r = page.request.post(
+        web_site.url + f"assign/study/{free_key}/assign",
+        form={"project": "OTHER", "new_participant": "OTH0009", "event": "visit1"},
+        headers={"X-CSRF-Token": token or ""},
+    )
     assert r.status == 400 and "is not one you may assign to" in r.text()
     assert not open_tracker(web_site.cfg).transfers(study_uid=uids[2])
     # her coupling lists may only name her projects
@@ -297,7 +374,8 @@ def test_a_user_without_the_project_role_does_not_see_its_studies(web_site: WebS
     page.set_input_files("input[name=file]", str(csv_file))
     page.click("button:has-text('Upload')")
     assert page.locator("#coupling-errors li").all_inner_texts() == [
-        "line 2: you (dora) do not have the assign role on project OTHER"]
+        "line 2: you (dora) do not have the assign role on project OTHER"
+    ]
     assert open_tracker(web_site.cfg).coupling_entries() == []
     # the study list never carries a UID or accession number in a link
     page.goto(web_site.url + "assign/")
@@ -313,8 +391,11 @@ def test_thousand_studies_render_in_under_a_second(web_site: WebSite, page: Any)
     session = requests_login(web_site.url, "admin", "admin-password-1")
     session.get(web_site.url + "assign/")  # warm up (imports, templates)
     server = {}
-    for label, query, per in (("first page", "", ""), ("search", "MOD3 seeded", ""),
-                              ("all 1000 rows", "", "1000")):
+    for label, query, per in (
+        ("first page", "", ""),
+        ("search", "MOD3 seeded", ""),
+        ("all 1000 rows", "", "1000"),
+    ):
         search(session, web_site.url, query)
         best = 99.0
         for _ in range(3):
@@ -324,7 +405,9 @@ def test_thousand_studies_render_in_under_a_second(web_site: WebSite, page: Any)
             assert r.status_code == 200
         server[label] = round(best, 3)
         if label == "search":
-            assert "Studies 1–50 of 143" in r.text and r.text.count('class="study ') == 50  # i % 7 == 3
+            assert (
+                "Studies 1–50 of 143" in r.text and r.text.count('class="study ') == 50
+            )  # i % 7 == 3
         if label == "all 1000 rows":
             assert r.text.count('class="study ') == 1000
             assert r.text.index("SEED00999") < r.text.index("SEED00000")  # newest first
@@ -344,8 +427,12 @@ def test_thousand_studies_render_in_under_a_second(web_site: WebSite, page: Any)
             assert "Studies 1–50 of 1000" in page.inner_text("#study-count")
             screenshot(page, "assign-list-1000-first-page")
     assert page.locator("tr.study").count() == 1000
-    page.screenshot(path=str(ARTIFACTS / "assign-list-1000-all.png"))  # first screen: the page is long
-    print(f"\n1,000 studies, best of 3: server {json.dumps(server)}, Chromium load {json.dumps(browser)}")
+    page.screenshot(
+        path=str(ARTIFACTS / "assign-list-1000-all.png")
+    )  # first screen: the page is long
+    print(
+        f"\n1,000 studies, best of 3: server {json.dumps(server)}, Chromium load {json.dumps(browser)}"
+    )
     assert max(server.values()) < 1.0, server
     assert browser["first page"] < 1.0, browser
 
@@ -375,18 +462,31 @@ def test_list_is_recent_visible_searchable_newest_first(local_site: SiteConfig) 
     assert [r.accession for r in demo_only] == ["SEED00003", "SEED00001", "SEED00000"]
     assert [r.state for r in demo_only] == ["unassigned", "requested", "unassigned"]
     uploads = {uids[3]: "OTHER"}  # uploaded on Attach for OTHER: OTHER's study now
-    assert [r.accession for r in q.incoming_studies(cfg, tracker, secret, lambda p: p == "DEMO",
-                                                   uploads=uploads)] == ["SEED00001", "SEED00000"]
-    for query, expected in (("seed00002", ["SEED00002"]), ("2025-03-01 MOD1", ["SEED00001"]),
-                            ("20250301 mod3", ["SEED00003"]), ("fiona mod0", ["SEED00000"]),
-                            ("nothing-like-this", [])):
-        assert [r.accession for r in q.incoming_studies(cfg, tracker, secret, lambda p: True,
-                                                       query=query)] == expected
+    assert [
+        r.accession
+        for r in q.incoming_studies(cfg, tracker, secret, lambda p: p == "DEMO", uploads=uploads)
+    ] == ["SEED00001", "SEED00000"]
+    for query, expected in (
+        ("seed00002", ["SEED00002"]),
+        ("2025-03-01 MOD1", ["SEED00001"]),
+        ("20250301 mod3", ["SEED00003"]),
+        ("fiona mod0", ["SEED00000"]),
+        ("nothing-like-this", []),
+    ):
+        assert [
+            r.accession
+            for r in q.incoming_studies(cfg, tracker, secret, lambda p: True, query=query)
+        ] == expected
     row = everyone[0]
     assert row.key == q.study_key(secret, uids[3]) and len(row.key) == 24 and uids[3] not in row.key
     assert q.find_study(cfg, tracker, secret, row.key, lambda p: True).study_uid == uids[3]
-    assert q.find_study(cfg, tracker, secret, row.key, lambda p: True, uploads=uploads).uploaded_for == "OTHER"
-    assert q.find_study(cfg, tracker, secret, row.key, lambda p: p == "DEMO", uploads=uploads) is None
+    assert (
+        q.find_study(cfg, tracker, secret, row.key, lambda p: True, uploads=uploads).uploaded_for
+        == "OTHER"
+    )
+    assert (
+        q.find_study(cfg, tracker, secret, row.key, lambda p: p == "DEMO", uploads=uploads) is None
+    )
     assert q.find_study(cfg, tracker, b"another secret", row.key, lambda p: True) is None
     assert q.study_key(b"another secret", uids[3]) != row.key
 
@@ -395,7 +495,12 @@ def test_paginate() -> None:
     rows = list(range(120))
     page = q.paginate(rows, 3, 50)  # type: ignore[arg-type]
     assert (page.rows, page.number, page.pages, page.first_index, page.last_index) == (
-        rows[100:], 3, 3, 101, 120)
+        rows[100:],
+        3,
+        3,
+        101,
+        120,
+    )
     assert q.paginate(rows, 99, 50).number == 3 and q.paginate(rows, -1, 50).number == 1  # type: ignore[arg-type]
     assert q.paginate([], 1).pages == 1 and q.paginate([], 1).first_index == 0
     assert q.paginate(rows, 1, 10**6).per_page == q.MAX_PER_PAGE  # type: ignore[arg-type]
@@ -407,10 +512,18 @@ def test_assignment_states_and_failure_reasons() -> None:
     t.transfer_date, t.transfers_complete = "2025-03-01 10:05", COMPLETE_OK
     assert (q.assignment(t).state, q.assignment(t).sent) == ("sent", "2025-03-01 10:05")
     t.transfers_complete = COMPLETE_ERROR
-    t.transfer_error_message = json.dumps({"request": {"x": 1}, "anonymize_return_code": 0,
-                                           "storescu_return_code": 1, "storescu_output": "a\nRefused: OutOfResources"})
+    t.transfer_error_message = json.dumps(
+        {
+            "request": {"x": 1},
+            "anonymize_return_code": 0,
+            "storescu_return_code": 1,
+            "storescu_output": "a\nRefused: OutOfResources",
+        }
+    )
     assert q.assignment(t).reason == "storescu failed (exit 1): Refused: OutOfResources"
-    t.transfer_error_message = json.dumps({"request": {}, "error": "release check: patient_name found at (0010,0010)"})
+    t.transfer_error_message = json.dumps(
+        {"request": {}, "error": "release check: patient_name found at (0010,0010)"}
+    )
     assert q.assignment(t).reason == "release check: patient_name found at (0010,0010)"
     assert q.failure_reason("") == "no reason recorded"
     assert q.failure_reason("plain text\nsecond line") == "plain text"
@@ -425,7 +538,11 @@ def test_choice_validation(local_site: SiteConfig) -> None:
     cases = [
         (q.Choice("", "", "DEMO007", "baseline"), "project", "Choose a project."),
         (q.Choice("NOPE", "", "X", ""), "project", "Project NOPE is not one you may assign to"),
-        (q.Choice("DEMO", "", "DEMO7", "baseline"), "participant", "'DEMO7' is not a valid participant ID"),
+        (
+            q.Choice("DEMO", "", "DEMO7", "baseline"),
+            "participant",
+            "'DEMO7' is not a valid participant ID",
+        ),
         (q.Choice("DEMO", "DEMO001", "DEMO002", "baseline"), "participant", "not both"),
         (q.Choice("DEMO", "", "", "baseline"), "participant", "Choose a participant"),
         (q.Choice("DEMO", "", "DEMO007", ""), "event", "Choose an event."),
@@ -436,5 +553,9 @@ def test_choice_validation(local_site: SiteConfig) -> None:
         assert text in errors[field], (choice, errors)
     assert q.check_choice(q.Choice("DEMO", "DEMO001", "", "followup"), projects, ["DEMO001"]).ok
     with pytest.raises(ValueError):
-        q.assign(local_site, open_tracker(local_site), "1.2.3",
-                 q.check_choice(q.Choice("DEMO", "", "bad", ""), projects, []))
+        q.assign(
+            local_site,
+            open_tracker(local_site),
+            "1.2.3",
+            q.check_choice(q.Choice("DEMO", "", "bad", ""), projects, []),
+        )

@@ -68,8 +68,11 @@ def test_account_page_changes_the_password(web_site: WebSite, page: Any) -> None
 def _post_login(app: Any, name: str, password: str, ip: str = "127.0.0.1") -> Any:
     client = app.test_client()  # a browser of its own each time
     token = csrf_from(client.get("/login", environ_base={"REMOTE_ADDR": ip}).get_data(as_text=True))
-    return client.post("/login", data={"username": name, "password": password, "csrf_token": token},
-                       environ_base={"REMOTE_ADDR": ip})
+    return client.post(
+        "/login",
+        data={"username": name, "password": password, "csrf_token": token},
+        environ_base={"REMOTE_ADDR": ip},
+    )
 
 
 def test_failed_logins_lock_the_account_then_the_address(app_client: tuple[Any, Any]) -> None:
@@ -81,7 +84,9 @@ def test_failed_logins_lock_the_account_then_the_address(app_client: tuple[Any, 
         r = _post_login(app, "dave", "wrong-password")
         assert r.status_code == 401 and "Wrong user name or password." in r.get_data(as_text=True)
     r = _post_login(app, "dave", "dave-password-1")  # the right password, but locked now
-    assert r.status_code == 429 and "Too many failed logins. Try again in 5 minutes." in r.get_data(as_text=True)
+    assert r.status_code == 429 and "Too many failed logins. Try again in 5 minutes." in r.get_data(
+        as_text=True
+    )
     # another account from the same address is not locked by dave's failures
     assert _post_login(app, ADMIN, ADMIN_PASSWORD).status_code == 302
 
@@ -118,9 +123,14 @@ def test_roles_decide_pages_and_projects(app_client: tuple[Any, Any]) -> None:
     import auth  # php-free-web/auth.py (on sys.path once the app is loaded)
 
     app, client = app_client
-    app.add_url_rule("/test-role/<project>", "test_role",
-                     auth.require_role("assign")(lambda project: f"assign ok {project}"))
-    app.add_url_rule("/test-projects", "test_projects", lambda: ",".join(auth.allowed_projects("review")))
+    app.add_url_rule(
+        "/test-role/<project>",
+        "test_role",
+        auth.require_role("assign")(lambda project: f"assign ok {project}"),
+    )
+    app.add_url_rule(
+        "/test-projects", "test_projects", lambda: ",".join(auth.allowed_projects("review"))
+    )
     store: UserStore = app.extensions["fiona_users"]
     store.add_user("erin", "erin-password-1")
     store.grant("erin", "assign", "DEMO")
@@ -129,12 +139,18 @@ def test_roles_decide_pages_and_projects(app_client: tuple[Any, Any]) -> None:
 
     assert client.get("/test-role/DEMO").get_data(as_text=True) == "assign ok DEMO"
     r = client.get("/test-role/OTHER")
-    assert r.status_code == 403 and "does not have the assign role on project OTHER" in r.get_data(as_text=True)
+    assert r.status_code == 403 and "does not have the assign role on project OTHER" in r.get_data(
+        as_text=True
+    )
     assert client.get("/test-projects").get_data(as_text=True) == "DEMO,OTHER"  # review on "*"
     for admin_only in ("/logs/", "/settings/"):
         assert client.get(admin_only).status_code == 403
     page = client.get("/status/").get_data(as_text=True)
-    assert 'href="/status/"' in page and 'href="/logs/"' not in page and 'href="/settings/"' not in page
+    assert (
+        'href="/status/"' in page
+        and 'href="/logs/"' not in page
+        and 'href="/settings/"' not in page
+    )
 
     client.post("/logout", data={"csrf_token": csrf_from(page)})
     client_login(client)  # the admin may do everything
@@ -146,15 +162,23 @@ def test_fiona_user_command(tmp_path: Path) -> None:
     config = web_config(tmp_path)
 
     def user(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
-        return subprocess.run([str(BIN / "fiona"), "--config", str(config), "user", *args],
-                              input=stdin, capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [str(BIN / "fiona"), "--config", str(config), "user", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     r = user("add", "frank", "--password-stdin", stdin="frank-password-1\n")
     assert r.returncode == 0 and "added frank" in r.stdout, r.stderr
     r = user("add", "frank", "--password-stdin", stdin="frank-password-1\n")
     assert r.returncode == 1 and "user 'frank' exists" in r.stderr
     r = user("add", "gina", "--password-stdin", stdin="short\n")
-    assert r.returncode == 1 and r.stderr.strip() == "fiona user: password too short: at least 10 characters"
+    assert (
+        r.returncode == 1
+        and r.stderr.strip() == "fiona user: password too short: at least 10 characters"
+    )
     r = user("add", "bad name", "--password-stdin", stdin="long-enough-pw\n")
     assert r.returncode == 1 and "invalid user name" in r.stderr
 
@@ -176,7 +200,9 @@ def test_fiona_user_command(tmp_path: Path) -> None:
 
     r = user("passwd", "frank", "--password-stdin", stdin="frank-password-2\n")
     assert r.returncode == 0, r.stderr
-    assert store.verify_password("frank", "frank-password-2") and not store.verify_password("frank", "frank-password-1")
+    assert store.verify_password("frank", "frank-password-2") and not store.verify_password(
+        "frank", "frank-password-1"
+    )
     assert user("revoke", "frank", "assign", "DEMO").returncode == 0
     assert "frank\treview@*" in user("list").stdout
     assert user("remove", "frank").returncode == 0

@@ -19,8 +19,16 @@ pytest_plugins = ["web_fixtures"]
 
 def deidentified_like(tmp_path: Path, participant: str) -> list[Path]:
     """Files as a project would receive them: participant ID as name and ID, a private tag left."""
-    files = synth.standard_mr_study(tmp_path / participant, vendor="SIEMENS", n_per_series=2, rows=32, cols=32,
-                                    patient_id=participant, patient_name=participant, accession="")
+    files = synth.standard_mr_study(
+        tmp_path / participant,
+        vendor="SIEMENS",
+        n_per_series=2,
+        rows=32,
+        cols=32,
+        patient_id=participant,
+        patient_name=participant,
+        accession="",
+    )
     for f in files:
         ds = pydicom.dcmread(f)
         ds.PatientIdentityRemoved = "YES"
@@ -28,7 +36,9 @@ def deidentified_like(tmp_path: Path, participant: str) -> list[Path]:
     return files
 
 
-def test_review_lists_tags_values_and_exports_csv(web_site: WebSite, page: Any, tmp_path: Path) -> None:
+def test_review_lists_tags_values_and_exports_csv(
+    web_site: WebSite, page: Any, tmp_path: Path
+) -> None:
     cfg = web_site.cfg
     files = deidentified_like(tmp_path, "DEMO001") + deidentified_like(tmp_path, "DEMO002")
     record_files(cfg.paths.review_inventory("DEMO"), files)
@@ -72,7 +82,9 @@ def test_review_lists_tags_values_and_exports_csv(web_site: WebSite, page: Any, 
     assert r is not None and r.status == 403
 
 
-def test_review_is_hidden_without_the_role_and_empty_projects_say_so(web_site: WebSite, page: Any) -> None:
+def test_review_is_hidden_without_the_role_and_empty_projects_say_so(
+    web_site: WebSite, page: Any
+) -> None:
     web_site.add_user("ann", "assigner-password", [("assign", "DEMO")])
     login(page, web_site.url, "ann", "assigner-password")
     assert page.locator("nav.tabs a", has_text="Review").count() == 0

@@ -35,8 +35,9 @@ def research_pacs() -> Iterator[int]:
     exe = shutil.which("storescp")
     assert exe, "dcmtk is not installed: run ./tests/run, which installs it"
     port = free_port()
-    proc = subprocess.Popen([exe, "-aet", "RESEARCH", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [exe, "-aet", "RESEARCH", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         wait_for(lambda: _listening(port), 15, "storescp listening")
         yield port
@@ -52,16 +53,36 @@ def settings_site(tmp_path: Path, research_pacs: int) -> Iterator[WebSite]:
     secrets.chmod(0o600)
     config = web_config(
         tmp_path,
-        tracker={"backend": "local", "projects_file": str(tmp_path / "projects.yml"), "secrets_file": str(secrets)},
+        tracker={
+            "backend": "local",
+            "projects_file": str(tmp_path / "projects.yml"),
+            "secrets_file": str(secrets),
+        },
         destinations={
-            "research-pacs": {"type": "dicom", "host": "127.0.0.1", "port": research_pacs,
-                              "called_aetitle": "RESEARCH", "timeout": 5, "reconnects": 0},
-            "closed-pacs": {"type": "dicom", "host": "127.0.0.1", "port": free_port(),
-                            "called_aetitle": "NOBODY", "timeout": 5, "reconnects": 0},
+            "research-pacs": {
+                "type": "dicom",
+                "host": "127.0.0.1",
+                "port": research_pacs,
+                "called_aetitle": "RESEARCH",
+                "timeout": 5,
+                "reconnects": 0,
+            },
+            "closed-pacs": {
+                "type": "dicom",
+                "host": "127.0.0.1",
+                "port": free_port(),
+                "called_aetitle": "NOBODY",
+                "timeout": 5,
+                "reconnects": 0,
+            },
             "outbox": {"type": "folder", "path": str(tmp_path / "outbox")},
         },
-        notify={"smtp_password": SMTP_PASSWORD, "webhook_url": f"https://bot:{URL_PASSWORD}@hooks.example.org/x",
-                "api_key": "abcdefgh-1234", "note": f"copied token {TOKEN}"},
+        notify={
+            "smtp_password": SMTP_PASSWORD,
+            "webhook_url": f"https://bot:{URL_PASSWORD}@hooks.example.org/x",
+            "api_key": "abcdefgh-1234",
+            "note": f"copied token {TOKEN}",
+        },
     )
     site = serve_site(config)
     try:
@@ -80,8 +101,12 @@ def test_settings_masks_secrets_and_tests_destinations(settings_site: WebSite, p
         assert secret not in text
         assert secret not in page.content()
     raw = json.loads(page.inner_text("#raw-config"))
-    assert raw["notify"] == {"smtp_password": MASK, "webhook_url": f"https://bot:{MASK}@hooks.example.org/x",
-                             "api_key": MASK, "note": MASK}
+    assert raw["notify"] == {
+        "smtp_password": MASK,
+        "webhook_url": f"https://bot:{MASK}@hooks.example.org/x",
+        "api_key": MASK,
+        "note": MASK,
+    }
     assert raw["DICOMAETITLE"] == "FIONA"  # not a secret: shown
     effective = json.loads(page.inner_text("#effective"))
     assert effective["tracker"]["secrets_file"].endswith("secrets.json")  # a path, not the secret
@@ -96,7 +121,9 @@ def test_settings_masks_secrets_and_tests_destinations(settings_site: WebSite, p
     assert flash.startswith("closed-pacs: FAILED: ") and "NOBODY@127.0.0.1" in flash
     screenshot(page, "settings-check-failed")
     page.click('tr[data-destination="outbox"] button')
-    assert "outbox: OK: folder " in page.inner_text("p.flash") and "writable" in page.inner_text("p.flash")
+    assert "outbox: OK: folder " in page.inner_text("p.flash") and "writable" in page.inner_text(
+        "p.flash"
+    )
 
 
 def test_settings_is_for_admins_only(app_client: tuple[Any, Any]) -> None:
@@ -110,16 +137,34 @@ def test_settings_is_for_admins_only(app_client: tuple[Any, Any]) -> None:
 
 def test_masking_rules(tmp_path: Path) -> None:
     secrets = tmp_path / "secrets.json"
-    secrets.write_text(json.dumps({"tokens": {"Incoming": TOKEN}, "sftp": {"password": "pw-from-secrets"}}))
-    cfg = load_config(web_config(tmp_path, tracker={"backend": "local", "secrets_file": str(secrets)}))
+    secrets.write_text(
+        json.dumps({"tokens": {"Incoming": TOKEN}, "sftp": {"password": "pw-from-secrets"}})
+    )
+    cfg = load_config(
+        web_config(tmp_path, tracker={"backend": "local", "secrets_file": str(secrets)})
+    )
     values, problem = secret_values(cfg)
     assert problem == "" and values == {TOKEN, "pw-from-secrets"}
-    data = {"password": "", "PASSWD": "x", "tls_key": "/etc/k.pem", "secrets_file": "/etc/s.json",
-            "hmac_secret": 12345, "sftp": {"user": "u", "host": "pw-from-secrets.example.org"},
-            "list": ["ok", f"Bearer {TOKEN}"], "port": 104}
+    data = {
+        "password": "",
+        "PASSWD": "x",
+        "tls_key": "/etc/k.pem",
+        "secrets_file": "/etc/s.json",
+        "hmac_secret": 12345,
+        "sftp": {"user": "u", "host": "pw-from-secrets.example.org"},
+        "list": ["ok", f"Bearer {TOKEN}"],
+        "port": 104,
+    }
     assert masked(data, values) == {
-        "password": "", "PASSWD": MASK, "tls_key": MASK, "secrets_file": "/etc/s.json", "hmac_secret": MASK,
-        "sftp": {"user": "u", "host": MASK}, "list": ["ok", MASK], "port": 104}
+        "password": "",
+        "PASSWD": MASK,
+        "tls_key": MASK,
+        "secrets_file": "/etc/s.json",
+        "hmac_secret": MASK,
+        "sftp": {"user": "u", "host": MASK},
+        "list": ["ok", MASK],
+        "port": 104,
+    }
     # an unreadable secrets file is reported, not shown
     secrets.write_text("{not json")
     assert secret_values(cfg)[1].startswith(f"{secrets}: cannot read")

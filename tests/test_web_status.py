@@ -40,11 +40,16 @@ def test_status_page_shows_services_jobs_and_plots(web_site: WebSite, admin_page
         files = [pydicom_test_file("CT_small.dcm"), pydicom_test_file("MR_small.dcm")]
         sent = storescu(cfg.dicom_port, *files)
         assert sent.returncode == 0, sent.stderr
-        wait_for(lambda: sum(len(os.listdir(d)) for d in cfg.paths.archive.iterdir()) == 2, 30, "2 archived files")
+        wait_for(
+            lambda: sum(len(os.listdir(d)) for d in cfg.paths.archive.iterdir()) == 2,
+            30,
+            "2 archived files",
+        )
 
         tracker = open_tracker(cfg)
-        for i, (days, complete) in enumerate([(0, COMPLETE_OK), (0, COMPLETE_OK), (2, COMPLETE_ERROR),
-                                              (9, COMPLETE_OK)]):  # the last one is older than the week
+        for i, (days, complete) in enumerate(
+            [(0, COMPLETE_OK), (0, COMPLETE_OK), (2, COMPLETE_ERROR), (9, COMPLETE_OK)]
+        ):  # the last one is older than the week
             t = tracker.request_transfer(f"1.2.3.{i}", "DEMO", f"DEMO00{i}", "baseline")
             assert t is not None
             t.transfer_date, t.transfers_complete = _today(days), complete
@@ -52,7 +57,9 @@ def test_status_page_shows_services_jobs_and_plots(web_site: WebSite, admin_page
         tracker.request_transfer("1.2.3.9", "DEMO", "DEMO009", "baseline")  # pending, not sent yet
         tracker.close()
         record_run(cfg, "detectStudyArrival", True, 0.2, "1 study complete")
-        record_run(cfg, "clearOldFiles", False, 3.0, "tracker unreadable", started=time.time() - 5 * 3600)
+        record_run(
+            cfg, "clearOldFiles", False, 3.0, "tracker unreadable", started=time.time() - 5 * 3600
+        )
 
         page.goto(web_site.url + "status/")
         assert _service_state(page, "storectl") == "up"
@@ -70,7 +77,9 @@ def test_status_page_shows_services_jobs_and_plots(web_site: WebSite, admin_page
         assert images == "Images received per hour, last 7 days (2 in all)"
         transfers = page.locator("#plot-transfers svg title").first.inner_html()
         assert transfers == "Transfers per day, last 7 days (2 sent, 1 failed)"
-        assert page.locator("#plot-images svg rect[fill='#3b7dd8']").count() == 1 + 1  # 1 bar + legend
+        assert (
+            page.locator("#plot-images svg rect[fill='#3b7dd8']").count() == 1 + 1
+        )  # 1 bar + legend
         screenshot(page, "status")
 
         r = run_bin("storectl", "stop", config=config)
@@ -102,7 +111,9 @@ def test_images_per_hour_from_archive_times(tmp_path: Path) -> None:
     counts, first = statusdata.images_per_hour(cfg, now)
     assert len(counts) == 168 and first == hour - 167
     assert counts[-1] == 2 and counts[-2] == 1 and counts[-31] == 1 and sum(counts) == 4
-    (study / "MR.1.2.3.new").write_bytes(b"x")  # the folder changed: counted again, not from the cache
+    (study / "MR.1.2.3.new").write_bytes(
+        b"x"
+    )  # the folder changed: counted again, not from the cache
     assert statusdata.images_per_hour(cfg, now)[0][-1] == 3
 
 
@@ -110,11 +121,20 @@ def test_transfers_per_day_and_cron_intervals() -> None:
     now = time.time()
 
     def t(days: float, complete: str) -> Transfer:
-        return Transfer("1.2", 1, "DEMO", "DEMO001", transfer_date=_today(days), transfers_complete=complete)
+        return Transfer(
+            "1.2", 1, "DEMO", "DEMO001", transfer_date=_today(days), transfers_complete=complete
+        )
 
     dates, sent, failed = statusdata.transfers_per_day(
-        [t(0, COMPLETE_OK), t(1, COMPLETE_ERROR), t(6, COMPLETE_OK), t(7, COMPLETE_OK),
-         Transfer("1.3", 1, "DEMO", "DEMO002")], now)
+        [
+            t(0, COMPLETE_OK),
+            t(1, COMPLETE_ERROR),
+            t(6, COMPLETE_OK),
+            t(7, COMPLETE_OK),
+            Transfer("1.3", 1, "DEMO", "DEMO002"),
+        ],
+        now,
+    )
     assert dates[-1] == time.strftime("%Y-%m-%d") and len(dates) == 7
     assert sent == [1, 0, 0, 0, 0, 0, 1] and failed == [0, 0, 0, 0, 0, 1, 0]
 
@@ -131,11 +151,17 @@ def test_transfers_per_day_and_cron_intervals() -> None:
 
 
 def test_bar_chart_is_valid_svg_with_escaped_text() -> None:
-    svg = bar_chart(["a<b", "c"], [("ok", [3, 0], "#0a0"), ("bad & worse", [1, 2], "#a00")], title="T <&>")
+    svg = bar_chart(
+        ["a<b", "c"], [("ok", [3, 0], "#0a0"), ("bad & worse", [1, 2], "#a00")], title="T <&>"
+    )
     root = ET.fromstring(svg)
     assert root.tag == f"{SVG}svg" and root.find(f"{SVG}title").text == "T <&>"
     bars = [r for r in root.iter(f"{SVG}rect") if r.find(f"{SVG}title") is not None]
-    assert [r.find(f"{SVG}title").text for r in bars] == ["a<b: ok 3", "a<b: bad & worse 1", "c: bad & worse 2"]
+    assert [r.find(f"{SVG}title").text for r in bars] == [
+        "a<b: ok 3",
+        "a<b: bad & worse 1",
+        "c: bad & worse 2",
+    ]
     # stacked: the first label's bars touch, and the tallest stack (4) fills the plot height (ymax 5)
     h = [float(r.get("height")) for r in bars]
     assert abs(h[0] / h[1] - 3) < 1e-6 and "style=" not in svg

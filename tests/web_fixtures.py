@@ -36,8 +36,14 @@ from fionagw.web.users import UserStore
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 ADMIN, ADMIN_PASSWORD = "admin", "admin-password-1"
 
 PROJECTS_YML = """\
@@ -73,16 +79,25 @@ def start_web(config: Path, log: Path, timeout: float = 30.0) -> subprocess.Pope
     ws = web_settings(cfg)
     env = {**os.environ, "PYTHONPATH": str(ROOT / "lib")}
     out = open(log, "ab")  # noqa: SIM115 - the child writes to it for its whole life
-    proc = subprocess.Popen([sys.executable, "-m", "fionagw.cli.fiona_web", "--config", str(config)],
-                            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                            cwd=str(config.parent))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fionagw.cli.fiona_web", "--config", str(config)],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        cwd=str(config.parent),
+    )
     out.close()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"fiona web exited with {proc.returncode}:\n{log.read_text(errors='replace')}")
+            raise AssertionError(
+                f"fiona web exited with {proc.returncode}:\n{log.read_text(errors='replace')}"
+            )
         try:
-            with warnings.catch_warnings():  # readiness probe only: the TLS test checks the certificate
+            with (
+                warnings.catch_warnings()
+            ):  # readiness probe only: the TLS test checks the certificate
                 warnings.simplefilter("ignore")
                 r = requests.get(ws.url + "login", timeout=2, verify=False)  # noqa: S501
             if r.status_code == 200:
@@ -91,7 +106,9 @@ def start_web(config: Path, log: Path, timeout: float = 30.0) -> subprocess.Pope
             pass
         time.sleep(0.1)
     proc.kill()
-    raise AssertionError(f"fiona web did not answer within {timeout} s:\n{log.read_text(errors='replace')}")
+    raise AssertionError(
+        f"fiona web did not answer within {timeout} s:\n{log.read_text(errors='replace')}"
+    )
 
 
 def stop_web(proc: subprocess.Popen) -> None:
@@ -223,6 +240,7 @@ def csrf_from(html: str) -> str:
     import re
 
     m = re.search(r'name="csrf_token" value="([^"]+)"', html) or re.search(
-        r'<meta name="csrf-token" content="([^"]+)"', html)
+        r'<meta name="csrf-token" content="([^"]+)"', html
+    )
     assert m, "no CSRF token on the page"
     return m.group(1)

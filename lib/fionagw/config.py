@@ -53,7 +53,9 @@ class ArrivalSettings:
     quiet_seconds: int = 16  # a job file untouched this long means the series/study is complete
     quarantine: bool = True  # write quarantine/<Study>_<Series>.tgz/.md5sum/.json
     incoming_days: int = 7  # how long a study stays on the incoming list (Assign page)
-    settle_seconds: int = 60  # populateIncoming: a series JSON unchanged this long is complete (FIONA: 60)
+    settle_seconds: int = (
+        60  # populateIncoming: a series JSON unchanged this long is complete (FIONA: 60)
+    )
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,9 @@ class HeartbeatSettings:
     post_url: str = ""
     post_interval_seconds: int = 300
     post_token_file: Path | None = None  # first line: bearer token (file mode 0600)
-    post_ca_bundle: Path | None = None  # CA file for the endpoint's TLS certificate (default: system CAs)
+    post_ca_bundle: Path | None = (
+        None  # CA file for the endpoint's TLS certificate (default: system CAs)
+    )
     post_timeout_s: float = 10.0
     post_system: bool = True  # CPU load, memory, disk
     post_services: bool = True  # daemons up/down, cron job outcomes
@@ -154,7 +158,9 @@ def read_json(path: Path) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError(path, "", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+        raise ConfigError(
+            path, "", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
 
 
 class _Reader:
@@ -166,7 +172,9 @@ class _Reader:
     def _fail(self, key: str, problem: str) -> ConfigError:
         return ConfigError(self.file, self.prefix + key, problem)
 
-    def get(self, key: str, kind: type | tuple[type, ...], default: Any = ..., what: str = "") -> Any:
+    def get(
+        self, key: str, kind: type | tuple[type, ...], default: Any = ..., what: str = ""
+    ) -> Any:
         if key not in self.data or self.data[key] is None:
             if default is ...:
                 raise self._fail(key, "missing (required)")
@@ -197,7 +205,13 @@ class _Reader:
 
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:
-    names = {str: "a string", int: "an integer", dict: "an object", list: "a list", bool: "true or false"}
+    names = {
+        str: "a string",
+        int: "an integer",
+        dict: "an object",
+        list: "a list",
+        bool: "true or false",
+    }
     kinds = kind if isinstance(kind, tuple) else (kind,)
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
@@ -229,13 +243,17 @@ def load_config(path: str | os.PathLike[str] | None = None, site: str | None = N
         try:
             socket.getaddrinfo(dicom_ip, None)
         except OSError:
-            raise ConfigError(file, "DICOMIP", f"not an IP address or resolvable host name: {dicom_ip!r}") from None
+            raise ConfigError(
+                file, "DICOMIP", f"not an IP address or resolvable host name: {dicom_ip!r}"
+            ) from None
     port = r.get("DICOMPORT", int, what="an integer port 1-65535")
     if not 1 <= port <= 65535:
         raise ConfigError(file, "DICOMPORT", f"port must be 1-65535, got {port}")
     aet = r.get("DICOMAETITLE", str)
     if not 1 <= len(aet.strip()) <= 16 or "\\" in aet:
-        raise ConfigError(file, "DICOMAETITLE", f"an AE title has 1-16 characters and no backslash, got {aet!r}")
+        raise ConfigError(
+            file, "DICOMAETITLE", f"an AE title has 1-16 characters and no backslash, got {aet!r}"
+        )
 
     rec = r.section("receiver")
     receiver = ReceiverSettings(
@@ -251,7 +269,9 @@ def load_config(path: str | os.PathLike[str] | None = None, site: str | None = N
         try:
             ipaddress.ip_network(net, strict=False)
         except ValueError:
-            raise ConfigError(file, "receiver.allowed_ips", f"not an address or network: {net!r}") from None
+            raise ConfigError(
+                file, "receiver.allowed_ips", f"not an address or network: {net!r}"
+            ) from None
     if bool(receiver.tls_cert) != bool(receiver.tls_key):
         raise ConfigError(file, "receiver.tls_cert", "tls_cert and tls_key must be given together")
     for key in ("tls_cert", "tls_key", "tls_ca"):
@@ -262,7 +282,9 @@ def load_config(path: str | os.PathLike[str] | None = None, site: str | None = N
     log = r.section("logging")
     level = log.get("level", str, "INFO").upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise ConfigError(file, "logging.level", f"expected DEBUG, INFO, WARNING or ERROR, got {level!r}")
+        raise ConfigError(
+            file, "logging.level", f"expected DEBUG, INFO, WARNING or ERROR, got {level!r}"
+        )
     logging_settings = LoggingSettings(
         level=level,
         max_bytes=log.get("max_bytes", int, LoggingSettings.max_bytes),
@@ -277,12 +299,14 @@ def load_config(path: str | os.PathLike[str] | None = None, site: str | None = N
         settle_seconds=arr.get("settle_seconds", int, ArrivalSettings.settle_seconds),
     )
     if arrival.quiet_seconds < 1:
-        raise ConfigError(file, "arrival.quiet_seconds", f"must be at least 1, got {arrival.quiet_seconds}")
+        raise ConfigError(
+            file, "arrival.quiet_seconds", f"must be at least 1, got {arrival.quiet_seconds}"
+        )
 
     tr = r.section("tracker")
     backend = tr.get("backend", str, "local")
     if backend not in ("local", "redcap"):
-        raise ConfigError(file, "tracker.backend", f"expected \"local\" or \"redcap\", got {backend!r}")
+        raise ConfigError(file, "tracker.backend", f'expected "local" or "redcap", got {backend!r}')
     tracker = TrackerSettings(
         backend=backend,
         redcap_url=tr.get("redcap_url", str, ""),
@@ -296,21 +320,32 @@ def load_config(path: str | os.PathLike[str] | None = None, site: str | None = N
     )
     if backend == "redcap":
         if not tracker.redcap_url.startswith(("https://", "http://")):
-            raise ConfigError(file, "tracker.redcap_url", "the REDCap API address (https://.../api/) is required")
+            raise ConfigError(
+                file, "tracker.redcap_url", "the REDCap API address (https://.../api/) is required"
+            )
         if tracker.secrets_file is None:
-            raise ConfigError(file, "tracker.secrets_file", "required for the redcap backend (the API tokens)")
+            raise ConfigError(
+                file, "tracker.secrets_file", "required for the redcap backend (the API tokens)"
+            )
 
     ret = r.section("retention")
     retention = RetentionSettings(
-        target_free_percent=float(ret.get("target_free_percent", (int, float), RetentionSettings.target_free_percent)),
-        min_age_hours=float(ret.get("min_age_hours", (int, float), RetentionSettings.min_age_hours)),
+        target_free_percent=float(
+            ret.get("target_free_percent", (int, float), RetentionSettings.target_free_percent)
+        ),
+        min_age_hours=float(
+            ret.get("min_age_hours", (int, float), RetentionSettings.min_age_hours)
+        ),
         log_days=float(ret.get("log_days", (int, float), RetentionSettings.log_days)),
         capacity_bytes=ret.get("capacity_bytes", int, 0),
         tracker_days=float(ret.get("tracker_days", (int, float), 0)),
     )
     if not 0 <= retention.target_free_percent < 100:
-        raise ConfigError(file, "retention.target_free_percent",
-                          f"expected a percentage 0-99, got {retention.target_free_percent}")
+        raise ConfigError(
+            file,
+            "retention.target_free_percent",
+            f"expected a percentage 0-99, got {retention.target_free_percent}",
+        )
     for key in ("min_age_hours", "log_days", "capacity_bytes", "tracker_days"):
         if getattr(retention, key) < 0:
             raise ConfigError(file, f"retention.{key}", "must not be negative")
@@ -319,26 +354,44 @@ def load_config(path: str | os.PathLike[str] | None = None, site: str | None = N
     limits = hb.get("job_limits", dict, {})
     for job, seconds in limits.items():
         if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 1:
-            raise ConfigError(file, f"heartbeat.job_limits.{job}", f"expected seconds (an integer >= 1), got {seconds!r}")
+            raise ConfigError(
+                file,
+                f"heartbeat.job_limits.{job}",
+                f"expected seconds (an integer >= 1), got {seconds!r}",
+            )
     heartbeat = HeartbeatSettings(
         quiet_seconds=hb.get("quiet_seconds", int, HeartbeatSettings.quiet_seconds),
-        echo_timeout_s=float(hb.get("echo_timeout_s", (int, float), HeartbeatSettings.echo_timeout_s)),
+        echo_timeout_s=float(
+            hb.get("echo_timeout_s", (int, float), HeartbeatSettings.echo_timeout_s)
+        ),
         grace_seconds=float(hb.get("grace_seconds", (int, float), HeartbeatSettings.grace_seconds)),
         restart=hb.get("restart", bool, True),
         job_limit_s=hb.get("job_limit_s", int, HeartbeatSettings.job_limit_s),
         job_limits=dict(limits),
         post_url=hb.get("post_url", str, ""),
-        post_interval_seconds=hb.get("post_interval_seconds", int, HeartbeatSettings.post_interval_seconds),
+        post_interval_seconds=hb.get(
+            "post_interval_seconds", int, HeartbeatSettings.post_interval_seconds
+        ),
         post_token_file=hb.path("post_token_file"),
         post_ca_bundle=hb.path("post_ca_bundle"),
-        post_timeout_s=float(hb.get("post_timeout_s", (int, float), HeartbeatSettings.post_timeout_s)),
+        post_timeout_s=float(
+            hb.get("post_timeout_s", (int, float), HeartbeatSettings.post_timeout_s)
+        ),
         post_system=hb.get("post_system", bool, True),
         post_services=hb.get("post_services", bool, True),
         post_queues=hb.get("post_queues", bool, True),
     )
     if heartbeat.post_url and not heartbeat.post_url.startswith(("https://", "http://")):
-        raise ConfigError(file, "heartbeat.post_url", f"expected an https:// address, got {heartbeat.post_url!r}")
-    for key in ("echo_timeout_s", "grace_seconds", "job_limit_s", "post_interval_seconds", "post_timeout_s"):
+        raise ConfigError(
+            file, "heartbeat.post_url", f"expected an https:// address, got {heartbeat.post_url!r}"
+        )
+    for key in (
+        "echo_timeout_s",
+        "grace_seconds",
+        "job_limit_s",
+        "post_interval_seconds",
+        "post_timeout_s",
+    ):
         if getattr(heartbeat, key) <= 0:
             raise ConfigError(file, f"heartbeat.{key}", "must be positive")
 
@@ -386,7 +439,11 @@ def check_datadir(cfg: SiteConfig) -> None:
         probe.write_bytes(b"ok")
         probe.unlink()
     except OSError as exc:
-        raise ConfigError(cfg.config_file, "DATADIR", f"not writable: {exc.filename or cfg.datadir}: {exc.strerror}") from None
+        raise ConfigError(
+            cfg.config_file,
+            "DATADIR",
+            f"not writable: {exc.filename or cfg.datadir}: {exc.strerror}",
+        ) from None
 
 
 def check_port_free(cfg: SiteConfig) -> None:
@@ -397,7 +454,9 @@ def check_port_free(cfg: SiteConfig) -> None:
             s.bind((cfg.dicom_ip, cfg.dicom_port))
         except OSError as exc:
             raise ConfigError(
-                cfg.config_file, "DICOMPORT", f"{cfg.dicom_ip}:{cfg.dicom_port} is not available: {exc.strerror}"
+                cfg.config_file,
+                "DICOMPORT",
+                f"{cfg.dicom_ip}:{cfg.dicom_port} is not available: {exc.strerror}",
             ) from None
 
 
@@ -409,7 +468,9 @@ def check_user(cfg: SiteConfig) -> None:
 
     me = pwd.getpwuid(os.geteuid()).pw_name
     if me != cfg.processing_user:
-        raise ConfigError(cfg.config_file, "PROCESSING_USER", f"must run as {cfg.processing_user!r}, not {me!r}")
+        raise ConfigError(
+            cfg.config_file, "PROCESSING_USER", f"must run as {cfg.processing_user!r}, not {me!r}"
+        )
 
 
 def receiver_enabled(cfg: SiteConfig) -> bool:

@@ -22,7 +22,6 @@ VENV = Path(os.environ.get("FIONA_VENV", ROOT / ".venv"))
 STAMP = VENV / ".fionagw-installed"
 
 
-
 def cli_module(program: str) -> str:
     """bin/ name -> module under fionagw.cli with main(argv) -> int ("processSingleFile" ->
     "process_single_file"), so a new program needs only its bin/ file and its module."""
@@ -47,9 +46,14 @@ def ensure_venv(extras: str = "") -> Path:
     """Create or refresh the checkout's virtualenv; return its python."""
     python = VENV / "bin" / "python"
     wanted = _install_fingerprint(extras)
-    if python.exists() and STAMP.exists() and STAMP.read_text().strip() in (
-        wanted,
-        _install_fingerprint("test"),
+    if (
+        python.exists()
+        and STAMP.exists()
+        and STAMP.read_text().strip()
+        in (
+            wanted,
+            _install_fingerprint("test"),
+        )
     ):
         return python
     print(f"fionagw: setting up {VENV} (first use; needs PyPI)", file=sys.stderr)

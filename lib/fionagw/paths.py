@@ -169,9 +169,21 @@ class SitePaths:
 
     def create(self) -> None:
         for d in (
-            self.config_dir, self.archive, self.raw, self.participants, self.srs,
-            self.arrived, self.broken, self.temp, self.quarantine, self.logs, self.pids,
-            self.events, self.tracker_db.parent, self.transfer_requests, self.transfers_done,
+            self.config_dir,
+            self.archive,
+            self.raw,
+            self.participants,
+            self.srs,
+            self.arrived,
+            self.broken,
+            self.temp,
+            self.quarantine,
+            self.logs,
+            self.pids,
+            self.events,
+            self.tracker_db.parent,
+            self.transfer_requests,
+            self.transfers_done,
             self.transfers_fail,
         ):
             d.mkdir(parents=True, exist_ok=True)
@@ -200,6 +212,8 @@ class SitePaths:
         name = " ".join((clean_job_field(calling), clean_job_field(called), clean_job_field(ip)))
         return self.arrived / f"{name} scp_{study_uid}"
 
-    def series_job(self, calling: str, called: str, ip: str, study_uid: str, series_uid: str) -> Path:
+    def series_job(
+        self, calling: str, called: str, ip: str, study_uid: str, series_uid: str
+    ) -> Path:
         name = " ".join((clean_job_field(calling), clean_job_field(called), clean_job_field(ip)))
         return self.arrived / f"{name} {study_uid} {series_uid}"

@@ -38,11 +38,17 @@ CT_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 SC_STORAGE = "1.2.840.10008.5.1.4.1.1.7"
 BASIC_TEXT_SR = "1.2.840.10008.5.1.4.1.1.88.11"
 
-MANUFACTURER = {"SIEMENS": "SIEMENS", "GE": "GE MEDICAL SYSTEMS", "PHILIPS": "Philips Medical Systems"}
+MANUFACTURER = {
+    "SIEMENS": "SIEMENS",
+    "GE": "GE MEDICAL SYSTEMS",
+    "PHILIPS": "Philips Medical Systems",
+}
 _MODEL = {"SIEMENS": "Prisma_fit", "GE": "DISCOVERY MR750", "PHILIPS": "Ingenia"}
-_SOFTWARE = {"SIEMENS": ["syngo MR E11"],
-             "GE": ["27", "LX", "MR Software release:DV26.0_R03_1831.b"],
-             "PHILIPS": ["5.6.1", "5.6.1.1"]}
+_SOFTWARE = {
+    "SIEMENS": ["syngo MR E11"],
+    "GE": ["27", "LX", "MR Software release:DV26.0_R03_1831.b"],
+    "PHILIPS": ["5.6.1", "5.6.1.1"],
+}
 BASELINE = "N4_VE11C_LATEST_20160120"
 ORIENTATIONS = {
     "axial": (1.0, 0.0, 0.0, 0.0, 1.0, 0.0),
@@ -93,9 +99,26 @@ def _uid(*parts: object) -> str:
 
 # --- Siemens CSA ------------------------------------------------------------------------
 
-_SYNGO_DT = {"AE": 0, "AS": 1, "CS": 16, "DA": 2, "DS": 3, "FD": 4, "FL": 5, "IS": 6,
-             "LO": 19, "LT": 20, "SH": 22, "SL": 7, "SS": 8, "ST": 23, "TM": 24, "UL": 9,
-             "UN": 25, "US": 10}
+_SYNGO_DT = {
+    "AE": 0,
+    "AS": 1,
+    "CS": 16,
+    "DA": 2,
+    "DS": 3,
+    "FD": 4,
+    "FL": 5,
+    "IS": 6,
+    "LO": 19,
+    "LT": 20,
+    "SH": 22,
+    "SL": 7,
+    "SS": 8,
+    "ST": 23,
+    "TM": 24,
+    "UL": 9,
+    "UN": 25,
+    "US": 10,
+}
 
 
 def _csa_text(value: Any) -> bytes:
@@ -106,8 +129,13 @@ def _csa_text(value: Any) -> bytes:
     return text.encode("latin-1") + b"\0"
 
 
-def encode_csa(elements: Iterable[tuple[str, str, Sequence[Any]]], *, csa1: bool = False,
-               min_items: int = 6, name_garbage: bytes = b"") -> bytes:
+def encode_csa(
+    elements: Iterable[tuple[str, str, Sequence[Any]]],
+    *,
+    csa1: bool = False,
+    min_items: int = 6,
+    name_garbage: bytes = b"",
+) -> bytes:
     """Encode (name, VR, values) triples as a CSA header (CSA2 "SV10", or CSA1).
 
     Like the scanner, each element gets at least ``min_items`` items (the extra ones empty);
@@ -120,8 +148,15 @@ def encode_csa(elements: Iterable[tuple[str, str, Sequence[Any]]], *, csa1: bool
     for name, vr, values in elements:
         n_items = max(len(values), min_items) if values or min_items else 0
         raw_name = (name.encode("latin-1") + b"\0" + name_garbage)[:64].ljust(64, b"\0")
-        out += struct.pack("<64si4siii", raw_name, len(values), vr.encode().ljust(4, b"\0"),
-                           _SYNGO_DT.get(vr, 25), n_items, 77 if values else 205)
+        out += struct.pack(
+            "<64si4siii",
+            raw_name,
+            len(values),
+            vr.encode().ljust(4, b"\0"),
+            _SYNGO_DT.get(vr, 25),
+            n_items,
+            77 if values else 205,
+        )
         for i in range(n_items):
             data = _csa_text(values[i]) if i < len(values) else b""
             n = len(data)
@@ -130,9 +165,16 @@ def encode_csa(elements: Iterable[tuple[str, str, Sequence[Any]]], *, csa1: bool
     return bytes(out)
 
 
-def phoenix_protocol(*, protocol_name: str, sequence_file: str, n_slices: int, wip_uuid: str,
-                     sequence_id: int = 1, baseline: str = BASELINE,
-                     extra: Mapping[str, str] | None = None) -> str:
+def phoenix_protocol(
+    *,
+    protocol_name: str,
+    sequence_file: str,
+    n_slices: int,
+    wip_uuid: str,
+    sequence_id: int = 1,
+    baseline: str = BASELINE,
+    extra: Mapping[str, str] | None = None,
+) -> str:
     """An MrPhoenixProtocol text: an XProtocol preamble then the ASCCONV block."""
     lines = {
         "ulVersion": "0x14b44b6",
@@ -151,14 +193,17 @@ def phoenix_protocol(*, protocol_name: str, sequence_file: str, n_slices: int, w
         **(extra or {}),
     }
     body = "\n".join(f"{key}\t = \t{value}" for key, value in lines.items())
-    return ('<XProtocol> \n{\n  <Name> "PhoenixMetaProtocol" \n  <ID> 1000002 \n'
-            '  <Userversion> 2.0 \n}\n'
-            "### ASCCONV BEGIN object=MrProtDataImpl@MrProtocolData version=51130001 "
-            "converter=%MEASCONST%/ConverterList/Prot_Converter.txt ###\n"
-            f"{body}\n### ASCCONV END ###")
+    return (
+        '<XProtocol> \n{\n  <Name> "PhoenixMetaProtocol" \n  <ID> 1000002 \n'
+        "  <Userversion> 2.0 \n}\n"
+        "### ASCCONV BEGIN object=MrProtDataImpl@MrProtocolData version=51130001 "
+        "converter=%MEASCONST%/ConverterList/Prot_Converter.txt ###\n"
+        f"{body}\n### ASCCONV END ###"
+    )
 
 
 # --- datasets ---------------------------------------------------------------------------
+
 
 @dataclass
 class _Study:
@@ -180,8 +225,11 @@ def _positions(spec: SeriesSpec, n: int) -> list[tuple[float, ...]]:
         planes = ("sagittal", "coronal", "axial")
         per = max(1, -(-n // 3))
         return [ORIENTATIONS[planes[min(i // per, 2)]] for i in range(n)]
-    iop = (ORIENTATIONS[spec.orientation] if isinstance(spec.orientation, str)
-           else tuple(float(x) for x in spec.orientation))
+    iop = (
+        ORIENTATIONS[spec.orientation]
+        if isinstance(spec.orientation, str)
+        else tuple(float(x) for x in spec.orientation)
+    )
     return [iop] * n
 
 
@@ -193,7 +241,9 @@ def _normal(iop: Sequence[float]) -> tuple[float, float, float]:
 def _template(study: _Study, spec: SeriesSpec, number: int) -> Dataset:
     vendor, modality = study.vendor, spec.modality
     rows, cols = spec.rows or study.rows, spec.cols or study.cols
-    sop_class = {"MR": MR_STORAGE, "CT": CT_STORAGE, "OT": SC_STORAGE, "SR": BASIC_TEXT_SR}[modality]
+    sop_class = {"MR": MR_STORAGE, "CT": CT_STORAGE, "OT": SC_STORAGE, "SR": BASIC_TEXT_SR}[
+        modality
+    ]
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.MediaStorageSOPClassUID = sop_class
@@ -306,20 +356,28 @@ def _mr_elements(ds: Dataset, study: _Study, spec: SeriesSpec, rows: int, cols: 
         csa.add_new(0x18, "CS", "MR")
         csa.add_new(0x19, "LO", "20160120")
         n_slices = spec.num_slices or spec.mosaic or spec.n_images
-        uuid = str(uuidlib.UUID(bytes=hashlib.sha256(f"{study.seed}:{ds.SeriesInstanceUID}"
-                                                      .encode()).digest()[:16]))
-        protocol = phoenix_protocol(protocol_name=spec.description,
-                                    sequence_file=spec.sequence_name.strip("*")[:6] or "fl",
-                                    n_slices=n_slices, wip_uuid=uuid,
-                                    sequence_id=int(ds.SeriesNumber))
-        series_csa = encode_csa([
-            ("UsedPatientWeight", "IS", [70]),
-            ("NumberOfPrescans", "IS", [0]),
-            ("TransmitterCalibration", "DS", [250.5]),
-            ("CoilForGradient", "SH", ["void"]),
-            ("MrProtocolVersion", "IS", [51130001]),
-            ("MrPhoenixProtocol", "UN", [protocol]),
-        ])
+        uuid = str(
+            uuidlib.UUID(
+                bytes=hashlib.sha256(f"{study.seed}:{ds.SeriesInstanceUID}".encode()).digest()[:16]
+            )
+        )
+        protocol = phoenix_protocol(
+            protocol_name=spec.description,
+            sequence_file=spec.sequence_name.strip("*")[:6] or "fl",
+            n_slices=n_slices,
+            wip_uuid=uuid,
+            sequence_id=int(ds.SeriesNumber),
+        )
+        series_csa = encode_csa(
+            [
+                ("UsedPatientWeight", "IS", [70]),
+                ("NumberOfPrescans", "IS", [0]),
+                ("TransmitterCalibration", "DS", [250.5]),
+                ("CoilForGradient", "SH", ["void"]),
+                ("MrProtocolVersion", "IS", [51130001]),
+                ("MrPhoenixProtocol", "UN", [protocol]),
+            ]
+        )
         csa.add_new(0x20, "OB", series_csa + b"\0" * (len(series_csa) % 2))
         if spec.b_values:
             ds.private_block(0x0019, "SIEMENS MR HEADER", create=True)
@@ -345,7 +403,11 @@ def _sr_content(ds: Dataset) -> None:
     ds.CompletionFlag = "COMPLETE"
     ds.VerificationFlag = "UNVERIFIED"
     code = Dataset()
-    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = "11528-7", "LN", "Radiology Report"
+    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = (
+        "11528-7",
+        "LN",
+        "Radiology Report",
+    )
     ds.ConceptNameCodeSequence = DicomSequence([code])
     text = Dataset()
     text.RelationshipType = "CONTAINS"
@@ -366,8 +428,9 @@ def _diffusion(spec: SeriesSpec, i: int) -> tuple[float, tuple[float, float, flo
     return b, tuple(spec.directions[k % len(spec.directions)]), k % len(spec.directions) + 1
 
 
-def _per_image(ds: Dataset, study: _Study, spec: SeriesSpec, number: int, i: int,
-               iop: Sequence[float]) -> None:
+def _per_image(
+    ds: Dataset, study: _Study, spec: SeriesSpec, number: int, i: int, iop: Sequence[float]
+) -> None:
     sop = _uid(study.seed, ds.SeriesInstanceUID, i)
     ds.SOPInstanceUID = sop
     ds.file_meta.MediaStorageSOPInstanceUID = sop
@@ -376,7 +439,9 @@ def _per_image(ds: Dataset, study: _Study, spec: SeriesSpec, number: int, i: int
         location = round((i - spec.n_images / 2) * spec.slice_thickness, 4)
         normal = _normal(iop)
         ds.ImageOrientationPatient = list(iop)
-        ds.ImagePositionPatient = [round(-100 * (iop[0] + iop[3]) + location * n, 4) for n in normal]
+        ds.ImagePositionPatient = [
+            round(-100 * (iop[0] + iop[3]) + location * n, 4) for n in normal
+        ]
         ds.SliceLocation = location
     if spec.modality != "MR":
         return
@@ -397,7 +462,9 @@ def _per_image(ds: Dataset, study: _Study, spec: SeriesSpec, number: int, i: int
             items.append(("AcquisitionMatrixText", "SH", [f"{ds.Rows}p*{ds.Columns}"]))
         if b is not None:
             items.append(("B_value", "IS", [int(b)]))
-            items.append(("DiffusionDirectionality", "CS", ["DIRECTIONAL" if direction else "NONE"]))
+            items.append(
+                ("DiffusionDirectionality", "CS", ["DIRECTIONAL" if direction else "NONE"])
+            )
             if direction:
                 items.append(("DiffusionGradientDirection", "FD", list(direction)))
             mr = ds.private_block(0x0019, "SIEMENS MR HEADER")
@@ -422,13 +489,22 @@ def _per_image(ds: Dataset, study: _Study, spec: SeriesSpec, number: int, i: int
         ds.DiffusionBValue = b
 
 
-def study_datasets(*, vendor: str = "SIEMENS", series: Sequence[SeriesSpec | Mapping[str, Any]],
-                   patient_id: str = "SYN0001", patient_name: str = "Synthetic^Patient",
-                   accession: str = "SYNACC0001", study_date: str = "20240102",
-                   study_time: str = "101530.000000", study_description: str = "Synthetic study",
-                   study_uid: str | None = None, rows: int = 256, cols: int = 256,
-                   pixel_bytes: int | None = None, seed: int = 0,
-                   ) -> Iterator[tuple[str, Dataset]]:
+def study_datasets(
+    *,
+    vendor: str = "SIEMENS",
+    series: Sequence[SeriesSpec | Mapping[str, Any]],
+    patient_id: str = "SYN0001",
+    patient_name: str = "Synthetic^Patient",
+    accession: str = "SYNACC0001",
+    study_date: str = "20240102",
+    study_time: str = "101530.000000",
+    study_description: str = "Synthetic study",
+    study_uid: str | None = None,
+    rows: int = 256,
+    cols: int = 256,
+    pixel_bytes: int | None = None,
+    seed: int = 0,
+) -> Iterator[tuple[str, Dataset]]:
     """Yield (relative file name, dataset) for every image. The dataset object is reused
     for the images of a series: copy it if you keep it past the next iteration."""
     vendor = vendor.upper()
@@ -436,10 +512,19 @@ def study_datasets(*, vendor: str = "SIEMENS", series: Sequence[SeriesSpec | Map
         raise ValueError(f"vendor must be one of {', '.join(MANUFACTURER)}, got {vendor!r}")
     if pixel_bytes is not None:
         rows = max(1, pixel_bytes // (2 * cols))
-    study = _Study(vendor, patient_id, patient_name, accession, study_date, study_time,
-                   study_description,
-                   study_uid or _uid(seed, "study", patient_id, accession, study_date),
-                   rows, cols, seed)
+    study = _Study(
+        vendor,
+        patient_id,
+        patient_name,
+        accession,
+        study_date,
+        study_time,
+        study_description,
+        study_uid or _uid(seed, "study", patient_id, accession, study_date),
+        rows,
+        cols,
+        seed,
+    )
     for number, spec in enumerate(series, start=1):
         if not isinstance(spec, SeriesSpec):
             spec = SeriesSpec(**spec)
@@ -483,8 +568,13 @@ class _Encoder:
         return b"".join(parts)
 
 
-def write_study(out_dir: Path | str, *, vendor: str = "SIEMENS",
-                series: Sequence[SeriesSpec | Mapping[str, Any]], **study: Any) -> list[Path]:
+def write_study(
+    out_dir: Path | str,
+    *,
+    vendor: str = "SIEMENS",
+    series: Sequence[SeriesSpec | Mapping[str, Any]],
+    **study: Any,
+) -> list[Path]:
     """Write a study below ``out_dir`` (one folder per series); returns the file paths.
 
     Keyword arguments as :func:`study_datasets`: patient_id, patient_name, accession,
@@ -509,9 +599,19 @@ def write_study(out_dir: Path | str, *, vendor: str = "SIEMENS",
 
 # --- ready-made studies -----------------------------------------------------------------
 
-_DIRS = tuple((round(x, 4), round(y, 4), round(z, 4)) for x, y, z in (
-    (1, 0, 0), (0, 1, 0), (0, 0, 1), (0.7071, 0.7071, 0), (0.7071, 0, 0.7071), (0, 0.7071, 0.7071),
-    (-0.7071, 0.7071, 0), (0.5774, 0.5774, 0.5774)))
+_DIRS = tuple(
+    (round(x, 4), round(y, 4), round(z, 4))
+    for x, y, z in (
+        (1, 0, 0),
+        (0, 1, 0),
+        (0, 0, 1),
+        (0.7071, 0.7071, 0),
+        (0.7071, 0, 0.7071),
+        (0, 0.7071, 0.7071),
+        (-0.7071, 0.7071, 0),
+        (0.5774, 0.5774, 0.5774),
+    )
+)
 
 
 def standard_mr_series(vendor: str, n: int = 20) -> list[SeriesSpec]:
@@ -522,112 +622,329 @@ def standard_mr_series(vendor: str, n: int = 20) -> list[SeriesSpec]:
     dwi_b = (0.0,) + (1000.0,) * 8
     if vendor == "SIEMENS":
         return [
-            SeriesSpec("localizer", n_loc, "*fl2d1", ("ORIGINAL", "PRIMARY", "M", "NORM", "DIS2D"),
-                       "3plane", slice_thickness=7.0, repetition_time=8.6, echo_time=4.0),
-            SeriesSpec("t1_mprage_sag_p2_iso", n, "*tfl3d1_16ns",
-                       ("ORIGINAL", "PRIMARY", "M", "ND", "NORM"), "sagittal",
-                       scanning_sequence=("GR", "IR"), sequence_variant=("SK", "SP", "MP"),
-                       repetition_time=2300.0, echo_time=2.98, inversion_time=900.0),
-            SeriesSpec("t2_tse_tra", n, "*tse2d1_15", ("ORIGINAL", "PRIMARY", "M", "ND", "NORM"),
-                       "axial", scanning_sequence=("SE",), sequence_variant=("SK", "SP", "OSP"),
-                       repetition_time=6000.0, echo_time=96.0, slice_thickness=4.0),
-            SeriesSpec("t2_tirm_tra_dark-fluid", n, "*tir2d1_16",
-                       ("ORIGINAL", "PRIMARY", "M", "ND", "NORM"), "axial",
-                       scanning_sequence=("SE", "IR"), sequence_variant=("SK", "SP", "MP"),
-                       repetition_time=9000.0, echo_time=81.0, inversion_time=2500.0,
-                       slice_thickness=4.0),
-            SeriesSpec("ep2d_diff_mddw_8dir", n, "*ep_b{b}",
-                       ("ORIGINAL", "PRIMARY", "DIFFUSION", "NONE", "ND", "MOSAIC"), "axial",
-                       scanning_sequence=("EP",), sequence_variant=("SK", "SP"),
-                       repetition_time=8000.0, echo_time=89.0, slice_thickness=2.5,
-                       b_values=dwi_b, directions=_DIRS, mosaic=60),
-            SeriesSpec("swi_tra", n, "*swi3d1r", ("ORIGINAL", "PRIMARY", "M", "SWI", "ND", "NORM"),
-                       "axial", repetition_time=28.0, echo_time=20.0, flip_angle=15.0,
-                       slice_thickness=1.5),
-            SeriesSpec("ep2d_bold_rest", n, "*epfid2d1_64", ("ORIGINAL", "PRIMARY", "M", "ND",
-                       "MOSAIC"), "axial", scanning_sequence=("EP",),
-                       sequence_variant=("SK", "SS"), repetition_time=2000.0, echo_time=30.0,
-                       slice_thickness=3.0, mosaic=36, temporal_positions=n, flip_angle=90.0),
+            SeriesSpec(
+                "localizer",
+                n_loc,
+                "*fl2d1",
+                ("ORIGINAL", "PRIMARY", "M", "NORM", "DIS2D"),
+                "3plane",
+                slice_thickness=7.0,
+                repetition_time=8.6,
+                echo_time=4.0,
+            ),
+            SeriesSpec(
+                "t1_mprage_sag_p2_iso",
+                n,
+                "*tfl3d1_16ns",
+                ("ORIGINAL", "PRIMARY", "M", "ND", "NORM"),
+                "sagittal",
+                scanning_sequence=("GR", "IR"),
+                sequence_variant=("SK", "SP", "MP"),
+                repetition_time=2300.0,
+                echo_time=2.98,
+                inversion_time=900.0,
+            ),
+            SeriesSpec(
+                "t2_tse_tra",
+                n,
+                "*tse2d1_15",
+                ("ORIGINAL", "PRIMARY", "M", "ND", "NORM"),
+                "axial",
+                scanning_sequence=("SE",),
+                sequence_variant=("SK", "SP", "OSP"),
+                repetition_time=6000.0,
+                echo_time=96.0,
+                slice_thickness=4.0,
+            ),
+            SeriesSpec(
+                "t2_tirm_tra_dark-fluid",
+                n,
+                "*tir2d1_16",
+                ("ORIGINAL", "PRIMARY", "M", "ND", "NORM"),
+                "axial",
+                scanning_sequence=("SE", "IR"),
+                sequence_variant=("SK", "SP", "MP"),
+                repetition_time=9000.0,
+                echo_time=81.0,
+                inversion_time=2500.0,
+                slice_thickness=4.0,
+            ),
+            SeriesSpec(
+                "ep2d_diff_mddw_8dir",
+                n,
+                "*ep_b{b}",
+                ("ORIGINAL", "PRIMARY", "DIFFUSION", "NONE", "ND", "MOSAIC"),
+                "axial",
+                scanning_sequence=("EP",),
+                sequence_variant=("SK", "SP"),
+                repetition_time=8000.0,
+                echo_time=89.0,
+                slice_thickness=2.5,
+                b_values=dwi_b,
+                directions=_DIRS,
+                mosaic=60,
+            ),
+            SeriesSpec(
+                "swi_tra",
+                n,
+                "*swi3d1r",
+                ("ORIGINAL", "PRIMARY", "M", "SWI", "ND", "NORM"),
+                "axial",
+                repetition_time=28.0,
+                echo_time=20.0,
+                flip_angle=15.0,
+                slice_thickness=1.5,
+            ),
+            SeriesSpec(
+                "ep2d_bold_rest",
+                n,
+                "*epfid2d1_64",
+                ("ORIGINAL", "PRIMARY", "M", "ND", "MOSAIC"),
+                "axial",
+                scanning_sequence=("EP",),
+                sequence_variant=("SK", "SS"),
+                repetition_time=2000.0,
+                echo_time=30.0,
+                slice_thickness=3.0,
+                mosaic=36,
+                temporal_positions=n,
+                flip_angle=90.0,
+            ),
         ]
     if vendor == "GE":
         return [
-            SeriesSpec("3Plane Loc", n_loc, "fgre", ("ORIGINAL", "PRIMARY", "LOCALIZER"),
-                       "3plane", slice_thickness=5.0, pulse_sequence="fgre", echo_time=1.5,
-                       repetition_time=5.0),
-            SeriesSpec("Sag T1 BRAVO", n, "efgre3d", ("ORIGINAL", "PRIMARY", "OTHER"), "sagittal",
-                       scanning_sequence=("GR", "IR"), sequence_variant=("SK", "SP", "MP"),
-                       repetition_time=8.2, echo_time=3.2, inversion_time=450.0,
-                       pulse_sequence="efgre3d"),
-            SeriesSpec("Ax T2 FSE", n, "fse-xl", ("ORIGINAL", "PRIMARY", "OTHER"), "axial",
-                       scanning_sequence=("SE",), sequence_variant=("SK", "OSP"),
-                       repetition_time=5000.0, echo_time=100.0, slice_thickness=4.0,
-                       pulse_sequence="fse-xl"),
-            SeriesSpec("Ax T2 FLAIR", n, "fse-xl", ("ORIGINAL", "PRIMARY", "OTHER"), "axial",
-                       scanning_sequence=("SE", "IR"), sequence_variant=("SK", "OSP", "MP"),
-                       repetition_time=9000.0, echo_time=120.0, inversion_time=2500.0,
-                       slice_thickness=4.0, pulse_sequence="fse-xl"),
-            SeriesSpec("Ax DTI 8dir", n, "epi2", ("ORIGINAL", "PRIMARY", "OTHER"), "axial",
-                       scanning_sequence=("EP", "SE"), sequence_variant=("SK", "SS"),
-                       repetition_time=8000.0, echo_time=85.0, slice_thickness=2.5,
-                       b_values=dwi_b, directions=_DIRS, pulse_sequence="epi2"),
-            SeriesSpec("Ax SWAN", n, "swan", ("ORIGINAL", "PRIMARY", "OTHER"), "axial",
-                       repetition_time=40.0, echo_time=25.0, flip_angle=15.0,
-                       slice_thickness=2.0, pulse_sequence="swan"),
-            SeriesSpec("rsfMRI BOLD", n, "epiRT", ("ORIGINAL", "PRIMARY", "OTHER"), "axial",
-                       scanning_sequence=("EP", "GR"), sequence_variant=("SS",),
-                       repetition_time=2000.0, echo_time=30.0, slice_thickness=3.0,
-                       temporal_positions=n, pulse_sequence="epiRT", flip_angle=90.0),
+            SeriesSpec(
+                "3Plane Loc",
+                n_loc,
+                "fgre",
+                ("ORIGINAL", "PRIMARY", "LOCALIZER"),
+                "3plane",
+                slice_thickness=5.0,
+                pulse_sequence="fgre",
+                echo_time=1.5,
+                repetition_time=5.0,
+            ),
+            SeriesSpec(
+                "Sag T1 BRAVO",
+                n,
+                "efgre3d",
+                ("ORIGINAL", "PRIMARY", "OTHER"),
+                "sagittal",
+                scanning_sequence=("GR", "IR"),
+                sequence_variant=("SK", "SP", "MP"),
+                repetition_time=8.2,
+                echo_time=3.2,
+                inversion_time=450.0,
+                pulse_sequence="efgre3d",
+            ),
+            SeriesSpec(
+                "Ax T2 FSE",
+                n,
+                "fse-xl",
+                ("ORIGINAL", "PRIMARY", "OTHER"),
+                "axial",
+                scanning_sequence=("SE",),
+                sequence_variant=("SK", "OSP"),
+                repetition_time=5000.0,
+                echo_time=100.0,
+                slice_thickness=4.0,
+                pulse_sequence="fse-xl",
+            ),
+            SeriesSpec(
+                "Ax T2 FLAIR",
+                n,
+                "fse-xl",
+                ("ORIGINAL", "PRIMARY", "OTHER"),
+                "axial",
+                scanning_sequence=("SE", "IR"),
+                sequence_variant=("SK", "OSP", "MP"),
+                repetition_time=9000.0,
+                echo_time=120.0,
+                inversion_time=2500.0,
+                slice_thickness=4.0,
+                pulse_sequence="fse-xl",
+            ),
+            SeriesSpec(
+                "Ax DTI 8dir",
+                n,
+                "epi2",
+                ("ORIGINAL", "PRIMARY", "OTHER"),
+                "axial",
+                scanning_sequence=("EP", "SE"),
+                sequence_variant=("SK", "SS"),
+                repetition_time=8000.0,
+                echo_time=85.0,
+                slice_thickness=2.5,
+                b_values=dwi_b,
+                directions=_DIRS,
+                pulse_sequence="epi2",
+            ),
+            SeriesSpec(
+                "Ax SWAN",
+                n,
+                "swan",
+                ("ORIGINAL", "PRIMARY", "OTHER"),
+                "axial",
+                repetition_time=40.0,
+                echo_time=25.0,
+                flip_angle=15.0,
+                slice_thickness=2.0,
+                pulse_sequence="swan",
+            ),
+            SeriesSpec(
+                "rsfMRI BOLD",
+                n,
+                "epiRT",
+                ("ORIGINAL", "PRIMARY", "OTHER"),
+                "axial",
+                scanning_sequence=("EP", "GR"),
+                sequence_variant=("SS",),
+                repetition_time=2000.0,
+                echo_time=30.0,
+                slice_thickness=3.0,
+                temporal_positions=n,
+                pulse_sequence="epiRT",
+                flip_angle=90.0,
+            ),
         ]
     if vendor == "PHILIPS":
         return [
-            SeriesSpec("Survey", n_loc, "", ("ORIGINAL", "PRIMARY", "M_FFE", "M", "FFE"),
-                       "3plane", slice_thickness=10.0, scan_technique="FFE", echo_time=2.3,
-                       repetition_time=5.0),
-            SeriesSpec("T1W_3D_TFE sag", n, "", ("ORIGINAL", "PRIMARY", "M_FFE", "M", "FFE"),
-                       "sagittal", scanning_sequence=("GR",), sequence_variant=("MP",),
-                       repetition_time=8.1, echo_time=3.7, inversion_time=1000.0,
-                       scan_technique="T1TFE"),
-            SeriesSpec("T2W_TSE tra", n, "", ("ORIGINAL", "PRIMARY", "M_SE", "M", "SE"), "axial",
-                       scanning_sequence=("SE",), sequence_variant=("SK",),
-                       repetition_time=3000.0, echo_time=80.0, slice_thickness=4.0,
-                       scan_technique="TSE"),
-            SeriesSpec("T2W_FLAIR tra", n, "", ("ORIGINAL", "PRIMARY", "M_IR", "M", "IR"),
-                       "axial", scanning_sequence=("SE", "IR"), sequence_variant=("SK", "MP"),
-                       repetition_time=11000.0, echo_time=125.0, inversion_time=2800.0,
-                       slice_thickness=4.0, scan_technique="TIR"),
-            SeriesSpec("DTI_8dir", n, "", ("ORIGINAL", "PRIMARY", "DIFFUSION", "NONE"), "axial",
-                       scanning_sequence=("SE",), sequence_variant=("SK",),
-                       repetition_time=7000.0, echo_time=90.0, slice_thickness=2.5,
-                       b_values=dwi_b, directions=_DIRS, scan_technique="DwiSE"),
-            SeriesSpec("SWIp tra", n, "", ("ORIGINAL", "PRIMARY", "M_FFE", "M", "FFE"), "axial",
-                       repetition_time=31.0, echo_time=7.2, flip_angle=17.0,
-                       slice_thickness=2.0, scan_technique="FFE"),
-            SeriesSpec("rs-fMRI", n, "", ("ORIGINAL", "PRIMARY", "M_FFE", "M", "FFE"), "axial",
-                       scanning_sequence=("GR",), sequence_variant=("SK",),
-                       repetition_time=2000.0, echo_time=30.0, slice_thickness=3.0,
-                       temporal_positions=n, scan_technique="FEEPI", flip_angle=90.0),
+            SeriesSpec(
+                "Survey",
+                n_loc,
+                "",
+                ("ORIGINAL", "PRIMARY", "M_FFE", "M", "FFE"),
+                "3plane",
+                slice_thickness=10.0,
+                scan_technique="FFE",
+                echo_time=2.3,
+                repetition_time=5.0,
+            ),
+            SeriesSpec(
+                "T1W_3D_TFE sag",
+                n,
+                "",
+                ("ORIGINAL", "PRIMARY", "M_FFE", "M", "FFE"),
+                "sagittal",
+                scanning_sequence=("GR",),
+                sequence_variant=("MP",),
+                repetition_time=8.1,
+                echo_time=3.7,
+                inversion_time=1000.0,
+                scan_technique="T1TFE",
+            ),
+            SeriesSpec(
+                "T2W_TSE tra",
+                n,
+                "",
+                ("ORIGINAL", "PRIMARY", "M_SE", "M", "SE"),
+                "axial",
+                scanning_sequence=("SE",),
+                sequence_variant=("SK",),
+                repetition_time=3000.0,
+                echo_time=80.0,
+                slice_thickness=4.0,
+                scan_technique="TSE",
+            ),
+            SeriesSpec(
+                "T2W_FLAIR tra",
+                n,
+                "",
+                ("ORIGINAL", "PRIMARY", "M_IR", "M", "IR"),
+                "axial",
+                scanning_sequence=("SE", "IR"),
+                sequence_variant=("SK", "MP"),
+                repetition_time=11000.0,
+                echo_time=125.0,
+                inversion_time=2800.0,
+                slice_thickness=4.0,
+                scan_technique="TIR",
+            ),
+            SeriesSpec(
+                "DTI_8dir",
+                n,
+                "",
+                ("ORIGINAL", "PRIMARY", "DIFFUSION", "NONE"),
+                "axial",
+                scanning_sequence=("SE",),
+                sequence_variant=("SK",),
+                repetition_time=7000.0,
+                echo_time=90.0,
+                slice_thickness=2.5,
+                b_values=dwi_b,
+                directions=_DIRS,
+                scan_technique="DwiSE",
+            ),
+            SeriesSpec(
+                "SWIp tra",
+                n,
+                "",
+                ("ORIGINAL", "PRIMARY", "M_FFE", "M", "FFE"),
+                "axial",
+                repetition_time=31.0,
+                echo_time=7.2,
+                flip_angle=17.0,
+                slice_thickness=2.0,
+                scan_technique="FFE",
+            ),
+            SeriesSpec(
+                "rs-fMRI",
+                n,
+                "",
+                ("ORIGINAL", "PRIMARY", "M_FFE", "M", "FFE"),
+                "axial",
+                scanning_sequence=("GR",),
+                sequence_variant=("SK",),
+                repetition_time=2000.0,
+                echo_time=30.0,
+                slice_thickness=3.0,
+                temporal_positions=n,
+                scan_technique="FEEPI",
+                flip_angle=90.0,
+            ),
         ]
     raise ValueError(f"vendor must be one of {', '.join(MANUFACTURER)}, got {vendor!r}")
 
 
-def standard_mr_study(out_dir: Path | str, vendor: str = "SIEMENS", *, n_per_series: int = 20,
-                      **study: Any) -> list[Path]:
+def standard_mr_study(
+    out_dir: Path | str, vendor: str = "SIEMENS", *, n_per_series: int = 20, **study: Any
+) -> list[Path]:
     """Write :func:`standard_mr_series` for ``vendor`` (see write_study for ``study``)."""
-    return write_study(out_dir, vendor=vendor, series=standard_mr_series(vendor, n_per_series),
-                       **study)
+    return write_study(
+        out_dir, vendor=vendor, series=standard_mr_series(vendor, n_per_series), **study
+    )
 
 
-def ct_study(out_dir: Path | str, vendor: str = "SIEMENS", *, n_images: int = 40,
-             description: str = "Head 5mm", **study: Any) -> list[Path]:
+def ct_study(
+    out_dir: Path | str,
+    vendor: str = "SIEMENS",
+    *,
+    n_images: int = 40,
+    description: str = "Head 5mm",
+    **study: Any,
+) -> list[Path]:
     """A one-series axial CT study."""
-    spec = SeriesSpec(description, n_images, "", ("ORIGINAL", "PRIMARY", "AXIAL"), "axial",
-                      modality="CT", slice_thickness=5.0)
+    spec = SeriesSpec(
+        description,
+        n_images,
+        "",
+        ("ORIGINAL", "PRIMARY", "AXIAL"),
+        "axial",
+        modality="CT",
+        slice_thickness=5.0,
+    )
     study.setdefault("study_description", "CT Head")
     return write_study(out_dir, vendor=vendor, series=[spec], **study)
 
 
-def secondary_capture(out_dir: Path | str, vendor: str = "SIEMENS", *, n_images: int = 1,
-                      description: str = "Screen capture", **study: Any) -> list[Path]:
+def secondary_capture(
+    out_dir: Path | str,
+    vendor: str = "SIEMENS",
+    *,
+    n_images: int = 1,
+    description: str = "Screen capture",
+    **study: Any,
+) -> list[Path]:
     """Secondary-capture images (RGB, BurnedInAnnotation YES)."""
     spec = SeriesSpec(description, n_images, "", ("DERIVED", "SECONDARY"), modality="OT")
     study.setdefault("rows", 256)
@@ -635,8 +952,9 @@ def secondary_capture(out_dir: Path | str, vendor: str = "SIEMENS", *, n_images:
     return write_study(out_dir, vendor=vendor, series=[spec], **study)
 
 
-def structured_report(out_dir: Path | str, vendor: str = "SIEMENS", *,
-                      description: str = "Report", **study: Any) -> list[Path]:
+def structured_report(
+    out_dir: Path | str, vendor: str = "SIEMENS", *, description: str = "Report", **study: Any
+) -> list[Path]:
     """One Basic Text SR document."""
     spec = SeriesSpec(description, 1, modality="SR")
     return write_study(out_dir, vendor=vendor, series=[spec], **study)

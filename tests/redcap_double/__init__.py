@@ -11,5 +11,18 @@ from .model import CONFIG_DIR, ApiError, Project
 from .server import RunningServer, serve
 from .transport import TEST_URL, DoubleAdapter, mount, unmount
 
-__all__ = ["ALL_RIGHTS", "CONFIG_DIR", "TEST_URL", "ApiError", "Call", "DoubleAdapter", "Project",
-           "RedcapDouble", "RunningServer", "TokenInfo", "mount", "serve", "unmount"]
+__all__ = [
+    "ALL_RIGHTS",
+    "CONFIG_DIR",
+    "TEST_URL",
+    "ApiError",
+    "Call",
+    "DoubleAdapter",
+    "Project",
+    "RedcapDouble",
+    "RunningServer",
+    "TokenInfo",
+    "mount",
+    "serve",
+    "unmount",
+]

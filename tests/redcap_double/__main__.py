@@ -17,7 +17,9 @@ from .server import serve
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tests.redcap_double", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m tests.redcap_double", description=__doc__.splitlines()[0]
+    )
     ap.add_argument("--port", type=int, default=8765)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--tokens", help="secrets file with the tokens to accept")

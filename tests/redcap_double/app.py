@@ -33,10 +33,24 @@ ALL_RIGHTS = frozenset({"export", "import", "delete", "file"})
 TEMPLATE = "ProjectTemplate"
 NO_RIGHTS = "You do not have permissions to use the API"
 ARRAY_KEYS = ("records", "fields", "forms", "events", "arms")
-NOT_IMPLEMENTED = {"pdf", "report", "user", "userRole", "userRoleMapping", "dag",
-                   "userDagMapping", "surveyLink", "surveyQueueLink", "surveyAccessCode",
-                   "surveyReturnCode", "participantList", "fileRepository", "log",
-                   "appRightsCheck", "attachment"}
+NOT_IMPLEMENTED = {
+    "pdf",
+    "report",
+    "user",
+    "userRole",
+    "userRoleMapping",
+    "dag",
+    "userDagMapping",
+    "surveyLink",
+    "surveyQueueLink",
+    "surveyAccessCode",
+    "surveyReturnCode",
+    "participantList",
+    "fileRepository",
+    "log",
+    "appRightsCheck",
+    "attachment",
+}
 
 
 @dataclass(frozen=True)
@@ -94,8 +108,13 @@ class _Result:
 class RedcapDouble:
     """Projects, tokens, call log and faults behind one Flask app (``self.app``)."""
 
-    def __init__(self, projects: Iterable[str] | None = None, *, config_dir: Path = CONFIG_DIR,
-                 version: str = "14.9.1") -> None:
+    def __init__(
+        self,
+        projects: Iterable[str] | None = None,
+        *,
+        config_dir: Path = CONFIG_DIR,
+        version: str = "14.9.1",
+    ) -> None:
         self.config_dir = Path(config_dir)
         self.specs = load_specs(self.config_dir)
         self.version = version
@@ -104,15 +123,20 @@ class RedcapDouble:
         self.calls: list[Call] = []
         self._faults: list[Fault] = []
         self._lock = threading.RLock()
-        names = projects if projects is not None else [n for n, s in self.specs.items() if not s.get("template")]
+        names = (
+            projects
+            if projects is not None
+            else [n for n, s in self.specs.items() if not s.get("template")]
+        )
         for name in names:
             self.add_project(name)
         self.app = create_app(self)
 
     # -- set-up --------------------------------------------------------------------------
 
-    def add_project(self, name: str, template: str | None = None,
-                    spec: dict[str, Any] | None = None) -> Project:
+    def add_project(
+        self, name: str, template: str | None = None, spec: dict[str, Any] | None = None
+    ) -> Project:
         """A project from its own spec, from ``spec``, or a copy of ``template``'s structure.
 
         Names not in projects.json get the ProjectTemplate structure (a research project).
@@ -125,12 +149,19 @@ class RedcapDouble:
                 proj = load_project(name, self.specs[name], self.config_dir, pid)
             else:
                 tname = template or TEMPLATE
-                proj = load_project(tname, self.specs[tname], self.config_dir, pid).copy_structure(name, pid)
+                proj = load_project(tname, self.specs[tname], self.config_dir, pid).copy_structure(
+                    name, pid
+                )
             self.projects[name] = proj
             return proj
 
-    def add_token(self, project: str, token: str | None = None, rights: Iterable[str] = ALL_RIGHTS,
-                  user: str = "gateway") -> str:
+    def add_token(
+        self,
+        project: str,
+        token: str | None = None,
+        rights: Iterable[str] = ALL_RIGHTS,
+        user: str = "gateway",
+    ) -> str:
         if project not in self.projects:
             self.add_project(project)
         token = token or secrets.token_hex(16).upper()
@@ -181,19 +212,37 @@ class RedcapDouble:
 
     # -- call log ------------------------------------------------------------------------
 
-    def calls_for(self, content: str | None = None, project: str | None = None,
-                  action: str | None = None) -> list[Call]:
-        return [c for c in self.calls if (content is None or c.content == content)
-                and (project is None or c.project == project)
-                and (action is None or c.action == action)]
+    def calls_for(
+        self, content: str | None = None, project: str | None = None, action: str | None = None
+    ) -> list[Call]:
+        return [
+            c
+            for c in self.calls
+            if (content is None or c.content == content)
+            and (project is None or c.project == project)
+            and (action is None or c.action == action)
+        ]
 
     def writes(self, project: str | None = None) -> list[Call]:
         """Successful calls that changed data (record import/delete/rename, file import/delete)."""
-        return [c for c in self.calls if c.is_write and c.status == 200 and c.fault is None
-                and (project is None or c.project == project)]
+        return [
+            c
+            for c in self.calls
+            if c.is_write
+            and c.status == 200
+            and c.fault is None
+            and (project is None or c.project == project)
+        ]
 
-    def _log(self, form: MultiDict, status: int, *, data: Any = None, fault: str | None = None,
-             error: str = "") -> Call:
+    def _log(
+        self,
+        form: MultiDict,
+        status: int,
+        *,
+        data: Any = None,
+        fault: str | None = None,
+        error: str = "",
+    ) -> Call:
         token = form.get("token", "")
         info = self.tokens.get(token)
         params: dict[str, Any] = {}
@@ -203,9 +252,19 @@ class RedcapDouble:
             values = form.getlist(key)
             params[key] = values[0] if len(values) == 1 else values
         with self._lock:
-            call = Call(len(self.calls) + 1, time.time(), token[-4:] if token else "",
-                        info.project if info else None, form.get("content", ""),
-                        form.get("action", ""), params, status, data, fault, error)
+            call = Call(
+                len(self.calls) + 1,
+                time.time(),
+                token[-4:] if token else "",
+                info.project if info else None,
+                form.get("content", ""),
+                form.get("action", ""),
+                params,
+                status,
+                data,
+                fault,
+                error,
+            )
             self.calls.append(call)
         return call
 
@@ -262,10 +321,19 @@ class RedcapDouble:
         if content == "file":
             return self._file(proj, form, files, written, need)
         if has_data or action in ("import", "delete"):
-            if content in ("metadata", "project", "event", "arm", "formEventMapping",
-                           "repeatingFormsEvents"):
-                raise ApiError(501, f"content={content} with data or action={action or 'import'} "
-                               "is not implemented by the REDCap double")
+            if content in (
+                "metadata",
+                "project",
+                "event",
+                "arm",
+                "formEventMapping",
+                "repeatingFormsEvents",
+            ):
+                raise ApiError(
+                    501,
+                    f"content={content} with data or action={action or 'import'} "
+                    "is not implemented by the REDCap double",
+                )
         if content in NOT_IMPLEMENTED:
             raise ApiError(501, f"content={content} is not implemented by the REDCap double")
         need("export")
@@ -274,7 +342,9 @@ class RedcapDouble:
         if content == "project":
             return _data(form, proj.project_info(), single=True)
         if content in ("event", "arm", "formEventMapping"):
-            what = {"event": "events", "arm": "arms", "formEventMapping": "form/event mappings"}[content]
+            what = {"event": "events", "arm": "arms", "formEventMapping": "form/event mappings"}[
+                content
+            ]
             if not proj.longitudinal:
                 raise ApiError(400, f"You cannot export {what} for classic projects")
             arms = _list(form, "arms")
@@ -282,8 +352,13 @@ class RedcapDouble:
         if content == "repeatingFormsEvents":
             return _data(form, proj.repeating_forms_events())
         if content == "instrument":
-            return _data(form, [{"instrument_name": f, "instrument_label": proj.form_labels.get(f, f)}
-                                for f in proj.forms])
+            return _data(
+                form,
+                [
+                    {"instrument_name": f, "instrument_label": proj.form_labels.get(f, f)}
+                    for f in proj.forms
+                ],
+            )
         if content == "exportFieldNames":
             return _data(form, proj.export_field_names(form.get("field", "")))
         raise ApiError(400, 'The value of the parameter "content" is not valid')
@@ -294,13 +369,32 @@ class RedcapDouble:
             return not arms or str(arm_num) in arms
 
         if content == "arm":
-            return [{"arm_num": a["arm_num"], "name": a["name"]} for a in proj.arms if wanted(a["arm_num"])]
+            return [
+                {"arm_num": a["arm_num"], "name": a["name"]}
+                for a in proj.arms
+                if wanted(a["arm_num"])
+            ]
         if content == "event":
-            return [{"event_name": e.event_name, "arm_num": e.arm_num, "unique_event_name": e.unique_event_name,
-                     "custom_event_label": "", "event_id": e.event_id, "days_offset": 0,
-                     "offset_min": 0, "offset_max": 0} for e in proj.events if wanted(e.arm_num)]
-        return [{"arm_num": e.arm_num, "unique_event_name": e.unique_event_name, "form": f}
-                for e in proj.events if wanted(e.arm_num) for f in e.forms]
+            return [
+                {
+                    "event_name": e.event_name,
+                    "arm_num": e.arm_num,
+                    "unique_event_name": e.unique_event_name,
+                    "custom_event_label": "",
+                    "event_id": e.event_id,
+                    "days_offset": 0,
+                    "offset_min": 0,
+                    "offset_max": 0,
+                }
+                for e in proj.events
+                if wanted(e.arm_num)
+            ]
+        return [
+            {"arm_num": e.arm_num, "unique_event_name": e.unique_event_name, "form": f}
+            for e in proj.events
+            if wanted(e.arm_num)
+            for f in e.forms
+        ]
 
     # -- records -------------------------------------------------------------------------
 
@@ -310,13 +404,21 @@ class RedcapDouble:
             raise ApiError(400, 'The value of the parameter "type" is not valid')
         raw_or_label = form.get("rawOrLabel", "raw") or "raw"
         if raw_or_label not in ("raw", "label"):
-            raise ApiError(400, f"rawOrLabel={raw_or_label} is not supported by the REDCap double (raw, label)")
-        rows = proj.export(records=_list(form, "records"), fields=_list(form, "fields"),
-                           forms=_list(form, "forms"), events=_list(form, "events"), kind=kind,
-                           labels=raw_or_label == "label",
-                           checkbox_labels=_bool(form.get("exportCheckboxLabel", "")),
-                           logic=form.get("filterLogic", "").strip(),
-                           date_begin=form.get("dateRangeBegin", ""), date_end=form.get("dateRangeEnd", ""))
+            raise ApiError(
+                400, f"rawOrLabel={raw_or_label} is not supported by the REDCap double (raw, label)"
+            )
+        rows = proj.export(
+            records=_list(form, "records"),
+            fields=_list(form, "fields"),
+            forms=_list(form, "forms"),
+            events=_list(form, "events"),
+            kind=kind,
+            labels=raw_or_label == "label",
+            checkbox_labels=_bool(form.get("exportCheckboxLabel", "")),
+            logic=form.get("filterLogic", "").strip(),
+            date_begin=form.get("dateRangeBegin", ""),
+            date_end=form.get("dateRangeEnd", ""),
+        )
         return _data(form, rows)
 
     def _import(self, proj: Project, form: MultiDict, written: dict[str, Any]) -> _Result:
@@ -328,22 +430,32 @@ class RedcapDouble:
             except ValueError:
                 raise ApiError(400, "The data being imported is not valid JSON") from None
             if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-                raise ApiError(400, "The data being imported is not formatted correctly: "
-                               "expected a JSON array of objects (one per row)")
+                raise ApiError(
+                    400,
+                    "The data being imported is not formatted correctly: "
+                    "expected a JSON array of objects (one per row)",
+                )
         elif fmt == "csv":
             rows = parse_csv_rows(text)
         else:
-            raise ApiError(400, f"format={fmt} is not supported by the REDCap double for imports (json, csv)")
+            raise ApiError(
+                400, f"format={fmt} is not supported by the REDCap double for imports (json, csv)"
+            )
         overwrite = form.get("overwriteBehavior", "normal") or "normal"
         if overwrite not in ("normal", "overwrite"):
             raise ApiError(400, 'The value of the parameter "overwriteBehavior" is not valid')
         ret = form.get("returnContent", "count") or "count"
         if ret not in ("count", "ids", "nothing"):
-            raise ApiError(400 if ret != "auto_ids" else 501,
-                           f"returnContent={ret} is not supported by the REDCap double (count, ids, nothing)")
-        ids = proj.import_rows(rows, overwrite=overwrite == "overwrite",
-                               date_format=form.get("dateFormat", ""),
-                               auto_number=_bool(form.get("forceAutoNumber", "")))
+            raise ApiError(
+                400 if ret != "auto_ids" else 501,
+                f"returnContent={ret} is not supported by the REDCap double (count, ids, nothing)",
+            )
+        ids = proj.import_rows(
+            rows,
+            overwrite=overwrite == "overwrite",
+            date_format=form.get("dateFormat", ""),
+            auto_number=_bool(form.get("forceAutoNumber", "")),
+        )
         written["data"] = rows
         if _bool(form.get("backgroundProcess", "")):
             return _json({"success": True})
@@ -355,8 +467,13 @@ class RedcapDouble:
 
     def _delete(self, proj: Project, form: MultiDict, written: dict[str, Any]) -> _Result:
         records = _list(form, "records")
-        n = proj.delete(records, arm=form.get("arm", ""), instrument=form.get("instrument", ""),
-                        event=form.get("event", ""), repeat_instance=form.get("repeat_instance", ""))
+        n = proj.delete(
+            records,
+            arm=form.get("arm", ""),
+            instrument=form.get("instrument", ""),
+            event=form.get("event", ""),
+            repeat_instance=form.get("repeat_instance", ""),
+        )
         written["data"] = {"deleted": records}
         return _json(n)
 
@@ -376,10 +493,16 @@ class RedcapDouble:
 
     # -- files ---------------------------------------------------------------------------
 
-    def _file(self, proj: Project, form: MultiDict, files: Any, written: dict[str, Any], need: Any) -> _Result:
+    def _file(
+        self, proj: Project, form: MultiDict, files: Any, written: dict[str, Any], need: Any
+    ) -> _Result:
         action = form.get("action", "")
-        args = (form.get("record", ""), form.get("field", ""), form.get("event", ""),
-                form.get("repeat_instance", ""))
+        args = (
+            form.get("record", ""),
+            form.get("field", ""),
+            form.get("event", ""),
+            form.get("repeat_instance", ""),
+        )
         if action == "export":
             need("export")
             stored = proj.load_file(*args)
@@ -391,7 +514,11 @@ class RedcapDouble:
             if upload is None or not upload.filename:
                 raise ApiError(400, "No valid file was uploaded")
             data = upload.read()
-            mime = upload.mimetype or mimetypes.guess_type(upload.filename)[0] or "application/octet-stream"
+            mime = (
+                upload.mimetype
+                or mimetypes.guess_type(upload.filename)[0]
+                or "application/octet-stream"
+            )
             if mime in ("", "application/x-www-form-urlencoded"):
                 mime = "application/octet-stream"
             proj.store_file(*args, upload.filename, data, mime)
@@ -406,6 +533,7 @@ class RedcapDouble:
 
 
 # -- helpers ----------------------------------------------------------------------------
+
 
 def _bool(value: str) -> bool:
     return str(value).strip().lower() in ("1", "true", "yes", "y")
@@ -449,13 +577,17 @@ def _data(form: MultiDict, obj: Any, single: bool = False) -> _Result:
             writer.writeheader()
             writer.writerows(rows)
         return _Result(200, buf.getvalue().encode(), "text/csv; charset=utf-8")
-    raise ApiError(400, f"format={fmt} is not supported by the REDCap double for exports (json, csv)")
+    raise ApiError(
+        400, f"format={fmt} is not supported by the REDCap double for exports (json, csv)"
+    )
 
 
 def _error(form: MultiDict, status: int, message: str) -> _Result:
     fmt = form.get("returnFormat") or form.get("format") or "xml"
     if fmt == "json":
-        return _Result(status, json.dumps({"error": message}).encode(), "application/json; charset=utf-8")
+        return _Result(
+            status, json.dumps({"error": message}).encode(), "application/json; charset=utf-8"
+        )
     if fmt == "csv":
         return _Result(status, f"ERROR: {message}".encode(), "text/csv; charset=utf-8")
     body = f'<?xml version="1.0" encoding="UTF-8" ?>\n<hash>\n  <error>{escape(message)}</error>\n</hash>'
@@ -498,7 +630,11 @@ class _FaultLayer:
             if fault.body is not None:
                 result = _Result(fault.status, fault.body.encode(), "text/html; charset=utf-8")
             else:
-                result = _error(form, fault.status, "Internal server error (fault injected by the REDCap double)")
+                result = _error(
+                    form,
+                    fault.status,
+                    "Internal server error (fault injected by the REDCap double)",
+                )
             return _response(result)(environ, start_response)
         # drop
         if fault.after:

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 
 Predicate = Callable[[dict[str, Any], tuple], bool]
 
-_TOKEN = re.compile(r"""
+_TOKEN = re.compile(
+    r"""
     \s*(?:
       (?P<ref>\[[^\]]*\](?:\[[^\]]*\])*)
     | (?P<str>"(?:[^"])*"|'(?:[^'])*')
@@ -27,7 +28,9 @@ _TOKEN = re.compile(r"""
     | (?P<paren>[()])
     | (?P<word>[A-Za-z_][A-Za-z0-9_]*)
     | (?P<other>\S)
-    )""", re.X)
+    )""",
+    re.X,
+)
 
 
 def _fail(logic: str, why: str) -> Exception:

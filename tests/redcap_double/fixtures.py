@@ -34,18 +34,27 @@ from .transport import TEST_URL, mount, unmount
 RESEARCH_PROJECT = "PROJ"
 
 
-def add_research_project(server: RunningServer, name: str, naming: str, *, own_redcap: bool = False) -> None:
+def add_research_project(
+    server: RunningServer, name: str, naming: str, *, own_redcap: bool = False
+) -> None:
     """A DataTransferProjects record for ``name`` (active, participant-ID regex ``naming``);
     with ``own_redcap`` also the project's own REDCap and its token in ``project_token``."""
     from fionagw.tracking.redcap_api import RedcapClient
 
     double = server.double
-    row = {"record_id": name, "project_name": name.title(), "project_patient_naming": naming,
-           "project_active": "1", "projects_complete": "2"}
+    row = {
+        "record_id": name,
+        "project_name": name.title(),
+        "project_patient_naming": naming,
+        "project_active": "1",
+        "projects_complete": "2",
+    }
     if own_redcap:
         double.add_project(name)
         row["project_token"] = double.token(name)
-    RedcapClient(server.url, double.token("DataTransferProjects"), "DataTransferProjects").import_records([row])
+    RedcapClient(
+        server.url, double.token("DataTransferProjects"), "DataTransferProjects"
+    ).import_records([row])
 
 
 @pytest.fixture
@@ -66,12 +75,18 @@ def redcap_session(redcap_double: RedcapDouble) -> Iterator[requests.Session]:
 
 
 @pytest.fixture
-def redcap_client(redcap_double: RedcapDouble, redcap_session: requests.Session) -> Callable[..., Any]:
+def redcap_client(
+    redcap_double: RedcapDouble, redcap_session: requests.Session
+) -> Callable[..., Any]:
     from fionagw.tracking.redcap_api import RedcapClient
 
     def make(project: str = "Incoming", **kwargs: Any) -> RedcapClient:
-        opts: dict[str, Any] = {"session": redcap_session, "backoff_s": 0.0, "sleep": lambda s: None,
-                                "timeout": 5.0}
+        opts: dict[str, Any] = {
+            "session": redcap_session,
+            "backoff_s": 0.0,
+            "sleep": lambda s: None,
+            "timeout": 5.0,
+        }
         opts.update(kwargs)
         return RedcapClient(TEST_URL, redcap_double.token(project), project, **opts)
 

@@ -24,12 +24,26 @@ from .filterlogic import compile_logic
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config" / "redcap"
 
-META_KEYS = ["field_name", "form_name", "section_header", "field_type", "field_label",
-             "select_choices_or_calculations", "field_note",
-             "text_validation_type_or_show_slider_number", "text_validation_min",
-             "text_validation_max", "identifier", "branching_logic", "required_field",
-             "custom_alignment", "question_number", "matrix_group_name", "matrix_ranking",
-             "field_annotation"]
+META_KEYS = [
+    "field_name",
+    "form_name",
+    "section_header",
+    "field_type",
+    "field_label",
+    "select_choices_or_calculations",
+    "field_note",
+    "text_validation_type_or_show_slider_number",
+    "text_validation_min",
+    "text_validation_max",
+    "identifier",
+    "branching_logic",
+    "required_field",
+    "custom_alignment",
+    "question_number",
+    "matrix_group_name",
+    "matrix_ranking",
+    "field_annotation",
+]
 CHOICE_TYPES = {"dropdown", "radio", "checkbox"}
 NO_DATA_TYPES = {"descriptive"}
 YESNO = [("1", "Yes"), ("0", "No")]
@@ -68,7 +82,9 @@ class Field:
 
     @property
     def validation(self) -> str:
-        return self.meta["text_validation_type_or_show_slider_number"] if self.type == "text" else ""
+        return (
+            self.meta["text_validation_type_or_show_slider_number"] if self.type == "text" else ""
+        )
 
     @property
     def choices(self) -> list[tuple[str, str]]:
@@ -132,25 +148,31 @@ class Project:
     # -- structure -----------------------------------------------------------------------
 
     @classmethod
-    def from_dictionary(cls, name: str, csv_path: Path, spec: dict[str, Any] | None = None,
-                        project_id: int = 1) -> Project:
+    def from_dictionary(
+        cls, name: str, csv_path: Path, spec: dict[str, Any] | None = None, project_id: int = 1
+    ) -> Project:
         spec = spec or {}
         with open(csv_path, newline="", encoding="utf-8-sig") as fh:
             rows = list(csv.reader(fh))
         if not rows or len(rows[0]) != len(META_KEYS):
-            raise ValueError(f"{csv_path}: not a REDCap data dictionary (expected {len(META_KEYS)} columns)")
+            raise ValueError(
+                f"{csv_path}: not a REDCap data dictionary (expected {len(META_KEYS)} columns)"
+            )
         fields = []
         for n, row in enumerate(rows[1:], 2):
             if not any(row):
                 continue
             if len(row) != len(META_KEYS):
-                raise ValueError(f"{csv_path}: line {n}: expected {len(META_KEYS)} columns, got {len(row)}")
+                raise ValueError(
+                    f"{csv_path}: line {n}: expected {len(META_KEYS)} columns, got {len(row)}"
+                )
             fields.append(Field(dict(zip(META_KEYS, row, strict=True))))
         return cls.from_fields(name, fields, spec, project_id)
 
     @classmethod
-    def from_fields(cls, name: str, fields: list[Field], spec: dict[str, Any],
-                    project_id: int = 1) -> Project:
+    def from_fields(
+        cls, name: str, fields: list[Field], spec: dict[str, Any], project_id: int = 1
+    ) -> Project:
         forms = list(dict.fromkeys(f.form for f in fields))
         labels = {f: f.replace("_", " ").title() for f in forms}
         labels.update(spec.get("form_labels", {}))
@@ -160,18 +182,30 @@ class Project:
             for i, ev in enumerate(spec["events"], 1):
                 unique = ev.get("unique_event_name") or (
                     re.sub(r"[^a-z0-9]+", "_", ev["event_name"].lower()).strip("_")[:18]
-                    + f"_arm_{ev.get('arm_num', 1)}")
+                    + f"_arm_{ev.get('arm_num', 1)}"
+                )
                 evforms = ev.get("forms", forms)
                 unknown = set(evforms) - set(forms)
                 if unknown:
-                    raise ValueError(f"project {name}: event {unique}: unknown forms {sorted(unknown)}")
-                events.append(Event(unique, ev["event_name"], int(ev.get("arm_num", 1)),
-                                    40000 + project_id * 100 + i, list(evforms)))
+                    raise ValueError(
+                        f"project {name}: event {unique}: unknown forms {sorted(unknown)}"
+                    )
+                events.append(
+                    Event(
+                        unique,
+                        ev["event_name"],
+                        int(ev.get("arm_num", 1)),
+                        40000 + project_id * 100 + i,
+                        list(evforms),
+                    )
+                )
         repeating: set[tuple[str, str]] = set()
         for item in spec.get("repeating", []):
             if isinstance(item, str):
                 if events:
-                    raise ValueError(f"project {name}: longitudinal repeating entries need an event")
+                    raise ValueError(
+                        f"project {name}: longitudinal repeating entries need an event"
+                    )
                 repeating.add(("", item))
             else:
                 repeating.add((item.get("event", ""), item.get("form", "")))
@@ -182,19 +216,39 @@ class Project:
                 raise ValueError(f"project {name}: repeating entry names unknown event {ev}")
         if not fields:
             raise ValueError(f"project {name}: no fields")
-        return cls(name=name, title=spec.get("title", name), fields=fields, project_id=project_id,
-                   events=events, arms=arms, repeating=repeating, form_labels=labels,
-                   record_autonumbering=bool(spec.get("record_autonumbering", False)))
+        return cls(
+            name=name,
+            title=spec.get("title", name),
+            fields=fields,
+            project_id=project_id,
+            events=events,
+            arms=arms,
+            repeating=repeating,
+            form_labels=labels,
+            record_autonumbering=bool(spec.get("record_autonumbering", False)),
+        )
 
     def copy_structure(self, name: str, project_id: int) -> Project:
-        return Project(name=name, title=name, fields=[Field(dict(f.meta)) for f in self.fields],
-                       project_id=project_id,
-                       events=[Event(e.unique_event_name, e.event_name, e.arm_num,
-                                     40000 + project_id * 100 + i, list(e.forms))
-                               for i, e in enumerate(self.events, 1)],
-                       arms=[dict(a) for a in self.arms], repeating=set(self.repeating),
-                       form_labels=dict(self.form_labels),
-                       record_autonumbering=self.record_autonumbering)
+        return Project(
+            name=name,
+            title=name,
+            fields=[Field(dict(f.meta)) for f in self.fields],
+            project_id=project_id,
+            events=[
+                Event(
+                    e.unique_event_name,
+                    e.event_name,
+                    e.arm_num,
+                    40000 + project_id * 100 + i,
+                    list(e.forms),
+                )
+                for i, e in enumerate(self.events, 1)
+            ],
+            arms=[dict(a) for a in self.arms],
+            repeating=set(self.repeating),
+            form_labels=dict(self.form_labels),
+            record_autonumbering=self.record_autonumbering,
+        )
 
     @property
     def longitudinal(self) -> bool:
@@ -268,12 +322,18 @@ class Project:
     def metadata(self, fields: list[str], forms: list[str]) -> list[dict[str, str]]:
         unknown = [f for f in fields if self.field(f) is None]
         if unknown:
-            raise ApiError(400, "The following values in the parameter \"fields\" are not valid: "
-                           + ", ".join(unknown))
+            raise ApiError(
+                400,
+                'The following values in the parameter "fields" are not valid: '
+                + ", ".join(unknown),
+            )
         bad_forms = [f for f in forms if f not in self.forms]
         if bad_forms:
-            raise ApiError(400, "The following values in the parameter \"forms\" are not valid: "
-                           + ", ".join(bad_forms))
+            raise ApiError(
+                400,
+                'The following values in the parameter "forms" are not valid: '
+                + ", ".join(bad_forms),
+            )
         out = []
         for f in self.fields:
             if (fields or forms) and f.name not in fields and f.form not in forms:
@@ -283,33 +343,56 @@ class Project:
 
     def project_info(self) -> dict[str, Any]:
         return {
-            "project_id": self.project_id, "project_title": self.title,
-            "creation_time": "2024-01-01 00:00:00", "production_time": "",
-            "in_production": 0, "project_language": "English", "purpose": 0,
-            "purpose_other": "", "project_notes": "local REDCap double",
-            "custom_record_label": "", "secondary_unique_field": "",
+            "project_id": self.project_id,
+            "project_title": self.title,
+            "creation_time": "2024-01-01 00:00:00",
+            "production_time": "",
+            "in_production": 0,
+            "project_language": "English",
+            "purpose": 0,
+            "purpose_other": "",
+            "project_notes": "local REDCap double",
+            "custom_record_label": "",
+            "secondary_unique_field": "",
             "is_longitudinal": int(self.longitudinal),
             "has_repeating_instruments_or_events": int(self.has_repeating),
-            "surveys_enabled": 0, "scheduling_enabled": 0,
+            "surveys_enabled": 0,
+            "scheduling_enabled": 0,
             "record_autonumbering_enabled": int(self.record_autonumbering),
-            "randomization_enabled": 0, "ddp_enabled": 0, "project_irb_number": "",
-            "project_grant_number": "", "project_pi_firstname": "", "project_pi_lastname": "",
-            "display_today_now_button": 1, "missing_data_codes": "", "external_modules": "",
+            "randomization_enabled": 0,
+            "ddp_enabled": 0,
+            "project_irb_number": "",
+            "project_grant_number": "",
+            "project_pi_firstname": "",
+            "project_pi_lastname": "",
+            "display_today_now_button": 1,
+            "missing_data_codes": "",
+            "external_modules": "",
             "bypass_branching_erase_field_prompt": 0,
         }
 
     def export_field_names(self, only: str = "") -> list[dict[str, str]]:
         if only and (self.field(only) is None or self.field(only).type in NO_DATA_TYPES):
-            raise ApiError(400, f"The following values in the parameter \"field\" are not valid: {only}")
+            raise ApiError(
+                400, f'The following values in the parameter "field" are not valid: {only}'
+            )
         out = []
         for f in self.fields:
             if f.type in NO_DATA_TYPES or (only and f.name != only):
                 continue
             if f.type == "checkbox":
-                out += [{"original_field_name": f.name, "choice_value": code,
-                         "export_field_name": f"{f.name}___{f.code_suffix(code)}"} for code, _ in f.choices]
+                out += [
+                    {
+                        "original_field_name": f.name,
+                        "choice_value": code,
+                        "export_field_name": f"{f.name}___{f.code_suffix(code)}",
+                    }
+                    for code, _ in f.choices
+                ]
             else:
-                out.append({"original_field_name": f.name, "choice_value": "", "export_field_name": f.name})
+                out.append(
+                    {"original_field_name": f.name, "choice_value": "", "export_field_name": f.name}
+                )
         return out
 
     def repeating_forms_events(self) -> list[dict[str, str]]:
@@ -336,12 +419,17 @@ class Project:
             return list(cols)
         bad = [f for f in fields if f not in cols and (self.field(f) is None)]
         if bad:
-            raise ApiError(400, "The following values in the parameter \"fields\" are not valid: "
-                           + ", ".join(bad))
+            raise ApiError(
+                400,
+                'The following values in the parameter "fields" are not valid: ' + ", ".join(bad),
+            )
         bad_forms = [f for f in forms if f not in self.forms]
         if bad_forms:
-            raise ApiError(400, "The following values in the parameter \"forms\" are not valid: "
-                           + ", ".join(bad_forms))
+            raise ApiError(
+                400,
+                'The following values in the parameter "forms" are not valid: '
+                + ", ".join(bad_forms),
+            )
         wanted: set[str] = set()
         for name in fields:
             f = self.field(name)
@@ -393,13 +481,27 @@ class Project:
                 row[col] = ""
         return row
 
-    def export(self, *, records: list[str], fields: list[str], forms: list[str], events: list[str],
-               kind: str, labels: bool, checkbox_labels: bool, logic: str,
-               date_begin: str, date_end: str) -> list[dict[str, Any]]:
+    def export(
+        self,
+        *,
+        records: list[str],
+        fields: list[str],
+        forms: list[str],
+        events: list[str],
+        kind: str,
+        labels: bool,
+        checkbox_labels: bool,
+        logic: str,
+        date_begin: str,
+        date_end: str,
+    ) -> list[dict[str, Any]]:
         bad_events = [e for e in events if self.longitudinal and self.event(e) is None]
         if bad_events:
-            raise ApiError(400, "The following values in the parameter \"events\" are not valid: "
-                           + ", ".join(bad_events))
+            raise ApiError(
+                400,
+                'The following values in the parameter "events" are not valid: '
+                + ", ".join(bad_events),
+            )
         predicate = compile_logic(logic, self) if logic else None
         columns = self.select_columns(fields, forms)
         with_id = self.id_field in columns
@@ -417,15 +519,22 @@ class Project:
             if (begin and mtime < begin) or (end and mtime > end):
                 continue
             for key in self._row_keys(record, events):
-                if selective and key[2] is not None and not any(
-                        self._applies(key, cols[c][1]) for c in columns if c != self.id_field):
+                if (
+                    selective
+                    and key[2] is not None
+                    and not any(
+                        self._applies(key, cols[c][1]) for c in columns if c != self.id_field
+                    )
+                ):
                     continue  # an instance row none of the requested fields belong to
                 if predicate is not None:
                     full = self.flat_row(record, key, all_columns)
                     if key[2] is not None:  # instance rows see the base row of their event too
                         base = self.flat_row(record, (key[0], "", None), all_columns)
-                        full = {c: (full[c] if self._applies(key, cols[c][1]) else base[c])
-                                for c in all_columns}
+                        full = {
+                            c: (full[c] if self._applies(key, cols[c][1]) else base[c])
+                            for c in all_columns
+                        }
                     if not predicate(full, key):
                         continue
                 values = self.flat_row(record, key, columns)
@@ -434,7 +543,9 @@ class Project:
                     continue
                 row: dict[str, Any] = {}
                 for col in columns:
-                    row[col] = self.label_of(col, values[col], checkbox_labels) if labels else values[col]
+                    row[col] = (
+                        self.label_of(col, values[col], checkbox_labels) if labels else values[col]
+                    )
                     if col == self.id_field and with_id:
                         row.update(self._reserved(key, labels))
                 out.append(row)
@@ -447,12 +558,15 @@ class Project:
             e = self.event(ev)
             out["redcap_event_name"] = e.event_name if (labels and e) else ev
         if self.has_repeating:
-            out["redcap_repeat_instrument"] = self.form_labels.get(instr, instr) if labels else instr
+            out["redcap_repeat_instrument"] = (
+                self.form_labels.get(instr, instr) if labels else instr
+            )
             out["redcap_repeat_instance"] = inst if inst is not None else ""
         return out
 
-    def _eav(self, record: str, key: Key, values: dict[str, Any], labels: bool,
-             checkbox_labels: bool) -> list[dict[str, Any]]:
+    def _eav(
+        self, record: str, key: Key, values: dict[str, Any], labels: bool, checkbox_labels: bool
+    ) -> list[dict[str, Any]]:
         cols = self.columns()
         out = []
         extra: dict[str, Any] = {}
@@ -476,24 +590,35 @@ class Project:
 
     # -- record import -------------------------------------------------------------------
 
-    def import_rows(self, rows: list[dict[str, Any]], *, overwrite: bool, date_format: str,
-                    auto_number: bool) -> list[str]:
+    def import_rows(
+        self, rows: list[dict[str, Any]], *, overwrite: bool, date_format: str, auto_number: bool
+    ) -> list[str]:
         """Validate every row, then store all of them (or nothing); returns the record IDs."""
         if date_format not in ("", "YMD"):
-            raise ApiError(400, f"dateFormat={date_format} is not supported by the REDCap double (only YMD)")
+            raise ApiError(
+                400, f"dateFormat={date_format} is not supported by the REDCap double (only YMD)"
+            )
         cols = self.columns()
         allowed = set(cols) | {self.id_field}
-        allowed |= {"redcap_repeat_instrument", "redcap_repeat_instance"} if self.has_repeating else set()
+        allowed |= (
+            {"redcap_repeat_instrument", "redcap_repeat_instance"} if self.has_repeating else set()
+        )
         allowed |= {"redcap_event_name"} if self.longitudinal else set()
         unknown: list[str] = []
         for row in rows:
             for name in row:
-                if name not in allowed and name not in unknown and not (
-                        name in RESERVED and str(row[name]) == ""):
+                if (
+                    name not in allowed
+                    and name not in unknown
+                    and not (name in RESERVED and str(row[name]) == "")
+                ):
                     unknown.append(name)
         if unknown:
-            raise ApiError(400, "The following fields were not found in the project as real data fields: "
-                           + ", ".join(unknown))
+            raise ApiError(
+                400,
+                "The following fields were not found in the project as real data fields: "
+                + ", ".join(unknown),
+            )
         bad_events = []
         problems: list[str] = []
         staged: list[tuple[str, Key, dict[str, str]]] = []
@@ -501,7 +626,9 @@ class Project:
         for row in rows:
             record = str(row.get(self.id_field, "")).strip()
             if not record:
-                raise ApiError(400, f"The record ID field ({self.id_field}) is missing or blank in a row")
+                raise ApiError(
+                    400, f"The record ID field ({self.id_field}) is missing or blank in a row"
+                )
             if auto_number:
                 if record not in renames:
                     taken = set(self.records) | set(renames.values())
@@ -527,21 +654,39 @@ class Project:
                     if inst < 1 or isinstance(raw_inst, bool):
                         raise ValueError
                 except ValueError:
-                    problems.append(csv_line(record, "redcap_repeat_instance", str(raw_inst),
-                                             "The value must be a positive whole number"))
+                    problems.append(
+                        csv_line(
+                            record,
+                            "redcap_repeat_instance",
+                            str(raw_inst),
+                            "The value must be a positive whole number",
+                        )
+                    )
                     continue
             if instr:
                 if instr not in self.forms or not self.repeating_form(event, instr):
-                    problems.append(csv_line(record, "redcap_repeat_instrument", instr,
-                                             f"The instrument '{instr}' is not a repeating instrument"
-                                             + (f" in event '{event}'" if event else "")))
+                    problems.append(
+                        csv_line(
+                            record,
+                            "redcap_repeat_instrument",
+                            instr,
+                            f"The instrument '{instr}' is not a repeating instrument"
+                            + (f" in event '{event}'" if event else ""),
+                        )
+                    )
                     continue
                 if inst is None:
                     inst = 1
             elif inst is not None and not self.repeating_event(event):
-                problems.append(csv_line(record, "redcap_repeat_instance", str(inst),
-                                         "redcap_repeat_instance was given but redcap_repeat_instrument is "
-                                         "blank and the event does not repeat"))
+                problems.append(
+                    csv_line(
+                        record,
+                        "redcap_repeat_instance",
+                        str(inst),
+                        "redcap_repeat_instance was given but redcap_repeat_instrument is "
+                        "blank and the event does not repeat",
+                    )
+                )
                 continue
             elif inst is None and self.repeating_event(event):
                 inst = 1
@@ -551,7 +696,11 @@ class Project:
                 if name in RESERVED or name == self.id_field:
                     continue
                 f, form = cols[name]
-                text = "" if value is None else (str(value) if not isinstance(value, bool) else str(int(value)))
+                text = (
+                    ""
+                    if value is None
+                    else (str(value) if not isinstance(value, bool) else str(int(value)))
+                )
                 if text == "" and not overwrite:
                     continue
                 if not self._applies(key, form):
@@ -562,8 +711,10 @@ class Project:
                     elif instr:
                         why = f"The field belongs to form '{form}', not to the repeating instrument '{instr}'"
                     else:
-                        why = (f"The field belongs to the repeating instrument '{form}': "
-                               "give redcap_repeat_instrument and redcap_repeat_instance")
+                        why = (
+                            f"The field belongs to the repeating instrument '{form}': "
+                            "give redcap_repeat_instrument and redcap_repeat_instance"
+                        )
                     problems.append(csv_line(record, name, text, why))
                     continue
                 msg = _check_value(name, f, text) if text != "" else None
@@ -573,7 +724,10 @@ class Project:
                 values[name] = text
             staged.append((record, key, values))
         if bad_events:
-            raise ApiError(400, "The following values of redcap_event_name are invalid: " + ", ".join(bad_events))
+            raise ApiError(
+                400,
+                "The following values of redcap_event_name are invalid: " + ", ".join(bad_events),
+            )
         if problems:
             raise ApiError(400, "\n".join(problems))
         ids: list[str] = []
@@ -591,19 +745,27 @@ class Project:
                     stored[name] = text
             self._touch(record)
         if auto_number:
-            return [renames.get(r, r) for r in dict.fromkeys(str(row.get(self.id_field, "")).strip() for row in rows)]
+            return [
+                renames.get(r, r)
+                for r in dict.fromkeys(str(row.get(self.id_field, "")).strip() for row in rows)
+            ]
         return ids
 
     # -- delete --------------------------------------------------------------------------
 
-    def delete(self, records: list[str], *, arm: str, instrument: str, event: str,
-               repeat_instance: str) -> int:
+    def delete(
+        self, records: list[str], *, arm: str, instrument: str, event: str, repeat_instance: str
+    ) -> int:
         if not records:
             raise ApiError(400, "No records were provided to delete")
         missing = [r for r in records if r not in self.records]
         if missing:
-            raise ApiError(400, "One or more of the records provided cannot be deleted because they do "
-                           "not exist in the project. The following records do not exist: " + ", ".join(missing))
+            raise ApiError(
+                400,
+                "One or more of the records provided cannot be deleted because they do "
+                "not exist in the project. The following records do not exist: "
+                + ", ".join(missing),
+            )
         if event and (not self.longitudinal or self.event(event) is None):
             raise ApiError(400, f"The event '{event}' is not valid")
         if instrument and instrument not in self.forms:
@@ -621,7 +783,11 @@ class Project:
                     del self.files[fkey]
                 count += 1
                 continue
-            arm_events = {e.unique_event_name for e in self.events if str(e.arm_num) == str(arm)} if arm else None
+            arm_events = (
+                {e.unique_event_name for e in self.events if str(e.arm_num) == str(arm)}
+                if arm
+                else None
+            )
             for key in list(data):
                 ev, instr, kinst = key
                 if event and ev != event or arm_events is not None and ev not in arm_events:
@@ -646,16 +812,21 @@ class Project:
 
     # -- files ---------------------------------------------------------------------------
 
-    def file_key(self, record: str, field_name: str, event: str, repeat_instance: str,
-                 must_exist: bool) -> tuple[tuple[str, str, int, str], Key]:
+    def file_key(
+        self, record: str, field_name: str, event: str, repeat_instance: str, must_exist: bool
+    ) -> tuple[tuple[str, str, int, str], Key]:
         f = self.field(field_name)
         if f is None or f.type != "file":
             raise ApiError(400, f"The field '{field_name}' is not a file upload field")
         if self.longitudinal:
             if not event or self.event(event) is None:
-                raise ApiError(400, f"The event '{event}' is not valid (required in a longitudinal project)")
+                raise ApiError(
+                    400, f"The event '{event}' is not valid (required in a longitudinal project)"
+                )
             if f.form not in self.forms_in(event):
-                raise ApiError(400, f"The form '{f.form}' has not been designated to the event '{event}'")
+                raise ApiError(
+                    400, f"The form '{f.form}' has not been designated to the event '{event}'"
+                )
         else:
             event = ""
         if must_exist and record not in self.records:
@@ -669,8 +840,16 @@ class Project:
             key, inst = (event, "", None), 1
         return (record, event, inst, field_name), key
 
-    def store_file(self, record: str, field_name: str, event: str, repeat_instance: str,
-                   name: str, data: bytes, mime: str) -> None:
+    def store_file(
+        self,
+        record: str,
+        field_name: str,
+        event: str,
+        repeat_instance: str,
+        name: str,
+        data: bytes,
+        mime: str,
+    ) -> None:
         if record not in self.records:
             raise ApiError(400, f"The record '{record}' does not exist")
         fkey, key = self.file_key(record, field_name, event, repeat_instance, True)
@@ -678,7 +857,9 @@ class Project:
         self.records[record].setdefault(key, {})[field_name] = name
         self._touch(record)
 
-    def load_file(self, record: str, field_name: str, event: str, repeat_instance: str) -> StoredFile:
+    def load_file(
+        self, record: str, field_name: str, event: str, repeat_instance: str
+    ) -> StoredFile:
         fkey, _ = self.file_key(record, field_name, event, repeat_instance, True)
         if fkey not in self.files:
             raise ApiError(400, "There is no file to download for this record")
@@ -701,17 +882,23 @@ def _parse_range(text: str, name: str) -> float | None:
             return dt.datetime.strptime(text, fmt).timestamp()
         except ValueError:
             pass
-    raise ApiError(400, f"The value of the parameter \"{name}\" is not a valid date-time (YYYY-MM-DD HH:MM:SS)")
+    raise ApiError(
+        400, f'The value of the parameter "{name}" is not a valid date-time (YYYY-MM-DD HH:MM:SS)'
+    )
 
 
 _INT = re.compile(r"[-+]?\d+")
 _NUM = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _DATE_FORMATS = {
-    "date_ymd": ("%Y-%m-%d",), "date_mdy": ("%Y-%m-%d",), "date_dmy": ("%Y-%m-%d",),
-    "datetime_ymd": ("%Y-%m-%d %H:%M",), "datetime_mdy": ("%Y-%m-%d %H:%M",),
+    "date_ymd": ("%Y-%m-%d",),
+    "date_mdy": ("%Y-%m-%d",),
+    "date_dmy": ("%Y-%m-%d",),
+    "datetime_ymd": ("%Y-%m-%d %H:%M",),
+    "datetime_mdy": ("%Y-%m-%d %H:%M",),
     "datetime_dmy": ("%Y-%m-%d %H:%M",),
-    "datetime_seconds_ymd": ("%Y-%m-%d %H:%M:%S",), "datetime_seconds_mdy": ("%Y-%m-%d %H:%M:%S",),
+    "datetime_seconds_ymd": ("%Y-%m-%d %H:%M:%S",),
+    "datetime_seconds_mdy": ("%Y-%m-%d %H:%M:%S",),
     "datetime_seconds_dmy": ("%Y-%m-%d %H:%M:%S",),
     "time": ("%H:%M",),
 }
@@ -741,8 +928,12 @@ def _check_value(name: str, f: Field | None, text: str) -> str | None:
                 return None
             except ValueError:
                 pass
-        shape = {"%Y-%m-%d": "YYYY-MM-DD", "%Y-%m-%d %H:%M": "YYYY-MM-DD HH:MM",
-                 "%Y-%m-%d %H:%M:%S": "YYYY-MM-DD HH:MM:SS", "%H:%M": "HH:MM"}[_DATE_FORMATS[v][0]]
+        shape = {
+            "%Y-%m-%d": "YYYY-MM-DD",
+            "%Y-%m-%d %H:%M": "YYYY-MM-DD HH:MM",
+            "%Y-%m-%d %H:%M:%S": "YYYY-MM-DD HH:MM:SS",
+            "%H:%M": "HH:MM",
+        }[_DATE_FORMATS[v][0]]
         return f"The value is not a valid date/time for validation type {v} (expected {shape})"
     return None
 
@@ -752,8 +943,9 @@ def load_specs(config_dir: Path = CONFIG_DIR) -> dict[str, dict[str, Any]]:
     return {k: v for k, v in data.items() if not k.startswith("_")}
 
 
-def load_project(name: str, spec: dict[str, Any], config_dir: Path = CONFIG_DIR,
-                 project_id: int = 1) -> Project:
+def load_project(
+    name: str, spec: dict[str, Any], config_dir: Path = CONFIG_DIR, project_id: int = 1
+) -> Project:
     return Project.from_dictionary(name, config_dir / spec["dictionary"], spec, project_id)
 
 

@@ -19,8 +19,9 @@ class RunningServer:
         self.double = double
         self.host, self.port = server.server_address[:2]
         self.url = f"http://{self.host}:{self.port}/api/"
-        self._thread = threading.Thread(target=server.serve_forever, name=f"redcap-double:{self.port}",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, name=f"redcap-double:{self.port}", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -35,8 +36,9 @@ class RunningServer:
         self.stop()
 
 
-def serve(double: RedcapDouble | None = None, port: int = 0, host: str = "127.0.0.1",
-          quiet: bool = True) -> RunningServer:
+def serve(
+    double: RedcapDouble | None = None, port: int = 0, host: str = "127.0.0.1", quiet: bool = True
+) -> RunningServer:
     """Start ``double`` (a fresh one by default) on ``host:port`` (0 = any free port) in a thread."""
     double = double or RedcapDouble()
     if quiet:

@@ -30,8 +30,15 @@ class DoubleAdapter(BaseAdapter):
         self.app = app
         self.verify_seen: list[Any] = []
 
-    def send(self, request: requests.PreparedRequest, stream: bool = False, timeout: Any = None,
-             verify: Any = True, cert: Any = None, proxies: Any = None) -> requests.Response:
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: Any = None,
+        verify: Any = True,
+        cert: Any = None,
+        proxies: Any = None,
+    ) -> requests.Response:
         self.verify_seen.append(verify)
         url = urlsplit(request.url or "")
         body = request.body or b""
@@ -40,9 +47,14 @@ class DoubleAdapter(BaseAdapter):
         elif not isinstance(body, bytes):  # a file-like / generator body
             body = b"".join(body) if not hasattr(body, "read") else body.read()
         headers = {k: v for k, v in request.headers.items() if k.lower() != "content-length"}
-        builder = EnvironBuilder(path=url.path or "/", query_string=url.query, method=request.method,
-                                 headers=headers, data=body,
-                                 base_url=f"{url.scheme}://{url.netloc}")
+        builder = EnvironBuilder(
+            path=url.path or "/",
+            query_string=url.query,
+            method=request.method,
+            headers=headers,
+            data=body,
+            base_url=f"{url.scheme}://{url.netloc}",
+        )
         environ = builder.get_environ()
         builder.close()
         read_timeout = timeout[1] if isinstance(timeout, tuple) else timeout
@@ -53,9 +65,12 @@ class DoubleAdapter(BaseAdapter):
         except SimulatedDrop:
             raise requests.ConnectionError(
                 "('Connection aborted.', RemoteDisconnected('Remote end closed connection without response'))",
-                request=request) from None
+                request=request,
+            ) from None
         except SimulatedTimeout:
-            raise requests.ReadTimeout(f"Read timed out. (read timeout={read_timeout})", request=request) from None
+            raise requests.ReadTimeout(
+                f"Read timed out. (read timeout={read_timeout})", request=request
+            ) from None
         try:
             content = b"".join(app_iter)
         finally:

@@ -189,7 +189,7 @@ def recover_claimed(cfg: SiteConfig) -> int:
         return 0
     for name in entries:
         claimed = cfg.paths.arrived / name
-        original = cfg.paths.arrived / name[len(CLAIM_PREFIX):].split("-", 1)[-1]
+        original = cfg.paths.arrived / name[len(CLAIM_PREFIX) :].split("-", 1)[-1]
         try:
             os.link(claimed, original)
         except FileExistsError:
@@ -215,8 +215,10 @@ def handle_series(cfg: SiteConfig, job: Job) -> SeriesDone:
     try:
         files = [e.name for e in os.scandir(series_dir) if not e.name.startswith(".")]
     except FileNotFoundError:
-        log.warning("series folder is gone; job dropped",
-                    extra={"study_uid": job.study_uid, "series_uid": job.series_uid})
+        log.warning(
+            "series folder is gone; job dropped",
+            extra={"study_uid": job.study_uid, "series_uid": job.series_uid},
+        )
         done.missing = True
         return done
     before = os.stat(json_path)
@@ -227,32 +229,56 @@ def handle_series(cfg: SiteConfig, job: Job) -> SeriesDone:
     if record.get("NumFiles") != str(len(files)):
         now = os.stat(json_path)
         if (now.st_mtime_ns, now.st_size) == (before.st_mtime_ns, before.st_size):
-            log.info("NumFiles recounted", extra={"study_uid": job.study_uid, "series_uid": job.series_uid,
-                                                   "was": record.get("NumFiles"), "now": len(files)})
+            log.info(
+                "NumFiles recounted",
+                extra={
+                    "study_uid": job.study_uid,
+                    "series_uid": job.series_uid,
+                    "was": record.get("NumFiles"),
+                    "now": len(files),
+                },
+            )
             record["NumFiles"] = str(len(files))
             write_json_atomic(json_path, record, tmpdir=cfg.paths.temp)
         # else processSingleFile has just written it (a new image): it touches the job too,
         # so the next run recounts; writing our older copy now would undo its merge.
     if cfg.arrival.quarantine:
-        done.quarantine = quarantine_series(cfg, job.study_uid, job.series_uid, files=files,
-                                            series_json=json_path.read_bytes())
+        done.quarantine = quarantine_series(
+            cfg, job.study_uid, job.series_uid, files=files, series_json=json_path.read_bytes()
+        )
     done.seconds = time.perf_counter() - t0
     q = done.quarantine
-    log.info("series complete", extra={
-        "study_uid": job.study_uid, "series_uid": job.series_uid, "num_files": done.num_files,
-        "calling": job.calling, "seconds": round(done.seconds, 3),
-        **({"tgz": str(q.tgz), "tgz_bytes": q.bytes_out, "md5": q.md5} if q else {})})
+    log.info(
+        "series complete",
+        extra={
+            "study_uid": job.study_uid,
+            "series_uid": job.series_uid,
+            "num_files": done.num_files,
+            "calling": job.calling,
+            "seconds": round(done.seconds, 3),
+            **({"tgz": str(q.tgz), "tgz_bytes": q.bytes_out, "md5": q.md5} if q else {}),
+        },
+    )
     if q and q.skipped:
-        log.warning("files missing from the archive were left out of the quarantine tgz",
-                    extra={"study_uid": job.study_uid, "series_uid": job.series_uid, "count": len(q.skipped)})
+        log.warning(
+            "files missing from the archive were left out of the quarantine tgz",
+            extra={
+                "study_uid": job.study_uid,
+                "series_uid": job.series_uid,
+                "count": len(q.skipped),
+            },
+        )
     return done
 
 
 def unfiled(cfg: SiteConfig, study_uid: str) -> int:
     """Archived files of a study that have no raw/ link yet (processSingleFile lagging or down)."""
     try:
-        archived = sum(1 for e in os.scandir(cfg.paths.archive_study_dir(study_uid))
-                       if not e.name.startswith(".") and e.is_file(follow_symlinks=False))
+        archived = sum(
+            1
+            for e in os.scandir(cfg.paths.archive_study_dir(study_uid))
+            if not e.name.startswith(".") and e.is_file(follow_symlinks=False)
+        )
     except FileNotFoundError:
         return 0
     linked = 0
@@ -275,15 +301,37 @@ def handle_study(cfg: SiteConfig, study_uid: str, conn: Job) -> StudyDone | None
     kind = "study-arrived" if previous is None else "study-updated"
     # Event first, then the list: a crash in between repeats the event (at least once)
     # rather than losing it.
-    event = record_event(cfg, kind, study_uid=study_uid, calling=summary["calling"],
-                         called=summary["called"], ip=summary["ip"], series=summary["series"],
-                         images=summary["images"])
+    event = record_event(
+        cfg,
+        kind,
+        study_uid=study_uid,
+        calling=summary["calling"],
+        called=summary["called"],
+        ip=summary["ip"],
+        series=summary["series"],
+        images=summary["images"],
+    )
     entry, _ = incoming.upsert(cfg, study_uid, summary)
-    log.info("study complete" if previous is None else "study updated", extra={
-        "study_uid": study_uid, "calling": summary["calling"], "series": summary["series_count"],
-        "images": summary["images"]})
-    return StudyDone(study_uid, summary["calling"], summary["called"], summary["ip"], previous is None,
-                     summary["series"], summary["images"], entry, event)
+    log.info(
+        "study complete" if previous is None else "study updated",
+        extra={
+            "study_uid": study_uid,
+            "calling": summary["calling"],
+            "series": summary["series_count"],
+            "images": summary["images"],
+        },
+    )
+    return StudyDone(
+        study_uid,
+        summary["calling"],
+        summary["called"],
+        summary["ip"],
+        previous is None,
+        summary["series"],
+        summary["images"],
+        entry,
+        event,
+    )
 
 
 def run(cfg: SiteConfig, *, now_ns: int | None = None) -> ArrivalReport:
@@ -310,8 +358,10 @@ def run(cfg: SiteConfig, *, now_ns: int | None = None) -> ArrivalReport:
         try:
             done = handle_series(cfg, newest)
         except Exception as exc:
-            log.exception("series handling failed; job kept for the next run",
-                          extra={"study_uid": study, "series_uid": series})
+            log.exception(
+                "series handling failed; job kept for the next run",
+                extra={"study_uid": study, "series_uid": series},
+            )
             report.errors.append(f"series {study} {series}: {exc}")
             continue
         report.series.append(done)
@@ -340,15 +390,21 @@ def run(cfg: SiteConfig, *, now_ns: int | None = None) -> ArrivalReport:
         if missing:
             if now_ns - conn.mtime_ns < patience_ns:
                 report.deferred.append(uid)
-                log.debug("study waits for processSingleFile to file its images",
-                          extra={"study_uid": uid, "unfiled": missing})
+                log.debug(
+                    "study waits for processSingleFile to file its images",
+                    extra={"study_uid": uid, "unfiled": missing},
+                )
                 continue
-            log.warning("archived images still not filed in raw/; listing the study without them",
-                        extra={"study_uid": uid, "unfiled": missing})
+            log.warning(
+                "archived images still not filed in raw/; listing the study without them",
+                extra={"study_uid": uid, "unfiled": missing},
+            )
         try:
             done_study = handle_study(cfg, uid, conn)
         except Exception as exc:
-            log.exception("study handling failed; job kept for the next run", extra={"study_uid": uid})
+            log.exception(
+                "study handling failed; job kept for the next run", extra={"study_uid": uid}
+            )
             report.errors.append(f"study {uid}: {exc}")
             continue
         if done_study is not None:
@@ -359,7 +415,15 @@ def run(cfg: SiteConfig, *, now_ns: int | None = None) -> ArrivalReport:
 
     report.seconds = time.perf_counter() - t0
     if report.series or report.studies or report.errors:
-        log.info("run finished", extra={"series": len(report.series), "studies": len(report.studies),
-                                        "waiting": len(report.waiting), "kept": len(report.kept),
-                                        "errors": len(report.errors), "seconds": round(report.seconds, 3)})
+        log.info(
+            "run finished",
+            extra={
+                "series": len(report.series),
+                "studies": len(report.studies),
+                "waiting": len(report.waiting),
+                "kept": len(report.kept),
+                "errors": len(report.errors),
+                "seconds": round(report.seconds, 3),
+            },
+        )
     return report

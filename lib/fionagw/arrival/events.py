@@ -38,12 +38,18 @@ def record_event(cfg: SiteConfig, type: str, **fields: Any) -> Path:
     if not _TYPE.match(type):
         raise ValueError(f"bad event type {type!r}: lower-case letters, digits and '-'")
     ns = time.time_ns()
-    record = {"type": type, "time": datetime.fromtimestamp(ns / 1e9).astimezone().isoformat(timespec="milliseconds"),
-              "site": cfg.site, **fields}
+    record = {
+        "type": type,
+        "time": datetime.fromtimestamp(ns / 1e9).astimezone().isoformat(timespec="milliseconds"),
+        "site": cfg.site,
+        **fields,
+    }
     data = json.dumps(record, indent=1, sort_keys=True, default=str).encode("utf-8")
     directory = cfg.paths.events
     directory.mkdir(parents=True, exist_ok=True)
-    key = safe_component(str(fields.get("study_uid") or ""))[:128] if fields.get("study_uid") else ""
+    key = (
+        safe_component(str(fields.get("study_uid") or ""))[:128] if fields.get("study_uid") else ""
+    )
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -72,8 +78,9 @@ def _since_ns(since: float | datetime | None) -> int:
     return int(since * 1e9)
 
 
-def list_events(cfg: SiteConfig, type: str | None = None,
-                since: float | datetime | None = None) -> list[dict[str, Any]]:
+def list_events(
+    cfg: SiteConfig, type: str | None = None, since: float | datetime | None = None
+) -> list[dict[str, Any]]:
     """Events oldest first, optionally of one ``type`` and at or after ``since`` (epoch
     seconds or a datetime). Each dict is the file's content plus ``id`` (the file name
     without .json) and ``epoch_ns``."""

@@ -56,7 +56,9 @@ class IncomingEntry:
     def line(self) -> str:
         if self.raw is not None:
             return self.raw
-        text = json.dumps(self.info, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+        text = json.dumps(
+            self.info, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str
+        )
         return f"{self.epoch} {self.study_uid} {text}"
 
 
@@ -84,7 +86,9 @@ def parse_line(line: str) -> IncomingEntry | None:
 
 def _lock(cfg: SiteConfig) -> filelock.FileLock:
     cfg.paths.pids.mkdir(parents=True, exist_ok=True)
-    return filelock.FileLock(str(cfg.paths.pids / f"incoming{cfg.site}.lock"), timeout=LOCK_TIMEOUT_S)
+    return filelock.FileLock(
+        str(cfg.paths.pids / f"incoming{cfg.site}.lock"), timeout=LOCK_TIMEOUT_S
+    )
 
 
 def read_entries(cfg: SiteConfig) -> list[IncomingEntry]:
@@ -110,8 +114,9 @@ def _write(cfg: SiteConfig, entries: list[IncomingEntry]) -> None:
     write_bytes_atomic(path, data, durable=True, mode=0o664)
 
 
-def upsert(cfg: SiteConfig, study_uid: str, info: dict[str, Any], *,
-           now: float | None = None) -> tuple[IncomingEntry, IncomingEntry | None]:
+def upsert(
+    cfg: SiteConfig, study_uid: str, info: dict[str, Any], *, now: float | None = None
+) -> tuple[IncomingEntry, IncomingEntry | None]:
     """Put the study on the list with ``info`` (replacing its line if present).
 
     Returns (new entry, previous entry or None). ``first_arrived`` is carried over.
@@ -121,7 +126,11 @@ def upsert(cfg: SiteConfig, study_uid: str, info: dict[str, Any], *,
         entries = read_entries(cfg)
         previous = next((e for e in entries if e.study_uid == study_uid), None)
         info = dict(info)
-        first = previous.info.get("first_arrived") if previous is not None and previous.raw is None else None
+        first = (
+            previous.info.get("first_arrived")
+            if previous is not None and previous.raw is None
+            else None
+        )
         info["first_arrived"] = first if isinstance(first, int) else epoch
         entry = IncomingEntry(epoch, study_uid, info)
         kept = [e for e in entries if e.study_uid != study_uid]
@@ -140,7 +149,9 @@ def remove(cfg: SiteConfig, study_uid: str) -> bool:
     return True
 
 
-def remove_old(cfg: SiteConfig, days: float | None = None, *, now: float | None = None) -> list[IncomingEntry]:
+def remove_old(
+    cfg: SiteConfig, days: float | None = None, *, now: float | None = None
+) -> list[IncomingEntry]:
     """FIONA's removeOldEntries: drop entries whose epoch is older than ``days``
     (default ``cfg.arrival.incoming_days``). Lines without an epoch are kept. Returns
     the entries dropped; the file is only rewritten when something was dropped."""
@@ -170,15 +181,19 @@ def _first(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def study_summary(cfg: SiteConfig, study_uid: str, calling: str = "", called: str = "",
-                  ip: str = "") -> dict[str, Any]:
+def study_summary(
+    cfg: SiteConfig, study_uid: str, calling: str = "", called: str = "", ip: str = ""
+) -> dict[str, Any]:
     """The incoming-list JSON of a study, built from raw/<Study>/*.json (every series the
     study has on disk, including series that arrived in earlier runs)."""
     study_dir = cfg.paths.raw_study_dir(study_uid)
     records = []
     try:
-        names = sorted(e.name for e in os.scandir(study_dir) if e.name.endswith(".json")
-                       and not e.name.startswith("."))
+        names = sorted(
+            e.name
+            for e in os.scandir(study_dir)
+            if e.name.endswith(".json") and not e.name.startswith(".")
+        )
     except FileNotFoundError:
         names = []
     for name in names:
@@ -186,20 +201,25 @@ def study_summary(cfg: SiteConfig, study_uid: str, calling: str = "", called: st
         try:
             rec = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            log.warning("series JSON unreadable; left out of the study summary",
-                        extra={"file": str(path), "error": str(exc)})
+            log.warning(
+                "series JSON unreadable; left out of the study summary",
+                extra={"file": str(path), "error": str(exc)},
+            )
             continue
         if isinstance(rec, dict):
             records.append((Path(name).stem, rec))
     records.sort(key=lambda r: (_int(r[1].get("SeriesNumber"), 1 << 30), r[0]))
-    series = [{
-        "uid": str(rec.get("SeriesInstanceUID") or stem),
-        "number": _int(rec.get("SeriesNumber"), 0),
-        "description": str(rec.get("SeriesDescription") or ""),
-        "modality": _first(rec.get("Modality")),
-        "num_files": _int(rec.get("NumFiles")),
-        "classify_type": list(rec.get("ClassifyType") or []),
-    } for stem, rec in records]
+    series = [
+        {
+            "uid": str(rec.get("SeriesInstanceUID") or stem),
+            "number": _int(rec.get("SeriesNumber"), 0),
+            "description": str(rec.get("SeriesDescription") or ""),
+            "modality": _first(rec.get("Modality")),
+            "num_files": _int(rec.get("NumFiles")),
+            "classify_type": list(rec.get("ClassifyType") or []),
+        }
+        for stem, rec in records
+    ]
     first = records[0][1] if records else {}
     conn = first.get("IncomingConnection") or {}
     patient = str(first.get("PatientID") or "")

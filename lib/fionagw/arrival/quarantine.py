@@ -123,7 +123,7 @@ def _stored_blocks(data: memoryview) -> Parts:
     """``data`` as non-final stored deflate blocks (the stream is byte-aligned here)."""
     parts: Parts = []
     for off in range(0, len(data), 0xFFFF):
-        block = data[off:off + 0xFFFF]
+        block = data[off : off + 0xFFFF]
         parts.append(struct.pack("<BHH", 0, len(block), len(block) ^ 0xFFFF))
         parts.append(block)
     return parts
@@ -137,18 +137,23 @@ def _compressible(data: memoryview, level: int) -> bool:
         probe = bytes(data)
     else:
         step = n // PROBES  # probe the middle of each 1/PROBES of the chunk
-        probe = b"".join(data[i * step + (step - SAMPLE) // 2:][:SAMPLE] for i in range(PROBES))
+        probe = b"".join(data[i * step + (step - SAMPLE) // 2 :][:SAMPLE] for i in range(PROBES))
     c = zlib.compressobj(level, zlib.DEFLATED, -15)
     return len(c.compress(probe)) + len(c.flush()) < STORE_RATIO * len(probe)
 
 
-def _deflate_chunk(data: bytearray | memoryview, dictionary: bytes, level: int) -> tuple[Parts, int, int, bool]:
+def _deflate_chunk(
+    data: bytearray | memoryview, dictionary: bytes, level: int
+) -> tuple[Parts, int, int, bool]:
     """(raw deflate output ending byte-aligned and not final, crc32, length, stored?)."""
     view = memoryview(data)
     crc = zlib.crc32(view)
     if level > 0 and _compressible(view, level):
-        c = (zlib.compressobj(level, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY, dictionary)
-             if dictionary else zlib.compressobj(level, zlib.DEFLATED, -15))
+        c = (
+            zlib.compressobj(level, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY, dictionary)
+            if dictionary
+            else zlib.compressobj(level, zlib.DEFLATED, -15)
+        )
         out = c.compress(view) + c.flush(zlib.Z_SYNC_FLUSH)
         if len(out) < len(view):
             return [out], crc, len(view), False
@@ -162,7 +167,7 @@ def _write_all(fd: int, parts: Parts) -> int:
     if done < total:
         rest = memoryview(b"".join(parts))[done:]
         while rest:
-            rest = rest[os.write(fd, rest):]
+            rest = rest[os.write(fd, rest) :]
     return total
 
 
@@ -199,7 +204,7 @@ def _split_name(name: bytes) -> tuple[bytes, bytes] | None:
     cut = name.find(b"/", max(0, len(name) - 101))
     while 0 < cut <= 155:
         if len(name) - cut - 1 <= 100:
-            return name[:cut], name[cut + 1:]
+            return name[:cut], name[cut + 1 :]
         cut = name.find(b"/", cut + 1)
     return None
 
@@ -214,17 +219,35 @@ def _header(arcname: str, st: os.stat_result, kind: bytes, size: int) -> bytes:
         if split is None:
             raise ValueError("long name")
         prefix, short = split
-        block = b"".join((
-            short.ljust(100, b"\0"), _octal(st.st_mode & 0o7777, 8), _octal(st.st_uid, 8),
-            _octal(st.st_gid, 8), _octal(size, 12), _octal(int(st.st_mtime), 12), b" " * 8, kind,
-            bytes(100), b"ustar\x0000", uname.encode()[:32].ljust(32, b"\0"),
-            gname.encode()[:32].ljust(32, b"\0"), bytes(16), prefix.ljust(155, b"\0"),
-            bytes(12),
-        ))
+        block = b"".join(
+            (
+                short.ljust(100, b"\0"),
+                _octal(st.st_mode & 0o7777, 8),
+                _octal(st.st_uid, 8),
+                _octal(st.st_gid, 8),
+                _octal(size, 12),
+                _octal(int(st.st_mtime), 12),
+                b" " * 8,
+                kind,
+                bytes(100),
+                b"ustar\x0000",
+                uname.encode()[:32].ljust(32, b"\0"),
+                gname.encode()[:32].ljust(32, b"\0"),
+                bytes(16),
+                prefix.ljust(155, b"\0"),
+                bytes(12),
+            )
+        )
     except ValueError:
         info = tarfile.TarInfo(arcname)
         info.type, info.size, info.mode = kind, size, st.st_mode & 0o7777
-        info.mtime, info.uid, info.gid, info.uname, info.gname = int(st.st_mtime), st.st_uid, st.st_gid, uname, gname
+        info.mtime, info.uid, info.gid, info.uname, info.gname = (
+            int(st.st_mtime),
+            st.st_uid,
+            st.st_gid,
+            uname,
+            gname,
+        )
         return info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape")
     checksum = b"%06o\0 " % sum(block)
     return block[:148] + checksum + block[156:]
@@ -248,7 +271,7 @@ class _Chunker:
         view = memoryview(data)
         while view:
             k = min(len(view), CHUNK - self.pos)
-            self.buf[self.pos:self.pos + k] = view[:k]
+            self.buf[self.pos : self.pos + k] = view[:k]
             self.pos += k
             self.total += k
             view = view[k:]
@@ -258,7 +281,7 @@ class _Chunker:
         left = size
         while left:
             k = min(left, CHUNK - self.pos)
-            got = os.readv(fd, [memoryview(self.buf)[self.pos:self.pos + k]])
+            got = os.readv(fd, [memoryview(self.buf)[self.pos : self.pos + k]])
             if got == 0:
                 raise OSError(f"file shrank while being read ({size - left} of {size} bytes)")
             self.pos += got
@@ -275,12 +298,18 @@ class _Chunker:
         self.pad(2 * tarfile.BLOCKSIZE)
         self.pad(-self.total % tarfile.RECORDSIZE)
         if self.pos:
-            self.emit(memoryview(self.buf)[:self.pos])
+            self.emit(memoryview(self.buf)[: self.pos])
             self.buf, self.pos = bytearray(CHUNK), 0
 
 
-def write_tgz(dest: Path, members: Iterable[Member], *, level: int = 1, threads: int | None = None,
-              mode: int = 0o644) -> TgzResult:
+def write_tgz(
+    dest: Path,
+    members: Iterable[Member],
+    *,
+    level: int = 1,
+    threads: int | None = None,
+    mode: int = 0o644,
+) -> TgzResult:
     """Write a gzip-compressed tar of ``members`` (symlinks dereferenced) to ``dest`` atomically.
 
     Pipeline: this thread reads the files into chunks; ``threads`` workers deflate (or
@@ -337,7 +366,10 @@ def write_tgz(dest: Path, members: Iterable[Member], *, level: int = 1, threads:
         ordered.put(pool.submit(_deflate_chunk, chunk, prev_tail, level))
         prev_tail = bytes(chunk[-WINDOW:]) if level > 0 else b""
 
-    helpers = [threading.Thread(target=writer, name="tgz-writer"), threading.Thread(target=hasher, name="tgz-md5")]
+    helpers = [
+        threading.Thread(target=writer, name="tgz-writer"),
+        threading.Thread(target=hasher, name="tgz-md5"),
+    ]
     try:
         with ThreadPoolExecutor(threads, thread_name_prefix="tgz") as pool:
             for t in helpers:
@@ -352,8 +384,10 @@ def write_tgz(dest: Path, members: Iterable[Member], *, level: int = 1, threads:
                     try:
                         src = os.open(m.path, os.O_RDONLY | os.O_CLOEXEC)
                     except FileNotFoundError:
-                        log.warning("file vanished (dangling link?); not in the tgz",
-                                    extra={"file": str(m.path), "tgz": str(dest)})
+                        log.warning(
+                            "file vanished (dangling link?); not in the tgz",
+                            extra={"file": str(m.path), "tgz": str(dest)},
+                        )
                         skipped.append(m.arcname)
                         continue
                     try:
@@ -383,7 +417,9 @@ def write_tgz(dest: Path, members: Iterable[Member], *, level: int = 1, threads:
         except FileNotFoundError:
             pass
         raise
-    return TgzResult(md5.hexdigest(), written, skipped, st["in"], st["out"], st["stored"], st["deflated"])
+    return TgzResult(
+        md5.hexdigest(), written, skipped, st["in"], st["out"], st["stored"], st["deflated"]
+    )
 
 
 def md5sum_line(hexdigest: str, name: str) -> str:
@@ -393,11 +429,16 @@ def md5sum_line(hexdigest: str, name: str) -> str:
 
 def names(cfg: SiteConfig, study_uid: str, series_uid: str) -> tuple[Path, Path, Path]:
     base = cfg.paths.quarantine / f"{study_uid}_{series_uid}"
-    return base.with_name(base.name + ".tgz"), base.with_name(base.name + ".md5sum"), base.with_name(base.name + ".json")
+    return (
+        base.with_name(base.name + ".tgz"),
+        base.with_name(base.name + ".md5sum"),
+        base.with_name(base.name + ".json"),
+    )
 
 
-def series_members(cfg: SiteConfig, study_uid: str, series_uid: str,
-                   files: Iterable[str] | None = None) -> list[Member]:
+def series_members(
+    cfg: SiteConfig, study_uid: str, series_uid: str, files: Iterable[str] | None = None
+) -> list[Member]:
     """The series folder, its files (sorted; links followed) and the series JSON."""
     series_dir = cfg.paths.raw_series_dir(study_uid, series_uid)
     rel = series_dir.relative_to(cfg.datadir).as_posix()
@@ -410,9 +451,15 @@ def series_members(cfg: SiteConfig, study_uid: str, series_uid: str,
     return members
 
 
-def quarantine_series(cfg: SiteConfig, study_uid: str, series_uid: str, *,
-                      files: Iterable[str] | None = None, series_json: bytes | None = None,
-                      threads: int | None = None) -> QuarantineResult:
+def quarantine_series(
+    cfg: SiteConfig,
+    study_uid: str,
+    series_uid: str,
+    *,
+    files: Iterable[str] | None = None,
+    series_json: bytes | None = None,
+    threads: int | None = None,
+) -> QuarantineResult:
     """Write (or re-make) the three quarantine files of one series.
 
     The old ``.md5sum`` is removed first and the new one written last, so a reader that
@@ -432,8 +479,17 @@ def quarantine_series(cfg: SiteConfig, study_uid: str, series_uid: str, *,
     write_bytes_atomic(json_copy, series_json, durable=False)
     write_bytes_atomic(md5sum, md5sum_line(result.md5, tgz.name).encode(), durable=True)
     n_files = len(members) - 2 - len(result.skipped)
-    return QuarantineResult(tgz, md5sum, json_copy, result.md5, n_files, result.skipped,
-                            result.bytes_in, result.bytes_out, time.perf_counter() - t0)
+    return QuarantineResult(
+        tgz,
+        md5sum,
+        json_copy,
+        result.md5,
+        n_files,
+        result.skipped,
+        result.bytes_in,
+        result.bytes_out,
+        time.perf_counter() - t0,
+    )
 
 
 def verify(tgz: Path) -> bool:

@@ -108,7 +108,7 @@ def _parse_into(data: bytes, out: CsaHeader) -> None:
                 if not csa2:
                     break  # CSA1 pads with items whose lengths make no sense
                 raise ValueError(f"element {name!r}: item length {length} past the end")
-            raw = data[pos:pos + length]
+            raw = data[pos : pos + length]
             pos += length + (-length % 4)
             if length:
                 text = _text(raw)
@@ -165,7 +165,7 @@ def series_header(ds: Dataset) -> CsaHeader:
 # --- MrPhoenixProtocol (the ASCCONV text inside the series header) -----------------------
 
 # Lines look like 'sWipMemBlock.tFree\t = \t""abc""' (quotes doubled inside XProtocol).
-_ASCCONV_LINE = re.compile(r'^([A-Za-z_][\w.\[\]]*)[ \t]*=[ \t]*(.*?)[ \t]*$', re.MULTILINE)
+_ASCCONV_LINE = re.compile(r"^([A-Za-z_][\w.\[\]]*)[ \t]*=[ \t]*(.*?)[ \t]*$", re.MULTILINE)
 
 
 def ascconv(text: str) -> dict[str, str]:
@@ -195,7 +195,8 @@ def series_info(series: CsaHeader) -> dict[str, str]:
     if uuid:
         info["siemensUUID"] = uuid
     baseline = proto.get("sProtConsistencyInfo.tMeasuredBaselineString") or proto.get(
-        "sProtConsistencyInfo.tBaselineString", "")
+        "sProtConsistencyInfo.tBaselineString", ""
+    )
     match = re.match(r"N4_([^_\"]+)", baseline)
     if match:
         info["OSLevel"] = match.group(1)  # "N4_VE11C_LATEST_20160120" -> "VE11C"
@@ -213,8 +214,12 @@ def image_info(image: CsaHeader) -> dict[str, Any]:
     """Per-image values: B_value, DiffusionGradientDirection, DiffusionDirectionality,
     NumberOfImagesInMosaic, PhaseEncodingDirectionPositive (only those present)."""
     info: dict[str, Any] = {}
-    for name in ("B_value", "DiffusionDirectionality", "NumberOfImagesInMosaic",
-                 "PhaseEncodingDirectionPositive"):
+    for name in (
+        "B_value",
+        "DiffusionDirectionality",
+        "NumberOfImagesInMosaic",
+        "PhaseEncodingDirectionPositive",
+    ):
         values = image.get(name)
         if values:
             info[name] = values[0]

@@ -33,10 +33,20 @@ def element_value(ds: Dataset, tag: int) -> Any:
     if type(raw) is RawDataElement:
         value, vr = raw.value, raw.VR
         encoding = ds._read_charset
-        if (vr is not None and vr not in _UNCACHED_VRS and type(value) is bytes
-                and len(value) <= MAX_VALUE_BYTES and encoding):
-            key = (tag, vr, value, raw.is_little_endian,
-                   encoding if isinstance(encoding, str) else tuple(encoding))
+        if (
+            vr is not None
+            and vr not in _UNCACHED_VRS
+            and type(value) is bytes
+            and len(value) <= MAX_VALUE_BYTES
+            and encoding
+        ):
+            key = (
+                tag,
+                vr,
+                value,
+                raw.is_little_endian,
+                encoding if isinstance(encoding, str) else tuple(encoding),
+            )
             converted = _cache.get(key, _ABSENT)
             if converted is _ABSENT:
                 converted = ds[tag].value

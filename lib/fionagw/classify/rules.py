@@ -98,8 +98,9 @@ def parse_tag(form: Any) -> TagRef:
         group, element = _int(form[0]), _int(form[1])
         index = _int(form[2]) if len(form) == 3 else None
     except ValueError:
-        raise ValueError(f"tag {json.dumps(form)} is not [group, element(, index)] "
-                         "as numbers such as \"0x0008\"") from None
+        raise ValueError(
+            f'tag {json.dumps(form)} is not [group, element(, index)] as numbers such as "0x0008"'
+        ) from None
     if not (0 <= group <= 0xFFFF and 0 <= element <= 0xFFFF) or (index is not None and index < 0):
         raise ValueError(f"tag {json.dumps(form)} is out of range")
     return TagRef(tag=(group << 16) | element, index=index)
@@ -213,14 +214,19 @@ class _Entry:
                     raise ValueError
             except (TypeError, ValueError):
                 return True  # FIONA swallows the conversion error: the entry passes
-            result = (a == b if op == "==" else a != b if op == "!=" else a < b if op == "<"
-                      else a > b)
+            result = (
+                a == b if op == "==" else a != b if op == "!=" else a < b if op == "<" else a > b
+            )
         elif op == "contains":
             result = _contains(v, v2)
         elif op == "approx":
             a_list, b_list = _floats(v) if present else None, _floats(v2)
-            result = (a_list is not None and b_list is not None and len(a_list) == len(b_list)
-                      and all(abs(x - y) <= self.level for x, y in zip(a_list, b_list, strict=True)))
+            result = (
+                a_list is not None
+                and b_list is not None
+                and len(a_list) == len(b_list)
+                and all(abs(x - y) <= self.level for x, y in zip(a_list, b_list, strict=True))
+            )
         elif op == "exist":
             result = present
         elif op == "notexist":
@@ -279,7 +285,8 @@ class RuleSet:
         self.source = source
         self.uses_types = any(r.uses_types for r in rules)
         self.series_level = frozenset(
-            d["type"] for d in resolved if d.get("check") == "SeriesLevel")
+            d["type"] for d in resolved if d.get("check") == "SeriesLevel"
+        )
 
     def __len__(self) -> int:
         return len(self._rules)
@@ -299,8 +306,9 @@ class RuleSet:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise RulesError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: "
-                             f"{exc.msg}") from None
+            raise RulesError(
+                f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+            ) from None
         return cls.from_list(data, source=str(path))
 
     @classmethod
@@ -313,8 +321,14 @@ class RuleSet:
         """The rules after rule/notrule inlining, as JSON-ready dicts (a copy)."""
         return copy.deepcopy(self._resolved)
 
-    def classify(self, ds: Dataset, record: Mapping[str, Any], *, types: Iterable[str] = (),
-                 failed: Iterable[str] = ()) -> Classification:
+    def classify(
+        self,
+        ds: Dataset,
+        record: Mapping[str, Any],
+        *,
+        types: Iterable[str] = (),
+        failed: Iterable[str] = (),
+    ) -> Classification:
         """Classify one image. ``record`` answers named tags; ``types``/``failed`` are the
         series' ClassifyType and failed SeriesLevel types so far."""
         failed = list(failed)
@@ -345,27 +359,30 @@ class RuleSet:
 
 # --- loading --------------------------------------------------------------------------
 
+
 def _resolve(data: Any, source: str) -> list[dict[str, Any]]:
     """Validate the structure and inline every rule/notrule reference."""
     if not isinstance(data, list):
-        raise RulesError(f"{source}: the file must hold a JSON array of rules, "
-                         f"got {type(data).__name__}")
+        raise RulesError(
+            f"{source}: the file must hold a JSON array of rules, got {type(data).__name__}"
+        )
     by_id: dict[str, list[int]] = {}
     for i, rule in enumerate(data):
         where = f"{source}: {_label(i, rule)}"
         if not isinstance(rule, dict):
             raise RulesError(f"{where}: a rule must be an object, got {json.dumps(rule)}")
         if not isinstance(rule.get("type"), str) or not rule["type"]:
-            raise RulesError(f"{where}: \"type\" must be a non-empty string")
+            raise RulesError(f'{where}: "type" must be a non-empty string')
         if not isinstance(rule.get("rules"), list):
-            raise RulesError(f"{where}: \"rules\" must be a list of entries")
+            raise RulesError(f'{where}: "rules" must be a list of entries')
         if "id" in rule:
             if not isinstance(rule["id"], str):
-                raise RulesError(f"{where}: \"id\" must be a string")
+                raise RulesError(f'{where}: "id" must be a string')
             by_id.setdefault(rule["id"], []).append(i)
         if "check" in rule and rule["check"] != "SeriesLevel":
-            log.warning("%s: unknown check %r ignored (only \"SeriesLevel\" is known)",
-                        where, rule["check"])
+            log.warning(
+                '%s: unknown check %r ignored (only "SeriesLevel" is known)', where, rule["check"]
+            )
         for j, entry in enumerate(rule["rules"]):
             if not isinstance(entry, dict):
                 raise RulesError(f"{where}: entry {j} must be an object, got {json.dumps(entry)}")
@@ -375,7 +392,7 @@ def _resolve(data: Any, source: str) -> list[dict[str, Any]]:
             if refs and not isinstance(entry[refs[0]], str):
                 raise RulesError(f"{where}: entry {j}: {refs[0]} must be a rule id (a string)")
             if not refs and "tag" not in entry:
-                raise RulesError(f"{where}: entry {j} has neither \"tag\" nor \"rule\"/\"notrule\"")
+                raise RulesError(f'{where}: entry {j} has neither "tag" nor "rule"/"notrule"')
 
     done: dict[int, list[dict[str, Any]]] = {}
 
@@ -383,8 +400,9 @@ def _resolve(data: Any, source: str) -> list[dict[str, Any]]:
         if i in done:
             return done[i]
         if len(chain) > MAX_PASSES:
-            raise RulesError(f"{source}: {_label(i, data[i])}: references nested deeper than "
-                             f"{MAX_PASSES} levels")
+            raise RulesError(
+                f"{source}: {_label(i, data[i])}: references nested deeper than {MAX_PASSES} levels"
+            )
         out: list[dict[str, Any]] = []
         for j, entry in enumerate(data[i]["rules"]):
             kind = "rule" if "rule" in entry else "notrule" if "notrule" in entry else None
@@ -395,15 +413,18 @@ def _resolve(data: Any, source: str) -> list[dict[str, Any]]:
             where = f"{source}: {_label(i, data[i])}: entry {j}"
             hits = by_id.get(target, [])
             if not hits:
-                raise RulesError(f"{where}: {kind} \"{target}\" refers to no rule with that id")
+                raise RulesError(f'{where}: {kind} "{target}" refers to no rule with that id')
             if len(hits) > 1:
-                raise RulesError(f"{where}: {kind} \"{target}\" is ambiguous: rules "
-                                 f"{', '.join(map(str, hits))} have that id")
+                raise RulesError(
+                    f'{where}: {kind} "{target}" is ambiguous: rules '
+                    f"{', '.join(map(str, hits))} have that id"
+                )
             k = hits[0]
             if k in chain or k == i:
                 names = " -> ".join(str(data[c].get("id") or c) for c in (*chain, i, k))
-                raise RulesError(f"{where}: reference cycle {names} (never resolves within "
-                                 f"{MAX_PASSES} passes)")
+                raise RulesError(
+                    f"{where}: reference cycle {names} (never resolves within {MAX_PASSES} passes)"
+                )
             for sub in entries_of(k, (*chain, i)):
                 sub = copy.deepcopy(sub)
                 if kind == "notrule":
@@ -425,13 +446,16 @@ def _resolve(data: Any, source: str) -> list[dict[str, Any]]:
 
 def _compile_rule(index: int, rule: dict[str, Any], source: str) -> _Rule:
     entries = [_compile_entry(rule, index, j, e, source) for j, e in enumerate(rule["rules"])]
-    uses = any(e.tag.name == "ClassifyType" or (e.ref is not None and e.ref.name == "ClassifyType")
-               for e in entries)
+    uses = any(
+        e.tag.name == "ClassifyType" or (e.ref is not None and e.ref.name == "ClassifyType")
+        for e in entries
+    )
     return _Rule(rule["type"], index, entries, uses)
 
 
-def _compile_entry(rule: dict[str, Any], index: int, j: int, entry: dict[str, Any],
-                   source: str) -> _Entry:
+def _compile_entry(
+    rule: dict[str, Any], index: int, j: int, entry: dict[str, Any], source: str
+) -> _Entry:
     where = f"{source}: {_label(index, rule)}: entry {j}"
     try:
         tag = parse_tag(entry["tag"])
@@ -446,7 +470,7 @@ def _compile_entry(rule: dict[str, Any], index: int, j: int, entry: dict[str, An
     negate = entry.get("negate") in ("yes", True)
     if "value" not in entry and op not in ("exist", "notexist"):
         if op in _OPERATORS:
-            raise RulesError(f"{where}: operator {op!r} needs a \"value\"")
+            raise RulesError(f'{where}: operator {op!r} needs a "value"')
     value = entry.get("value", "")
     ref = _value_ref(value)
     regex = None
@@ -458,21 +482,29 @@ def _compile_entry(rule: dict[str, Any], index: int, j: int, entry: dict[str, An
             try:
                 regex = re.compile(_text(value) if not isinstance(value, bool) else str(value))
             except re.error as exc:
-                raise RulesError(f"{where}: bad regular expression {json.dumps(value)}: {exc}") from None
+                raise RulesError(
+                    f"{where}: bad regular expression {json.dumps(value)}: {exc}"
+                ) from None
     elif op in _NUMERIC and ref is None:
         try:
             number = float(value)
         except (TypeError, ValueError):
-            log.warning("%s: value %s is not a number: the entry always passes (as in FIONA)",
-                        where, json.dumps(value))
+            log.warning(
+                "%s: value %s is not a number: the entry always passes (as in FIONA)",
+                where,
+                json.dumps(value),
+            )
     elif op == "approx" and ref is None and _floats(value) is None:
-        raise RulesError(f"{where}: approx needs a number or a list of numbers, "
-                         f"got {json.dumps(value)}")
+        raise RulesError(
+            f"{where}: approx needs a number or a list of numbers, got {json.dumps(value)}"
+        )
     try:
         level = float(entry.get("approxLevel", 1e-4))
         if math.isnan(level) or level < 0:
             raise ValueError
     except (TypeError, ValueError):
-        raise RulesError(f"{where}: approxLevel must be a non-negative number, "
-                         f"got {json.dumps(entry.get('approxLevel'))}") from None
+        raise RulesError(
+            f"{where}: approxLevel must be a non-negative number, "
+            f"got {json.dumps(entry.get('approxLevel'))}"
+        ) from None
     return _Entry(tag, op, negate, value, ref, regex, number, level)

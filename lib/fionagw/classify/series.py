@@ -41,8 +41,11 @@ from fionagw.classify.rules import RuleSet
 log = logging.getLogger(__name__)
 
 FAILED_KEY = "ClassifyTypeSeriesLevelFailed"
-REQUIRED = (("StudyInstanceUID", 0x0020000D), ("SeriesInstanceUID", 0x0020000E),
-            ("SOPInstanceUID", 0x00080018))
+REQUIRED = (
+    ("StudyInstanceUID", 0x0020000D),
+    ("SeriesInstanceUID", 0x0020000E),
+    ("SOPInstanceUID", 0x00080018),
+)
 # A dataset without the Part-10 preamble still starts with a group 0x0002 or 0x0008 tag.
 _BARE_START = (b"\x02\x00", b"\x08\x00")
 
@@ -102,8 +105,18 @@ def _pydicom_read_file(f: BinaryIO) -> Dataset:
             return pydicom.dcmread(f, stop_before_pixels=True, force=True)
     except (NotDicomError, OSError):
         raise
-    except (EOFError, struct.error, ValueError, KeyError, TypeError, NotImplementedError,
-            AttributeError, IndexError, OverflowError, UnicodeError) as exc:
+    except (
+        EOFError,
+        struct.error,
+        ValueError,
+        KeyError,
+        TypeError,
+        NotImplementedError,
+        AttributeError,
+        IndexError,
+        OverflowError,
+        UnicodeError,
+    ) as exc:
         raise NotDicomError(f"unreadable DICOM: {type(exc).__name__}: {exc}") from None
 
 
@@ -117,11 +130,36 @@ _UNDEFINED = 0xFFFFFFFF
 _ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _PIXELS = frozenset({0x7FE00010, 0x7FE00009, 0x7FE00008})
 _STOP = _PIXELS | {_ITEM, _ITEM_END, _SEQ_END}
-_LONG_VRS = frozenset(v.encode() for v in (
-    "OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"))
-_SHORT_VRS = frozenset(v.encode() for v in (
-    "AE", "AS", "AT", "CS", "DA", "DS", "DT", "FL", "FD", "IS", "LO", "LT", "PN", "SH", "SL",
-    "SS", "ST", "TM", "UI", "UL", "US"))
+_LONG_VRS = frozenset(
+    v.encode()
+    for v in ("OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV")
+)
+_SHORT_VRS = frozenset(
+    v.encode()
+    for v in (
+        "AE",
+        "AS",
+        "AT",
+        "CS",
+        "DA",
+        "DS",
+        "DT",
+        "FL",
+        "FD",
+        "IS",
+        "LO",
+        "LT",
+        "PN",
+        "SH",
+        "SL",
+        "SS",
+        "ST",
+        "TM",
+        "UI",
+        "UL",
+        "US",
+    )
+)
 _VR_TEXT = {v: v.decode() for v in _LONG_VRS | _SHORT_VRS}
 _HEAD = struct.Struct("<HH2sH")
 _HEAD_IMPLICIT = struct.Struct("<HHI")
@@ -160,7 +198,8 @@ def _fast_parse(data: bytes, complete: bool, name: str) -> Dataset | None:
     if syntax == "1.2.840.10008.1.2":
         implicit = True
     elif syntax in ("1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99") or syntax.startswith(
-            ("1.2.840.10008.1.2.4.95",)):
+        ("1.2.840.10008.1.2.4.95",)
+    ):
         raise _Slow  # big endian, deflated, JPIP referenced-deflate
     else:
         implicit = False  # explicit VR little endian, and every encapsulated syntax
@@ -183,8 +222,9 @@ def _encodings(vr: str | None, value: bytes | None) -> Any:
     return convert_encodings(convert_raw_data_element(raw).value)
 
 
-def _elements(data: bytes, pos: int, complete: bool, *, implicit: bool,
-              group2: bool) -> tuple[dict[BaseTag, RawDataElement], int]:
+def _elements(
+    data: bytes, pos: int, complete: bool, *, implicit: bool, group2: bool
+) -> tuple[dict[BaseTag, RawDataElement], int]:
     """Top-level raw elements from ``pos``: the group 2 run, or the dataset up to pixels."""
     out: dict[BaseTag, RawDataElement] = {}
     size = len(data)
@@ -219,7 +259,7 @@ def _elements(data: bytes, pos: int, complete: bool, *, implicit: bool,
             raise _Slow
         if length == _UNDEFINED:
             end = _end_of_sequence(data, start, complete)
-            value: bytes | None = data[start:end - 8]
+            value: bytes | None = data[start : end - 8]
             vr = "SQ"
             length = len(value)
         else:
@@ -360,8 +400,9 @@ def _text(value: Any) -> str:
 _MERGED = frozenset({"SliceLocation", "MeasID", "siemensDiffusionInformation", "StudyInstanceUID"})
 
 
-def image_record(ds: Dataset, connection: Connection,
-                 known: Collection[str] = ()) -> dict[str, Any]:
+def image_record(
+    ds: Dataset, connection: Connection, known: Collection[str] = ()
+) -> dict[str, Any]:
     """The series record as the first image of a series would make it (no ClassifyType).
 
     Keys in ``known`` are skipped (the stored record keeps its own values): converting
@@ -369,9 +410,11 @@ def image_record(ds: Dataset, connection: Connection,
     """
     record: dict[str, Any] = {}
     if "IncomingConnection" not in known:
-        record["IncomingConnection"] = {"AETitleCaller": connection.calling,
-                                        "AETitleCalled": connection.called,
-                                        "CallerIP": connection.ip}
+        record["IncomingConnection"] = {
+            "AETitleCaller": connection.calling,
+            "AETitleCalled": connection.called,
+            "CallerIP": connection.ip,
+        }
     present = ds._dict
     for key, tag in _TEXT_FIELDS:
         if tag in present and key not in known:
@@ -391,7 +434,10 @@ def image_record(ds: Dataset, connection: Connection,
         if match:
             record["OSLevel"] = match.group("os")
     image, series, has_image_csa = csa.siemens_fields(ds)
-    for key, value in series.items():  # siemensUUID, OSLevel (wins over release:), NumSlices, MeasID
+    for (
+        key,
+        value,
+    ) in series.items():  # siemensUUID, OSLevel (wins over release:), NumSlices, MeasID
         if key not in known:
             record[key] = value
     for key in ("PhaseEncodingDirectionPositive", "NumberOfImagesInMosaic"):
@@ -423,8 +469,13 @@ def _min_location(stored: Any, current: Any) -> Any:
         return stored if stored not in (None, "") else current
 
 
-def update_series(stored: dict[str, Any] | None, ds: Dataset, connection: Connection,
-                  rules: RuleSet, num_files: int) -> dict[str, Any]:
+def update_series(
+    stored: dict[str, Any] | None,
+    ds: Dataset,
+    connection: Connection,
+    rules: RuleSet,
+    num_files: int,
+) -> dict[str, Any]:
     """The series record after this image (``stored`` is not modified).
 
     ``num_files`` is the caller's count of images in the series folder; it is stored as a
@@ -438,8 +489,9 @@ def update_series(stored: dict[str, Any] | None, ds: Dataset, connection: Connec
         for key, value in current.items():
             record.setdefault(key, value)  # first image wins; missing keys are filled
         if "SliceLocation" in current:
-            record["SliceLocation"] = _min_location(stored.get("SliceLocation"),
-                                                    current["SliceLocation"])
+            record["SliceLocation"] = _min_location(
+                stored.get("SliceLocation"), current["SliceLocation"]
+            )
         if "MeasID" in current:
             record["MeasID"] = current["MeasID"]
         if "siemensDiffusionInformation" in current:

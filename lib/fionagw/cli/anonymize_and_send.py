@@ -12,8 +12,12 @@ from fionagw.tracking.base import Tracker
 
 
 def _args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--processes", type=int, default=None,
-                   help="de-identification processes (default: one per CPU core)")
+    p.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help="de-identification processes (default: one per CPU core)",
+    )
 
 
 def _body(cfg: SiteConfig, tracker: Tracker, args: argparse.Namespace) -> str:

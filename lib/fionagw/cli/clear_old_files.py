@@ -18,14 +18,20 @@ PROGRAM = "clearOldFiles"
 
 
 def main(argv: list[str]) -> int:
-    p = parser(PROGRAM, "Delete the oldest studies (archive, raw, links, quarantine) while free space is under "
-                        "retention.target_free_percent; never one with a pending or failed transfer request or "
-                        "younger than retention.min_age_hours. Also delete logs older than retention.log_days.")
+    p = parser(
+        PROGRAM,
+        "Delete the oldest studies (archive, raw, links, quarantine) while free space is under "
+        "retention.target_free_percent; never one with a pending or failed transfer request or "
+        "younger than retention.min_age_hours. Also delete logs older than retention.log_days.",
+    )
     add_site(p)
     p.add_argument("-n", "--dry-run", action="store_true", help="only print what would be deleted")
     p.add_argument("-v", "--verbose", action="store_true", help="print the summary")
-    p.add_argument("--tracker-now", action="store_true",
-                   help="run the tracker retention now (normally once a day)")
+    p.add_argument(
+        "--tracker-now",
+        action="store_true",
+        help="run the tracker retention now (normally once a day)",
+    )
     args = p.parse_args(argv)
     cfg, log = prepare_job(args, PROGRAM)
     with cron_lock(cfg, PROGRAM), job_run(cfg, PROGRAM) as run:
@@ -33,7 +39,9 @@ def main(argv: list[str]) -> int:
             result = clear_old_files(cfg, dry_run=args.dry_run)
         except (TrackerError, ProjectsError, OSError) as exc:
             # Without the tracker we cannot tell which studies are still wanted: delete nothing.
-            log.error("nothing deleted: cannot read the transfer requests", extra={"error": str(exc)})
+            log.error(
+                "nothing deleted: cannot read the transfer requests", extra={"error": str(exc)}
+            )
             print(f"{PROGRAM}: nothing deleted: {exc}", file=sys.stderr)
             run.ok, run.summary = False, f"tracker unavailable: {exc}"
             return 1
@@ -43,16 +51,24 @@ def main(argv: list[str]) -> int:
         try:
             pruned = prune_tracker(cfg, dry_run=args.dry_run, force=args.tracker_now)
         except (TrackerError, ProjectsError, OSError) as exc:
-            log.error("tracker retention skipped: cannot reach the tracker", extra={"error": str(exc)})
+            log.error(
+                "tracker retention skipped: cannot reach the tracker", extra={"error": str(exc)}
+            )
             print(f"{PROGRAM}: tracker retention skipped: {exc}", file=sys.stderr)
             run.ok, pruned, rc = False, None, 1
         if pruned is not None:
-            run.summary += f", {len(pruned)} tracker studies {'would be ' if args.dry_run else ''}deleted"
+            run.summary += (
+                f", {len(pruned)} tracker studies {'would be ' if args.dry_run else ''}deleted"
+            )
         low = result.free_percent_after < cfg.retention.target_free_percent
         if low:
             logging.getLogger("fionagw.retention").warning(
-                "free space still under target", extra={"free_percent": round(result.free_percent_after, 2),
-                                                        "target": cfg.retention.target_free_percent})
+                "free space still under target",
+                extra={
+                    "free_percent": round(result.free_percent_after, 2),
+                    "target": cfg.retention.target_free_percent,
+                },
+            )
     if args.verbose or args.dry_run:
         print(f"{PROGRAM}: {result.summary()}")
         for uid, nbytes in result.deleted:

@@ -14,11 +14,19 @@ PROGRAM = "clearStaleLinks"
 
 
 def main(argv: list[str]) -> int:
-    p = parser(PROGRAM, "Remove broken symlinks, series JSON files whose folder is gone, and empty folders "
-                        "in raw/, participants/ and srs/.")
+    p = parser(
+        PROGRAM,
+        "Remove broken symlinks, series JSON files whose folder is gone, and empty folders "
+        "in raw/, participants/ and srs/.",
+    )
     add_site(p)
-    p.add_argument("--min-age", type=float, default=600.0, metavar="SECONDS",
-                   help="leave folders and JSON files younger than this alone (default 600)")
+    p.add_argument(
+        "--min-age",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="leave folders and JSON files younger than this alone (default 600)",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="print the summary")
     args = p.parse_args(argv)
     cfg, _log = prepare_job(args, PROGRAM)

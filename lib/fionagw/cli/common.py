@@ -10,14 +10,22 @@ from fionagw.config import ConfigError, SiteConfig, load_config
 
 def parser(prog: str, description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=description)
-    p.add_argument("--config", metavar="PATH",
-                   help="config.json (default: $FIONA_CONFIG, else the checkout's config/config.json)")
+    p.add_argument(
+        "--config",
+        metavar="PATH",
+        help="config.json (default: $FIONA_CONFIG, else the checkout's config/config.json)",
+    )
     return p
 
 
 def add_site(p: argparse.ArgumentParser) -> None:
-    p.add_argument("site", nargs="?", default="", metavar="SITE",
-                   help="a site named in the config's SITES (default: the top-level settings)")
+    p.add_argument(
+        "site",
+        nargs="?",
+        default="",
+        metavar="SITE",
+        help="a site named in the config's SITES (default: the top-level settings)",
+    )
 
 
 def load_or_exit(args: argparse.Namespace, prog: str) -> SiteConfig:
@@ -32,8 +40,15 @@ def fail_config(prog: str, exc: ConfigError) -> int:
     return 2
 
 
-def launch(cfg: SiteConfig, program: str, component: str, serve, *, foreground: bool,  # type: ignore[no-untyped-def]
-           announce: str) -> int:
+def launch(
+    cfg: SiteConfig,
+    program: str,
+    component: str,
+    serve,
+    *,
+    foreground: bool,  # type: ignore[no-untyped-def]
+    announce: str,
+) -> int:
     """Start ``serve(cfg, stop, ready)`` as a daemon, or in the foreground, with its own log."""
     from fionagw.ops import daemon
     from fionagw.ops.log import setup_logging
@@ -45,8 +60,14 @@ def launch(cfg: SiteConfig, program: str, component: str, serve, *, foreground: 
     pidfile = cfg.paths.pidfile(component)
     if foreground:
         return daemon.run_foreground(run, pidfile, program, announce)
-    return daemon.start(run, pidfile, program, start_log=cfg.paths.logfile(f"{component}-start"),
-                        working_dir=cfg.datadir, announce=announce)
+    return daemon.start(
+        run,
+        pidfile,
+        program,
+        start_log=cfg.paths.logfile(f"{component}-start"),
+        working_dir=cfg.datadir,
+        announce=announce,
+    )
 
 
 def prepare_job(args: argparse.Namespace, prog: str):  # type: ignore[no-untyped-def]

@@ -18,8 +18,11 @@ PROGRAM = "detectStudyArrival"
 
 
 def main(argv: list[str]) -> int:
-    p = parser(PROGRAM, "Detect finished series/studies (quiet period): recount, quarantine, "
-                        "incoming list, study-arrived events.")
+    p = parser(
+        PROGRAM,
+        "Detect finished series/studies (quiet period): recount, quarantine, "
+        "incoming list, study-arrived events.",
+    )
     add_site(p)
     p.add_argument("-v", "--verbose", action="store_true", help="print what this run handled")
     args = p.parse_args(argv)
@@ -30,13 +33,21 @@ def main(argv: list[str]) -> int:
         run.summary = f"{len(report.series)} series, {len(report.studies)} studies completed"
     if args.verbose:
         for s in report.series:
-            q = f", quarantine {s.quarantine.tgz.name} ({s.quarantine.bytes_out} bytes)" if s.quarantine else ""
+            q = (
+                f", quarantine {s.quarantine.tgz.name} ({s.quarantine.bytes_out} bytes)"
+                if s.quarantine
+                else ""
+            )
             print(f"series {s.study_uid} {s.series_uid}: {s.num_files} files{q}")
         for st in report.studies:
-            print(f"study {st.study_uid}: {'arrived' if st.new else 'updated'}, "
-                  f"{len(st.series)} series, {st.images} images")
-        print(f"{len(report.waiting)} job(s) waiting, {len(report.deferred)} study(ies) deferred, "
-              f"{len(report.kept)} kept, {report.seconds:.2f} s")
+            print(
+                f"study {st.study_uid}: {'arrived' if st.new else 'updated'}, "
+                f"{len(st.series)} series, {st.images} images"
+            )
+        print(
+            f"{len(report.waiting)} job(s) waiting, {len(report.deferred)} study(ies) deferred, "
+            f"{len(report.kept)} kept, {report.seconds:.2f} s"
+        )
     for error in report.errors:
         print(f"{PROGRAM}: {error}", file=sys.stderr)
     return 1 if report.errors else 0

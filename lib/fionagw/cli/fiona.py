@@ -23,8 +23,12 @@ PROGRAM = "fiona"
 
 # Subcommands that live in their own module: each has COMMAND, register(subparsers) and
 # run(args) -> exit code.
-PLUGIN_MODULES = ("fionagw.cli.fiona_deid", "fionagw.cli.fiona_user", "fionagw.cli.fiona_metrics",
-                  "fionagw.cli.fiona_web")
+PLUGIN_MODULES = (
+    "fionagw.cli.fiona_deid",
+    "fionagw.cli.fiona_user",
+    "fionagw.cli.fiona_metrics",
+    "fionagw.cli.fiona_web",
+)
 
 
 def _plugins() -> dict[str, object]:
@@ -37,29 +41,47 @@ def _plugins() -> dict[str, object]:
 def main(argv: list[str]) -> int:
     p = parser(PROGRAM, "Research DICOM gateway in the shape of FIONA.")
     sub = p.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run the gateway in the foreground: daemons, web, the crontab's jobs, metrics")
+    run = sub.add_parser(
+        "run", help="run the gateway in the foreground: daemons, web, the crontab's jobs, metrics"
+    )
     run.add_argument("site", nargs="?", default="")
     check = sub.add_parser("check-config", help="validate config.json (every site) and the DATADIR")
     check.add_argument("site", nargs="?", default=None)
     sub.add_parser("version", help="print the version")
-    for name, text in (("start", "start both daemons (receiver and processSingleFile)"),
-                       ("stop", "stop both daemons"), ("restart", "restart both daemons"),
-                       ("status", "services, cron jobs, queues and disk use (exit 1 when a daemon is down)")):
+    for name, text in (
+        ("start", "start both daemons (receiver and processSingleFile)"),
+        ("stop", "stop both daemons"),
+        ("restart", "restart both daemons"),
+        ("status", "services, cron jobs, queues and disk use (exit 1 when a daemon is down)"),
+    ):
         sp = sub.add_parser(name, help=text)
         sp.add_argument("site", nargs="?", default="")
     logs = sub.add_parser("logs", help="pretty-print the JSON-lines logs (all components, or one)")
-    logs.add_argument("component", nargs="?", default="", metavar="COMPONENT",
-                      help="e.g. storescpd, processSingleFile, heartbeat (default: all, merged by time)")
+    logs.add_argument(
+        "component",
+        nargs="?",
+        default="",
+        metavar="COMPONENT",
+        help="e.g. storescpd, processSingleFile, heartbeat (default: all, merged by time)",
+    )
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
-    logs.add_argument("-n", "--lines", type=int, default=50, help="lines to show first (default 50)")
+    logs.add_argument(
+        "-n", "--lines", type=int, default=50, help="lines to show first (default 50)"
+    )
     logs.add_argument("--site", default="")
     cron = sub.add_parser("cron", help="the crontab of cron/fiona.crontab: install, show, remove")
     cron.add_argument("action", choices=["install", "show", "remove"])
-    cron.add_argument("--user", default=None, help="whose crontab (default: PROCESSING_USER, else yours)")
+    cron.add_argument(
+        "--user", default=None, help="whose crontab (default: PROCESSING_USER, else yours)"
+    )
     cron.add_argument("--site", default="")
-    coupling = sub.add_parser("coupling-list", help="coupling lists (accession number -> project, participant, event)")
+    coupling = sub.add_parser(
+        "coupling-list", help="coupling lists (accession number -> project, participant, event)"
+    )
     coupling.add_argument("action", choices=["import", "show"])
-    coupling.add_argument("file", nargs="?", type=Path, help="CSV: AccessionNumber,ProjectName,subjectid,eventname")
+    coupling.add_argument(
+        "file", nargs="?", type=Path, help="CSV: AccessionNumber,ProjectName,subjectid,eventname"
+    )
     coupling.add_argument("--site", default="")
     plugins = _plugins()
     for module in plugins.values():
@@ -102,7 +124,11 @@ def check_config(path: str | None, site: str | None) -> int:
     file = config_path(path)
     try:
         data = read_json(file)
-        sites = [site] if site is not None else ["", *sorted((data.get("SITES") or {}) if isinstance(data, dict) else {})]
+        sites = (
+            [site]
+            if site is not None
+            else ["", *sorted((data.get("SITES") or {}) if isinstance(data, dict) else {})]
+        )
         for name in sites:
             cfg = load_config(file, name or None)
             check_user(cfg)
@@ -120,10 +146,12 @@ def check_config(path: str | None, site: str | None) -> int:
             destinations = load_destinations(cfg)  # their config errors show here, not at 3 a.m.
             load_sending(cfg)
             note = f" (receiver running, pid {running})" if running else ""
-            print(f"{file}: site {name or '(default)'}: OK - DATADIR {cfg.datadir}, "
-                  f"{cfg.aetitle}@{cfg.dicom_ip}:{cfg.dicom_port}{note}, "
-                  f"{len(rules.resolved())} classification rules, destinations: "
-                  f"{', '.join(f'{n} ({d.describe()})' for n, d in destinations.items()) or 'none'}")
+            print(
+                f"{file}: site {name or '(default)'}: OK - DATADIR {cfg.datadir}, "
+                f"{cfg.aetitle}@{cfg.dicom_ip}:{cfg.dicom_port}{note}, "
+                f"{len(rules.resolved())} classification rules, destinations: "
+                f"{', '.join(f'{n} ({d.describe()})' for n, d in destinations.items()) or 'none'}"
+            )
     except ConfigError as exc:
         print(f"{PROGRAM}: config error: {exc}", file=sys.stderr)
         return 2
@@ -141,15 +169,27 @@ def coupling_list(args) -> int:  # type: ignore[no-untyped-def]
         tracker = open_tracker(cfg)
         if args.action == "show":
             for e in tracker.coupling_entries():
-                print(",".join((e.cl_accessionnumber or e.cl_studyinstanceuid, e.cl_projectname,
-                                e.cl_subjectid, e.cl_eventname, e.cl_date)))
+                print(
+                    ",".join(
+                        (
+                            e.cl_accessionnumber or e.cl_studyinstanceuid,
+                            e.cl_projectname,
+                            e.cl_subjectid,
+                            e.cl_eventname,
+                            e.cl_date,
+                        )
+                    )
+                )
             return 0
         if args.file is None:
             print(f"{PROGRAM}: coupling-list import needs a FILE", file=sys.stderr)
             return 2
         n = import_coupling_list(tracker, args.file)
     except CouplingListError as exc:
-        print(f"{PROGRAM}: {exc.source}: nothing imported; fix these lines and import again:", file=sys.stderr)
+        print(
+            f"{PROGRAM}: {exc.source}: nothing imported; fix these lines and import again:",
+            file=sys.stderr,
+        )
         for err in exc.errors:
             print(f"  {err}", file=sys.stderr)
         return 1
@@ -178,12 +218,18 @@ def run_gateway(path: str | None, site: str) -> int:
         check_datadir(cfg)
         other = read_run_state(cfg)
         if other is not None:
-            raise ConfigError(cfg.config_file, "", f"fiona run already runs for this site (pid {other['pid']})")
+            raise ConfigError(
+                cfg.config_file, "", f"fiona run already runs for this site (pid {other['pid']})"
+            )
         for program, component in DAEMONS:
             pid = daemon.read_pid(cfg.paths.pidfile(component), program)
             if pid is not None:
-                raise ConfigError(cfg.config_file, "", f"{program} already runs as a daemon (pid {pid}); "
-                                  "stop it with `fiona stop` first")
+                raise ConfigError(
+                    cfg.config_file,
+                    "",
+                    f"{program} already runs as a daemon (pid {pid}); "
+                    "stop it with `fiona stop` first",
+                )
         check_port_free(cfg)
         schedule = load_schedule(cfg.config_file, cfg.site)
     except ConfigError as exc:
@@ -203,15 +249,26 @@ def run_gateway(path: str | None, site: str) -> int:
 
     dicom = f"DICOM {cfg.aetitle}@{cfg.dicom_ip}:{cfg.dicom_port}"
     children = [
-        Child("processSingleFile", program("processSingleFile", "foreground"),
-              pidfile=cfg.paths.pidfile("processSingleFile"), program="processSingleFile",
-              stop_argv=program("processSingleFile", "stop")),
-        Child("storectl", program("storectl", "foreground"), pidfile=cfg.paths.pidfile("storescpd"),
-              program="storectl", stop_argv=program("storectl", "stop")),
+        Child(
+            "processSingleFile",
+            program("processSingleFile", "foreground"),
+            pidfile=cfg.paths.pidfile("processSingleFile"),
+            program="processSingleFile",
+            stop_argv=program("processSingleFile", "stop"),
+        ),
+        Child(
+            "storectl",
+            program("storectl", "foreground"),
+            pidfile=cfg.paths.pidfile("storescpd"),
+            program="storectl",
+            stop_argv=program("storectl", "stop"),
+        ),
     ]
     web_url = ""
     web = cfg.raw.get("web") or {}
-    if (not isinstance(web, dict) or web.get("enabled", True)) and importlib.util.find_spec("fionagw.cli.fiona_web"):
+    if (not isinstance(web, dict) or web.get("enabled", True)) and importlib.util.find_spec(
+        "fionagw.cli.fiona_web"
+    ):
         try:
             from fionagw.web.settings import web_settings
 
@@ -219,7 +276,9 @@ def run_gateway(path: str | None, site: str) -> int:
         except ConfigError as exc:
             print(f"{PROGRAM}: config error: {exc}", file=sys.stderr)
             return 2
-        children.append(Child("web", [sys.executable, str(BIN / "fiona"), *common, "web", *tail], url=web_url))
+        children.append(
+            Child("web", [sys.executable, str(BIN / "fiona"), *common, "web", *tail], url=web_url)
+        )
     skip = supervised_daemon_line(p for p, _ in DAEMONS)
     # FIONA_SUPERVISOR tells a job that the daemons are ours (heartbeat must not start a second receiver)
     scheduler = Scheduler(schedule, skip=skip, env={"FIONA_SUPERVISOR": str(os.getpid())})
@@ -231,8 +290,11 @@ def run_gateway(path: str | None, site: str) -> int:
         try:
             server.bind()
         except OSError as exc:
-            print(f"{PROGRAM}: config error: {cfg.config_file}: metrics.port: "
-                  f"{cfg.metrics.host}:{cfg.metrics.port} is not available: {exc.strerror}", file=sys.stderr)
+            print(
+                f"{PROGRAM}: config error: {cfg.config_file}: metrics.port: "
+                f"{cfg.metrics.host}:{cfg.metrics.port} is not available: {exc.strerror}",
+                file=sys.stderr,
+            )
             return 2
         metrics_url = server.url
         services.append(server)
@@ -242,7 +304,10 @@ def run_gateway(path: str | None, site: str) -> int:
 
     print(f"fionagw {__version__}: config {cfg.config_file}", flush=True)
     print(f"  DATADIR       {cfg.datadir}", flush=True)
-    print(f"  DICOM         {cfg.aetitle} on {cfg.dicom_ip}:{cfg.dicom_port} (C-STORE, C-ECHO)", flush=True)
+    print(
+        f"  DICOM         {cfg.aetitle} on {cfg.dicom_ip}:{cfg.dicom_port} (C-STORE, C-ECHO)",
+        flush=True,
+    )
     if web_url:
         print(f"  web           {web_url}", flush=True)
     if metrics_url:
@@ -252,8 +317,15 @@ def run_gateway(path: str | None, site: str) -> int:
     print(f"  cron jobs     {len(scheduler.entries)} lines of {crontab.TEMPLATE}", flush=True)
     print(f"  logs          {cfg.paths.logs} (fiona logs [-f] [COMPONENT])", flush=True)
     print("  stop with Ctrl-C", flush=True)
-    log.info("fiona run started", extra={"dicom": dicom, "web": web_url, "metrics": metrics_url,
-                                         "cron_lines": len(scheduler.entries)})
+    log.info(
+        "fiona run started",
+        extra={
+            "dicom": dicom,
+            "web": web_url,
+            "metrics": metrics_url,
+            "cron_lines": len(scheduler.entries),
+        },
+    )
     rc = supervise(children, services=services, state_file=run_state_path(cfg), state_extra=extra)
     log.info("fiona run stopped")
     return rc

@@ -45,16 +45,25 @@ log = logging.getLogger("fionagw.deid")
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        COMMAND, help="de-identify DICOM files with a project's settings (FIONA's anonymize)",
-        description=__doc__.split("\n\n")[0])
-    p.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR", help="DICOM files or folders (recursive)")
+        COMMAND,
+        help="de-identify DICOM files with a project's settings (FIONA's anonymize)",
+        description=__doc__.split("\n\n")[0],
+    )
+    p.add_argument(
+        "inputs", nargs="+", metavar="FILE_OR_DIR", help="DICOM files or folders (recursive)"
+    )
     p.add_argument("--project", required=True, help="research project name")
     p.add_argument("--participant", required=True, help="participant ID (pseudonym) of the project")
     p.add_argument("--event", default="", help="event name (e.g. baseline)")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--site", default="", help="a site named in the config's SITES")
-    p.add_argument("--processes", type=int, default=None, metavar="N",
-                   help="worker processes (default: one per core)")
+    p.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="worker processes (default: one per core)",
+    )
 
 
 @dataclass
@@ -87,8 +96,14 @@ def run(args: argparse.Namespace) -> int:
     inputs = list(_walk(args.inputs, report))
     report.inputs = len(inputs)
     ids, jobs = _plan(inputs, deid, args.out, report)
-    result = deidentify_files([(j.src, j.dst) for j in jobs], deid.settings, args.participant,
-                              args.event or None, identifiers=ids, processes=args.processes)
+    result = deidentify_files(
+        [(j.src, j.dst) for j in jobs],
+        deid.settings,
+        args.participant,
+        args.event or None,
+        identifiers=ids,
+        processes=args.processes,
+    )
     report.lines += [f"{src}: {reason}" for src, reason in result.failed]
     for src, hits in result.hits:  # the tag path and the kind, never the value
         report.lines += [f"{src}: release check: {hit}" for hit in hits]
@@ -104,20 +119,32 @@ def run(args: argparse.Namespace) -> int:
     for line in report.lines:
         print(f"{PROG}: {line}", file=sys.stderr)
     n = len(studies)
-    print(f"{PROG}: {len(sent)} of {report.inputs} file(s) written to {args.out} "
-          f"({len(series)} series, {n} stud{'y' if n == 1 else 'ies'}) for {project_name} "
-          f"in {time.monotonic() - start:.1f} s; {report.unreadable} unreadable, "
-          f"{len(result.hits)} with release-check hits, {len(result.failed)} failed, "
-          f"{report.duplicates} duplicate(s)")
-    log.info("fiona deid", extra={
-        "project": project_name, "inputs": report.inputs, "written": len(sent),
-        "unreadable": report.unreadable, "release_hits": len(result.hits),
-        "failed": len(result.failed), "studies": sorted(studies), "out": str(args.out.resolve())})
+    print(
+        f"{PROG}: {len(sent)} of {report.inputs} file(s) written to {args.out} "
+        f"({len(series)} series, {n} stud{'y' if n == 1 else 'ies'}) for {project_name} "
+        f"in {time.monotonic() - start:.1f} s; {report.unreadable} unreadable, "
+        f"{len(result.hits)} with release-check hits, {len(result.failed)} failed, "
+        f"{report.duplicates} duplicate(s)"
+    )
+    log.info(
+        "fiona deid",
+        extra={
+            "project": project_name,
+            "inputs": report.inputs,
+            "written": len(sent),
+            "unreadable": report.unreadable,
+            "release_hits": len(result.hits),
+            "failed": len(result.failed),
+            "studies": sorted(studies),
+            "out": str(args.out.resolve()),
+        },
+    )
     return 0 if report.inputs and len(sent) + report.duplicates == report.inputs else 1
 
 
-def _plan(paths: list[Path], deid: Deidentifier, out: Path,
-          report: _Report) -> tuple[Identifiers, list[_Job]]:
+def _plan(
+    paths: list[Path], deid: Deidentifier, out: Path, report: _Report
+) -> tuple[Identifiers, list[_Job]]:
     """Pass 1, headers only: the identifying values of every readable input (for the release
     check) and its destination, FIONA's ``-b`` layout ``<newSeries>/<Modality>.<newSOP>.dcm``."""
     options = deid.settings.options
@@ -131,12 +158,19 @@ def _plan(paths: list[Path], deid: Deidentifier, out: Path,
             ds = dcmread(path, defer_size=4096)
             reason = incomplete_reason(ds, path.stat().st_size)
             if reason is None:
-                collect_identifiers(ds, retain_institution="retain_institution_identity" in options,
-                                    retain_uids="retain_uids" in options, into=ids)
+                collect_identifiers(
+                    ds,
+                    retain_institution="retain_institution_identity" in options,
+                    retain_uids="retain_uids" in options,
+                    into=ids,
+                )
                 study, series = str(ds.get("StudyInstanceUID", "")), str(ds.SeriesInstanceUID)
                 modality = safe_component(str(ds.get("Modality", "") or "OT"))
-                dst = (out / safe_uid(new_uid(series))
-                       / f"{modality}.{safe_uid(new_uid(str(ds.SOPInstanceUID)))}.dcm")
+                dst = (
+                    out
+                    / safe_uid(new_uid(series))
+                    / f"{modality}.{safe_uid(new_uid(str(ds.SOPInstanceUID)))}.dcm"
+                )
         except InvalidDicomError:
             reason = "not a DICOM file"
         except OSError as exc:
@@ -172,13 +206,19 @@ def _prepare(args: argparse.Namespace) -> tuple[Deidentifier, str]:
         raise _Usage(f"config error: {exc}") from None
     project = projects.get(args.project)
     if project is None:
-        raise _Usage(f"unknown project {args.project!r} (known: {', '.join(sorted(projects)) or 'none'})")
+        raise _Usage(
+            f"unknown project {args.project!r} (known: {', '.join(sorted(projects)) or 'none'})"
+        )
     if not project.valid_participant(args.participant):
-        raise _Usage(f"participant ID {args.participant!r} does not match project {project.name}'s "
-                     f"pattern {project.participant_id!r}")
+        raise _Usage(
+            f"participant ID {args.participant!r} does not match project {project.name}'s "
+            f"pattern {project.participant_id!r}"
+        )
     if args.event and project.events and args.event not in project.events:
-        raise _Usage(f"event {args.event!r} is not an event of project {project.name} "
-                     f"({', '.join(project.events)})")
+        raise _Usage(
+            f"event {args.event!r} is not an event of project {project.name} "
+            f"({', '.join(project.events)})"
+        )
     try:
         setup_logging(cfg, "deid")
     except OSError as exc:

@@ -18,12 +18,19 @@ COMMAND = "metrics"
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser(COMMAND, help="print the Prometheus metrics (or --post the heartbeat report now)")
+    p = sub.add_parser(
+        COMMAND, help="print the Prometheus metrics (or --post the heartbeat report now)"
+    )
     p.add_argument("--site", default="")
     how = p.add_mutually_exclusive_group()
-    how.add_argument("--post", action="store_true", help="send the heartbeat POST to heartbeat.post_url now")
-    how.add_argument("--post-if-due", action="store_true",
-                     help="send it only when heartbeat.post_interval_seconds have passed since the last one")
+    how.add_argument(
+        "--post", action="store_true", help="send the heartbeat POST to heartbeat.post_url now"
+    )
+    how.add_argument(
+        "--post-if-due",
+        action="store_true",
+        help="send it only when heartbeat.post_interval_seconds have passed since the last one",
+    )
 
 
 def run(args: Any) -> int:

@@ -50,7 +50,11 @@ def status(cfg: SiteConfig) -> int:
             print(f"  {s.name:<20} DOWN{where}")
     print("cron jobs (last run)")
     for j in st.jobs:
-        busy = f"  running now (pid {j.running_pid}, {human_duration(j.running_for_s)})" if j.running_pid else ""
+        busy = (
+            f"  running now (pid {j.running_pid}, {human_duration(j.running_for_s)})"
+            if j.running_pid
+            else ""
+        )
         run = j.last
         if run is None:
             print(f"  {j.job:<22} no run recorded{busy}")
@@ -58,8 +62,10 @@ def status(cfg: SiteConfig) -> int:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.finished))
         outcome = "ok" if run.ok else "FAILED"
         summary = f"  {run.summary}" if run.summary else ""
-        print(f"  {j.job:<22} {when} ({human_duration(st.collected_at - run.finished)} ago)  {outcome}  "
-              f"{run.seconds:.1f} s{summary}{busy}")
+        print(
+            f"  {j.job:<22} {when} ({human_duration(st.collected_at - run.finished)} ago)  {outcome}  "
+            f"{run.seconds:.1f} s{summary}{busy}"
+        )
     print("queues")
     print("  " + "; ".join(f"{k} {v}" for k, v in st.queues.items()))
     print("disk")
@@ -70,8 +76,10 @@ def status(cfg: SiteConfig) -> int:
     else:
         source = "capacity (retention.capacity_bytes)" if d.source == "capacity" else "filesystem"
         used = f"{human_size(d.used_bytes)} used; " if d.used_bytes is not None else ""
-        print(f"  DATADIR {d.datadir}: {used}{source} {human_size(d.free_bytes)} free of {human_size(d.total_bytes)} "
-              f"({d.free_percent:.1f} %, retention target {d.target_free_percent:g} %)")
+        print(
+            f"  DATADIR {d.datadir}: {used}{source} {human_size(d.free_bytes)} free of {human_size(d.total_bytes)} "
+            f"({d.free_percent:.1f} %, retention target {d.target_free_percent:g} %)"
+        )
     if st.down:
         print(f"{PROGRAM}: down: {', '.join(st.down)}", file=sys.stderr)
         return 1
@@ -91,8 +99,11 @@ def format_entry(line: str, fallback: str = "") -> str:
         return f"{fallback}: {line}" if fallback else line
     if not isinstance(e, dict):
         return line
-    extra = " ".join(f"{k}={v if isinstance(v, str) and ' ' not in v else json.dumps(v, default=str)}"
-                     for k, v in e.items() if k not in _SKIP)
+    extra = " ".join(
+        f"{k}={v if isinstance(v, str) and ' ' not in v else json.dumps(v, default=str)}"
+        for k, v in e.items()
+        if k not in _SKIP
+    )
     head = f"{e.get('time', '')} {e.get('level', ''):<7} {e.get('component', fallback)}[{e.get('pid', '')}]"
     text = f"{head} {e.get('message', '')}"
     return f"{text}  {extra}" if extra else text
@@ -119,7 +130,11 @@ def _tail(path: Path, n: int) -> list[str]:
                 block = min(size, block * 2)
     except OSError:
         return []
-    return [ln for ln in data.decode("utf-8", errors="replace").splitlines() if ln.strip()][-n:] if n > 0 else []
+    return (
+        [ln for ln in data.decode("utf-8", errors="replace").splitlines() if ln.strip()][-n:]
+        if n > 0
+        else []
+    )
 
 
 def logs(cfg: SiteConfig, component: str, *, follow: bool, lines: int, poll: float = 0.5) -> int:
@@ -205,10 +220,14 @@ def cron(cfg: SiteConfig, action: str, user: str | None) -> int:
         if action == "install":
             crontab.install(user, ours, cfg.site)
             n = len(crontab.job_lines(ours))
-            print(f"{PROGRAM}: {n} cron lines installed in {who} crontab (other lines kept); see `crontab -l`")
+            print(
+                f"{PROGRAM}: {n} cron lines installed in {who} crontab (other lines kept); see `crontab -l`"
+            )
             return 0
         removed = crontab.remove(user, cfg.site)
-        print(f"{PROGRAM}: fionagw cron lines {'removed from' if removed else 'were not in'} {who} crontab")
+        print(
+            f"{PROGRAM}: fionagw cron lines {'removed from' if removed else 'were not in'} {who} crontab"
+        )
         return 0
     except (crontab.CronError, OSError) as exc:
         print(f"{PROGRAM}: cron {action}: {exc}", file=sys.stderr)

@@ -20,10 +20,15 @@ COMMAND = "user"
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser(COMMAND, help="web accounts and roles: add, passwd, grant, revoke, remove, list")
+    p = sub.add_parser(
+        COMMAND, help="web accounts and roles: add, passwd, grant, revoke, remove, list"
+    )
     p.add_argument("--site", default="")
     acts = p.add_subparsers(dest="action", required=True)
-    for name, text in (("add", "create an account"), ("passwd", "set a new password (logs the user out)")):
+    for name, text in (
+        ("add", "create an account"),
+        ("passwd", "set a new password (logs the user out)"),
+    ):
         a = acts.add_parser(name, help=text)
         a.add_argument("name")
         a.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
@@ -31,8 +36,12 @@ def register(sub: Any) -> None:
         a = acts.add_parser(name, help=f"{text}: ROLE is one of {', '.join(ROLES)}")
         a.add_argument("name")
         a.add_argument("role", choices=ROLES)
-        a.add_argument("project", nargs="?", default="",
-                       help=f"the project (not for admin); {ALL_PROJECTS!r} for every project")
+        a.add_argument(
+            "project",
+            nargs="?",
+            default="",
+            help=f"the project (not for admin); {ALL_PROJECTS!r} for every project",
+        )
     a = acts.add_parser("remove", help="delete an account")
     a.add_argument("name")
     acts.add_parser("list", help="accounts and their roles")
@@ -62,10 +71,15 @@ def _check_project(cfg: SiteConfig, project: str) -> None:
         finally:
             tracker.close()
     except (TrackerError, ProjectsError, ConfigError) as exc:
-        print(f"{PROGRAM}: warning: cannot check the project against the tracker: {exc}", file=sys.stderr)
+        print(
+            f"{PROGRAM}: warning: cannot check the project against the tracker: {exc}",
+            file=sys.stderr,
+        )
         return
     if project not in known:
-        raise UserError(f"unknown project {project!r} (known: {', '.join(sorted(known)) or 'none'})")
+        raise UserError(
+            f"unknown project {project!r} (known: {', '.join(sorted(known)) or 'none'})"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,7 +96,9 @@ def run(args: argparse.Namespace) -> int:
             return 0
         if args.action == "add":
             store.add_user(args.name, _password(args.password_stdin))
-            print(f"{PROGRAM}: added {args.name} (no roles yet: fiona user grant {args.name} ROLE PROJECT)")
+            print(
+                f"{PROGRAM}: added {args.name} (no roles yet: fiona user grant {args.name} ROLE PROJECT)"
+            )
         elif args.action == "passwd":
             store.set_password(args.name, _password(args.password_stdin))
             print(f"{PROGRAM}: password of {args.name} changed; its sessions were ended")

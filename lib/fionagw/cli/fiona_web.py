@@ -23,7 +23,9 @@ GRACE_S = 5
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser(COMMAND, help="serve the web pages (Assign, Logs, Status, ...) in the foreground")
+    p = sub.add_parser(
+        COMMAND, help="serve the web pages (Assign, Logs, Status, ...) in the foreground"
+    )
     p.add_argument("site", nargs="?", default="", metavar="SITE")
 
 
@@ -40,7 +42,9 @@ def _check_port(cfg: SiteConfig, host: str, port: int) -> None:
         try:
             s.bind((host, port))
         except OSError as exc:
-            raise ConfigError(cfg.config_file, "web.port", f"{host}:{port} is not available: {exc.strerror}") from None
+            raise ConfigError(
+                cfg.config_file, "web.port", f"{host}:{port} is not available: {exc.strerror}"
+            ) from None
 
 
 def gunicorn_options(cfg: SiteConfig) -> dict[str, Any]:
@@ -92,7 +96,10 @@ def serve(cfg: SiteConfig) -> int:
         def load(self) -> Any:
             return app
 
-    print(f"{PROGRAM}: serving {ws.url} (config {cfg.config_file}; log {cfg.paths.logfile('web')})", flush=True)
+    print(
+        f"{PROGRAM}: serving {ws.url} (config {cfg.config_file}; log {cfg.paths.logfile('web')})",
+        flush=True,
+    )
     import logging
 
     logging.getLogger("fionagw.web").info("web server starting", extra={"url": ws.url})
@@ -108,7 +115,10 @@ def run(args: argparse.Namespace) -> int:
         check_user(cfg)
         check_datadir(cfg)
         if not web_settings(cfg).enabled:
-            print(f"{PROGRAM}: web.enabled is false in {cfg.config_file}: not serving", file=sys.stderr)
+            print(
+                f"{PROGRAM}: web.enabled is false in {cfg.config_file}: not serving",
+                file=sys.stderr,
+            )
             return 0
         return serve(cfg)
     except ConfigError as exc:

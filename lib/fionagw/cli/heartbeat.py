@@ -15,8 +15,11 @@ PROGRAM = "heartbeat"
 
 
 def main(argv: list[str]) -> int:
-    p = parser(PROGRAM, "Check that the receiver answers C-ECHO (restart it if not); kill cron jobs "
-                        "that ran longer than their limit (heartbeat.job_limit_s).")
+    p = parser(
+        PROGRAM,
+        "Check that the receiver answers C-ECHO (restart it if not); kill cron jobs "
+        "that ran longer than their limit (heartbeat.job_limit_s).",
+    )
     add_site(p)
     p.add_argument("-v", "--verbose", action="store_true", help="print what was found")
     args = p.parse_args(argv)
@@ -30,7 +33,12 @@ def main(argv: list[str]) -> int:
             post_if_due(cfg)  # the optional heartbeat POST (heartbeat.post_url), crontab mode
         except PostError as exc:
             result.problems.append(f"heartbeat POST: {exc}")
-    if args.verbose or result.receiver in ("restarted", "down") or result.killed_jobs or result.problems:
+    if (
+        args.verbose
+        or result.receiver in ("restarted", "down")
+        or result.killed_jobs
+        or result.problems
+    ):
         print(f"{PROGRAM}: {result.summary()}")
     return 0 if run.ok else 1
 

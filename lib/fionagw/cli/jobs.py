@@ -19,8 +19,13 @@ from fionagw.tracking.projects import ProjectsError
 EXPECTED = (TrackerError, ProjectsError, ConfigError, OSError)
 
 
-def run_job(prog: str, description: str, body: Callable[[SiteConfig, Tracker, argparse.Namespace], str],
-            argv: list[str], extra_args: Callable[[argparse.ArgumentParser], None] | None = None) -> int:
+def run_job(
+    prog: str,
+    description: str,
+    body: Callable[[SiteConfig, Tracker, argparse.Namespace], str],
+    argv: list[str],
+    extra_args: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> int:
     p = parser(prog, description)
     if extra_args:
         extra_args(p)

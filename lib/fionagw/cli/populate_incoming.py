@@ -12,8 +12,13 @@ from fionagw.tracking.base import Tracker
 
 
 def _args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--settle", type=float, default=None, metavar="SECONDS",
-                   help="a series JSON unchanged this long is complete (default arrival.settle_seconds, 60)")
+    p.add_argument(
+        "--settle",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="a series JSON unchanged this long is complete (default arrival.settle_seconds, 60)",
+    )
 
 
 def _body(cfg: SiteConfig, tracker: Tracker, args: argparse.Namespace) -> str:

@@ -19,7 +19,9 @@ def main(argv: list[str]) -> int:
     p = parser(PROGRAM, "Classify received files into raw/ (the FIFO daemon of a site).")
     sub = p.add_subparsers(dest="command", required=True)
     for name, text in (
-        ("start", "start the daemon"), ("stop", "stop the daemon"), ("restart", "restart the daemon"),
+        ("start", "start the daemon"),
+        ("stop", "stop the daemon"),
+        ("restart", "restart the daemon"),
         ("status", "is the daemon running (exit 3 if not)"),
         ("foreground", "run in the foreground until SIGTERM/Ctrl-C"),
         ("rebuild", "derive raw/, participants/, srs/ and series JSON anew from the archive"),
@@ -46,7 +48,9 @@ def main(argv: list[str]) -> int:
     if args.command == "status":
         st = daemon.status(pidfile, PROGRAM)
         if st.running:
-            print(f"{PROGRAM}: running (pid {st.pid}, up {st.uptime_s or 0:.0f} s), fifo {cfg.paths.fifo}")
+            print(
+                f"{PROGRAM}: running (pid {st.pid}, up {st.uptime_s or 0:.0f} s), fifo {cfg.paths.fifo}"
+            )
             return 0
         print(f"{PROGRAM}: not running")
         return 3
@@ -84,8 +88,14 @@ def main(argv: list[str]) -> int:
         print(f"{PROGRAM}: {exc}", file=sys.stderr)
         return 2
 
-    return launch(cfg, PROGRAM, COMPONENT, serve_processor, foreground=args.command == "foreground",
-                  announce=f"processSingleFile reading {cfg.paths.fifo}")
+    return launch(
+        cfg,
+        PROGRAM,
+        COMPONENT,
+        serve_processor,
+        foreground=args.command == "foreground",
+        announce=f"processSingleFile reading {cfg.paths.fifo}",
+    )
 
 
 def _send(cfg, paths: list[Path]) -> int:  # type: ignore[no-untyped-def]
@@ -104,8 +114,10 @@ def _send(cfg, paths: list[Path]) -> int:  # type: ignore[no-untyped-def]
         for f in files:
             send_to_fifo(cfg, str(f.resolve()))
     except OSError as exc:
-        print(f"{PROGRAM}: cannot write to {cfg.paths.fifo} ({exc.strerror}); is processSingleFile running?",
-              file=sys.stderr)
+        print(
+            f"{PROGRAM}: cannot write to {cfg.paths.fifo} ({exc.strerror}); is processSingleFile running?",
+            file=sys.stderr,
+        )
         return 1
     print(f"{PROGRAM}: queued {len(files)} file(s)")
     return 0

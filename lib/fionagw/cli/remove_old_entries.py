@@ -20,8 +20,12 @@ PROGRAM = "removeOldEntries"
 def main(argv: list[str]) -> int:
     p = parser(PROGRAM, "Drop studies older than arrival.incoming_days from the incoming list.")
     add_site(p)
-    p.add_argument("--days", type=float, metavar="N",
-                   help="maximum age in days (default: the config's arrival.incoming_days)")
+    p.add_argument(
+        "--days",
+        type=float,
+        metavar="N",
+        help="maximum age in days (default: the config's arrival.incoming_days)",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="print the studies dropped")
     args = p.parse_args(argv)
     if args.days is not None and args.days < 0:
@@ -30,8 +34,10 @@ def main(argv: list[str]) -> int:
     with cron_lock(cfg, PROGRAM), job_run(cfg, PROGRAM):
         dropped = incoming.remove_old(cfg, args.days)
     if dropped:
-        log.info("old entries dropped from the incoming list",
-                 extra={"count": len(dropped), "study_uids": [e.study_uid for e in dropped]})
+        log.info(
+            "old entries dropped from the incoming list",
+            extra={"count": len(dropped), "study_uids": [e.study_uid for e in dropped]},
+        )
     else:
         logging.getLogger("fionagw.removeOldEntries").debug("nothing to drop")
     if args.verbose:

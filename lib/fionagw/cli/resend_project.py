@@ -12,8 +12,13 @@ from fionagw.tracking.base import Tracker
 
 
 def _args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--project", "--importAll", dest="project", default=None,
-                   help="only this project (FIONA's --importAll)")
+    p.add_argument(
+        "--project",
+        "--importAll",
+        dest="project",
+        default=None,
+        help="only this project (FIONA's --importAll)",
+    )
 
 
 def _body(cfg: SiteConfig, tracker: Tracker, args: argparse.Namespace) -> str:

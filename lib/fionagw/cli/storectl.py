@@ -24,8 +24,10 @@ def main(argv: list[str]) -> int:
     if args.command == "status":
         st = daemon.status(pidfile, PROGRAM)
         if st.running:
-            print(f"{label}: running (pid {st.pid}, up {st.uptime_s or 0:.0f} s) "
-                  f"on {cfg.dicom_ip}:{cfg.dicom_port} as {cfg.aetitle}")
+            print(
+                f"{label}: running (pid {st.pid}, up {st.uptime_s or 0:.0f} s) "
+                f"on {cfg.dicom_ip}:{cfg.dicom_port} as {cfg.aetitle}"
+            )
             return 0
         print(f"{label}: not running")
         return 3
@@ -47,8 +49,14 @@ def main(argv: list[str]) -> int:
 
     from fionagw.receive.scp import serve_scp
 
-    return launch(cfg, PROGRAM, COMPONENT, serve_scp, foreground=args.command == "foreground",
-                  announce=f"DICOM receiver {cfg.aetitle} listening on {cfg.dicom_ip}:{cfg.dicom_port}")
+    return launch(
+        cfg,
+        PROGRAM,
+        COMPONENT,
+        serve_scp,
+        foreground=args.command == "foreground",
+        announce=f"DICOM receiver {cfg.aetitle} listening on {cfg.dicom_ip}:{cfg.dicom_port}",
+    )
 
 
 if __name__ == "__main__":

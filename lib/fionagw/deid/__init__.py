@@ -19,8 +19,30 @@ from fionagw.deid.profile import OPTION_CODES, TABLE, Profile
 from fionagw.deid.release import Hit, Identifiers, check_release, collect_identifiers
 from fionagw.deid.tagchange import NO_MATCH, TagChange, parse_tag_change, regex_value
 
-__all__ = ["DIFFUSION_PRIVATE", "NO_MATCH", "OPTION_CODES", "TABLE", "DeidSettings",
-           "Deidentifier", "Hit", "Identifiers", "Profile", "RuleSet", "TagChange",
-           "check_release", "collect_identifiers", "decimal_digest", "fallback_study_date",
-           "fiona_uid", "keyed_date_offset", "keyed_uid", "parse_tag_change", "regex_value",
-           "shift_da", "shift_dt", "study_id", "study_mapping", "write_mapping"]
+__all__ = [
+    "DIFFUSION_PRIVATE",
+    "NO_MATCH",
+    "OPTION_CODES",
+    "TABLE",
+    "DeidSettings",
+    "Deidentifier",
+    "Hit",
+    "Identifiers",
+    "Profile",
+    "RuleSet",
+    "TagChange",
+    "check_release",
+    "collect_identifiers",
+    "decimal_digest",
+    "fallback_study_date",
+    "fiona_uid",
+    "keyed_date_offset",
+    "keyed_uid",
+    "parse_tag_change",
+    "regex_value",
+    "shift_da",
+    "shift_dt",
+    "study_id",
+    "study_mapping",
+    "write_mapping",
+]

@@ -50,9 +50,14 @@ class BatchResult:
         return not self.failed and not self.hits
 
 
-def deidentify_files(jobs: Sequence[tuple[Path, Path]], settings: DeidSettings, participant: str,
-                     event: str | None, identifiers: Identifiers | None = None,
-                     processes: int | None = None) -> BatchResult:
+def deidentify_files(
+    jobs: Sequence[tuple[Path, Path]],
+    settings: DeidSettings,
+    participant: str,
+    event: str | None,
+    identifiers: Identifiers | None = None,
+    processes: int | None = None,
+) -> BatchResult:
     """De-identify every (source, destination) job; see the module docstring.
 
     ``processes``: None = os.cpu_count(); 1 = in this process, no pool. Bad settings raise
@@ -69,18 +74,25 @@ def deidentify_files(jobs: Sequence[tuple[Path, Path]], settings: DeidSettings, 
     else:
         numbered = list(enumerate(jobs))
         size = max(1, min(CHUNK, len(jobs) // (4 * workers)))  # >= 4 tasks per worker
-        chunks = [numbered[i:i + size] for i in range(0, len(numbered), size)]
+        chunks = [numbered[i : i + size] for i in range(0, len(numbered), size)]
         context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init,
-                                 initargs=(settings, participant, event, identifiers)) as pool:
+        with ProcessPoolExecutor(
+            workers,
+            mp_context=context,
+            initializer=_init,
+            initargs=(settings, participant, event, identifiers),
+        ) as pool:
             futures = [pool.submit(_run, chunk) for chunk in chunks]
             for chunk, future in zip(chunks, futures, strict=True):
                 try:
                     outcomes.update(future.result())
                 except BrokenProcessPool:
                     for index, (src, _dst) in chunk:
-                        outcomes[index] = ("failed", src,
-                                           "the worker process died (out of memory?)")
+                        outcomes[index] = (
+                            "failed",
+                            src,
+                            "the worker process died (out of memory?)",
+                        )
                 except Exception as exc:  # noqa: BLE001 - e.g. a result that cannot be pickled
                     for index, (src, _dst) in chunk:
                         outcomes[index] = ("failed", src, _reason("worker error", exc))
@@ -99,6 +111,7 @@ def deidentify_files(jobs: Sequence[tuple[Path, Path]], settings: DeidSettings, 
 
 # --- worker side ----------------------------------------------------------------------------
 
+
 @dataclass
 class _Worker:
     deid: Deidentifier
@@ -110,18 +123,25 @@ class _Worker:
     made: set[Path] = field(default_factory=set)
 
 
-def _new_worker(settings: DeidSettings, participant: str, event: str | None,
-                identifiers: Identifiers | None) -> _Worker:
-    return _Worker(Deidentifier(settings), participant, event, identifiers,
-                   "retain_institution_identity" in settings.options,
-                   "retain_uids" in settings.options)
+def _new_worker(
+    settings: DeidSettings, participant: str, event: str | None, identifiers: Identifiers | None
+) -> _Worker:
+    return _Worker(
+        Deidentifier(settings),
+        participant,
+        event,
+        identifiers,
+        "retain_institution_identity" in settings.options,
+        "retain_uids" in settings.options,
+    )
 
 
 _worker: _Worker | None = None  # one per pool process, set up by _init
 
 
-def _init(settings: DeidSettings, participant: str, event: str | None,
-          identifiers: Identifiers | None) -> None:
+def _init(
+    settings: DeidSettings, participant: str, event: str | None, identifiers: Identifiers | None
+) -> None:
     global _worker
     _worker = _new_worker(settings, participant, event, identifiers)
 
@@ -167,12 +187,14 @@ def _one(w: _Worker, src: Path, dst: Path) -> tuple:
 
 def _own_identifiers(ds, w: _Worker) -> Identifiers:  # type: ignore[no-untyped-def]
     """The file's identifying values that the study's identifiers do not already hold."""
-    own = collect_identifiers(ds, retain_institution=w.retain_institution,
-                              retain_uids=w.retain_uids)
+    own = collect_identifiers(
+        ds, retain_institution=w.retain_institution, retain_uids=w.retain_uids
+    )
     known = w.identifiers
     assert known is not None
-    return Identifiers({v: k for v, k in own.values.items() if v not in known.values},
-                       own.uids - known.uids)
+    return Identifiers(
+        {v: k for v, k in own.values.items() if v not in known.values}, own.uids - known.uids
+    )
 
 
 _TAG_IN_MESSAGE = re.compile(r"\(([0-9A-Fa-f]{4}),\s*([0-9A-Fa-f]{4})\)")

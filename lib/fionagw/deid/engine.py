@@ -90,27 +90,58 @@ DIFFUSION_PRIVATE: tuple[tuple[int, str, int], ...] = (
     (0x0043, "GEMS_PARM_01", 0x39),
     *((0x0019, "GEMS_ACQU_01", e) for e in (0xBB, 0xBC, 0xBD)),
     # Philips: b-factor and direction label, gradient direction, b-value / gradient numbers
-    (0x2001, "PHILIPS IMAGING DD 001", 0x03), (0x2001, "PHILIPS IMAGING DD 001", 0x04),
+    (0x2001, "PHILIPS IMAGING DD 001", 0x03),
+    (0x2001, "PHILIPS IMAGING DD 001", 0x04),
     *((0x2005, "PHILIPS MR IMAGING DD 001", e) for e in (0xB0, 0xB1, 0xB2)),
-    (0x2005, "PHILIPS MR IMAGING DD 005", 0x12), (0x2005, "PHILIPS MR IMAGING DD 005", 0x13),
+    (0x2005, "PHILIPS MR IMAGING DD 005", 0x12),
+    (0x2005, "PHILIPS MR IMAGING DD 005", 0x13),
 )
 
-_IDENT_TAGS = frozenset({0x00080005, 0x00101002}.union(
-    *PATIENT_TAGS.values(), *INSTITUTION_TAGS.values(), *STAFF_TAGS.values()))
+_IDENT_TAGS = frozenset(
+    {0x00080005, 0x00101002}.union(
+        *PATIENT_TAGS.values(), *INSTITUTION_TAGS.values(), *STAFF_TAGS.values()
+    )
+)
 _TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "UC", "PN"})
 _DUMMY: dict[str, object] = {
-    "AE": "ANONYMOUS", "AS": "000Y", "CS": "ANONYMIZED", "DA": "19000101", "DS": "0",
-    "DT": "19000101000000", "IS": "0", "LO": "ANONYMIZED", "LT": "ANONYMIZED",
-    "PN": "ANONYMIZED", "SH": "ANONYMIZED", "ST": "ANONYMIZED", "TM": "000000",
-    "UC": "ANONYMIZED", "UR": "urn:anonymized", "UT": "ANONYMIZED", "FL": 0.0, "FD": 0.0,
-    "SL": 0, "SS": 0, "UL": 0, "US": 0, "SV": 0, "UV": 0, "AT": 0, "OB": b"\0\0",
-    "OW": b"\0\0", "UN": b"\0\0", "OF": b"\0" * 4, "OL": b"\0" * 4, "OD": b"\0" * 8,
+    "AE": "ANONYMOUS",
+    "AS": "000Y",
+    "CS": "ANONYMIZED",
+    "DA": "19000101",
+    "DS": "0",
+    "DT": "19000101000000",
+    "IS": "0",
+    "LO": "ANONYMIZED",
+    "LT": "ANONYMIZED",
+    "PN": "ANONYMIZED",
+    "SH": "ANONYMIZED",
+    "ST": "ANONYMIZED",
+    "TM": "000000",
+    "UC": "ANONYMIZED",
+    "UR": "urn:anonymized",
+    "UT": "ANONYMIZED",
+    "FL": 0.0,
+    "FD": 0.0,
+    "SL": 0,
+    "SS": 0,
+    "UL": 0,
+    "US": 0,
+    "SV": 0,
+    "UV": 0,
+    "AT": 0,
+    "OB": b"\0\0",
+    "OW": b"\0\0",
+    "UN": b"\0\0",
+    "OF": b"\0" * 4,
+    "OL": b"\0" * 4,
+    "OD": b"\0" * 8,
     "OV": b"\0" * 8,
 }
 _DT = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\.\d{1,6})?([+-]\d{4})?$")
 
 
 # --- settings ---------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class DeidSettings:
@@ -169,11 +200,13 @@ class DeidSettings:
         if lo > hi:
             raise ValueError("date_shift_range must be (low, high)")
         needs_key = (self.uid_scheme == "keyed" and "retain_uids" not in self.options) or (
-            self.date_mode == "shift" and self.date_shift_days is None)
+            self.date_mode == "shift" and self.date_shift_days is None
+        )
         if needs_key and not self.key:
             raise ValueError("a project secret is required for keyed UIDs or keyed date shifts")
-        if self.uid_root and (not re.fullmatch(r"[0-9]+(\.[0-9]+)*", self.uid_root)
-                              or len(self.uid_root) > 40):
+        if self.uid_root and (
+            not re.fullmatch(r"[0-9]+(\.[0-9]+)*", self.uid_root) or len(self.uid_root) > 40
+        ):
             raise ValueError("uid_root must be a dotted-digit root of at most 40 characters")
         if self.options & {"retain_full_dates", "retain_modified_dates", "retain_safe_private"}:
             raise ValueError("date and safe-private options follow date_mode and private_keep")
@@ -199,6 +232,7 @@ class DeidSettings:
 
 
 # --- UIDs and dates (pure functions) ------------------------------------------------------------
+
 
 def fiona_uid(uid: str, project: str) -> str:
     """DICOMAnonymizer's hashuid+PROJECTNAME."""
@@ -264,13 +298,14 @@ def shift_dt(value: str, days: int, clean_time: bool = False) -> str:
 
 # --- engine ---------------------------------------------------------------------------------
 
+
 def _put(ds: Dataset, tag: int, vr: str, value) -> None:
     """Replace an element by a new one (never mutate: the caller's snapshot keeps the old)."""
     key = BaseTag(tag)
-    ds._dict[key] = (raw_text_element(ds, key, vr, value)  # ASCII text: cheap, written as is
-                     or DataElement(key, vr, value, validation_mode=config.IGNORE))
-
-
+    ds._dict[key] = (
+        raw_text_element(ds, key, vr, value)  # ASCII text: cheap, written as is
+        or DataElement(key, vr, value, validation_mode=config.IGNORE)
+    )
 
 
 class _Ctx:
@@ -303,11 +338,15 @@ class Deidentifier:
         self._retain_uids = "retain_uids" in settings.options
         opts = self.profile.options
         short = "Retain Longitudinal Temporal Information"
-        self._method = ([f"fionagw {__version__}", f"PS3.15 Table E.1-1 {self.profile.edition[:4]}",
-                         "Basic Profile"]
-                        + [OPTION_CODES[o][1].replace(short, "Retain Longitudinal")[:64]
-                           for o in sorted(opts)]
-                        + [f"UIDs {settings.uid_scheme}", f"dates {settings.date_mode}"])
+        self._method = (
+            [
+                f"fionagw {__version__}",
+                f"PS3.15 Table E.1-1 {self.profile.edition[:4]}",
+                "Basic Profile",
+            ]
+            + [OPTION_CODES[o][1].replace(short, "Retain Longitudinal")[:64] for o in sorted(opts)]
+            + [f"UIDs {settings.uid_scheme}", f"dates {settings.date_mode}"]
+        )
         # FIONA table and tag changes (fiona_rules.py builds on this module, hence imported here)
         self.rules = None
         self.private_dates: dict[tuple[int, str, int], str] = {}
@@ -361,8 +400,9 @@ class Deidentifier:
             rules.finish(self, ds, ctx)
         return ds
 
-    def deidentify_file(self, src: Path | str, dst: Path | str, participant: str,
-                        event: str | None = None) -> Path:
+    def deidentify_file(
+        self, src: Path | str, dst: Path | str, participant: str, event: str | None = None
+    ) -> Path:
         """Read ``src``, de-identify, write to ``dst`` (a directory -> <SOPInstanceUID>.dcm).
 
         A truncated or incomplete input raises ValueError (dcmread would return it short)."""
@@ -500,8 +540,7 @@ class Deidentifier:
             if (group, element) not in used:
                 del elems[(group << 16) | element]
 
-    def _stamp(self, ds: Dataset, participant: str, event: str | None,
-               had_reason: bool) -> None:
+    def _stamp(self, ds: Dataset, participant: str, event: str | None, had_reason: bool) -> None:
         s = self.settings
         put = _put
         put(ds, 0x00100010, "PN", participant)
@@ -509,8 +548,12 @@ class Deidentifier:
         put(ds, 0x00120062, "CS", "YES")
         put(ds, 0x00120063, "LO", self._method)
         put(ds, 0x00120064, "SQ", Sequence([_code_item(v, m, ds) for v, m in self.profile.codes()]))
-        put(ds, 0x00280303, "CS", {"shift": "MODIFIED", "keep": "UNMODIFIED",
-                                   "remove": "REMOVED"}[s.date_mode])
+        put(
+            ds,
+            0x00280303,
+            "CS",
+            {"shift": "MODIFIED", "keep": "UNMODIFIED", "remove": "REMOVED"}[s.date_mode],
+        )
         put(ds, 0x00120010, "LO", (s.sponsor or s.project)[:64])
         put(ds, 0x00120020, "LO", s.project[:64])
         put(ds, 0x00120021, "LO", s.project[:64])

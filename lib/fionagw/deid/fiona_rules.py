@@ -95,11 +95,21 @@ _DIGITS = str.maketrans("abcdef", "012345")
 _ASCII_VRS = frozenset({"UI", "DA", "DT", "TM", "AS", "CS", "DS", "IS", "AE"})
 _DATE = re.compile(r"^\s*(\d{4})(\d{2})(\d{2})")
 # actions whose result depends on the original value (the others skip converting it)
-_READS_VALUE = frozenset({"hash", "hashuid", "hashuid+PROJECTNAME", "incrementdate",
-                          "incrementdatetime", "bodypart", "regex"})
+_READS_VALUE = frozenset(
+    {
+        "hash",
+        "hashuid",
+        "hashuid+PROJECTNAME",
+        "incrementdate",
+        "incrementdatetime",
+        "bodypart",
+        "regex",
+    }
+)
 
 
 # --- values (pure functions) ---------------------------------------------------------------
+
 
 def decimal_digest(data: bytes) -> str:
     """SHA-256 as 64 digits: each hex nibble written with ``0123456789012345`` (upstream toDec)."""
@@ -114,13 +124,13 @@ def padded(text: str, vr: str) -> bytes:
 
 def hash_value(text: str, vr: str) -> str:
     """DICOMAnonymizer's ``hash``/``hashuid``: decimalized hash cut to the VR's maximum."""
-    return decimal_digest(padded(text, vr))[:MAX_LEN.get(vr, 64)]
+    return decimal_digest(padded(text, vr))[: MAX_LEN.get(vr, 64)]
 
 
 def keyed_hash(key: bytes, text: str, vr: str) -> str:
     """``hash`` for keyed projects: HMAC-SHA256 with the project key, digits as upstream."""
     digest = hmac.new(key, b"hash\0" + padded(text, vr), hashlib.sha256).hexdigest()
-    return digest.translate(_DIGITS)[:MAX_LEN.get(vr, 64)]
+    return digest.translate(_DIGITS)[: MAX_LEN.get(vr, 64)]
 
 
 def study_id(study_uid: str, project: str) -> str:
@@ -174,11 +184,13 @@ def table_rule(tag: int, name: str, action: str, create: bool) -> Rule:
 
 def parse_changes(settings: DeidSettings) -> list[TagChange]:
     """The settings' tag changes, then regex tag changes (ValueError on a bad one)."""
-    return ([parse_tag_change(t) for t in settings.tag_changes]
-            + [parse_tag_change(t, regex=True) for t in settings.regex_tag_changes])
+    return [parse_tag_change(t) for t in settings.tag_changes] + [
+        parse_tag_change(t, regex=True) for t in settings.regex_tag_changes
+    ]
 
 
 # --- the rule set ---------------------------------------------------------------------------
+
 
 @dataclass
 class RuleState:
@@ -208,13 +220,19 @@ class RuleSet:
         changes = parse_changes(s)
         for change in changes:
             create = change.tag in FIONA_TAGS
-            rules[change.tag] = (Rule("regex", change.value, create, "change") if change.regex
-                                 else value_rule(change.tag, change.value, create=create))
+            rules[change.tag] = (
+                Rule("regex", change.value, create, "change")
+                if change.regex
+                else value_rule(change.tag, change.value, create=create)
+            )
         self.rules = rules
         self.changed = tuple(dict.fromkeys(c.tag for c in changes))
         self.creates = tuple(t for t, r in rules.items() if r.create and t not in self.changed)
-        self.method = [FIONA_METHOD, f"DICOMAnonymizer rules {SOURCE.split('@')[1].split()[0]}",
-                       *deid._method]
+        self.method = [
+            FIONA_METHOD,
+            f"DICOMAnonymizer rules {SOURCE.split('@')[1].split()[0]}",
+            *deid._method,
+        ]
         # private elements with a rule that keeps them: (group, creator, offset) -> VR
         self.private_dates = {SIEMENS_PT_DATE: "DT"} if self.fiona else {}
 
@@ -278,8 +296,15 @@ class RuleSet:
 
     # --- values ---------------------------------------------------------------------------
 
-    def value(self, deid: Deidentifier, rule: Rule, tag: int, vr: str, values: list[str],  # noqa: C901
-              ctx) -> object | None:  # type: ignore[no-untyped-def]
+    def value(
+        self,
+        deid: Deidentifier,
+        rule: Rule,
+        tag: int,
+        vr: str,
+        values: list[str],  # noqa: C901
+        ctx,
+    ) -> object | None:  # type: ignore[no-untyped-def]
         """The new value for the original ``values`` ([] when missing); None: keep as is."""
         a = rule.action
         s = self.settings
@@ -304,7 +329,9 @@ class RuleSet:
         if a in ("incrementdate", "incrementdatetime"):
             return self._dates(a, tag, values, ctx)
         if a == "bodypart":
-            return None if (values[0].strip() if values else "") in ALLOWED_BODY_PARTS else "BODYPART"
+            return (
+                None if (values[0].strip() if values else "") in ALLOWED_BODY_PARTS else "BODYPART"
+            )
         if a == "set":
             return limit(rule.value, vr)
         if a == "keyword":
@@ -319,8 +346,13 @@ class RuleSet:
 
     def keyword(self, source: str, state: RuleState) -> str:
         s = self.settings
-        return {"project": s.project, "participant": state.participant, "event": state.event,
-                "site_name": s.site_name or "", "site_id": s.site_id or ""}[source]
+        return {
+            "project": s.project,
+            "participant": state.participant,
+            "event": state.event,
+            "site_name": s.site_name or "",
+            "site_id": s.site_id or "",
+        }[source]
 
     def _uid(self, deid: Deidentifier, value: str, action: str) -> str:
         if not value or value.startswith(STANDARD_UID_ROOT):
@@ -391,4 +423,3 @@ def _text_values(ds: Dataset, tag: int) -> list[str]:
         text = bytes(value).decode("latin-1").strip("\0 ")
         return [text] if text else []
     return [str(v) for v in _values(value)]
-

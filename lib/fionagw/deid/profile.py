@@ -39,8 +39,10 @@ OPTION_CODES = {
     "clean_structured_content": ("113104", "Clean Structured Content Option"),
     "clean_descriptors": ("113105", "Clean Descriptors Option"),
     "retain_full_dates": ("113106", "Retain Longitudinal Temporal Information Full Dates Option"),
-    "retain_modified_dates": ("113107",
-                              "Retain Longitudinal Temporal Information Modified Dates Option"),
+    "retain_modified_dates": (
+        "113107",
+        "Retain Longitudinal Temporal Information Modified Dates Option",
+    ),
     "retain_patient_characteristics": ("113108", "Retain Patient Characteristics Option"),
     "retain_device_identity": ("113109", "Retain Device Identity Option"),
     "retain_uids": ("113110", "Retain UIDs Option"),
@@ -48,10 +50,18 @@ OPTION_CODES = {
     "retain_institution_identity": ("113112", "Retain Institution Identity Option"),
 }
 # Later entries win when several selected options override one row (see module docstring).
-PRECEDENCE = ("clean_descriptors", "clean_structured_content", "clean_graphics",
-              "retain_safe_private", "retain_uids", "retain_patient_characteristics",
-              "retain_institution_identity", "retain_device_identity",
-              "retain_full_dates", "retain_modified_dates")
+PRECEDENCE = (
+    "clean_descriptors",
+    "clean_structured_content",
+    "clean_graphics",
+    "retain_safe_private",
+    "retain_uids",
+    "retain_patient_characteristics",
+    "retain_institution_identity",
+    "retain_device_identity",
+    "retain_full_dates",
+    "retain_modified_dates",
+)
 assert set(PRECEDENCE) == set(OPTIONS)
 
 _COMPOSITE = {
@@ -136,5 +146,6 @@ class Profile:
 
     def codes(self) -> list[tuple[str, str]]:
         """(code value, meaning) for DeidentificationMethodCodeSequence: basic + options."""
-        return [BASIC_CODE] + [OPTION_CODES[o] for o in sorted(self.options,
-                                                                key=lambda o: OPTION_CODES[o][0])]
+        return [BASIC_CODE] + [
+            OPTION_CODES[o] for o in sorted(self.options, key=lambda o: OPTION_CODES[o][0])
+        ]

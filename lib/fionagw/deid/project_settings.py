@@ -50,9 +50,22 @@ from fionagw.tracking.projects import Project
 
 log = logging.getLogger("fionagw.deid")
 
-KEYS = ("mode", "uid_root", "date_mode", "date_shift_days", "date_shift_range", "times", "options",
-        "private_keep", "keep_diffusion", "tag_changes", "regex_tag_changes", "sponsor", "site_id",
-        "site_name")
+KEYS = (
+    "mode",
+    "uid_root",
+    "date_mode",
+    "date_shift_days",
+    "date_shift_range",
+    "times",
+    "options",
+    "private_keep",
+    "keep_diffusion",
+    "tag_changes",
+    "regex_tag_changes",
+    "sponsor",
+    "site_id",
+    "site_name",
+)
 KEY_BYTES = 32
 _PRIVATE = re.compile(r"^\s*([0-9A-Fa-f]{4})\s*,\s*(\S(?:.*\S)?)\s*,\s*([0-9A-Fa-f]{2})\s*$")
 _HEX_KEY = re.compile(r"(?:[0-9A-Fa-f]{2}){16,}")
@@ -94,26 +107,40 @@ def settings_for_project(project: Project, cfg: SiteConfig) -> DeidSettings:
     if shift_days is not None and abs(shift_days) > 36500:
         raise fail("date_shift_days", f"expected days within +-36500, got {shift_days}")
     shift_range = get("date_shift_range", list, [-730, -30])
-    if (len(shift_range) != 2 or not all(isinstance(d, int) and not isinstance(d, bool)
-                                         for d in shift_range) or shift_range[0] > shift_range[1]):
-        raise fail("date_shift_range", f"expected [low, high] days with low <= high, got {shift_range!r}")
+    if (
+        len(shift_range) != 2
+        or not all(isinstance(d, int) and not isinstance(d, bool) for d in shift_range)
+        or shift_range[0] > shift_range[1]
+    ):
+        raise fail(
+            "date_shift_range", f"expected [low, high] days with low <= high, got {shift_range!r}"
+        )
     uid_root = get("uid_root", str, None)
     if uid_root is not None:
         if mode != "keyed":
             raise fail("uid_root", "applies to keyed mode only (fiona UIDs use 1.3.6.1.4.1.45037)")
         if not re.fullmatch(r"[0-9]+(\.[0-9]+)*", uid_root) or len(uid_root) > 40:
-            raise fail("uid_root", f"expected a dotted-digit UID root of at most 40 characters, got {uid_root!r}")
-    options = _str_list(get("options", list, []), lambda: fail("options", "expected a list of option names"))
+            raise fail(
+                "uid_root",
+                f"expected a dotted-digit UID root of at most 40 characters, got {uid_root!r}",
+            )
+    options = _str_list(
+        get("options", list, []), lambda: fail("options", "expected a list of option names")
+    )
     for name in options:
         if name not in OPTION_CODES:
-            raise fail("options", f"unknown option {name!r} (known: {', '.join(sorted(OPTION_CODES))})")
+            raise fail(
+                "options", f"unknown option {name!r} (known: {', '.join(sorted(OPTION_CODES))})"
+            )
         if name in ("retain_full_dates", "retain_modified_dates", "retain_safe_private"):
             raise fail("options", f"{name} follows date_mode / private_keep, do not list it")
     private_keep = []
     for i, text in enumerate(get("private_keep", list, [])):
         m = _PRIVATE.match(text) if isinstance(text, str) else None
         if not m or not int(m.group(1), 16) & 1:
-            raise fail(f"private_keep[{i}]", f'expected "gggg,CREATOR,ee" with an odd group, got {text!r}')
+            raise fail(
+                f"private_keep[{i}]", f'expected "gggg,CREATOR,ee" with an odd group, got {text!r}'
+            )
         private_keep.append((int(m.group(1), 16), m.group(2), int(m.group(3), 16)))
     changes = {}
     for key, regex in (("tag_changes", False), ("regex_tag_changes", True)):
@@ -132,21 +159,30 @@ def settings_for_project(project: Project, cfg: SiteConfig) -> DeidSettings:
             raise ConfigError(source, f"projects.{project.name}.import_rule", str(exc)) from None
         changes["regex_tag_changes"].append(rule)
     common = {
-        "date_mode": date_mode, "date_shift_days": shift_days, "times": times,
-        "date_shift_range": (shift_range[0], shift_range[1]), "options": frozenset(options),
-        "private_keep": tuple(private_keep), "keep_diffusion": get("keep_diffusion", bool, True),
+        "date_mode": date_mode,
+        "date_shift_days": shift_days,
+        "times": times,
+        "date_shift_range": (shift_range[0], shift_range[1]),
+        "options": frozenset(options),
+        "private_keep": tuple(private_keep),
+        "keep_diffusion": get("keep_diffusion", bool, True),
         "tag_changes": tuple(changes["tag_changes"]),
         "regex_tag_changes": tuple(changes["regex_tag_changes"]),
-        "sponsor": get("sponsor", str, None), "site_id": get("site_id", str, None),
+        "sponsor": get("sponsor", str, None),
+        "site_id": get("site_id", str, None),
         "site_name": get("site_name", str, None),
     }
     if mode == "fiona":
         settings = DeidSettings.fiona(project.name, **common)
     else:
         needs_key = "retain_uids" not in options or (date_mode == "shift" and shift_days is None)
-        settings = DeidSettings(project=project.name, uid_scheme="keyed", uid_root=uid_root,
-                                secret=project_key(project.name, cfg) if needs_key else b"",
-                                **common)
+        settings = DeidSettings(
+            project=project.name,
+            uid_scheme="keyed",
+            uid_root=uid_root,
+            secret=project_key(project.name, cfg) if needs_key else b"",
+            **common,
+        )
     try:
         settings.validate()
     except ValueError as exc:
@@ -185,8 +221,11 @@ def _key_file(path: Path, project: str) -> bytes:
             os.close(fd)
         try:
             os.link(tmp, path)  # atomic create-if-missing: a concurrent first use keeps one key
-            log.warning("created a new de-identification key; back it up (the project's UIDs and "
-                        "date shifts depend on it)", extra={"project": project, "key_file": str(path)})
+            log.warning(
+                "created a new de-identification key; back it up (the project's UIDs and "
+                "date shifts depend on it)",
+                extra={"project": project, "key_file": str(path)},
+            )
         except FileExistsError:
             pass
         finally:
@@ -210,8 +249,11 @@ def _read_private(path: Path) -> bytes:
             raise ConfigError(path, "", "not a regular file")
         mode = stat.S_IMODE(st.st_mode)
         if mode & 0o077:
-            raise ConfigError(path, "", f"mode {mode:04o} lets group or others read the secret; "
-                                        f"run: chmod 600 {path}")
+            raise ConfigError(
+                path,
+                "",
+                f"mode {mode:04o} lets group or others read the secret; run: chmod 600 {path}",
+            )
         with os.fdopen(fd, "rb", closefd=False) as fh:
             data = fh.read()
     finally:

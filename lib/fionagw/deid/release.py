@@ -49,8 +49,18 @@ INSTITUTION_TAGS = {
     "institution": (0x00080080, 0x00081040, 0x00080081),
 }
 STAFF_TAGS = {
-    "person_name": (0x00080090, 0x00081048, 0x00081050, 0x00081060, 0x00081070, 0x00321032,
-                    0x00400006, 0x0040A075, 0x00081062, 0x00401010),
+    "person_name": (
+        0x00080090,
+        0x00081048,
+        0x00081050,
+        0x00081060,
+        0x00081070,
+        0x00321032,
+        0x00400006,
+        0x0040A075,
+        0x00081062,
+        0x00401010,
+    ),
 }
 NAME_KINDS = frozenset({"patient_name", "person_name"})
 DATE_KINDS = frozenset({"birth_date"})
@@ -84,8 +94,9 @@ def _texts(value: object) -> list[str]:
 @lru_cache(maxsize=4096)  # the same names come again with every file of a study
 def _parts(is_name: bool, value: str) -> tuple[str, ...]:
     """The lower-cased values to look for: the value, and for a name its parts."""
-    return tuple(p.lower() for p in (_name_parts(value) if is_name else [value])
-                 if len(p) >= MIN_LEN)
+    return tuple(
+        p.lower() for p in (_name_parts(value) if is_name else [value]) if len(p) >= MIN_LEN
+    )
 
 
 def _name_parts(name: str) -> list[str]:
@@ -134,14 +145,17 @@ class Identifiers:
 
     def _patterns(self) -> tuple:
         if self._compiled is None:
-            words = sorted((v for v, k in self.values.items() if k not in DATE_KINDS),
-                           key=len, reverse=True)
-            dates = sorted((v for v, k in self.values.items() if k in DATE_KINDS),
-                           key=len, reverse=True)
+            words = sorted(
+                (v for v, k in self.values.items() if k not in DATE_KINDS), key=len, reverse=True
+            )
+            dates = sorted(
+                (v for v, k in self.values.items() if k in DATE_KINDS), key=len, reverse=True
+            )
             alts = []
             if words:
-                alts.append(r"(?<![0-9a-z])(?:" + "|".join(map(re.escape, words))
-                            + r")(?![0-9a-z])")
+                alts.append(
+                    r"(?<![0-9a-z])(?:" + "|".join(map(re.escape, words)) + r")(?![0-9a-z])"
+                )
             if dates:
                 alts.append(r"(?<![0-9])(?:" + "|".join(map(re.escape, dates)) + ")")
             text = re.compile("|".join(alts), re.IGNORECASE) if alts else None
@@ -154,12 +168,15 @@ class Identifiers:
                         pass
             balts = []
             if encoded:
-                balts.append(rb"(?<![0-9a-zA-Z])(?:" + b"|".join(
-                    re.escape(w) for w in sorted(encoded, key=len, reverse=True))
-                    + rb")(?![0-9a-zA-Z])")
+                balts.append(
+                    rb"(?<![0-9a-zA-Z])(?:"
+                    + b"|".join(re.escape(w) for w in sorted(encoded, key=len, reverse=True))
+                    + rb")(?![0-9a-zA-Z])"
+                )
             if dates:
-                balts.append(rb"(?<![0-9])(?:" + b"|".join(re.escape(d.encode()) for d in dates)
-                             + b")")
+                balts.append(
+                    rb"(?<![0-9])(?:" + b"|".join(re.escape(d.encode()) for d in dates) + b")"
+                )
             raw = re.compile(b"|".join(balts), re.IGNORECASE) if balts else None
             self._compiled = (text, raw)
         return self._compiled
@@ -180,8 +197,7 @@ class Identifiers:
         kinds: set[str] = set()
         pattern = self._patterns()[1]
         if pattern is not None:
-            kinds |= {self._kind_of(m.group().decode("latin-1"))
-                      for m in pattern.finditer(data)}
+            kinds |= {self._kind_of(m.group().decode("latin-1")) for m in pattern.finditer(data)}
         if self.uids:
             for token in _UID_BYTES.findall(data):
                 if token.decode() in self.uids:
@@ -232,9 +248,14 @@ def _is_sq(elem) -> bool:  # type: ignore[no-untyped-def]
     return vr_of(elem) == "SQ"
 
 
-def collect_identifiers(datasets: Iterable[Dataset] | Dataset, *,
-                        retain_institution: bool = False, retain_uids: bool = False,
-                        staff: bool = True, into: Identifiers | None = None) -> Identifiers:
+def collect_identifiers(
+    datasets: Iterable[Dataset] | Dataset,
+    *,
+    retain_institution: bool = False,
+    retain_uids: bool = False,
+    staff: bool = True,
+    into: Identifiers | None = None,
+) -> Identifiers:
     """Identifying values of the original dataset(s) of a study (see module docstring)."""
     ids = into if into is not None else Identifiers()
     if isinstance(datasets, Dataset):
@@ -316,7 +337,7 @@ def _uid_root(uid: bytes) -> bytes:
     """The first two components and their dot ("1.2.", "2.25."), or the whole short UID."""
     first = uid.find(b".")
     second = uid.find(b".", first + 1) if first >= 0 else -1
-    return uid[:second + 1] if second >= 0 else uid
+    return uid[: second + 1] if second >= 0 else uid
 
 
 def check_release(ds: Dataset, *identifiers: Identifiers, include_meta: bool = True) -> list[Hit]:
@@ -351,8 +372,7 @@ def check_release(ds: Dataset, *identifiers: Identifiers, include_meta: bool = T
             continue
         if roots is None:
             if not uids.isdisjoint(_UID_SCAN.findall(buf)):
-                found += [(m.start(), "uid") for m in _UID_SCAN.finditer(buf)
-                          if m.group() in uids]
+                found += [(m.start(), "uid") for m in _UID_SCAN.finditer(buf) if m.group() in uids]
             continue
         for root in roots:
             pos = find(root)
@@ -368,8 +388,10 @@ def check_release(ds: Dataset, *identifiers: Identifiers, include_meta: bool = T
     for data in datas:
         starts.append(offset)
         offset += len(data) + 1
-    hits = {(prefix + tag_text(tag), kind)
-            for (prefix, tag), kind in ((where[bisect_right(starts, p) - 1], k) for p, k in found)}
+    hits = {
+        (prefix + tag_text(tag), kind)
+        for (prefix, tag), kind in ((where[bisect_right(starts, p) - 1], k) for p, k in found)
+    }
     return [Hit(path, kind) for path, kind in sorted(hits)]
 
 

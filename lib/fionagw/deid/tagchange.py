@@ -33,14 +33,28 @@ from pydicom.datadict import dictionary_VR
 
 NO_MATCH = "FIONA: no match on regular expression"
 # DICOMAnonymizer's action words (rule table and tag-change values)
-ACTIONS = frozenset({"remove", "empty", "keep", "hash", "hashuid", "hashuid+PROJECTNAME",
-                     "incrementdate", "incrementdatetime"})
+ACTIONS = frozenset(
+    {
+        "remove",
+        "empty",
+        "keep",
+        "hash",
+        "hashuid",
+        "hashuid+PROJECTNAME",
+        "incrementdate",
+        "incrementdatetime",
+    }
+)
 # value keyword -> source of the value
 KEYWORDS = {
-    "PROJECTNAME": "project", "ProjectName": "project",
-    "PATIENTID": "participant", "PatientID": "participant",
-    "EVENTNAME": "event", "EventName": "event",
-    "SITENAME": "site_name", "SITEID": "site_id",
+    "PROJECTNAME": "project",
+    "ProjectName": "project",
+    "PATIENTID": "participant",
+    "PatientID": "participant",
+    "EVENTNAME": "event",
+    "EventName": "event",
+    "SITENAME": "site_name",
+    "SITEID": "site_id",
 }
 BODY_PART_TAG = 0x00180015
 PATIENT_TAGS = frozenset({0x00100010, 0x00100020})
@@ -98,8 +112,10 @@ def parse_tag_change(text: str, *, regex: bool = False) -> TagChange:
     where = f"({m.group(1)},{m.group(2)})"
     group = tag >> 16
     if group & 1:
-        raise ValueError(f"{where} is private: private elements follow the private allow-list "
-                         "(private_keep), they cannot be changed")
+        raise ValueError(
+            f"{where} is private: private elements follow the private allow-list "
+            "(private_keep), they cannot be changed"
+        )
     if group in (0x0000, 0x0002, 0xFFFE):
         raise ValueError(f"{where} is a command, file-meta or item tag, not a dataset element")
     if tag in PATIENT_TAGS:
@@ -120,8 +136,9 @@ def parse_tag_change(text: str, *, regex: bool = False) -> TagChange:
     if vr == "SQ" and action not in ("remove", "empty", "keep"):
         raise ValueError(f"{where} is a sequence: only remove, empty or keep apply")
     if vr == "UI" and action not in ("remove", "empty", "keep", "hashuid", "hashuid+PROJECTNAME"):
-        raise ValueError(f"{where} is a UID: only remove, empty, keep, hashuid or "
-                         "hashuid+PROJECTNAME apply")
+        raise ValueError(
+            f"{where} is a UID: only remove, empty, keep, hashuid or hashuid+PROJECTNAME apply"
+        )
     return TagChange(tag, value, False)
 
 

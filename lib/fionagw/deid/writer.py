@@ -48,16 +48,31 @@ from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, PersonName
 from pydicom.values import convert_string
 
 _LONG_VRS = frozenset(str(vr) for vr in EXPLICIT_VR_LENGTH_32)
-_SIMPLE_TS = frozenset({ImplicitVRLittleEndian, ExplicitVRLittleEndian,
-                        "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51",
-                        "1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70",
-                        "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81",
-                        "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91",
-                        "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.4.201",
-                        "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203"})
+_SIMPLE_TS = frozenset(
+    {
+        ImplicitVRLittleEndian,
+        ExplicitVRLittleEndian,
+        "1.2.840.10008.1.2.4.50",
+        "1.2.840.10008.1.2.4.51",
+        "1.2.840.10008.1.2.4.57",
+        "1.2.840.10008.1.2.4.70",
+        "1.2.840.10008.1.2.4.80",
+        "1.2.840.10008.1.2.4.81",
+        "1.2.840.10008.1.2.4.90",
+        "1.2.840.10008.1.2.4.91",
+        "1.2.840.10008.1.2.5",
+        "1.2.840.10008.1.2.4.201",
+        "1.2.840.10008.1.2.4.202",
+        "1.2.840.10008.1.2.4.203",
+    }
+)
 # String VRs written here when the value is ASCII text: (padding byte)
-_TEXT_PAD = {**dict.fromkeys(("AE", "AS", "CS", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "TM",
-                              "UC", "UR", "UT"), b" "), "UI": b"\0"}
+_TEXT_PAD = {
+    **dict.fromkeys(
+        ("AE", "AS", "CS", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UR", "UT"), b" "
+    ),
+    "UI": b"\0",
+}
 _VRS = {vr: vr.decode() for vr in ENCODED_VR if len(vr) == 2}
 _EXPLICIT = struct.Struct("<HH2sH")
 _IMPLICIT = struct.Struct("<HHL")
@@ -68,6 +83,7 @@ _SEQ_END = b"\xfe\xff\xdd\xe0\0\0\0\0"
 
 
 # --- reading ------------------------------------------------------------------------------
+
 
 class _Unusual(Exception):
     """The file needs pydicom's full reader."""
@@ -98,7 +114,7 @@ def _parse(path: str, data: bytes) -> FileDataset:
     if ts in (ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian) or ts in PrivateTransferSyntaxes:
         raise _Unusual
     implicit = ts == ImplicitVRLittleEndian
-    if len(data) - pos < 8 or data[pos:pos + 2] == b"\0\0":  # empty, or a command set
+    if len(data) - pos < 8 or data[pos : pos + 2] == b"\0\0":  # empty, or a command set
         raise _Unusual
     looks_explicit = 0x40 < data[pos + 4] < 0x5B and 0x40 < data[pos + 5] < 0x5B
     if looks_explicit == implicit:  # pydicom would switch VR encoding: let it
@@ -114,8 +130,13 @@ def _parse(path: str, data: bytes) -> FileDataset:
     return ds
 
 
-def _elements(data: bytes, pos: int, implicit: bool, encoding, meta: bool = False,
-              ) -> tuple[dict, int, object]:
+def _elements(
+    data: bytes,
+    pos: int,
+    implicit: bool,
+    encoding,
+    meta: bool = False,
+) -> tuple[dict, int, object]:
     """The elements of one dataset from ``pos`` to the end (or, for ``meta``, the end of
     group 2), as pydicom's data_element_generator yields them."""
     elems: dict = {}
@@ -145,10 +166,12 @@ def _elements(data: bytes, pos: int, implicit: bool, encoding, meta: bool = Fals
             raise _Unusual
         if length != 0xFFFFFFFF:
             if start + length > end:
-                raise TruncatedError(f"({group:04X},{element:04X}) needs {length} bytes, the "
-                                     f"file has {end - start} left")
+                raise TruncatedError(
+                    f"({group:04X},{element:04X}) needs {length} bytes, the "
+                    f"file has {end - start} left"
+                )
             if length:
-                value = data[start:start + length]
+                value = data[start : start + length]
             else:
                 value = empty_value_for_VR(vr, raw=True)
             if tag == 0x00080005:
@@ -164,7 +187,7 @@ def _elements(data: bytes, pos: int, implicit: bool, encoding, meta: bool = Fals
             try:
                 vr = _dictionary_vr_fast(tag)
             except KeyError:
-                if data[start:start + 4] == _ITEM:
+                if data[start : start + 4] == _ITEM:
                     vr = "SQ"
         if fp is None:
             fp = DicomBytesIO(data)
@@ -172,17 +195,20 @@ def _elements(data: bytes, pos: int, implicit: bool, encoding, meta: bool = Fals
         fp.seek(start)
         if vr == "SQ":
             seq = read_sequence(fp, implicit, True, length, encoding)
-            elems[BaseTag(tag)] = DataElement(BaseTag(tag), vr, seq, start,
-                                              is_undefined_length=True)
+            elems[BaseTag(tag)] = DataElement(
+                BaseTag(tag), vr, seq, start, is_undefined_length=True
+            )
         else:
             value = read_undefined_length_value(fp, True, SequenceDelimiterTag, None)
-            elems[BaseTag(tag)] = RawDataElement(BaseTag(tag), vr, length, value, start,
-                                                 implicit, True)
+            elems[BaseTag(tag)] = RawDataElement(
+                BaseTag(tag), vr, length, value, start, implicit, True
+            )
         pos = fp.tell()
     return elems, pos, encoding
 
 
 # --- writing ------------------------------------------------------------------------------
+
 
 def raw_text_element(ds: Dataset, tag: int, vr: str, value: object) -> RawDataElement | None:
     """A new text or UID element (str or list of str, ASCII) as a raw element in the encoding
@@ -222,8 +248,10 @@ def encode(ds: Dataset) -> bytes:
     meta = ds.file_meta
     # as dcmwrite: the meta names the dataset's SOP class and instance ...
     sync = {}
-    for meta_kw, ds_kw in (("MediaStorageSOPClassUID", "SOPClassUID"),
-                           ("MediaStorageSOPInstanceUID", "SOPInstanceUID")):
+    for meta_kw, ds_kw in (
+        ("MediaStorageSOPClassUID", "SOPClassUID"),
+        ("MediaStorageSOPInstanceUID", "SOPInstanceUID"),
+    ):
         in_meta, in_ds = meta.get(meta_kw), ds.get(ds_kw)
         if in_meta is None or (in_ds and in_ds != in_meta):
             sync[meta_kw] = in_ds
@@ -234,8 +262,10 @@ def encode(ds: Dataset) -> bytes:
     # ... and pixel data has an undefined length exactly when it is encapsulated
     pixel = ds._dict.get(0x7FE00010)
     if pixel is not None and ts.is_compressed != (
-            pixel.length == 0xFFFFFFFF if isinstance(pixel, RawDataElement)
-            else pixel.is_undefined_length):
+        pixel.length == 0xFFFFFFFF
+        if isinstance(pixel, RawDataElement)
+        else pixel.is_undefined_length
+    ):
         ds["PixelData"].is_undefined_length = ts.is_compressed
     parts = [b"\0" * 128, b"DICM", _encode_meta(meta)]
     _encode_dataset(ds, implicit, ds.get("SpecificCharacterSet", default_encoding), parts)
@@ -251,9 +281,14 @@ def _encode_meta(meta: FileMetaDataset) -> bytes:
     """The file meta group as ``write_file_meta_info(enforce_standard=True)`` writes it."""
     elements = meta._dict
     complete = 0x00020013 in elements and all(
-        tag in elements and (elements[tag].length if isinstance(elements[tag], RawDataElement)
-                             else not elements[tag].is_empty)
-        for tag in _META_REQUIRED)
+        tag in elements
+        and (
+            elements[tag].length
+            if isinstance(elements[tag], RawDataElement)
+            else not elements[tag].is_empty
+        )
+        for tag in _META_REQUIRED
+    )
     if not complete or any(tag >> 16 != 2 for tag in elements):
         fp = DicomBytesIO()  # pydicom adds what is missing, or raises
         fp.is_little_endian, fp.is_implicit_VR = True, False
@@ -265,17 +300,23 @@ def _encode_meta(meta: FileMetaDataset) -> bytes:
     return _EXPLICIT.pack(2, 0, b"UL", 4) + _UL.pack(len(data)) + data
 
 
-def _encode_dataset(ds: Dataset, implicit: bool, encodings, parts: list[bytes],
-                    skip: int = -1) -> None:
+def _encode_dataset(
+    ds: Dataset, implicit: bool, encodings, parts: list[bytes], skip: int = -1
+) -> None:
     elements = ds._dict
     for tag in sorted(elements, key=int):  # int keys: BaseTag compares in Python
         if tag & 0xFFFF == 0 and (tag >> 16 > 6 or int(tag) == skip):
             continue  # group lengths: pydicom does not write them either
         elem = elements[tag]
         if isinstance(elem, RawDataElement):
-            if (elem.is_little_endian and elem.is_implicit_VR == implicit
-                    and elem.length != 0xFFFFFFFF and (implicit or elem.VR is not None)
-                    and elem.value is not None and len(elem.value) == elem.length):
+            if (
+                elem.is_little_endian
+                and elem.is_implicit_VR == implicit
+                and elem.length != 0xFFFFFFFF
+                and (implicit or elem.VR is not None)
+                and elem.value is not None
+                and len(elem.value) == elem.length
+            ):
                 parts.append(_header(tag, elem.VR, elem.length, implicit))
                 parts.append(elem.value)
                 continue
@@ -295,8 +336,7 @@ def _header(tag: int, vr: str | None, length: int, implicit: bool) -> bytes:
     return _EXPLICIT.pack(tag >> 16, tag & 0xFFFF, vr.encode(), length)
 
 
-def _encode_new(tag: int, elem: DataElement, implicit: bool, encodings,
-                parts: list[bytes]) -> bool:
+def _encode_new(tag: int, elem: DataElement, implicit: bool, encodings, parts: list[bytes]) -> bool:
     """Append the bytes of an ASCII text/UID value or a sequence, as pydicom writes them;
     False (nothing appended) for anything else."""
     vr = elem.VR
@@ -311,7 +351,8 @@ def _encode_new(tag: int, elem: DataElement, implicit: bool, encodings,
     elif isinstance(value, str | PersonName):
         text = str(value)
     elif isinstance(value, MultiValue | list | tuple) and all(
-            isinstance(v, str | PersonName) for v in value):
+        isinstance(v, str | PersonName) for v in value
+    ):
         text = "\\".join(str(v) for v in value)
     else:
         return False
@@ -327,13 +368,16 @@ def _encode_new(tag: int, elem: DataElement, implicit: bool, encodings,
     return True
 
 
-def _encode_sequence(tag: int, elem: DataElement, implicit: bool, encodings,
-                     parts: list[bytes]) -> bool:
+def _encode_sequence(
+    tag: int, elem: DataElement, implicit: bool, encodings, parts: list[bytes]
+) -> bool:
     items = elem.value or ()
     for item in items:
-        if (0x00080005 in item._dict or item.original_encoding not in ((implicit, True),
-                                                                      (None, None))
-                or any(" or " in (e.VR or "") for e in item._dict.values())):
+        if (
+            0x00080005 in item._dict
+            or item.original_encoding not in ((implicit, True), (None, None))
+            or any(" or " in (e.VR or "") for e in item._dict.values())
+        ):
             return False  # own character set, other encoding, ambiguous VRs: pydicom
     body: list[bytes] = []
     for item in items:
@@ -357,4 +401,3 @@ def write(ds: Dataset, path: Path | str) -> Path:
     path = Path(path)
     path.write_bytes(encode(ds))
     return path
-

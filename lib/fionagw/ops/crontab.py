@@ -29,11 +29,15 @@ class CronError(Exception):
 
 def markers(site: str) -> tuple[str, str]:
     name = f"site {site}" if site else "default site"
-    return (f"# >>> fionagw ({name}): managed by `fiona cron`; edits between these lines are replaced >>>",
-            f"# <<< fionagw ({name}) <<<")
+    return (
+        f"# >>> fionagw ({name}): managed by `fiona cron`; edits between these lines are replaced >>>",
+        f"# <<< fionagw ({name}) <<<",
+    )
 
 
-def render(config_file: Path, site: str = "", home: Path = CHECKOUT, template: Path = TEMPLATE) -> str:
+def render(
+    config_file: Path, site: str = "", home: Path = CHECKOUT, template: Path = TEMPLATE
+) -> str:
     """The crontab text for this checkout, config and site (without markers)."""
     extra = ""
     if config_file.resolve() != DEFAULT_CONFIG.resolve():
@@ -88,7 +92,9 @@ def programs(text: str) -> list[str]:
 
 
 def _crontab_cmd(user: str | None) -> list[str]:
-    exe = shutil.which("crontab") or next((p for p in ("/usr/bin/crontab", "/bin/crontab") if Path(p).exists()), None)
+    exe = shutil.which("crontab") or next(
+        (p for p in ("/usr/bin/crontab", "/bin/crontab") if Path(p).exists()), None
+    )
     if not exe:
         raise CronError("the crontab command is missing: on Debian run apt-get install cron")
     return [exe, *(["-u", user] if user else [])]

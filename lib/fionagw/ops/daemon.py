@@ -34,7 +34,9 @@ class DaemonStatus:
 
 def _cmdline(pid: int) -> str:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        return (
+            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        )
     except OSError:
         return ""
 
@@ -115,8 +117,16 @@ def run_foreground(component: Component, pidfile: Path, program: str, announce: 
     return 0
 
 
-def start(component: Component, pidfile: Path, program: str, *, start_log: Path,
-          working_dir: Path, announce: str = "", timeout: float = 30.0) -> int:
+def start(
+    component: Component,
+    pidfile: Path,
+    program: str,
+    *,
+    start_log: Path,
+    working_dir: Path,
+    announce: str = "",
+    timeout: float = 30.0,
+) -> int:
     """Daemonize ``component``; return 0 once it reports ready (or is already running)."""
     pid = read_pid(pidfile, program)
     if pid is not None:
@@ -130,9 +140,15 @@ def start(component: Component, pidfile: Path, program: str, *, start_log: Path,
         log = open(start_log, "a", buffering=1)  # noqa: SIM115 - kept open for the daemon's life
         try:
             with daemon.DaemonContext(
-                working_directory=str(working_dir), umask=0o022, files_preserve=[w, log],
-                stdout=log, stderr=log, signal_map={}, detach_process=True,
+                working_directory=str(working_dir),
+                umask=0o022,
+                files_preserve=[w, log],
+                stdout=log,
+                stderr=log,
+                signal_map={},
+                detach_process=True,
             ):
+
                 def ready() -> None:
                     os.write(w, b"ok\n")
 
@@ -165,8 +181,10 @@ def start(component: Component, pidfile: Path, program: str, *, start_log: Path,
         pid = read_pid(pidfile, program)
         print(f"{program}: started (pid {pid}){' ' + announce if announce else ''}")
         return 0
-    print(f"{program}: failed to start: {message or 'no answer (see ' + str(start_log) + ')'}",
-          file=sys.stderr)
+    print(
+        f"{program}: failed to start: {message or 'no answer (see ' + str(start_log) + ')'}",
+        file=sys.stderr,
+    )
     return 1
 
 

@@ -62,7 +62,10 @@ def receiver_busy(cfg: SiteConfig, now: float | None = None) -> bool:
         with os.scandir(cfg.paths.archive) as it:
             for entry in it:
                 try:
-                    if entry.is_dir(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime >= horizon:
+                    if (
+                        entry.is_dir(follow_symlinks=False)
+                        and entry.stat(follow_symlinks=False).st_mtime >= horizon
+                    ):
                         return True
                 except OSError:
                     continue
@@ -103,8 +106,13 @@ def echo(cfg: SiteConfig, timeout: float | None = None) -> bool:
             ctx.load_cert_chain(str(rc.tls_cert), str(rc.tls_key))
         tls_args = (ctx, None)
     try:
-        assoc = ae.associate(cfg.dicom_ip, cfg.dicom_port, ae_title=cfg.aetitle, tls_args=tls_args,  # type: ignore[arg-type]
-                             evt_handlers=[(evt.EVT_CONN_OPEN, on_open), (evt.EVT_PDU_RECV, on_pdu)])
+        assoc = ae.associate(
+            cfg.dicom_ip,
+            cfg.dicom_port,
+            ae_title=cfg.aetitle,
+            tls_args=tls_args,  # type: ignore[arg-type]
+            evt_handlers=[(evt.EVT_CONN_OPEN, on_open), (evt.EVT_PDU_RECV, on_pdu)],
+        )
         if assoc.is_established:
             status = assoc.send_c_echo()
             assoc.release()
@@ -140,7 +148,9 @@ def start_receiver(cfg: SiteConfig) -> tuple[bool, str]:
     if cfg.site:
         cmd.append(cfg.site)
     try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        r = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return False, str(exc)
     return r.returncode == 0, (r.stdout + r.stderr).strip()
@@ -161,12 +171,20 @@ def check_receiver(cfg: SiteConfig, result: HeartbeatResult) -> None:
     if pid is None and not pidfile.exists():
         # Stopped on purpose (storectl stop removes the pidfile): the 10-minute cron starts it.
         result.receiver = "stopped"
-        log.warning("receiver does not answer C-ECHO and is not running",
-                    extra={"port": cfg.dicom_port})
+        log.warning(
+            "receiver does not answer C-ECHO and is not running", extra={"port": cfg.dicom_port}
+        )
         return
     how = terminate(pid, cfg.heartbeat.grace_seconds) if pid is not None else "crashed"
-    log.error("receiver did not answer C-ECHO; stopped it", extra={
-        "pid": pid, "how": how, "port": cfg.dicom_port, "timeout_s": cfg.heartbeat.echo_timeout_s})
+    log.error(
+        "receiver did not answer C-ECHO; stopped it",
+        extra={
+            "pid": pid,
+            "how": how,
+            "port": cfg.dicom_port,
+            "timeout_s": cfg.heartbeat.echo_timeout_s,
+        },
+    )
     if pid is not None and how == "killed":
         try:
             pidfile.unlink()
@@ -198,7 +216,11 @@ def held_jobs(cfg: SiteConfig) -> list[str]:
             data = json.loads(info.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if isinstance(data, dict) and data.get("site", "") == cfg.site and isinstance(data.get("job"), str):
+        if (
+            isinstance(data, dict)
+            and data.get("site", "") == cfg.site
+            and isinstance(data.get("job"), str)
+        ):
             jobs.append(data["job"])
     return jobs
 
@@ -216,9 +238,17 @@ def check_jobs(cfg: SiteConfig, result: HeartbeatResult, *, skip: str = "heartbe
             continue
         how = terminate(info.pid, cfg.heartbeat.grace_seconds)
         still = lock_info(cfg, job)
-        log.error("cron job ran longer than its limit; killed it", extra={
-            "job": job, "pid": info.pid, "age_s": round(age), "limit_s": limit, "how": how,
-            "lock_free": still is None})
+        log.error(
+            "cron job ran longer than its limit; killed it",
+            extra={
+                "job": job,
+                "pid": info.pid,
+                "age_s": round(age),
+                "limit_s": limit,
+                "how": how,
+                "lock_free": still is None,
+            },
+        )
         if still is None:
             result.killed_jobs.append(job)
         else:

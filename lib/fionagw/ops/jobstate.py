@@ -48,11 +48,24 @@ def state_path(cfg: SiteConfig, job: str) -> Path:
     return cfg.paths.pids / f"{job}{cfg.site}{SUFFIX}"
 
 
-def record_run(cfg: SiteConfig, job: str, ok: bool, seconds: float, summary: str = "",
-               started: float | None = None) -> JobRun:
+def record_run(
+    cfg: SiteConfig,
+    job: str,
+    ok: bool,
+    seconds: float,
+    summary: str = "",
+    started: float | None = None,
+) -> JobRun:
     """Write the outcome of one run of ``job`` (best effort: an unwritable file is ignored)."""
-    run = JobRun(job, cfg.site, bool(ok), time.time() - seconds if started is None else started,
-                 round(float(seconds), 3), summary[:500], os.getpid())
+    run = JobRun(
+        job,
+        cfg.site,
+        bool(ok),
+        time.time() - seconds if started is None else started,
+        round(float(seconds), 3),
+        summary[:500],
+        os.getpid(),
+    )
     try:
         cfg.paths.pids.mkdir(parents=True, exist_ok=True)
         write_bytes_atomic(state_path(cfg, job), json.dumps(asdict(run)).encode(), durable=False)
@@ -93,7 +106,14 @@ def job_run(cfg: SiteConfig, job: str) -> Iterator[_Run]:
         yield run
     except SystemExit as exc:
         ok = exc.code in (0, None)
-        record_run(cfg, job, ok and run.ok, time.monotonic() - t0, run.summary or f"exit {exc.code}", started)
+        record_run(
+            cfg,
+            job,
+            ok and run.ok,
+            time.monotonic() - t0,
+            run.summary or f"exit {exc.code}",
+            started,
+        )
         raise
     except BaseException as exc:
         record_run(cfg, job, False, time.monotonic() - t0, f"{type(exc).__name__}: {exc}", started)

@@ -98,16 +98,27 @@ class CronLock:
         try:
             lock.acquire()
         except filelock.Timeout:
-            log.debug("another copy holds the lock; nothing to do",
-                      extra={"job": self.job, "lock": str(self.path)})
+            log.debug(
+                "another copy holds the lock; nothing to do",
+                extra={"job": self.job, "lock": str(self.path)},
+            )
             return False
         self._lock, self.acquired = lock, True
-        info = LockInfo(self.job, self.cfg.site, os.getpid(), time.time(), proc_start_ticks(os.getpid()),
-                        socket.gethostname(), list(sys.argv))
+        info = LockInfo(
+            self.job,
+            self.cfg.site,
+            os.getpid(),
+            time.time(),
+            proc_start_ticks(os.getpid()),
+            socket.gethostname(),
+            list(sys.argv),
+        )
         try:
             write_bytes_atomic(self.info_file, json.dumps(asdict(info)).encode(), durable=False)
         except OSError as exc:  # the job may still run; only heartbeat loses its view
-            log.warning("cannot write lock info", extra={"file": str(self.info_file), "error": exc.strerror})
+            log.warning(
+                "cannot write lock info", extra={"file": str(self.info_file), "error": exc.strerror}
+            )
         return True
 
     def release(self) -> None:
@@ -125,8 +136,12 @@ class CronLock:
             raise SystemExit(0)
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.release()
 
 

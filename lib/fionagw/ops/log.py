@@ -51,14 +51,18 @@ def setup_logging(cfg: SiteConfig, component: str, *, stderr: bool = False) -> l
         root.removeHandler(h)
         h.close()
     handler = logging.handlers.RotatingFileHandler(
-        cfg.paths.logfile(component), maxBytes=cfg.logging.max_bytes,
-        backupCount=cfg.logging.backups, encoding="utf-8",
+        cfg.paths.logfile(component),
+        maxBytes=cfg.logging.max_bytes,
+        backupCount=cfg.logging.backups,
+        encoding="utf-8",
     )
     handler.setFormatter(JsonLinesFormatter(component))
     root.addHandler(handler)
     if stderr:
         console = logging.StreamHandler(sys.stderr)
-        console.setFormatter(logging.Formatter(f"%(asctime)s {component} %(levelname)s %(message)s"))
+        console.setFormatter(
+            logging.Formatter(f"%(asctime)s {component} %(levelname)s %(message)s")
+        )
         root.addHandler(console)
     root.setLevel(cfg.logging.level)
     # pynetdicom logs every association at INFO; keep its noise at WARNING.

@@ -190,15 +190,22 @@ class _Exposition:
     def __init__(self) -> None:
         self.lines: list[str] = []
 
-    def family(self, name: str, kind: str, help_text: str,
-               samples: list[tuple[dict[str, object], float]] | float) -> None:
+    def family(
+        self,
+        name: str,
+        kind: str,
+        help_text: str,
+        samples: list[tuple[dict[str, object], float]] | float,
+    ) -> None:
         self.lines.append(f"# HELP {name} {help_text}")
         self.lines.append(f"# TYPE {name} {kind}")
         if not isinstance(samples, list):
             samples = [({}, samples)]
         for labels, value in samples:
             text = ",".join(f'{k}="{_label(v)}"' for k, v in labels.items())
-            self.lines.append(f"{name}{{{text}}} {_number(value)}" if text else f"{name} {_number(value)}")
+            self.lines.append(
+                f"{name}{{{text}}} {_number(value)}" if text else f"{name} {_number(value)}"
+            )
 
     def text(self) -> str:
         return "\n".join(self.lines) + "\n"
@@ -219,44 +226,121 @@ def render(cfg: SiteConfig, status: Status | None = None, counters: Counters | N
     c = counters or update_counters(cfg)
     p = cfg.paths
     out = _Exposition()
-    out.family("fionagw_info", "gauge", "Version and site of this gateway.",
-               [({"version": st.version, "site": st.site or "default"}, 1)])
-    out.family("fionagw_images_received_total", "counter", "DICOM files stored in the archive.",
-               c.images_received)
-    out.family("fionagw_received_bytes_total", "counter", "Bytes of the DICOM files stored in the archive.",
-               c.bytes_received)
-    out.family("fionagw_studies_arrived_total", "counter", "Studies that completed arrival (study-arrived events).",
-               c.studies_arrived)
-    out.family("fionagw_send_failures_total", "counter",
-               "Failed transfers (a new or rewritten file in transfers_fail).", c.send_failures)
-    out.family("fionagw_transfer_requests", "gauge", "Transfer request files by state.", [
-        ({"state": "pending"}, st.queues.get("transfer requests", _count_entries(p.transfer_requests))),
-        ({"state": "done"}, _count_entries(p.transfers_done)),
-        ({"state": "failed"}, st.queues.get("failed transfers", _count_entries(p.transfers_fail))),
-    ])
-    out.family("fionagw_queue_depth", "gauge", "Work waiting in each on-disk queue.",
-               [({"queue": _metric_name(k)}, v) for k, v in st.queues.items()])
+    out.family(
+        "fionagw_info",
+        "gauge",
+        "Version and site of this gateway.",
+        [({"version": st.version, "site": st.site or "default"}, 1)],
+    )
+    out.family(
+        "fionagw_images_received_total",
+        "counter",
+        "DICOM files stored in the archive.",
+        c.images_received,
+    )
+    out.family(
+        "fionagw_received_bytes_total",
+        "counter",
+        "Bytes of the DICOM files stored in the archive.",
+        c.bytes_received,
+    )
+    out.family(
+        "fionagw_studies_arrived_total",
+        "counter",
+        "Studies that completed arrival (study-arrived events).",
+        c.studies_arrived,
+    )
+    out.family(
+        "fionagw_send_failures_total",
+        "counter",
+        "Failed transfers (a new or rewritten file in transfers_fail).",
+        c.send_failures,
+    )
+    out.family(
+        "fionagw_transfer_requests",
+        "gauge",
+        "Transfer request files by state.",
+        [
+            (
+                {"state": "pending"},
+                st.queues.get("transfer requests", _count_entries(p.transfer_requests)),
+            ),
+            ({"state": "done"}, _count_entries(p.transfers_done)),
+            (
+                {"state": "failed"},
+                st.queues.get("failed transfers", _count_entries(p.transfers_fail)),
+            ),
+        ],
+    )
+    out.family(
+        "fionagw_queue_depth",
+        "gauge",
+        "Work waiting in each on-disk queue.",
+        [({"queue": _metric_name(k)}, v) for k, v in st.queues.items()],
+    )
     d = st.disk
     if d is not None and not d.error:
-        out.family("fionagw_disk_free_bytes", "gauge", f"Free bytes for DATADIR ({d.source}).", d.free_bytes)
-        out.family("fionagw_disk_total_bytes", "gauge", f"Size of DATADIR's space ({d.source}).", d.total_bytes)
-        out.family("fionagw_disk_free_ratio", "gauge", "Free fraction of DATADIR's space.",
-                   round(d.free_percent / 100.0, 6))
-        out.family("fionagw_retention_target_free_ratio", "gauge", "clearOldFiles frees space down to this.",
-                   d.target_free_percent / 100.0)
-    out.family("fionagw_service_up", "gauge", "1 when the service runs (disabled receiver: 0).",
-               [({"service": s.name}, s.up) for s in st.services])
+        out.family(
+            "fionagw_disk_free_bytes",
+            "gauge",
+            f"Free bytes for DATADIR ({d.source}).",
+            d.free_bytes,
+        )
+        out.family(
+            "fionagw_disk_total_bytes",
+            "gauge",
+            f"Size of DATADIR's space ({d.source}).",
+            d.total_bytes,
+        )
+        out.family(
+            "fionagw_disk_free_ratio",
+            "gauge",
+            "Free fraction of DATADIR's space.",
+            round(d.free_percent / 100.0, 6),
+        )
+        out.family(
+            "fionagw_retention_target_free_ratio",
+            "gauge",
+            "clearOldFiles frees space down to this.",
+            d.target_free_percent / 100.0,
+        )
+    out.family(
+        "fionagw_service_up",
+        "gauge",
+        "1 when the service runs (disabled receiver: 0).",
+        [({"service": s.name}, s.up) for s in st.services],
+    )
     runs = [j for j in st.jobs if j.last is not None]
-    out.family("fionagw_job_last_duration_seconds", "gauge", "Duration of each cron job's last run.",
-               [({"job": j.job}, j.last.seconds) for j in runs])  # type: ignore[union-attr]
-    out.family("fionagw_job_last_success", "gauge", "1 when the job's last run succeeded.",
-               [({"job": j.job}, j.last.ok) for j in runs])  # type: ignore[union-attr]
-    out.family("fionagw_job_last_run_timestamp_seconds", "gauge", "When the job's last run ended (epoch).",
-               [({"job": j.job}, round(j.last.finished, 3)) for j in runs])  # type: ignore[union-attr]
-    out.family("fionagw_job_running", "gauge", "1 while the job holds its lock.",
-               [({"job": j.job}, j.running_pid is not None) for j in st.jobs])
-    out.family("fionagw_scrape_duration_seconds", "gauge", "Time spent collecting these metrics.",
-               round(time.monotonic() - t0, 6))
+    out.family(
+        "fionagw_job_last_duration_seconds",
+        "gauge",
+        "Duration of each cron job's last run.",
+        [({"job": j.job}, j.last.seconds) for j in runs],
+    )  # type: ignore[union-attr]
+    out.family(
+        "fionagw_job_last_success",
+        "gauge",
+        "1 when the job's last run succeeded.",
+        [({"job": j.job}, j.last.ok) for j in runs],
+    )  # type: ignore[union-attr]
+    out.family(
+        "fionagw_job_last_run_timestamp_seconds",
+        "gauge",
+        "When the job's last run ended (epoch).",
+        [({"job": j.job}, round(j.last.finished, 3)) for j in runs],
+    )  # type: ignore[union-attr]
+    out.family(
+        "fionagw_job_running",
+        "gauge",
+        "1 while the job holds its lock.",
+        [({"job": j.job}, j.running_pid is not None) for j in st.jobs],
+    )
+    out.family(
+        "fionagw_scrape_duration_seconds",
+        "gauge",
+        "Time spent collecting these metrics.",
+        round(time.monotonic() - t0, 6),
+    )
     return out.text()
 
 
@@ -284,13 +368,21 @@ class MetricsServer:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 if self.path.split("?", 1)[0] != "/metrics":
-                    self._send(404, "text/plain; charset=utf-8", b"not found: the metrics are at /metrics\n")
+                    self._send(
+                        404,
+                        "text/plain; charset=utf-8",
+                        b"not found: the metrics are at /metrics\n",
+                    )
                     return
                 try:
                     body = server.text().encode("utf-8")
                 except Exception as exc:  # noqa: BLE001 - a scrape must get an answer, not a hang
                     log.exception("metrics collection failed")
-                    self._send(500, "text/plain; charset=utf-8", f"metrics collection failed: {exc}\n".encode())
+                    self._send(
+                        500,
+                        "text/plain; charset=utf-8",
+                        f"metrics collection failed: {exc}\n".encode(),
+                    )
                     return
                 self._send(200, CONTENT_TYPE, body)
 
@@ -325,7 +417,9 @@ class MetricsServer:
         if self.httpd is None:
             self.bind()
         assert self.httpd is not None
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="metrics", daemon=True)
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, name="metrics", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -384,15 +478,30 @@ def system_metrics(cfg: SiteConfig, disk: DiskStatus | None) -> dict[str, Any]:
         uptime = None
     total, avail = mem.get("MemTotal", 0), mem.get("MemAvailable", 0)
     return {
-        "cpu": {"count": os.cpu_count(), "load1": round(load[0], 2), "load5": round(load[1], 2),
-                "load15": round(load[2], 2), "percent": cpu_percent()},
-        "memory": {"total_bytes": total, "available_bytes": avail,
-                   "used_percent": round(100.0 * (total - avail) / total, 1) if total else None,
-                   "swap_total_bytes": mem.get("SwapTotal", 0),
-                   "swap_free_bytes": mem.get("SwapFree", 0)},
-        "disk": None if disk is None else {
-            "path": disk.datadir, "free_bytes": disk.free_bytes, "total_bytes": disk.total_bytes,
-            "free_percent": round(disk.free_percent, 2), "source": disk.source, "error": disk.error},
+        "cpu": {
+            "count": os.cpu_count(),
+            "load1": round(load[0], 2),
+            "load5": round(load[1], 2),
+            "load15": round(load[2], 2),
+            "percent": cpu_percent(),
+        },
+        "memory": {
+            "total_bytes": total,
+            "available_bytes": avail,
+            "used_percent": round(100.0 * (total - avail) / total, 1) if total else None,
+            "swap_total_bytes": mem.get("SwapTotal", 0),
+            "swap_free_bytes": mem.get("SwapFree", 0),
+        },
+        "disk": None
+        if disk is None
+        else {
+            "path": disk.datadir,
+            "free_bytes": disk.free_bytes,
+            "total_bytes": disk.total_bytes,
+            "free_percent": round(disk.free_percent, 2),
+            "source": disk.source,
+            "error": disk.error,
+        },
         "uptime_s": uptime,
     }
 
@@ -401,19 +510,36 @@ def heartbeat_payload(cfg: SiteConfig, status: Status | None = None) -> dict[str
     """The JSON document of one heartbeat POST (no PHI: names of services, jobs and queues only)."""
     st = status or collect_status(cfg)
     hb = cfg.heartbeat
-    payload: dict[str, Any] = {"hostname": socket.gethostname(), "version": st.version,
-                               "site": st.site, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                               "healthy": not st.down, "down": st.down}
+    payload: dict[str, Any] = {
+        "hostname": socket.gethostname(),
+        "version": st.version,
+        "site": st.site,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "healthy": not st.down,
+        "down": st.down,
+    }
     if hb.post_system:
         payload["system"] = system_metrics(cfg, st.disk)
     if hb.post_services:
-        payload["services"] = [{"name": s.name, "state": s.state, "pid": s.pid,
-                                "uptime_s": round(s.uptime_s) if s.uptime_s is not None else None}
-                               for s in st.services]
-        payload["jobs"] = [{"job": j.job, "ok": j.last.ok if j.last else None,
-                            "last_run": round(j.last.finished) if j.last else None,
-                            "seconds": j.last.seconds if j.last else None,
-                            "running": j.running_pid is not None} for j in st.jobs]
+        payload["services"] = [
+            {
+                "name": s.name,
+                "state": s.state,
+                "pid": s.pid,
+                "uptime_s": round(s.uptime_s) if s.uptime_s is not None else None,
+            }
+            for s in st.services
+        ]
+        payload["jobs"] = [
+            {
+                "job": j.job,
+                "ok": j.last.ok if j.last else None,
+                "last_run": round(j.last.finished) if j.last else None,
+                "seconds": j.last.seconds if j.last else None,
+                "running": j.running_pid is not None,
+            }
+            for j in st.jobs
+        ]
     if hb.post_queues:
         payload["queues"] = {_metric_name(k): v for k, v in st.queues.items()}
     return payload
@@ -423,8 +549,10 @@ def _token(path: Path) -> str:
     try:
         st = path.stat()
         if st.st_mode & 0o077:
-            raise PostError(f"{path}: heartbeat.post_token_file must be readable by its owner only "
-                            f"(chmod 600 {path})")
+            raise PostError(
+                f"{path}: heartbeat.post_token_file must be readable by its owner only "
+                f"(chmod 600 {path})"
+            )
         token = path.read_text(encoding="utf-8").strip().splitlines()
     except OSError as exc:
         raise PostError(f"{path}: heartbeat.post_token_file: {exc.strerror}") from None
@@ -446,14 +574,21 @@ def post_heartbeat(cfg: SiteConfig, payload: dict[str, Any] | None = None) -> st
         headers["Authorization"] = f"Bearer {token}"
     body = payload if payload is not None else heartbeat_payload(cfg)
     try:
-        r = requests.post(hb.post_url, json=body, headers=headers, timeout=hb.post_timeout_s,
-                          verify=str(hb.post_ca_bundle) if hb.post_ca_bundle else True)
+        r = requests.post(
+            hb.post_url,
+            json=body,
+            headers=headers,
+            timeout=hb.post_timeout_s,
+            verify=str(hb.post_ca_bundle) if hb.post_ca_bundle else True,
+        )
     except requests.RequestException as exc:
         text = str(exc).replace(token, "***") if token else str(exc)
         ssl_reason = re.search(r"\[SSL: [A-Z_]+\][^'\")]*", text)
         if isinstance(exc, requests.exceptions.SSLError):
-            why = f"TLS verification failed: {ssl_reason.group(0).strip() if ssl_reason else text[:200]}" \
-                  " (a private CA goes in heartbeat.post_ca_bundle)"
+            why = (
+                f"TLS verification failed: {ssl_reason.group(0).strip() if ssl_reason else text[:200]}"
+                " (a private CA goes in heartbeat.post_ca_bundle)"
+            )
         elif isinstance(exc, requests.Timeout):
             why = f"no answer within {hb.post_timeout_s:g} s"
         elif isinstance(exc, requests.ConnectionError):
@@ -489,7 +624,9 @@ def post_if_due(cfg: SiteConfig, *, force: bool = False, now: float | None = Non
             outcome = post_heartbeat(cfg)
         except PostError as exc:
             record_run(cfg, POST_JOB, False, time.monotonic() - t0, str(exc), started)
-            log.warning("heartbeat POST failed; retried at the next interval", extra={"error": str(exc)})
+            log.warning(
+                "heartbeat POST failed; retried at the next interval", extra={"error": str(exc)}
+            )
             raise
         record_run(cfg, POST_JOB, True, time.monotonic() - t0, outcome, started)
         log.info("heartbeat POST sent", extra={"outcome": outcome})

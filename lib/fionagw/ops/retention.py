@@ -154,7 +154,7 @@ def delete_study(cfg: SiteConfig, uid: str, archive_dir: Path | None = None) -> 
     for link in _links_into(p.participants, targets, depth=2):
         link.unlink(missing_ok=True)
     srs_dir_names = []
-    for mfr in (p.srs.iterdir() if p.srs.is_dir() else ()):
+    for mfr in p.srs.iterdir() if p.srs.is_dir() else ():
         cand = mfr / uid
         if cand.is_dir() and not cand.is_symlink():
             srs_dir_names.append(cand)
@@ -172,15 +172,19 @@ def delete_study(cfg: SiteConfig, uid: str, archive_dir: Path | None = None) -> 
 @dataclass
 class ClearResult:
     deleted: list[tuple[str, int]] = field(default_factory=list)  # (UID, bytes)
-    spared: dict[str, str] = field(default_factory=dict)  # UID -> reason (only when space was needed)
+    spared: dict[str, str] = field(
+        default_factory=dict
+    )  # UID -> reason (only when space was needed)
     free_percent_before: float = 100.0
     free_percent_after: float = 100.0
     logs_deleted: int = 0
 
     def summary(self) -> str:
         freed = sum(b for _, b in self.deleted)
-        s = (f"{len(self.deleted)} studies deleted ({freed} bytes), free {self.free_percent_before:.1f} % -> "
-             f"{self.free_percent_after:.1f} %")
+        s = (
+            f"{len(self.deleted)} studies deleted ({freed} bytes), free {self.free_percent_before:.1f} % -> "
+            f"{self.free_percent_after:.1f} %"
+        )
         if self.spared:
             s += f", {len(self.spared)} kept (pending/failed transfer or too young)"
         if self.logs_deleted:
@@ -188,11 +192,15 @@ class ClearResult:
         return s
 
 
-def clear_old_files(cfg: SiteConfig, *, dry_run: bool = False, now: float | None = None) -> ClearResult:
+def clear_old_files(
+    cfg: SiteConfig, *, dry_run: bool = False, now: float | None = None
+) -> ClearResult:
     now = time.time() if now is None else now
     target = cfg.retention.target_free_percent
     space = measure_space(cfg)
-    result = ClearResult(free_percent_before=space.free_percent, free_percent_after=space.free_percent)
+    result = ClearResult(
+        free_percent_before=space.free_percent, free_percent_after=space.free_percent
+    )
     if space.free_percent >= target:
         return result
     keep = protected_studies(cfg)
@@ -210,8 +218,10 @@ def clear_old_files(cfg: SiteConfig, *, dry_run: bool = False, now: float | None
         reason = f"free space {100.0 * free / space.total:.1f} % under target {target:g} %"
         freed = tree_bytes(folder) if dry_run else delete_study(cfg, uid, folder)
         result.deleted.append((uid, freed))
-        log.warning("study deleted" if not dry_run else "study would be deleted",
-                    extra={"study": uid, "bytes": freed, "reason": reason, "dry_run": dry_run})
+        log.warning(
+            "study deleted" if not dry_run else "study would be deleted",
+            extra={"study": uid, "bytes": freed, "reason": reason, "dry_run": dry_run},
+        )
         if space.source == "capacity":
             used -= freed
             free = max(0, space.total - used)
@@ -225,7 +235,9 @@ def clear_old_files(cfg: SiteConfig, *, dry_run: bool = False, now: float | None
     return result
 
 
-def clear_old_logs(cfg: SiteConfig, *, now: float | None = None, dry_run: bool = False) -> list[Path]:
+def clear_old_logs(
+    cfg: SiteConfig, *, now: float | None = None, dry_run: bool = False
+) -> list[Path]:
     """Delete files under DATADIR/logs (rotated *.log.N and others) older than retention.log_days."""
     now = time.time() if now is None else now
     horizon = now - cfg.retention.log_days * 86400
@@ -236,7 +248,10 @@ def clear_old_logs(cfg: SiteConfig, *, now: float | None = None, dry_run: bool =
         return []
     for e in entries:
         try:
-            if not e.is_file(follow_symlinks=False) or e.stat(follow_symlinks=False).st_mtime >= horizon:
+            if (
+                not e.is_file(follow_symlinks=False)
+                or e.stat(follow_symlinks=False).st_mtime >= horizon
+            ):
                 continue
             if not dry_run:
                 os.unlink(e.path)
@@ -251,8 +266,9 @@ TRACKER_JOB = "trackerRetention"  # its last run (jobstate) makes the tracker pa
 TRACKER_EVERY_S = 86400
 
 
-def prune_tracker(cfg: SiteConfig, *, now: float | None = None, force: bool = False,
-                  dry_run: bool = False) -> list[str] | None:
+def prune_tracker(
+    cfg: SiteConfig, *, now: float | None = None, force: bool = False, dry_run: bool = False
+) -> list[str] | None:
     """Delete old, fully transferred studies from the tracker; None when switched off or not due.
 
     Raises TrackerError/ProjectsError/OSError when the tracker cannot be read (nothing deleted).
@@ -275,8 +291,10 @@ def prune_tracker(cfg: SiteConfig, *, now: float | None = None, force: bool = Fa
         finally:
             tracker.close()
         for uid in gone:
-            log.info("tracker study deleted" if not dry_run else "tracker study would be deleted",
-                     extra={"study": uid, "days": days, "dry_run": dry_run})
+            log.info(
+                "tracker study deleted" if not dry_run else "tracker study would be deleted",
+                extra={"study": uid, "days": days, "dry_run": dry_run},
+            )
         return gone
 
     if dry_run:  # a look does not count as the day's pass
@@ -315,8 +333,10 @@ class StaleResult:
     empty_dirs: int = 0
 
     def summary(self) -> str:
-        return (f"{self.broken_links} broken links, {self.orphan_json} series JSON without a folder, "
-                f"{self.empty_dirs} empty folders removed")
+        return (
+            f"{self.broken_links} broken links, {self.orphan_json} series JSON without a folder, "
+            f"{self.empty_dirs} empty folders removed"
+        )
 
 
 def _walk_files(root: Path) -> Iterable[Path]:
@@ -347,12 +367,23 @@ def clear_stale_links(cfg: SiteConfig, *, min_age_s: float = 600.0) -> StaleResu
                 res.broken_links += 1
         res.empty_dirs += remove_empty_dirs(root, min_age_s=min_age_s)
         for f in list(_walk_files(root)):
-            if (f.suffix == ".json" and not f.is_symlink() and f.is_file() and not f.with_suffix("").is_dir()
-                    and f.stat().st_mtime < horizon):
+            if (
+                f.suffix == ".json"
+                and not f.is_symlink()
+                and f.is_file()
+                and not f.with_suffix("").is_dir()
+                and f.stat().st_mtime < horizon
+            ):
                 f.unlink(missing_ok=True)
                 res.orphan_json += 1
         res.empty_dirs += remove_empty_dirs(root, min_age_s=min_age_s)
     if res.broken_links or res.orphan_json or res.empty_dirs:
-        log.info("stale links removed", extra={"broken_links": res.broken_links,
-                                               "orphan_json": res.orphan_json, "empty_dirs": res.empty_dirs})
+        log.info(
+            "stale links removed",
+            extra={
+                "broken_links": res.broken_links,
+                "orphan_json": res.orphan_json,
+                "empty_dirs": res.empty_dirs,
+            },
+        )
     return res

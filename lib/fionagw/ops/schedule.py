@@ -35,13 +35,24 @@ log = logging.getLogger("fionagw.scheduler")
 
 CRON_PATH = "/usr/bin:/bin"  # Debian cron's default PATH
 _NAMES = {
-    "month": {m: i for i, m in enumerate(
-        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)},
+    "month": {
+        m: i
+        for i, m in enumerate(
+            ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1
+        )
+    },
     "dow": {d: i for i, d in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))},
 }
 _RANGES = {"minute": (0, 59), "hour": (0, 23), "dom": (1, 31), "month": (1, 12), "dow": (0, 7)}
-_MACROS = {"@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *",
-           "@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *"}
+_MACROS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
 _SLEEP = re.compile(r"^\s*sleep\s+(\d+)\s*;\s*")
 _REDIRECT = re.compile(r"\s*(?:\d?>>?|&>)\s*\S+(?:\s+2>&1)?\s*$")
 _VARIABLE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$")
@@ -109,9 +120,15 @@ class CronSpec:
         if len(parts) != 5:
             raise ValueError(f"expected 5 time fields, got {len(parts)}")
         m, h, dom, mon, dow = parts
-        return cls(parse_field(m, "minute"), parse_field(h, "hour"), parse_field(dom, "dom"),
-                   parse_field(mon, "month"), parse_field(dow, "dow"),
-                   dom.startswith("*"), dow.startswith("*"))
+        return cls(
+            parse_field(m, "minute"),
+            parse_field(h, "hour"),
+            parse_field(dom, "dom"),
+            parse_field(mon, "month"),
+            parse_field(dow, "dow"),
+            dom.startswith("*"),
+            dow.startswith("*"),
+        )
 
     def day_matches(self, d: datetime) -> bool:
         dom_ok = d.day in self.dom
@@ -121,8 +138,12 @@ class CronSpec:
         return dom_ok or dow_ok
 
     def matches(self, d: datetime) -> bool:
-        return (d.minute in self.minute and d.hour in self.hour and d.month in self.month
-                and self.day_matches(d))
+        return (
+            d.minute in self.minute
+            and d.hour in self.hour
+            and d.month in self.month
+            and self.day_matches(d)
+        )
 
     def next_minute(self, after: datetime) -> datetime:
         """The first matching minute strictly after ``after`` (local, naive datetime)."""
@@ -174,7 +195,9 @@ class ScheduleEntry:
         """Epoch seconds of the first run strictly after ``after``."""
         assert self.spec is not None
         # the current minute may still have its run ahead ("sleep 45;" at second 30)
-        d = datetime.fromtimestamp(after - self.offset_s).replace(second=0, microsecond=0) - timedelta(minutes=1)
+        d = datetime.fromtimestamp(after - self.offset_s).replace(
+            second=0, microsecond=0
+        ) - timedelta(minutes=1)
         while True:
             d = self.spec.next_minute(d)
             when = d.timestamp() + self.offset_s
@@ -223,7 +246,7 @@ def parse_crontab(text: str) -> Schedule:
         m = _SLEEP.match(command)
         if m:
             offset = int(m.group(1))
-            command = command[m.end():]
+            command = command[m.end() :]
         command = _REDIRECT.sub("", command).strip()
         if not command:
             raise ScheduleError(f"line {lineno}: no command: {s}")
@@ -273,9 +296,16 @@ class _Running:
 class Scheduler:
     """Runs due entries in a background thread until :meth:`stop`."""
 
-    def __init__(self, schedule: Schedule, *, env: dict[str, str] | None = None,
-                 skip: Callable[[ScheduleEntry], bool] | None = None, tick: float = 0.5,
-                 grace: float = 10.0, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        schedule: Schedule,
+        *,
+        env: dict[str, str] | None = None,
+        skip: Callable[[ScheduleEntry], bool] | None = None,
+        tick: float = 0.5,
+        grace: float = 10.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.schedule = schedule
         self.env = cron_environment({**schedule.env, **(env or {})})
         self.skip = skip or (lambda e: False)
@@ -292,8 +322,10 @@ class Scheduler:
     def start(self) -> None:
         for e in self.schedule.entries:
             if self.skip(e):
-                log.info("crontab line skipped: `fiona run` supervises this daemon itself",
-                         extra={"line": e.lineno, "command": e.command})
+                log.info(
+                    "crontab line skipped: `fiona run` supervises this daemon itself",
+                    extra={"line": e.lineno, "command": e.command},
+                )
         self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
         self._thread.start()
 
@@ -335,7 +367,9 @@ class Scheduler:
                 e = by_line[lineno]
                 if now - when > 60:
                     # suspended or clock jumped: like cron, do not catch up on missed runs
-                    log.warning("missed run skipped", extra={"job": e.label, "late_s": round(now - when)})
+                    log.warning(
+                        "missed run skipped", extra={"job": e.label, "late_s": round(now - when)}
+                    )
                 else:
                     self._launch(e)
                 if e.spec is None:
@@ -348,16 +382,28 @@ class Scheduler:
         with self._lock:
             busy = self.running.get(e.lineno)
         if busy is not None:
-            log.warning("job still running from its last start; this run skipped",
-                        extra={"job": e.label, "pid": busy.proc.pid,
-                               "running_s": round(time.monotonic() - busy.started)})
+            log.warning(
+                "job still running from its last start; this run skipped",
+                extra={
+                    "job": e.label,
+                    "pid": busy.proc.pid,
+                    "running_s": round(time.monotonic() - busy.started),
+                },
+            )
             return
         out = tempfile.TemporaryFile()  # noqa: SIM115 - closed in _finished
         try:
             home = self.env.get("HOME", "/")
-            proc = subprocess.Popen(e.argv(), env=self.env, cwd=home if os.path.isdir(home) else "/",
-                                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                    preexec_fn=_die_with_parent, close_fds=True)
+            proc = subprocess.Popen(
+                e.argv(),
+                env=self.env,
+                cwd=home if os.path.isdir(home) else "/",
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+                close_fds=True,
+            )
         except OSError as exc:
             out.close()
             log.error("job could not be started", extra={"job": e.label, "error": str(exc)})

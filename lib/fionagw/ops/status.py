@@ -100,7 +100,9 @@ def queue_depths(cfg: SiteConfig) -> dict[str, int]:
 
 def _count_files(d: Path) -> int:
     try:
-        return sum(1 for e in os.scandir(d) if e.is_file() and not e.name.startswith((".tmp-", ".")))
+        return sum(
+            1 for e in os.scandir(d) if e.is_file() and not e.name.startswith((".tmp-", "."))
+        )
     except OSError:
         return 0
 
@@ -110,8 +112,11 @@ def cron_jobs(cfg: SiteConfig) -> list[str]:
     from fionagw.ops.crontab import TEMPLATE, programs
 
     try:
-        jobs = [j for j in programs(TEMPLATE.read_text(encoding="utf-8"))
-                if j not in {prog for prog, _ in DAEMONS}]
+        jobs = [
+            j
+            for j in programs(TEMPLATE.read_text(encoding="utf-8"))
+            if j not in {prog for prog, _ in DAEMONS}
+        ]
     except OSError:
         jobs = []
     return jobs + [j for j in recorded_jobs(cfg) if j not in jobs]
@@ -158,7 +163,9 @@ def _services(cfg: SiteConfig) -> list[ServiceStatus]:
     out = []
     for program, component in DAEMONS:
         st = daemon.status(cfg.paths.pidfile(component), program)
-        listen = f"DICOM {cfg.aetitle}@{cfg.dicom_ip}:{cfg.dicom_port}" if program == "storectl" else ""
+        listen = (
+            f"DICOM {cfg.aetitle}@{cfg.dicom_ip}:{cfg.dicom_port}" if program == "storectl" else ""
+        )
         if st.running:
             out.append(ServiceStatus(program, "running", st.pid, st.uptime_s, listen))
         elif program == "storectl" and not receiver_enabled(cfg):
@@ -167,13 +174,27 @@ def _services(cfg: SiteConfig) -> list[ServiceStatus]:
             out.append(ServiceStatus(program, "down", listen=listen))
     run = read_run_state(cfg)
     if run is not None:
-        out.append(ServiceStatus("fiona run", "running", run["pid"], _uptime(run["pid"]),
-                                 "scheduler of cron/fiona.crontab"))
+        out.append(
+            ServiceStatus(
+                "fiona run",
+                "running",
+                run["pid"],
+                _uptime(run["pid"]),
+                "scheduler of cron/fiona.crontab",
+            )
+        )
         for name, child in sorted((run.get("children") or {}).items()):
             pid = child.get("pid")
             alive = _alive(pid)
-            out.append(ServiceStatus(name, "running" if alive else "down", pid if alive else None,
-                                     _uptime(pid) if alive else None, child.get("url", "")))
+            out.append(
+                ServiceStatus(
+                    name,
+                    "running" if alive else "down",
+                    pid if alive else None,
+                    _uptime(pid) if alive else None,
+                    child.get("url", ""),
+                )
+            )
     return out
 
 
@@ -183,8 +204,14 @@ def _jobs(cfg: SiteConfig, now: float) -> list[JobStatus]:
     out = []
     for job in cron_jobs(cfg):
         holder = lock_info(cfg, job)
-        out.append(JobStatus(job, last_run(cfg, job), holder.pid if holder else None,
-                             holder.age_s(now) if holder else None))
+        out.append(
+            JobStatus(
+                job,
+                last_run(cfg, job),
+                holder.pid if holder else None,
+                holder.age_s(now) if holder else None,
+            )
+        )
     return out
 
 
@@ -223,6 +250,7 @@ def collect_status(cfg: SiteConfig, *, du: bool = False) -> Status:
 
 
 # --- formatting for people (fiona status, the Status page) ------------------------------------
+
 
 def human_duration(seconds: float | None, unknown: str = "?") -> str:
     """3d4h05m06s, 4h05m06s, 05m06s."""

@@ -96,26 +96,42 @@ def console_handler(level: int = logging.WARNING) -> logging.Handler:
     return h
 
 
-def write_state(path: Path | None, children: Sequence[Child], extra: dict[str, dict[str, object]]) -> None:
+def write_state(
+    path: Path | None, children: Sequence[Child], extra: dict[str, dict[str, object]]
+) -> None:
     """Record our pid and the children `fiona status` should list (those with a URL)."""
     if path is None:
         return
     from fionagw.ops.atomic import write_bytes_atomic
 
     listed: dict[str, dict[str, object]] = {
-        c.name: {"pid": c.proc.pid if c.proc is not None else None, "url": c.url} for c in children if c.url}
+        c.name: {"pid": c.proc.pid if c.proc is not None else None, "url": c.url}
+        for c in children
+        if c.url
+    }
     listed.update(extra)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_bytes_atomic(path, json.dumps({"pid": os.getpid(), "started": time.time(),
-                                             "children": listed}).encode(), durable=False)
+        write_bytes_atomic(
+            path,
+            json.dumps({"pid": os.getpid(), "started": time.time(), "children": listed}).encode(),
+            durable=False,
+        )
     except OSError as exc:
-        log.warning("cannot write the run state file", extra={"file": str(path), "error": exc.strerror})
+        log.warning(
+            "cannot write the run state file", extra={"file": str(path), "error": exc.strerror}
+        )
 
 
-def supervise(children: list[Child], *, services: Sequence[Service] = (), state_file: Path | None = None,
-              state_extra: dict[str, dict[str, object]] | None = None, poll: float = 0.5,
-              grace: float = 15.0) -> int:
+def supervise(
+    children: list[Child],
+    *,
+    services: Sequence[Service] = (),
+    state_file: Path | None = None,
+    state_extra: dict[str, dict[str, object]] | None = None,
+    poll: float = 0.5,
+    grace: float = 15.0,
+) -> int:
     """Run until SIGINT/SIGTERM; restart a child that exits, with backoff up to 60 s."""
     stopping = False
     extra = state_extra or {}
@@ -159,8 +175,12 @@ def supervise(children: list[Child], *, services: Sequence[Service] = (), state_
     return 0
 
 
-def _child_exited(c: Child, state_file: Path | None, children: Sequence[Child],
-                  extra: dict[str, dict[str, object]]) -> None:
+def _child_exited(
+    c: Child,
+    state_file: Path | None,
+    children: Sequence[Child],
+    extra: dict[str, dict[str, object]],
+) -> None:
     assert c.proc is not None
     now = time.monotonic()
     outside = c.running_outside()
@@ -168,24 +188,30 @@ def _child_exited(c: Child, state_file: Path | None, children: Sequence[Child],
         # e.g. heartbeat restarted a hung receiver as a daemon: let it serve, stop it at the end
         if c.outside_pid != outside:
             c.outside_pid = outside
-            log.warning("daemon runs outside fiona run; not starting another copy",
-                        extra={"child": c.name, "pid": outside})
+            log.warning(
+                "daemon runs outside fiona run; not starting another copy",
+                extra={"child": c.name, "pid": outside},
+            )
         c.next_start = 0.0
         return
     if c.next_start == 0.0:
         # Quick deaths in a row back off; a long healthy run resets the count.
         if now - c.started_at > 300:
             c.restarts = 0
-        delay = min(60.0, 2.0 ** c.restarts)
+        delay = min(60.0, 2.0**c.restarts)
         c.next_start = now + delay
-        log.error("child exited; restarting", extra={"child": c.name, "exit_code": c.proc.returncode,
-                                                     "delay_s": delay})
+        log.error(
+            "child exited; restarting",
+            extra={"child": c.name, "exit_code": c.proc.returncode, "delay_s": delay},
+        )
     elif now >= c.next_start:
         c.restarts += 1
         c.next_start = 0.0
         c.start()
         write_state(state_file, children, extra)
-        log.warning("child restarted", extra={"child": c.name, "pid": c.proc.pid, "restarts": c.restarts})
+        log.warning(
+            "child restarted", extra={"child": c.name, "pid": c.proc.pid, "restarts": c.restarts}
+        )
 
 
 def _stop_children(children: Sequence[Child], grace: float) -> None:
@@ -204,6 +230,8 @@ def _stop_children(children: Sequence[Child], grace: float) -> None:
     for c in children:  # daemons that a job started during the run
         pid = c.running_outside()
         if pid is not None and c.stop_argv:
-            log.warning("stopping a daemon that was started outside fiona run during the run",
-                        extra={"child": c.name, "pid": pid})
+            log.warning(
+                "stopping a daemon that was started outside fiona run during the run",
+                extra={"child": c.name, "pid": pid},
+            )
             subprocess.run(c.stop_argv, stdin=subprocess.DEVNULL, timeout=60, check=False)

@@ -87,7 +87,9 @@ class Processor:
             outcome = self.organizer.process(path, connection)
         except Exception:  # one bad file must never stop the daemon
             self.failed += 1
-            log.exception("processing failed; will retry at the next reconcile", extra={"file": str(path)})
+            log.exception(
+                "processing failed; will retry at the next reconcile", extra={"file": str(path)}
+            )
             return
         if outcome.ok:
             self.processed += 1
@@ -98,8 +100,10 @@ class Processor:
         parsed = parse_pipe_line(line)
         if parsed is None:
             if line.strip("\0\r\n "):
-                log.error("pipe line skipped: expected 5 comma-separated fields or a path",
-                          extra={"line": line[:300]})
+                log.error(
+                    "pipe line skipped: expected 5 comma-separated fields or a path",
+                    extra={"line": line[:300]},
+                )
             return
         connection, path = parsed
         self.handle(path, connection)
@@ -131,14 +135,19 @@ class Processor:
         if full:
             self._last_full = started
         if found:
-            log.info("reconcile processed files that had no raw/ link", extra={"count": found, "full": full})
+            log.info(
+                "reconcile processed files that had no raw/ link",
+                extra={"count": found, "full": full},
+            )
         return found
 
     def flush(self, force: bool) -> None:
         try:
             self.organizer.flush(force=force)
         except Exception:  # the links were not made: the reconcile pass retries these files
-            log.exception("writing series JSON or raw/ links failed; will retry at the next reconcile")
+            log.exception(
+                "writing series JSON or raw/ links failed; will retry at the next reconcile"
+            )
 
     def maybe_reconcile(self) -> None:
         now = time.time()
@@ -154,7 +163,9 @@ def serve_processor(cfg: SiteConfig, stop: threading.Event, ready: Callable[[], 
     try:
         lock.acquire(timeout=0)
     except filelock.Timeout:
-        raise WriterLockHeld(f"another process writes raw/ for this site ({lock.lock_file})") from None
+        raise WriterLockHeld(
+            f"another process writes raw/ for this site ({lock.lock_file})"
+        ) from None
     try:
         processor = Processor(cfg)
         fifo = cfg.paths.fifo
@@ -162,7 +173,9 @@ def serve_processor(cfg: SiteConfig, stop: threading.Event, ready: Callable[[], 
         rfd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
         # Holding a writer end ourselves means read() never sees EOF between senders.
         wfd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-        log.info("processSingleFile started", extra={"fifo": str(fifo), "rules": str(cfg.classify_rules)})
+        log.info(
+            "processSingleFile started", extra={"fifo": str(fifo), "rules": str(cfg.classify_rules)}
+        )
         ready()
         processor.reconcile(full=True)
         pending = b""
@@ -189,8 +202,10 @@ def serve_processor(cfg: SiteConfig, stop: threading.Event, ready: Callable[[], 
             processor.flush(force=True)
             os.close(rfd)
             os.close(wfd)
-            log.info("processSingleFile stopped",
-                     extra={"processed": processor.processed, "failed": processor.failed})
+            log.info(
+                "processSingleFile stopped",
+                extra={"processed": processor.processed, "failed": processor.failed},
+            )
     finally:
         lock.release()
 

@@ -112,7 +112,10 @@ class Organizer:
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            log.warning("series JSON unreadable, rebuilding it", extra={"file": str(path), "reason": str(exc)})
+            log.warning(
+                "series JSON unreadable, rebuilding it",
+                extra={"file": str(path), "reason": str(exc)},
+            )
             return None
         return record if isinstance(record, dict) else None
 
@@ -134,7 +137,11 @@ class Organizer:
         done = 0
         for json_path in list(self._pending):
             p = self._pending[json_path]
-            if not force and now - p.since < self.FLUSH_AFTER_S and len(p.links) < self.FLUSH_AFTER_IMAGES:
+            if (
+                not force
+                and now - p.since < self.FLUSH_AFTER_S
+                and len(p.links) < self.FLUSH_AFTER_IMAGES
+            ):
                 continue
             del self._pending[json_path]
             self._store_series(json_path, p.record)
@@ -180,8 +187,9 @@ class Organizer:
         if sop not in pending.on_disk:
             pending.fresh.add(sop)
         stored = pending.record if json_path in self._pending else self._load_series(json_path)
-        record = update_series(stored, ds, connection, self.rules,
-                               len(pending.on_disk) + len(pending.fresh))
+        record = update_series(
+            stored, ds, connection, self.rules, len(pending.on_disk) + len(pending.fresh)
+        )
         pending.record = record
         pending.links[sop] = self._real_path(path)
         self._pending[json_path] = pending
@@ -200,7 +208,10 @@ class Organizer:
         """(series folder, series JSON) in raw/."""
         paths = self._series_paths.get((study, series))
         if paths is None:
-            paths = (self.paths.raw_series_dir(study, series), self.paths.series_json(study, series))
+            paths = (
+                self.paths.raw_series_dir(study, series),
+                self.paths.series_json(study, series),
+            )
             _bounded_put(self._series_paths, (study, series), paths)
         return paths
 
@@ -208,8 +219,9 @@ class Organizer:
         key = (*connection, study, series)
         job = self._jobs.get(key)
         if job is None:
-            job = self.paths.series_job(connection.calling, connection.called, connection.ip,
-                                        study, series)
+            job = self.paths.series_job(
+                connection.calling, connection.called, connection.ip, study, series
+            )
             _bounded_put(self._jobs, key, job)
         return job
 
@@ -254,12 +266,16 @@ class Organizer:
             else:
                 shutil.copy2(path, dest)  # never delete a file we do not own
         except OSError as exc:
-            log.error("broken file could not be moved aside",
-                      extra={"file": str(path), "reason": reason, "error": str(exc)})
+            log.error(
+                "broken file could not be moved aside",
+                extra={"file": str(path), "reason": reason, "error": str(exc)},
+            )
             return None
         dest.with_name(dest.name + ".reason").write_text(reason + "\n")
-        log.error("not a readable DICOM file: moved aside",
-                  extra={"file": str(path), "moved_to": str(dest), "reason": reason})
+        log.error(
+            "not a readable DICOM file: moved aside",
+            extra={"file": str(path), "moved_to": str(dest), "reason": reason},
+        )
         return dest
 
 
@@ -286,7 +302,9 @@ def parse_pipe_line(line: str) -> tuple[Connection, Path] | None:
     fields = line.split(",")
     if len(fields) == 5:
         calling, called, ip, directory, name = fields
-        return Connection(_clean_ae(calling), _clean_ae(called), ip.strip() or "0.0.0.0"), Path(directory) / name
+        return Connection(_clean_ae(calling), _clean_ae(called), ip.strip() or "0.0.0.0"), Path(
+            directory
+        ) / name
     if len(fields) == 1:
         return Connection("unknown", "unknown", "unknown"), Path(fields[0])
     return None

@@ -58,8 +58,14 @@ def touch_study_job(paths: SitePaths, calling: str, called: str, ip: str, study_
 class FifoWriter:
     """Non-blocking writer of lines to a named pipe, shared by all associations."""
 
-    def __init__(self, path: Path, *, retry_s: float = 0.2, stall_s: float = 2.0,
-                 pipe_size: int | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        retry_s: float = 0.2,
+        stall_s: float = 2.0,
+        pipe_size: int | None = None,
+    ) -> None:
         self.path = path
         self.retry_s = retry_s
         self.stall_s = stall_s
@@ -94,8 +100,10 @@ class FifoWriter:
             os.close(fd)
             if not self._warned_not_fifo:
                 self._warned_not_fifo = True
-                LOG.warning("FIFO path is not a named pipe; not writing to it",
-                            extra={"fifo": str(self.path)})
+                LOG.warning(
+                    "FIFO path is not a named pipe; not writing to it",
+                    extra={"fifo": str(self.path)},
+                )
             return None
         self._grow(fd)
         return fd
@@ -151,8 +159,10 @@ class FifoWriter:
             except BlockingIOError:  # EAGAIN: the pipe is full
                 if time.monotonic() >= deadline:
                     self._stalled_until = time.monotonic() + self.stall_s
-                    LOG.debug("FIFO full, line skipped (processSingleFile reconciles)",
-                              extra={"fifo": str(self.path)})
+                    LOG.debug(
+                        "FIFO full, line skipped (processSingleFile reconciles)",
+                        extra={"fifo": str(self.path)},
+                    )
                     return False
                 time.sleep(delay)
                 delay = min(delay * 2, 0.02)
@@ -163,7 +173,9 @@ class FifoWriter:
                 reopened = True
             except OSError as exc:
                 self._close()
-                LOG.debug("FIFO write failed", extra={"fifo": str(self.path), "error": exc.strerror})
+                LOG.debug(
+                    "FIFO write failed", extra={"fifo": str(self.path), "error": exc.strerror}
+                )
                 return False
 
 
@@ -184,14 +196,17 @@ class Notifier:
     def close(self) -> None:
         self.fifo.close()
 
-    def arrived(self, calling: str, called: str, ip: str, study_uid: str,
-                study_dir: Path, name: str) -> None:
+    def arrived(
+        self, calling: str, called: str, ip: str, study_uid: str, study_dir: Path, name: str
+    ) -> None:
         """Never raises: the object is already safe in the archive."""
         key = (calling, called, ip, study_uid, str(study_dir))
         recent = self._recent.get(key)
         if recent is None:
-            recent = (self.paths.study_job(calling, called, ip, study_uid),
-                      pipe_line(calling, called, ip, study_dir, "")[:-1])
+            recent = (
+                self.paths.study_job(calling, called, ip, study_uid),
+                pipe_line(calling, called, ip, study_dir, "")[:-1],
+            )
             if len(self._recent) >= 64:
                 self._recent.clear()
             self._recent[key] = recent
@@ -199,6 +214,12 @@ class Notifier:
         try:
             touch(job)
         except OSError as exc:
-            LOG.warning("cannot touch study job", extra={
-                "study_uid": study_uid, "arrived_dir": str(self.paths.arrived), "error": exc.strerror})
+            LOG.warning(
+                "cannot touch study job",
+                extra={
+                    "study_uid": study_uid,
+                    "arrived_dir": str(self.paths.arrived),
+                    "error": exc.strerror,
+                },
+            )
         self.fifo.send(f"{prefix}{name}\n")

@@ -67,7 +67,9 @@ def _tls_context(cfg: SiteConfig) -> ssl.SSLContext | None:
             ctx.load_verify_locations(cafile=str(rec.tls_ca))
             ctx.verify_mode = ssl.CERT_REQUIRED
     except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(cfg.config_file, "receiver.tls_cert", f"cannot load TLS files: {exc}") from None
+        raise ConfigError(
+            cfg.config_file, "receiver.tls_cert", f"cannot load TLS files: {exc}"
+        ) from None
     return ctx
 
 
@@ -100,7 +102,7 @@ class _Sink:
         self.path, self.fd = temp  # fd -1: the file is created at the first write
         self.view = buffer
         self.filled = len(meta)
-        buffer[:self.filled] = meta
+        buffer[: self.filled] = meta
         self.size = 0  # bytes in the file so far
         self.head: bytes | None = None
         self.error: OSError | None = None
@@ -111,7 +113,7 @@ class _Sink:
         while size:
             start = self.filled
             n = min(size, capacity - start)
-            if readinto(view[start:start + n]) != n:
+            if readinto(view[start : start + n]) != n:
                 raise _PeerGone
             size -= n
             self.filled = start + n
@@ -123,14 +125,15 @@ class _Sink:
             self.filled = 0  # the rest of a failed data set is dropped
             return
         if self.head is None:
-            self.head = bytes(self.view[:min(self.filled, store.HEAD_BYTES)])
+            self.head = bytes(self.view[: min(self.filled, store.HEAD_BYTES)])
         try:
             if self.fd < 0:
-                self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
-                                  0o600)
-            view = self.view[:self.filled]
+                self.fd = os.open(
+                    self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600
+                )
+            view = self.view[: self.filled]
             while view:
-                view = view[os.write(self.fd, view):]
+                view = view[os.write(self.fd, view) :]
         except OSError as exc:
             self.fail(exc)
         self.size += self.filled
@@ -257,9 +260,17 @@ class _Association:
         self.scp._forget(self)
         if self.established:
             level = logging.INFO if self.stored or self.failed else logging.DEBUG
-            LOG.log(level, "association closed", extra={
-                **self.log_fields(), "stored": self.stored, "failed": self.failed,
-                "bytes": self.bytes, "seconds": round(time.monotonic() - self.started, 3)})
+            LOG.log(
+                level,
+                "association closed",
+                extra={
+                    **self.log_fields(),
+                    "stored": self.stored,
+                    "failed": self.failed,
+                    "bytes": self.bytes,
+                    "seconds": round(time.monotonic() - self.started, 3),
+                },
+            )
 
     def shutdown(self) -> None:
         """From the server's thread: abort between stores (waits for one being written)."""
@@ -297,8 +308,9 @@ class _Association:
         header = self._read(6)
         pdu_type, length = wire.parse_header(header)
         if pdu_type != wire.A_ASSOCIATE_RQ_TYPE:
-            raise wire.ProtocolError(wire.ABORT_UNEXPECTED_PDU,
-                                     f"PDU type 0x{pdu_type:02X} before A-ASSOCIATE-RQ")
+            raise wire.ProtocolError(
+                wire.ABORT_UNEXPECTED_PDU, f"PDU type 0x{pdu_type:02X} before A-ASSOCIATE-RQ"
+            )
         if length > MAX_REQUEST_PDU:
             raise wire.ProtocolError(wire.ABORT_INVALID_PARAMETER, "A-ASSOCIATE-RQ too large")
         request = wire.decode_associate_rq(header + self._read(length))
@@ -325,7 +337,9 @@ class _Association:
         ac, self.contexts = wire.accept(request, scp.cfg.receiver.max_pdu)
         self._send(ac)
         self.established = True
-        LOG.debug("association accepted", extra={**self.log_fields(), "contexts": len(self.contexts)})
+        LOG.debug(
+            "association accepted", extra={**self.log_fields(), "contexts": len(self.contexts)}
+        )
         return True
 
     # --- data phase ------------------------------------------------------------------------------
@@ -342,23 +356,30 @@ class _Association:
                 remaining = length
                 while remaining:
                     if remaining < 6:
-                        raise wire.ProtocolError(wire.ABORT_INVALID_PARAMETER, "malformed P-DATA-TF")
+                        raise wire.ProtocolError(
+                            wire.ABORT_INVALID_PARAMETER, "malformed P-DATA-TF"
+                        )
                     item_length, context_id, control = _PDV.unpack(read(6))
                     if item_length < 2 or item_length + 4 > remaining:
                         raise wire.ProtocolError(wire.ABORT_INVALID_PARAMETER, "malformed PDV item")
                     remaining -= item_length + 4
                     size = item_length - 2
                     if context_id not in self.contexts:
-                        raise wire.ProtocolError(wire.ABORT_UNEXPECTED_PARAMETER,
-                                                 f"presentation context {context_id} not accepted")
+                        raise wire.ProtocolError(
+                            wire.ABORT_UNEXPECTED_PARAMETER,
+                            f"presentation context {context_id} not accepted",
+                        )
                     if control & 0x01:  # command fragment
                         if pending is not None:
-                            raise wire.ProtocolError(wire.ABORT_UNEXPECTED_PARAMETER,
-                                                     "command while a data set was expected")
+                            raise wire.ProtocolError(
+                                wire.ABORT_UNEXPECTED_PARAMETER,
+                                "command while a data set was expected",
+                            )
                         command_size += size
                         if command_size > MAX_COMMAND_SET:
-                            raise wire.ProtocolError(wire.ABORT_INVALID_PARAMETER,
-                                                     "command set too large")
+                            raise wire.ProtocolError(
+                                wire.ABORT_INVALID_PARAMETER, "command set too large"
+                            )
                         command_parts.append(read(size))
                         if control & 0x02:
                             command = wire.decode_command(b"".join(command_parts))
@@ -367,8 +388,9 @@ class _Association:
                                 pending = (context_id, command)
                     else:  # data set fragment
                         if pending is None or pending[0] != context_id:
-                            raise wire.ProtocolError(wire.ABORT_UNEXPECTED_PARAMETER,
-                                                     "data set without its command")
+                            raise wire.ProtocolError(
+                                wire.ABORT_UNEXPECTED_PARAMETER, "data set without its command"
+                            )
                         if self.sink is not None:
                             self.sink.read_from(readinto, size)
                         else:  # the data set of an echo or a cancel: dropped
@@ -384,22 +406,33 @@ class _Association:
             elif pdu_type == wire.A_ABORT_TYPE:
                 LOG.info("association aborted by the peer", extra=self.log_fields())
                 return
-            elif pdu_type in (wire.A_ASSOCIATE_RQ_TYPE, wire.A_ASSOCIATE_AC_TYPE,
-                              wire.A_ASSOCIATE_RJ_TYPE, wire.A_RELEASE_RP_TYPE):
-                raise wire.ProtocolError(wire.ABORT_UNEXPECTED_PDU, f"unexpected PDU type 0x{pdu_type:02X}")
+            elif pdu_type in (
+                wire.A_ASSOCIATE_RQ_TYPE,
+                wire.A_ASSOCIATE_AC_TYPE,
+                wire.A_ASSOCIATE_RJ_TYPE,
+                wire.A_RELEASE_RP_TYPE,
+            ):
+                raise wire.ProtocolError(
+                    wire.ABORT_UNEXPECTED_PDU, f"unexpected PDU type 0x{pdu_type:02X}"
+                )
             else:
-                raise wire.ProtocolError(wire.ABORT_UNRECOGNIZED_PDU, f"unknown PDU type 0x{pdu_type:02X}")
+                raise wire.ProtocolError(
+                    wire.ABORT_UNRECOGNIZED_PDU, f"unknown PDU type 0x{pdu_type:02X}"
+                )
 
     def _on_command(self, context_id: int, command: dict[int, bytes]) -> bool:
         """Handle a complete command set; True when a data set follows."""
         field = wire.command_us(command, wire.COMMAND_FIELD)
         if field is None:
-            raise wire.ProtocolError(wire.ABORT_INVALID_PARAMETER, "command set without a command field")
+            raise wire.ProtocolError(
+                wire.ABORT_INVALID_PARAMETER, "command set without a command field"
+            )
         has_data = wire.command_us(command, wire.DATA_SET_TYPE) != wire.NO_DATA_SET
         if field == wire.C_STORE_RQ:
             if not has_data:
-                self._respond_store(context_id, command, store.CANNOT_DECODE,
-                                    "C-STORE request without a data set")
+                self._respond_store(
+                    context_id, command, store.CANNOT_DECODE, "C-STORE request without a data set"
+                )
                 return False
             transfer_syntax = self.contexts[context_id][1]
             sop_class = wire.command_ui(command, wire.AFFECTED_SOP_CLASS)
@@ -416,29 +449,57 @@ class _Association:
                 self.sink.error = OSError(errno.EINVAL, "UID too long")
             return True
         if field == wire.C_ECHO_RQ:
-            self._send(wire.p_data(context_id, wire.encode_response(
-                wire.C_ECHO_RSP, wire.command_ui(command, wire.AFFECTED_SOP_CLASS),
-                wire.command_us(command, wire.MESSAGE_ID) or 0, 0x0000), self.peer_max_pdu))
+            self._send(
+                wire.p_data(
+                    context_id,
+                    wire.encode_response(
+                        wire.C_ECHO_RSP,
+                        wire.command_ui(command, wire.AFFECTED_SOP_CLASS),
+                        wire.command_us(command, wire.MESSAGE_ID) or 0,
+                        0x0000,
+                    ),
+                    self.peer_max_pdu,
+                )
+            )
             return has_data  # a data set on an echo is read and dropped
         if field == wire.C_CANCEL_RQ or field & 0x8000:
             if field & 0x8000:
-                LOG.warning("unexpected DIMSE response 0x%04X ignored", field, extra=self.log_fields())
+                LOG.warning(
+                    "unexpected DIMSE response 0x%04X ignored", field, extra=self.log_fields()
+                )
             return has_data
         # Any other service (C-FIND, C-MOVE, N-...): not provided here.
-        LOG.warning("DIMSE request 0x%04X refused: service not provided", field, extra=self.log_fields())
-        sop_class = (wire.command_ui(command, wire.AFFECTED_SOP_CLASS)
-                     or wire.command_ui(command, wire.REQUESTED_SOP_CLASS))
-        self._send(wire.p_data(context_id, wire.encode_response(
-            field | 0x8000, sop_class, wire.command_us(command, wire.MESSAGE_ID) or 0,
-            wire.UNRECOGNIZED_OPERATION), self.peer_max_pdu))
+        LOG.warning(
+            "DIMSE request 0x%04X refused: service not provided", field, extra=self.log_fields()
+        )
+        sop_class = wire.command_ui(command, wire.AFFECTED_SOP_CLASS) or wire.command_ui(
+            command, wire.REQUESTED_SOP_CLASS
+        )
+        self._send(
+            wire.p_data(
+                context_id,
+                wire.encode_response(
+                    field | 0x8000,
+                    sop_class,
+                    wire.command_us(command, wire.MESSAGE_ID) or 0,
+                    wire.UNRECOGNIZED_OPERATION,
+                ),
+                self.peer_max_pdu,
+            )
+        )
         return has_data
 
-    def _respond_store(self, context_id: int, command: dict[int, bytes], status: int,
-                       comment: str | None = None) -> None:
+    def _respond_store(
+        self, context_id: int, command: dict[int, bytes], status: int, comment: str | None = None
+    ) -> None:
         rsp = wire.encode_response(
-            wire.C_STORE_RSP, wire.command_ui(command, wire.AFFECTED_SOP_CLASS),
-            wire.command_us(command, wire.MESSAGE_ID) or 0, status,
-            wire.command_ui(command, wire.AFFECTED_SOP_INSTANCE), comment)
+            wire.C_STORE_RSP,
+            wire.command_ui(command, wire.AFFECTED_SOP_CLASS),
+            wire.command_us(command, wire.MESSAGE_ID) or 0,
+            status,
+            wire.command_ui(command, wire.AFFECTED_SOP_INSTANCE),
+            comment,
+        )
         self._send(wire.p_data(context_id, rsp, self.peer_max_pdu))
 
     def _on_data_set(self, context_id: int, command: dict[int, bytes]) -> None:
@@ -454,22 +515,40 @@ class _Association:
                     raise store.StoreError(store.OUT_OF_RESOURCES, "receiver shutting down")
                 head = sink.finish()
                 if sink.error is not None:
-                    raise store.StoreError(store.status_for_oserror(sink.error),
-                                           f"cannot write received data: {sink.error.strerror}")
+                    raise store.StoreError(
+                        store.status_for_oserror(sink.error),
+                        f"cannot write received data: {sink.error.strerror}",
+                    )
                 stored = store.store_received(
-                    self.scp.paths, sink.path, sop_class, sop_uid, durable=self.scp.durable,
-                    head=head, fd=sink.fd, size=sink.size,
-                    check_replaced=LOG.isEnabledFor(logging.DEBUG))
+                    self.scp.paths,
+                    sink.path,
+                    sop_class,
+                    sop_uid,
+                    durable=self.scp.durable,
+                    head=head,
+                    fd=sink.fd,
+                    size=sink.size,
+                    check_replaced=LOG.isEnabledFor(logging.DEBUG),
+                )
             except store.StoreError as exc:
                 self.failed += 1
-                LOG.warning("store failed: %s", exc.reason, extra={
-                    **self.log_fields(), "sop_class_uid": sop_class,
-                    "sop_instance_uid": sop_uid, "status": f"0x{exc.status:04X}"})
+                LOG.warning(
+                    "store failed: %s",
+                    exc.reason,
+                    extra={
+                        **self.log_fields(),
+                        "sop_class_uid": sop_class,
+                        "sop_instance_uid": sop_uid,
+                        "status": f"0x{exc.status:04X}",
+                    },
+                )
                 status, comment = exc.status, exc.reason
             except Exception as exc:  # a bug: answer failure, keep serving
                 self.failed += 1
-                LOG.exception("store failed unexpectedly", extra={
-                    **self.log_fields(), "sop_instance_uid": sop_uid})
+                LOG.exception(
+                    "store failed unexpectedly",
+                    extra={**self.log_fields(), "sop_instance_uid": sop_uid},
+                )
                 status, comment = store.WRITE_FAILED, f"internal error: {type(exc).__name__}"
             else:
                 self.stored += 1
@@ -484,11 +563,19 @@ class _Association:
         # While the sender prepares its next request: announce this object, make the next
         # temp file (creating a file is not free on a busy filesystem).
         if stored is not None:
-            self.scp.notifier.arrived(self.calling, self.called, self.ip, stored.study_uid,
-                                      stored.study_dir, stored.name)
+            self.scp.notifier.arrived(
+                self.calling, self.called, self.ip, stored.study_uid, stored.study_dir, stored.name
+            )
             if LOG.isEnabledFor(logging.DEBUG):
-                LOG.debug("stored", extra={**self.log_fields(), "path": str(stored.path),
-                                           "replaced": stored.replaced, "bytes": stored.size})
+                LOG.debug(
+                    "stored",
+                    extra={
+                        **self.log_fields(),
+                        "path": str(stored.path),
+                        "replaced": stored.replaced,
+                        "bytes": stored.size,
+                    },
+                )
         self._make_spare()
 
     def _temp_path(self) -> str:
@@ -514,7 +601,9 @@ class StoreSCP:
         self.durable = durable
         self.notifier = Notifier(cfg.paths)
         self.allowed_aets = {a.strip() for a in cfg.receiver.allowed_calling_aetitles}
-        self.allowed_nets = [ipaddress.ip_network(n, strict=False) for n in cfg.receiver.allowed_ips]
+        self.allowed_nets = [
+            ipaddress.ip_network(n, strict=False) for n in cfg.receiver.allowed_ips
+        ]
         self.ssl_context: ssl.SSLContext | None = None
         self._listener: socket.socket | None = None
         self._acceptor: threading.Thread | None = None
@@ -542,7 +631,8 @@ class StoreSCP:
                 raise
         except OSError as exc:
             raise ConfigError(
-                self.cfg.config_file, "DICOMPORT",
+                self.cfg.config_file,
+                "DICOMPORT",
                 f"{ip}:{port} is not available: {exc.strerror or exc}",
             ) from None
         listener.settimeout(0.5)  # the accept loop looks at the stop flag this often
@@ -550,10 +640,17 @@ class StoreSCP:
         self.notifier.start()
         self._acceptor = threading.Thread(target=self._accept_loop, name="scp-accept", daemon=True)
         self._acceptor.start()
-        LOG.info("SCP listening", extra={
-            "aetitle": self.cfg.aetitle, "ip": ip, "port": port,
-            "tls": bool(self.cfg.receiver.tls_cert), "archive": str(self.paths.archive),
-            "durable": self.durable})
+        LOG.info(
+            "SCP listening",
+            extra={
+                "aetitle": self.cfg.aetitle,
+                "ip": ip,
+                "port": port,
+                "tls": bool(self.cfg.receiver.tls_cert),
+                "archive": str(self.paths.archive),
+                "durable": self.durable,
+            },
+        )
 
     def _accept_loop(self) -> None:
         listener = self._listener
@@ -570,15 +667,19 @@ class StoreSCP:
                 time.sleep(0.1)
                 continue
             if self.active_count() >= MAX_CONNECTIONS:  # idle connections must not pile up
-                LOG.warning("connection refused: %d connections open", MAX_CONNECTIONS,
-                            extra={"peer": str(address[0])})
+                LOG.warning(
+                    "connection refused: %d connections open",
+                    MAX_CONNECTIONS,
+                    extra={"peer": str(address[0])},
+                )
                 conn.close()
                 continue
             assoc = _Association(self, conn, address)
             with self._active_lock:
                 self._active.add(assoc)
-            thread = threading.Thread(target=assoc.run, name=f"scp-{address[0]}:{address[1]}",
-                                      daemon=True)
+            thread = threading.Thread(
+                target=assoc.run, name=f"scp-{address[0]}:{address[1]}", daemon=True
+            )
             assoc.thread = thread
             thread.start()
 
@@ -628,8 +729,9 @@ class StoreSCP:
         LOG.info("SCP stopped", extra={"port": self.cfg.dicom_port})
 
 
-def serve_scp(cfg: SiteConfig, stop: threading.Event, ready: Callable[[], None],
-              *, durable: bool = True) -> None:
+def serve_scp(
+    cfg: SiteConfig, stop: threading.Event, ready: Callable[[], None], *, durable: bool = True
+) -> None:
     """Run the site's SCP until ``stop`` is set; call ``ready()`` once listening."""
     scp = StoreSCP(cfg, durable=durable)
     scp.start()

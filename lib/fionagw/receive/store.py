@@ -39,8 +39,18 @@ WRITE_FAILED = 0xC230  # any other local write error (permissions, not a directo
 
 # errno values that mean "no room / the device failed": worth a retry by the sender.
 RESOURCE_ERRNOS = frozenset(
-    getattr(errno, name) for name in
-    ("ENOSPC", "EDQUOT", "EIO", "ENOMEM", "EMFILE", "ENFILE", "EFBIG", "EROFS", "ENOBUFS")
+    getattr(errno, name)
+    for name in (
+        "ENOSPC",
+        "EDQUOT",
+        "EIO",
+        "ENOMEM",
+        "EMFILE",
+        "ENFILE",
+        "EFBIG",
+        "EROFS",
+        "ENOBUFS",
+    )
     if hasattr(errno, name)
 )
 
@@ -122,14 +132,37 @@ def _pydicom_identifiers(f: BinaryIO) -> Identifiers:
 
 HEAD_BYTES = _HEAD_BYTES = 256 * 1024  # what the walker looks at
 _UNDEFINED = 0xFFFFFFFF
-_LONG_VRS = frozenset((b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN",
-                       b"UR", b"UT", b"UV"))
+_LONG_VRS = frozenset(
+    (b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV")
+)
 _IMPLICIT_LE = "1.2.840.10008.1.2"
 _EXPLICIT_BE = "1.2.840.10008.1.2.2"
 _DEFLATED = ("1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.4.95")
-_SHORT_VRS = frozenset((b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS",
-                        b"LO", b"LT", b"PN", b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL",
-                        b"US"))
+_SHORT_VRS = frozenset(
+    (
+        b"AE",
+        b"AS",
+        b"AT",
+        b"CS",
+        b"DA",
+        b"DS",
+        b"DT",
+        b"FD",
+        b"FL",
+        b"IS",
+        b"LO",
+        b"LT",
+        b"PN",
+        b"SH",
+        b"SL",
+        b"SS",
+        b"ST",
+        b"TM",
+        b"UI",
+        b"UL",
+        b"US",
+    )
+)
 _WANTED = (_TAG_SOP_CLASS, _TAG_SOP_INSTANCE, _TAG_STUDY, _TAG_SERIES)
 _EXPLICIT_LE_ELEMENT = struct.Struct("<HH2sH")
 _LE_U32 = struct.Struct("<I")
@@ -162,7 +195,7 @@ def _scan_identifiers(buf: bytes) -> Identifiers | None:
 def _meta_transfer_syntax(buf: bytes, pos: int, end: int) -> str | None:
     while pos < end:
         group, elem = struct.unpack_from("<HH", buf, pos)
-        vr = buf[pos + 4:pos + 6]
+        vr = buf[pos + 4 : pos + 6]
         if vr in _LONG_VRS:
             length = struct.unpack_from("<I", buf, pos + 8)[0]
             pos += 12
@@ -170,7 +203,7 @@ def _meta_transfer_syntax(buf: bytes, pos: int, end: int) -> str | None:
             length = struct.unpack_from("<H", buf, pos + 6)[0]
             pos += 8
         if (group, elem) == (0x0002, 0x0010):
-            return buf[pos:pos + length].decode("ascii").strip("\0 ")
+            return buf[pos : pos + length].decode("ascii").strip("\0 ")
         pos += length
     return None
 
@@ -195,7 +228,7 @@ def _walk(buf: bytes, pos: int, implicit: bool, big: bool) -> dict[int, str]:
             pos += 8
             is_sq = length == _UNDEFINED
         else:
-            vr = buf[pos + 4:pos + 6]
+            vr = buf[pos + 4 : pos + 6]
             if vr in _LONG_VRS:
                 if pos + 12 > end:
                     raise _Unsupported
@@ -215,7 +248,7 @@ def _walk(buf: bytes, pos: int, implicit: bool, big: bool) -> dict[int, str]:
         if pos + length > end:
             raise _Unsupported
         if tag in _WANTED:
-            found[tag] = buf[pos:pos + length].decode("ascii").strip("\0 ")
+            found[tag] = buf[pos : pos + length].decode("ascii").strip("\0 ")
         pos += length
 
 
@@ -249,7 +282,7 @@ def _walk_explicit_le(buf: bytes, pos: int) -> dict[int, str]:
         if pos + length > end:
             raise _Unsupported
         if tag in _WANTED:
-            found[tag] = buf[pos:pos + length].decode("ascii").strip("\0 ")
+            found[tag] = buf[pos : pos + length].decode("ascii").strip("\0 ")
         pos += length
 
 
@@ -284,7 +317,7 @@ def _skip_undefined_item(buf: bytes, pos: int, implicit: bool, big: bool) -> int
             length = struct.unpack_from(fmt_long, buf, pos + 4)[0]
             pos += 8
         else:
-            vr = buf[pos + 4:pos + 6]
+            vr = buf[pos + 4 : pos + 6]
             if vr in _LONG_VRS:
                 length = struct.unpack_from(fmt_long, buf, pos + 8)[0]
                 pos += 12
@@ -309,8 +342,9 @@ def check_identifiers(ids: Identifiers, sop_class_uid: str, sop_instance_uid: st
         raise StoreError(NO_STUDY_UID, "dataset has no Study Instance UID")
 
 
-def archive_target(paths: SitePaths, sop_class_uid: str, sop_instance_uid: str,
-                   study_uid: str) -> tuple[Path, str, str]:
+def archive_target(
+    paths: SitePaths, sop_class_uid: str, sop_instance_uid: str, study_uid: str
+) -> tuple[Path, str, str]:
     """(study folder, file name, sanitized study UID) for an object, storescp style."""
     try:
         study = safe_uid(study_uid)
@@ -348,6 +382,7 @@ def remove_temps(directory: Path | str) -> None:
 
 # --- durable commit ------------------------------------------------------------------------
 
+
 def _fsync_path(path: Path | str, flags: int = os.O_RDONLY) -> None:
     fd = os.open(path, flags)
     try:
@@ -369,9 +404,17 @@ def _ensure_dir(directory: Path, durable: bool) -> None:
         _fsync_path(directory.parent, os.O_RDONLY | os.O_DIRECTORY)
 
 
-def commit(tmp: Path | str, study_dir: Path, name: str, *, durable: bool = True,
-           mode: int = 0o644, fd: int | None = None, size: int | None = None,
-           check_replaced: bool = True) -> tuple[Path, bool, int]:
+def commit(
+    tmp: Path | str,
+    study_dir: Path,
+    name: str,
+    *,
+    durable: bool = True,
+    mode: int = 0o644,
+    fd: int | None = None,
+    size: int | None = None,
+    check_replaced: bool = True,
+) -> tuple[Path, bool, int]:
     """Move the complete temp file ``tmp`` to ``study_dir/name`` atomically and durably.
 
     ``fd`` is an open descriptor of ``tmp`` (left open) when the caller has one, ``size``
@@ -427,10 +470,18 @@ def _copy_into(src: Path, directory: Path, final: Path, durable: bool, mode: int
         pass
 
 
-def store_received(paths: SitePaths, tmp: Path | str, sop_class_uid: str, sop_instance_uid: str,
-                   *, durable: bool = True, head: bytes | None = None,
-                   fd: int | None = None, size: int | None = None,
-                   check_replaced: bool = True) -> Stored:
+def store_received(
+    paths: SitePaths,
+    tmp: Path | str,
+    sop_class_uid: str,
+    sop_instance_uid: str,
+    *,
+    durable: bool = True,
+    head: bytes | None = None,
+    fd: int | None = None,
+    size: int | None = None,
+    check_replaced: bool = True,
+) -> Stored:
     """Check a received temp file and commit it to the archive; StoreError on failure.
 
     ``head`` (the first bytes of the file), ``fd`` (an open descriptor of it) and ``size``
@@ -440,12 +491,15 @@ def store_received(paths: SitePaths, tmp: Path | str, sop_class_uid: str, sop_in
     try:
         ids = read_identifiers(tmp, head)
     except OSError as exc:
-        raise StoreError(status_for_oserror(exc), f"cannot read received data: {exc.strerror}") from None
+        raise StoreError(
+            status_for_oserror(exc), f"cannot read received data: {exc.strerror}"
+        ) from None
     check_identifiers(ids, sop_class_uid, sop_instance_uid)
     study_dir, name, study = archive_target(paths, sop_class_uid, sop_instance_uid, ids.study_uid)
     try:
-        final, replaced, size = commit(tmp, study_dir, name, durable=durable, fd=fd, size=size,
-                                       check_replaced=check_replaced)
+        final, replaced, size = commit(
+            tmp, study_dir, name, durable=durable, fd=fd, size=size, check_replaced=check_replaced
+        )
     except OSError as exc:
         where = exc.filename or study_dir
         raise StoreError(status_for_oserror(exc), f"cannot write {where}: {exc.strerror}") from None

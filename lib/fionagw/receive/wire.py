@@ -91,18 +91,25 @@ def p_data(context_id: int, data: bytes, max_pdu: int, *, command: bool = True) 
     flag = 0x01 if command else 0x00
     size = len(data) if max_pdu <= 0 else max(max_pdu - 6, 1)
     if len(data) <= size:
-        return (_HEADER.pack(P_DATA_TF_TYPE, 0, len(data) + 6)
-                + struct.pack(">IBB", len(data) + 2, context_id, flag | 0x02) + data)
+        return (
+            _HEADER.pack(P_DATA_TF_TYPE, 0, len(data) + 6)
+            + struct.pack(">IBB", len(data) + 2, context_id, flag | 0x02)
+            + data
+        )
     out = []
     for start in range(0, len(data), size):
-        chunk = data[start:start + size]
+        chunk = data[start : start + size]
         last = 0x02 if start + size >= len(data) else 0x00
-        out.append(_HEADER.pack(P_DATA_TF_TYPE, 0, len(chunk) + 6)
-                   + struct.pack(">IBB", len(chunk) + 2, context_id, flag | last) + chunk)
+        out.append(
+            _HEADER.pack(P_DATA_TF_TYPE, 0, len(chunk) + 6)
+            + struct.pack(">IBB", len(chunk) + 2, context_id, flag | last)
+            + chunk
+        )
     return b"".join(out)
 
 
 # --- association negotiation (pynetdicom's PDU classes and negotiation) ----------------------
+
 
 @dataclass
 class Request:
@@ -123,15 +130,21 @@ def decode_associate_rq(data: bytes) -> Request:
         rq.decode(data)
         primitive = rq.to_primitive()
     except Exception as exc:  # pynetdicom raises anything from struct.error to ValueError
-        raise ProtocolError(ABORT_INVALID_PARAMETER,
-                            f"undecodable A-ASSOCIATE-RQ: {type(exc).__name__}") from None
+        raise ProtocolError(
+            ABORT_INVALID_PARAMETER, f"undecodable A-ASSOCIATE-RQ: {type(exc).__name__}"
+        ) from None
     peer_max = 0
     for item in primitive.user_information or []:
         if isinstance(item, MaximumLengthNotification):
             peer_max = int(item.maximum_length_received or 0)
-    return Request(primitive, (primitive.calling_ae_title or "").strip(),
-                   (primitive.called_ae_title or "").strip(), int(rq.protocol_version),
-                   str(primitive.application_context_name or ""), peer_max)
+    return Request(
+        primitive,
+        (primitive.calling_ae_title or "").strip(),
+        (primitive.called_ae_title or "").strip(),
+        int(rq.protocol_version),
+        str(primitive.application_context_name or ""),
+        peer_max,
+    )
 
 
 _SUPPORTED = [build_context(Verification)]  # besides storage, which is accepted as proposed
@@ -146,13 +159,19 @@ def accept(request: Request, max_pdu: int) -> tuple[bytes, dict[int, tuple[str, 
     storage negotiation).
     """
     rq = request.primitive
-    roles = {item.sop_class_uid: (item.scu_role, item.scp_role)
-             for item in rq.user_information or []
-             if isinstance(item, SCP_SCU_RoleSelectionNegotiation)}
+    roles = {
+        item.sop_class_uid: (item.scu_role, item.scp_role)
+        for item in rq.user_information or []
+        if isinstance(item, SCP_SCU_RoleSelectionNegotiation)
+    }
     results, role_items = negotiate_unrestricted(
-        rq.presentation_context_definition_list, _SUPPORTED, roles)
-    accepted = {int(cx.context_id): (str(cx.abstract_syntax), str(cx.transfer_syntax[0]))
-                for cx in results if cx.result == 0x00}
+        rq.presentation_context_definition_list, _SUPPORTED, roles
+    )
+    accepted = {
+        int(cx.context_id): (str(cx.abstract_syntax), str(cx.transfer_syntax[0]))
+        for cx in results
+        if cx.result == 0x00
+    }
 
     ac = A_ASSOCIATE()
     ac.application_context_name = APPLICATION_CONTEXT_NAME
@@ -160,8 +179,9 @@ def accept(request: Request, max_pdu: int) -> tuple[bytes, dict[int, tuple[str, 
     ac.called_ae_title = rq.called_ae_title
     ac.result = 0x00
     ac.result_source = 0x01
-    ac.presentation_context_definition_results_list = (
-        [cx for cx in results if cx.result == 0x00] + [cx for cx in results if cx.result != 0x00])
+    ac.presentation_context_definition_results_list = [
+        cx for cx in results if cx.result == 0x00
+    ] + [cx for cx in results if cx.result != 0x00]
     max_length = MaximumLengthNotification()
     max_length.maximum_length_received = max_pdu
     impl_uid = ImplementationClassUIDNotification()
@@ -207,7 +227,7 @@ def decode_command(raw: bytes) -> dict[int, bytes]:
         pos += 8
         if group != 0x0000 or length > end - pos:
             raise ProtocolError(ABORT_INVALID_PARAMETER, "malformed command set")
-        out[element] = raw[pos:pos + length]
+        out[element] = raw[pos : pos + length]
         pos += length
     return out
 
@@ -235,8 +255,14 @@ def _us(element: int, value: int) -> bytes:
     return struct.pack("<HHIH", 0x0000, element, 2, value)
 
 
-def encode_response(command_field: int, sop_class: str, message_id: int, status: int,
-                    sop_instance: str | None = None, error_comment: str | None = None) -> bytes:
+def encode_response(
+    command_field: int,
+    sop_class: str,
+    message_id: int,
+    status: int,
+    sop_instance: str | None = None,
+    error_comment: str | None = None,
+) -> bytes:
     """Command set of a C-STORE-RSP / C-ECHO-RSP (PS3.7 9.3.1.2, 9.3.5.2)."""
     body = _ui(0x0002, sop_class) + _us(0x0100, command_field) + _us(0x0120, message_id)
     body += _us(0x0800, NO_DATA_SET) + _us(0x0900, status)
@@ -268,8 +294,12 @@ def _meta_tail(transfer_syntax: str) -> bytes:
     version = IMPLEMENTATION_VERSION_NAME.encode("ascii")
     if len(version) % 2:
         version += b" "
-    return (_meta_ui(0x0010, transfer_syntax) + _meta_ui(0x0012, IMPLEMENTATION_CLASS_UID)
-            + struct.pack("<HH2sH", 0x0002, 0x0013, b"SH", len(version)) + version)
+    return (
+        _meta_ui(0x0010, transfer_syntax)
+        + _meta_ui(0x0012, IMPLEMENTATION_CLASS_UID)
+        + struct.pack("<HH2sH", 0x0002, 0x0013, b"SH", len(version))
+        + version
+    )
 
 
 _VERSION = struct.pack("<HH2sHI", 0x0002, 0x0001, b"OB", 0, 2) + b"\0\1"

@@ -97,10 +97,14 @@ def generate_id(pattern: str, taken: set[str], attempts: int = 1000) -> str:
         tree = sre_parse.parse(pattern)
         compiled = re.compile(pattern)
     except re.error as exc:
-        raise AutoIDError(f"participant-ID pattern {pattern!r} is not a valid regex: {exc}") from None
+        raise AutoIDError(
+            f"participant-ID pattern {pattern!r} is not a valid regex: {exc}"
+        ) from None
     for _ in range(attempts):
         candidate = _draw(tree, {})
         if candidate and compiled.fullmatch(candidate) and candidate not in taken:
             return candidate
-    raise AutoIDError(f"no unused ID matching {pattern!r} after {attempts} tries "
-                      f"({len(taken)} IDs in use: is the pattern's space exhausted?)")
+    raise AutoIDError(
+        f"no unused ID matching {pattern!r} after {attempts} tries "
+        f"({len(taken)} IDs in use: is the pattern's space exhausted?)"
+    )

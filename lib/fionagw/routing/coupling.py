@@ -36,12 +36,17 @@ class RowError:
 class CouplingListError(Exception):
     def __init__(self, source: str, errors: list[RowError]) -> None:
         self.source, self.errors = source, errors
-        super().__init__(f"{source}: {len(errors)} bad line(s), nothing imported: "
-                         + "; ".join(str(e) for e in errors[:20]))
+        super().__init__(
+            f"{source}: {len(errors)} bad line(s), nothing imported: "
+            + "; ".join(str(e) for e in errors[:20])
+        )
 
 
-def parse_coupling_list(text: str, projects: dict[str, Project], source: str = "coupling list",
-                        ) -> list[CouplingEntry]:
+def parse_coupling_list(
+    text: str,
+    projects: dict[str, Project],
+    source: str = "coupling list",
+) -> list[CouplingEntry]:
     """Validate every row; return the entries, or raise CouplingListError listing all bad rows."""
     errors: list[RowError] = []
     entries: list[CouplingEntry] = []
@@ -53,8 +58,13 @@ def parse_coupling_list(text: str, projects: dict[str, Project], source: str = "
         if lineno == 1 and [c.lower().replace(" ", "") for c in cells] == HEADER:
             continue
         if len(cells) != 4:
-            errors.append(RowError(lineno, f"expected 4 fields (AccessionNumber,ProjectName,subjectid,"
-                                           f"eventname), got {len(cells)}"))
+            errors.append(
+                RowError(
+                    lineno,
+                    f"expected 4 fields (AccessionNumber,ProjectName,subjectid,"
+                    f"eventname), got {len(cells)}",
+                )
+            )
             continue
         accession, project_name, subject, event = cells
         if not accession:
@@ -69,22 +79,40 @@ def parse_coupling_list(text: str, projects: dict[str, Project], source: str = "
             errors.append(RowError(lineno, f"project {project_name} is not active"))
             continue
         if not project.valid_participant(subject):
-            errors.append(RowError(lineno, f"participant ID {subject!r} does not match project "
-                                           f"{project_name}'s pattern {project.participant_id}"))
+            errors.append(
+                RowError(
+                    lineno,
+                    f"participant ID {subject!r} does not match project "
+                    f"{project_name}'s pattern {project.participant_id}",
+                )
+            )
             continue
         if event and project.events and event not in project.events:
-            errors.append(RowError(lineno, f"event {event!r} is not an event of {project_name} "
-                                           f"({', '.join(project.events)})"))
+            errors.append(
+                RowError(
+                    lineno,
+                    f"event {event!r} is not an event of {project_name} "
+                    f"({', '.join(project.events)})",
+                )
+            )
             continue
         if accession in seen:
-            errors.append(RowError(lineno, f"{accession} is already assigned on line {seen[accession]}"))
+            errors.append(
+                RowError(lineno, f"{accession} is already assigned on line {seen[accession]}")
+            )
             continue
         seen[accession] = lineno
         is_uid = bool(_UID.match(accession))
-        entries.append(CouplingEntry(
-            record_id="", cl_projectname=project_name, cl_subjectid=subject, cl_eventname=event,
-            cl_accessionnumber="" if is_uid else accession, cl_studyinstanceuid=accession if is_uid else "",
-        ))
+        entries.append(
+            CouplingEntry(
+                record_id="",
+                cl_projectname=project_name,
+                cl_subjectid=subject,
+                cl_eventname=event,
+                cl_accessionnumber="" if is_uid else accession,
+                cl_studyinstanceuid=accession if is_uid else "",
+            )
+        )
     if errors:
         raise CouplingListError(source, errors)
     return entries
@@ -108,4 +136,5 @@ def import_coupling_list(tracker: Tracker, path: Path) -> int:
 
 def matches(entry: CouplingEntry, accession: str, study_uid: str) -> bool:
     return bool(entry.cl_accessionnumber and entry.cl_accessionnumber == accession) or bool(
-        entry.cl_studyinstanceuid and entry.cl_studyinstanceuid == study_uid)
+        entry.cl_studyinstanceuid and entry.cl_studyinstanceuid == study_uid
+    )

@@ -43,7 +43,9 @@ SETTLE_S = 60.0
 class PopulateReport:
     studies: int = 0
     new_series: int = 0
-    requests: list[tuple[str, str, str, str, str]] = field(default_factory=list)  # uid, project, name, event, why
+    requests: list[tuple[str, str, str, str, str]] = field(
+        default_factory=list
+    )  # uid, project, name, event, why
 
 
 def settled_series(raw: Path, settle_s: float) -> dict[str, list[dict]]:
@@ -73,7 +75,9 @@ def _text(value: object) -> str:
 
 
 def study_record(uid: str, series: list[dict]) -> Study:
-    first = min(series, key=lambda r: (str(r.get("SeriesNumber", "")), str(r.get("SeriesInstanceUID"))))
+    first = min(
+        series, key=lambda r: (str(r.get("SeriesNumber", "")), str(r.get("SeriesInstanceUID")))
+    )
     conn = first.get("IncomingConnection") or {}
     return Study(
         study_instance_uid=uid,
@@ -94,7 +98,9 @@ def series_record(record: dict) -> Series:
     return Series(
         series_instance_uid=_text(record.get("SeriesInstanceUID")),
         series_description=_text(record.get("SeriesDescription")),
-        series_date=_text(record.get("StudyDate")),  # FIONA has no SeriesDate: falls back to StudyDate
+        series_date=_text(
+            record.get("StudyDate")
+        ),  # FIONA has no SeriesDate: falls back to StudyDate
         series_time=_text(record.get("SeriesTime")),
         series_sequence_name=_text(record.get("SequenceName")),
         series_num_files=_text(record.get("NumFiles")),
@@ -102,18 +108,26 @@ def series_record(record: dict) -> Series:
     )
 
 
-def routing_matches(rule: RoutingRule, called: str, calling: str, patient_id: str, patient_name: str,
-                    ) -> str | None:
+def routing_matches(
+    rule: RoutingRule,
+    called: str,
+    calling: str,
+    patient_id: str,
+    patient_name: str,
+) -> str | None:
     """The participant name a rule assigns (FIONA: PatientID, or PatientName if only it matched)."""
     if not rule.routing_active:
         return None
     ae_ok = bool(rule.routing_incoming_aetitle and rule.routing_incoming_aetitle == called) or bool(
-        rule.routing_sending_aetitle and rule.routing_sending_aetitle == calling)
+        rule.routing_sending_aetitle and rule.routing_sending_aetitle == calling
+    )
     if not ae_ok:
         return None
     if rule.routing_allowed_patientid and re.match(rule.routing_allowed_patientid, patient_id):
         return patient_id
-    if rule.routing_allowed_patientname and re.match(rule.routing_allowed_patientname, patient_name):
+    if rule.routing_allowed_patientname and re.match(
+        rule.routing_allowed_patientname, patient_name
+    ):
         return patient_name
     return None
 
@@ -134,11 +148,17 @@ class Populator:
         for uid, series in sorted(found.items()):
             incoming = known.get(uid)
             recorded = incoming.series_uids if incoming else set()
-            new = [series_record(r) for r in series if _text(r.get("SeriesInstanceUID")) not in recorded]
+            new = [
+                series_record(r)
+                for r in series
+                if _text(r.get("SeriesInstanceUID")) not in recorded
+            ]
             study = study_record(uid, series)
             if incoming is None or new:
                 if incoming is not None:
-                    study.study_arrival_date = incoming.study.study_arrival_date or study.study_arrival_date
+                    study.study_arrival_date = (
+                        incoming.study.study_arrival_date or study.study_arrival_date
+                    )
                 self.tracker.save_study(study, new)
                 report.new_series += len(new)
                 report.studies += 1
@@ -146,16 +166,34 @@ class Populator:
             self._assign(uid, series, study, transfers, projects, rules, coupling, report)
         return report
 
-    def _request(self, report: PopulateReport, uid: str, project: str, name: str, event: str, why: str) -> None:
+    def _request(
+        self, report: PopulateReport, uid: str, project: str, name: str, event: str, why: str
+    ) -> None:
         t = self.tracker.request_transfer(uid, project, name, event)
         if t is not None:
             report.requests.append((uid, project, name, event, why))
-            log.info("transfer request created", extra={"study": uid, "project": project, "event": event,
-                                                        "source": why, "instance": t.instance})
+            log.info(
+                "transfer request created",
+                extra={
+                    "study": uid,
+                    "project": project,
+                    "event": event,
+                    "source": why,
+                    "instance": t.instance,
+                },
+            )
 
-    def _assign(self, uid: str, series: list[dict], study: Study, transfers: list,
-                projects: dict[str, Project], rules: list[RoutingRule], coupling: list[CouplingEntry],
-                report: PopulateReport) -> None:
+    def _assign(
+        self,
+        uid: str,
+        series: list[dict],
+        study: Study,
+        transfers: list,
+        projects: dict[str, Project],
+        rules: list[RoutingRule],
+        coupling: list[CouplingEntry],
+        report: PopulateReport,
+    ) -> None:
         first = series[0]
         conn = first.get("IncomingConnection") or {}
         called, calling = _text(conn.get("AETitleCalled")), _text(conn.get("AETitleCaller"))
@@ -163,13 +201,24 @@ class Populator:
         existing = IncomingStudy(study, [], list(transfers))
         for rule in rules:
             name = routing_matches(rule, called, calling, patient_id, patient_name)
-            if name and not existing.has_transfer(rule.routing_dest_project, name, rule.routing_event_name):
-                self._request(report, uid, rule.routing_dest_project, name, rule.routing_event_name, "routing")
+            if name and not existing.has_transfer(
+                rule.routing_dest_project, name, rule.routing_event_name
+            ):
+                self._request(
+                    report, uid, rule.routing_dest_project, name, rule.routing_event_name, "routing"
+                )
         for entry in coupling:
             if matches(entry, study.study_accession_number, uid) and not existing.has_transfer(
-                    entry.cl_projectname, entry.cl_subjectid, entry.cl_eventname):
-                self._request(report, uid, entry.cl_projectname, entry.cl_subjectid, entry.cl_eventname,
-                              "coupling list")
+                entry.cl_projectname, entry.cl_subjectid, entry.cl_eventname
+            ):
+                self._request(
+                    report,
+                    uid,
+                    entry.cl_projectname,
+                    entry.cl_subjectid,
+                    entry.cl_eventname,
+                    "coupling list",
+                )
         if existing.transfers or any(r[0] == uid for r in report.requests):
             return  # AutoID only assigns studies nobody assigned yet
         for project in projects.values():
@@ -179,7 +228,9 @@ class Populator:
             value = self.tracker.autoid_lookup(project.name, key)
             if value is None:
                 try:
-                    value = generate_id(project.participant_id, self.tracker.autoid_values(project.name))
+                    value = generate_id(
+                        project.participant_id, self.tracker.autoid_values(project.name)
+                    )
                 except AutoIDError as exc:
                     log.error("AutoID failed", extra={"project": project.name, "error": str(exc)})
                     continue

@@ -25,8 +25,10 @@ log = logging.getLogger("fionagw.transfers")
 
 
 def request_path(cfg: SiteConfig, t: Transfer) -> Path:
-    name = "_".join(safe_component(p) for p in (t.study_instance_uid, t.transfer_project_name, t.transfer_name,
-                                                str(t.instance)))
+    name = "_".join(
+        safe_component(p)
+        for p in (t.study_instance_uid, t.transfer_project_name, t.transfer_name, str(t.instance))
+    )
     return cfg.paths.transfer_requests / f"{name}.json"
 
 
@@ -56,7 +58,9 @@ def write_request(cfg: SiteConfig, t: Transfer) -> bool:
         return False
     finally:
         tmp.unlink()
-    log.info("transfer request queued", extra={"file": path.name, "project": t.transfer_project_name})
+    log.info(
+        "transfer request queued", extra={"file": path.name, "project": t.transfer_project_name}
+    )
     return True
 
 

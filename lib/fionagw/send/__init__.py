@@ -21,6 +21,14 @@ from fionagw.send.base import (
 )
 
 __all__ = [
-    "DEFAULT_DESTINATION", "Destination", "SendContext", "SendError", "SendResult", "SendingSettings",
-    "destination_types", "load_destinations", "load_sending", "register",
+    "DEFAULT_DESTINATION",
+    "Destination",
+    "SendContext",
+    "SendError",
+    "SendResult",
+    "SendingSettings",
+    "destination_types",
+    "load_destinations",
+    "load_sending",
+    "register",
 ]

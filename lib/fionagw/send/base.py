@@ -59,7 +59,9 @@ class SendResult:
         if self.warnings:
             parts.append(f"{len(self.warnings)} with warnings")
         if self.failed:
-            parts.append(f"{len(self.failed)} failed (first: {self.failed[0][0].name}: {self.failed[0][1]})")
+            parts.append(
+                f"{len(self.failed)} failed (first: {self.failed[0][0].name}: {self.failed[0][1]})"
+            )
         if self.error:
             parts.append(f"error: {self.error}")
         return "; ".join(parts)
@@ -124,8 +126,11 @@ class SendingSettings:
 
 def _builtin_folder(cfg: SiteConfig) -> dict[str, Destination]:
     folder = _TYPES["folder"]
-    r = _Reader(cfg.config_file, {"type": "folder", "path": str(cfg.datadir / "outbox")},
-                f"destinations.{DEFAULT_DESTINATION}.")
+    r = _Reader(
+        cfg.config_file,
+        {"type": "folder", "path": str(cfg.datadir / "outbox")},
+        f"destinations.{DEFAULT_DESTINATION}.",
+    )
     return {DEFAULT_DESTINATION: folder.from_config(DEFAULT_DESTINATION, r, cfg)}
 
 
@@ -140,19 +145,27 @@ def load_destinations(cfg: SiteConfig) -> dict[str, Destination]:
     for name, spec in section.items():
         key = f"destinations.{name}"
         if not _NAME.match(name):
-            raise ConfigError(cfg.config_file, key, "a destination name has 1-64 letters, digits, '.', '_' or '-'")
+            raise ConfigError(
+                cfg.config_file, key, "a destination name has 1-64 letters, digits, '.', '_' or '-'"
+            )
         if not isinstance(spec, dict):
-            raise ConfigError(cfg.config_file, key, "expected an object with a \"type\"")
+            raise ConfigError(cfg.config_file, key, 'expected an object with a "type"')
         r = _Reader(cfg.config_file, spec, key + ".")
         kind = r.get("type", str)
         cls = _TYPES.get(kind)
         if cls is None:
-            raise ConfigError(cfg.config_file, key + ".type",
-                              f"unknown type {kind!r} (known: {', '.join(destination_types())})")
+            raise ConfigError(
+                cfg.config_file,
+                key + ".type",
+                f"unknown type {kind!r} (known: {', '.join(destination_types())})",
+            )
         unknown = sorted(set(spec) - cls.keys - {"type"})
         if unknown:
-            raise ConfigError(cfg.config_file, f"{key}.{unknown[0]}",
-                              f"unknown key for a {kind} destination (known: {', '.join(sorted(cls.keys))})")
+            raise ConfigError(
+                cfg.config_file,
+                f"{key}.{unknown[0]}",
+                f"unknown key for a {kind} destination (known: {', '.join(sorted(cls.keys))})",
+            )
         result[name] = cls.from_config(name, r, cfg)
     return result
 
@@ -162,8 +175,11 @@ def load_sending(cfg: SiteConfig) -> SendingSettings:
     r = _Reader(cfg.config_file, cfg.raw).section("sending")
     unknown = sorted(set(r.data) - {"max_attempts", "retry_base_seconds", "retry_max_seconds"})
     if unknown:
-        raise ConfigError(cfg.config_file, f"sending.{unknown[0]}",
-                          "unknown key (known: max_attempts, retry_base_seconds, retry_max_seconds)")
+        raise ConfigError(
+            cfg.config_file,
+            f"sending.{unknown[0]}",
+            "unknown key (known: max_attempts, retry_base_seconds, retry_max_seconds)",
+        )
     d = SendingSettings()
     s = SendingSettings(
         max_attempts=r.get("max_attempts", int, d.max_attempts),
@@ -171,12 +187,17 @@ def load_sending(cfg: SiteConfig) -> SendingSettings:
         retry_max_seconds=float(r.get("retry_max_seconds", (int, float), d.retry_max_seconds)),
     )
     if s.max_attempts < 1:
-        raise ConfigError(cfg.config_file, "sending.max_attempts", f"must be at least 1, got {s.max_attempts}")
+        raise ConfigError(
+            cfg.config_file, "sending.max_attempts", f"must be at least 1, got {s.max_attempts}"
+        )
     if s.retry_base_seconds <= 0:
         raise ConfigError(cfg.config_file, "sending.retry_base_seconds", "must be positive")
     if s.retry_max_seconds < s.retry_base_seconds:
-        raise ConfigError(cfg.config_file, "sending.retry_max_seconds",
-                          f"must not be less than retry_base_seconds ({s.retry_base_seconds:g})")
+        raise ConfigError(
+            cfg.config_file,
+            "sending.retry_max_seconds",
+            f"must not be less than retry_base_seconds ({s.retry_base_seconds:g})",
+        )
     return s
 
 

@@ -105,9 +105,14 @@ def read_instance(path: Path) -> Instance:
         raise _Unreadable(f"cannot read: {exc.strerror}") from None
     except Exception as exc:  # truncated or garbled meta information
         raise _Unreadable(f"unreadable file meta information: {_one_line(exc)}") from None
-    values = [meta.get(k) for k in ("MediaStorageSOPClassUID", "MediaStorageSOPInstanceUID", "TransferSyntaxUID")]
+    values = [
+        meta.get(k)
+        for k in ("MediaStorageSOPClassUID", "MediaStorageSOPInstanceUID", "TransferSyntaxUID")
+    ]
     if not all(values):
-        raise _Unreadable("the file meta information lacks the SOP class, SOP instance or transfer syntax UID")
+        raise _Unreadable(
+            "the file meta information lacks the SOP class, SOP instance or transfer syntax UID"
+        )
     return Instance(path, UID(str(values[0])), UID(str(values[1])), UID(str(values[2])))
 
 
@@ -129,7 +134,9 @@ def requested_contexts(instances: Sequence[Instance]) -> list[PresentationContex
     return contexts
 
 
-def batches(instances: Sequence[Instance]) -> Iterator[tuple[list[PresentationContext], list[Instance]]]:
+def batches(
+    instances: Sequence[Instance],
+) -> Iterator[tuple[list[PresentationContext], list[Instance]]]:
     """Split a study whose contexts exceed one association's 128 into several associations
     (by SOP class); normally there is exactly one batch."""
     contexts = requested_contexts(instances)
@@ -153,11 +160,17 @@ def how_to_send(assoc: Association, inst: Instance) -> Path | str | None:
     """The path (exact syntax accepted: stream the bytes), None (an uncompressed syntax of the
     same byte order accepted: send the decoded dataset, pynetdicom re-encodes), or the reason
     the peer cannot take this instance."""
-    accepted = [cx.transfer_syntax[0] for cx in assoc.accepted_contexts if cx.abstract_syntax == inst.sop_class]
+    accepted = [
+        cx.transfer_syntax[0]
+        for cx in assoc.accepted_contexts
+        if cx.abstract_syntax == inst.sop_class
+    ]
     if inst.syntax in accepted:
         return inst.path
     if not inst.syntax.is_compressed and any(
-            not ts.is_compressed and ts.is_little_endian == inst.syntax.is_little_endian for ts in accepted):
+        not ts.is_compressed and ts.is_little_endian == inst.syntax.is_little_endian
+        for ts in accepted
+    ):
         return None
     return refusal(inst, accepted)
 
@@ -173,7 +186,9 @@ def refusal(inst: Instance, accepted: Sequence[UID] = ()) -> str:
 
 @dataclass(frozen=True)
 class TlsSettings:
-    context: ssl.SSLContext  # verifies the peer's certificate (and its name, unless check_hostname is off)
+    context: (
+        ssl.SSLContext
+    )  # verifies the peer's certificate (and its name, unless check_hostname is off)
     server_name: str  # the host as configured: SNI and the name checked
 
 
@@ -201,7 +216,9 @@ def _tls_settings(r: _Reader, host: str) -> TlsSettings | None:
         try:
             ctx.load_cert_chain(str(cert), str(key))
         except (ssl.SSLError, OSError) as exc:
-            raise t._fail("cert", f"cannot load the certificate and key: {_one_line(exc)}") from None
+            raise t._fail(
+                "cert", f"cannot load the certificate and key: {_one_line(exc)}"
+            ) from None
     return TlsSettings(ctx, host)
 
 
@@ -227,7 +244,9 @@ class _Listener:
     def on_pdu(self, event: evt.Event) -> None:
         pdu = event.pdu  # type: ignore[attr-defined]
         if isinstance(pdu, A_ASSOCIATE_RJ):
-            self.refusal = f"association rejected: {pdu.reason_str} ({pdu.result_str}, {pdu.source_str})"
+            self.refusal = (
+                f"association rejected: {pdu.reason_str} ({pdu.result_str}, {pdu.source_str})"
+            )
         elif isinstance(pdu, A_ABORT_RQ):
             self.refusal = f"association aborted by the peer: {pdu.reason_str}"
 
@@ -259,10 +278,22 @@ class _NoContexts(Exception):
 @register
 class DicomDestination(Destination):
     type = "dicom"
-    keys = frozenset({"host", "port", "called_aetitle", "calling_aetitle", "tls", "timeout", "reconnects"})
+    keys = frozenset(
+        {"host", "port", "called_aetitle", "calling_aetitle", "tls", "timeout", "reconnects"}
+    )
 
-    def __init__(self, name: str, host: str, port: int, called_aetitle: str, calling_aetitle: str, *,
-                 tls: TlsSettings | None = None, timeout: float = 30.0, reconnects: int = 3) -> None:
+    def __init__(
+        self,
+        name: str,
+        host: str,
+        port: int,
+        called_aetitle: str,
+        calling_aetitle: str,
+        *,
+        tls: TlsSettings | None = None,
+        timeout: float = 30.0,
+        reconnects: int = 3,
+    ) -> None:
         super().__init__(name)
         self.host, self.port = host, port
         self.called_aetitle, self.calling_aetitle = called_aetitle, calling_aetitle
@@ -280,9 +311,16 @@ class DicomDestination(Destination):
         reconnects = r.get("reconnects", int, 3)
         if reconnects < 0:
             raise r._fail("reconnects", f"must not be negative, got {reconnects}")
-        return cls(name, host, port, _aetitle(r, "called_aetitle"), _aetitle(r, "calling_aetitle", cfg.aetitle),
-                   tls=_tls_settings(r, host), timeout=positive_number(r, "timeout", 30.0),
-                   reconnects=reconnects)
+        return cls(
+            name,
+            host,
+            port,
+            _aetitle(r, "called_aetitle"),
+            _aetitle(r, "calling_aetitle", cfg.aetitle),
+            tls=_tls_settings(r, host),
+            timeout=positive_number(r, "timeout", 30.0),
+            reconnects=reconnects,
+        )
 
     def describe(self) -> str:
         return f"dicom {self.where}{' (TLS)' if self.tls else ''} as {self.calling_aetitle}"
@@ -301,8 +339,14 @@ class DicomDestination(Destination):
         listener = _Listener()
         tls_args = (self.tls.context, self.tls.server_name) if self.tls else None
         try:
-            assoc = ae.associate(self.host, self.port, contexts=contexts, ae_title=self.called_aetitle,
-                                 evt_handlers=listener.handlers(), tls_args=tls_args)  # type: ignore[arg-type]
+            assoc = ae.associate(
+                self.host,
+                self.port,
+                contexts=contexts,
+                ae_title=self.called_aetitle,
+                evt_handlers=listener.handlers(),
+                tls_args=tls_args,
+            )  # type: ignore[arg-type]
         except OSError:  # name resolution happens before pynetdicom's own error handling
             ae.shutdown()
             raise SendError(f"cannot connect to {self.where}: {self._diagnose()}") from None
@@ -363,14 +407,25 @@ class DicomDestination(Destination):
                 unsent = len(files) - result.sent - len(result.failed)
                 result.error = f"{error}; {unsent} of {len(files)} instances not sent"
                 break
-        log.info("study sent" if result.ok else "study not sent completely", extra={
-            "destination": self.name, "peer": self.where, "study_uid": context.study_uid,
-            "files": len(files), "sent": result.sent, "warnings": len(result.warnings),
-            "failed": len(result.failed), "error": result.error,
-            "seconds": round(time.monotonic() - started, 3)})
+        log.info(
+            "study sent" if result.ok else "study not sent completely",
+            extra={
+                "destination": self.name,
+                "peer": self.where,
+                "study_uid": context.study_uid,
+                "files": len(files),
+                "sent": result.sent,
+                "warnings": len(result.warnings),
+                "failed": len(result.failed),
+                "error": result.error,
+                "seconds": round(time.monotonic() - started, 3),
+            },
+        )
         return result
 
-    def _send_batch(self, contexts: list[PresentationContext], batch: list[Instance], result: SendResult) -> str:
+    def _send_batch(
+        self, contexts: list[PresentationContext], batch: list[Instance], result: SendResult
+    ) -> str:
         """Send ``batch`` over as few associations as the peer allows; the error text or ""."""
         pending = deque(batch)
         without_progress = 0  # associations lost (or not re-established) in a row
@@ -396,13 +451,23 @@ class DicomDestination(Destination):
                 self._close(ae, assoc)
             if not lost:
                 return ""
-            without_progress = 0 if len(batch) - len(pending) > done_before else without_progress + 1
+            without_progress = (
+                0 if len(batch) - len(pending) > done_before else without_progress + 1
+            )
             if without_progress > self.reconnects:
-                return (f"association with {self.where} lost {without_progress} times in a row,"
-                        f" each time while sending {pending[0].path.name}")
-            log.warning("association lost, reconnecting", extra={
-                "destination": self.name, "peer": self.where, "pending": len(pending),
-                "attempt": without_progress})
+                return (
+                    f"association with {self.where} lost {without_progress} times in a row,"
+                    f" each time while sending {pending[0].path.name}"
+                )
+            log.warning(
+                "association lost, reconnecting",
+                extra={
+                    "destination": self.name,
+                    "peer": self.where,
+                    "pending": len(pending),
+                    "attempt": without_progress,
+                },
+            )
             if without_progress:  # no instance got through: give the peer a moment
                 time.sleep(self.reconnect_delay * 2 ** (without_progress - 1))
         return ""
@@ -437,7 +502,9 @@ class DicomDestination(Destination):
                 if assoc.is_established:
                     assoc.abort()
                 return True
-            outcome, text = store_status(int(status.Status), str(status.get("ErrorComment", "") or ""))
+            outcome, text = store_status(
+                int(status.Status), str(status.get("ErrorComment", "") or "")
+            )
             pending.popleft()
             if outcome == "failure":
                 self._failed(result, inst, text)
@@ -445,14 +512,23 @@ class DicomDestination(Destination):
             result.sent += 1
             if outcome == "warning":
                 result.warnings.append(f"{inst.path.name}: {text}")
-                log.warning("stored with a warning", extra={
-                    "destination": self.name, "sop_uid": inst.sop_uid, "status": text})
+                log.warning(
+                    "stored with a warning",
+                    extra={"destination": self.name, "sop_uid": inst.sop_uid, "status": text},
+                )
         return False
 
     def _failed(self, result: SendResult, inst: Instance, reason: str) -> None:
         result.failed.append((inst.path, reason))
-        log.warning("instance not stored", extra={
-            "destination": self.name, "peer": self.where, "sop_uid": inst.sop_uid, "error": reason})
+        log.warning(
+            "instance not stored",
+            extra={
+                "destination": self.name,
+                "peer": self.where,
+                "sop_uid": inst.sop_uid,
+                "error": reason,
+            },
+        )
 
     # -- check ----------------------------------------------------------------------------
 
@@ -461,7 +537,9 @@ class DicomDestination(Destination):
         try:
             ae, assoc = self._associate([build_context(Verification)])
         except _NoContexts:
-            raise SendError(f"{self.where}: the peer does not accept C-ECHO (Verification)") from None
+            raise SendError(
+                f"{self.where}: the peer does not accept C-ECHO (Verification)"
+            ) from None
         try:
             status = assoc.send_c_echo()
         finally:

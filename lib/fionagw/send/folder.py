@@ -71,9 +71,12 @@ class FolderDestination(Destination):
         return f"folder {self.path}"
 
     def study_dir(self, context: SendContext) -> Path:
-        return (self.path / _component("project", context.project)
-                / _component("participant", context.participant)
-                / _component("study UID", context.study_uid))
+        return (
+            self.path
+            / _component("project", context.project)
+            / _component("participant", context.participant)
+            / _component("study UID", context.study_uid)
+        )
 
     def send_study(self, files: Sequence[Path], context: SendContext) -> SendResult:
         result = SendResult()
@@ -96,12 +99,16 @@ class FolderDestination(Destination):
             target = study_dir / source.relative_to(base)
             try:
                 _make_dirs(target.parent, created)
-                copy_file_atomic(source, target, mode=FILE_MODE, sync_dir=False)  # folders: once, below
+                copy_file_atomic(
+                    source, target, mode=FILE_MODE, sync_dir=False
+                )  # folders: once, below
             except OSError as exc:
                 reason = f"{exc.strerror}: {exc.filename}" if exc.filename else str(exc)
                 result.failed.append((source, reason))
-                log.warning("file not copied", extra={"destination": self.name, "file": str(source),
-                                                      "error": reason})
+                log.warning(
+                    "file not copied",
+                    extra={"destination": self.name, "file": str(source), "error": reason},
+                )
                 continue
             touched.add(target.parent)
             result.sent += 1
@@ -110,8 +117,15 @@ class FolderDestination(Destination):
                 fsync_dir(d)
         except OSError as exc:
             result.error = f"folder {self.path}: fsync failed: {exc.strerror}"
-        log.info("study copied", extra={"destination": self.name, "study_uid": context.study_uid,
-                                        "files": len(files), "result": result.summary()})
+        log.info(
+            "study copied",
+            extra={
+                "destination": self.name,
+                "study_uid": context.study_uid,
+                "files": len(files),
+                "result": result.summary(),
+            },
+        )
         return result
 
     def check(self) -> str:

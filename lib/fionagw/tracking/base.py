@@ -30,8 +30,11 @@ def transfer_done(t: Transfer) -> bool:
     """Sent without error (FIONA: transfers_complete 2 and a transfer_date)."""
     from fionagw.tracking.records import COMPLETE_OK, ERROR_ANONYMIZATION, ERROR_SEND
 
-    return (t.transfers_complete == COMPLETE_OK and bool(t.transfer_date)
-            and not t.transfer_error & {ERROR_ANONYMIZATION, ERROR_SEND})
+    return (
+        t.transfers_complete == COMPLETE_OK
+        and bool(t.transfer_date)
+        and not t.transfer_error & {ERROR_ANONYMIZATION, ERROR_SEND}
+    )
 
 
 def last_activity(st: IncomingStudy) -> float | None:
@@ -41,8 +44,11 @@ def last_activity(st: IncomingStudy) -> float | None:
     from fionagw.tracking.records import DATE_FORMAT
 
     stamps = []
-    for text in (st.study.study_arrival_date, *(t.transfer_requested_date for t in st.transfers),
-                 *(t.transfer_date for t in st.transfers)):
+    for text in (
+        st.study.study_arrival_date,
+        *(t.transfer_requested_date for t in st.transfers),
+        *(t.transfer_date for t in st.transfers),
+    ):
         try:
             stamps.append(time.mktime(time.strptime(text.strip()[:16], DATE_FORMAT)))
         except (ValueError, AttributeError):
@@ -74,8 +80,9 @@ class Tracker(ABC):
         """
 
     @abstractmethod
-    def request_transfer(self, study_uid: str, project: str, name: str, event: str = "",
-                         requested_date: str = "") -> Transfer | None:
+    def request_transfer(
+        self, study_uid: str, project: str, name: str, event: str = "", requested_date: str = ""
+    ) -> Transfer | None:
         """Add a transfer request; None when an identical (project, name, event) exists."""
 
     @abstractmethod

@@ -98,19 +98,24 @@ class LocalTracker(Tracker):
         found: dict[str, IncomingStudy] = {}
         wanted = list(dict.fromkeys(uids))
         for i in range(0, len(wanted), 500):
-            chunk = wanted[i:i + 500]
+            chunk = wanted[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            for uid, data in self.db.execute(f"SELECT uid, data FROM studies WHERE uid IN ({marks})", chunk):
+            for uid, data in self.db.execute(
+                f"SELECT uid, data FROM studies WHERE uid IN ({marks})", chunk
+            ):
                 found[uid] = IncomingStudy(_from_dict(Study, json.loads(data)))
             for uid, instance, data in self.db.execute(
-                    f"SELECT study_uid, instance, data FROM series WHERE study_uid IN ({marks}) ORDER BY instance",
-                    chunk):
+                f"SELECT study_uid, instance, data FROM series WHERE study_uid IN ({marks}) ORDER BY instance",
+                chunk,
+            ):
                 if uid in found:
                     s = _from_dict(Series, json.loads(data))
                     s.instance = instance
                     found[uid].series.append(s)
             for uid, data in self.db.execute(
-                    f"SELECT study_uid, data FROM transfers WHERE study_uid IN ({marks}) ORDER BY instance", chunk):
+                f"SELECT study_uid, data FROM transfers WHERE study_uid IN ({marks}) ORDER BY instance",
+                chunk,
+            ):
                 if uid in found:
                     found[uid].transfers.append(_from_dict(Transfer, json.loads(data)))
         return found
@@ -118,33 +123,44 @@ class LocalTracker(Tracker):
     def save_study(self, study: Study, new_series: list[Series]) -> list[Series]:
         added: list[Series] = []
         with self._tx() as db:
-            db.execute("INSERT INTO studies (uid, data, updated) VALUES (?, ?, ?) "
-                       "ON CONFLICT (uid) DO UPDATE SET data = excluded.data, updated = excluded.updated",
-                       (study.study_instance_uid, json.dumps(to_dict(study)), time.time()))
-            (top,) = db.execute("SELECT COALESCE(MAX(instance), 0) FROM series WHERE study_uid = ?",
-                                (study.study_instance_uid,)).fetchone()
+            db.execute(
+                "INSERT INTO studies (uid, data, updated) VALUES (?, ?, ?) "
+                "ON CONFLICT (uid) DO UPDATE SET data = excluded.data, updated = excluded.updated",
+                (study.study_instance_uid, json.dumps(to_dict(study)), time.time()),
+            )
+            (top,) = db.execute(
+                "SELECT COALESCE(MAX(instance), 0) FROM series WHERE study_uid = ?",
+                (study.study_instance_uid,),
+            ).fetchone()
             for s in new_series:
-                exists = db.execute("SELECT 1 FROM series WHERE study_uid = ? AND series_uid = ?",
-                                    (study.study_instance_uid, s.series_instance_uid)).fetchone()
+                exists = db.execute(
+                    "SELECT 1 FROM series WHERE study_uid = ? AND series_uid = ?",
+                    (study.study_instance_uid, s.series_instance_uid),
+                ).fetchone()
                 if exists:
                     continue
                 top += 1
                 s.instance = top
-                db.execute("INSERT INTO series (study_uid, instance, series_uid, data) VALUES (?, ?, ?, ?)",
-                           (study.study_instance_uid, top, s.series_instance_uid, json.dumps(to_dict(s))))
+                db.execute(
+                    "INSERT INTO series (study_uid, instance, series_uid, data) VALUES (?, ?, ?, ?)",
+                    (study.study_instance_uid, top, s.series_instance_uid, json.dumps(to_dict(s))),
+                )
                 added.append(s)
         return added
 
-    def request_transfer(self, study_uid: str, project: str, name: str, event: str = "",
-                         requested_date: str = "") -> Transfer | None:
+    def request_transfer(
+        self, study_uid: str, project: str, name: str, event: str = "", requested_date: str = ""
+    ) -> Transfer | None:
         with self._tx() as db:
-            (top,) = db.execute("SELECT COALESCE(MAX(instance), 0) FROM transfers WHERE study_uid = ?",
-                                (study_uid,)).fetchone()
+            (top,) = db.execute(
+                "SELECT COALESCE(MAX(instance), 0) FROM transfers WHERE study_uid = ?", (study_uid,)
+            ).fetchone()
             t = Transfer(study_uid, top + 1, project, name, event, requested_date or now_text())
             cur = db.execute(
                 "INSERT OR IGNORE INTO transfers (study_uid, instance, project, name, event, data) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (study_uid, t.instance, project, name, event, json.dumps(to_dict(t))))
+                (study_uid, t.instance, project, name, event, json.dumps(to_dict(t))),
+            )
             return t if cur.rowcount == 1 else None
 
     def transfers(self, study_uid: str | None = None, project: str | None = None) -> list[Transfer]:
@@ -160,24 +176,37 @@ class LocalTracker(Tracker):
 
     def update_transfer(self, transfer: Transfer) -> None:
         with self._tx() as db:
-            cur = db.execute("UPDATE transfers SET data = ? WHERE study_uid = ? AND instance = ?",
-                             (json.dumps(to_dict(transfer)), transfer.study_instance_uid, transfer.instance))
+            cur = db.execute(
+                "UPDATE transfers SET data = ? WHERE study_uid = ? AND instance = ?",
+                (json.dumps(to_dict(transfer)), transfer.study_instance_uid, transfer.instance),
+            )
             if cur.rowcount != 1:
-                raise TrackerError(f"local tracker: no transfer request {transfer.instance} "
-                                   f"for study {transfer.study_instance_uid}")
+                raise TrackerError(
+                    f"local tracker: no transfer request {transfer.instance} "
+                    f"for study {transfer.study_instance_uid}"
+                )
 
     def record_imaging(self, project: Project, participant: str, record: ImagingRecord) -> None:
         with self._tx() as db:
-            db.execute("INSERT OR REPLACE INTO imaging VALUES (?, ?, ?, ?)",
-                       (project.name, participant, record.img_study_instance_uid,
-                        json.dumps(to_dict(record))))
+            db.execute(
+                "INSERT OR REPLACE INTO imaging VALUES (?, ?, ?, ?)",
+                (
+                    project.name,
+                    participant,
+                    record.img_study_instance_uid,
+                    json.dumps(to_dict(record)),
+                ),
+            )
 
     def imaging(self, project: str, participant: str | None = None) -> list[ImagingRecord]:
         query, args = "SELECT data FROM imaging WHERE project = ?", [project]
         if participant is not None:
             query += " AND participant = ?"
             args.append(participant)
-        return [_from_dict(ImagingRecord, json.loads(d)) for (d,) in self.db.execute(query + " ORDER BY rowid", args)]
+        return [
+            _from_dict(ImagingRecord, json.loads(d))
+            for (d,) in self.db.execute(query + " ORDER BY rowid", args)
+        ]
 
     # -- configuration projects ----------------------------------------------------------
 
@@ -189,7 +218,9 @@ class LocalTracker(Tracker):
 
     def coupling_entries(self, valid_days: int = 14) -> list[CouplingEntry]:
         since = time.time() - valid_days * 86400
-        rows = self.db.execute("SELECT data FROM coupling WHERE created >= ? ORDER BY created", (since,))
+        rows = self.db.execute(
+            "SELECT data FROM coupling WHERE created >= ? ORDER BY created", (since,)
+        )
         return [_from_dict(CouplingEntry, json.loads(data)) for (data,) in rows]
 
     def add_coupling_entries(self, entries: list[CouplingEntry]) -> int:
@@ -199,47 +230,72 @@ class LocalTracker(Tracker):
                 if not e.record_id:
                     (n,) = db.execute("SELECT COUNT(*) FROM coupling").fetchone()
                     e.record_id = str(n + 1)
-                    while db.execute("SELECT 1 FROM coupling WHERE record_id = ?", (e.record_id,)).fetchone():
+                    while db.execute(
+                        "SELECT 1 FROM coupling WHERE record_id = ?", (e.record_id,)
+                    ).fetchone():
                         e.record_id = str(int(e.record_id) + 1)
                 e.cl_date = e.cl_date or now_text()
-                db.execute("INSERT OR REPLACE INTO coupling (record_id, data, created) VALUES (?, ?, ?)",
-                           (e.record_id, json.dumps(to_dict(e)), now))
+                db.execute(
+                    "INSERT OR REPLACE INTO coupling (record_id, data, created) VALUES (?, ?, ?)",
+                    (e.record_id, json.dumps(to_dict(e)), now),
+                )
         return len(entries)
 
     def prune_studies(self, horizon: float, *, dry_run: bool = False) -> list[str]:
         uids = [uid for (uid,) in self.db.execute("SELECT uid FROM studies ORDER BY updated")]
         gone: list[str] = []
         for i in range(0, len(uids), 500):
-            chunk = [uid for uid, st in self.get_studies(uids[i:i + 500]).items() if prunable(st, horizon)]
+            chunk = [
+                uid
+                for uid, st in self.get_studies(uids[i : i + 500]).items()
+                if prunable(st, horizon)
+            ]
             if dry_run or not chunk:
                 gone.extend(chunk)
                 continue
-            with self._tx() as db:  # checked again inside the transaction: a request may just have come
+            with (
+                self._tx() as db
+            ):  # checked again inside the transaction: a request may just have come
                 for uid in chunk:
                     fresh = self.get_studies([uid]).get(uid)
                     if fresh is None or not prunable(fresh, horizon):
                         continue
-                    for table, column in (("transfers", "study_uid"), ("series", "study_uid"), ("studies", "uid")):
+                    for table, column in (
+                        ("transfers", "study_uid"),
+                        ("series", "study_uid"),
+                        ("studies", "uid"),
+                    ):
                         db.execute(f"DELETE FROM {table} WHERE {column} = ?", (uid,))
                     gone.append(uid)
         return gone
 
     def autoid_lookup(self, project: str, key: str) -> str | None:
-        row = self.db.execute("SELECT value FROM autoid WHERE project = ? AND key = ?", (project, key)).fetchone()
+        row = self.db.execute(
+            "SELECT value FROM autoid WHERE project = ? AND key = ?", (project, key)
+        ).fetchone()
         return row[0] if row else None
 
     def autoid_values(self, project: str) -> set[str]:
-        return {v for (v,) in self.db.execute("SELECT value FROM autoid WHERE project = ?", (project,))}
+        return {
+            v for (v,) in self.db.execute("SELECT value FROM autoid WHERE project = ?", (project,))
+        }
 
     def autoid_store(self, project: str, key: str, value: str) -> str:
         with self._tx() as db:
-            row = db.execute("SELECT value FROM autoid WHERE project = ? AND key = ?", (project, key)).fetchone()
+            row = db.execute(
+                "SELECT value FROM autoid WHERE project = ? AND key = ?", (project, key)
+            ).fetchone()
             if row:
                 return row[0]
             try:
-                db.execute("INSERT INTO autoid (project, key, value) VALUES (?, ?, ?)", (project, key, value))
+                db.execute(
+                    "INSERT INTO autoid (project, key, value) VALUES (?, ?, ?)",
+                    (project, key, value),
+                )
             except sqlite3.IntegrityError:
-                raise TrackerError(f"local tracker: AutoID value already used in project {project}") from None
+                raise TrackerError(
+                    f"local tracker: AutoID value already used in project {project}"
+                ) from None
             return value
 
     def close(self) -> None:

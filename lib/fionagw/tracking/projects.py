@@ -69,12 +69,16 @@ class Project:
         return FEATURES[name] in self.features
 
 
-def _get(file: Path, data: dict, key: str, path: str, kind: type | tuple[type, ...], default: Any) -> Any:
+def _get(
+    file: Path, data: dict, key: str, path: str, kind: type | tuple[type, ...], default: Any
+) -> Any:
     value = data.get(key, default)
     if value is None:
         value = default
     if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):
-        raise ProjectsError(file, f"{path}.{key}", f"expected {getattr(kind, '__name__', kind)}, got {value!r}")
+        raise ProjectsError(
+            file, f"{path}.{key}", f"expected {getattr(kind, '__name__', kind)}, got {value!r}"
+        )
     return value
 
 
@@ -95,7 +99,9 @@ def load_projects(file: Path) -> tuple[dict[str, Project], list[RoutingRule]]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1} column {mark.column + 1}: " if mark else ""
-        raise ProjectsError(file, "", f"invalid YAML: {where}{getattr(exc, 'problem', exc)}") from None
+        raise ProjectsError(
+            file, "", f"invalid YAML: {where}{getattr(exc, 'problem', exc)}"
+        ) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("projects", {}), dict):
         raise ProjectsError(file, "projects", "expected a mapping of project names")
     projects: dict[str, Project] = {}
@@ -107,19 +113,25 @@ def load_projects(file: Path) -> tuple[dict[str, Project], list[RoutingRule]]:
         if not isinstance(spec, dict):
             raise ProjectsError(file, path, "expected a mapping")
         if "participant_id" not in spec:
-            raise ProjectsError(file, f"{path}.participant_id", "missing (the participant-ID regex)")
+            raise ProjectsError(
+                file, f"{path}.participant_id", "missing (the participant-ID regex)"
+            )
         autoid = _get(file, spec, "autoid", path, dict, {})
         features = _get(file, spec, "features", path, dict, {})
         unknown = set(features) - set(FEATURES)
         if unknown:
-            raise ProjectsError(file, f"{path}.features", f"unknown feature(s): {', '.join(sorted(unknown))}")
+            raise ProjectsError(
+                file, f"{path}.features", f"unknown feature(s): {', '.join(sorted(unknown))}"
+            )
         rule = _get(file, spec, "import_rule", path, dict, {})
         events = _get(file, spec, "events", path, list, [])
         if not all(isinstance(e, str) and e for e in events):
             raise ProjectsError(file, f"{path}.events", "expected a list of event names")
         project = Project(
             name=name,
-            participant_id=_regex(file, _get(file, spec, "participant_id", path, str, ""), f"{path}.participant_id"),
+            participant_id=_regex(
+                file, _get(file, spec, "participant_id", path, str, ""), f"{path}.participant_id"
+            ),
             title=_get(file, spec, "title", path, str, ""),
             events=events,
             destination=_get(file, spec, "destination", path, str, ""),
@@ -136,14 +148,20 @@ def load_projects(file: Path) -> tuple[dict[str, Project], list[RoutingRule]]:
             where = f"{path}.routing[{i}]"
             if not isinstance(r, dict):
                 raise ProjectsError(file, where, "expected a mapping")
-            rules.append(RoutingRule(
-                record_id=f"{name}-{i + 1}",
-                routing_dest_project=name,
-                routing_active=_get(file, r, "active", where, bool, True),
-                routing_incoming_aetitle=_get(file, r, "called_aetitle", where, str, ""),
-                routing_sending_aetitle=_get(file, r, "calling_aetitle", where, str, ""),
-                routing_allowed_patientid=_regex(file, _get(file, r, "patient_id", where, str, ""), where),
-                routing_allowed_patientname=_regex(file, _get(file, r, "patient_name", where, str, ""), where),
-                routing_event_name=_get(file, r, "event", where, str, ""),
-            ))
+            rules.append(
+                RoutingRule(
+                    record_id=f"{name}-{i + 1}",
+                    routing_dest_project=name,
+                    routing_active=_get(file, r, "active", where, bool, True),
+                    routing_incoming_aetitle=_get(file, r, "called_aetitle", where, str, ""),
+                    routing_sending_aetitle=_get(file, r, "calling_aetitle", where, str, ""),
+                    routing_allowed_patientid=_regex(
+                        file, _get(file, r, "patient_id", where, str, ""), where
+                    ),
+                    routing_allowed_patientname=_regex(
+                        file, _get(file, r, "patient_name", where, str, ""), where
+                    ),
+                    routing_event_name=_get(file, r, "event", where, str, ""),
+                )
+            )
     return projects, rules

@@ -34,7 +34,9 @@ from fionagw.tracking.secrets import load_tokens
 PROJECTS = ("Incoming", "DataTransferProjects", "Routing", "CouplingList", "AutoID")
 _STUDY_FIELDS = [k for k in Study.__dataclass_fields__]
 _SERIES_FIELDS = [k for k in Series.__dataclass_fields__ if k != "instance"]
-_TRANSFER_FIELDS = [k for k in Transfer.__dataclass_fields__ if k not in ("study_instance_uid", "instance")]
+_TRANSFER_FIELDS = [
+    k for k in Transfer.__dataclass_fields__ if k not in ("study_instance_uid", "instance")
+]
 ERROR_CODES = (1, 2, 3)
 IMAGING_EVENT = "event_1_arm_1"  # FIONA's per-project REDCap: imaging repeats in the first event
 
@@ -46,7 +48,9 @@ def _yes(value: Any) -> bool:
 class RedcapTracker(Tracker):
     name = "REDCap tracker"
 
-    def __init__(self, clients: dict[str, RedcapClient], settings: TrackerSettings | None = None) -> None:
+    def __init__(
+        self, clients: dict[str, RedcapClient], settings: TrackerSettings | None = None
+    ) -> None:
         self.c = clients
         self.settings = settings  # for clients of per-project REDCaps (imaging mirror)
         self._choices: dict[str, dict[str, str]] = {}
@@ -60,9 +64,13 @@ class RedcapTracker(Tracker):
             raise TrackerError(str(exc)) from None
         missing = [p for p in PROJECTS if p not in tokens]
         if missing:
-            raise TrackerError(f"{cfg.tracker.secrets_file}: tokens: missing the token of REDCap "
-                               f"project(s) {', '.join(missing)}")
-        return cls({p: RedcapClient.from_settings(cfg.tracker, tokens, p) for p in PROJECTS}, cfg.tracker)
+            raise TrackerError(
+                f"{cfg.tracker.secrets_file}: tokens: missing the token of REDCap "
+                f"project(s) {', '.join(missing)}"
+            )
+        return cls(
+            {p: RedcapClient.from_settings(cfg.tracker, tokens, p) for p in PROJECTS}, cfg.tracker
+        )
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -108,8 +116,14 @@ class RedcapTracker(Tracker):
         current = self.get_studies([study.study_instance_uid]).get(study.study_instance_uid)
         recorded = current.series_uids if current else set()
         top = max((s.instance for s in current.series), default=0) if current else 0
-        rows: list[dict[str, Any]] = [{**to_dict(study), "redcap_repeat_instrument": "",
-                                       "redcap_repeat_instance": "", "incoming_studies_complete": "2"}]
+        rows: list[dict[str, Any]] = [
+            {
+                **to_dict(study),
+                "redcap_repeat_instrument": "",
+                "redcap_repeat_instance": "",
+                "incoming_studies_complete": "2",
+            }
+        ]
         added = []
         for s in new_series:
             if s.series_instance_uid in recorded:
@@ -117,40 +131,70 @@ class RedcapTracker(Tracker):
             top += 1
             s.instance = top
             row = {k: v for k, v in to_dict(s).items() if k != "instance"}
-            rows.append({"study_instance_uid": study.study_instance_uid, "redcap_repeat_instrument": "series",
-                         "redcap_repeat_instance": top, **row, "series_complete": "2"})
+            rows.append(
+                {
+                    "study_instance_uid": study.study_instance_uid,
+                    "redcap_repeat_instrument": "series",
+                    "redcap_repeat_instance": top,
+                    **row,
+                    "series_complete": "2",
+                }
+            )
             added.append(s)
         self._call(self.c["Incoming"].import_records, rows)
         return added
 
-    def request_transfer(self, study_uid: str, project: str, name: str, event: str = "",
-                         requested_date: str = "") -> Transfer | None:
+    def request_transfer(
+        self, study_uid: str, project: str, name: str, event: str = "", requested_date: str = ""
+    ) -> Transfer | None:
         current = self.get_studies([study_uid]).get(study_uid)
         transfers = current.transfers if current else []
         if any(t.key == (project, name, event) for t in transfers):
             return None
-        t = Transfer(study_uid, max((x.instance for x in transfers), default=0) + 1, project, name, event,
-                     requested_date or now_text())
+        t = Transfer(
+            study_uid,
+            max((x.instance for x in transfers), default=0) + 1,
+            project,
+            name,
+            event,
+            requested_date or now_text(),
+        )
         self._write_transfer(t)
         return t
 
     def _write_transfer(self, t: Transfer) -> None:
-        row: dict[str, Any] = {"study_instance_uid": t.study_instance_uid, "redcap_repeat_instrument": "transfers",
-                               "redcap_repeat_instance": t.instance}
+        row: dict[str, Any] = {
+            "study_instance_uid": t.study_instance_uid,
+            "redcap_repeat_instrument": "transfers",
+            "redcap_repeat_instance": t.instance,
+        }
         for k in _TRANSFER_FIELDS:
             if k == "transfer_error":
-                row.update({f"transfer_error___{c}": "1" if c in t.transfer_error else "0" for c in ERROR_CODES})
+                row.update(
+                    {
+                        f"transfer_error___{c}": "1" if c in t.transfer_error else "0"
+                        for c in ERROR_CODES
+                    }
+                )
             else:
                 row[k] = getattr(t, k)
         self._call(self.c["Incoming"].import_records, [row])
 
     def transfers(self, study_uid: str | None = None, project: str | None = None) -> list[Transfer]:
-        rows = self._call(self.c["Incoming"].export_records, records=[study_uid] if study_uid else None,
-                          forms=["transfers"])
-        out = [self._transfer(r["study_instance_uid"], int(r.get("redcap_repeat_instance") or 0), r)
-               for r in rows if r.get("redcap_repeat_instrument") == "transfers"]
+        rows = self._call(
+            self.c["Incoming"].export_records,
+            records=[study_uid] if study_uid else None,
+            forms=["transfers"],
+        )
+        out = [
+            self._transfer(r["study_instance_uid"], int(r.get("redcap_repeat_instance") or 0), r)
+            for r in rows
+            if r.get("redcap_repeat_instrument") == "transfers"
+        ]
         out = [t for t in out if project is None or t.transfer_project_name == project]
-        return sorted(out, key=lambda t: (t.transfer_requested_date, t.study_instance_uid, t.instance))
+        return sorted(
+            out, key=lambda t: (t.transfer_requested_date, t.study_instance_uid, t.instance)
+        )
 
     def update_transfer(self, transfer: Transfer) -> None:
         self._write_transfer(transfer)
@@ -158,7 +202,9 @@ class RedcapTracker(Tracker):
     def _project_client(self, project: Project) -> RedcapClient | None:
         if not project.redcap_token or self.settings is None:
             return None  # FIONA mirrored only the projects it was told about
-        return RedcapClient.from_settings(self.settings, {project.name: project.redcap_token}, project.name)
+        return RedcapClient.from_settings(
+            self.settings, {project.name: project.redcap_token}, project.name
+        )
 
     def record_imaging(self, project: Project, participant: str, record: ImagingRecord) -> None:
         """populateProjects: the participant record (first/last name = the ID) and a repeating
@@ -167,15 +213,34 @@ class RedcapTracker(Tracker):
         if client is None:
             return
         rows = self._call(client.export_records, records=[participant], events=[IMAGING_EVENT])
-        instances = {int(r["redcap_repeat_instance"]): r for r in rows
-                     if r.get("redcap_repeat_instrument") == "imaging" and r.get("redcap_repeat_instance")}
-        same = [i for i, r in instances.items() if r.get("img_study_instance_uid") == record.img_study_instance_uid]
+        instances = {
+            int(r["redcap_repeat_instance"]): r
+            for r in rows
+            if r.get("redcap_repeat_instrument") == "imaging" and r.get("redcap_repeat_instance")
+        }
+        same = [
+            i
+            for i, r in instances.items()
+            if r.get("img_study_instance_uid") == record.img_study_instance_uid
+        ]
         instance = same[0] if same else max(instances, default=0) + 1
         id_field = self._call(lambda: client.record_id_field)
-        base = {id_field: participant, "redcap_event_name": IMAGING_EVENT, "redcap_repeat_instrument": "",
-                "redcap_repeat_instance": "", "first_name": participant, "last_name": participant}
-        row = {id_field: participant, "redcap_event_name": IMAGING_EVENT, "redcap_repeat_instrument": "imaging",
-               "redcap_repeat_instance": instance, **to_dict(record), "imaging_complete": "2"}
+        base = {
+            id_field: participant,
+            "redcap_event_name": IMAGING_EVENT,
+            "redcap_repeat_instrument": "",
+            "redcap_repeat_instance": "",
+            "first_name": participant,
+            "last_name": participant,
+        }
+        row = {
+            id_field: participant,
+            "redcap_event_name": IMAGING_EVENT,
+            "redcap_repeat_instrument": "imaging",
+            "redcap_repeat_instance": instance,
+            **to_dict(record),
+            "imaging_complete": "2",
+        }
         self._call(client.import_records, [base, row])
 
     def imaging(self, project: str, participant: str | None = None) -> list[ImagingRecord]:
@@ -183,11 +248,17 @@ class RedcapTracker(Tracker):
         client = self._project_client(found) if found else None
         if client is None:
             return []
-        rows = self._call(client.export_records, records=[participant] if participant else None,
-                          events=[IMAGING_EVENT])
+        rows = self._call(
+            client.export_records,
+            records=[participant] if participant else None,
+            events=[IMAGING_EVENT],
+        )
         names = ImagingRecord.__dataclass_fields__
-        return [ImagingRecord(**{k: str(r.get(k, "")) for k in names}) for r in rows
-                if r.get("redcap_repeat_instrument") == "imaging"]
+        return [
+            ImagingRecord(**{k: str(r.get(k, "")) for k in names})
+            for r in rows
+            if r.get("redcap_repeat_instrument") == "imaging"
+        ]
 
     # -- configuration projects ----------------------------------------------------------
 
@@ -209,8 +280,10 @@ class RedcapTracker(Tracker):
                 continue
             name = str(r.get("record_id", ""))
             projects[name] = Project(
-                name=name, participant_id=str(r.get("project_patient_naming", "")) or ".*",
-                title=str(r.get("project_name", "")), active=_yes(r.get("project_active", "1")),
+                name=name,
+                participant_id=str(r.get("project_patient_naming", "")) or ".*",
+                title=str(r.get("project_name", "")),
+                active=_yes(r.get("project_active", "1")),
                 autoid=_yes(r.get("project_use_autoid", "0")),
                 autoid_aetitle=str(r.get("project_autoid_aetitle", "")),
                 features={c for c in (0, 1, 2) if _yes(r.get(f"project_features___{c}", "0"))},
@@ -223,16 +296,22 @@ class RedcapTracker(Tracker):
     def routing_rules(self) -> list[RoutingRule]:
         rows = self._call(self.c["Routing"].export_records)
         labels = self._labels("Routing", "routing_dest_project")
-        return [RoutingRule(
-            record_id=str(r.get("record_id", "")),
-            routing_dest_project=labels.get(str(r.get("routing_dest_project", "")), str(r.get("routing_dest_project", ""))),
-            routing_active=_yes(r.get("routing_active", "0")),
-            routing_incoming_aetitle=str(r.get("routing_incoming_aetitle", "")),
-            routing_sending_aetitle=str(r.get("routing_sending_aetitle", "")),
-            routing_allowed_patientid=str(r.get("routing_allowed_patientid", "")),
-            routing_allowed_patientname=str(r.get("routing_allowed_patientname", "")),
-            routing_event_name=str(r.get("routing_event_name", "")),
-        ) for r in rows if not r.get("redcap_repeat_instrument")]
+        return [
+            RoutingRule(
+                record_id=str(r.get("record_id", "")),
+                routing_dest_project=labels.get(
+                    str(r.get("routing_dest_project", "")), str(r.get("routing_dest_project", ""))
+                ),
+                routing_active=_yes(r.get("routing_active", "0")),
+                routing_incoming_aetitle=str(r.get("routing_incoming_aetitle", "")),
+                routing_sending_aetitle=str(r.get("routing_sending_aetitle", "")),
+                routing_allowed_patientid=str(r.get("routing_allowed_patientid", "")),
+                routing_allowed_patientname=str(r.get("routing_allowed_patientname", "")),
+                routing_event_name=str(r.get("routing_event_name", "")),
+            )
+            for r in rows
+            if not r.get("redcap_repeat_instrument")
+        ]
 
     def coupling_entries(self, valid_days: int = 14) -> list[CouplingEntry]:
         rows = self._call(self.c["CouplingList"].export_records)
@@ -261,18 +340,29 @@ class RedcapTracker(Tracker):
     def prune_studies(self, horizon: float, *, dry_run: bool = False) -> list[str]:
         """Incoming records to delete, found from the dates and transfer states only; each
         candidate is exported again right before the delete (REDCap has no transaction)."""
-        fields = ["study_instance_uid", "study_arrival_date", "transfer_requested_date", "transfer_date",
-                  "transfers_complete", "transfer_error"]
+        fields = [
+            "study_instance_uid",
+            "study_arrival_date",
+            "transfer_requested_date",
+            "transfer_date",
+            "transfers_complete",
+            "transfer_error",
+        ]
         rows = self._call(self.c["Incoming"].export_records, fields=fields)
-        uids = list(dict.fromkeys(str(r["study_instance_uid"]) for r in rows if r.get("study_instance_uid")))
+        uids = list(
+            dict.fromkeys(str(r["study_instance_uid"]) for r in rows if r.get("study_instance_uid"))
+        )
         studies: dict[str, IncomingStudy] = {uid: IncomingStudy(Study(uid)) for uid in uids}
         for r in rows:
             st = studies.get(str(r.get("study_instance_uid", "")))
             if st is None:
                 continue
             if r.get("redcap_repeat_instrument") == "transfers":
-                st.transfers.append(self._transfer(st.study.study_instance_uid,
-                                                   int(r.get("redcap_repeat_instance") or 0), r))
+                st.transfers.append(
+                    self._transfer(
+                        st.study.study_instance_uid, int(r.get("redcap_repeat_instance") or 0), r
+                    )
+                )
             elif not r.get("redcap_repeat_instrument"):
                 st.study.study_arrival_date = str(r.get("study_arrival_date", ""))
         candidates = [uid for uid, st in studies.items() if prunable(st, horizon)]
@@ -304,8 +394,17 @@ class RedcapTracker(Tracker):
         if value in self.autoid_values(project):
             raise TrackerError(f"REDCap project AutoID: value already used in project {project}")
         record = self._call(self.c["AutoID"].generate_next_record_name)
-        self._call(self.c["AutoID"].import_records, [{
-            "record_id": record, "autoid_project_name": project, "autoid_hash": key, "autoid_value": value,
-            "autoid_method": "1", "autoid_complete": "2"}])
+        self._call(
+            self.c["AutoID"].import_records,
+            [
+                {
+                    "record_id": record,
+                    "autoid_project_name": project,
+                    "autoid_hash": key,
+                    "autoid_value": value,
+                    "autoid_method": "1",
+                    "autoid_complete": "2",
+                }
+            ],
+        )
         return value
-

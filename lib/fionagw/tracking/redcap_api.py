@@ -43,8 +43,15 @@ _MAX_MESSAGE = 400
 class RedcapError(Exception):
     """A failed REDCap call: str() is 'REDCap project <name>: <operation>: [<status> ]<message>'."""
 
-    def __init__(self, project: str, operation: str, message: str, status: int | None = None) -> None:
-        self.project, self.operation, self.message, self.status = project, operation, message, status
+    def __init__(
+        self, project: str, operation: str, message: str, status: int | None = None
+    ) -> None:
+        self.project, self.operation, self.message, self.status = (
+            project,
+            operation,
+            message,
+            status,
+        )
         text = f"{status} {message}" if status is not None else message
         super().__init__(f"REDCap project {project}: {operation}: {text}")
 
@@ -55,12 +62,12 @@ class RedcapError(Exception):
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
     for start in range(0, len(items), size):
-        yield list(items[start:start + size])
+        yield list(items[start : start + size])
 
 
 def _one_line(text: str) -> str:
     text = " ".join(text.split())
-    return text if len(text) <= _MAX_MESSAGE else text[:_MAX_MESSAGE - 3] + "..."
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
 
 
 def _validation_summary(text: str) -> str | None:
@@ -74,7 +81,10 @@ def _validation_summary(text: str) -> str | None:
             return None
         key = (row[1], row[3].replace(row[2], "<value>") if row[2] else row[3])
         reasons[key] = reasons.get(key, 0) + 1
-    parts = [f"{fld}: {reason}" + (f" ({n} rows)" if n > 1 else "") for (fld, reason), n in reasons.items()]
+    parts = [
+        f"{fld}: {reason}" + (f" ({n} rows)" if n > 1 else "")
+        for (fld, reason), n in reasons.items()
+    ]
     return "; ".join(parts)
 
 
@@ -93,8 +103,11 @@ def error_message(body: bytes | str, content_type: str = "") -> str:
     if not message:
         m = re.search(r"<error>(.*?)</error>", stripped, re.S | re.I)
         if m:
-            message = re.sub(r"&(lt|gt|amp|quot|apos);", lambda x: {
-                "lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}[x.group(1)], m.group(1))
+            message = re.sub(
+                r"&(lt|gt|amp|quot|apos);",
+                lambda x: {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}[x.group(1)],
+                m.group(1),
+            )
     if not message and stripped.upper().startswith("ERROR:"):
         message = stripped[6:].strip()
     if not message and stripped and "html" not in content_type.lower() and len(stripped) < 1000:
@@ -107,17 +120,31 @@ def error_message(body: bytes | str, content_type: str = "") -> str:
 class RedcapClient:
     """One REDCap project (``project`` is our name for it, used in errors and logs)."""
 
-    def __init__(self, url: str, token: str, project: str, *, verify: bool | str | Path = True,
-                 timeout: float = 30.0, retries: int = 4, chunk_size: int = 50,
-                 session: requests.Session | None = None, backoff_s: float = 1.0,
-                 sleep: Callable[[float], None] = time.sleep,
-                 record_id_field: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        project: str,
+        *,
+        verify: bool | str | Path = True,
+        timeout: float = 30.0,
+        retries: int = 4,
+        chunk_size: int = 50,
+        session: requests.Session | None = None,
+        backoff_s: float = 1.0,
+        sleep: Callable[[float], None] = time.sleep,
+        record_id_field: str | None = None,
+    ) -> None:
         if not url.startswith(("https://", "http://")):
-            raise ValueError(f"REDCap project {project}: API URL must start with https:// or http://")
+            raise ValueError(
+                f"REDCap project {project}: API URL must start with https:// or http://"
+            )
         if not url.endswith("/"):
             url += "/"
         if not isinstance(token, str) or not TOKEN_RE.fullmatch(token):
-            raise ValueError(f"REDCap project {project}: API token is not 32 hexadecimal characters")
+            raise ValueError(
+                f"REDCap project {project}: API token is not 32 hexadecimal characters"
+            )
         if chunk_size < 1 or retries < 0:
             raise ValueError(f"REDCap project {project}: chunk_size must be >= 1 and retries >= 0")
         self.url, self.project = url, project
@@ -130,31 +157,50 @@ class RedcapClient:
         self._record_id_field = record_id_field
 
     @classmethod
-    def from_settings(cls, settings: TrackerSettings, tokens: dict[str, str], project: str,
-                      **kwargs: Any) -> RedcapClient:
+    def from_settings(
+        cls, settings: TrackerSettings, tokens: dict[str, str], project: str, **kwargs: Any
+    ) -> RedcapClient:
         """A client configured from config.json's tracker section and the secrets file."""
         from fionagw.tracking.secrets import token_for
 
         verify: bool | str = str(settings.ca_bundle) if settings.ca_bundle else settings.verify_tls
-        return cls(settings.redcap_url, token_for(tokens, project, settings.secrets_file or "secrets file"),
-                   project, verify=verify, timeout=settings.timeout_s, retries=settings.retries,
-                   chunk_size=settings.chunk_size, **kwargs)
+        return cls(
+            settings.redcap_url,
+            token_for(tokens, project, settings.secrets_file or "secrets file"),
+            project,
+            verify=verify,
+            timeout=settings.timeout_s,
+            retries=settings.retries,
+            chunk_size=settings.chunk_size,
+            **kwargs,
+        )
 
     def __repr__(self) -> str:  # never show the token
         return f"RedcapClient({getattr(self, 'url', '?')!r}, project={getattr(self, 'project', '?')!r})"
 
     # -- transport -------------------------------------------------------------------
 
-    def _post(self, operation: str, payload: dict[str, Any], files: Any = None) -> requests.Response:
+    def _post(
+        self, operation: str, payload: dict[str, Any], files: Any = None
+    ) -> requests.Response:
         data = {"token": self._token, **payload}
         attempts = self.retries + 1
         for attempt in range(1, attempts + 1):
             try:
-                resp = self.session.post(self.url, data=data, files=files, timeout=self.timeout,
-                                         verify=self.verify, allow_redirects=False)
+                resp = self.session.post(
+                    self.url,
+                    data=data,
+                    files=files,
+                    timeout=self.timeout,
+                    verify=self.verify,
+                    allow_redirects=False,
+                )
             except requests.exceptions.SSLError as exc:  # a certificate problem does not go away
-                raise RedcapError(self.project, operation,
-                                  self._describe(exc).replace("connection failed", "TLS failed", 1)) from None
+                raise RedcapError(
+                    self.project,
+                    operation,
+                    self._describe(exc).replace("connection failed", "TLS failed", 1),
+                ) from None
             except (requests.ConnectionError, requests.Timeout) as exc:
                 err = RedcapError(self.project, operation, self._describe(exc))
             except requests.RequestException as exc:  # invalid URL, TLS setup, ...: not transient
@@ -164,18 +210,28 @@ class RedcapClient:
                     return resp
                 if resp.status_code < 400:  # a redirected POST would lose its body
                     where = resp.headers.get("Location", "?").split("?")[0]
-                    raise RedcapError(self.project, operation,
-                                      f"redirected to {where}; set redcap_url to the final API URL",
-                                      resp.status_code) from None
-                err = RedcapError(self.project, operation,
-                                  self._scrub(error_message(resp.content, resp.headers.get("Content-Type", ""))),
-                                  resp.status_code)
+                    raise RedcapError(
+                        self.project,
+                        operation,
+                        f"redirected to {where}; set redcap_url to the final API URL",
+                        resp.status_code,
+                    ) from None
+                err = RedcapError(
+                    self.project,
+                    operation,
+                    self._scrub(error_message(resp.content, resp.headers.get("Content-Type", ""))),
+                    resp.status_code,
+                )
                 if not err.retryable:
                     raise err from None
             if attempt == attempts:
                 if attempts > 1:
-                    err = RedcapError(self.project, operation,
-                                      f"{err.message} (gave up after {attempts} attempts)", err.status)
+                    err = RedcapError(
+                        self.project,
+                        operation,
+                        f"{err.message} (gave up after {attempts} attempts)",
+                        err.status,
+                    )
                 raise err from None
             delay = min(MAX_BACKOFF_S, self.backoff_s * 2 ** (attempt - 1))
             log.warning("%s; retry %d/%d in %.1f s", err, attempt, self.retries, delay)
@@ -183,13 +239,22 @@ class RedcapClient:
         raise AssertionError("unreachable")
 
     def _describe(self, exc: Exception) -> str:
-        kind = "timeout" if isinstance(exc, requests.Timeout) else (
-            "connection failed" if isinstance(exc, requests.ConnectionError) else "request failed")
+        kind = (
+            "timeout"
+            if isinstance(exc, requests.Timeout)
+            else (
+                "connection failed"
+                if isinstance(exc, requests.ConnectionError)
+                else "request failed"
+            )
+        )
         detail = str(exc.args[0]) if exc.args else ""
         # urllib3 wraps the real reason deep inside; keep its last, most specific part
         m = re.findall(r"\(Caused by \w+\((.*)\)\)", detail)
         detail = m[-1] if m else detail
-        return self._scrub(f"{kind}: {type(exc).__name__}: {detail}" if detail else f"{kind}: {type(exc).__name__}")
+        return self._scrub(
+            f"{kind}: {type(exc).__name__}: {detail}" if detail else f"{kind}: {type(exc).__name__}"
+        )
 
     def _scrub(self, text: str) -> str:
         return _one_line(text.replace(self._token, "<token>"))
@@ -200,10 +265,19 @@ class RedcapClient:
             data = resp.json()
         except ValueError:
             ctype = resp.headers.get("Content-Type", "?")
-            raise RedcapError(self.project, operation,
-                              f"unexpected answer (not JSON, Content-Type {ctype})", resp.status_code) from None
+            raise RedcapError(
+                self.project,
+                operation,
+                f"unexpected answer (not JSON, Content-Type {ctype})",
+                resp.status_code,
+            ) from None
         if isinstance(data, dict) and "error" in data:  # REDCap's error with a 200 status
-            raise RedcapError(self.project, operation, self._scrub(error_message(json.dumps(data))), resp.status_code)
+            raise RedcapError(
+                self.project,
+                operation,
+                self._scrub(error_message(json.dumps(data))),
+                resp.status_code,
+            )
         return data
 
     @staticmethod
@@ -214,17 +288,21 @@ class RedcapClient:
     # -- project structure -------------------------------------------------------------
 
     def export_version(self) -> str:
-        return self._post("export version", {"content": "version", "format": "json",
-                                             "returnFormat": "json"}).text.strip()
+        return self._post(
+            "export version", {"content": "version", "format": "json", "returnFormat": "json"}
+        ).text.strip()
 
     def export_project_info(self) -> dict[str, Any]:
         data = self._json("export project info", {"content": "project"})
         if not isinstance(data, dict):
-            raise RedcapError(self.project, "export project info", "unexpected answer (not an object)")
+            raise RedcapError(
+                self.project, "export project info", "unexpected answer (not an object)"
+            )
         return data
 
-    def export_metadata(self, fields: Iterable[str] | None = None,
-                        forms: Iterable[str] | None = None) -> list[dict[str, str]]:
+    def export_metadata(
+        self, fields: Iterable[str] | None = None, forms: Iterable[str] | None = None
+    ) -> list[dict[str, str]]:
         payload: dict[str, Any] = {"content": "metadata"}
         self._array(payload, "fields", fields)
         self._array(payload, "forms", forms)
@@ -268,19 +346,30 @@ class RedcapClient:
         return self._record_id_field
 
     def generate_next_record_name(self) -> str:
-        resp = self._post("generate next record name", {"content": "generateNextRecordName",
-                                                        "format": "json", "returnFormat": "json"})
+        resp = self._post(
+            "generate next record name",
+            {"content": "generateNextRecordName", "format": "json", "returnFormat": "json"},
+        )
         text = resp.text.strip()
         if not text or text.startswith(("{", "<")):
-            raise RedcapError(self.project, "generate next record name",
-                              self._scrub(error_message(resp.content)), resp.status_code)
+            raise RedcapError(
+                self.project,
+                "generate next record name",
+                self._scrub(error_message(resp.content)),
+                resp.status_code,
+            )
         return text
 
     # -- records ---------------------------------------------------------------------
 
-    def export_records(self, records: Iterable[str] | None = None, fields: Iterable[str] | None = None,
-                       forms: Iterable[str] | None = None, filter_logic: str | None = None,
-                       events: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    def export_records(
+        self,
+        records: Iterable[str] | None = None,
+        fields: Iterable[str] | None = None,
+        forms: Iterable[str] | None = None,
+        filter_logic: str | None = None,
+        events: Iterable[str] | None = None,
+    ) -> list[dict[str, Any]]:
         """Flat rows (raw codes) of the given records, or of every record, ``chunk_size`` at a time.
 
         Without ``records`` the record IDs are exported first (one call asking for the ID
@@ -290,9 +379,15 @@ class RedcapClient:
         fields = list(fields or ())
         forms = list(forms or ())
         events = list(events or ())
-        base: dict[str, Any] = {"content": "record", "type": "flat", "rawOrLabel": "raw",
-                                "rawOrLabelHeaders": "raw", "exportCheckboxLabel": "false",
-                                "exportSurveyFields": "false", "exportDataAccessGroups": "false"}
+        base: dict[str, Any] = {
+            "content": "record",
+            "type": "flat",
+            "rawOrLabel": "raw",
+            "rawOrLabelHeaders": "raw",
+            "exportCheckboxLabel": "false",
+            "exportSurveyFields": "false",
+            "exportDataAccessGroups": "false",
+        }
         if filter_logic:
             base["filterLogic"] = filter_logic
         self._array(base, "events", events)
@@ -339,14 +434,23 @@ class RedcapClient:
             by_record: dict[str, list[dict[str, Any]]] = {}
             for row in rows:
                 by_record.setdefault(str(row.get(id_field, "")), []).append(row)
-            batches = [[row for key in chunk for row in by_record[key]]
-                       for chunk in _chunks(list(by_record), self.chunk_size)]
+            batches = [
+                [row for key in chunk for row in by_record[key]]
+                for chunk in _chunks(list(by_record), self.chunk_size)
+            ]
         total = 0
         for batch in batches:
-            result = self._json("import records", {
-                "content": "record", "type": "flat", "overwriteBehavior": overwrite,
-                "forceAutoNumber": "false", "returnContent": "count",
-                "data": json.dumps(batch, separators=(",", ":"))})
+            result = self._json(
+                "import records",
+                {
+                    "content": "record",
+                    "type": "flat",
+                    "overwriteBehavior": overwrite,
+                    "forceAutoNumber": "false",
+                    "returnContent": "count",
+                    "data": json.dumps(batch, separators=(",", ":")),
+                },
+            )
             if not isinstance(result, dict):
                 raise RedcapError(self.project, "import records", "unexpected answer (no count)")
             total += self._int("import records", result.get("count"))
@@ -360,17 +464,27 @@ class RedcapClient:
         except (TypeError, ValueError):
             raise RedcapError(self.project, operation, "unexpected answer (not a number)") from None
 
-    def delete_records(self, records: Iterable[str], *, arm: str | None = None,
-                       instrument: str | None = None, event: str | None = None,
-                       repeat_instance: int | None = None) -> int:
+    def delete_records(
+        self,
+        records: Iterable[str],
+        *,
+        arm: str | None = None,
+        instrument: str | None = None,
+        event: str | None = None,
+        repeat_instance: int | None = None,
+    ) -> int:
         """Delete whole records, or one instrument/event/instance of them; returns the count."""
         ids = list(dict.fromkeys(str(r) for r in records))
         total = 0
         for chunk in _chunks(ids, self.chunk_size):
             payload: dict[str, Any] = {"content": "record", "action": "delete"}
             self._array(payload, "records", chunk)
-            for key, value in (("arm", arm), ("instrument", instrument), ("event", event),
-                               ("repeat_instance", repeat_instance)):
+            for key, value in (
+                ("arm", arm),
+                ("instrument", instrument),
+                ("event", event),
+                ("repeat_instance", repeat_instance),
+            ):
                 if value is not None:
                     payload[key] = str(value)
             total += self._int("delete records", self._json("delete records", payload))

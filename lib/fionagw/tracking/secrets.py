@@ -46,8 +46,8 @@ def load_tokens(path: str | os.PathLike[str]) -> dict[str, str]:
         mode = stat.S_IMODE(st.st_mode)
         if mode & 0o077:
             raise SecretsError(
-                p, f"mode {mode:04o} lets group or others access the tokens; "
-                   f"run: chmod 600 {p}")
+                p, f"mode {mode:04o} lets group or others access the tokens; run: chmod 600 {p}"
+            )
         with os.fdopen(fd, "rb", closefd=False) as fh:
             raw = fh.read()
     finally:
@@ -57,7 +57,9 @@ def load_tokens(path: str | os.PathLike[str]) -> dict[str, str]:
     except UnicodeDecodeError:
         raise SecretsError(p, "not UTF-8 text") from None
     except json.JSONDecodeError as exc:
-        raise SecretsError(p, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+        raise SecretsError(
+            p, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
     if not isinstance(data, dict) or not isinstance(data.get("tokens"), dict):
         raise SecretsError(p, 'expected an object with a "tokens" object {"<project>": "<token>"}')
     tokens: dict[str, str] = {}
@@ -65,7 +67,9 @@ def load_tokens(path: str | os.PathLike[str]) -> dict[str, str]:
         if not name.strip():
             raise SecretsError(p, "tokens: empty project name")
         if not isinstance(token, str) or not TOKEN_RE.fullmatch(token):
-            raise SecretsError(p, f"tokens.{name}: not a REDCap API token (32 hexadecimal characters)")
+            raise SecretsError(
+                p, f"tokens.{name}: not a REDCap API token (32 hexadecimal characters)"
+            )
         tokens[name] = token
     return tokens
 
@@ -75,4 +79,6 @@ def token_for(tokens: dict[str, str], project: str, file: Path | str = "secrets 
     try:
         return tokens[project]
     except KeyError:
-        raise SecretsError(file, f"tokens.{project}: missing (no API token for REDCap project {project})") from None
+        raise SecretsError(
+            file, f"tokens.{project}: missing (no API token for REDCap project {project})"
+        ) from None

@@ -63,7 +63,9 @@ from fionagw.web.review_inventory import record_files
 
 log = logging.getLogger("fionagw.anonymizeAndSend")
 
-DELETED = "Study has been deleted from Fiona. Resend from PACS!"  # FIONA's words, kept for its users
+DELETED = (
+    "Study has been deleted from Fiona. Resend from PACS!"  # FIONA's words, kept for its users
+)
 
 
 class Permanent(Exception):
@@ -107,12 +109,18 @@ class Attempt:
     error: str = ""
 
     def message(self) -> str:
-        data = {"request": self.request, "rewritepixel_command": [],
-                "anonymize_return_code": self.anonymize_return_code,
-                "anonymize_command": self.anonymize_command, "anonymize_output": self.anonymize_output,
-                "storescu_return_code": self.storescu_return_code,
-                "storescu_command": self.storescu_command, "storescu_output": self.storescu_output,
-                "held_back": self.held_back, "error": self.error}
+        data = {
+            "request": self.request,
+            "rewritepixel_command": [],
+            "anonymize_return_code": self.anonymize_return_code,
+            "anonymize_command": self.anonymize_command,
+            "anonymize_output": self.anonymize_output,
+            "storescu_return_code": self.storescu_return_code,
+            "storescu_command": self.storescu_command,
+            "storescu_output": self.storescu_output,
+            "held_back": self.held_back,
+            "error": self.error,
+        }
         return json.dumps(data, sort_keys=True)
 
 
@@ -179,8 +187,9 @@ class AnonymizeAndSend:
                     return t
         except TrackerError as exc:
             raise Retry(f"tracker: {exc}") from None
-        raise Permanent(f"no transfer request {request.instance} for this study in the tracker "
-                        "(deleted there?)")
+        raise Permanent(
+            f"no transfer request {request.instance} for this study in the tracker (deleted there?)"
+        )
 
     def _project(self, request: Request) -> Project:
         project = self.projects.get(request.project)
@@ -189,16 +198,20 @@ class AnonymizeAndSend:
         if not project.active:
             raise Permanent(f"project {request.project!r} is not active")
         if not project.valid_participant(request.participant):
-            raise Permanent(f"participant ID {request.participant!r} does not match the naming rule "
-                            f"of project {project.name} ({project.participant_id})")
+            raise Permanent(
+                f"participant ID {request.participant!r} does not match the naming rule "
+                f"of project {project.name} ({project.participant_id})"
+            )
         return project
 
     def _destination(self, project: Project) -> Destination:
         name = project.destination or DEFAULT_DESTINATION
         destination = self.destinations.get(name)
         if destination is None:
-            raise Retry(f"project {project.name}: destination {name!r} is not configured "
-                        f"(config.json destinations: {', '.join(sorted(self.destinations)) or 'none'})")
+            raise Retry(
+                f"project {project.name}: destination {name!r} is not configured "
+                f"(config.json destinations: {', '.join(sorted(self.destinations)) or 'none'})"
+            )
         return destination
 
     def _send(self, request: Request, transfer: Transfer, attempt: Attempt) -> _Sent:
@@ -211,9 +224,13 @@ class AnonymizeAndSend:
         attempt.held_back = [f"{p.series_uid} ({p.description}): {p.hold}" for p in plans if p.hold]
         missing = sum(p.missing for p in sending)
         if missing:
-            raise Permanent(f"{missing} image(s) of this study are gone from the archive; resend from PACS")
+            raise Permanent(
+                f"{missing} image(s) of this study are gone from the archive; resend from PACS"
+            )
         if not any(p.files for p in sending):
-            raise Permanent("nothing to send: " + ("; ".join(attempt.held_back) or "the study has no images"))
+            raise Permanent(
+                "nothing to send: " + ("; ".join(attempt.held_back) or "the study has no images")
+            )
         try:
             settings = settings_for_project(project, self.cfg)
         except (ConfigError, ValueError) as exc:
@@ -229,20 +246,37 @@ class AnonymizeAndSend:
             for src, sop in zip(plan.files, plan.sops, strict=True):
                 # FIONA's -b layout: <newSeries>/<Modality>.<newSOP>.dcm
                 jobs.append((src, series_dir / f"{plan.modality}.{deid.uid(sop)}.dcm"))
-        attempt.anonymize_command = (f"fiona deid --project {project.name} --participant {request.participant}"
-                                     + (f" --event {request.event}" if request.event else ""))
+        attempt.anonymize_command = (
+            f"fiona deid --project {project.name} --participant {request.participant}"
+            + (f" --event {request.event}" if request.event else "")
+        )
         identifiers = _study_identifiers(sending)
-        result = deidentify_files(jobs, settings, request.participant, request.event or None,
-                                  identifiers=identifiers, processes=self.processes)
-        output_of = dict(jobs)  # results name the source; messages name the output (no original UID)
+        result = deidentify_files(
+            jobs,
+            settings,
+            request.participant,
+            request.event or None,
+            identifiers=identifiers,
+            processes=self.processes,
+        )
+        output_of = dict(
+            jobs
+        )  # results name the source; messages name the output (no original UID)
         problems = [f"{_rel(work, output_of.get(p, p))}: {reason}" for p, reason in result.failed]
-        problems += [f"{_rel(work, output_of.get(p, p))}: {', '.join(str(h) for h in hits)}"
-                     for p, hits in result.hits]
+        problems += [
+            f"{_rel(work, output_of.get(p, p))}: {', '.join(str(h) for h in hits)}"
+            for p, hits in result.hits
+        ]
         if problems:
             attempt.anonymize_return_code = 1
             attempt.anonymize_output = "; ".join(problems[:20]) + (
-                f"; and {len(problems) - 20} more" if len(problems) > 20 else "")
-            kind = "release check found identifying values" if result.hits else "de-identification failed"
+                f"; and {len(problems) - 20} more" if len(problems) > 20 else ""
+            )
+            kind = (
+                "release check found identifying values"
+                if result.hits
+                else "de-identification failed"
+            )
             raise Permanent(f"{kind} in {len(problems)} file(s); nothing was sent")
         attempt.anonymize_output = f"{len(result.written)} file(s) in {result.seconds:.1f} s"
         mapping = study_mapping(deid, request.study_uid, [p.series_uid for p in sending])
@@ -252,16 +286,23 @@ class AnonymizeAndSend:
         context = SendContext(project.name, request.participant, request.event, new_study)
         attempt.storescu_command = f"send to {destination.name}"
         sent = destination.send_study(sorted(result.written), context)
-        attempt.storescu_output = (f"{sent.sent} of {len(result.written)} sent"
-                                   + (f"; warnings: {'; '.join(sent.warnings[:5])}" if sent.warnings else ""))
+        attempt.storescu_output = f"{sent.sent} of {len(result.written)} sent" + (
+            f"; warnings: {'; '.join(sent.warnings[:5])}" if sent.warnings else ""
+        )
         if not sent.ok:
             attempt.storescu_return_code = 1
             reasons = [sent.error] if sent.error else []
             reasons += [f"{_rel(work, p)}: {why}" for p, why in sent.failed[:10]]
             attempt.storescu_output += "; " + "; ".join(reasons)
-            raise Retry(f"send to {destination.name} failed: {reasons[0] if reasons else 'unknown'}")
-        return _Sent(project, ",".join(mapping["StudyInstanceUID"].values()), sorted(result.written),
-                     _first_header(sorted(result.written)))
+            raise Retry(
+                f"send to {destination.name} failed: {reasons[0] if reasons else 'unknown'}"
+            )
+        return _Sent(
+            project,
+            ",".join(mapping["StudyInstanceUID"].values()),
+            sorted(result.written),
+            _first_header(sorted(result.written)),
+        )
 
     # -- outcomes ---------------------------------------------------------------------------
 
@@ -273,62 +314,110 @@ class AnonymizeAndSend:
         try:
             self.tracker.update_transfer(transfer)
         except TrackerError as exc:
-            log.error("tracker update failed", extra={"study": transfer.study_instance_uid, "error": str(exc)})
+            log.error(
+                "tracker update failed",
+                extra={"study": transfer.study_instance_uid, "error": str(exc)},
+            )
             return False
         return True
 
-    def _finish_sent(self, request: Request, transfer: Transfer, attempt: Attempt, sent: _Sent,
-                     start: float) -> str:
+    def _finish_sent(
+        self, request: Request, transfer: Transfer, attempt: Attempt, sent: _Sent, start: float
+    ) -> str:
         held = bool(attempt.held_back)
         if held:
             attempt.error = f"{len(attempt.held_back)} series held back"
         ok = self._write_tracker(
-            transfer, transfer_date=now_text(), transfer_mapped_uid=sent.mapped_uid,
+            transfer,
+            transfer_date=now_text(),
+            transfer_mapped_uid=sent.mapped_uid,
             transfer_error={ERROR_ANONYMIZATION} if held else set(),
             transfer_error_message=attempt.message() if held else "",
             transfer_active_proc_time=f"{time.monotonic() - start:.1f}",
-            transfers_complete=COMPLETE_ERROR if held else COMPLETE_OK)
+            transfers_complete=COMPLETE_ERROR if held else COMPLETE_OK,
+        )
         if not ok:  # sent, but not recorded: send again later (same UIDs, no duplicates)
-            self.queue.defer(request.path, RetryState(0, time.time() + self.sending.retry_base_seconds,
-                                                      "tracker update failed after sending"))
+            self.queue.defer(
+                request.path,
+                RetryState(
+                    0,
+                    time.time() + self.sending.retry_base_seconds,
+                    "tracker update failed after sending",
+                ),
+            )
             return "deferred"
         self._mirror(request, sent)
         if held:
-            self.queue.fail(request.path, request.row, attempt.error + ": " + "; ".join(attempt.held_back))
+            self.queue.fail(
+                request.path, request.row, attempt.error + ": " + "; ".join(attempt.held_back)
+            )
         else:
             self.queue.done(request.path)
-        log.info("study sent", extra={"study": request.study_uid, "project": request.project,
-                                      "files": len(sent.files), "held_back": len(attempt.held_back),
-                                      "seconds": round(time.monotonic() - start, 1)})
+        log.info(
+            "study sent",
+            extra={
+                "study": request.study_uid,
+                "project": request.project,
+                "files": len(sent.files),
+                "held_back": len(attempt.held_back),
+                "seconds": round(time.monotonic() - start, 1),
+            },
+        )
         return "failed" if held else "sent"
 
     def _mirror(self, request: Request, sent: _Sent) -> None:
         """Imaging records and review inventory: useful, not essential; a failure is logged."""
         header = sent.header
-        record = ImagingRecord(sent.mapped_uid, request.event, str(header.get("StudyDate", "")),
-                               str(header.get("StudyDescription", "")))
+        record = ImagingRecord(
+            sent.mapped_uid,
+            request.event,
+            str(header.get("StudyDate", "")),
+            str(header.get("StudyDescription", "")),
+        )
         try:
             self.tracker.record_imaging(sent.project, request.participant, record)
         except TrackerError as exc:
-            log.error("imaging record not written", extra={"study": request.study_uid, "error": str(exc)})
+            log.error(
+                "imaging record not written", extra={"study": request.study_uid, "error": str(exc)}
+            )
         try:
             record_files(self.cfg.paths.review_inventory(sent.project.name), sent.files)
         except OSError as exc:
-            log.error("review inventory not updated", extra={"project": sent.project.name, "error": str(exc)})
+            log.error(
+                "review inventory not updated",
+                extra={"project": sent.project.name, "error": str(exc)},
+            )
 
-    def _finish_failed(self, request: Request, transfer: Transfer | None, attempt: Attempt,
-                       start: float) -> str:
-        self._write_tracker(transfer, transfer_error={ERROR_ANONYMIZATION},
-                            transfer_error_message=attempt.message(),
-                            transfer_active_proc_time=f"{time.monotonic() - start:.1f}",
-                            transfers_complete=COMPLETE_ERROR)
+    def _finish_failed(
+        self, request: Request, transfer: Transfer | None, attempt: Attempt, start: float
+    ) -> str:
+        self._write_tracker(
+            transfer,
+            transfer_error={ERROR_ANONYMIZATION},
+            transfer_error_message=attempt.message(),
+            transfer_active_proc_time=f"{time.monotonic() - start:.1f}",
+            transfers_complete=COMPLETE_ERROR,
+        )
         self.queue.fail(request.path, request.row, attempt.error)
-        log.error("request failed", extra={"file": request.name, "study": request.study_uid,
-                                           "project": request.project, "error": attempt.error})
+        log.error(
+            "request failed",
+            extra={
+                "file": request.name,
+                "study": request.study_uid,
+                "project": request.project,
+                "error": attempt.error,
+            },
+        )
         return "failed"
 
-    def _defer(self, request: Request, transfer: Transfer | None, attempt: Attempt, state: RetryState,
-               start: float) -> str:
+    def _defer(
+        self,
+        request: Request,
+        transfer: Transfer | None,
+        attempt: Attempt,
+        state: RetryState,
+        start: float,
+    ) -> str:
         s = self.sending
         attempts = state.attempts + 1
         final = attempts >= s.max_attempts
@@ -337,12 +426,22 @@ class AnonymizeAndSend:
             attempt.error += f" (attempt {attempts} of {s.max_attempts}; next try in {delay:.0f} s)"
         else:
             attempt.error += f" (attempt {attempts} of {s.max_attempts}; giving up)"
-        self._write_tracker(transfer, transfer_error={ERROR_SEND} if attempt.storescu_return_code else
-                            {ERROR_ANONYMIZATION}, transfer_error_message=attempt.message(),
-                            transfer_active_proc_time=f"{time.monotonic() - start:.1f}",
-                            transfers_complete=COMPLETE_ERROR)
-        log.error("request not sent", extra={"file": request.name, "study": request.study_uid,
-                                             "project": request.project, "error": attempt.error})
+        self._write_tracker(
+            transfer,
+            transfer_error={ERROR_SEND} if attempt.storescu_return_code else {ERROR_ANONYMIZATION},
+            transfer_error_message=attempt.message(),
+            transfer_active_proc_time=f"{time.monotonic() - start:.1f}",
+            transfers_complete=COMPLETE_ERROR,
+        )
+        log.error(
+            "request not sent",
+            extra={
+                "file": request.name,
+                "study": request.study_uid,
+                "project": request.project,
+                "error": attempt.error,
+            },
+        )
         if final:
             self.queue.fail(request.path, request.row, attempt.error)
             return "failed"
@@ -369,7 +468,9 @@ def _study_identifiers(plans: list[SeriesPlan]) -> Identifiers:
 
 
 def _first_header(files: list[Path]) -> Any:
-    return dcmread(files[0], stop_before_pixels=True, specific_tags=["StudyDate", "StudyDescription"])
+    return dcmread(
+        files[0], stop_before_pixels=True, specific_tags=["StudyDate", "StudyDescription"]
+    )
 
 
 def _rel(root: Path, path: Path) -> str:

@@ -24,7 +24,12 @@ from typing import Any
 from fionagw.ops.atomic import write_json_atomic
 from fionagw.paths import SitePaths
 
-REQUIRED_KEYS = ("study_instance_uid", "transfer_project_name", "transfer_name", "redcap_repeat_instance")
+REQUIRED_KEYS = (
+    "study_instance_uid",
+    "transfer_project_name",
+    "transfer_name",
+    "redcap_repeat_instance",
+)
 
 
 class BadRequestFile(Exception):
@@ -110,7 +115,9 @@ class RequestQueue:
     def state(self, path: Path) -> RetryState:
         try:
             data = json.loads(self._state_file(path).read_text(encoding="utf-8"))
-            return RetryState(**{k: data[k] for k in ("attempts", "next_try", "last_error") if k in data})
+            return RetryState(
+                **{k: data[k] for k in ("attempts", "next_try", "last_error") if k in data}
+            )
         except (OSError, ValueError, TypeError):
             return RetryState()
 
@@ -137,8 +144,9 @@ class RequestQueue:
     def fail(self, path: Path, row: dict[str, Any] | None, error: str) -> Path:
         self.fail_dir.mkdir(parents=True, exist_ok=True)
         target = self.fail_dir / f"{path.name}_fail.log"
-        write_json_atomic(self.fail_dir / f"{path.name}_fail_messages.log",
-                          {"request": row, "error": error})
+        write_json_atomic(
+            self.fail_dir / f"{path.name}_fail_messages.log", {"request": row, "error": error}
+        )
         os.replace(path, target)
         self._clear_state(path)
         return target

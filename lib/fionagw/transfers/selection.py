@@ -24,7 +24,9 @@ from typing import Any
 from fionagw.tracking.projects import Project
 
 BURNED_IN = "CHECKBURNEDINFO"
-SC_CLASS_PREFIX = "1.2.840.10008.5.1.4.1.1.7"  # Secondary Capture Image Storage and its multi-frame kin
+SC_CLASS_PREFIX = (
+    "1.2.840.10008.5.1.4.1.1.7"  # Secondary Capture Image Storage and its multi-frame kin
+)
 
 
 @dataclass
@@ -90,6 +92,8 @@ def _decide(plan: SeriesPlan, project: Project) -> None:
     elif (burned or secondary) and project.has_feature("remove_secondary_captures"):
         plan.skip = "secondary capture / burned-in annotation (project removes them)"
     elif burned and not project.has_feature("never_rewrite_pixels"):
-        plan.hold = ("held back: classified CHECKBURNEDINFO (burned-in annotation possible) and "
-                     "pixel cleaning is not available; set the project feature never_rewrite_pixels "
-                     "or remove_secondary_captures to decide")
+        plan.hold = (
+            "held back: classified CHECKBURNEDINFO (burned-in annotation possible) and "
+            "pixel cleaning is not available; set the project feature never_rewrite_pixels "
+            "or remove_secondary_captures to decide"
+        )

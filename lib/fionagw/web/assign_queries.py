@@ -122,8 +122,18 @@ class StudyRow:
 
     def haystack(self) -> str:
         date = self.study_date
-        return " ".join([self.accession, date, date.replace("-", ""), self.arrived, self.calling,
-                         self.called, self.description, *self.modalities]).lower()
+        return " ".join(
+            [
+                self.accession,
+                date,
+                date.replace("-", ""),
+                self.arrived,
+                self.calling,
+                self.called,
+                self.description,
+                *self.modalities,
+            ]
+        ).lower()
 
 
 def _date(value: str) -> str:
@@ -160,24 +170,41 @@ def failure_reason(message: str) -> str:
 
 
 def assignment(t: Transfer) -> Assignment:
-    if t.transfers_complete == COMPLETE_ERROR or t.transfer_error & {ERROR_ANONYMIZATION, ERROR_SEND}:
+    if t.transfers_complete == COMPLETE_ERROR or t.transfer_error & {
+        ERROR_ANONYMIZATION,
+        ERROR_SEND,
+    }:
         state = "failed"
     elif t.transfers_complete == COMPLETE_OK or t.transfer_date:
         state = "sent"
     else:
         state = "requested"
-    return Assignment(t.transfer_project_name, t.transfer_name, t.transfer_event_name,
-                      t.transfer_requested_date, state, t.transfer_date,
-                      failure_reason(t.transfer_error_message) if state == "failed" else "")
+    return Assignment(
+        t.transfer_project_name,
+        t.transfer_name,
+        t.transfer_event_name,
+        t.transfer_requested_date,
+        state,
+        t.transfer_date,
+        failure_reason(t.transfer_error_message) if state == "failed" else "",
+    )
 
 
-def study_row(secret: bytes, entry: IncomingEntry, tracked: IncomingStudy | None,
-              uploaded_for: str = "") -> StudyRow:
+def study_row(
+    secret: bytes, entry: IncomingEntry, tracked: IncomingStudy | None, uploaded_for: str = ""
+) -> StudyRow:
     info = entry.info
-    series = [SeriesRow(int(s.get("number") or 0), str(s.get("description") or ""),
-                        str(s.get("modality") or ""), int(s.get("num_files") or 0),
-                        [str(c) for c in s.get("classify_type") or []])
-              for s in info.get("series") or [] if isinstance(s, dict)]
+    series = [
+        SeriesRow(
+            int(s.get("number") or 0),
+            str(s.get("description") or ""),
+            str(s.get("modality") or ""),
+            int(s.get("num_files") or 0),
+            [str(c) for c in s.get("classify_type") or []],
+        )
+        for s in info.get("series") or []
+        if isinstance(s, dict)
+    ]
     return StudyRow(
         key=study_key(secret, entry.study_uid),
         study_uid=entry.study_uid,
@@ -202,9 +229,16 @@ def visible(row: StudyRow, may_see: MaySee) -> bool:
     return not projects or any(may_see(p) for p in projects)
 
 
-def incoming_studies(cfg: SiteConfig, tracker: Tracker, secret: bytes, may_see: MaySee, *,
-                     query: str = "", now: float | None = None,
-                     uploads: dict[str, str] | None = None) -> list[StudyRow]:
+def incoming_studies(
+    cfg: SiteConfig,
+    tracker: Tracker,
+    secret: bytes,
+    may_see: MaySee,
+    *,
+    query: str = "",
+    now: float | None = None,
+    uploads: dict[str, str] | None = None,
+) -> list[StudyRow]:
     """The studies of the incoming list of the last ``arrival.incoming_days`` days that the
     user may see and that match every word of ``query``, newest first.
 
@@ -229,11 +263,22 @@ def incoming_studies(cfg: SiteConfig, tracker: Tracker, secret: bytes, may_see: 
     return rows
 
 
-def find_study(cfg: SiteConfig, tracker: Tracker, secret: bytes, key: str, may_see: MaySee, *,
-               uploads: dict[str, str] | None = None) -> StudyRow | None:
+def find_study(
+    cfg: SiteConfig,
+    tracker: Tracker,
+    secret: bytes,
+    key: str,
+    may_see: MaySee,
+    *,
+    uploads: dict[str, str] | None = None,
+) -> StudyRow | None:
     """The study behind ``key`` if it is on the list and the user may see it."""
     for e in read_entries(cfg):
-        if e.raw is None and e.study_uid and hmac.compare_digest(study_key(secret, e.study_uid), key):
+        if (
+            e.raw is None
+            and e.study_uid
+            and hmac.compare_digest(study_key(secret, e.study_uid), key)
+        ):
             tracked = tracker.get_studies([e.study_uid]).get(e.study_uid)
             row = study_row(secret, e, tracked, (uploads or {}).get(e.study_uid, ""))
             if tracked is None:  # not recorded yet: its requests may still exist
@@ -264,7 +309,7 @@ def paginate(rows: list[StudyRow], number: int = 1, per_page: int = PER_PAGE) ->
     pages = max(1, -(-len(rows) // per_page))
     number = max(1, min(number, pages))
     start = (number - 1) * per_page
-    return Page(rows[start:start + per_page], number, pages, len(rows), per_page)
+    return Page(rows[start : start + per_page], number, pages, len(rows), per_page)
 
 
 # --- choices and the assignment ---------------------------------------------------------------
@@ -272,8 +317,11 @@ def paginate(rows: list[StudyRow], number: int = 1, per_page: int = PER_PAGE) ->
 
 def assignable_projects(tracker: Tracker, user: Any) -> dict[str, Project]:
     """Active projects where the user has the assign role, by name."""
-    return {name: p for name, p in sorted(tracker.projects().items())
-            if p.active and user.has_role(name, "assign")}
+    return {
+        name: p
+        for name, p in sorted(tracker.projects().items())
+        if p.active and user.has_role(name, "assign")
+    }
 
 
 def participants(tracker: Tracker, project: str) -> list[str]:
@@ -305,9 +353,11 @@ def check_choice(choice: Choice, projects: dict[str, Project], existing: list[st
     choice.errors = {}
     project = projects.get(choice.project)
     if project is None:
-        choice.errors["project"] = ("Choose a project." if not choice.project else
-                                    f"Project {choice.project} is not one you may assign to "
-                                    f"(or it is not active).")
+        choice.errors["project"] = (
+            "Choose a project."
+            if not choice.project
+            else f"Project {choice.project} is not one you may assign to (or it is not active)."
+        )
         return choice
     new, picked = choice.new_participant.strip(), choice.participant.strip()
     if new and picked and new != picked:
@@ -315,8 +365,10 @@ def check_choice(choice: Choice, projects: dict[str, Project], existing: list[st
     elif not choice.name:
         choice.errors["participant"] = "Choose a participant or type a new participant ID."
     elif new and not project.valid_participant(new):
-        choice.errors["participant"] = (f"{new!r} is not a valid participant ID for {project.name}: "
-                                        f"it must match {project.participant_id}")
+        choice.errors["participant"] = (
+            f"{new!r} is not a valid participant ID for {project.name}: "
+            f"it must match {project.participant_id}"
+        )
     elif picked and not new and picked not in existing and not project.valid_participant(picked):
         choice.errors["participant"] = f"{picked!r} is not a participant of {project.name}."
     if project.events:
@@ -371,6 +423,12 @@ def import_coupling_upload(tracker: Tracker, data: bytes, tmpdir: Path) -> int:
         f.flush()
         count = import_coupling_list(tracker, Path(f.name))
     if not count:
-        raise CouplingListError("upload", [RowError(0, "no rows (expected lines AccessionNumber,"
-                                                       "ProjectName,subjectid,eventname)")])
+        raise CouplingListError(
+            "upload",
+            [
+                RowError(
+                    0, "no rows (expected lines AccessionNumber,ProjectName,subjectid,eventname)"
+                )
+            ],
+        )
     return count

@@ -54,21 +54,33 @@ class LogFilter:
         for key in ("since", "until"):
             value = (form.get(key) or "").strip().replace(" ", "T")
             if value and not _TIME.match(value):
-                raise FilterError(f"{key}: expected a date and time like 2025-01-31T12:00, got {value!r}")
+                raise FilterError(
+                    f"{key}: expected a date and time like 2025-01-31T12:00, got {value!r}"
+                )
             bounds.append(value)
         components = tuple(sorted({c for c in form.getlist("component") if c}))
         return cls(level, components, bounds[0], bounds[1], (form.get("text") or "").strip()[:200])
 
     def as_dict(self) -> dict[str, Any]:
-        return {"min_level": self.min_level, "components": list(self.components),
-                "since": self.since, "until": self.until, "text": self.text}
+        return {
+            "min_level": self.min_level,
+            "components": list(self.components),
+            "since": self.since,
+            "until": self.until,
+            "text": self.text,
+        }
 
     @classmethod
     def from_dict(cls, data: Any) -> LogFilter:
         if not isinstance(data, dict):
             return cls()
-        return cls(str(data.get("min_level") or ""), tuple(data.get("components") or ()),
-                   str(data.get("since") or ""), str(data.get("until") or ""), str(data.get("text") or ""))
+        return cls(
+            str(data.get("min_level") or ""),
+            tuple(data.get("components") or ()),
+            str(data.get("since") or ""),
+            str(data.get("until") or ""),
+            str(data.get("text") or ""),
+        )
 
     @property
     def active(self) -> bool:
@@ -79,7 +91,10 @@ class LogFilter:
         return not self.text or self.text.lower() in line.lower()
 
     def matches(self, entry: dict[str, Any]) -> bool:
-        if self.min_level and _RANK.get(str(entry.get("level", "")).upper(), len(LEVELS)) < _RANK[self.min_level]:
+        if (
+            self.min_level
+            and _RANK.get(str(entry.get("level", "")).upper(), len(LEVELS)) < _RANK[self.min_level]
+        ):
             return False
         t = str(entry.get("time", ""))
         if self.since and t and t < self.since:
@@ -107,7 +122,11 @@ def details(entry: dict[str, Any]) -> str:
     for key, value in entry.items():
         if key in BASE_FIELDS:
             continue
-        text = value if isinstance(value, str) and " " not in value and value else json.dumps(value, default=str)
+        text = (
+            value
+            if isinstance(value, str) and " " not in value and value
+            else json.dumps(value, default=str)
+        )
         parts.append(f"{key}={text}")
     return " ".join(parts)
 
@@ -176,7 +195,9 @@ def _time_before(lines: list[str], i: int) -> str:
     return ""
 
 
-def _read_entries(path: Path, component: str, flt: LogFilter, limit: int | None = None) -> list[dict[str, Any]]:
+def _read_entries(
+    path: Path, component: str, flt: LogFilter, limit: int | None = None
+) -> list[dict[str, Any]]:
     """Matching entries of one file in file order; with ``limit`` only the newest ``limit``,
     parsed from the end, so a page view of a large log stays fast."""
     try:
@@ -185,8 +206,9 @@ def _read_entries(path: Path, component: str, flt: LogFilter, limit: int | None 
     except FileNotFoundError:
         return []
     lines = text.split("\n")
-    candidates: Iterable[int] = (_candidate_lines(text, lines, flt.text.lower()) if flt.text
-                                 else range(len(lines)))
+    candidates: Iterable[int] = (
+        _candidate_lines(text, lines, flt.text.lower()) if flt.text else range(len(lines))
+    )
     out: list[dict[str, Any]] = []
     for i in reversed(candidates):  # type: ignore[call-overload]
         line = lines[i].rstrip("\r")
@@ -194,7 +216,9 @@ def _read_entries(path: Path, component: str, flt: LogFilter, limit: int | None 
             continue
         entry = parse_line(line, component)
         if not entry.get("time"):
-            entry["time"] = _time_before(lines, i)  # a traceback line: when the line above was written
+            entry["time"] = _time_before(
+                lines, i
+            )  # a traceback line: when the line above was written
         if flt.matches(entry):
             out.append(entry)
             if limit is not None and len(out) >= limit:
@@ -259,8 +283,16 @@ def to_csv(entries: Iterable[dict[str, Any]]) -> str:
     w = csv.writer(buf, lineterminator="\r\n")
     w.writerow([*BASE_FIELDS, "details"])
     for e in entries:
-        w.writerow([e.get("time", ""), e.get("level", ""), e.get("component", ""), e.get("pid", ""),
-                    e.get("message", ""), details(e)])
+        w.writerow(
+            [
+                e.get("time", ""),
+                e.get("level", ""),
+                e.get("component", ""),
+                e.get("pid", ""),
+                e.get("message", ""),
+                details(e),
+            ]
+        )
     return buf.getvalue()
 
 
@@ -296,7 +328,9 @@ class LogFollower:
             self.positions[component] = self._stat(component) or (0, 0)
 
     def _selected(self) -> list[str]:
-        return [c for c in components(self.cfg) if not self.flt.components or c in self.flt.components]
+        return [
+            c for c in components(self.cfg) if not self.flt.components or c in self.flt.components
+        ]
 
     def _stat(self, component: str) -> tuple[int, int] | None:
         try:
@@ -333,8 +367,9 @@ class LogFollower:
         return out
 
 
-def sse_events(follower: LogFollower, *, max_seconds: float, poll_s: float = 0.5,
-               keepalive_s: float = 15.0) -> Iterator[str]:
+def sse_events(
+    follower: LogFollower, *, max_seconds: float, poll_s: float = 0.5, keepalive_s: float = 15.0
+) -> Iterator[str]:
     """Server-Sent Events: one ``data:`` JSON entry per new line, comments as keep-alives.
     Ends after ``max_seconds`` (the browser reconnects, so the session is checked again)."""
     yield "retry: 2000\n: connected\n\n"

@@ -16,10 +16,13 @@ from typing import Any
 from fionagw.config import SiteConfig
 
 MASK = "••••••••"
-_SECRET_KEY = re.compile(r"token|secret|passw|pwd|credential|api_?key|private|(^|_)key$|salt|hmac",
-                         re.IGNORECASE)
+_SECRET_KEY = re.compile(
+    r"token|secret|passw|pwd|credential|api_?key|private|(^|_)key$|salt|hmac", re.IGNORECASE
+)
 _PATH_KEY = re.compile(r"(_file|_path|_dir|_bundle)$", re.IGNORECASE)
-_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^/\s:@]+:)(?P<pw>[^@/\s]+)(?=@)", re.IGNORECASE)
+_URL_PASSWORD = re.compile(
+    r"(?P<head>[a-z][a-z0-9+.-]*://[^/\s:@]+:)(?P<pw>[^@/\s]+)(?=@)", re.IGNORECASE
+)
 MIN_SECRET_LEN = 6
 
 

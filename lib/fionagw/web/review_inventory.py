@@ -199,8 +199,14 @@ def merge_file(inventory: dict[str, Any], tags: dict[str, dict[str, Any]]) -> No
     for path, info in tags.items():
         entry = all_tags.get(path)
         if entry is None:
-            entry = all_tags[path] = {"keyword": info["keyword"], "vr": info["vr"], "count": 0,
-                                      "files": 0, "values": {}, "other": 0}
+            entry = all_tags[path] = {
+                "keyword": info["keyword"],
+                "vr": info["vr"],
+                "count": 0,
+                "files": 0,
+                "values": {},
+                "other": 0,
+            }
         entry["files"] += 1
         values = entry["values"]
         for text, n in info["values"].items():
@@ -237,8 +243,10 @@ def record_files(inventory_file: Path, files: Iterable[Path]) -> None:
         try:
             parsed.append(file_tags(Path(path)))
         except Exception as exc:  # bad input must not fail the caller's transfer
-            log.warning("review inventory: file skipped, not readable as DICOM",
-                        extra={"file": str(path), "error": type(exc).__name__})
+            log.warning(
+                "review inventory: file skipped, not readable as DICOM",
+                extra={"file": str(path), "error": type(exc).__name__},
+            )
     if not parsed:
         return
     seen_file = inventory_file.with_suffix(".seen")
@@ -267,13 +275,17 @@ def record_files(inventory_file: Path, files: Iterable[Path]) -> None:
                     f.flush()
                     os.fsync(f.fileno())
     except filelock.Timeout:
-        raise ReviewInventoryError(f"{inventory_file}: locked by another process for "
-                                   f"{LOCK_TIMEOUT_S:g} s") from None
+        raise ReviewInventoryError(
+            f"{inventory_file}: locked by another process for {LOCK_TIMEOUT_S:g} s"
+        ) from None
     except OSError as exc:
-        raise ReviewInventoryError(f"{exc.filename or inventory_file}: cannot write the review "
-                                   f"inventory: {exc.strerror or exc}") from None
-    log.info("review inventory updated", extra={"inventory": str(inventory_file),
-                                                 "files": len(parsed)})
+        raise ReviewInventoryError(
+            f"{exc.filename or inventory_file}: cannot write the review "
+            f"inventory: {exc.strerror or exc}"
+        ) from None
+    log.info(
+        "review inventory updated", extra={"inventory": str(inventory_file), "files": len(parsed)}
+    )
 
 
 # --- the page -----------------------------------------------------------------------------
@@ -306,8 +318,15 @@ def inventory_rows(inventory: dict[str, Any], query: str = "") -> list[TagRow]:
     for path in sorted(inventory.get("tags", {})):
         e = inventory["tags"][path]
         values = sorted(e.get("values", {}).items(), key=lambda kv: (-kv[1], kv[0]))
-        row = TagRow(path, e.get("keyword", ""), e.get("vr", ""), int(e.get("count", 0)),
-                     int(e.get("files", 0)), values, int(e.get("other", 0)))
+        row = TagRow(
+            path,
+            e.get("keyword", ""),
+            e.get("vr", ""),
+            int(e.get("count", 0)),
+            int(e.get("files", 0)),
+            values,
+            int(e.get("other", 0)),
+        )
         if row.matches(words):
             rows.append(row)
     return rows
@@ -322,7 +341,9 @@ def rows_csv(rows: Iterable[TagRow]) -> str:
         for value, n in r.values:
             w.writerow([r.path, r.keyword, r.vr, _csv_safe(value), n, r.files])
         if r.other:
-            w.writerow([r.path, r.keyword, r.vr, f"<{MAX_DISTINCT}+ other values>", r.other, r.files])
+            w.writerow(
+                [r.path, r.keyword, r.vr, f"<{MAX_DISTINCT}+ other values>", r.other, r.files]
+            )
     return out.getvalue()
 
 
@@ -333,6 +354,8 @@ _NUMBERS = re.compile(rf"^{_NUMBER}(?:\\{_NUMBER})*$")
 def _csv_safe(value: str) -> str:
     """Values from DICOM must not run as formulas when the CSV is opened in a spreadsheet
     (signed numbers, e.g. -100.5\\20, stay as they are)."""
-    if value[:1] in ("=", "@", "\t", "\r") or (value[:1] in ("+", "-") and not _NUMBERS.match(value)):
+    if value[:1] in ("=", "@", "\t", "\r") or (
+        value[:1] in ("+", "-") and not _NUMBERS.match(value)
+    ):
         return "'" + value
     return value

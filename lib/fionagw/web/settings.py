@@ -49,7 +49,9 @@ def web_settings(cfg: SiteConfig) -> WebSettings:
         try:
             socket.getaddrinfo(host, None)
         except OSError:
-            raise ConfigError(file, "web.host", f"not an IP address or resolvable host name: {host!r}") from None
+            raise ConfigError(
+                file, "web.host", f"not an IP address or resolvable host name: {host!r}"
+            ) from None
     port = r.get("port", int, WebSettings.port, what="an integer port 1-65535")
     if not 1 <= port <= 65535:
         raise ConfigError(file, "web.port", f"port must be 1-65535, got {port}")
@@ -66,13 +68,35 @@ def web_settings(cfg: SiteConfig) -> WebSettings:
     if upload < 1:
         raise ConfigError(file, "web.max_upload_mb", f"expected at least 1, got {upload}")
     if r.data.get("ldap"):
-        raise ConfigError(file, "web.ldap", "LDAP login is not supported yet: use local accounts (fiona user add)")
-    unknown = sorted(set(r.data) - {"enabled", "host", "port", "tls_cert", "tls_key", "session_minutes",
-                                    "max_upload_mb", "ldap"})
+        raise ConfigError(
+            file, "web.ldap", "LDAP login is not supported yet: use local accounts (fiona user add)"
+        )
+    unknown = sorted(
+        set(r.data)
+        - {
+            "enabled",
+            "host",
+            "port",
+            "tls_cert",
+            "tls_key",
+            "session_minutes",
+            "max_upload_mb",
+            "ldap",
+        }
+    )
     if unknown:
-        raise ConfigError(file, f"web.{unknown[0]}", "unknown key (known: enabled, host, port, tls_cert, "
-                                                      "tls_key, session_minutes, max_upload_mb)")
+        raise ConfigError(
+            file,
+            f"web.{unknown[0]}",
+            "unknown key (known: enabled, host, port, tls_cert, "
+            "tls_key, session_minutes, max_upload_mb)",
+        )
     return WebSettings(
-        enabled=r.get("enabled", bool, True), host=host, port=port, tls_cert=cert, tls_key=key,
-        session_minutes=minutes, max_upload_mb=upload,
+        enabled=r.get("enabled", bool, True),
+        host=host,
+        port=port,
+        tls_cert=cert,
+        tls_key=key,
+        session_minutes=minutes,
+        max_upload_mb=upload,
     )

@@ -86,7 +86,9 @@ def _folder_hours(path: str) -> Counter:
     return counts
 
 
-def images_per_hour(cfg: SiteConfig, now: float | None = None, hours: int = 168) -> tuple[list[int], int]:
+def images_per_hour(
+    cfg: SiteConfig, now: float | None = None, hours: int = 168
+) -> tuple[list[int], int]:
     """Files received in each of the last ``hours`` hours (oldest first), and the first hour
     (epoch hour number) of the window."""
     now = time.time() if now is None else now
@@ -94,7 +96,9 @@ def images_per_hour(cfg: SiteConfig, now: float | None = None, hours: int = 168)
     first = last - hours + 1
     totals = [0] * hours
     try:
-        folders = [(e.path, e.stat().st_mtime_ns) for e in os.scandir(cfg.paths.archive) if e.is_dir()]
+        folders = [
+            (e.path, e.stat().st_mtime_ns) for e in os.scandir(cfg.paths.archive) if e.is_dir()
+        ]
     except FileNotFoundError:
         folders = []
     seen = set()
@@ -121,11 +125,14 @@ def _day(text: str) -> str:
     return text.strip()[:10]
 
 
-def transfers_per_day(transfers: Iterable[Transfer], now: float | None = None,
-                      days: int = 7) -> tuple[list[str], list[int], list[int]]:
+def transfers_per_day(
+    transfers: Iterable[Transfer], now: float | None = None, days: int = 7
+) -> tuple[list[str], list[int], list[int]]:
     """(dates oldest first, transfers sent per day, transfers failed per day) by transfer_date."""
     now = time.time() if now is None else now
-    dates = [time.strftime("%Y-%m-%d", time.localtime(now - (days - 1 - i) * DAY)) for i in range(days)]
+    dates = [
+        time.strftime("%Y-%m-%d", time.localtime(now - (days - 1 - i) * DAY)) for i in range(days)
+    ]
     index = {d: i for i, d in enumerate(dates)}
     sent, failed = [0] * days, [0] * days
     for t in transfers:

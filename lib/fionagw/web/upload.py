@@ -66,10 +66,34 @@ _MEDIA_DIRECTORY = "1.2.840.10008.1.3.10"  # DICOMDIR
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)+$")
 
 # Names and leading bytes of archives: an archive inside the upload is refused, not unpacked.
-_ARCHIVE_SUFFIXES = (".zip", ".tar", ".tgz", ".tar.gz", ".gz", ".bz2", ".tbz2", ".xz", ".txz",
-                     ".7z", ".rar", ".zst", ".lz", ".lzma", ".cab", ".jar")
-_ARCHIVE_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00",
-                  b"7z\xbc\xaf\x27\x1c", b"Rar!\x1a\x07", b"\x28\xb5\x2f\xfd")
+_ARCHIVE_SUFFIXES = (
+    ".zip",
+    ".tar",
+    ".tgz",
+    ".tar.gz",
+    ".gz",
+    ".bz2",
+    ".tbz2",
+    ".xz",
+    ".txz",
+    ".7z",
+    ".rar",
+    ".zst",
+    ".lz",
+    ".lzma",
+    ".cab",
+    ".jar",
+)
+_ARCHIVE_MAGIC = (
+    b"PK\x03\x04",
+    b"PK\x05\x06",
+    b"\x1f\x8b",
+    b"BZh",
+    b"\xfd7zXZ\x00",
+    b"7z\xbc\xaf\x27\x1c",
+    b"Rar!\x1a\x07",
+    b"\x28\xb5\x2f\xfd",
+)
 
 
 class UploadError(Exception):
@@ -104,14 +128,20 @@ class Budget:
     def add_entry(self, name: str) -> None:
         self.entries += 1
         if self.entries > self.limits.max_entries:
-            raise UploadError(f"more than {self.limits.max_entries} files in one upload "
-                              f"(at {name}): split it into smaller uploads", "too many files")
+            raise UploadError(
+                f"more than {self.limits.max_entries} files in one upload "
+                f"(at {name}): split it into smaller uploads",
+                "too many files",
+            )
 
     def add_bytes(self, n: int, name: str) -> None:
         self.bytes += n
         if self.bytes > self.limits.max_bytes:
-            raise UploadError(f"upload is larger than the limit of {_mb(self.limits.max_bytes)} "
-                              f"when unpacked (at {name}): split it into smaller uploads", "too large")
+            raise UploadError(
+                f"upload is larger than the limit of {_mb(self.limits.max_bytes)} "
+                f"when unpacked (at {name}): split it into smaller uploads",
+                "too large",
+            )
 
 
 def _mb(n: int) -> str:
@@ -128,10 +158,15 @@ def safe_relative_path(name: str) -> PurePosixPath:
     if "\0" in text:
         raise UploadError(f"{name!r}: file name contains a NUL character", "bad file name")
     if text.startswith("/") or re.match(r"^[A-Za-z]:", text):
-        raise UploadError(f"{name}: absolute path in the upload (refused: names must be relative)", "absolute path")
+        raise UploadError(
+            f"{name}: absolute path in the upload (refused: names must be relative)",
+            "absolute path",
+        )
     parts = [p for p in text.split("/") if p not in ("", ".")]
     if any(p == ".." for p in parts):
-        raise UploadError(f"{name}: path traversal ('..') in the upload (refused)", "path traversal")
+        raise UploadError(
+            f"{name}: path traversal ('..') in the upload (refused)", "path traversal"
+        )
     if not parts:
         raise UploadError(f"{name!r}: empty file name", "bad file name")
     if any(len(p.encode("utf-8", "surrogateescape")) > 255 for p in parts):
@@ -168,25 +203,39 @@ def check_zip(zf: zipfile.ZipFile, limits: UploadLimits) -> list[zipfile.ZipInfo
     """
     infos = zf.infolist()
     if len(infos) > limits.max_entries:
-        raise UploadError(f"ZIP has {len(infos)} entries, more than the limit of "
-                          f"{limits.max_entries}: split it into smaller uploads", "too many files")
+        raise UploadError(
+            f"ZIP has {len(infos)} entries, more than the limit of "
+            f"{limits.max_entries}: split it into smaller uploads",
+            "too many files",
+        )
     files: list[zipfile.ZipInfo] = []
     total = 0
     for info in infos:
         safe_relative_path(info.filename)
         if _is_symlink(info):
-            raise UploadError(f"{info.filename}: symbolic link in the ZIP (refused)", "symbolic link")
+            raise UploadError(
+                f"{info.filename}: symbolic link in the ZIP (refused)", "symbolic link"
+            )
         if info.flag_bits & 0x1:
-            raise UploadError(f"{info.filename}: encrypted ZIP entry (upload an unencrypted ZIP)", "encrypted entry")
+            raise UploadError(
+                f"{info.filename}: encrypted ZIP entry (upload an unencrypted ZIP)",
+                "encrypted entry",
+            )
         if info.is_dir():
             continue
         if is_archive_name(info.filename):
-            raise UploadError(f"{info.filename}: an archive inside the ZIP (nested archives are "
-                              f"refused: unpack it and upload its content)", "nested archive")
+            raise UploadError(
+                f"{info.filename}: an archive inside the ZIP (nested archives are "
+                f"refused: unpack it and upload its content)",
+                "nested archive",
+            )
         total += info.file_size
         if total > limits.max_bytes:
-            raise UploadError(f"ZIP is larger than the limit of {_mb(limits.max_bytes)} when "
-                              f"unpacked: split it into smaller uploads", "too large")
+            raise UploadError(
+                f"ZIP is larger than the limit of {_mb(limits.max_bytes)} when "
+                f"unpacked: split it into smaller uploads",
+                "too large",
+            )
         files.append(info)
     return files
 
@@ -213,7 +262,9 @@ def extract_zip(zip_file: Path | IO[bytes], dest: Path, limits: UploadLimits) ->
                 with zf.open(info) as src:
                     copy_limited(src, target, budget, info.filename)
             except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
-                raise UploadError(f"{info.filename}: cannot unpack ({type(exc).__name__}: {exc})", "broken ZIP") from None
+                raise UploadError(
+                    f"{info.filename}: cannot unpack ({type(exc).__name__}: {exc})", "broken ZIP"
+                ) from None
             written.append(target)
     return written
 
@@ -226,7 +277,9 @@ def copy_limited(src: IO[bytes], target: Path, budget: Budget, name: str) -> int
     try:
         out = open(target, "xb")
     except FileExistsError:
-        raise UploadError(f"{name}: the same file name appears twice in the upload", "duplicate name") from None
+        raise UploadError(
+            f"{name}: the same file name appears twice in the upload", "duplicate name"
+        ) from None
     with out:
         while True:
             chunk = src.read(CHUNK)
@@ -235,8 +288,11 @@ def copy_limited(src: IO[bytes], target: Path, budget: Budget, name: str) -> int
             if first:
                 first = False
                 if is_archive_bytes(chunk[:512], name):
-                    raise UploadError(f"{name}: an archive inside the upload (nested archives are "
-                                      f"refused: unpack it and upload its content)", "nested archive")
+                    raise UploadError(
+                        f"{name}: an archive inside the upload (nested archives are "
+                        f"refused: unpack it and upload its content)",
+                        "nested archive",
+                    )
             budget.add_bytes(len(chunk), name)
             out.write(chunk)
             size += len(chunk)
@@ -247,8 +303,10 @@ def save_file(dest: Path, name: str, stream: IO[bytes], budget: Budget) -> Path:
     """Stage one file of a folder upload (its browser-relative name) below ``dest``."""
     rel = safe_relative_path(name)
     if is_archive_name(name):
-        raise UploadError(f"{name}: an archive inside a folder upload (upload the ZIP on its own, "
-                          f"or unpack it)", "nested archive")
+        raise UploadError(
+            f"{name}: an archive inside a folder upload (upload the ZIP on its own, or unpack it)",
+            "nested archive",
+        )
     budget.add_entry(name)
     target = dest / rel
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -260,17 +318,25 @@ def save_file(dest: Path, name: str, stream: IO[bytes], budget: Budget) -> Path:
 
 FIELDS = ("study_description", "accession", "age", "sex")
 # field -> (DICOM keyword, VR, longest value)
-DICOM_FIELDS = {"study_description": ("StudyDescription", "LO", 64),
-                "accession": ("AccessionNumber", "SH", 16),
-                "age": ("PatientAge", "AS", 4),
-                "sex": ("PatientSex", "CS", 16)}
+DICOM_FIELDS = {
+    "study_description": ("StudyDescription", "LO", 64),
+    "accession": ("AccessionNumber", "SH", 16),
+    "age": ("PatientAge", "AS", 4),
+    "sex": ("PatientSex", "CS", 16),
+}
 # sidecar keys (compared case-insensitively, without "_" and " ") for each field
-SIDECAR_KEYS = {"study_description": ("studydescription", "studyname", "study"),
-                "accession": ("accessionnumber", "accession"),
-                "age": ("patientage", "age"),
-                "sex": ("patientsex", "sex")}
-LABELS = {"study_description": "Study name", "accession": "Accession number",
-          "age": "Age", "sex": "Sex"}
+SIDECAR_KEYS = {
+    "study_description": ("studydescription", "studyname", "study"),
+    "accession": ("accessionnumber", "accession"),
+    "age": ("patientage", "age"),
+    "sex": ("patientsex", "sex"),
+}
+LABELS = {
+    "study_description": "Study name",
+    "accession": "Accession number",
+    "age": "Age",
+    "sex": "Sex",
+}
 _AGE = re.compile(r"^\s*([0-9]{1,3})\s*([DWMY]|DAYS?|WEEKS?|MONTHS?|YEARS?)?\s*$", re.IGNORECASE)
 _SEX = {"M": "M", "MALE": "M", "F": "F", "FEMALE": "F", "O": "O", "OTHER": "O"}
 
@@ -284,8 +350,11 @@ def normalize_age(value: object, where: str = "age") -> str:
         return "090Y"
     m = _AGE.match(text)
     if not m:
-        raise UploadError(f"{where}: {text!r} is not an age (give years, e.g. 45, or a DICOM age "
-                          f"such as 045Y, 006M, 010W, 003D)", "bad metadata")
+        raise UploadError(
+            f"{where}: {text!r} is not an age (give years, e.g. 45, or a DICOM age "
+            f"such as 045Y, 006M, 010W, 003D)",
+            "bad metadata",
+        )
     unit = (m.group(2) or "Y")[0].upper()
     return f"{int(m.group(1)):03d}{unit}"
 
@@ -305,8 +374,10 @@ def _normalize(name: str, value: object, where: str) -> str:
     text = " ".join(str(value).split())
     limit = DICOM_FIELDS[name][2]
     if len(text) > limit:
-        raise UploadError(f"{where}: at most {limit} characters (DICOM {DICOM_FIELDS[name][0]}), "
-                          f"got {len(text)}", "bad metadata")
+        raise UploadError(
+            f"{where}: at most {limit} characters (DICOM {DICOM_FIELDS[name][0]}), got {len(text)}",
+            "bad metadata",
+        )
     if "\\" in text:
         raise UploadError(f"{where}: a backslash is not allowed", "bad metadata")
     return text
@@ -374,7 +445,9 @@ class Skipped:
 class UploadRecord:
     upload_id: str
     kind: str  # "dicom" or "nifti"
-    status: str  # "stored" (DICOM in the pipeline / NIfTI kept), "partial" (stopped by a write error)
+    status: (
+        str  # "stored" (DICOM in the pipeline / NIfTI kept), "partial" (stopped by a write error)
+    )
     created: float
     user: str = ""
     project: str = ""
@@ -462,8 +535,9 @@ def load_record(cfg: SiteConfig, upload_id: str) -> UploadRecord | None:
 def list_uploads(cfg: SiteConfig, limit: int = 100) -> list[UploadRecord]:
     """The newest uploads first (ids start with their time)."""
     try:
-        names = sorted((e.name for e in os.scandir(uploads_dir(cfg)) if _ID.match(e.name)),
-                       reverse=True)
+        names = sorted(
+            (e.name for e in os.scandir(uploads_dir(cfg)) if _ID.match(e.name)), reverse=True
+        )
     except FileNotFoundError:
         return []
     records = []
@@ -479,7 +553,9 @@ def upload_projects(cfg: SiteConfig, since: float) -> dict[str, str]:
     found: dict[str, str] = {}
     cutoff = time.strftime("%Y%m%dT%H%M%S", time.localtime(since))
     try:
-        names = sorted(e.name for e in os.scandir(uploads_dir(cfg)) if _ID.match(e.name) and e.name >= cutoff)
+        names = sorted(
+            e.name for e in os.scandir(uploads_dir(cfg)) if _ID.match(e.name) and e.name >= cutoff
+        )
     except FileNotFoundError:
         return found
     for name in names:
@@ -507,7 +583,9 @@ class Sorted:
     dicom: list[tuple[str, Path, str]] = field(default_factory=list)  # (relative name, path, kind)
     sidecars: list[tuple[str, Path]] = field(default_factory=list)
     nifti: dict[str, NiftiSet] = field(default_factory=dict)
-    nifti_parts: list[tuple[str, Path]] = field(default_factory=list)  # .bvec/.bval waiting for a set
+    nifti_parts: list[tuple[str, Path]] = field(
+        default_factory=list
+    )  # .bvec/.bval waiting for a set
     skipped: list[Skipped] = field(default_factory=list)
 
 
@@ -520,7 +598,7 @@ def _nifti_base(name: str) -> tuple[str, str] | None:
 
 
 def dicom_kind(path: Path) -> str:
-    """"part10" (preamble + DICM), "dataset" (a bare DICOM data set), "dicomdir" or ""."""
+    """ "part10" (preamble + DICM), "dataset" (a bare DICOM data set), "dicomdir" or ""."""
     try:
         with open(path, "rb") as f:
             head = f.read(132)
@@ -529,7 +607,9 @@ def dicom_kind(path: Path) -> str:
     if len(head) == 132 and head[128:132] == b"DICM":
         try:
             ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPClassUID"])
-        except Exception:  # a broken header is still DICOM to the archive; processSingleFile decides
+        except (
+            Exception
+        ):  # a broken header is still DICOM to the archive; processSingleFile decides
             return "part10"
         if str(ds.file_meta.get("MediaStorageSOPClassUID", "")) == _MEDIA_DIRECTORY:
             return "dicomdir"
@@ -581,7 +661,9 @@ def nifti_volumes(path: Path) -> int:
         with opener(path, "rb") as f:
             head = f.read(544)
     except (OSError, EOFError) as exc:
-        raise UploadError(f"{path.name}: cannot read the NIfTI header ({exc})", "bad NIfTI set") from None
+        raise UploadError(
+            f"{path.name}: cannot read the NIfTI header ({exc})", "bad NIfTI set"
+        ) from None
     for endian in ("<", ">"):
         if len(head) >= 348 and struct.unpack_from(endian + "i", head, 0)[0] == 348:
             if head[344:348] not in (b"n+1\0", b"ni1\0"):
@@ -598,30 +680,47 @@ def nifti_volumes(path: Path) -> int:
 
 def _numbers(path: Path, name: str) -> list[list[float]]:
     try:
-        rows = [line.split() for line in path.read_text(encoding="ascii").splitlines() if line.strip()]
+        rows = [
+            line.split() for line in path.read_text(encoding="ascii").splitlines() if line.strip()
+        ]
         return [[float(v) for v in row] for row in rows]
     except (OSError, UnicodeDecodeError, ValueError):
-        raise UploadError(f"{name}: expected rows of numbers separated by spaces", "bad NIfTI set") from None
+        raise UploadError(
+            f"{name}: expected rows of numbers separated by spaces", "bad NIfTI set"
+        ) from None
 
 
 def validate_nifti_set(s: NiftiSet, root: Path) -> int:
     """Check a set (all four files, consistent counts); returns the number of volumes."""
     name = s.image.relative_to(root).as_posix()
-    missing = [ext for ext, p in ((".bvec", s.bvec), (".bval", s.bval), (".json", s.sidecar)) if p is None]
+    missing = [
+        ext for ext, p in ((".bvec", s.bvec), (".bval", s.bval), (".json", s.sidecar)) if p is None
+    ]
     if missing:
-        raise UploadError(f"{name}: the NIfTI set is incomplete: missing {', '.join(s.base + m for m in missing)} "
-                          f"(a set is .nii/.nii.gz + .bvec + .bval + .json with one base name)", "bad NIfTI set")
+        raise UploadError(
+            f"{name}: the NIfTI set is incomplete: missing {', '.join(s.base + m for m in missing)} "
+            f"(a set is .nii/.nii.gz + .bvec + .bval + .json with one base name)",
+            "bad NIfTI set",
+        )
     assert s.bvec is not None and s.bval is not None and s.sidecar is not None
     volumes = nifti_volumes(s.image)
     bvals = _numbers(s.bval, s.bval.name)
     if len(bvals) != 1:
-        raise UploadError(f"{s.bval.name}: expected one row of b-values, got {len(bvals)} rows", "bad NIfTI set")
+        raise UploadError(
+            f"{s.bval.name}: expected one row of b-values, got {len(bvals)} rows", "bad NIfTI set"
+        )
     bvecs = _numbers(s.bvec, s.bvec.name)
     if len(bvecs) != 3 or len({len(r) for r in bvecs}) != 1:
-        raise UploadError(f"{s.bvec.name}: expected 3 rows of equal length (x, y, z of each volume)", "bad NIfTI set")
+        raise UploadError(
+            f"{s.bvec.name}: expected 3 rows of equal length (x, y, z of each volume)",
+            "bad NIfTI set",
+        )
     if not len(bvals[0]) == len(bvecs[0]) == volumes:
-        raise UploadError(f"{name}: {volumes} volumes, but {len(bvals[0])} b-values and "
-                          f"{len(bvecs[0])} b-vectors: they must be equal", "bad NIfTI set")
+        raise UploadError(
+            f"{name}: {volumes} volumes, but {len(bvals[0])} b-values and "
+            f"{len(bvecs[0])} b-vectors: they must be equal",
+            "bad NIfTI set",
+        )
     read_sidecar(s.sidecar, s.sidecar.name)
     return volumes
 
@@ -648,8 +747,9 @@ def _attach_nifti_parts(found: Sorted) -> None:
 # --- ingest ---------------------------------------------------------------------------------
 
 
-def _staged_dicom_with_metadata(cfg: SiteConfig, path: Path, meta: dict[str, str],
-                                kind: str) -> Path:
+def _staged_dicom_with_metadata(
+    cfg: SiteConfig, path: Path, meta: dict[str, str], kind: str
+) -> Path:
     """``path`` itself, or a new temp file with ``meta`` applied / file meta added."""
     if not meta and kind == "part10":
         return path
@@ -660,9 +760,13 @@ def _staged_dicom_with_metadata(cfg: SiteConfig, path: Path, meta: dict[str, str
     if kind == "dataset" or "TransferSyntaxUID" not in getattr(ds, "file_meta", {}):
         implicit, little = ds.original_encoding
         meta_ds = FileMetaDataset()
-        meta_ds.TransferSyntaxUID = (pydicom.uid.ImplicitVRLittleEndian if implicit
-                                     else pydicom.uid.ExplicitVRLittleEndian if little
-                                     else pydicom.uid.ExplicitVRBigEndian)
+        meta_ds.TransferSyntaxUID = (
+            pydicom.uid.ImplicitVRLittleEndian
+            if implicit
+            else pydicom.uid.ExplicitVRLittleEndian
+            if little
+            else pydicom.uid.ExplicitVRBigEndian
+        )
         meta_ds.MediaStorageSOPClassUID = ds.SOPClassUID
         meta_ds.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
         ds.file_meta = meta_ds
@@ -676,8 +780,9 @@ def _staged_dicom_with_metadata(cfg: SiteConfig, path: Path, meta: dict[str, str
     return tmp
 
 
-def _store_dicom(cfg: SiteConfig, files: list[tuple[str, Path, str]], meta: dict[str, str],
-                 record: UploadRecord) -> None:
+def _store_dicom(
+    cfg: SiteConfig, files: list[tuple[str, Path, str]], meta: dict[str, str], record: UploadRecord
+) -> None:
     notifier = Notifier(cfg.paths)
     notifier.start()
     studies: dict[str, None] = {}
@@ -687,18 +792,28 @@ def _store_dicom(cfg: SiteConfig, files: list[tuple[str, Path, str]], meta: dict
             try:
                 tmp = _staged_dicom_with_metadata(cfg, path, meta, kind)
                 ids = store.read_identifiers(tmp)
-                stored = store.store_received(cfg.paths, tmp, ids.sop_class_uid, ids.sop_instance_uid)
+                stored = store.store_received(
+                    cfg.paths, tmp, ids.sop_class_uid, ids.sop_instance_uid
+                )
             except store.StoreError as exc:
                 if exc.status == store.OUT_OF_RESOURCES:
-                    raise UploadError(f"{name}: cannot store: {exc.reason} (the files before it are "
-                                      f"stored; upload again when there is room)", "store failed") from None
+                    raise UploadError(
+                        f"{name}: cannot store: {exc.reason} (the files before it are "
+                        f"stored; upload again when there is room)",
+                        "store failed",
+                    ) from None
                 record.skipped.append(Skipped(name, f"not stored: {exc.reason}"))
                 continue
             except OSError as exc:
-                raise UploadError(f"{name}: cannot store: {exc.strerror or exc} (the files before "
-                                  f"it are stored; upload again when this is fixed)", "store failed") from None
+                raise UploadError(
+                    f"{name}: cannot store: {exc.strerror or exc} (the files before "
+                    f"it are stored; upload again when this is fixed)",
+                    "store failed",
+                ) from None
             except Exception as exc:  # any parser failure: bad input, reported per file
-                record.skipped.append(Skipped(name, f"not stored: unreadable DICOM ({type(exc).__name__})"))
+                record.skipped.append(
+                    Skipped(name, f"not stored: unreadable DICOM ({type(exc).__name__})")
+                )
                 continue
             finally:
                 if tmp is not None and tmp != path:
@@ -706,8 +821,9 @@ def _store_dicom(cfg: SiteConfig, files: list[tuple[str, Path, str]], meta: dict
             record.stored += 1
             record.replaced += int(stored.replaced)
             studies[ids.study_uid] = None
-            notifier.arrived(CALLING_AE, cfg.aetitle, UPLOAD_IP, stored.study_uid,
-                             stored.study_dir, stored.name)
+            notifier.arrived(
+                CALLING_AE, cfg.aetitle, UPLOAD_IP, stored.study_uid, stored.study_dir, stored.name
+            )
     finally:
         notifier.close()
         record.studies = list(studies)
@@ -722,16 +838,27 @@ def _sidecar_for_dicom(sidecars: list[tuple[str, Path]]) -> tuple[dict[str, str]
         values = sidecar_metadata(read_sidecar(path, name), name)
         for key, value in values.items():
             if key in merged and merged[key] != value:
-                raise UploadError(f"{name}: {LABELS[key]} {value!r} differs from {merged[key]!r} "
-                                  f"in {origin[key]} (give the value in the form instead)", "conflicting sidecars")
+                raise UploadError(
+                    f"{name}: {LABELS[key]} {value!r} differs from {merged[key]!r} "
+                    f"in {origin[key]} (give the value in the form instead)",
+                    "conflicting sidecars",
+                )
             merged[key], origin[key] = value, name
         if values:
             used.append(name)
     return merged, used
 
 
-def ingest(cfg: SiteConfig, upload_id: str, root: Path, form: dict[str, str], *, user: str = "",
-           project: str = "", source: str = "") -> UploadRecord:
+def ingest(
+    cfg: SiteConfig,
+    upload_id: str,
+    root: Path,
+    form: dict[str, str],
+    *,
+    user: str = "",
+    project: str = "",
+    source: str = "",
+) -> UploadRecord:
     """File the staged upload below ``root`` (see the module docstring) and record it.
 
     UploadError when nothing can be taken (bad metadata, an incomplete NIfTI set, DICOM mixed
@@ -740,10 +867,21 @@ def ingest(cfg: SiteConfig, upload_id: str, root: Path, form: dict[str, str], *,
     form_meta = form_metadata(form)
     found = sort_files(root)
     _attach_nifti_parts(found)
-    record = UploadRecord(upload_id, "dicom", "stored", time.time(), user=user, project=project,
-                          source=source, skipped=list(found.skipped))
+    record = UploadRecord(
+        upload_id,
+        "dicom",
+        "stored",
+        time.time(),
+        user=user,
+        project=project,
+        source=source,
+        skipped=list(found.skipped),
+    )
     if found.nifti and found.dicom:
-        raise UploadError("the upload mixes DICOM files and NIfTI images: upload them separately", "DICOM mixed with NIfTI")
+        raise UploadError(
+            "the upload mixes DICOM files and NIfTI images: upload them separately",
+            "DICOM mixed with NIfTI",
+        )
     if found.nifti:
         _ingest_nifti(cfg, record, found, form_meta, root)
     elif found.dicom:
@@ -759,20 +897,35 @@ def ingest(cfg: SiteConfig, upload_id: str, root: Path, form: dict[str, str], *,
                 save_record(cfg, record)
             raise
         if not record.stored:
-            raise UploadError("no DICOM file could be stored: "
-                              + "; ".join(f"{s.name}: {s.reason}" for s in record.skipped[:5]), "nothing stored")
+            raise UploadError(
+                "no DICOM file could be stored: "
+                + "; ".join(f"{s.name}: {s.reason}" for s in record.skipped[:5]),
+                "nothing stored",
+            )
     else:
-        shown = "; ".join(f"{s.name}: {s.reason}" for s in record.skipped[:5]) or "the upload is empty"
+        shown = (
+            "; ".join(f"{s.name}: {s.reason}" for s in record.skipped[:5]) or "the upload is empty"
+        )
         raise UploadError(f"no DICOM files and no NIfTI set found ({shown})", "nothing usable")
     save_record(cfg, record)
-    log.info("upload stored", extra={"upload_id": upload_id, "kind": record.kind, "user": user,
-                                      "project": project, "files": record.stored or len(record.files),
-                                      "studies": record.studies, "skipped": len(record.skipped)})
+    log.info(
+        "upload stored",
+        extra={
+            "upload_id": upload_id,
+            "kind": record.kind,
+            "user": user,
+            "project": project,
+            "files": record.stored or len(record.files),
+            "studies": record.studies,
+            "skipped": len(record.skipped),
+        },
+    )
     return record
 
 
-def _ingest_nifti(cfg: SiteConfig, record: UploadRecord, found: Sorted, form_meta: dict[str, str],
-                  root: Path) -> None:
+def _ingest_nifti(
+    cfg: SiteConfig, record: UploadRecord, found: Sorted, form_meta: dict[str, str], root: Path
+) -> None:
     record.kind = "nifti"
     record.note = "NIfTI kept as uploaded; conversion to DICOM is not available yet"
     for s in found.nifti.values():
@@ -784,7 +937,9 @@ def _ingest_nifti(cfg: SiteConfig, record: UploadRecord, found: Sorted, form_met
         for key, value in sidecar_metadata(read_sidecar(s.sidecar, name), name).items():
             sidecar.setdefault(key, value)
     record.metadata = merge_metadata(form_meta, sidecar)
-    record.skipped += [Skipped(n, "JSON file without a matching .nii/.nii.gz") for n, _ in found.sidecars]
+    record.skipped += [
+        Skipped(n, "JSON file without a matching .nii/.nii.gz") for n, _ in found.sidecars
+    ]
     target = uploads_dir(cfg) / record.upload_id / "files"
     for s in found.nifti.values():
         for path in (s.image, s.bvec, s.bval, s.sidecar):

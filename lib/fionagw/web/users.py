@@ -130,7 +130,9 @@ class UserStore:
             try:
                 db.execute("INSERT INTO users VALUES (?, ?, ?)", (name, pw, time.time()))
             except sqlite3.IntegrityError:
-                raise UserError(f"user {name!r} exists (use passwd to change the password)") from None
+                raise UserError(
+                    f"user {name!r} exists (use passwd to change the password)"
+                ) from None
 
     def set_password(self, name: str, password: str) -> None:
         pw = generate_password_hash(check_password(password), method=PASSWORD_METHOD)
@@ -154,8 +156,13 @@ class UserStore:
         project = self._role_project(role, project)
         with self._db() as db:
             self._require(db, name)
-            return db.execute("DELETE FROM roles WHERE name = ? AND project = ? AND role = ?",
-                              (name, project, role)).rowcount > 0
+            return (
+                db.execute(
+                    "DELETE FROM roles WHERE name = ? AND project = ? AND role = ?",
+                    (name, project, role),
+                ).rowcount
+                > 0
+            )
 
     @staticmethod
     def _role_project(role: str, project: str) -> str:
@@ -202,7 +209,9 @@ class UserStore:
         token = secrets.token_urlsafe(32)
         now = time.time()
         with self._db() as db:
-            db.execute("INSERT INTO sessions VALUES (?, ?, ?, ?)", (_token_hash(token), name, now, now))
+            db.execute(
+                "INSERT INTO sessions VALUES (?, ?, ?, ?)", (_token_hash(token), name, now, now)
+            )
             db.execute("DELETE FROM sessions WHERE last_seen < ?", (now - 2 * 86400,))
         return token
 
@@ -211,7 +220,9 @@ class UserStore:
         now = time.time()
         h = _token_hash(token)
         with self._db() as db:
-            row = db.execute("SELECT name, last_seen FROM sessions WHERE token_hash = ?", (h,)).fetchone()
+            row = db.execute(
+                "SELECT name, last_seen FROM sessions WHERE token_hash = ?", (h,)
+            ).fetchone()
             if row is None:
                 return None
             if now - row[1] > idle_s:
@@ -232,8 +243,10 @@ class UserStore:
         now = time.time()
         keys = list(keys)
         with self._db() as db:
-            rows = db.execute(f"SELECT locked_until FROM failures WHERE key IN ({','.join('?' * len(keys))})",
-                              keys).fetchall()
+            rows = db.execute(
+                f"SELECT locked_until FROM failures WHERE key IN ({','.join('?' * len(keys))})",
+                keys,
+            ).fetchall()
         return max([0.0, *(until - now for (until,) in rows)])
 
     def record_failure(self, key: str, limit: int) -> None:
@@ -246,7 +259,9 @@ class UserStore:
             locked = now + LOCK_S if count >= limit else 0.0
             if locked:
                 count, first = 0, now  # a fresh window after the lock
-            db.execute("INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?)", (key, count, first, locked))
+            db.execute(
+                "INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?)", (key, count, first, locked)
+            )
             db.execute("COMMIT")
 
     def clear_failures(self, key: str) -> None:
