@@ -1,7 +1,7 @@
 """Arrival benchmark (not a test): detectStudyArrival on one 10,000-image study.
 
-Builds a site whose raw/ tree holds a synthetic 10,000-image MR study (fionagw.synth, ~128
-KiB per image, archived and filed by the real Organizer), ages the job files, runs
+Builds a site whose raw/ tree holds a synthetic 10,000-image MR study (tests/support/synth.py,
+~128 KiB per image, archived and filed by the real Organizer), ages the job files, runs
 bin/detectStudyArrival as cron would and prints the seconds, with quarantine on and off.
 With --compare it also times other ways of making the same quarantine tgz + md5 (python
 tarfile at level 1, tar -h | gzip -1, tar -h | pigz --fast when installed).
@@ -25,14 +25,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
+sys.path.insert(0, str(ROOT / "tests"))  # the synthetic studies of the test support package
 
-from fionagw import synth  # noqa: E402
 from fionagw.arrival.quarantine import series_members, write_tgz  # noqa: E402
 from fionagw.classify import Connection, RuleSet, read_header  # noqa: E402
 from fionagw.config import load_config  # noqa: E402
 from fionagw.organize.tree import Organizer  # noqa: E402
 from fionagw.receive.notify import touch_study_job  # noqa: E402
 from fionagw.tracking.factory import open_tracker  # noqa: E402
+from support import synth  # noqa: E402
 
 CALLING, CALLED, IP = "BENCH", "FIONA", "127.0.0.1"
 GOAL_S = 10.0

@@ -12,10 +12,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
+sys.path.insert(0, str(ROOT / "tests"))  # the synthetic studies of the test support package
 
 from pydicom.dataset import Dataset  # noqa: E402
 
-from fionagw import synth  # noqa: E402
+from support import synth  # noqa: E402
 
 VENDORS = ("SIEMENS", "GE", "PHILIPS", "SIEMENS")
 _SURNAMES = ("Nordmann", "Haugland", "Kristiansen", "Johannessen")

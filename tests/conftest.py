@@ -1,136 +1,50 @@
-"""Shared fixtures: a throw-away site (config + DATADIR) and the dcmtk peers."""
+"""Fixtures for the whole suite, and the layer markers: a test under tests/integration/ is marked
+``integration`` and one under tests/browser/ ``browser`` (``slow`` is set on the tests).
+
+Helpers live in the support package (``from support.site import write_config``); the fixture
+plugins below make the Orthanc, web and REDCap double fixtures available to every test.
+"""
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-# helper modules that test files import (their asserts should be rewritten too)
-pytest.register_assert_rewrite("web_fixtures", "orthanc_peer")
+pytest.register_assert_rewrite("support")  # helper asserts explain their failures too
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = ROOT / "bin"
-SHARED = ROOT.parent / "shared"
-sys.path.insert(0, str(ROOT / "lib"))
+# Transitional: tests written before the support package import these from conftest.
+from support.site import (  # noqa: E402, F401
+    BIN,
+    ROOT,
+    SHARED,
+    echoscu,
+    free_port,
+    pydicom_test_file,
+    run_bin,
+    storescu,
+    wait_for,
+    write_config,
+)
+
+pytest_plugins = ["support.orthanc_peer", "support.web", "support.redcap_double.fixtures"]
+
+TESTS = Path(__file__).resolve().parent
+LAYERS = ("integration", "browser")  # folders whose name is their tests' marker
 
 # dcmtk enables TCP_NODELAY only when asked; without it loopback runs ~70x slower.
 os.environ.setdefault("TCP_NODELAY", "1")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def write_config(directory: Path, **overrides: object) -> Path:
-    """A config.json for a site under ``directory`` (DATADIR = directory/data)."""
-    cfg = {
-        "DATADIR": str(directory / "data"),
-        "DICOMIP": "127.0.0.1",
-        "DICOMPORT": free_port(),
-        "DICOMAETITLE": "FIONA",
-        "PROCESSING_USER": "",
-        "CLASSIFY_RULES": str(ROOT / "config" / "classifyRules.json"),
-        "logging": {"level": "DEBUG"},
-    }
-    cfg.update(overrides)
-    path = directory / "config.json"
-    path.write_text(json.dumps(cfg, indent=2))
-    return path
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        path = Path(item.path).resolve()
+        if path.is_relative_to(TESTS) and path.relative_to(TESTS).parts[0] in LAYERS:
+            item.add_marker(path.relative_to(TESTS).parts[0])
 
 
 @pytest.fixture
 def site_config(tmp_path: Path) -> Path:
     """Path of a fresh config.json whose DATADIR is inside tmp_path."""
     return write_config(tmp_path)
-
-
-def run_bin(
-    program: str,
-    *args: str,
-    config: Path | None = None,
-    timeout: float = 60,
-    check: bool = False,
-    env: dict[str, str] | None = None,
-) -> subprocess.CompletedProcess:
-    """Run a bin/ program the way cron or a shell would."""
-    cmd = [str(BIN / program)]
-    if config is not None:
-        cmd += ["--config", str(config)]
-    cmd += list(args)
-    return subprocess.run(
-        cmd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=check,
-        env={**os.environ, **(env or {})},
-    )
-
-
-def storescu(
-    port: int,
-    *paths: Path | str,
-    aet: str = "STORESCU",
-    aec: str = "FIONA",
-    extra: tuple[str, ...] = (),
-    timeout: float = 600,
-) -> subprocess.CompletedProcess:
-    """dcmtk's storescu: send files/folders (recursively) to 127.0.0.1:port."""
-    exe = shutil.which("storescu")
-    assert exe, "dcmtk is not installed: run ./tests/run, which installs it"
-    cmd = [
-        exe,
-        "-aet",
-        aet,
-        "-aec",
-        aec,
-        "+sd",
-        "+r",
-        *extra,
-        "127.0.0.1",
-        str(port),
-        *map(str, paths),
-    ]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-
-
-def echoscu(port: int, aec: str = "FIONA", aet: str = "ECHOSCU") -> subprocess.CompletedProcess:
-    exe = shutil.which("echoscu")
-    assert exe, "dcmtk is not installed: run ./tests/run, which installs it"
-    return subprocess.run(
-        [exe, "-aet", aet, "-aec", aec, "127.0.0.1", str(port)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def pydicom_test_file(name: str) -> Path:
-    """A file bundled with pydicom's wheel (no download)."""
-    from pydicom.data import get_testdata_file
-
-    path = get_testdata_file(name)
-    assert path, f"pydicom test file {name} missing"
-    return Path(path)
-
-
-def wait_for(predicate, timeout: float = 60.0, what: str = "condition"):  # type: ignore[no-untyped-def]
-    """Poll ``predicate`` until it returns something true; fail the test after ``timeout``."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")

@@ -1,0 +1,168 @@
+"""Web security: every route needs a session, every POST a CSRF token, headers, clean errors, TLS."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from support.site import ROOT, free_port
+from support.web import (
+    ADMIN,
+    ADMIN_PASSWORD,
+    csrf_from,
+    serve_site,
+    stop_web,
+    web_config,
+)
+
+# -- the real server: `fiona web` (gunicorn), with TLS -------------------------------------------
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "web.crt", directory / "web.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    key_path.chmod(0o600)
+    return cert_path, key_path
+
+
+def test_tls_serving_with_a_configured_certificate(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    site = serve_site(web_config(tmp_path, web={"tls_cert": str(cert), "tls_key": str(key)}))
+    try:
+        assert site.url.startswith("https://127.0.0.1:")
+        s = requests.Session()
+        s.verify = str(cert)  # the certificate is checked, not ignored
+        s.trust_env = False  # (REQUESTS_CA_BUNDLE would override s.verify)
+        r = s.get(site.url + "login", timeout=10)
+        assert r.status_code == 200 and "Log in" in r.text
+        assert r.headers["Strict-Transport-Security"] == "max-age=31536000"
+        assert "Secure" in r.headers["Set-Cookie"] and "HttpOnly" in r.headers["Set-Cookie"]
+        r = s.post(
+            site.url + "login",
+            data={"username": ADMIN, "password": ADMIN_PASSWORD, "csrf_token": csrf_from(r.text)},
+            timeout=10,
+        )
+        assert r.status_code == 200 and r.url.startswith(site.url) and "/login" not in r.url, r.url
+        assert s.get(site.url + "status/", timeout=10).status_code == 200
+        # plain HTTP on the TLS port gets no page
+        with pytest.raises(requests.RequestException):
+            requests.get(
+                site.url.replace("https://", "http://") + "login", timeout=5
+            ).raise_for_status()
+    finally:
+        stop_web(site.proc)
+    assert site.proc.returncode == 0 and not site.cfg.paths.pidfile("web").exists()
+
+
+def _fiona_web(config: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "fionagw.cli.fiona_web", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PYTHONPATH": str(ROOT / "lib")},
+    )
+
+
+@pytest.mark.parametrize(
+    ("web", "message"),
+    [
+        ({"port": "eighty"}, 'web.port: expected an integer port 1-65535, got "eighty"'),
+        (
+            {"tls_cert": "/nonexistent/web.crt", "tls_key": "/nonexistent/web.key"},
+            "web.tls_cert: file not found: /nonexistent/web.crt",
+        ),
+        (
+            {"tls_cert": "/etc/hostname"},
+            "web.tls_cert: tls_cert and tls_key must be given together",
+        ),
+        ({"session_minutes": 0}, "web.session_minutes: expected 1-1440 minutes, got 0"),
+    ],
+)
+def test_bad_web_config_is_one_line(tmp_path: Path, web: dict, message: str) -> None:
+    config = web_config(tmp_path, web=web)
+    r = _fiona_web(config)
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"fiona web: config error: {config}: {message}", r.stderr
+
+
+def test_port_in_use_is_one_line(tmp_path: Path) -> None:
+    port = free_port()
+    config = web_config(tmp_path, web={"port": port})
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
+        s.listen()
+        r = _fiona_web(config)
+    assert r.returncode == 2
+    assert re.fullmatch(
+        rf"fiona web: config error: {re.escape(str(config))}: web\.port: 127\.0\.0\.1:{port} "
+        r"is not available: .+",
+        r.stderr.strip(),
+    ), r.stderr
+
+
+def test_disabled_web_does_not_serve(tmp_path: Path) -> None:
+    config = web_config(tmp_path, web={"enabled": False})
+    r = _fiona_web(config)
+    assert (
+        r.returncode == 0
+        and r.stderr.strip() == f"fiona web: web.enabled is false in {config}: not serving"
+    )

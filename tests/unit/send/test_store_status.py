@@ -1,0 +1,30 @@
+"""The dicom destination against Orthanc (the research PACS) and dcmtk's storescp.
+
+A synthetic study (multi-series MR, CT) plus compressed files (JPEG baseline, JPEG lossless,
+JPEG-LS, JPEG 2000, RLE) must arrive complete and unchanged; failures are reported per
+instance; a PACS that is down gives one error line and nothing is lost.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fionagw.send.dicom import store_status
+
+if TYPE_CHECKING:
+    pass
+
+
+def test_store_status_meanings():
+    assert store_status(0x0000) == ("success", "")
+    for code in (0xB000, 0xB006, 0xB007):
+        outcome, text = store_status(code)
+        assert outcome == "warning" and text.startswith(f"stored with warning 0x{code:04X} (")
+    assert store_status(0xA701, "disk\nfull") == (
+        "failure",
+        "refused with status 0xA701 (Refused: Out of Resources): disk full",
+    )
+    assert store_status(0xC123)[0] == "failure" and store_status(0x0001)[0] == "failure"
+    assert (
+        store_status(0x0122)[1] == "refused with status 0x0122 (Refused: SOP Class Not Supported)"
+    )
