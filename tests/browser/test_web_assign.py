@@ -25,6 +25,8 @@ from support.assign_seed import PROJECTS, seed
 from support.site import run_bin, storescu, wait_for
 from support.web import ARTIFACTS, WebSite, login, screenshot, serve_site, stop_web, web_config
 
+pytestmark = pytest.mark.slow
+
 PATIENT = {"patient_id": "PAT-WEB-0042", "patient_name": "Hansen^Ingrid"}
 
 

@@ -23,6 +23,8 @@ from support.site import run_bin, wait_for
 from support.uploads import nifti_set
 from support.web import WebSite, login, screenshot, serve_site, stop_web, web_config
 
+pytestmark = pytest.mark.slow
+
 MAX_MB = 5
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from support.web import (
     ADMIN,
     ADMIN_PASSWORD,
@@ -11,6 +13,8 @@ from support.web import (
     login,
     screenshot,
 )
+
+pytestmark = pytest.mark.slow
 
 
 def test_login_and_logout_in_the_browser(web_site: WebSite, page: Any) -> None:

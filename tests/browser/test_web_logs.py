@@ -14,6 +14,8 @@ from support.web import (
 )
 from support.web_logs import ComponentLogs, fill_logs
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def component_logs(web_site: WebSite) -> Iterator[ComponentLogs]:

@@ -9,10 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pydicom
+import pytest
 
 from fionagw.web.review_inventory import record_files
 from support import synth
 from support.web import WebSite, login, screenshot
+
+pytestmark = pytest.mark.slow
 
 
 def deidentified_like(tmp_path: Path, participant: str) -> list[Path]:

@@ -16,6 +16,8 @@ from fionagw.web.masking import MASK
 from support.site import free_port, wait_for
 from support.web import WebSite, screenshot, serve_site, stop_web, web_config
 
+pytestmark = pytest.mark.slow
+
 TOKEN = "0123456789abcdef0123456789ABCDEF"
 
 

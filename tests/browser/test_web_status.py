@@ -7,11 +7,15 @@ import re
 import time
 from typing import Any
 
+import pytest
+
 from fionagw.ops.jobstate import record_run
 from fionagw.tracking.factory import open_tracker
 from fionagw.tracking.records import COMPLETE_ERROR, COMPLETE_OK
 from support.site import pydicom_test_file, run_bin, storescu, wait_for
 from support.web import WebSite, screenshot
+
+pytestmark = pytest.mark.slow
 
 
 def _service_state(page: Any, name: str) -> str:

@@ -24,6 +24,7 @@ def site(tmp_path: Path):  # type: ignore[no-untyped-def]
     yield from transfer_site(tmp_path)
 
 
+@pytest.mark.slow
 def test_job_from_cron_environment(site, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     cfg, tracker, outbox, config = site
     study = ingest(cfg, mr_study(tmp_path, n=1))

@@ -19,6 +19,8 @@ from fionagw.ops.locks import cron_lock
 from support import synth
 from support.site import BIN, run_bin, storescu, wait_for, write_config
 
+pytestmark = pytest.mark.slow
+
 QUIET = 2
 
 

@@ -97,6 +97,7 @@ def test_fiona_project_end_to_end(site, tmp_path):
     assert dump.returncode == 0 and "LEG0001" in dump.stdout and "MRN31337" not in dump.stdout
 
 
+@pytest.mark.slow
 def test_keyed_project_is_deterministic_and_logs_no_key(site, tmp_path):
     files = synth.standard_mr_study(tmp_path / "in", "PHILIPS", n_per_series=1, **STUDY)
     runs = []

@@ -28,6 +28,8 @@ from fionagw.ops.jobstate import last_run
 from support.site import BIN, echoscu, free_port, run_bin, storescu, wait_for, write_config
 from support.synth import standard_mr_study
 
+pytestmark = pytest.mark.slow
+
 PROJECTS_YML = (
     "projects:\n  ALPHA:\n    participant_id: '^ALPHA[0-9]{3}$'\n    events: [baseline]\n"
 )

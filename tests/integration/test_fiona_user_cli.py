@@ -6,12 +6,16 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from fionagw.config import load_config
 from fionagw.web.users import UserStore, users_db
 from support.site import BIN
 from support.web import (
     web_config,
 )
+
+pytestmark = pytest.mark.slow
 
 
 def test_fiona_user_command(tmp_path: Path) -> None:

@@ -15,6 +15,8 @@ from fionagw.config import load_config
 from fionagw.ops.crontab import job_lines, render
 from support.site import run_bin, write_config
 
+pytestmark = pytest.mark.slow
+
 OTHER = "# someone else's job\n17 4 * * * /usr/bin/true other-job\n"
 
 

@@ -36,6 +36,7 @@ def config(tmp_path: Path):  # type: ignore[no-untyped-def]
     run_bin("storectl", "stop", config=path)
 
 
+@pytest.mark.slow
 def test_heartbeat_restarts_a_stopped_receiver(config: Path) -> None:
     cfg = load_config(config)
     r = run_bin("storectl", "start", config=config)
@@ -88,6 +89,7 @@ with cron_lock(cfg, "detectStudyArrival"):
 """
 
 
+@pytest.mark.slow
 def test_heartbeat_kills_a_job_over_its_limit(config: Path) -> None:
     cfg = load_config(config)
     cfg.paths.create()

@@ -59,6 +59,7 @@ def archive_totals(cfg) -> tuple[int, int]:  # type: ignore[no-untyped-def]
     return len(files), sum(p.stat().st_size for p in files)
 
 
+@pytest.mark.slow
 def test_counters_follow_real_traffic(tmp_path: Path) -> None:
     config = write_config(tmp_path, arrival={"quiet_seconds": 1})
     cfg = load_config(config)
@@ -115,6 +116,7 @@ def test_counters_follow_real_traffic(tmp_path: Path) -> None:
     assert metrics(config)["fionagw_images_received_total"] == received + 1
 
 
+@pytest.mark.slow
 def test_requests_failures_and_jobs(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     cfg = load_config(config)
@@ -216,6 +218,7 @@ def _token_file(tmp_path: Path, mode: int = 0o600) -> tuple[Path, str]:
     return path, token
 
 
+@pytest.mark.slow
 def test_heartbeat_post_verified_tls_and_token(tmp_path: Path, receiver) -> None:  # type: ignore[no-untyped-def]
     token_file, token = _token_file(tmp_path)
     hb = {"post_url": receiver.url, "post_token_file": str(token_file), "post_interval_seconds": 60}
@@ -261,6 +264,7 @@ def test_heartbeat_post_verified_tls_and_token(tmp_path: Path, receiver) -> None
     assert "system" not in body and "queues" not in body and "services" in body
 
 
+@pytest.mark.slow
 def test_heartbeat_post_interval_and_retry(tmp_path: Path, receiver) -> None:  # type: ignore[no-untyped-def]
     token_file, _token = _token_file(tmp_path)
     config = write_config(

@@ -8,9 +8,13 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from fionagw.config import load_config
 from fionagw.ops.jobstate import record_run
 from support.site import BIN, run_bin, write_config
+
+pytestmark = pytest.mark.slow
 
 
 def test_start_status_restart_stop(tmp_path: Path) -> None:

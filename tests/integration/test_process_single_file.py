@@ -24,6 +24,8 @@ from support.site import (
 )
 from support.synth import standard_mr_study
 
+pytestmark = pytest.mark.slow
+
 BUNDLED = ["MR_small.dcm", "CT_small.dcm", "test-SR.dcm"]  # transfer syntaxes: test_receive_scp
 
 

@@ -87,6 +87,7 @@ def test_temp_folder_unusable_answers_failure(scp: SiteConfig) -> None:
     assert "cannot write received data" in entry["message"]
 
 
+@pytest.mark.slow
 def test_disk_full_answers_out_of_resources(site_config: Path) -> None:
     """RLIMIT_FSIZE makes writes beyond 64 KiB fail with EFBIG, even for root."""
     cfg = load_config(site_config)
@@ -182,6 +183,7 @@ def test_full_fifo_does_not_stall_the_receiver(
 # --- shutdown ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_stop_during_a_transfer_leaves_only_complete_files(
     site_config: Path, tmp_path: Path, monkeypatch
 ) -> None:

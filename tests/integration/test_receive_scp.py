@@ -158,6 +158,7 @@ def _send_private_class(port: int) -> str:
     return f"scp_{ds.StudyInstanceUID}/UNKNOWN.{ds.SOPInstanceUID}"
 
 
+@pytest.mark.slow
 def test_names_and_bytes_equal_dcmtk_storescp(scp: SiteConfig, tmp_path: Path) -> None:
     """Stock storescp is the reference: its --sort-on-study-uid names, its bit-preserving
     (+B) bytes (dcmtk does not allow both in one storescp)."""
@@ -367,6 +368,7 @@ def test_calling_aet_allow_list(tmp_path: Path) -> None:
         assert entry["level"] == "WARNING"
 
 
+@pytest.mark.slow
 def test_ip_allow_list(tmp_path: Path) -> None:
     with running_scp(_config_with(tmp_path, allowed_ips=["10.0.0.0/8", "192.168.1.7"])) as cfg:
         r = echoscu(cfg.dicom_port)

@@ -242,6 +242,7 @@ def test_other_services_are_refused_with_a_status(scp: SiteConfig) -> None:
     peer.close()
 
 
+@pytest.mark.slow
 def test_silent_peer_is_aborted_after_the_network_timeout(tmp_path: Path) -> None:
     d = tmp_path / "site"
     d.mkdir()
@@ -258,6 +259,7 @@ def test_silent_peer_is_aborted_after_the_network_timeout(tmp_path: Path) -> Non
         assert any(e["message"].startswith("network timeout") for e in log_entries(cfg))
 
 
+@pytest.mark.slow
 def test_parallel_associations(scp: SiteConfig, tmp_path: Path) -> None:
     from pynetdicom import AE
 

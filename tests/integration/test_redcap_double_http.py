@@ -127,6 +127,7 @@ def test_pycap_longitudinal_and_files_over_http(redcap_server):
     assert autoid.generate_next_record_name() == "2"
 
 
+@pytest.mark.slow
 def test_faults_over_a_real_socket(redcap_server):
     double = redcap_server.double
     data = {"token": double.token("Incoming"), "content": "version"}

@@ -34,6 +34,8 @@ from fionagw.send.dicom import DicomDestination, read_instance, requested_contex
 from support import synth
 from support.site import free_port, pydicom_test_file, wait_for, write_config
 
+pytestmark = pytest.mark.slow
+
 if TYPE_CHECKING:
     from support.orthanc_peer import OrthancPeer
 

@@ -19,6 +19,8 @@ from fionagw.tracking.records import COMPLETE_ERROR, COMPLETE_OK
 from support.site import run_bin, storescu, wait_for, write_config
 from support.synth import ct_study, standard_mr_study
 
+pytestmark = pytest.mark.slow
+
 PATIENT = {
     "patient_id": "PID-0042",
     "patient_name": "Hansen^Ola^Magnus",

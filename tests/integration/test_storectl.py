@@ -35,6 +35,7 @@ def config(site_config: Path) -> Iterator[Path]:
     run_bin("storectl", "stop", config=site_config)  # never leave a daemon behind
 
 
+@pytest.mark.slow
 def test_start_status_second_start_stop(config: Path) -> None:
     cfg = load_config(config)
     r = run_bin("storectl", "start", config=config)
@@ -81,6 +82,7 @@ def test_stop_when_not_running_is_fine(config: Path) -> None:
     assert r.returncode == 0 and "not running" in r.stdout
 
 
+@pytest.mark.slow
 def test_enabled_file_zero_disables_start(config: Path) -> None:
     cfg = load_config(config)
     cfg.paths.config_dir.mkdir(parents=True)

@@ -19,6 +19,8 @@ from support.redcap_double.fixtures import add_research_project
 from support.site import raw_links, run_bin, storescu, wait_for, write_config
 from support.synth import standard_mr_study
 
+pytestmark = pytest.mark.slow
+
 PROJECTS_YML = (
     "projects:\n  ALPHA:\n    participant_id: '^ALPHA[0-9]{3}$'\n    events: [baseline]\n"
 )

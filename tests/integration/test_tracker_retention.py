@@ -61,6 +61,7 @@ def _study(tracker, uid: str, arrived_days: float, transfers: list[tuple[str, fl
         tracker.update_transfer(t)
 
 
+@pytest.mark.slow
 def test_old_fully_sent_studies_are_deleted_daily(tracked_config: Path) -> None:
     cfg = load_config(tracked_config)
     cfg.paths.create()
@@ -118,6 +119,7 @@ def test_old_fully_sent_studies_are_deleted_daily(tracked_config: Path) -> None:
     assert open_tracker(cfg).get_studies(["1.9.8"]) == {}
 
 
+@pytest.mark.slow
 def test_tracker_days_zero_keeps_everything(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     cfg = load_config(config)
@@ -131,6 +133,7 @@ def test_tracker_days_zero_keeps_everything(tmp_path: Path) -> None:
     assert "1.9.1" in open_tracker(cfg).get_studies(["1.9.1"])
 
 
+@pytest.mark.slow
 def test_unreachable_redcap_is_one_line_and_deletes_nothing(
     tmp_path: Path,
     redcap_server,  # type: ignore[no-untyped-def]

@@ -15,6 +15,8 @@ from fionagw.web import upload as up
 from support.site import run_bin, storescu, wait_for, write_config
 from support.uploads import LIMITS, study_zip
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def cfg(tmp_path: Path) -> SiteConfig:

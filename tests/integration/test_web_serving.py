@@ -83,6 +83,7 @@ def _self_signed(directory: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
+@pytest.mark.slow
 def test_tls_serving_with_a_configured_certificate(tmp_path: Path) -> None:
     cert, key = _self_signed(tmp_path)
     site = serve_site(web_config(tmp_path, web={"tls_cert": str(cert), "tls_key": str(key)}))

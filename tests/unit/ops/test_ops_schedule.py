@@ -126,6 +126,7 @@ def _processes_with(marker: str) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 def test_jobs_run_with_cron_environment_one_copy_per_line(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
     caplog.set_level(logging.INFO, logger="fionagw.scheduler")
     env_out = tmp_path / "env.json"

@@ -131,6 +131,7 @@ def _record(args: tuple[str, list[str]]) -> None:
     ri.record_files(Path(args[0]), [Path(p) for p in args[1]])
 
 
+@pytest.mark.slow
 def test_concurrent_transfers_lose_no_counts(tmp_path: Path, mr_files: list[Path]) -> None:
     inv_file = tmp_path / "DEMO.json"
     chunks = [[str(p) for p in mr_files[i::4]] for i in range(4)]

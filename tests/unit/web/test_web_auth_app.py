@@ -6,6 +6,8 @@ import sqlite3
 import time
 from typing import Any
 
+import pytest
+
 from fionagw.web.users import MAX_FAILURES_IP, MAX_FAILURES_USER, UserStore, users_db
 from support.web import (
     ADMIN,
@@ -13,6 +15,8 @@ from support.web import (
     client_login,
     csrf_from,
 )
+
+pytestmark = pytest.mark.slow
 
 
 def _post_login(app: Any, name: str, password: str, ip: str = "127.0.0.1") -> Any:
