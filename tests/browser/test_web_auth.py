@@ -1,4 +1,4 @@
-"""Web login and roles: the login form in Chromium, rate limiting, session expiry, roles, `fiona user`."""
+"""Web login in Chromium: the login form, logging out, and changing the password."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Logs page: filter by level, component, time and text; live stream (SSE); downloads."""
+"""Logs page in Chromium: filter by level, component, time and text; the live stream."""
 
 from __future__ import annotations
 

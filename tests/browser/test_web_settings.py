@@ -1,4 +1,5 @@
-"""Settings page: the effective configuration with secrets masked; a test button per destination."""
+"""Settings page in Chromium: the effective configuration with secrets masked; a test button per
+destination."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Status page: services up/down, cron freshness, queues, disk, and the week's SVG plots."""
+"""Status page in Chromium: services up/down, cron freshness, queues, disk, and the week's plots."""
 
 from __future__ import annotations
 

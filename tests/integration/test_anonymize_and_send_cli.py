@@ -1,5 +1,5 @@
-"""anonymizeAndSend on the folder destination: what is sent, what is held back, what the
-tracker and the request files say afterwards, retries, and the release check stopping a leak."""
+"""bin/anonymizeAndSend as cron runs it: a study sent from a bare environment, a second run
+silent, and a bad destination configuration reported in one line."""
 
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
-"""detectStudyArrival pieces: tgz writer, cron locks, incoming list, events, the run itself.
+"""bin/detectStudyArrival and bin/removeOldEntries on sites filed in-process: a lock held by
+another process, a broken series JSON, quarantine switched off for one site, old entries removed.
 
-Sites here are filed in-process with the real Organizer (no network); tests/test_arrival_e2e.py
-covers the same with dcmtk storescu and the daemons.
-"""
+tests/integration/test_arrival_e2e.py covers the same with dcmtk storescu and the daemons."""
 
 from __future__ import annotations
 

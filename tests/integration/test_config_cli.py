@@ -1,4 +1,5 @@
-"""Invalid configuration stops a program with one line naming the file, the key and the problem."""
+"""Invalid configuration stops a program (run as cron or a shell would) with one line naming the
+file, the key and the problem."""
 
 from __future__ import annotations
 

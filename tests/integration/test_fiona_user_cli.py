@@ -1,4 +1,4 @@
-"""Web login and roles: the login form in Chromium, rate limiting, session expiry, roles, `fiona user`."""
+"""`fiona user`: accounts and roles from the command line."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""`fiona cron install|show|remove` with Debian's crontab; every installed line runs under `env -i`."""
+"""`fiona cron install|show|remove` with Debian's crontab; every installed line runs under
+`env -i`."""
 
 from __future__ import annotations
 

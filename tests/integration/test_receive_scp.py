@@ -1,7 +1,6 @@
 """The C-STORE/C-ECHO SCP against real peers: dcmtk's storescu/echoscu/storescp, pynetdicom.
 
-Every test runs its own SCP (serve_scp in a thread) on a free port with its own DATADIR.
-"""
+Every test runs its own SCP (serve_scp in a thread) on a free port with its own DATADIR."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""RedcapClient against the REDCap double, and the secrets file."""
+"""RedcapClient against the REDCap double on a real socket."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The REDCap double speaks REDCap: PyCap (unmodified) against it, plus its REDCap behaviours."""
+"""The REDCap double over HTTP: PyCap (unmodified) against it, faults on a real socket, and the
+`python -m tests.support.redcap_double` server."""
 
 from __future__ import annotations
 

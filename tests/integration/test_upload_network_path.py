@@ -1,5 +1,4 @@
-"""Manual upload logic (fionagw.web.upload): ZIP safety, metadata precedence, NIfTI sets, and an
-uploaded study taking the same path through the gateway as a network arrival."""
+"""An uploaded study takes the same path through the gateway as a network arrival (storescu)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Logs page: filter by level, component, time and text; live stream (SSE); downloads."""
+"""Logs page: the live stream is server-sent events from the running `fiona web`."""
 
 from __future__ import annotations
 

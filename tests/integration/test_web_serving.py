@@ -1,4 +1,5 @@
-"""Web security: every route needs a session, every POST a CSRF token, headers, clean errors, TLS."""
+"""`fiona web` serving: TLS with a configured certificate, one-line errors for a bad web
+configuration or a port in use, and a disabled web that does not serve."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Invalid configuration stops a program with one line naming the file, the key and the problem."""
+"""load_config: nested keys named in errors, per-site overrides, an unknown site, and the
+shipped config/config.json valid."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
-"""detectStudyArrival pieces: tgz writer, cron locks, incoming list, events, the run itself.
+"""detectStudyArrival runs in-process: job names, finished series and studies, quiet periods,
+claims, late images and series, and jobs whose series folder is gone.
 
-Sites here are filed in-process with the real Organizer (no network); tests/test_arrival_e2e.py
-covers the same with dcmtk storescu and the daemons.
-"""
+Sites here are filed in-process with the real Organizer (no network); bin/detectStudyArrival
+is run in tests/integration/test_arrival_cli.py and end to end in test_arrival_e2e.py."""
 
 from __future__ import annotations
 

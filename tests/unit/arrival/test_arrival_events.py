@@ -1,8 +1,5 @@
-"""detectStudyArrival pieces: tgz writer, cron locks, incoming list, events, the run itself.
-
-Sites here are filed in-process with the real Organizer (no network); tests/test_arrival_e2e.py
-covers the same with dcmtk storescu and the daemons.
-"""
+"""Arrival events: one JSON file per event, unique names within a nanosecond, listed by type
+and time."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""detectStudyArrival pieces: tgz writer, cron locks, incoming list, events, the run itself.
-
-Sites here are filed in-process with the real Organizer (no network); tests/test_arrival_e2e.py
-covers the same with dcmtk storescu and the daemons.
-"""
+"""The quarantine tgz writer: CRC-32 combination, tar headers equal to tarfile's, the gzip
+stream read back by tar and gzip, dangling links skipped and partial files removed on error."""
 
 from __future__ import annotations
 

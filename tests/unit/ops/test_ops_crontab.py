@@ -1,4 +1,4 @@
-"""`fiona cron install|show|remove` with Debian's crontab; every installed line runs under `env -i`."""
+"""The crontab template rendered for a checkout: paths, config and site filled in."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`fiona start|stop|restart|status|logs`: the management CLI in daemon mode."""
+"""Job run records: each cron job's outcome, duration and summary, read back by last_run."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""detectStudyArrival pieces: tgz writer, cron locks, incoming list, events, the run itself.
-
-Sites here are filed in-process with the real Organizer (no network); tests/test_arrival_e2e.py
-covers the same with dcmtk storescu and the daemons.
-"""
+"""Cron job locks: one copy per job, a second copy exits 0, and the holder's sidecar
+(pid, start time) is read back and cleaned up once stale."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Metrics: the Prometheus text (printed and served) and the heartbeat POST to a real HTTPS server."""
+"""collect_status: the one source of the Status page, `fiona status` and the heartbeat POST."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""processSingleFile end to end: dcmtk storescu -> storectl -> FIFO -> raw/ tree, with faults."""
+"""The FIFO line format between the receiver and processSingleFile, parsed."""
 
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
-"""The SCP when things go wrong: unwritable archive, full disk, FIFO without reader or
-full, shutdown in the middle of an association. Tests run as root in CI, so write
-failures are made with means root cannot override (a file where a folder should be,
-RLIMIT_FSIZE)."""
+"""The receiver's FIFO writer: a larger pipe buffer, reopening after the reader restarts, and a
+regular file where the FIFO should be left alone."""
 
 from __future__ import annotations
 

@@ -1,7 +1,4 @@
-"""The C-STORE/C-ECHO SCP against real peers: dcmtk's storescu/echoscu/storescp, pynetdicom.
-
-Every test runs its own SCP (serve_scp in a thread) on a free port with its own DATADIR.
-"""
+"""The archive file name prefix per SOP Class equals the one dcmtk's storescp uses."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The receiver's own upper layer / DIMSE code: encoders against pydicom/pynetdicom, and the
-SCP's answers to peers that misbehave (spoken to with raw sockets)."""
+"""The receiver's own upper layer / DIMSE encoders and decoders against pydicom/pynetdicom."""
 
 from __future__ import annotations
 

@@ -1,9 +1,4 @@
-"""The dicom destination against Orthanc (the research PACS) and dcmtk's storescp.
-
-A synthetic study (multi-series MR, CT) plus compressed files (JPEG baseline, JPEG lossless,
-JPEG-LS, JPEG 2000, RLE) must arrive complete and unchanged; failures are reported per
-instance; a PACS that is down gives one error line and nothing is lost.
-"""
+"""C-STORE response status codes and what the dicom destination makes of them."""
 
 from __future__ import annotations
 

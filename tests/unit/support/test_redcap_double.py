@@ -1,4 +1,4 @@
-"""The REDCap double speaks REDCap: PyCap (unmodified) against it, plus its REDCap behaviours."""
+"""The REDCap double speaks REDCap: PyCap in-process against it, plus its REDCap behaviours."""
 
 from __future__ import annotations
 

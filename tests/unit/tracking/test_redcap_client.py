@@ -1,4 +1,4 @@
-"""RedcapClient against the REDCap double, and the secrets file."""
+"""RedcapClient against the REDCap double (in-process transport), and the secrets file."""
 
 from __future__ import annotations
 

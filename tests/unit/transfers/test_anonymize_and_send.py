@@ -1,5 +1,5 @@
-"""anonymizeAndSend on the folder destination: what is sent, what is held back, what the
-tracker and the request files say afterwards, retries, and the release check stopping a leak."""
+"""anonymizeAndSend in-process on the folder destination: what is sent, what is held back, what
+the tracker and the request files say afterwards, retries, and the release check stopping a leak."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Manual upload logic (fionagw.web.upload): ZIP safety, metadata precedence, NIfTI sets, and an
-uploaded study taking the same path through the gateway as a network arrival."""
+"""Manual upload logic (fionagw.web.upload): ZIP safety, metadata precedence, NIfTI sets, and
+interrupted or partly failed uploads."""
 
 from __future__ import annotations
 

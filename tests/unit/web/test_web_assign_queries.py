@@ -1,6 +1,5 @@
-"""Assign in Chromium against `fiona web`: a study sent by storescu is listed, assigned (with the
-inline participant-ID error on the way), requested in the tracker, queued by createTransferRequest
-and sent (or failed) by anonymizeAndSend; coupling lists; who sees what; 1,000 studies in < 1 s."""
+"""The Assign page's data: the study list (recent, visible, searchable, newest first), paging,
+assignment states with their failure reasons, and the choices' validation."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Web login and roles: the login form in Chromium, rate limiting, session expiry, roles, `fiona user`."""
+"""Web login and roles in-process: rate limiting, session cookie and expiry, roles."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Logs page: filter by level, component, time and text; live stream (SSE); downloads."""
+"""Logs page in-process: downloads, a follower that survives rotation, bad filters explained."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Web security: every route needs a session, every POST a CSRF token, headers, clean errors, TLS."""
+"""Web security in-process: every route needs a session, every POST a CSRF token, headers,
+clean errors, no identifiers in URLs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Settings page: the effective configuration with secrets masked; a test button per destination."""
+"""Settings page in-process: for admins only, and the masking rules for secrets."""
 
 from __future__ import annotations
 

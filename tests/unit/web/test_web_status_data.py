@@ -1,4 +1,5 @@
-"""Status page: services up/down, cron freshness, queues, disk, and the week's SVG plots."""
+"""Status page data: images per hour from archive times, transfers per day, cron intervals, and
+the SVG bar chart."""
 
 from __future__ import annotations
 
