@@ -6,13 +6,7 @@ from typing import Any
 
 import pytest
 
-from support.web import (
-    ADMIN,
-    ADMIN_PASSWORD,
-    WebSite,
-    login,
-    screenshot,
-)
+from support.web import ADMIN, ADMIN_PASSWORD, WebSite, login, screenshot
 
 pytestmark = pytest.mark.slow
 

@@ -8,10 +8,7 @@ from typing import Any
 
 import pytest
 
-from support.web import (
-    WebSite,
-    screenshot,
-)
+from support.web import WebSite, screenshot
 from support.web_logs import ComponentLogs, fill_logs
 
 pytestmark = pytest.mark.slow

@@ -10,13 +10,7 @@ import pydicom
 import pytest
 
 from support.site import BIN, run_bin, write_config
-from support.transfer_site import (
-    ingest,
-    mr_study,
-    request,
-    sent_files,
-    transfer_site,
-)
+from support.transfer_site import ingest, mr_study, request, sent_files, transfer_site
 
 
 @pytest.fixture

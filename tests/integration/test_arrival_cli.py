@@ -16,13 +16,7 @@ import pytest
 from fionagw.arrival import incoming
 from fionagw.config import SiteConfig, load_config
 from fionagw.ops.locks import lock_info
-from support.arrival_site import (
-    age_jobs,
-    arrival_mr_study,
-    arrival_site,
-    file_study,
-    jobs,
-)
+from support.arrival_site import age_jobs, arrival_mr_study, arrival_site, file_study, jobs
 from support.site import ROOT, run_bin, write_config
 
 

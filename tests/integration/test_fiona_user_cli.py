@@ -11,9 +11,7 @@ import pytest
 from fionagw.config import load_config
 from fionagw.web.users import UserStore, users_db
 from support.site import BIN
-from support.web import (
-    web_config,
-)
+from support.web import web_config
 
 pytestmark = pytest.mark.slow
 

@@ -18,14 +18,7 @@ from pynetdicom.pdu import A_ASSOCIATE_RJ
 from fionagw.config import SiteConfig
 from fionagw.receive import scp as scp_module
 from fionagw.receive import wire
-from support.raw_peer import (
-    MR,
-    VERIFICATION,
-    RawPeer,
-    dimse_command,
-    echo_command,
-    store_command,
-)
+from support.raw_peer import MR, VERIFICATION, RawPeer, dimse_command, echo_command, store_command
 from support.scp import archived, log_entries, running_scp, temp_leftovers
 from support.site import pydicom_test_file, write_config
 

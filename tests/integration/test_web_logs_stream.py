@@ -8,12 +8,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from support.web import (
-    ADMIN,
-    ADMIN_PASSWORD,
-    WebSite,
-    csrf_from,
-)
+from support.web import ADMIN, ADMIN_PASSWORD, WebSite, csrf_from
 from support.web_logs import ComponentLogs, fill_logs
 
 pytestmark = pytest.mark.slow

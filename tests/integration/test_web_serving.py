@@ -15,14 +15,7 @@ import pytest
 import requests
 
 from support.site import ROOT, free_port
-from support.web import (
-    ADMIN,
-    ADMIN_PASSWORD,
-    csrf_from,
-    serve_site,
-    stop_web,
-    web_config,
-)
+from support.web import ADMIN, ADMIN_PASSWORD, csrf_from, serve_site, stop_web, web_config
 
 # -- the real server: `fiona web` (gunicorn), with TLS -------------------------------------------
 

@@ -125,5 +125,6 @@ def wait_for(predicate: Callable[[], T], timeout: float = 60.0, what: str = "con
 
 
 def raw_links(datadir: Path) -> list[Path]:
+    """The image links of a DATADIR's raw/<Study>/<Series>/ tree."""
     raw = datadir / "site" / "raw"
     return [p for p in raw.glob("*/*/*") if p.is_symlink()]

@@ -10,9 +10,7 @@ import pytest
 
 from fionagw.arrival import incoming
 from fionagw.config import SiteConfig
-from support.arrival_site import (
-    arrival_site,
-)
+from support.arrival_site import arrival_site
 
 
 @pytest.fixture

@@ -17,9 +17,7 @@ import pytest
 from fionagw.arrival import quarantine
 from fionagw.arrival.quarantine import Member, crc32_combine, write_tgz
 from fionagw.config import SiteConfig
-from support.arrival_site import (
-    arrival_site,
-)
+from support.arrival_site import arrival_site
 
 
 @pytest.fixture

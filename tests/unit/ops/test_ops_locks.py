@@ -11,9 +11,7 @@ import pytest
 
 from fionagw.config import SiteConfig
 from fionagw.ops.locks import cron_lock, info_path, lock_info
-from support.arrival_site import (
-    arrival_site,
-)
+from support.arrival_site import arrival_site
 
 
 @pytest.fixture

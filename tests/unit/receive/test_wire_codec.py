@@ -10,12 +10,7 @@ from pydicom.uid import ImplicitVRLittleEndian, generate_uid
 from pynetdicom.dsutils import create_file_meta
 
 from fionagw.receive import wire
-from support.raw_peer import (
-    MR,
-    VERIFICATION,
-    dimse_command,
-    split_pdvs,
-)
+from support.raw_peer import MR, VERIFICATION, dimse_command, split_pdvs
 
 # --- encoders and decoders -------------------------------------------------------------------
 

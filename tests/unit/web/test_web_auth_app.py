@@ -9,12 +9,7 @@ from typing import Any
 import pytest
 
 from fionagw.web.users import MAX_FAILURES_IP, MAX_FAILURES_USER, UserStore, users_db
-from support.web import (
-    ADMIN,
-    ADMIN_PASSWORD,
-    client_login,
-    csrf_from,
-)
+from support.web import ADMIN, ADMIN_PASSWORD, client_login, csrf_from
 
 pytestmark = pytest.mark.slow
 

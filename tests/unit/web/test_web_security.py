@@ -6,12 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from support.web import (
-    ADMIN,
-    ADMIN_PASSWORD,
-    client_login,
-    csrf_from,
-)
+from support.web import ADMIN, ADMIN_PASSWORD, client_login, csrf_from
 
 PUBLIC = {"auth.login", "static"}
 
