@@ -6,6 +6,8 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
 from fionagw.config import load_config
 from fionagw.ops.jobstate import last_run
 from fionagw.ops.log import read_log
@@ -89,6 +91,7 @@ def with_capacity(tmp_path: Path, cfg, capacity: int) -> Path:  # type: ignore[n
     return write_config(tmp_path, DICOMPORT=cfg.dicom_port, retention={"capacity_bytes": capacity})
 
 
+@pytest.mark.slow
 def test_clear_old_files_deletes_oldest_first_and_spares_wanted_studies(tmp_path: Path) -> None:
     cfg = setup_site(tmp_path)
     used = tree_bytes(cfg.datadir)
@@ -122,6 +125,7 @@ def test_clear_old_files_deletes_oldest_first_and_spares_wanted_studies(tmp_path
     assert r.returncode == 0 and "0 studies deleted" in r.stdout
 
 
+@pytest.mark.slow
 def test_clear_old_files_never_deletes_young_or_wanted_studies(tmp_path: Path) -> None:
     cfg = setup_site(tmp_path)
     config = with_capacity(tmp_path, cfg, tree_bytes(cfg.datadir) // 2)  # over quota
