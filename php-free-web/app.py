@@ -149,7 +149,7 @@ def create_app(cfg: SiteConfig) -> Flask:
     app.config.update(
         FIONA_CFG=cfg,
         FIONA_WEB=settings,
-        SECRET_KEY=_secret_key(cfg.datadir / "web" / "secret_key"),
+        SECRET_KEY=_secret_key(cfg.paths.web_secret_key),
         SESSION_COOKIE_NAME="fiona_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",

@@ -113,8 +113,7 @@ def upload() -> Any:
     cfg = site_config()
     up.remove_stale(cfg)
     upload_id = up.new_upload_id()
-    staging = up.staging_dir(cfg, upload_id)
-    files_dir = staging / "files"
+    files_dir = cfg.paths.upload_staging_files(upload_id)
     try:
         files_dir.mkdir(parents=True)
         limits = _limits()

@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fionagw.paths import SitePaths
+from fionagw.paths import CONFIG_DIR, SitePaths
 
-CHECKOUT = Path(__file__).resolve().parents[2]
-DEFAULT_CONFIG = CHECKOUT / "config" / "config.json"
+DEFAULT_CONFIG = CONFIG_DIR / "config.json"
 
 
 class ConfigError(Exception):

@@ -43,7 +43,7 @@ from fionagw.arrival.events import record_event
 from fionagw.arrival.quarantine import QuarantineResult, quarantine_series
 from fionagw.config import SiteConfig
 from fionagw.ops.atomic import write_json_atomic
-from fionagw.paths import safe_uid
+from fionagw.paths import parse_job_name
 
 log = logging.getLogger("fionagw.arrival.detect")
 
@@ -74,21 +74,9 @@ class Job:
         return bool(self.series_uid)
 
 
-def _uid_ok(value: str) -> bool:
-    """Job names become paths: only what safe_uid leaves unchanged (no '..', no '/')."""
-    try:
-        return safe_uid(value) == value and value not in (".", "..")
-    except ValueError:
-        return False
-
-
 def parse_job(path: Path, mtime_ns: int) -> Job | None:
-    parts = path.name.split(" ")
-    if len(parts) == 5 and all(parts) and _uid_ok(parts[3]) and _uid_ok(parts[4]):
-        return Job(path, mtime_ns, *parts)
-    if len(parts) == 4 and parts[3].startswith("scp_") and _uid_ok(parts[3][4:]):
-        return Job(path, mtime_ns, parts[0], parts[1], parts[2], parts[3][4:])
-    return None
+    fields = parse_job_name(path.name)
+    return None if fields is None else Job(path, mtime_ns, *fields)
 
 
 @dataclass

@@ -86,9 +86,7 @@ def parse_line(line: str) -> IncomingEntry | None:
 
 def _lock(cfg: SiteConfig) -> filelock.FileLock:
     cfg.paths.pids.mkdir(parents=True, exist_ok=True)
-    return filelock.FileLock(
-        str(cfg.paths.pids / f"incoming{cfg.site}.lock"), timeout=LOCK_TIMEOUT_S
-    )
+    return filelock.FileLock(str(cfg.paths.lock("incoming")), timeout=LOCK_TIMEOUT_S)
 
 
 def read_entries(cfg: SiteConfig) -> list[IncomingEntry]:

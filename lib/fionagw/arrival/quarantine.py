@@ -428,7 +428,7 @@ def md5sum_line(hexdigest: str, name: str) -> str:
 
 
 def names(cfg: SiteConfig, study_uid: str, series_uid: str) -> tuple[Path, Path, Path]:
-    base = cfg.paths.quarantine / f"{study_uid}_{series_uid}"
+    base = cfg.paths.quarantine_base(study_uid, series_uid)
     return (
         base.with_name(base.name + ".tgz"),
         base.with_name(base.name + ".md5sum"),

@@ -45,7 +45,6 @@ from fionagw.config import ConfigError, SiteConfig
 from fionagw.deid.engine import DeidSettings
 from fionagw.deid.profile import OPTION_CODES
 from fionagw.deid.tagchange import parse_tag_change
-from fionagw.paths import safe_component
 from fionagw.tracking.projects import Project
 
 log = logging.getLogger("fionagw.deid")
@@ -202,7 +201,7 @@ def project_key(project: str, cfg: SiteConfig) -> bytes:
             if not isinstance(key, str) or not key.strip():
                 raise ConfigError(secrets, f"deid_keys.{project}", "expected a non-empty string")
             return bytes.fromhex(key) if _HEX_KEY.fullmatch(key) else key.encode("utf-8")
-    return _key_file(cfg.paths.keys / f"{safe_component(project)}.key", project)
+    return _key_file(cfg.paths.project_key(project), project)
 
 
 def _key_file(path: Path, project: str) -> bytes:

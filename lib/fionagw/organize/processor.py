@@ -37,7 +37,7 @@ class WriterLockHeld(RuntimeError):
 def writer_lock(cfg: SiteConfig) -> filelock.FileLock:
     """Held by whoever writes raw/ (the daemon, or a rebuild): one writer per site."""
     cfg.paths.pids.mkdir(parents=True, exist_ok=True)
-    return filelock.FileLock(str(cfg.paths.pids / f"processSingleFile{cfg.site}.writer.lock"))
+    return filelock.FileLock(str(cfg.paths.lock("processSingleFile.writer")))
 
 
 def ensure_fifo(path: Path) -> None:
@@ -113,17 +113,10 @@ class Processor:
         since = 0.0 if full else self._last_reconcile - 5.0
         started = time.time()
         found = 0
-        archive = self.cfg.paths.archive
-        try:
-            studies = list(os.scandir(archive))
-        except FileNotFoundError:
-            studies = []
-        for entry in studies:
-            if not entry.name.startswith("scp_") or not entry.is_dir(follow_symlinks=False):
-                continue
+        for study_uid, entry in self.cfg.paths.archive_studies():
             if not full and entry.stat().st_mtime < since:
                 continue
-            linked = linked_sops(self.cfg.paths.raw_study_dir(entry.name[4:]))
+            linked = linked_sops(self.cfg.paths.raw_study_dir(study_uid))
             for f in archive_files(Path(entry.path)):
                 sop = f.name.split(".", 1)[1] if "." in f.name else f.name
                 if sop not in linked:

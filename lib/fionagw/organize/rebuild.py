@@ -57,8 +57,8 @@ def rebuild(cfg: SiteConfig) -> tuple[int, int]:
             tree.mkdir()
         organizer = Organizer(cfg, RuleSet.load(cfg.classify_rules), touch_jobs=False)
         ok = bad = 0
-        for study in sorted(paths.archive.glob("scp_*")):
-            for f in sorted(archive_files(study)):
+        for _, study in sorted(paths.archive_studies(), key=lambda s: s[1].name):
+            for f in sorted(archive_files(Path(study.path))):
                 try:
                     outcome = organizer.process(f, UNKNOWN)
                 except Exception:

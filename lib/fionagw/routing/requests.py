@@ -29,7 +29,7 @@ def request_path(cfg: SiteConfig, t: Transfer) -> Path:
         safe_component(p)
         for p in (t.study_instance_uid, t.transfer_project_name, t.transfer_name, str(t.instance))
     )
-    return cfg.paths.transfer_requests / f"{name}.json"
+    return cfg.paths.transfer_request(name)
 
 
 def _parse_date(text: str) -> float | None:

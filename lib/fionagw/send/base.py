@@ -128,7 +128,7 @@ def _builtin_folder(cfg: SiteConfig) -> dict[str, Destination]:
     folder = _TYPES["folder"]
     r = _Reader(
         cfg.config_file,
-        {"type": "folder", "path": str(cfg.datadir / "outbox")},
+        {"type": "folder", "path": str(cfg.paths.outbox)},
         f"destinations.{DEFAULT_DESTINATION}.",
     )
     return {DEFAULT_DESTINATION: folder.from_config(DEFAULT_DESTINATION, r, cfg)}

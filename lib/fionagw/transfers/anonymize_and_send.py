@@ -132,7 +132,7 @@ class AnonymizeAndSend:
         self.destinations = load_destinations(cfg)
         self.sending = load_sending(cfg)
         self.processes = processes
-        self.work_root = cfg.paths.temp / "anonymizeAndSend"
+        self.work_root = cfg.paths.send_work
         self._projects: dict[str, Project] | None = None
 
     @property

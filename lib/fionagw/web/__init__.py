@@ -7,15 +7,15 @@ its web applications); :func:`load_app` puts that folder on ``sys.path`` and bui
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fionagw.config import SiteConfig
+from fionagw.paths import CHECKOUT
 
 if TYPE_CHECKING:
     from flask import Flask
 
-WEB_DIR = Path(__file__).resolve().parents[3] / "php-free-web"
+WEB_DIR = CHECKOUT / "php-free-web"
 
 
 def load_app(cfg: SiteConfig) -> Flask:

@@ -473,7 +473,7 @@ class UploadRecord:
 
 
 def uploads_dir(cfg: SiteConfig) -> Path:
-    return cfg.datadir / "uploads"
+    return cfg.paths.uploads
 
 
 def new_upload_id(now: float | None = None) -> str:
@@ -485,7 +485,7 @@ def staging_dir(cfg: SiteConfig, upload_id: str) -> Path:
     """Where a request's files wait (same filesystem as the archive, so commits are renames)."""
     if not _ID.match(upload_id):
         raise ValueError(f"not an upload id: {upload_id!r}")
-    return uploads_dir(cfg) / ".staging" / upload_id
+    return cfg.paths.upload_staging / upload_id
 
 
 def remove_staging(cfg: SiteConfig, upload_id: str) -> None:
@@ -495,7 +495,7 @@ def remove_staging(cfg: SiteConfig, upload_id: str) -> None:
 def remove_stale(cfg: SiteConfig, max_age_s: float = 86400.0) -> None:
     """Staging folders and header-rewrite temp files an interrupted upload left behind."""
     limit = time.time() - max_age_s
-    for parent, prefix in ((uploads_dir(cfg) / ".staging", ""), (cfg.paths.temp, ".upload-")):
+    for parent, prefix in ((cfg.paths.upload_staging, ""), (cfg.paths.temp, ".upload-")):
         try:
             entries = list(os.scandir(parent))
         except FileNotFoundError:
@@ -515,7 +515,7 @@ def remove_stale(cfg: SiteConfig, max_age_s: float = 86400.0) -> None:
 def record_path(cfg: SiteConfig, upload_id: str) -> Path:
     if not _ID.match(upload_id):
         raise ValueError(f"not an upload id: {upload_id!r}")
-    return uploads_dir(cfg) / upload_id / "metadata.json"
+    return cfg.paths.upload_record(upload_id)
 
 
 def save_record(cfg: SiteConfig, record: UploadRecord) -> None:
@@ -940,7 +940,7 @@ def _ingest_nifti(
     record.skipped += [
         Skipped(n, "JSON file without a matching .nii/.nii.gz") for n, _ in found.sidecars
     ]
-    target = uploads_dir(cfg) / record.upload_id / "files"
+    target = cfg.paths.upload_files(record.upload_id)
     for s in found.nifti.values():
         for path in (s.image, s.bvec, s.bval, s.sidecar):
             assert path is not None
