@@ -1,6 +1,6 @@
 """Header reading and the series JSON record (FIONA's raw/<Study>/<Series>.json).
 
-The record keeps FIONA's keys and types (reference/fiona-formats.md section 2, MMIV version):
+The record keeps FIONA's keys and types (MMIV's version; docs/architecture.md lists them):
 almost every value is the text of the first image's element; NumFiles is a string; Modality
 a one-element list; ClassifyType a list. Merge rule for each further image: the stored record
 wins; keys it lacks are filled from this image (FIONA left them missing); SliceLocation keeps

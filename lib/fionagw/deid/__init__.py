@@ -1,7 +1,7 @@
 """De-identification: PS3.15 Annex E profile (profile.py), engine (engine.py), FIONA mode and
 tag changes (fiona_rules.py, tagchange.py), release check (release.py), mapping.json
 (mapping.py), per-project settings (project_settings.py, imported on its own: it reads the
-site config). See DESIGN.md section 4."""
+site config). docs/architecture.md describes the whole path."""
 
 from fionagw.deid.engine import (
     DIFFUSION_PRIVATE,
