@@ -30,7 +30,6 @@ several connections filed it, and the md5sum is written last (never beside a hal
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -42,7 +41,7 @@ from fionagw.arrival import incoming
 from fionagw.arrival.events import record_event
 from fionagw.arrival.quarantine import QuarantineResult, quarantine_series
 from fionagw.config import SiteConfig
-from fionagw.ops.atomic import write_json_atomic
+from fionagw.organize.series_json import read_series, write_series
 from fionagw.paths import parse_job_name
 
 log = logging.getLogger("fionagw.arrival.detect")
@@ -210,9 +209,7 @@ def handle_series(cfg: SiteConfig, job: Job) -> SeriesDone:
         done.missing = True
         return done
     before = os.stat(json_path)
-    record = json.loads(json_path.read_text(encoding="utf-8"))
-    if not isinstance(record, dict):
-        raise ValueError(f"{json_path}: not a JSON object")
+    record = read_series(json_path)  # a bad record fails the job: it stays for the next run
     done.num_files = len(files)
     if record.get("NumFiles") != str(len(files)):
         now = os.stat(json_path)
@@ -227,7 +224,7 @@ def handle_series(cfg: SiteConfig, job: Job) -> SeriesDone:
                 },
             )
             record["NumFiles"] = str(len(files))
-            write_json_atomic(json_path, record, tmpdir=cfg.paths.temp)
+            write_series(json_path, record, tmpdir=cfg.paths.temp)
         # else processSingleFile has just written it (a new image): it touches the job too,
         # so the next run recounts; writing our older copy now would undo its merge.
     if cfg.arrival.quarantine:
