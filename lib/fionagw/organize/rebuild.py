@@ -29,7 +29,7 @@ from fionagw.organize.series_json import (
 from fionagw.organize.tree import Organizer
 from fionagw.paths import SitePaths
 
-log = logging.getLogger("fionagw.processSingleFile")
+LOGGER = logging.getLogger(__name__)
 
 
 def _connections(paths: SitePaths) -> dict[Path, dict]:
@@ -66,7 +66,7 @@ def rebuild(cfg: SiteConfig) -> tuple[int, int]:
                 try:
                     outcome = organizer.process(f, UNKNOWN)
                 except Exception:
-                    log.exception("rebuild: processing failed", extra={"file": str(f)})
+                    LOGGER.exception("rebuild: processing failed", extra={"file": str(f)})
                     outcome = None
                 if outcome and outcome.ok:
                     ok += 1
@@ -80,7 +80,7 @@ def rebuild(cfg: SiteConfig) -> tuple[int, int]:
                 record["IncomingConnection"] = conn
                 write_series(path, record, tmpdir=paths.temp)
         shutil.rmtree(old)
-        log.info("rebuild finished", extra={"filed": ok, "failed": bad})
+        LOGGER.info("rebuild finished", extra={"filed": ok, "failed": bad})
         return ok, bad
     finally:
         lock.release()

@@ -25,7 +25,7 @@ from fionagw.ops.atomic import touch
 from fionagw.organize.series_json import SeriesJSONError, SeriesRecord, read_series, write_series
 from fionagw.paths import clean_job_field, safe_component, safe_uid
 
-log = logging.getLogger("fionagw.organize")
+LOGGER = logging.getLogger(__name__)
 
 
 @dataclass
@@ -113,7 +113,7 @@ class Organizer:
         try:
             return read_series(path)
         except SeriesJSONError as exc:
-            log.warning(
+            LOGGER.warning(
                 "series JSON unreadable, rebuilding it",
                 extra={"file": str(path), "reason": exc.reason},
             )
@@ -165,7 +165,7 @@ class Organizer:
         try:
             ds = read_header(path)
         except FileNotFoundError:
-            log.warning("file vanished before it could be processed", extra={"file": str(path)})
+            LOGGER.warning("file vanished before it could be processed", extra={"file": str(path)})
             return Outcome(path, False, reason="file not found")
         except NotDicomError as exc:
             self.move_aside(path, str(exc))
@@ -266,13 +266,13 @@ class Organizer:
             else:
                 shutil.copy2(path, dest)  # never delete a file we do not own
         except OSError as exc:
-            log.error(
+            LOGGER.error(
                 "broken file could not be moved aside",
                 extra={"file": str(path), "reason": reason, "error": str(exc)},
             )
             return None
         dest.with_name(dest.name + ".reason").write_text(reason + "\n")
-        log.error(
+        LOGGER.error(
             "not a readable DICOM file: moved aside",
             extra={"file": str(path), "moved_to": str(dest), "reason": reason},
         )

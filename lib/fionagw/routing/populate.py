@@ -42,7 +42,7 @@ from fionagw.tracking.records import (
     now_text,
 )
 
-log = logging.getLogger("fionagw.populateIncoming")
+LOGGER = logging.getLogger(__name__)
 SETTLE_S = 60.0
 
 
@@ -162,7 +162,7 @@ class Populator:
         t = self.tracker.request_transfer(uid, project, name, event)
         if t is not None:
             report.requests.append((uid, project, name, event, why))
-            log.info(
+            LOGGER.info(
                 "transfer request created",
                 extra={
                     "study": uid,
@@ -221,7 +221,9 @@ class Populator:
                         project.participant_id, self.tracker.autoid_values(project.name)
                     )
                 except AutoIDError as exc:
-                    log.error("AutoID failed", extra={"project": project.name, "error": str(exc)})
+                    LOGGER.error(
+                        "AutoID failed", extra={"project": project.name, "error": str(exc)}
+                    )
                     continue
                 value = self.tracker.autoid_store(project.name, key, value)
             self._request(report, uid, project.name, value, "", "AutoID")

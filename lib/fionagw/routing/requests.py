@@ -22,7 +22,7 @@ from fionagw.paths import safe_component
 from fionagw.tracking.base import Tracker
 from fionagw.tracking.records import DATE_FORMAT, Transfer
 
-log = logging.getLogger("fionagw.transfers")
+LOGGER = logging.getLogger(__name__)
 
 
 def request_path(cfg: SiteConfig, t: Transfer) -> Path:
@@ -59,7 +59,7 @@ def write_request(cfg: SiteConfig, t: Transfer) -> bool:
         return False
     finally:
         tmp.unlink()
-    log.info(
+    LOGGER.info(
         "transfer request queued", extra={"file": path.name, "project": t.transfer_project_name}
     )
     return True
