@@ -26,6 +26,7 @@ from typing import Any
 
 from fionagw.arrival.incoming import IncomingEntry, read_entries
 from fionagw.config import SiteConfig
+from fionagw.organize.series_json import study_series
 from fionagw.routing.coupling import MAX_BYTES as COUPLING_MAX_BYTES
 from fionagw.routing.coupling import CouplingListError, RowError, import_coupling_list
 from fionagw.routing.populate import series_record, study_record
@@ -387,14 +388,7 @@ def ensure_recorded(cfg: SiteConfig, tracker: Tracker, study_uid: str) -> None:
     study record. Built from the series JSON exactly as populateIncoming builds it."""
     if study_uid in tracker.get_studies([study_uid]):
         return
-    records = []
-    for path in sorted(cfg.paths.raw_study_dir(study_uid).glob("*.json")):
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(record, dict):
-            records.append(record)
+    records = [record for _, record in study_series(cfg.paths, study_uid)]
     if records:
         tracker.save_study(study_record(study_uid, records), [series_record(r) for r in records])
 
