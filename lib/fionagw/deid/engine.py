@@ -53,7 +53,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydicom.dataelem import empty_value_for_VR
@@ -169,9 +169,6 @@ class DeidSettings:
         changes.setdefault("date_shift_days", 42)
         return cls(project=project, **changes)
 
-    def with_changes(self, **changes) -> DeidSettings:
-        return replace(self, **changes)
-
     @property
     def needs_rule_set(self) -> bool:
         """The FIONA table and tag changes are applied by a rule set (ruleset.py)."""
@@ -226,13 +223,18 @@ class DeidSettings:
 # --- UIDs and dates (pure functions) ------------------------------------------------------------
 
 
+def nibble_digits(hex_digest: str) -> str:
+    """A hex digest with each nibble written as one of ``0123456789012345`` (upstream toDec)."""
+    return hex_digest.translate(_NIBBLE_DIGITS)
+
+
 def fiona_uid(uid: str, project: str) -> str:
     """DICOMAnonymizer's hashuid+PROJECTNAME."""
     raw = uid.encode("ascii")
     if len(raw) % 2:
         raw += b"\0"  # the element's pad byte is part of the hashed value upstream
     digest = hashlib.sha256(raw + project.encode("utf-8")).hexdigest()
-    return (FIONA_UID_ROOT + digest.translate(_NIBBLE_DIGITS))[:63]
+    return (FIONA_UID_ROOT + nibble_digits(digest))[:63]
 
 
 def keyed_uid(uid: str, key: bytes, root: str | None = None) -> str:

@@ -73,7 +73,7 @@ from pydicom.sequence import Sequence
 from pydicom.valuerep import MAX_VALUE_LEN
 
 from fionagw.deid.elements import ascii_values, element_value, elements_of, put, values
-from fionagw.deid.engine import Deidentifier, DeidSettings, shift_dt
+from fionagw.deid.engine import Deidentifier, DeidSettings, nibble_digits, shift_dt
 from fionagw.deid.release import STANDARD_UID_ROOT, vr_of
 from fionagw.deid.ruleset import ObjectContext, RuleSet
 from fionagw.deid.table_fiona import BODY_PARTS, RULES, SOURCE
@@ -87,7 +87,6 @@ SIEMENS_PT_DATE = (0x0071, "SIEMENS MED PT", 0x22)
 ALLOWED_BODY_PARTS = frozenset(keyword for *_, keyword in BODY_PARTS)
 FIONA_TAGS = frozenset(tag for tag, *_ in RULES)
 MAX_LEN = {**MAX_VALUE_LEN, "AS": 4, "DA": 8, "DT": 26, "TM": 16, "PN": 64}
-_DIGITS = str.maketrans("abcdef", "012345")
 _ASCII_VRS = frozenset({"UI", "DA", "DT", "TM", "AS", "CS", "DS", "IS", "AE"})
 _DATE = re.compile(r"^\s*(\d{4})(\d{2})(\d{2})")
 # actions whose result depends on the original value (the others skip converting it)
@@ -109,7 +108,7 @@ _READS_VALUE = frozenset(
 
 def decimal_digest(data: bytes) -> str:
     """SHA-256 as 64 digits: each hex nibble written with ``0123456789012345`` (upstream toDec)."""
-    return hashlib.sha256(data).hexdigest().translate(_DIGITS)
+    return nibble_digits(hashlib.sha256(data).hexdigest())
 
 
 def padded(text: str, vr: str) -> bytes:
@@ -126,7 +125,7 @@ def hash_value(text: str, vr: str) -> str:
 def keyed_hash(key: bytes, text: str, vr: str) -> str:
     """``hash`` for keyed projects: HMAC-SHA256 with the project key, digits as upstream."""
     digest = hmac.new(key, b"hash\0" + padded(text, vr), hashlib.sha256).hexdigest()
-    return digest.translate(_DIGITS)[: MAX_LEN.get(vr, 64)]
+    return nibble_digits(digest)[: MAX_LEN.get(vr, 64)]
 
 
 def study_id(study_uid: str, project: str) -> str:

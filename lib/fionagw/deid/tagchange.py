@@ -83,9 +83,6 @@ class TagChange:
     value: str
     regex: bool = False
 
-    def __str__(self) -> str:
-        return f"{self.tag >> 16:04x},{self.tag & 0xFFFF:04x}={self.value}"
-
 
 def value_rule(tag: int, value: str, *, create: bool) -> Rule:
     """The rule a tag-change VALUE stands for (the vocabulary of the module docstring)."""
