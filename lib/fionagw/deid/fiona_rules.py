@@ -201,13 +201,10 @@ class FionaRules(RuleSet):
         s = self.settings = engine.settings
         self.fiona = s.table == "fiona"
         rules: dict[int, Rule] = {}
-        self.private: dict[tuple[int, int], Rule] = {}
         if self.fiona:
             for tag, name, action, create in RULES:
                 rule = table_rule(tag, name, action, create)
-                if rule.action == "private":
-                    self.private[(tag >> 16, tag & 0xFFFF)] = rule
-                else:
+                if rule.action != "private":  # private elements follow the allow-list
                     rules[tag] = rule
         changes = parse_changes(s)
         for change in changes:
