@@ -35,7 +35,7 @@ from pydicom import dcmread
 
 from fionagw.config import ConfigError, SiteConfig
 from fionagw.deid.batch import deidentify_files
-from fionagw.deid.engine import Deidentifier
+from fionagw.deid.factory import deidentifier_for
 from fionagw.deid.mapping import study_mapping, write_mapping
 from fionagw.deid.project_settings import settings_for_project
 from fionagw.deid.release import Identifiers, collect_identifiers
@@ -237,7 +237,7 @@ class AnonymizeAndSend:
             raise Retry(f"de-identification settings: {exc}") from None
         destination = self._destination(project)
 
-        deid = Deidentifier(settings)
+        deid = deidentifier_for(settings)
         work = self.work_root / request.path.stem
         shutil.rmtree(work, ignore_errors=True)
         jobs = []
