@@ -416,14 +416,16 @@ def _raw_sequence_segments(
     kept = len(datas)
     try:
         data = value if isinstance(value, bytes) else bytes(value)
-        _walked(data, 0, len(data), elem.is_implicit_VR, elem.is_little_endian, path, datas, where)
+        _walked_segments(
+            data, 0, len(data), elem.is_implicit_VR, elem.is_little_endian, path, datas, where
+        )
     except CodecError:
         del datas[kept:], where[kept:]
         return False
     return True
 
 
-def _walked(
+def _walked_segments(
     data: bytes,
     start: int,
     end: int,
@@ -445,7 +447,7 @@ def _walked(
             vr = vr or dictionary_vr(tag) or "UN"
             if vr == "SQ" or (vr == "UN" and length == UNDEFINED):  # as pydicom reads them
                 sub = prefix + tag_text(tag)
-                _walked(
+                _walked_segments(
                     data,
                     value_start,
                     value_end,

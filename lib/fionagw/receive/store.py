@@ -100,8 +100,8 @@ def read_identifiers(path: Path | str, head: bytes | None = None) -> Identifiers
     """SOP Class/Instance, Study and Series UIDs of a received file (header start only).
 
     ``head`` is the start of the file when the caller still has it in memory (the SCP
-    does). A small element walker does the common case (~20x faster than pydicom, which
-    took ~0.8 ms per image); anything it does not handle goes to pydicom.
+    does). The codec's element walker does the common case (~20x faster than pydicom, which
+    took ~0.8 ms per image); anything it does not read goes to pydicom.
     """
     if head is not None:
         ids = _scan_identifiers(head)
