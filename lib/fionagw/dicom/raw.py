@@ -104,7 +104,10 @@ def _undefined_element(
     fp = DicomBytesIO(data)
     fp.is_little_endian, fp.is_implicit_VR = little, implicit
     fp.seek(start)
-    sequence = read_sequence(fp, implicit, little, UNDEFINED, encodings)
+    try:
+        sequence = read_sequence(fp, implicit, little, UNDEFINED, encodings)
+    except Exception:  # noqa: BLE001 - pydicom's reader raises many types; it decides
+        raise UnsupportedError("a sequence pydicom reads its own way", start) from None
     return DataElement(tag, vr, sequence, start, is_undefined_length=True)
 
 

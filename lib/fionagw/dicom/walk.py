@@ -174,7 +174,17 @@ class Part10(NamedTuple):
     start: int  # where the dataset begins in ``body``
 
 
-_AFTER_META = range(0x00030000, 1 << 32)  # the file meta group ends before these tags
+class _OutsideGroup:
+    """The tags of every group but one: where a walk of that group stops."""
+
+    def __init__(self, group: int) -> None:
+        self.group = group
+
+    def __contains__(self, tag: object) -> bool:
+        return isinstance(tag, int) and tag >> 16 != self.group
+
+
+_OUTSIDE_META = _OutsideGroup(2)  # the file meta group ends at the first tag of another group
 
 
 def part10(data: bytes, *, inflate_limit: int = 0) -> Part10:
@@ -185,11 +195,13 @@ def part10(data: bytes, *, inflate_limit: int = 0) -> Part10:
     """
     if len(data) < PREAMBLE + 4 or data[PREAMBLE : PREAMBLE + 4] != b"DICM":
         raise UnsupportedError("no DICM prefix", PREAMBLE)
-    meta = list(elements(data, PREAMBLE + 4, len(data), False, True, stop=_AFTER_META))
+    meta = list(elements(data, PREAMBLE + 4, len(data), False, True, stop=_OUTSIDE_META))
     uid = None
     for tag, _vr, length, value_start, value_end in meta:
-        if tag >> 16 != 2 or length == UNDEFINED:
-            raise UnsupportedError(f"{tag_text(tag)} in the file meta", value_start)
+        if length == UNDEFINED:
+            raise UnsupportedError(
+                f"undefined length of {tag_text(tag)} in the file meta", value_start
+            )
         if tag == TRANSFER_SYNTAX_UID:
             try:
                 uid = data[value_start:value_end].decode("ascii").rstrip("\0 ")
