@@ -6,6 +6,7 @@ pydicom's file-object reader costs several times more per element. They share th
 
 * :mod:`~fionagw.dicom.vr`: value representations (which take a 4-byte length, which pad how);
 * :mod:`~fionagw.dicom.syntax`: what a transfer syntax UID means for the bytes;
+* :mod:`~fionagw.dicom.tags`: the tags it treats specially (items, pixel data, ...);
 * :mod:`~fionagw.dicom.walk`: the element walker (explicit/implicit VR, both byte orders,
   undefined lengths, sequences, items, encapsulated pixel data, the file meta group, deflate);
 * :mod:`~fionagw.dicom.raw`: the walked elements as pydicom ``RawDataElement`` objects, and
