@@ -56,9 +56,8 @@ from pathlib import Path
 from flask import Flask, Response, current_app, g, redirect, render_template_string, url_for
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from fionagw.config import SiteConfig
+from fionagw.config import SiteConfig, WebSettings
 from fionagw.tracking.base import Tracker
-from fionagw.web.settings import WebSettings, web_settings
 from fionagw.web.users import UserStore
 
 log = logging.getLogger("fionagw.web")
@@ -141,8 +140,8 @@ def _secret_key(path: Path) -> bytes:
 
 
 def create_app(cfg: SiteConfig) -> Flask:
-    """The Flask application of one site. Raises ConfigError for a bad "web" section."""
-    settings = web_settings(cfg)
+    """The Flask application of one site (its "web" section: ``cfg.web``)."""
+    settings = cfg.web
     app = Flask(
         __name__, static_folder=str(HERE / "static"), template_folder=str(HERE / "templates")
     )

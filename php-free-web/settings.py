@@ -55,7 +55,7 @@ def index() -> Any:
         effective=json.dumps(
             masked(effective_settings(cfg), secrets), indent=2, ensure_ascii=False
         ),
-        raw=json.dumps(masked(cfg.raw, secrets), indent=2, ensure_ascii=False),
+        raw=json.dumps(masked(cfg.source, secrets), indent=2, ensure_ascii=False),
         config_file=cfg.config_file,
         secrets_file=cfg.tracker.secrets_file,
         secrets_problem=secrets_problem,
