@@ -74,17 +74,17 @@ def gunicorn_options(cfg: SiteConfig) -> dict[str, Any]:
 
 
 def serve(cfg: SiteConfig) -> int:
+    from fionaweb import create_app
     from gunicorn.app.base import BaseApplication
     from gunicorn.config import KNOWN_SETTINGS
 
     from fionagw.ops.log import setup_logging
-    from fionagw.web import load_app
     from fionagw.web.settings import web_settings
 
     ws = web_settings(cfg)
     _check_port(cfg, ws.host, ws.port)
     setup_logging(cfg, "web", stderr=False)
-    app = load_app(cfg)
+    app = create_app(cfg)
     known = {s.name for s in KNOWN_SETTINGS}
     options = {k: v for k, v in gunicorn_options(cfg).items() if k in known}
 
