@@ -1,4 +1,4 @@
-"""The Review inventory (fionagw.web.review_inventory): tag paths, counts, caps, concurrency."""
+"""The Review inventory (fionagw.transfers.review_inventory): tag paths, counts, caps, concurrency."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pydicom
 import pytest
 
 from fionagw import synth
-from fionagw.web import review_inventory as ri
+from fionagw.transfers import review_inventory as ri
 
 
 @pytest.fixture

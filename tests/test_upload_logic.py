@@ -1,4 +1,4 @@
-"""Manual upload logic (fionagw.web.upload): ZIP safety, metadata precedence, NIfTI sets, and an
+"""Manual upload logic (fionagw.upload): ZIP safety, metadata precedence, NIfTI sets, and an
 uploaded study taking the same path through the gateway as a network arrival."""
 
 from __future__ import annotations
@@ -17,9 +17,15 @@ import pytest
 from conftest import run_bin, storescu, wait_for, write_config
 from fionagw import synth
 from fionagw.config import SiteConfig, load_config
-from fionagw.web import upload as up
+from fionagw.upload.errors import UploadError
+from fionagw.upload.ingest import ingest
+from fionagw.upload.limits import Budget, UploadLimits
+from fionagw.upload.metadata import form_metadata, normalize_age
+from fionagw.upload.records import list_uploads, load_record, new_upload_id
+from fionagw.upload.staging import remove_stale, staging_dir
+from fionagw.upload.zipsafe import extract_zip, save_file
 
-LIMITS = up.UploadLimits(max_bytes=50 * 1024 * 1024, max_entries=1000)
+LIMITS = UploadLimits(max_bytes=50 * 1024 * 1024, max_entries=1000)
 
 
 @pytest.fixture
@@ -52,9 +58,9 @@ def study_zip(
     return make_zip(tmp_path / "upload.zip", entries), files
 
 
-def refused(zip_path: Path, dest: Path, limits: up.UploadLimits = LIMITS) -> str:
-    with pytest.raises(up.UploadError) as info:
-        up.extract_zip(zip_path, dest, limits)
+def refused(zip_path: Path, dest: Path, limits: UploadLimits = LIMITS) -> str:
+    with pytest.raises(UploadError) as info:
+        extract_zip(zip_path, dest, limits)
     message = str(info.value)
     assert "\n" not in message
     return message
@@ -93,13 +99,13 @@ def test_zip_over_the_size_limit_is_refused(tmp_path: Path) -> None:
     # 3 MB of zeros compress to a few KB: the unpacked size is what counts
     z = make_zip(tmp_path / "bomb.zip", {"a.bin": b"\0" * (3 << 20)})
     assert z.stat().st_size < 100_000
-    message = refused(z, tmp_path / "out", up.UploadLimits(max_bytes=2 << 20))
+    message = refused(z, tmp_path / "out", UploadLimits(max_bytes=2 << 20))
     assert "larger than the limit of 2 MB" in message
 
 
 def test_zip_understating_its_sizes_is_stopped_while_unpacking(tmp_path: Path) -> None:
     """A crafted central directory claims 10 bytes; the budget counts what is really written."""
-    limits = up.UploadLimits(max_bytes=1 << 20)
+    limits = UploadLimits(max_bytes=1 << 20)
     z = make_zip(tmp_path / "liar.zip", {"a.bin": b"\1" * (4 << 20)})
     data = bytearray(z.read_bytes())
     cd = data.rfind(b"PK\x01\x02")  # the one central directory record: uncompressed size at +24
@@ -107,16 +113,14 @@ def test_zip_understating_its_sizes_is_stopped_while_unpacking(tmp_path: Path) -
     z.write_bytes(bytes(data))
     dest = tmp_path / "out"
     dest.mkdir()
-    with pytest.raises(up.UploadError):
-        up.extract_zip(z, dest, limits)
+    with pytest.raises(UploadError):
+        extract_zip(z, dest, limits)
     assert sum(p.stat().st_size for p in dest.rglob("*") if p.is_file()) <= limits.max_bytes
 
 
 def test_zip_with_too_many_entries_is_refused(tmp_path: Path) -> None:
     z = make_zip(tmp_path / "many.zip", {f"f{i}.dcm": b"x" for i in range(6)})
-    assert "6 entries, more than the limit of 5" in refused(
-        z, tmp_path, up.UploadLimits(1 << 20, 5)
-    )
+    assert "6 entries, more than the limit of 5" in refused(z, tmp_path, UploadLimits(1 << 20, 5))
 
 
 def test_nested_archives_are_refused(tmp_path: Path) -> None:
@@ -146,15 +150,15 @@ def test_not_a_zip_and_encrypted_entries(tmp_path: Path) -> None:
 
 
 def test_folder_upload_names_are_checked_too(tmp_path: Path) -> None:
-    budget = up.Budget(up.UploadLimits(max_bytes=10, max_entries=2))
-    with pytest.raises(up.UploadError, match="traversal"):
-        up.save_file(tmp_path, "scan/../../x.dcm", io.BytesIO(b"x"), budget)
-    up.save_file(tmp_path, "scan/a.dcm", io.BytesIO(b"12345"), budget)
+    budget = Budget(UploadLimits(max_bytes=10, max_entries=2))
+    with pytest.raises(UploadError, match="traversal"):
+        save_file(tmp_path, "scan/../../x.dcm", io.BytesIO(b"x"), budget)
+    save_file(tmp_path, "scan/a.dcm", io.BytesIO(b"12345"), budget)
     assert (tmp_path / "scan" / "a.dcm").read_bytes() == b"12345"
-    with pytest.raises(up.UploadError, match="larger than the limit"):
-        up.save_file(tmp_path, "scan/b.dcm", io.BytesIO(b"1234567"), budget)
-    with pytest.raises(up.UploadError, match="more than 2 files"):
-        up.save_file(tmp_path, "scan/c.dcm", io.BytesIO(b""), budget)
+    with pytest.raises(UploadError, match="larger than the limit"):
+        save_file(tmp_path, "scan/b.dcm", io.BytesIO(b"1234567"), budget)
+    with pytest.raises(UploadError, match="more than 2 files"):
+        save_file(tmp_path, "scan/c.dcm", io.BytesIO(b""), budget)
 
 
 # --- metadata -------------------------------------------------------------------------------
@@ -176,23 +180,23 @@ def test_folder_upload_names_are_checked_too(tmp_path: Path) -> None:
     ],
 )
 def test_age_is_normalised_to_dicom_as(given: object, expected: str) -> None:
-    assert up.normalize_age(given) == expected
+    assert normalize_age(given) == expected
 
 
 @pytest.mark.parametrize("given", ["old", "-3", "1234", "45X", "4.5"])
 def test_bad_age_is_one_clear_line(given: str) -> None:
-    with pytest.raises(up.UploadError, match=r"^Age: .* is not an age"):
-        up.form_metadata({"age": given})
+    with pytest.raises(UploadError, match=r"^Age: .* is not an age"):
+        form_metadata({"age": given})
 
 
 def test_sex_and_text_fields() -> None:
-    assert up.form_metadata(
+    assert form_metadata(
         {"sex": "female", "study_description": "  Head   CT ", "accession": ""}
     ) == {"sex": "F", "study_description": "Head CT"}
-    with pytest.raises(up.UploadError, match="^Sex: 'X' is not a sex"):
-        up.form_metadata({"sex": "X"})
-    with pytest.raises(up.UploadError, match="^Accession number: at most 16 characters"):
-        up.form_metadata({"accession": "A" * 17})
+    with pytest.raises(UploadError, match="^Sex: 'X' is not a sex"):
+        form_metadata({"sex": "X"})
+    with pytest.raises(UploadError, match="^Accession number: at most 16 characters"):
+        form_metadata({"accession": "A" * 17})
 
 
 def test_metadata_precedence_form_then_sidecar_then_header(cfg: SiteConfig, tmp_path: Path) -> None:
@@ -208,10 +212,10 @@ def test_metadata_precedence_form_then_sidecar_then_header(cfg: SiteConfig, tmp_
     header = pydicom.dcmread(originals[0], stop_before_pixels=True)
     root = tmp_path / "staged"
     root.mkdir()
-    up.extract_zip(z, root, LIMITS)
-    record = up.ingest(
+    extract_zip(z, root, LIMITS)
+    record = ingest(
         cfg,
-        up.new_upload_id(),
+        new_upload_id(),
         root,
         {"study_description": "from form", "age": ""},
         user="alice",
@@ -233,16 +237,16 @@ def test_metadata_precedence_form_then_sidecar_then_header(cfg: SiteConfig, tmp_
         )  # sidecar where the form is empty
         assert ds.PatientSex == header.PatientSex  # neither gives it: the header's value stays
         assert ds.PatientID == header.PatientID and ds.PixelData  # nothing else touched
-    assert up.load_record(cfg, record.upload_id) == record
+    assert load_record(cfg, record.upload_id) == record
 
 
 def test_conflicting_sidecars_are_refused(cfg: SiteConfig, tmp_path: Path) -> None:
     z, _ = study_zip(tmp_path, {"a.json": b'{"PatientSex": "M"}', "b.json": b'{"sex": "female"}'})
     root = tmp_path / "staged"
     root.mkdir()
-    up.extract_zip(z, root, LIMITS)
-    with pytest.raises(up.UploadError, match="Sex 'F' differs from 'M' in a.json"):
-        up.ingest(cfg, up.new_upload_id(), root, {})
+    extract_zip(z, root, LIMITS)
+    with pytest.raises(UploadError, match="Sex 'F' differs from 'M' in a.json"):
+        ingest(cfg, new_upload_id(), root, {})
     assert not list(cfg.paths.archive.glob("scp_*/*"))  # refused before anything was stored
 
 
@@ -252,8 +256,8 @@ def test_without_metadata_the_bytes_are_stored_unchanged(cfg: SiteConfig, tmp_pa
     )
     root = tmp_path / "staged"
     root.mkdir()
-    up.extract_zip(z, root, LIMITS)
-    record = up.ingest(cfg, up.new_upload_id(), root, {}, source="zip")
+    extract_zip(z, root, LIMITS)
+    record = ingest(cfg, new_upload_id(), root, {}, source="zip")
     assert record.metadata == {}
     by_sop = {
         pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID: p.read_bytes()
@@ -280,7 +284,7 @@ def test_bare_dataset_without_preamble_is_stored_as_part10(cfg: SiteConfig, tmp_
     root = tmp_path / "staged"
     (root / "IMG").mkdir(parents=True)
     (root / "IMG" / "0001").write_bytes(bare.getvalue())
-    record = up.ingest(cfg, up.new_upload_id(), root, {"sex": "M"})
+    record = ingest(cfg, new_upload_id(), root, {"sex": "M"})
     (stored,) = cfg.paths.archive.glob("scp_*/*")
     assert stored.name == f"SC.{ds.SOPInstanceUID}" and record.stored == 1
     again = pydicom.dcmread(stored)
@@ -291,10 +295,10 @@ def test_bare_dataset_without_preamble_is_stored_as_part10(cfg: SiteConfig, tmp_
 def test_nothing_usable_is_one_line(cfg: SiteConfig, tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(
-        up.UploadError,
+        UploadError,
         match=r"^no DICOM files and no NIfTI set found \(notes.txt: not a DICOM file\)$",
     ):
-        up.ingest(cfg, up.new_upload_id(), tmp_path, {})
+        ingest(cfg, new_upload_id(), tmp_path, {})
 
 
 # --- NIfTI ----------------------------------------------------------------------------------
@@ -335,9 +339,9 @@ def test_nifti_set_is_validated_and_stored_with_metadata(cfg: SiteConfig, tmp_pa
     root = tmp_path / "staged"
     nifti_set(root / "dwi")
     (root / "notes.txt").write_text("x")
-    record = up.ingest(
+    record = ingest(
         cfg,
-        up.new_upload_id(),
+        new_upload_id(),
         root,
         {"sex": "M", "accession": "ACC-N1"},
         user="bob",
@@ -353,43 +357,41 @@ def test_nifti_set_is_validated_and_stored_with_metadata(cfg: SiteConfig, tmp_pa
         "age": "034Y",
         "study_description": "DWI research",
     }
-    kept = up.uploads_dir(cfg) / record.upload_id / "files" / "dwi"
+    kept = cfg.paths.uploads / record.upload_id / "files" / "dwi"
     assert sorted(p.name for p in kept.iterdir()) == [
         "sub-01_dwi.bval",
         "sub-01_dwi.bvec",
         "sub-01_dwi.json",
         "sub-01_dwi.nii.gz",
     ]
-    saved = json.loads((up.uploads_dir(cfg) / record.upload_id / "metadata.json").read_text())
+    saved = json.loads((cfg.paths.uploads / record.upload_id / "metadata.json").read_text())
     assert (
         saved["kind"] == "nifti" and saved["metadata"]["sex"] == "M" and saved["project"] == "DEMO"
     )
     assert [s["name"] for s in saved["skipped"]] == ["notes.txt"]
-    assert [r.upload_id for r in up.list_uploads(cfg)] == [record.upload_id]
+    assert [r.upload_id for r in list_uploads(cfg)] == [record.upload_id]
     assert not list(cfg.paths.archive.glob("scp_*"))  # nothing entered the DICOM pipeline
 
 
 def test_nifti_set_problems_are_one_line_each(cfg: SiteConfig, tmp_path: Path) -> None:
     nifti_set(tmp_path / "a", bvals=4)
     with pytest.raises(
-        up.UploadError, match=r"^sub-01_dwi.nii.gz: 3 volumes, but 4 b-values and 4 b-vectors"
+        UploadError, match=r"^sub-01_dwi.nii.gz: 3 volumes, but 4 b-values and 4 b-vectors"
     ):
-        up.ingest(cfg, up.new_upload_id(), tmp_path / "a", {})
+        ingest(cfg, new_upload_id(), tmp_path / "a", {})
     nifti_set(tmp_path / "b", gz=False)
     (tmp_path / "b" / "sub-01_dwi.bvec").unlink()
-    with pytest.raises(
-        up.UploadError, match=r"the NIfTI set is incomplete: missing sub-01_dwi.bvec"
-    ):
-        up.ingest(cfg, up.new_upload_id(), tmp_path / "b", {})
+    with pytest.raises(UploadError, match=r"the NIfTI set is incomplete: missing sub-01_dwi.bvec"):
+        ingest(cfg, new_upload_id(), tmp_path / "b", {})
     nifti_set(tmp_path / "c")
     (tmp_path / "c" / "sub-01_dwi.nii.gz").write_bytes(gzip.compress(b"\0" * 400))
-    with pytest.raises(up.UploadError, match="not a NIfTI-1 or NIfTI-2 image"):
-        up.ingest(cfg, up.new_upload_id(), tmp_path / "c", {})
+    with pytest.raises(UploadError, match="not a NIfTI-1 or NIfTI-2 image"):
+        ingest(cfg, new_upload_id(), tmp_path / "c", {})
     nifti_set(tmp_path / "d")
     synth.secondary_capture(tmp_path / "d" / "dicom")
-    with pytest.raises(up.UploadError, match="mixes DICOM files and NIfTI images"):
-        up.ingest(cfg, up.new_upload_id(), tmp_path / "d", {})
-    assert not up.list_uploads(cfg)
+    with pytest.raises(UploadError, match="mixes DICOM files and NIfTI images"):
+        ingest(cfg, new_upload_id(), tmp_path / "d", {})
+    assert not list_uploads(cfg)
 
 
 # --- the same pipeline as a network arrival ---------------------------------------------------
@@ -459,8 +461,8 @@ def test_uploaded_zip_takes_the_network_path(tmp_path: Path) -> None:
         assert storescu(a_cfg.dicom_port, tmp_path / "study", aet="SCANNER").returncode == 0
         root = tmp_path / "staged"
         root.mkdir()
-        up.extract_zip(z, root, LIMITS)
-        record = up.ingest(b_cfg, up.new_upload_id(), root, {}, user="carol", source="zip")
+        extract_zip(z, root, LIMITS)
+        record = ingest(b_cfg, new_upload_id(), root, {}, user="carol", source="zip")
         assert record.stored == len(files) and record.replaced == 0 and not record.skipped
         for c in (a_cfg, b_cfg):
             wait_for(
@@ -490,9 +492,9 @@ def test_leftovers_of_interrupted_uploads_are_removed(cfg: SiteConfig) -> None:
     import os
     import time
 
-    old, new = up.new_upload_id(), up.new_upload_id()
+    old, new = new_upload_id(), new_upload_id()
     for upload_id in (old, new):
-        (up.staging_dir(cfg, upload_id) / "files").mkdir(parents=True)
+        (staging_dir(cfg, upload_id) / "files").mkdir(parents=True)
     tmp_old, tmp_new, scp_tmp = (
         cfg.paths.temp / ".upload-1-a.dcm",
         cfg.paths.temp / ".upload-1-b.dcm",
@@ -501,10 +503,10 @@ def test_leftovers_of_interrupted_uploads_are_removed(cfg: SiteConfig) -> None:
     for f in (tmp_old, tmp_new, scp_tmp):
         f.write_bytes(b"x")
     day_ago = time.time() - 2 * 86400
-    for path in (up.staging_dir(cfg, old), tmp_old, scp_tmp):
+    for path in (staging_dir(cfg, old), tmp_old, scp_tmp):
         os.utime(path, (day_ago, day_ago))
-    up.remove_stale(cfg)
-    assert not up.staging_dir(cfg, old).exists() and up.staging_dir(cfg, new).exists()
+    remove_stale(cfg)
+    assert not staging_dir(cfg, old).exists() and staging_dir(cfg, new).exists()
     assert not tmp_old.exists() and tmp_new.exists()
     assert scp_tmp.exists()  # the receiver's own temp files are not ours to remove
 
@@ -518,7 +520,7 @@ def test_a_file_that_cannot_be_stored_is_reported_and_the_rest_stored(
     cfg.paths.archive_study_dir("1.2.826.0.1.3680043.10.77").write_text(
         "a file where a folder must go"
     )
-    record = up.ingest(cfg, up.new_upload_id(), root, {})
+    record = ingest(cfg, new_upload_id(), root, {})
     assert record.stored == len(fine) and record.studies == ["1.2.826.0.1.3680043.10.78"]
     (skipped,) = record.skipped
     assert skipped.name == blocked[0].relative_to(root).as_posix()

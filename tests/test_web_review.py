@@ -12,7 +12,7 @@ import pydicom
 from web_fixtures import WebSite, login, screenshot
 
 from fionagw import synth
-from fionagw.web.review_inventory import record_files
+from fionagw.transfers.review_inventory import record_files
 
 pytest_plugins = ["web_fixtures"]
 

@@ -211,13 +211,13 @@ def screenshot(page: Any, name: str) -> Path:
 @pytest.fixture
 def app_client(tmp_path: Path) -> Iterator[tuple[Any, Any]]:
     """An in-process app of a fresh site (no server) and its Flask test client, admin account made."""
-    from fionagw.web import load_app
+    from fionaweb import create_app
 
     cfg = load_config(web_config(tmp_path))
     store = UserStore.for_site(cfg)
     store.add_user(ADMIN, ADMIN_PASSWORD)
     store.grant(ADMIN, "admin")
-    app = load_app(cfg)
+    app = create_app(cfg)
     app.config["TESTING"] = False  # errors go through the error pages, as in production
     yield app, app.test_client()
 

@@ -72,16 +72,16 @@ def gunicorn_options(cfg: SiteConfig) -> dict[str, Any]:
 
 
 def serve(cfg: SiteConfig) -> int:
+    from fionaweb import create_app
     from gunicorn.app.base import BaseApplication
     from gunicorn.config import KNOWN_SETTINGS
 
     from fionagw.ops.log import setup_logging
-    from fionagw.web import load_app
 
     ws = cfg.web
     _check_port(cfg, ws.host, ws.port)
     setup_logging(cfg, "web", stderr=False)
-    app = load_app(cfg)
+    app = create_app(cfg)
     known = {s.name for s in KNOWN_SETTINGS}
     options = {k: v for k, v in gunicorn_options(cfg).items() if k in known}
 

@@ -58,8 +58,8 @@ from fionagw.tracking.records import (
     now_text,
 )
 from fionagw.transfers.queue import BadRequestFile, Request, RequestQueue, RetryState
+from fionagw.transfers.review_inventory import record_files
 from fionagw.transfers.selection import SeriesPlan, plan_series
-from fionagw.web.review_inventory import record_files
 
 log = logging.getLogger("fionagw.anonymizeAndSend")
 

@@ -1,27 +1,19 @@
-"""Review: every DICOM tag that remains in a project's de-identified data, with its distinct
-values and counts, searchable and exportable as CSV (FIONA's ReviewDICOMTags).
-
-The inventory is written by anonymizeAndSend through
-``fionagw.web.review_inventory.record_files``; this page only reads it. Users need the review
-role on the project.
-"""
+"""Review's pages: a project's tag inventory (searched, a page of values per tag) and its CSV."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from app import site_config, tracker  # type: ignore[import-not-found]
-from auth import check_role, current_user, login_required  # type: ignore[import-not-found]
 from flask import Blueprint, Response, abort, redirect, render_template, request, session, url_for
 
-from fionagw.web import review_inventory as ri
+from fionagw.transfers import review_inventory as ri
 
-bp = Blueprint("review", __name__, url_prefix="/review")
+from ...auth.roles import check_role, login_required
+from ...auth.session import current_user
+from ...core.context import site_config, tracker
+
+bp = Blueprint("review", __name__, url_prefix="/review", template_folder="templates")
 VALUES_SHOWN = 25  # per tag on the page; the CSV has them all
-
-
-def nav_visible(user: Any) -> bool:
-    return bool(user.is_admin or any(role == "review" for _, role in user.roles))
 
 
 def _inventory(project: str) -> dict[str, Any]:
@@ -54,7 +46,7 @@ def index() -> Any:
         inventory = _inventory(project)
         rows = ri.inventory_rows(inventory, query)
     return render_template(
-        "review_index.html",
+        "review/index.html",
         projects=projects,
         project=project,
         query=query,

@@ -52,7 +52,7 @@ from pydicom.dataset import Dataset
 from fionagw.config import SiteConfig
 from fionagw.ops.atomic import write_json_atomic
 
-log = logging.getLogger("fionagw.web.review")
+LOGGER = logging.getLogger(__name__)
 
 VERSION = 1
 MAX_VALUE_CHARS = 64
@@ -243,7 +243,7 @@ def record_files(inventory_file: Path, files: Iterable[Path]) -> None:
         try:
             parsed.append(file_tags(Path(path)))
         except Exception as exc:  # bad input must not fail the caller's transfer
-            log.warning(
+            LOGGER.warning(
                 "review inventory: file skipped, not readable as DICOM",
                 extra={"file": str(path), "error": type(exc).__name__},
             )
@@ -283,7 +283,7 @@ def record_files(inventory_file: Path, files: Iterable[Path]) -> None:
             f"{exc.filename or inventory_file}: cannot write the review "
             f"inventory: {exc.strerror or exc}"
         ) from None
-    log.info(
+    LOGGER.info(
         "review inventory updated", extra={"inventory": str(inventory_file), "files": len(parsed)}
     )
 

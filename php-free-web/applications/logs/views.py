@@ -1,9 +1,5 @@
-"""Logs: every component's JSON-lines log; filter, full-text search, live stream, downloads.
-
-The filter is posted (it may hold any text a user searches for) and kept in the session, so
-no search text ever appears in a URL; the downloads and the live stream use the same filter.
-Admins only.
-"""
+"""Logs' pages: the filtered list, the live stream (Server-Sent Events), one log file, the
+filtered entries as CSV or JSON, and every log as a ZIP. Admins only."""
 
 from __future__ import annotations
 
@@ -11,8 +7,6 @@ import tempfile
 import time
 from typing import Any
 
-from app import site_config, web_config  # type: ignore[import-not-found]
-from auth import require_role  # type: ignore[import-not-found]
 from flask import (
     Blueprint,
     Response,
@@ -29,15 +23,13 @@ from flask import (
 
 from fionagw.web import logsearch
 from fionagw.web.logsearch import FilterError, LogFilter
-from fionagw.web.users import User
 
-bp = Blueprint("logs", __name__, url_prefix="/logs")
+from ...auth.roles import require_role
+from ...core.context import site_config, web_config
+
+bp = Blueprint("logs", __name__, url_prefix="/logs", template_folder="templates")
 PAGE_LIMIT = 500
 FILTER_KEY = "logs_filter"
-
-
-def nav_visible(user: User) -> bool:
-    return user.is_admin
 
 
 def _filter() -> LogFilter:
@@ -66,7 +58,7 @@ def index() -> Any:
     entries, more = logsearch.search(cfg, flt, PAGE_LIMIT)
     rows = [{**e, "details": logsearch.details(e)} for e in reversed(entries)]  # newest first
     return render_template(
-        "logs_index.html",
+        "logs/index.html",
         rows=rows,
         more=more,
         flt=flt,
