@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from flask import current_app, g
 
-from fionagw.config import SiteConfig
+from fionagw.config import SiteConfig, WebSettings
 from fionagw.tracking.base import Tracker
-from fionagw.config import WebSettings
 from fionagw.web.users import UserStore
 
 
