@@ -72,11 +72,11 @@ def gunicorn_options(cfg: SiteConfig) -> dict[str, Any]:
 
 
 def serve(cfg: SiteConfig) -> int:
-    from fionaweb import create_app
     from gunicorn.app.base import BaseApplication
     from gunicorn.config import KNOWN_SETTINGS
 
     from fionagw.ops.log import setup_logging
+    from fionaweb import create_app
 
     ws = cfg.web
     _check_port(cfg, ws.host, ws.port)
