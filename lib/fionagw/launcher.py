@@ -17,7 +17,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from fionagw.paths import CHECKOUT  # standard library only, like this module
+
+ROOT = CHECKOUT
 VENV = Path(os.environ.get("FIONA_VENV", ROOT / ".venv"))
 STAMP = VENV / ".fionagw-installed"
 

@@ -15,9 +15,15 @@
     DATADIR/events/               study-arrived and later events, one JSON file each
     DATADIR/tracker/tracker.sqlite  the local tracker (embedded default)
     DATADIR/transfer_requests/, transfers_done/, transfers_fail/   FIONA's request files
+    DATADIR/transfer_requests/.state/   retry state of queued requests
     DATADIR/review/<PROJECT>.json tags and values sent for the project (Review page)
+    DATADIR/keys/<PROJECT>.key    per-project de-identification keys (mode 0600)
+    DATADIR/outbox/               the embedded default destination (a folder)
+    DATADIR/uploads/<id>/         web uploads (metadata.json, files/); .staging/<id> while incoming
+    DATADIR/web/users.db, web/secret_key   web accounts and sessions, the cookie signing key
     DATADIR/logs/<component>.log  JSON lines
-    DATADIR/.pids/<component>.pid
+    DATADIR/.pids/<component>.pid, <job>.lock, <job>.last.json,
+                                  fiona-run.json, metrics.json
 
 FIONA keeps its FIFO in /tmp (/tmp/.processSingleFilePipe<site>); we keep it under
 DATADIR/site so two gateways on one machine can never share a pipe.
@@ -25,9 +31,19 @@ DATADIR/site so two gateways on one machine can never share a pipe.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+# The checkout (repository root): bin/, config/, cron/ and php-free-web/ are found from here.
+CHECKOUT = Path(__file__).resolve().parents[2]
+BIN_DIR = CHECKOUT / "bin"
+CONFIG_DIR = CHECKOUT / "config"
+CRONTAB = CHECKOUT / "cron" / "fiona.crontab"
+
+JOB_STATE_SUFFIX = ".last.json"
+ARCHIVE_PREFIX = "scp_"  # archive/scp_<StudyUID>: FIONA's name for a study folder
 
 _NOT_UID = re.compile(r"[^0-9A-Za-z._-]")
 MAX_UID_COMPONENT = 128  # a UID has at most 64 characters; leave room under NAME_MAX
@@ -58,6 +74,34 @@ def safe_component(value: str) -> str:
     if value in ("", ".", ".."):
         return "unknown" if not value else value.replace(".", "_")
     return value[:200]
+
+
+def archive_study_uid(folder_name: str) -> str | None:
+    """The Study Instance UID of an archive folder name ``scp_<UID>``, else None."""
+    if folder_name.startswith(ARCHIVE_PREFIX) and len(folder_name) > len(ARCHIVE_PREFIX):
+        return folder_name[len(ARCHIVE_PREFIX) :]
+    return None
+
+
+def _job_uid_ok(value: str) -> bool:
+    """Job names become paths: only what safe_uid leaves unchanged (no '..', no '/')."""
+    try:
+        return safe_uid(value) == value and value not in (".", "..")
+    except ValueError:
+        return False
+
+
+def parse_job_name(name: str) -> tuple[str, str, str, str, str] | None:
+    """The inverse of :meth:`SitePaths.study_job` / :meth:`SitePaths.series_job`:
+    (calling, called, ip, StudyUID, SeriesUID or "" for a study job), or None."""
+    parts = name.split(" ")
+    if len(parts) == 5 and all(parts) and _job_uid_ok(parts[3]) and _job_uid_ok(parts[4]):
+        return parts[0], parts[1], parts[2], parts[3], parts[4]
+    if len(parts) == 4:
+        study_uid = archive_study_uid(parts[3])
+        if study_uid is not None and _job_uid_ok(study_uid):
+            return parts[0], parts[1], parts[2], study_uid, ""
+    return None
 
 
 def clean_job_field(value: str) -> str:
@@ -156,6 +200,64 @@ class SitePaths:
         return self.review / f"{safe_component(project)}.json"
 
     @property
+    def request_state(self) -> Path:
+        """Retry state (attempts, next try) of queued transfer requests."""
+        return self.transfer_requests / ".state"
+
+    def transfer_request(self, name: str) -> Path:
+        return self.transfer_requests / f"{name}.json"
+
+    def project_key(self, project: str) -> Path:
+        return self.keys / f"{safe_component(project)}.key"
+
+    @property
+    def outbox(self) -> Path:
+        """The embedded default destination: de-identified studies as files."""
+        return self.datadir / "outbox"
+
+    @property
+    def send_work(self) -> Path:
+        """anonymizeAndSend's working folders, one per request (removed after the send)."""
+        return self.temp / "anonymizeAndSend"
+
+    @property
+    def uploads(self) -> Path:
+        return self.datadir / "uploads"
+
+    @property
+    def upload_staging(self) -> Path:
+        """Uploads being received (a folder per upload id) before they are accepted."""
+        return self.uploads / ".staging"
+
+    def upload_dir(self, upload_id: str) -> Path:
+        return self.uploads / upload_id
+
+    def upload_record(self, upload_id: str) -> Path:
+        """What an upload brought, stored and skipped (the Attach page's result)."""
+        return self.upload_dir(upload_id) / "metadata.json"
+
+    def upload_files(self, upload_id: str) -> Path:
+        """Files of an upload that are kept as they came (NIfTI sets)."""
+        return self.upload_dir(upload_id) / "files"
+
+    def upload_staging_files(self, upload_id: str) -> Path:
+        return self.upload_staging / upload_id / "files"
+
+    @property
+    def web(self) -> Path:
+        return self.datadir / "web"
+
+    @property
+    def web_users(self) -> Path:
+        """Web accounts, roles, sessions and login counters (SQLite)."""
+        return self.web / "users.db"
+
+    @property
+    def web_secret_key(self) -> Path:
+        """The key that signs the web pages' cookies (mode 0600)."""
+        return self.web / "secret_key"
+
+    @property
     def logs(self) -> Path:
         return self.datadir / "logs"
 
@@ -185,25 +287,71 @@ class SitePaths:
             self.transfer_requests,
             self.transfers_done,
             self.transfers_fail,
+            self.request_state,
+            self.review,
+            self.uploads,
+            self.web,
         ):
             d.mkdir(parents=True, exist_ok=True)
+        self.keys.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     # --- per-object paths -------------------------------------------------------------
 
     def pidfile(self, component: str) -> Path:
         return self.pids / f"{component}{self.site}.pid"
 
+    def lock(self, job: str) -> Path:
+        """The non-blocking lock of a cron job (or of a shared file such as the incoming list)."""
+        return self.pids / f"{job}{self.site}.lock"
+
+    def job_state(self, job: str) -> Path:
+        """The last run of a cron job (start, end, outcome), for status and metrics."""
+        return self.pids / f"{job}{self.site}{JOB_STATE_SUFFIX}"
+
+    def job_states(self) -> list[tuple[str, Path]]:
+        """(job, state file) of every job that recorded a run, sorted by file name."""
+        tail = f"{self.site}{JOB_STATE_SUFFIX}"
+        return [(p.name[: -len(tail)], p) for p in sorted(self.pids.glob(f"*{tail}"))]
+
+    def state_file(self, name: str) -> Path:
+        """A program's own state file (``run`` for fiona run, ``metrics`` for the counters)."""
+        return self.pids / f"{name}{self.site}.json"
+
     def logfile(self, component: str) -> Path:
         return self.logs / f"{component}{self.site}.log"
 
     def archive_study_dir(self, study_uid: str) -> Path:
-        return self.archive / f"scp_{study_uid}"
+        return self.archive / f"{ARCHIVE_PREFIX}{study_uid}"
+
+    def archive_studies(self) -> list[tuple[str, os.DirEntry[str]]]:
+        """(StudyUID, folder entry) of every ``archive/scp_<UID>`` folder, in no order.
+
+        Entries that are not folders (or vanish while listed) are skipped; a missing
+        archive is empty. Callers stat the entries themselves (only some need mtimes).
+        """
+        try:
+            entries = list(os.scandir(self.archive))
+        except FileNotFoundError:
+            return []
+        out = []
+        for entry in entries:
+            uid = archive_study_uid(entry.name)
+            try:
+                if uid is not None and entry.is_dir(follow_symlinks=False):
+                    out.append((uid, entry))
+            except OSError:
+                continue
+        return out
 
     def raw_study_dir(self, study_uid: str) -> Path:
         return self.raw / study_uid
 
     def raw_series_dir(self, study_uid: str, series_uid: str) -> Path:
         return self.raw / study_uid / series_uid
+
+    def quarantine_base(self, study_uid: str, series_uid: str) -> Path:
+        """quarantine/<Study>_<Series> without suffix (.tgz, .md5sum and .json follow it)."""
+        return self.quarantine / f"{study_uid}_{series_uid}"
 
     def series_json(self, study_uid: str, series_uid: str) -> Path:
         return self.raw / study_uid / f"{series_uid}.json"

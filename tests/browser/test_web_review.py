@@ -11,7 +11,7 @@ from typing import Any
 import pydicom
 import pytest
 
-from fionagw.web.review_inventory import record_files
+from fionagw.transfers.review_inventory import record_files
 from support import synth
 from support.web import WebSite, login, screenshot
 

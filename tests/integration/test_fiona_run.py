@@ -257,7 +257,7 @@ def _zombie(pid: int) -> bool:
 def test_web_server_is_supervised(tmp_path: Path) -> None:
     config = site(tmp_path, metrics={"enabled": False})
     cfg = load_config(config)
-    url = f"http://127.0.0.1:{cfg.raw['web']['port']}/"
+    url = f"http://127.0.0.1:{cfg.web.port}/"
     run = FionaRun(config, tmp_path)
     try:
         wait_for(lambda: "stop with Ctrl-C" in run.output(), timeout=120, what="the banner")

@@ -10,7 +10,9 @@ import pydicom
 import pytest
 
 from fionagw.config import SiteConfig, load_config
-from fionagw.web import upload as up
+from fionagw.upload.ingest import ingest
+from fionagw.upload.records import new_upload_id
+from fionagw.upload.zipsafe import extract_zip
 from support.site import run_bin, storescu, wait_for, write_config
 from support.uploads import LIMITS, study_zip
 
@@ -91,8 +93,8 @@ def test_uploaded_zip_takes_the_network_path(tmp_path: Path) -> None:
         assert storescu(a_cfg.dicom_port, tmp_path / "study", aet="SCANNER").returncode == 0
         root = tmp_path / "staged"
         root.mkdir()
-        up.extract_zip(z, root, LIMITS)
-        record = up.ingest(b_cfg, up.new_upload_id(), root, {}, user="carol", source="zip")
+        extract_zip(z, root, LIMITS)
+        record = ingest(b_cfg, new_upload_id(), root, {}, user="carol", source="zip")
         assert record.stored == len(files) and record.replaced == 0 and not record.skipped
         for c in (a_cfg, b_cfg):
             wait_for(

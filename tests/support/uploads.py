@@ -9,10 +9,10 @@ import struct
 import zipfile
 from pathlib import Path
 
-from fionagw.web import upload as up
+from fionagw.upload.limits import UploadLimits
 from support import synth
 
-LIMITS = up.UploadLimits(max_bytes=50 * 1024 * 1024, max_entries=1000)
+LIMITS = UploadLimits(max_bytes=50 * 1024 * 1024, max_entries=1000)
 
 
 def make_zip(

@@ -73,10 +73,7 @@ def web_config(directory: Path, *, web: dict[str, Any] | None = None, **override
 
 def start_web(config: Path, log: Path, timeout: float = 30.0) -> subprocess.Popen:
     """Run `fiona web` (python -m fionagw.cli.fiona_web) and wait until its login page answers."""
-    cfg = load_config(config)
-    from fionagw.web.settings import web_settings
-
-    ws = web_settings(cfg)
+    ws = load_config(config).web
     env = {**os.environ, "PYTHONPATH": str(ROOT / "lib")}
     out = open(log, "ab")  # noqa: SIM115 - the child writes to it for its whole life
     proc = subprocess.Popen(
@@ -146,15 +143,13 @@ class WebSite:
 
 def serve_site(config: Path) -> WebSite:
     cfg = load_config(config)
-    from fionagw.web.settings import web_settings
-
     store = UserStore.for_site(cfg)
     if store.get_user(ADMIN) is None:
         store.add_user(ADMIN, ADMIN_PASSWORD)
         store.grant(ADMIN, "admin")
     log = config.parent / "fiona-web.out"
     proc = start_web(config, log)
-    return WebSite(config, cfg, web_settings(cfg).url, proc, log)
+    return WebSite(config, cfg, cfg.web.url, proc, log)
 
 
 @pytest.fixture
@@ -216,13 +211,13 @@ def screenshot(page: Any, name: str) -> Path:
 @pytest.fixture
 def app_client(tmp_path: Path) -> Iterator[tuple[Any, Any]]:
     """An in-process app of a fresh site (no server) and its Flask test client, admin account made."""
-    from fionagw.web import load_app
+    from fionaweb import create_app
 
     cfg = load_config(web_config(tmp_path))
     store = UserStore.for_site(cfg)
     store.add_user(ADMIN, ADMIN_PASSWORD)
     store.grant(ADMIN, "admin")
-    app = load_app(cfg)
+    app = create_app(cfg)
     app.config["TESTING"] = False  # errors go through the error pages, as in production
     yield app, app.test_client()
 

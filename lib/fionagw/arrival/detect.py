@@ -30,7 +30,6 @@ several connections filed it, and the md5sum is written last (never beside a hal
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -42,10 +41,10 @@ from fionagw.arrival import incoming
 from fionagw.arrival.events import record_event
 from fionagw.arrival.quarantine import QuarantineResult, quarantine_series
 from fionagw.config import SiteConfig
-from fionagw.ops.atomic import write_json_atomic
-from fionagw.paths import safe_uid
+from fionagw.organize.series_json import read_series, write_series
+from fionagw.paths import parse_job_name
 
-log = logging.getLogger("fionagw.arrival.detect")
+LOGGER = logging.getLogger(__name__)
 
 CLAIM_PREFIX = ".claimed-"
 # A study whose archive holds images processSingleFile has not filed yet waits for them this
@@ -74,21 +73,9 @@ class Job:
         return bool(self.series_uid)
 
 
-def _uid_ok(value: str) -> bool:
-    """Job names become paths: only what safe_uid leaves unchanged (no '..', no '/')."""
-    try:
-        return safe_uid(value) == value and value not in (".", "..")
-    except ValueError:
-        return False
-
-
 def parse_job(path: Path, mtime_ns: int) -> Job | None:
-    parts = path.name.split(" ")
-    if len(parts) == 5 and all(parts) and _uid_ok(parts[3]) and _uid_ok(parts[4]):
-        return Job(path, mtime_ns, *parts)
-    if len(parts) == 4 and parts[3].startswith("scp_") and _uid_ok(parts[3][4:]):
-        return Job(path, mtime_ns, parts[0], parts[1], parts[2], parts[3][4:])
-    return None
+    fields = parse_job_name(path.name)
+    return None if fields is None else Job(path, mtime_ns, *fields)
 
 
 @dataclass
@@ -153,7 +140,9 @@ def scan(cfg: SiteConfig) -> list[Job]:
             continue
         job = parse_job(Path(entry.path), st.st_mtime_ns)
         if job is None:
-            log.debug("not a job file name (or an unsafe UID); ignored", extra={"job": entry.name})
+            LOGGER.debug(
+                "not a job file name (or an unsafe UID); ignored", extra={"job": entry.name}
+            )
             continue
         jobs.append(job)
     jobs.sort(key=lambda j: (j.mtime_ns, j.name))
@@ -199,7 +188,7 @@ def recover_claimed(cfg: SiteConfig) -> int:
         os.unlink(claimed)
         n += 1
     if n:
-        log.warning("put back job files claimed by an interrupted run", extra={"count": n})
+        LOGGER.warning("put back job files claimed by an interrupted run", extra={"count": n})
     return n
 
 
@@ -215,21 +204,19 @@ def handle_series(cfg: SiteConfig, job: Job) -> SeriesDone:
     try:
         files = [e.name for e in os.scandir(series_dir) if not e.name.startswith(".")]
     except FileNotFoundError:
-        log.warning(
+        LOGGER.warning(
             "series folder is gone; job dropped",
             extra={"study_uid": job.study_uid, "series_uid": job.series_uid},
         )
         done.missing = True
         return done
     before = os.stat(json_path)
-    record = json.loads(json_path.read_text(encoding="utf-8"))
-    if not isinstance(record, dict):
-        raise ValueError(f"{json_path}: not a JSON object")
+    record = read_series(json_path)  # a bad record fails the job: it stays for the next run
     done.num_files = len(files)
     if record.get("NumFiles") != str(len(files)):
         now = os.stat(json_path)
         if (now.st_mtime_ns, now.st_size) == (before.st_mtime_ns, before.st_size):
-            log.info(
+            LOGGER.info(
                 "NumFiles recounted",
                 extra={
                     "study_uid": job.study_uid,
@@ -239,7 +226,7 @@ def handle_series(cfg: SiteConfig, job: Job) -> SeriesDone:
                 },
             )
             record["NumFiles"] = str(len(files))
-            write_json_atomic(json_path, record, tmpdir=cfg.paths.temp)
+            write_series(json_path, record, tmpdir=cfg.paths.temp)
         # else processSingleFile has just written it (a new image): it touches the job too,
         # so the next run recounts; writing our older copy now would undo its merge.
     if cfg.arrival.quarantine:
@@ -248,7 +235,7 @@ def handle_series(cfg: SiteConfig, job: Job) -> SeriesDone:
         )
     done.seconds = time.perf_counter() - t0
     q = done.quarantine
-    log.info(
+    LOGGER.info(
         "series complete",
         extra={
             "study_uid": job.study_uid,
@@ -260,7 +247,7 @@ def handle_series(cfg: SiteConfig, job: Job) -> SeriesDone:
         },
     )
     if q and q.skipped:
-        log.warning(
+        LOGGER.warning(
             "files missing from the archive were left out of the quarantine tgz",
             extra={
                 "study_uid": job.study_uid,
@@ -295,7 +282,7 @@ def handle_study(cfg: SiteConfig, study_uid: str, conn: Job) -> StudyDone | None
     """Put the study on the incoming list and record its event; None if raw/ has nothing."""
     summary = incoming.study_summary(cfg, study_uid, conn.calling, conn.called, conn.ip)
     if not summary["series_count"]:
-        log.warning("study has no series in raw/; not listed", extra={"study_uid": study_uid})
+        LOGGER.warning("study has no series in raw/; not listed", extra={"study_uid": study_uid})
         return None
     previous = incoming.find(cfg, study_uid)
     kind = "study-arrived" if previous is None else "study-updated"
@@ -312,7 +299,7 @@ def handle_study(cfg: SiteConfig, study_uid: str, conn: Job) -> StudyDone | None
         images=summary["images"],
     )
     entry, _ = incoming.upsert(cfg, study_uid, summary)
-    log.info(
+    LOGGER.info(
         "study complete" if previous is None else "study updated",
         extra={
             "study_uid": study_uid,
@@ -358,7 +345,7 @@ def run(cfg: SiteConfig, *, now_ns: int | None = None) -> ArrivalReport:
         try:
             done = handle_series(cfg, newest)
         except Exception as exc:
-            log.exception(
+            LOGGER.exception(
                 "series handling failed; job kept for the next run",
                 extra={"study_uid": study, "series_uid": series},
             )
@@ -384,25 +371,25 @@ def run(cfg: SiteConfig, *, now_ns: int | None = None) -> ArrivalReport:
     for uid, conn in candidates.items():
         if uid in young_studies:
             report.deferred.append(uid)
-            log.debug("study waits for its young jobs", extra={"study_uid": uid})
+            LOGGER.debug("study waits for its young jobs", extra={"study_uid": uid})
             continue
         missing = unfiled(cfg, uid)
         if missing:
             if now_ns - conn.mtime_ns < patience_ns:
                 report.deferred.append(uid)
-                log.debug(
+                LOGGER.debug(
                     "study waits for processSingleFile to file its images",
                     extra={"study_uid": uid, "unfiled": missing},
                 )
                 continue
-            log.warning(
+            LOGGER.warning(
                 "archived images still not filed in raw/; listing the study without them",
                 extra={"study_uid": uid, "unfiled": missing},
             )
         try:
             done_study = handle_study(cfg, uid, conn)
         except Exception as exc:
-            log.exception(
+            LOGGER.exception(
                 "study handling failed; job kept for the next run", extra={"study_uid": uid}
             )
             report.errors.append(f"study {uid}: {exc}")
@@ -415,7 +402,7 @@ def run(cfg: SiteConfig, *, now_ns: int | None = None) -> ArrivalReport:
 
     report.seconds = time.perf_counter() - t0
     if report.series or report.studies or report.errors:
-        log.info(
+        LOGGER.info(
             "run finished",
             extra={
                 "series": len(report.series),

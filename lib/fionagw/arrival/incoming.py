@@ -28,11 +28,8 @@ FIONA line) is kept as it is, and still pruned by its first field.
 from __future__ import annotations
 
 import json
-import logging
-import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import filelock
@@ -40,8 +37,7 @@ import filelock
 from fionagw.config import SiteConfig
 from fionagw.ops.atomic import write_bytes_atomic
 from fionagw.ops.log import phi_hash
-
-log = logging.getLogger("fionagw.arrival.incoming")
+from fionagw.organize import series_json
 
 LOCK_TIMEOUT_S = 60.0
 
@@ -86,9 +82,7 @@ def parse_line(line: str) -> IncomingEntry | None:
 
 def _lock(cfg: SiteConfig) -> filelock.FileLock:
     cfg.paths.pids.mkdir(parents=True, exist_ok=True)
-    return filelock.FileLock(
-        str(cfg.paths.pids / f"incoming{cfg.site}.lock"), timeout=LOCK_TIMEOUT_S
-    )
+    return filelock.FileLock(str(cfg.paths.lock("incoming")), timeout=LOCK_TIMEOUT_S)
 
 
 def read_entries(cfg: SiteConfig) -> list[IncomingEntry]:
@@ -175,58 +169,32 @@ def _int(value: Any, default: int = 0) -> int:
         return default
 
 
-def _first(value: Any) -> str:
-    if isinstance(value, list):
-        return str(value[0]) if value else ""
-    return "" if value is None else str(value)
-
-
 def study_summary(
     cfg: SiteConfig, study_uid: str, calling: str = "", called: str = "", ip: str = ""
 ) -> dict[str, Any]:
     """The incoming-list JSON of a study, built from raw/<Study>/*.json (every series the
-    study has on disk, including series that arrived in earlier runs)."""
-    study_dir = cfg.paths.raw_study_dir(study_uid)
-    records = []
-    try:
-        names = sorted(
-            e.name
-            for e in os.scandir(study_dir)
-            if e.name.endswith(".json") and not e.name.startswith(".")
-        )
-    except FileNotFoundError:
-        names = []
-    for name in names:
-        path = study_dir / name
-        try:
-            rec = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            log.warning(
-                "series JSON unreadable; left out of the study summary",
-                extra={"file": str(path), "error": str(exc)},
-            )
-            continue
-        if isinstance(rec, dict):
-            records.append((Path(name).stem, rec))
+    study has on disk, including series that arrived in earlier runs; an unreadable record
+    is left out with a warning)."""
+    records = [(path.stem, rec) for path, rec in series_json.study_series(cfg.paths, study_uid)]
     records.sort(key=lambda r: (_int(r[1].get("SeriesNumber"), 1 << 30), r[0]))
     series = [
         {
             "uid": str(rec.get("SeriesInstanceUID") or stem),
             "number": _int(rec.get("SeriesNumber"), 0),
             "description": str(rec.get("SeriesDescription") or ""),
-            "modality": _first(rec.get("Modality")),
-            "num_files": _int(rec.get("NumFiles")),
-            "classify_type": list(rec.get("ClassifyType") or []),
+            "modality": (series_json.modalities(rec) or [""])[0],
+            "num_files": series_json.num_files(rec),
+            "classify_type": series_json.classify_types(rec),
         }
         for stem, rec in records
     ]
     first = records[0][1] if records else {}
-    conn = first.get("IncomingConnection") or {}
+    sender = series_json.incoming_connection(first)
     patient = str(first.get("PatientID") or "")
     return {
-        "calling": calling or str(conn.get("AETitleCaller") or ""),
-        "called": called or str(conn.get("AETitleCalled") or ""),
-        "ip": ip or str(conn.get("CallerIP") or ""),
+        "calling": calling or sender[0],
+        "called": called or sender[1],
+        "ip": ip or sender[2],
         "accession": str(first.get("AccessionNumber") or ""),
         "study_date": str(first.get("StudyDate") or ""),
         "study_time": str(first.get("StudyTime") or ""),

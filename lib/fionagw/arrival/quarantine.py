@@ -41,7 +41,7 @@ from typing import NamedTuple
 from fionagw.config import SiteConfig
 from fionagw.ops.atomic import write_bytes_atomic
 
-log = logging.getLogger("fionagw.arrival.quarantine")
+LOGGER = logging.getLogger(__name__)
 
 CHUNK = 1 << 20  # bytes of tar stream per deflate job
 WINDOW = 32 * 1024  # deflate's window: the dictionary handed to the next chunk
@@ -384,7 +384,7 @@ def write_tgz(
                     try:
                         src = os.open(m.path, os.O_RDONLY | os.O_CLOEXEC)
                     except FileNotFoundError:
-                        log.warning(
+                        LOGGER.warning(
                             "file vanished (dangling link?); not in the tgz",
                             extra={"file": str(m.path), "tgz": str(dest)},
                         )
@@ -428,7 +428,7 @@ def md5sum_line(hexdigest: str, name: str) -> str:
 
 
 def names(cfg: SiteConfig, study_uid: str, series_uid: str) -> tuple[Path, Path, Path]:
-    base = cfg.paths.quarantine / f"{study_uid}_{series_uid}"
+    base = cfg.paths.quarantine_base(study_uid, series_uid)
     return (
         base.with_name(base.name + ".tgz"),
         base.with_name(base.name + ".md5sum"),

@@ -1,13 +1,8 @@
-"""Series classification: header reading, the series JSON record, classifyRules.json, CSA."""
+"""Series classification: header reading, the series record, classifyRules.json, Siemens CSA."""
 
+from fionagw.classify.record import image_record, update_series
 from fionagw.classify.rules import Classification, RulesError, RuleSet
-from fionagw.classify.series import (
-    Connection,
-    NotDicomError,
-    image_record,
-    read_header,
-    update_series,
-)
+from fionagw.classify.series import Connection, NotDicomError, read_header
 
 __all__ = [
     "Classification",

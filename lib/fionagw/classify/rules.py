@@ -2,7 +2,7 @@
 
 File syntax (FIONA's): a JSON array of {type, id?, description?, check?, rules: [entry...]}.
 An entry is {tag, value?, operator?, negate?, approxLevel?}, {rule: id} or {notrule: id}.
-See reference/fiona-formats.md section 2. Differences from FIONA, all deliberate fixes:
+See docs/configuration.md for the syntax. Differences from FIONA, all deliberate fixes:
 
 * ``exist``/``notexist`` work (FIONA raises NameError); ``exists``/``notexists`` (the ABCD
   readme's spelling) are accepted as the same operators.

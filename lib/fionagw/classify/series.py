@@ -1,46 +1,26 @@
-"""Header reading and the series JSON record (FIONA's raw/<Study>/<Series>.json).
+"""Header reading: the elements of an image up to its pixels, for the series record.
 
-The record keeps FIONA's keys and types (reference/fiona-formats.md section 2, MMIV version):
-almost every value is the text of the first image's element; NumFiles is a string; Modality
-a one-element list; ClassifyType a list. Merge rule for each further image: the stored record
-wins; keys it lacks are filled from this image (FIONA left them missing); SliceLocation keeps
-the minimum; MeasID takes this image's value; siemensDiffusionInformation gains this image's
-entry once (keyed by SOPInstanceUID, so a resend or a rebuild changes nothing); ClassifyType
-is the union, minus the SeriesLevel types some image failed (kept under
-ClassifyTypeSeriesLevelFailed so they never come back).
-
-Named tags in the rules read this merged record. FIONA classified against the record stored
-before the image, so ClassifyType-based rules lagged one image (a 3-image three-plane
-localizer never became "localizer"); that lag is fixed, not reproduced: ClassifyType reads
-the types gained so far, including this image's (see rules.py).
+The record built from them is in classify/record.py; its file in organize/series_json.py.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import struct
 import warnings
-from collections.abc import Collection
-from functools import lru_cache
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import BinaryIO, NamedTuple
 
 import pydicom
-from pydicom.charset import convert_encodings, default_encoding
-from pydicom.dataelem import RawDataElement, convert_raw_data_element, empty_value_for_VR
-from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
-from pydicom.multival import MultiValue
-from pydicom.tag import BaseTag
 
-from fionagw.classify import csa
-from fionagw.classify.elements import element_value
-from fionagw.classify.rules import RuleSet
+from fionagw.dicom.errors import CodecError, TruncatedError
+from fionagw.dicom.raw import read_part10
+from fionagw.dicom.tags import PIXEL_TAGS
 
-log = logging.getLogger(__name__)
+LOGGER = logging.getLogger(__name__)
 
-FAILED_KEY = "ClassifyTypeSeriesLevelFailed"
 REQUIRED = (
     ("StudyInstanceUID", 0x0020000D),
     ("SeriesInstanceUID", 0x0020000E),
@@ -121,57 +101,11 @@ def _pydicom_read_file(f: BinaryIO) -> Dataset:
 
 
 # --- fast path -------------------------------------------------------------------------
-# pydicom's reader costs ~1 ms per MR header. The common case (Part-10 file, little endian,
-# explicit or implicit VR) is parsed here into the same raw elements pydicom would keep
-# (values stay undecoded until used). Anything unusual returns None and pydicom reads it.
+# pydicom's reader costs ~1 ms per MR header. The codec reads the common case (a Part-10
+# file, not deflated) into the same raw elements pydicom would keep (values stay undecoded
+# until used; sequences too). Anything unusual returns None and pydicom reads it.
 
-_CHUNK = 1 << 16
-_UNDEFINED = 0xFFFFFFFF
-_ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
-_PIXELS = frozenset({0x7FE00010, 0x7FE00009, 0x7FE00008})
-_STOP = _PIXELS | {_ITEM, _ITEM_END, _SEQ_END}
-_LONG_VRS = frozenset(
-    v.encode()
-    for v in ("OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV")
-)
-_SHORT_VRS = frozenset(
-    v.encode()
-    for v in (
-        "AE",
-        "AS",
-        "AT",
-        "CS",
-        "DA",
-        "DS",
-        "DT",
-        "FL",
-        "FD",
-        "IS",
-        "LO",
-        "LT",
-        "PN",
-        "SH",
-        "SL",
-        "SS",
-        "ST",
-        "TM",
-        "UI",
-        "UL",
-        "US",
-    )
-)
-_VR_TEXT = {v: v.decode() for v in _LONG_VRS | _SHORT_VRS}
-_HEAD = struct.Struct("<HH2sH")
-_HEAD_IMPLICIT = struct.Struct("<HHI")
-_U32 = struct.Struct("<I")
-
-
-class _Slow(Exception):
-    """This file needs pydicom's reader."""
-
-
-class _More(Exception):
-    """The header goes past the bytes read so far."""
+_CHUNK = 1 << 16  # most headers end before this; the rest of the file is read if not
 
 
 def _fast_read(f: BinaryIO, name: str) -> Dataset | None:
@@ -179,338 +113,11 @@ def _fast_read(f: BinaryIO, name: str) -> Dataset | None:
     complete = len(data) < _CHUNK
     while True:
         try:
-            return _fast_parse(data, complete, name)
-        except _More:
+            return read_part10(data, name, lazy_sequences=True, stop=PIXEL_TAGS)
+        except TruncatedError:
+            if complete:
+                return None  # a truncated file: pydicom decides what it holds
             data += f.read()
             complete = True
-        except (_Slow, struct.error, UnicodeDecodeError, ValueError):
+        except CodecError:
             return None
-
-
-def _fast_parse(data: bytes, complete: bool, name: str) -> Dataset | None:
-    if data[128:132] != b"DICM":
-        raise _Slow
-    meta, pos = _elements(data, 132, complete, implicit=False, group2=True)
-    syntax_elem = meta.get(0x00020010)
-    if syntax_elem is None or not syntax_elem.value:
-        raise _Slow
-    syntax = syntax_elem.value.rstrip(b"\0 ").decode("ascii")
-    if syntax == "1.2.840.10008.1.2":
-        implicit = True
-    elif syntax in ("1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99") or syntax.startswith(
-        ("1.2.840.10008.1.2.4.95",)
-    ):
-        raise _Slow  # big endian, deflated, JPIP referenced-deflate
-    else:
-        implicit = False  # explicit VR little endian, and every encapsulated syntax
-    elements, _ = _elements(data, pos, complete, implicit=implicit, group2=False)
-    if not elements:
-        raise _Slow
-    encoding: Any = default_encoding
-    charset = elements.get(0x00080005)
-    if charset is not None:
-        encoding = _encodings(charset.VR, charset.value)
-    ds = FileDataset(name, elements, data[:128], FileMetaDataset(meta), implicit, True)
-    ds.set_original_encoding(implicit, True, encoding)
-    return ds
-
-
-@lru_cache(maxsize=32)
-def _encodings(vr: str | None, value: bytes | None) -> Any:
-    """Python encodings of a raw (0008,0005) Specific Character Set (few distinct values)."""
-    raw = RawDataElement(BaseTag(0x00080005), vr, len(value or b""), value, 0, False, True)
-    return convert_encodings(convert_raw_data_element(raw).value)
-
-
-def _elements(
-    data: bytes, pos: int, complete: bool, *, implicit: bool, group2: bool
-) -> tuple[dict[BaseTag, RawDataElement], int]:
-    """Top-level raw elements from ``pos``: the group 2 run, or the dataset up to pixels."""
-    out: dict[BaseTag, RawDataElement] = {}
-    size = len(data)
-    unpack = _HEAD_IMPLICIT.unpack_from if implicit else _HEAD.unpack_from
-    u32 = _U32.unpack_from
-    long_vrs, vr_text, stop = _LONG_VRS, _VR_TEXT, _STOP
-    while pos + 8 <= size:
-        vr = None
-        if implicit:
-            group, element, length = unpack(data, pos)
-            start = pos + 8
-        else:
-            group, element, raw_vr, length = unpack(data, pos)
-            vr = vr_text.get(raw_vr)
-            if vr is None:
-                raise _Slow  # unknown VR or a switch to implicit VR
-            if raw_vr in long_vrs:
-                if pos + 12 > size:
-                    break
-                length = u32(data, pos + 8)[0]
-                start = pos + 12
-            else:
-                start = pos + 8
-        if group2 != (group == 2) or group == 0:
-            if group2:
-                return out, pos
-            raise _Slow  # a second meta group, or a command set (pydicom reads it implicit)
-        tag = BaseTag(group << 16 | element)
-        if tag in stop:
-            if tag in _PIXELS:
-                return out, pos
-            raise _Slow
-        if length == _UNDEFINED:
-            end = _end_of_sequence(data, start, complete)
-            value: bytes | None = data[start : end - 8]
-            vr = "SQ"
-            length = len(value)
-        else:
-            end = start + length
-            if end > size:
-                break
-            value = data[start:end] if length else empty_value_for_VR(vr, raw=True)
-        out[tag] = RawDataElement(tag, vr, length, value, start, implicit, True)
-        pos = end
-    if not complete:
-        raise _More
-    if pos == size:
-        return out, pos
-    raise _Slow  # truncated, or stray bytes at the end: let pydicom decide
-
-
-def _need(data: bytes, end: int, complete: bool) -> None:
-    if end > len(data):
-        raise _More if not complete else _Slow
-
-
-def _end_of_sequence(data: bytes, pos: int, complete: bool, depth: int = 0) -> int:
-    """Position just after the sequence delimiter of an undefined-length value at ``pos``."""
-    if depth > 16:
-        raise _Slow
-    while True:
-        _need(data, pos + 8, complete)
-        group, element, length = _HEAD_IMPLICIT.unpack_from(data, pos)
-        tag = group << 16 | element
-        pos += 8
-        if tag == _SEQ_END:
-            return pos
-        if tag != _ITEM:
-            raise _Slow  # undefined length but not a sequence (or garbage)
-        if length != _UNDEFINED:
-            pos += length
-            continue
-        pos = _end_of_item(data, pos, complete, depth)
-
-
-def _end_of_item(data: bytes, pos: int, complete: bool, depth: int) -> int:
-    """Position after the item delimiter of an undefined-length item starting at ``pos``."""
-    implicit: bool | None = None
-    while True:
-        _need(data, pos + 8, complete)
-        group, element, raw_vr, short = _HEAD.unpack_from(data, pos)
-        tag = group << 16 | element
-        if tag == _ITEM_END:
-            return pos + 8
-        if implicit is None:  # items inside UN (or odd writers) may be implicit VR
-            implicit = raw_vr not in _LONG_VRS and raw_vr not in _SHORT_VRS
-        if implicit:
-            length = _U32.unpack_from(data, pos + 4)[0]
-            start = pos + 8
-        elif raw_vr in _LONG_VRS:
-            _need(data, pos + 12, complete)
-            length = _U32.unpack_from(data, pos + 8)[0]
-            start = pos + 12
-        elif raw_vr in _SHORT_VRS:
-            length, start = short, pos + 8
-        else:
-            raise _Slow
-        if length == _UNDEFINED:
-            pos = _end_of_sequence(data, start, complete, depth + 1)
-        else:
-            pos = start + length
-            _need(data, pos, complete)
-
-
-# --- the record ------------------------------------------------------------------------
-
-# (key, tag): the text of the element when present (FIONA wraps each in try/except).
-_TEXT_FIELDS: tuple[tuple[str, int], ...] = (
-    ("Manufacturer", 0x00080070),
-    ("ManufacturerModelName", 0x00081090),
-    ("SoftwareVersion", 0x00181020),
-    ("AcquisitionMatrix", 0x00181310),
-    ("AcquisitionLength", 0x0051100A),
-    ("StudyInstanceUID", 0x0020000D),
-    ("SeriesInstanceUID", 0x0020000E),
-    ("SeriesTime", 0x00080031),
-    ("PatientID", 0x00100020),
-    ("PatientName", 0x00100010),
-    ("PatientSex", 0x00100040),
-    ("InstitutionName", 0x00080080),
-    ("OperatorsName", 0x00081070),
-    ("StationName", 0x00081010),
-    ("SOPClassUID", 0x00080016),
-    ("StudyDate", 0x00080020),
-    ("StudyID", 0x00200010),
-    ("SeriesDescription", 0x0008103E),
-    ("SequenceName", 0x00180024),
-    ("EchoTime", 0x00180081),
-    ("RepetitionTime", 0x00180080),
-    ("SeriesNumber", 0x00200011),
-    ("InstanceNumber", 0x00200013),
-    ("SliceThickness", 0x00180050),
-    ("ImageType", 0x00080008),
-    ("SliceSpacing", 0x00180088),
-    ("Slices", 0x0021104F),
-    ("ScanningSequence", 0x00180020),
-    ("SequenceVariant", 0x00180021),
-    ("SequenceType", 0x20011020),
-    ("PulseSequenceName", 0x0019109C),
-    ("ActiveCoils", 0x0051100F),
-    ("Private0019_105a", 0x0019105A),
-    ("SliceLocation", 0x00201041),
-    ("ImagesInAcquisition", 0x00201002),
-    ("AccessionNumber", 0x00080050),
-    ("NumberOfTemporalPositions", 0x00200105),
-    ("StudyTime", 0x00080030),
-    ("Private0019_10BB", 0x001910BB),
-    ("Private0043_1039", 0x00431039),
-)
-_RELEASE = re.compile(r'release:(?P<os>[^_"\\\s]+)')
-
-
-def _value(ds: Dataset, tag: int) -> Any:
-    """The element's value, or None when absent or unreadable (logged)."""
-    try:
-        return element_value(ds, tag)
-    except KeyError:
-        return None
-    except Exception as exc:
-        log.debug("cannot read %08X: %s", tag, exc)
-        return None
-
-
-def _text(value: Any) -> str:
-    # FIONA stores str() of the pydicom value ("['ORIGINAL', 'PRIMARY']" for multi-values).
-    if value is None:
-        return ""
-    if isinstance(value, bytes):
-        return value.decode("latin-1").rstrip("\0 ")
-    return str(value)
-
-
-_MERGED = frozenset({"SliceLocation", "MeasID", "siemensDiffusionInformation", "StudyInstanceUID"})
-
-
-def image_record(
-    ds: Dataset, connection: Connection, known: Collection[str] = ()
-) -> dict[str, Any]:
-    """The series record as the first image of a series would make it (no ClassifyType).
-
-    Keys in ``known`` are skipped (the stored record keeps its own values): converting
-    ~40 header values is most of the cost of an image, and later images need few of them.
-    """
-    record: dict[str, Any] = {}
-    if "IncomingConnection" not in known:
-        record["IncomingConnection"] = {
-            "AETitleCaller": connection.calling,
-            "AETitleCalled": connection.called,
-            "CallerIP": connection.ip,
-        }
-    present = ds._dict
-    for key, tag in _TEXT_FIELDS:
-        if tag in present and key not in known:
-            record[key] = _text(_value(ds, tag))
-    if "Modality" not in known:
-        modality = _value(ds, 0x00080060)
-        if modality is not None:
-            record["Modality"] = [_text(modality)]
-    if "StudyDescription" not in known:
-        description = _value(ds, 0x00081030)
-        record["StudyDescription"] = "missing" if description is None else _text(description)
-    if "OSLevel" not in known:
-        versions = _value(ds, 0x00181020)
-        if isinstance(versions, MultiValue | list | tuple):
-            versions = "\\".join(map(str, versions))
-        match = _RELEASE.search(_text(versions))
-        if match:
-            record["OSLevel"] = match.group("os")
-    image, series, has_image_csa = csa.siemens_fields(ds)
-    for (
-        key,
-        value,
-    ) in series.items():  # siemensUUID, OSLevel (wins over release:), NumSlices, MeasID
-        if key not in known:
-            record[key] = value
-    for key in ("PhaseEncodingDirectionPositive", "NumberOfImagesInMosaic"):
-        if key in image and key not in known:
-            record[key] = image[key]
-    if has_image_csa:
-        record["siemensDiffusionInformation"] = _diffusion_entries(ds, image)
-    return record
-
-
-def _diffusion_entries(ds: Dataset, image: dict[str, Any]) -> list[dict[str, Any]]:
-    # FIONA appends an entry only when the image CSA names a DiffusionDirectionality.
-    if not image.get("DiffusionDirectionality"):
-        return []
-    entry: dict[str, Any] = {"DiffusionDirectionality": image["DiffusionDirectionality"]}
-    if "B_value" in image:
-        entry["B_value"] = image["B_value"]
-        entry["SOPInstanceUID"] = _text(_value(ds, 0x00080018))
-        entry["InstanceNumber"] = _text(_value(ds, 0x00200013))
-    if "DiffusionGradientDirection" in image:
-        entry["DiffusionGradientDirection"] = image["DiffusionGradientDirection"]
-    return [entry]
-
-
-def _min_location(stored: Any, current: Any) -> Any:
-    try:
-        return current if float(current) < float(stored) else stored
-    except (TypeError, ValueError):
-        return stored if stored not in (None, "") else current
-
-
-def update_series(
-    stored: dict[str, Any] | None,
-    ds: Dataset,
-    connection: Connection,
-    rules: RuleSet,
-    num_files: int,
-) -> dict[str, Any]:
-    """The series record after this image (``stored`` is not modified).
-
-    ``num_files`` is the caller's count of images in the series folder; it is stored as a
-    string (FIONA's NumFiles). Classification sees the merged record for named tags.
-    """
-    current = image_record(ds, connection, stored.keys() - _MERGED if stored else ())
-    if not stored:
-        record = current
-    else:
-        record = dict(stored)
-        for key, value in current.items():
-            record.setdefault(key, value)  # first image wins; missing keys are filled
-        if "SliceLocation" in current:
-            record["SliceLocation"] = _min_location(
-                stored.get("SliceLocation"), current["SliceLocation"]
-            )
-        if "MeasID" in current:
-            record["MeasID"] = current["MeasID"]
-        if "siemensDiffusionInformation" in current:
-            merged = list(stored.get("siemensDiffusionInformation") or [])
-            seen = {e.get("SOPInstanceUID") for e in merged if isinstance(e, dict)}
-            for entry in current["siemensDiffusionInformation"]:
-                uid = entry.get("SOPInstanceUID")
-                if (uid is None or uid not in seen) and entry not in merged:
-                    merged.append(entry)
-            record["siemensDiffusionInformation"] = merged
-        if "StudyInstanceUID" in current:
-            record["StudyInstanceUID"] = current["StudyInstanceUID"]
-    record["NumFiles"] = str(num_files)
-    stored_types = list(stored.get("ClassifyType") or []) if stored else []
-    stored_failed = list(stored.get(FAILED_KEY) or []) if stored else []
-    result = rules.classify(ds, record, types=stored_types, failed=stored_failed)
-    record["ClassifyType"] = result.types
-    if result.failed:
-        record[FAILED_KEY] = result.failed
-    else:
-        record.pop(FAILED_KEY, None)
-    return record

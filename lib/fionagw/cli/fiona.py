@@ -141,10 +141,9 @@ def check_config(path: str | None, site: str | None) -> int:
             except RulesError as exc:
                 print(f"{PROGRAM}: {exc}", file=sys.stderr)
                 return 2
-            from fionagw.send import load_destinations, load_sending
+            from fionagw.send import load_destinations
 
-            destinations = load_destinations(cfg)  # their config errors show here, not at 3 a.m.
-            load_sending(cfg)
+            destinations = load_destinations(cfg)  # validated by load_config; built to describe
             note = f" (receiver running, pid {running})" if running else ""
             print(
                 f"{file}: site {name or '(default)'}: OK - DATADIR {cfg.datadir}, "
@@ -202,7 +201,6 @@ def coupling_list(args) -> int:  # type: ignore[no-untyped-def]
 
 def run_gateway(path: str | None, site: str) -> int:
     """The foreground gateway: daemons, web server, the crontab's jobs, metrics, heartbeat POST."""
-    import importlib.util
     import logging
 
     from fionagw.ops import crontab
@@ -265,17 +263,8 @@ def run_gateway(path: str | None, site: str) -> int:
         ),
     ]
     web_url = ""
-    web = cfg.raw.get("web") or {}
-    if (not isinstance(web, dict) or web.get("enabled", True)) and importlib.util.find_spec(
-        "fionagw.cli.fiona_web"
-    ):
-        try:
-            from fionagw.web.settings import web_settings
-
-            web_url = web_settings(cfg).url
-        except ConfigError as exc:
-            print(f"{PROGRAM}: config error: {exc}", file=sys.stderr)
-            return 2
+    if cfg.web.enabled:
+        web_url = cfg.web.url
         children.append(
             Child("web", [sys.executable, str(BIN / "fiona"), *common, "web", *tail], url=web_url)
         )

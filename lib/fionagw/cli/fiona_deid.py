@@ -32,6 +32,7 @@ from pydicom.errors import InvalidDicomError
 from fionagw.config import ConfigError, load_config
 from fionagw.deid.batch import deidentify_files
 from fionagw.deid.engine import Deidentifier
+from fionagw.deid.factory import deidentifier_for
 from fionagw.deid.inputcheck import incomplete_reason
 from fionagw.deid.mapping import study_mapping, write_mapping
 from fionagw.deid.project_settings import settings_for_project
@@ -229,7 +230,7 @@ def _prepare(args: argparse.Namespace) -> tuple[Deidentifier, str]:
         settings = settings_for_project(project, cfg)
     except ConfigError as exc:
         raise _Usage(f"config error: {exc}") from None
-    return Deidentifier(settings), project.name
+    return deidentifier_for(settings), project.name
 
 
 def _walk(inputs: list[str], report: _Report) -> Iterator[Path]:

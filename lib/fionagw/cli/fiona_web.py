@@ -49,9 +49,7 @@ def _check_port(cfg: SiteConfig, host: str, port: int) -> None:
 
 def gunicorn_options(cfg: SiteConfig) -> dict[str, Any]:
     """gunicorn settings for the site's "web" section."""
-    from fionagw.web.settings import web_settings
-
-    ws = web_settings(cfg)
+    ws = cfg.web
     host = f"[{ws.host}]" if ":" in ws.host else ws.host
     opts: dict[str, Any] = {
         "bind": [f"{host}:{ws.port}"],
@@ -78,13 +76,12 @@ def serve(cfg: SiteConfig) -> int:
     from gunicorn.config import KNOWN_SETTINGS
 
     from fionagw.ops.log import setup_logging
-    from fionagw.web import load_app
-    from fionagw.web.settings import web_settings
+    from fionaweb import create_app
 
-    ws = web_settings(cfg)
+    ws = cfg.web
     _check_port(cfg, ws.host, ws.port)
     setup_logging(cfg, "web", stderr=False)
-    app = load_app(cfg)
+    app = create_app(cfg)
     known = {s.name for s in KNOWN_SETTINGS}
     options = {k: v for k, v in gunicorn_options(cfg).items() if k in known}
 
@@ -108,13 +105,11 @@ def serve(cfg: SiteConfig) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fionagw.web.settings import web_settings
-
     try:
         cfg = load_config(args.config, args.site or None)
         check_user(cfg)
         check_datadir(cfg)
-        if not web_settings(cfg).enabled:
+        if not cfg.web.enabled:
             print(
                 f"{PROGRAM}: web.enabled is false in {cfg.config_file}: not serving",
                 file=sys.stderr,

@@ -1,7 +1,9 @@
-"""De-identification: PS3.15 Annex E profile (profile.py), engine (engine.py), FIONA mode and
-tag changes (fiona_rules.py, tagchange.py), release check (release.py), mapping.json
-(mapping.py), per-project settings (project_settings.py, imported on its own: it reads the
-site config). See DESIGN.md section 4."""
+"""De-identification: PS3.15 Annex E profile (profile.py, from table_ps315.py), engine
+(engine.py) with its rule-set hook (ruleset.py), FIONA mode and tag changes (fiona_rules.py,
+tagchange.py, table_fiona.py), the engine for given settings (factory.py), release check
+(release.py), mapping.json (mapping.py), per-project settings (project_settings.py, imported on
+its own: it reads the site config). docs/architecture.md describes the
+whole path."""
 
 from fionagw.deid.engine import (
     DIFFUSION_PRIVATE,
@@ -13,10 +15,12 @@ from fionagw.deid.engine import (
     shift_da,
     shift_dt,
 )
-from fionagw.deid.fiona_rules import RuleSet, decimal_digest, fallback_study_date, study_id
+from fionagw.deid.factory import deidentifier_for
+from fionagw.deid.fiona_rules import FionaRules, decimal_digest, fallback_study_date, study_id
 from fionagw.deid.mapping import study_mapping, write_mapping
 from fionagw.deid.profile import OPTION_CODES, TABLE, Profile
 from fionagw.deid.release import Hit, Identifiers, check_release, collect_identifiers
+from fionagw.deid.ruleset import ObjectContext, RuleSet
 from fionagw.deid.tagchange import NO_MATCH, TagChange, parse_tag_change, regex_value
 
 __all__ = [
@@ -26,14 +30,17 @@ __all__ = [
     "TABLE",
     "DeidSettings",
     "Deidentifier",
+    "FionaRules",
     "Hit",
     "Identifiers",
+    "ObjectContext",
     "Profile",
     "RuleSet",
     "TagChange",
     "check_release",
     "collect_identifiers",
     "decimal_digest",
+    "deidentifier_for",
     "fallback_study_date",
     "fiona_uid",
     "keyed_date_offset",

@@ -31,6 +31,7 @@ from pathlib import Path
 from pydicom.errors import InvalidDicomError
 
 from fionagw.deid.engine import Deidentifier, DeidSettings
+from fionagw.deid.factory import deidentifier_for
 from fionagw.deid.inputcheck import incomplete_reason
 from fionagw.deid.release import Hit, Identifiers, check_release, collect_identifiers
 from fionagw.deid.writer import encode, read
@@ -127,7 +128,7 @@ def _new_worker(
     settings: DeidSettings, participant: str, event: str | None, identifiers: Identifiers | None
 ) -> _Worker:
     return _Worker(
-        Deidentifier(settings),
+        deidentifier_for(settings),
         participant,
         event,
         identifiers,

@@ -34,8 +34,11 @@ UID schemes: ``keyed`` = HMAC-SHA256(project secret, UID) as ``2.25.<128-bit dec
 digits 0123456789012345, prefix 1.3.6.1.4.1.45037., 63 characters) for every replaced UID.
 With the FIONA table (``table="fiona"``, fiona_rules.py) its 18 plain ``hashuid`` tags get
 upstream's root-less 64-digit hash instead; every other replaced UID uses the project form.
-Project tag changes and the FIONA table are applied by fiona_rules.RuleSet (hooks in
-``_walk``, ``deidentify`` and, for kept private dates, ``_private``).
+
+Project rules (the FIONA table, tag changes) come from a rule set the engine is given
+(``Deidentifier(settings, rule_set=...)``; ruleset.py describes the hooks). The engine does not
+know any rule set: factory.deidentifier_for(settings) picks the one the settings need, and
+settings that need one are refused without it.
 
 Dates: ``shift`` = Retain Longitudinal Modified Dates (offset fixed by ``date_shift_days``,
 42 in FIONA mode, else HMAC of the participant ID with the secret, in ``date_shift_range``);
@@ -49,33 +52,22 @@ import datetime as dt
 import hashlib
 import hmac
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from pydicom import config
-from pydicom.dataelem import DataElement, empty_value_for_VR
+from pydicom.dataelem import empty_value_for_VR
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
-from pydicom.tag import BaseTag
-from pydicom.valuerep import PersonName
 
 from fionagw import __version__
+from fionagw.deid.elements import ascii_values, element_value, elements_of, put, values
 from fionagw.deid.inputcheck import incomplete_reason
 from fionagw.deid.profile import OPTION_CODES, Profile, validate_options
-from fionagw.deid.release import (
-    INSTITUTION_TAGS,
-    PATIENT_TAGS,
-    STAFF_TAGS,
-    STANDARD_UID_ROOT,
-    Identifiers,
-    collect_identifiers,
-)
-from fionagw.deid.release import (
-    vr_of as _vr_of,
-)
+from fionagw.deid.release import STANDARD_UID_ROOT, vr_of
+from fionagw.deid.ruleset import ObjectContext, RuleSet
 from fionagw.deid.tagchange import parse_tag_change
-from fionagw.deid.writer import raw_text_element, read, write
+from fionagw.deid.writer import read, write
 
 FIONA_UID_ROOT = "1.3.6.1.4.1.45037."
 _NIBBLE_DIGITS = str.maketrans("abcdef", "012345")
@@ -97,11 +89,6 @@ DIFFUSION_PRIVATE: tuple[tuple[int, str, int], ...] = (
     (0x2005, "PHILIPS MR IMAGING DD 005", 0x13),
 )
 
-_IDENT_TAGS = frozenset(
-    {0x00080005, 0x00101002}.union(
-        *PATIENT_TAGS.values(), *INSTITUTION_TAGS.values(), *STAFF_TAGS.values()
-    )
-)
 _TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "UC", "PN"})
 _DUMMY: dict[str, object] = {
     "AE": "ANONYMOUS",
@@ -168,7 +155,7 @@ class DeidSettings:
     sponsor: str | None = None  # (0012,0010); default: project
     site_id: str | None = None
     site_name: str | None = None
-    # "ps3.15": the PS3.15 table alone; "fiona": DICOMAnonymizer's table first (fiona_rules.py)
+    # "ps3.15": the PS3.15 table alone; "fiona": DICOMAnonymizer's table first (a rule set)
     table: str = "ps3.15"
     tag_changes: tuple[str, ...] = ()  # "gggg,eeee=VALUE" (tagchange.py)
     regex_tag_changes: tuple[str, ...] = ()  # "gggg,eeee=REGEX"
@@ -182,8 +169,10 @@ class DeidSettings:
         changes.setdefault("date_shift_days", 42)
         return cls(project=project, **changes)
 
-    def with_changes(self, **changes) -> DeidSettings:
-        return replace(self, **changes)
+    @property
+    def needs_rule_set(self) -> bool:
+        """The FIONA table and tag changes are applied by a rule set (ruleset.py)."""
+        return self.table == "fiona" or bool(self.tag_changes or self.regex_tag_changes)
 
     @property
     def key(self) -> bytes:
@@ -234,13 +223,18 @@ class DeidSettings:
 # --- UIDs and dates (pure functions) ------------------------------------------------------------
 
 
+def nibble_digits(hex_digest: str) -> str:
+    """A hex digest with each nibble written as one of ``0123456789012345`` (upstream toDec)."""
+    return hex_digest.translate(_NIBBLE_DIGITS)
+
+
 def fiona_uid(uid: str, project: str) -> str:
     """DICOMAnonymizer's hashuid+PROJECTNAME."""
     raw = uid.encode("ascii")
     if len(raw) % 2:
         raw += b"\0"  # the element's pad byte is part of the hashed value upstream
     digest = hashlib.sha256(raw + project.encode("utf-8")).hexdigest()
-    return (FIONA_UID_ROOT + digest.translate(_NIBBLE_DIGITS))[:63]
+    return (FIONA_UID_ROOT + nibble_digits(digest))[:63]
 
 
 def keyed_uid(uid: str, key: bytes, root: str | None = None) -> str:
@@ -299,35 +293,22 @@ def shift_dt(value: str, days: int, clean_time: bool = False) -> str:
 # --- engine ---------------------------------------------------------------------------------
 
 
-def _put(ds: Dataset, tag: int, vr: str, value) -> None:
-    """Replace an element by a new one (never mutate: the caller's snapshot keeps the old)."""
-    key = BaseTag(tag)
-    ds._dict[key] = (
-        raw_text_element(ds, key, vr, value)  # ASCII text: cheap, written as is
-        or DataElement(key, vr, value, validation_mode=config.IGNORE)
-    )
-
-
-class _Ctx:
-    """Per-object state: the date offset and, on first use, the object's identifiers
-    (collected from a snapshot of the original identity elements, for Clean)."""
-
-    def __init__(self, days: int | None, ds: Dataset) -> None:
-        self.days = days
-        self._snapshot = Dataset({t: ds._dict[t] for t in _IDENT_TAGS if t in ds._dict})
-        self._ids: Identifiers | None = None
-        self.rule_state = None  # fiona_rules.RuleState when the project has rules
-
-    @property
-    def ids(self) -> Identifiers:
-        if self._ids is None:
-            self._ids = collect_identifiers(self._snapshot, retain_uids=True)
-        return self._ids
-
-
 class Deidentifier:
-    def __init__(self, settings: DeidSettings) -> None:
+    """The de-identification of one project's objects (see module docstring).
+
+    rule_set: the project's rule set class (or factory), called with this engine; required
+    when the settings need one (``settings.needs_rule_set``): factory.deidentifier_for picks it.
+    """
+
+    def __init__(
+        self, settings: DeidSettings, rule_set: Callable[[Deidentifier], RuleSet] | None = None
+    ) -> None:
         settings.validate()
+        if rule_set is None and settings.needs_rule_set:
+            raise ValueError(
+                "the FIONA table and tag changes need a rule set: build the engine with "
+                "fionagw.deid.factory.deidentifier_for(settings)"
+            )
         self.settings = settings
         self.profile = Profile(settings.profile_options(), settings.composite)
         self.uid_map: dict[str, str] = {}
@@ -335,10 +316,11 @@ class Deidentifier:
         if settings.keep_diffusion:
             allow |= set(DIFFUSION_PRIVATE)
         self.private_allow = frozenset((g, c.strip().upper(), e) for g, c, e in allow)
-        self._retain_uids = "retain_uids" in settings.options
+        self.retain_uids = "retain_uids" in settings.options
         opts = self.profile.options
         short = "Retain Longitudinal Temporal Information"
-        self._method = (
+        # DeidentificationMethod (0012,0063) as stamped
+        self.method = (
             [
                 f"fionagw {__version__}",
                 f"PS3.15 Table E.1-1 {self.profile.edition[:4]}",
@@ -347,15 +329,9 @@ class Deidentifier:
             + [OPTION_CODES[o][1].replace(short, "Retain Longitudinal")[:64] for o in sorted(opts)]
             + [f"UIDs {settings.uid_scheme}", f"dates {settings.date_mode}"]
         )
-        # FIONA table and tag changes (fiona_rules.py builds on this module, hence imported here)
-        self.rules = None
-        self.private_dates: dict[tuple[int, str, int], str] = {}
-        if settings.table == "fiona" or settings.tag_changes or settings.regex_tag_changes:
-            from fionagw.deid.fiona_rules import RuleSet
-
-            self.rules = RuleSet(self)
-            self.private_dates = self.rules.private_dates
-            self.private_allow |= frozenset(self.private_dates)
+        self.rule_set = rule_set(self) if rule_set is not None else None
+        self.private_dates = dict(self.rule_set.private_dates) if self.rule_set else {}
+        self.private_allow |= frozenset(self.private_dates)
 
     # --- values -----------------------------------------------------------------------------
 
@@ -389,15 +365,15 @@ class Deidentifier:
     # --- dataset ------------------------------------------------------------------------------
 
     def deidentify(self, ds: Dataset, participant: str, event: str | None = None) -> Dataset:
-        ctx = _Ctx(self.date_offset(participant), ds)
-        had_reason = 0x00401002 in ds._dict
-        rules = self.rules
-        if rules is not None:
-            ctx.rule_state = rules.begin(ds, participant, event)
+        ctx = ObjectContext(self.date_offset(participant), ds)
+        had_reason = 0x00401002 in elements_of(ds)
+        rule_set = self.rule_set
+        if rule_set is not None:
+            ctx.rule_state = rule_set.begin(ds, participant, event)
         self._walk(ds, ctx, clean=False)
         self._stamp(ds, participant, event, had_reason)
-        if rules is not None:  # markers, createIfMissing and tag changes win over the stamps
-            rules.finish(self, ds, ctx)
+        if rule_set is not None:  # the rules' markers and tag changes win over the stamps
+            rule_set.finish(ds, ctx)
         return ds
 
     def deidentify_file(
@@ -416,10 +392,11 @@ class Deidentifier:
             out = out / f"{ds.SOPInstanceUID}.dcm"
         return write(ds, out)
 
-    def _walk(self, ds: Dataset, ctx: _Ctx, clean: bool) -> None:
-        elems = ds._dict
+    def _walk(self, ds: Dataset, ctx: ObjectContext, clean: bool) -> None:
+        elems = elements_of(ds)
         action_of = self.profile.action
-        rules = self.rules.rules if self.rules is not None else {}
+        rule_set = self.rule_set
+        rule_tags = rule_set.tags if rule_set is not None else ()
         has_private = False
         for tag in list(elems):
             group = tag >> 16
@@ -429,88 +406,92 @@ class Deidentifier:
             if tag & 0xFFFF == 0:
                 del elems[tag]
                 continue
-            if tag in rules:  # FIONA table / tag change decides for its tags
-                self.rules.apply(self, ds, tag, ctx)
+            if tag in rule_tags:  # the rule set decides for its tags
+                rule_set.apply(ds, tag, ctx)
                 continue
             action = action_of(tag)
             if action == "X":
                 del elems[tag]
             elif action is None:
-                vr = _vr_of(elems[tag])
+                vr = vr_of(elems[tag])
                 if vr == "SQ":
-                    self._items(ds[tag].value, ctx, clean)
+                    self.walk_items(ds[tag].value, ctx, clean)
                 elif vr in ("DA", "DT", "TM"):
-                    self._date(ds, tag, vr, ctx, unlisted=True)
+                    self.apply_date_mode(ds, tag, vr, ctx, unlisted=True)
                 elif clean and vr in _TEXT_VRS:
                     self._scrub(ds, tag, ctx)
             elif action == "K":
-                if _vr_of(elems[tag]) == "SQ":
-                    self._items(ds[tag].value, ctx, clean)
+                if vr_of(elems[tag]) == "SQ":
+                    self.walk_items(ds[tag].value, ctx, clean)
             else:
                 self._apply(ds, tag, action, ctx)
         if has_private:
             self._private(ds, ctx, clean)
 
-    def _items(self, items: Sequence | None, ctx: _Ctx, clean: bool) -> None:
+    def walk_items(self, items: Sequence | None, ctx: ObjectContext, clean: bool = False) -> None:
+        """De-identify the items of a sequence (``clean``: free text scrubbed, as under C)."""
         for item in items or ():
             self._walk(item, ctx, clean)
 
-    def _apply(self, ds: Dataset, tag: int, action: str, ctx: _Ctx) -> None:
-        raw = ds._dict[tag]
-        vr = _vr_of(raw).split(" or ")[0]
+    def _apply(self, ds: Dataset, tag: int, action: str, ctx: ObjectContext) -> None:
+        raw = elements_of(ds)[tag]
+        vr = vr_of(raw).split(" or ")[0]
         if vr == "SQ":
             if action == "Z":
-                _put(ds, tag, "SQ", Sequence())
+                put(ds, tag, "SQ", Sequence())
             else:  # D, C: items kept, cleaned; U: items kept (their UIDs replaced)
-                self._items(ds[tag].value, ctx, clean=action != "U")
+                self.walk_items(ds[tag].value, ctx, clean=action != "U")
             return
         if action == "Z":
-            _put(ds, tag, vr, empty_value_for_VR(vr))
+            put(ds, tag, vr, empty_value_for_VR(vr))
         elif action == "U" or (action == "D" and vr == "UI"):
-            if not self._retain_uids:
-                new = [self.uid(v) for v in _ascii_values(raw)]
-                _put(ds, tag, "UI", new[0] if len(new) == 1 else new)
+            if not self.retain_uids:
+                new = [self.uid(v) for v in ascii_values(raw)]
+                put(ds, tag, "UI", new[0] if len(new) == 1 else new)
         elif action == "D":
-            _put(ds, tag, vr, _DUMMY.get(vr, b"\0\0"))
+            put(ds, tag, vr, _DUMMY.get(vr, b"\0\0"))
         elif action == "C":
             if vr in ("DA", "DT", "TM"):
-                self._date(ds, tag, vr, ctx, unlisted=False)
+                self.apply_date_mode(ds, tag, vr, ctx, unlisted=False)
             elif vr == "AE":
-                new = [self._ae(v) for v in _ascii_values(raw)]
-                _put(ds, tag, "AE", (new[0] if len(new) == 1 else new) if new else "")
+                put(ds, tag, "AE", element_value([self._ae(v) for v in ascii_values(raw)]))
             elif vr in _TEXT_VRS:
                 self._scrub(ds, tag, ctx)
             # other VRs (overlay/curve data under Clean Graphics) stay as they are
 
-    def _date(self, ds: Dataset, tag: int, vr: str, ctx: _Ctx, unlisted: bool) -> None:
+    def apply_date_mode(
+        self, ds: Dataset, tag: int, vr: str, ctx: ObjectContext, unlisted: bool = False
+    ) -> None:
+        """The project's date mode on one DA, DT or TM element: shifted by ``ctx.days``,
+        kept, or emptied (``unlisted``: an element the table does not list; a listed one
+        in remove mode keeps its table action), times cleaned when the project asks."""
         s = self.settings
         if s.date_mode == "keep" or (vr == "TM" and s.times == "keep"):
             return
         if s.date_mode == "remove" and vr != "TM":
             if unlisted:  # listed dates in remove mode get their table action, not C
-                _put(ds, tag, vr, "")
+                put(ds, tag, vr, "")
             return
         clean_time = s.times == "clean"
-        values = _ascii_values(ds._dict[tag])
+        old = ascii_values(elements_of(ds)[tag])
         if vr == "TM":
-            new = [clean_tm(v) for v in values]
+            new = [clean_tm(v) for v in old]
         elif vr == "DA":
-            new = [shift_da(v, ctx.days or 0) for v in values]
+            new = [shift_da(v, ctx.days or 0) for v in old]
         else:
-            new = [shift_dt(v, ctx.days or 0, clean_time) for v in values]
-        _put(ds, tag, vr, (new[0] if len(new) == 1 else new) if new else "")
+            new = [shift_dt(v, ctx.days or 0, clean_time) for v in old]
+        put(ds, tag, vr, element_value(new))
 
-    def _scrub(self, ds: Dataset, tag: int, ctx: _Ctx) -> None:
+    def _scrub(self, ds: Dataset, tag: int, ctx: ObjectContext) -> None:
         elem = ds[tag]
-        values = _values(elem.value)
-        if not values:
+        old = values(elem.value)
+        if not old:
             return
         ids = ctx.ids
-        new = [ids.scrub(str(v)) for v in values]
-        _put(ds, tag, elem.VR, new[0] if len(new) == 1 else new)
+        put(ds, tag, elem.VR, element_value([ids.scrub(str(v)) for v in old]))
 
-    def _private(self, ds: Dataset, ctx: _Ctx, clean: bool) -> None:
-        elems = ds._dict
+    def _private(self, ds: Dataset, ctx: ObjectContext, clean: bool) -> None:
+        elems = elements_of(ds)
         creators: dict[tuple[int, int], str] = {}
         for tag in elems:
             group, element = tag >> 16, tag & 0xFFFF
@@ -528,12 +509,12 @@ class Deidentifier:
             creator = creators.get(block) if element > 0xFF else None
             if creator is not None and (group, creator, element & 0xFF) in self.private_allow:
                 used.add(block)
-                if _vr_of(elems[tag]) == "SQ":
-                    self._items(ds[tag].value, ctx, clean)
+                if vr_of(elems[tag]) == "SQ":
+                    self.walk_items(ds[tag].value, ctx, clean)
                 elif self.private_dates and (group, creator, element & 0xFF) in self.private_dates:
                     # a kept private date (FIONA: SIEMENS MED PT) moves like the public ones
                     vr = self.private_dates[(group, creator, element & 0xFF)]
-                    self._date(ds, tag, vr, ctx, unlisted=True)
+                    self.apply_date_mode(ds, tag, vr, ctx, unlisted=True)
             else:
                 del elems[tag]
         for group, element in creators:
@@ -542,11 +523,10 @@ class Deidentifier:
 
     def _stamp(self, ds: Dataset, participant: str, event: str | None, had_reason: bool) -> None:
         s = self.settings
-        put = _put
         put(ds, 0x00100010, "PN", participant)
         put(ds, 0x00100020, "LO", participant)
         put(ds, 0x00120062, "CS", "YES")
-        put(ds, 0x00120063, "LO", self._method)
+        put(ds, 0x00120063, "LO", self.method)
         put(ds, 0x00120064, "SQ", Sequence([_code_item(v, m, ds) for v, m in self.profile.codes()]))
         put(
             ds,
@@ -572,9 +552,9 @@ class Deidentifier:
                 put(ds, 0x00401002, "LO", text)
         meta = getattr(ds, "file_meta", None)
         if meta is not None:
-            if 0x00080018 in ds._dict:
+            if 0x00080018 in elements_of(ds):
                 # no validation: FIONA UIDs may have a leading-zero component, as upstream's do
-                _put(meta, 0x00020003, "UI", ds.SOPInstanceUID)
+                put(meta, 0x00020003, "UI", ds.SOPInstanceUID)
             for tag in (0x00020016, 0x00020017, 0x00020018, 0x00020100, 0x00020102):
                 if tag in meta:  # AE titles and private information of the sender
                     del meta[tag]
@@ -582,26 +562,9 @@ class Deidentifier:
 
 def _code_item(value: str, meaning: str, parent: Dataset) -> Dataset:
     item = Dataset()
-    # encoded like its parent, so _put can make raw elements (cheap, written as they are)
+    # encoded like its parent, so put can make raw elements (cheap, written as they are)
     item.set_original_encoding(*parent.original_encoding, parent.original_character_set)
-    _put(item, 0x00080100, "SH", value)
-    _put(item, 0x00080102, "SH", "DCM")
-    _put(item, 0x00080104, "LO", meaning)
+    put(item, 0x00080100, "SH", value)
+    put(item, 0x00080102, "SH", "DCM")
+    put(item, 0x00080104, "LO", meaning)
     return item
-
-
-def _values(value) -> list:
-    if value is None or value == "":
-        return []
-    if isinstance(value, str | bytes | PersonName) or not isinstance(value, Iterable):
-        return [value]
-    return list(value)
-
-
-def _ascii_values(elem) -> list[str]:
-    """The values of an ASCII-only element (UI, DA, DT, TM, AE), raw or converted."""
-    value = elem.value
-    if isinstance(value, bytes | bytearray):
-        text = bytes(value).decode("ascii", "replace").strip("\0 ")
-        return [v.strip("\0 ") for v in text.split("\\")] if text else []
-    return [str(v).strip() for v in _values(value)]

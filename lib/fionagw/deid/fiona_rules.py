@@ -2,7 +2,9 @@
 
 A project migrated from FIONA gets what ``anonymize -j P --tagchange "0008,0080=PROJECTNAME"
 --patientid <participant> -b -m [--eventname E ...] [--regtagchange T=RE]`` gives: the 276
-rules of ``_fiona_table.py`` (generated from the upstream table by gen_fiona_table.py).
+rules of ``table_fiona.py`` (generated from the upstream table by
+tools/generate_deid_tables.py). ``FionaRules`` is the engine's rule set (ruleset.py) for
+FIONA mode and for tag changes in any mode; factory.deidentifier_for chooses it.
 
 How the two tables combine: for a tag of the FIONA table the FIONA rule decides (keep means
 keep); every other attribute follows the PS3.15 basic profile of the engine (with Retain
@@ -65,22 +67,16 @@ import re
 from dataclasses import dataclass, field
 
 from pydicom.datadict import dictionary_VR
-from pydicom.dataelem import empty_value_for_VR
+from pydicom.dataelem import DataElement, RawDataElement, empty_value_for_VR
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.valuerep import MAX_VALUE_LEN
 
-from fionagw.deid._fiona_table import BODY_PARTS, RULES, SOURCE
-from fionagw.deid.engine import (
-    STANDARD_UID_ROOT,
-    Deidentifier,
-    DeidSettings,
-    _ascii_values,
-    _put,
-    _values,
-    shift_dt,
-)
-from fionagw.deid.release import vr_of
+from fionagw.deid.elements import ascii_values, element_value, elements_of, put, values
+from fionagw.deid.engine import Deidentifier, DeidSettings, nibble_digits, shift_dt
+from fionagw.deid.release import STANDARD_UID_ROOT, vr_of
+from fionagw.deid.ruleset import ObjectContext, RuleSet
+from fionagw.deid.table_fiona import BODY_PARTS, RULES, SOURCE
 from fionagw.deid.tagchange import Rule, TagChange, parse_tag_change, regex_value, value_rule
 
 FIONA_METHOD = "{Per DICOM PS 3.15 AnnexE}"
@@ -91,7 +87,6 @@ SIEMENS_PT_DATE = (0x0071, "SIEMENS MED PT", 0x22)
 ALLOWED_BODY_PARTS = frozenset(keyword for *_, keyword in BODY_PARTS)
 FIONA_TAGS = frozenset(tag for tag, *_ in RULES)
 MAX_LEN = {**MAX_VALUE_LEN, "AS": 4, "DA": 8, "DT": 26, "TM": 16, "PN": 64}
-_DIGITS = str.maketrans("abcdef", "012345")
 _ASCII_VRS = frozenset({"UI", "DA", "DT", "TM", "AS", "CS", "DS", "IS", "AE"})
 _DATE = re.compile(r"^\s*(\d{4})(\d{2})(\d{2})")
 # actions whose result depends on the original value (the others skip converting it)
@@ -113,7 +108,7 @@ _READS_VALUE = frozenset(
 
 def decimal_digest(data: bytes) -> str:
     """SHA-256 as 64 digits: each hex nibble written with ``0123456789012345`` (upstream toDec)."""
-    return hashlib.sha256(data).hexdigest().translate(_DIGITS)
+    return nibble_digits(hashlib.sha256(data).hexdigest())
 
 
 def padded(text: str, vr: str) -> bytes:
@@ -130,7 +125,7 @@ def hash_value(text: str, vr: str) -> str:
 def keyed_hash(key: bytes, text: str, vr: str) -> str:
     """``hash`` for keyed projects: HMAC-SHA256 with the project key, digits as upstream."""
     digest = hmac.new(key, b"hash\0" + padded(text, vr), hashlib.sha256).hexdigest()
-    return digest.translate(_DIGITS)[: MAX_LEN.get(vr, 64)]
+    return nibble_digits(digest)[: MAX_LEN.get(vr, 64)]
 
 
 def study_id(study_uid: str, project: str) -> str:
@@ -161,10 +156,6 @@ def limit(text: str, vr: str) -> str:
     return text[:n] if n else text
 
 
-def _one(values: list) -> object:
-    return values[0] if len(values) == 1 else values
-
-
 def table_rule(tag: int, name: str, action: str, create: bool) -> Rule:
     """The meaning of one upstream table row (see the module docstring)."""
     if tag >> 16 & 1:
@@ -179,7 +170,7 @@ def table_rule(tag: int, name: str, action: str, create: bool) -> Rule:
         return Rule("method", action, create)
     if tag == CODES_TAG:
         return Rule("codes", action, create)
-    return value_rule(tag, action, create=create, origin="table")
+    return value_rule(tag, action, create=create)
 
 
 def parse_changes(settings: DeidSettings) -> list[TagChange]:
@@ -202,26 +193,24 @@ class RuleState:
     originals: dict[int, list[str] | None] = field(default_factory=dict)
 
 
-class RuleSet:
-    """The public-tag rules of one project (FIONA table and/or tag changes)."""
+class FionaRules(RuleSet):
+    """The public-tag rules of one project (FIONA table and/or tag changes) for ``engine``."""
 
-    def __init__(self, deid: Deidentifier) -> None:
-        s = self.settings = deid.settings
+    def __init__(self, engine: Deidentifier) -> None:
+        self.engine = engine
+        s = self.settings = engine.settings
         self.fiona = s.table == "fiona"
         rules: dict[int, Rule] = {}
-        self.private: dict[tuple[int, int], Rule] = {}
         if self.fiona:
             for tag, name, action, create in RULES:
                 rule = table_rule(tag, name, action, create)
-                if rule.action == "private":
-                    self.private[(tag >> 16, tag & 0xFFFF)] = rule
-                else:
+                if rule.action != "private":  # private elements follow the allow-list
                     rules[tag] = rule
         changes = parse_changes(s)
         for change in changes:
             create = change.tag in FIONA_TAGS
             rules[change.tag] = (
-                Rule("regex", change.value, create, "change")
+                Rule("regex", change.value, create)
                 if change.regex
                 else value_rule(change.tag, change.value, create=create)
             )
@@ -231,51 +220,54 @@ class RuleSet:
         self.method = [
             FIONA_METHOD,
             f"DICOMAnonymizer rules {SOURCE.split('@')[1].split()[0]}",
-            *deid._method,
+            *engine.method,
         ]
         # private elements with a rule that keeps them: (group, creator, offset) -> VR
         self.private_dates = {SIEMENS_PT_DATE: "DT"} if self.fiona else {}
 
-    def __contains__(self, tag: int) -> bool:
-        return tag in self.rules
+    @property
+    def tags(self) -> dict[int, Rule]:
+        return self.rules
 
     # --- per object ---------------------------------------------------------------------------
 
     def begin(self, ds: Dataset, participant: str, event: str | None) -> RuleState:
-        study = _ascii_values(ds._dict[STUDY_UID]) if STUDY_UID in ds._dict else []
+        elems = elements_of(ds)
+        study = ascii_values(elems[STUDY_UID]) if STUDY_UID in elems else []
         state = RuleState(study[0] if study else "", participant, event or "")
         for tag in self.changed:
-            state.originals[tag] = _text_values(ds, tag) if tag in ds._dict else None
+            state.originals[tag] = _text_values(ds, tag) if tag in elems else None
         return state
 
-    def apply(self, deid: Deidentifier, ds: Dataset, tag: int, ctx) -> None:  # type: ignore[no-untyped-def]
+    def apply(self, ds: Dataset, tag: int, ctx: ObjectContext) -> None:
         """The rule of ``tag`` on the element present in ``ds`` (any nesting level)."""
         rule = self.rules[tag]
+        elems = elements_of(ds)
         if rule.action == "remove":
-            del ds._dict[tag]
+            del elems[tag]
             return
-        vr = _vr(tag, ds._dict[tag])
+        vr = _vr(tag, elems[tag])
         if vr == "SQ":
-            self._sequence(deid, ds, tag, rule, ctx)
+            self._sequence(ds, tag, rule, ctx)
             return
         if rule.action == "keep":  # most rules: leave the raw element unconverted
             if vr == "TM" and self.settings.times == "clean":  # the project asked for it
-                deid._date(ds, tag, vr, ctx, unlisted=False)
+                self.engine.apply_date_mode(ds, tag, vr, ctx, unlisted=False)
             return
-        values = _text_values(ds, tag) if rule.action in _READS_VALUE else []
-        new = self.value(deid, rule, tag, vr, values, ctx)
+        old = _text_values(ds, tag) if rule.action in _READS_VALUE else []
+        new = self.value(rule, tag, vr, old, ctx)
         if new is not None:
-            _put(ds, tag, vr, new)
+            put(ds, tag, vr, new)
 
-    def finish(self, deid: Deidentifier, ds: Dataset, ctx) -> None:  # type: ignore[no-untyped-def]
+    def finish(self, ds: Dataset, ctx: ObjectContext) -> None:
         """Top level, after the engine's stamps: markers, createIfMissing, tag changes."""
-        elems = ds._dict
+        elems = elements_of(ds)
         if self.fiona:
-            _put(ds, METHOD_TAG, "LO", [limit(v, "LO") for v in self.method])
-            _put(ds, CODES_TAG, "SQ", fiona_codes())
+            put(ds, METHOD_TAG, "LO", [limit(v, "LO") for v in self.method])
+            put(ds, CODES_TAG, "SQ", fiona_codes())
         for tag in self.creates:
             if tag not in elems:
-                self._create(deid, ds, tag, self.rules[tag], ctx)
+                self._create(ds, tag, self.rules[tag], ctx)
         state: RuleState = ctx.rule_state
         for tag in self.changed:  # from the original value, so a change wins over the stamps
             rule = self.rules[tag]
@@ -286,26 +278,20 @@ class RuleSet:
                 vr = _vr(tag, elems[tag]) if tag in elems else dictionary_VR(tag).split(" or ")[0]
                 if vr == "SQ":
                     if tag in elems:
-                        self._sequence(deid, ds, tag, rule, ctx)
+                        self._sequence(ds, tag, rule, ctx)
                     continue
-                new = self.value(deid, rule, tag, vr, original, ctx)
+                new = self.value(rule, tag, vr, original, ctx)
                 if new is not None:
-                    _put(ds, tag, vr, new)
+                    put(ds, tag, vr, new)
             elif rule.create:
-                self._create(deid, ds, tag, rule, ctx)
+                self._create(ds, tag, rule, ctx)
 
     # --- values ---------------------------------------------------------------------------
 
     def value(
-        self,
-        deid: Deidentifier,
-        rule: Rule,
-        tag: int,
-        vr: str,
-        values: list[str],  # noqa: C901
-        ctx,
-    ) -> object | None:  # type: ignore[no-untyped-def]
-        """The new value for the original ``values`` ([] when missing); None: keep as is."""
+        self, rule: Rule, tag: int, vr: str, old: list[str], ctx: ObjectContext
+    ) -> object | None:
+        """The new value for the original values ``old`` ([] when missing); None: keep as is."""
         a = rule.action
         s = self.settings
         state: RuleState = ctx.rule_state
@@ -314,30 +300,27 @@ class RuleSet:
         if a == "empty":
             return empty_value_for_VR(vr)
         if a in ("hashuid", "hashuid+PROJECTNAME"):
-            if deid._retain_uids:
+            if self.engine.retain_uids:
                 return None
-            new = [limit(self._uid(deid, v, a), vr) for v in values]
-            return _one(new) if new else ""
+            return element_value([limit(self._uid(v, a), vr) for v in old])
         if a == "hash":
             if s.uid_scheme != "fiona":  # keyed: a guessable value must not be recoverable
-                text = state.study_uid if tag == STUDY_ID else "\\".join(values)
+                text = state.study_uid if tag == STUDY_ID else "\\".join(old)
                 return keyed_hash(s.key, text, vr) if text.strip() else ""
             if tag == STUDY_ID:
                 return study_id(state.study_uid, s.project)
-            text = "\\".join(values)
+            text = "\\".join(old)
             return hash_value(text, vr) if text.strip() else ""
         if a in ("incrementdate", "incrementdatetime"):
-            return self._dates(a, tag, values, ctx)
+            return self._dates(a, tag, old, ctx)
         if a == "bodypart":
-            return (
-                None if (values[0].strip() if values else "") in ALLOWED_BODY_PARTS else "BODYPART"
-            )
+            return None if (old[0].strip() if old else "") in ALLOWED_BODY_PARTS else "BODYPART"
         if a == "set":
             return limit(rule.value, vr)
         if a == "keyword":
             return limit(self.keyword(rule.value, state), vr)
         if a == "regex":
-            return limit(regex_value(rule.value, "\\".join(values)), vr)
+            return limit(regex_value(rule.value, "\\".join(old)), vr)
         if a == "temporal":
             return {"shift": "MODIFIED", "keep": "UNMODIFIED", "remove": "REMOVED"}[s.date_mode]
         if a == "method":
@@ -354,14 +337,14 @@ class RuleSet:
             "site_id": s.site_id or "",
         }[source]
 
-    def _uid(self, deid: Deidentifier, value: str, action: str) -> str:
+    def _uid(self, value: str, action: str) -> str:
         if not value or value.startswith(STANDARD_UID_ROOT):
             return value
         if action == "hashuid" and self.settings.uid_scheme == "fiona":
             return hash_value(value, "UI")
-        return deid.uid(value)
+        return self.engine.uid(value)
 
-    def _dates(self, action: str, tag: int, values: list[str], ctx) -> object | None:  # type: ignore[no-untyped-def]
+    def _dates(self, action: str, tag: int, old: list[str], ctx: ObjectContext) -> object | None:
         s = self.settings
         if s.date_mode == "keep":
             return None
@@ -369,41 +352,41 @@ class RuleSet:
         if days is None:  # date_mode remove
             return ""
         if action == "incrementdate":
-            new = [increment_date(v, days) for v in values]
+            new = [increment_date(v, days) for v in old]
             if tag == STUDY_DATE and not any(new):
                 return fallback_study_date(ctx.rule_state.study_uid, s.project)
         else:
-            new = [shift_dt(v, days, s.times == "clean") for v in values]
-        return _one(new) if new else ""
+            new = [shift_dt(v, days, s.times == "clean") for v in old]
+        return element_value(new)
 
-    def _sequence(self, deid: Deidentifier, ds: Dataset, tag: int, rule: Rule, ctx) -> None:  # type: ignore[no-untyped-def]
+    def _sequence(self, ds: Dataset, tag: int, rule: Rule, ctx: ObjectContext) -> None:
         if rule.action == "empty":
-            _put(ds, tag, "SQ", Sequence())
+            put(ds, tag, "SQ", Sequence())
         elif rule.action == "codes":
-            _put(ds, tag, "SQ", fiona_codes())
+            put(ds, tag, "SQ", fiona_codes())
         else:  # keep / process: the items are de-identified like the rest
-            deid._items(ds[tag].value, ctx, clean=False)
+            self.engine.walk_items(ds[tag].value, ctx, clean=False)
 
-    def _create(self, deid: Deidentifier, ds: Dataset, tag: int, rule: Rule, ctx) -> None:  # type: ignore[no-untyped-def]
+    def _create(self, ds: Dataset, tag: int, rule: Rule, ctx: ObjectContext) -> None:
         if rule.action == "remove":
             return
         vr = dictionary_VR(tag).split(" or ")[0]
         if vr == "SQ":
-            _put(ds, tag, "SQ", fiona_codes() if rule.action == "codes" else Sequence())
+            put(ds, tag, "SQ", fiona_codes() if rule.action == "codes" else Sequence())
             return
-        new = self.value(deid, rule, tag, vr, [], ctx)
-        _put(ds, tag, vr, empty_value_for_VR(vr) if new is None else new)
+        new = self.value(rule, tag, vr, [], ctx)
+        put(ds, tag, vr, empty_value_for_VR(vr) if new is None else new)
 
 
 def fiona_codes() -> Sequence:
     """DeIdentificationMethodCodeSequence as DICOMAnonymizer writes it."""
     item = Dataset()
-    _put(item, 0x00080100, "SH", FIONA_CODE_VALUE)
-    _put(item, 0x00080104, "LO", "Software")
+    put(item, 0x00080100, "SH", FIONA_CODE_VALUE)
+    put(item, 0x00080104, "LO", "Software")
     return Sequence([item])
 
 
-def _vr(tag: int, elem) -> str:  # type: ignore[no-untyped-def]
+def _vr(tag: int, elem: DataElement | RawDataElement) -> str:
     vr = vr_of(elem)
     if vr == "UN":
         try:
@@ -415,11 +398,11 @@ def _vr(tag: int, elem) -> str:  # type: ignore[no-untyped-def]
 
 def _text_values(ds: Dataset, tag: int) -> list[str]:
     """An element's values as text (PN as ``Family^Given``); [] when empty."""
-    elem = ds._dict[tag]
+    elem = elements_of(ds)[tag]
     if _vr(tag, elem) in _ASCII_VRS:
-        return _ascii_values(elem)
+        return ascii_values(elem)
     value = ds[tag].value
     if isinstance(value, bytes | bytearray):
         text = bytes(value).decode("latin-1").strip("\0 ")
         return [text] if text else []
-    return [str(v) for v in _values(value)]
+    return [str(v) for v in values(value)]

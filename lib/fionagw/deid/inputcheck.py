@@ -10,6 +10,8 @@ from __future__ import annotations
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
+from fionagw.deid.elements import elements_of
+
 UNDEFINED = 0xFFFFFFFF
 
 
@@ -18,7 +20,7 @@ def truncated_tag(ds: Dataset, file_size: int | None = None) -> int | None:
 
     With ``file_size``, elements whose reading was deferred (``dcmread(defer_size=...)``, a
     cheap way to look at a file without reading its pixels) must also end inside the file."""
-    for tag, elem in ds._dict.items():
+    for tag, elem in elements_of(ds).items():
         if not isinstance(elem, RawDataElement) or elem.length == UNDEFINED:
             continue
         if elem.value is None:

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from fionagw.deid.engine import Deidentifier, DeidSettings
+from fionagw.deid.factory import deidentifier_for
 from fionagw.ops.atomic import write_json_atomic
 
 FILE_NAME = "mapping.json"
@@ -22,7 +23,7 @@ def study_mapping(
 ) -> dict[str, dict[str, str]]:
     """``{"StudyInstanceUID": {old: new}, "SeriesInstanceUID": {old: new}}``."""
     if isinstance(deid, DeidSettings):
-        deid = Deidentifier(deid)
+        deid = deidentifier_for(deid)
     studies = [study_uids] if isinstance(study_uids, str) else list(study_uids)
     return {
         "StudyInstanceUID": {uid: deid.uid(uid) for uid in sorted(set(studies)) if uid},

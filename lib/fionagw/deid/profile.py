@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from fionagw.deid._table import EDITION, OPTIONS, ROWS
+from fionagw.deid.table_ps315 import EDITION, OPTIONS, ROWS
 
 ACTIONS = frozenset("DZXKCU")
 BASIC_CODE = ("113100", "Basic Application Confidentiality Profile")

@@ -33,19 +33,22 @@ ConfigError with one line naming the file, the key and what is wrong.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
-import stat
 from pathlib import Path
 from typing import Any
 
-from fionagw.config import ConfigError, SiteConfig
+from fionagw.config import (
+    ConfigError,
+    SecretFileMissing,
+    SiteConfig,
+    load_secrets,
+    read_secret_file,
+)
 from fionagw.deid.engine import DeidSettings
 from fionagw.deid.profile import OPTION_CODES
 from fionagw.deid.tagchange import parse_tag_change
-from fionagw.paths import safe_component
 from fionagw.tracking.projects import Project
 
 log = logging.getLogger("fionagw.deid")
@@ -194,7 +197,7 @@ def project_key(project: str, cfg: SiteConfig) -> bytes:
     """The project's secret: secrets file ``deid_keys``, else the key file (created if missing)."""
     secrets = cfg.tracker.secrets_file
     if secrets is not None:
-        value = _read_secrets(secrets).get("deid_keys", {})
+        value = load_secrets(secrets).get("deid_keys", {})
         if not isinstance(value, dict):
             raise ConfigError(secrets, "deid_keys", 'expected an object {"<project>": "<key>"}')
         if project in value:
@@ -202,13 +205,13 @@ def project_key(project: str, cfg: SiteConfig) -> bytes:
             if not isinstance(key, str) or not key.strip():
                 raise ConfigError(secrets, f"deid_keys.{project}", "expected a non-empty string")
             return bytes.fromhex(key) if _HEX_KEY.fullmatch(key) else key.encode("utf-8")
-    return _key_file(cfg.paths.keys / f"{safe_component(project)}.key", project)
+    return _key_file(cfg.paths.project_key(project), project)
 
 
 def _key_file(path: Path, project: str) -> bytes:
     try:
-        return _read_private(path)
-    except FileNotFoundError:
+        return read_secret_file(path)
+    except SecretFileMissing:
         pass
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -232,49 +235,7 @@ def _key_file(path: Path, project: str) -> bytes:
             os.unlink(tmp)
     except OSError as exc:
         raise ConfigError(path, "", f"cannot create the key file: {exc.strerror}") from None
-    return _read_private(path)
-
-
-def _read_private(path: Path) -> bytes:
-    """A secret file's bytes after checking that only its owner can read it."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        raise ConfigError(path, "", f"cannot read: {exc.strerror}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ConfigError(path, "", "not a regular file")
-        mode = stat.S_IMODE(st.st_mode)
-        if mode & 0o077:
-            raise ConfigError(
-                path,
-                "",
-                f"mode {mode:04o} lets group or others read the secret; run: chmod 600 {path}",
-            )
-        with os.fdopen(fd, "rb", closefd=False) as fh:
-            data = fh.read()
-    finally:
-        os.close(fd)
-    if not data:
-        raise ConfigError(path, "", "empty")
-    return data
-
-
-def _read_secrets(path: Path) -> dict:
-    try:
-        raw = _read_private(path)
-    except FileNotFoundError:
-        raise ConfigError(path, "", "file not found (tracker.secrets_file)") from None
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(path, "", f"not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(path, "", "expected a JSON object")
-    return data
+    return read_secret_file(path)
 
 
 def _source(cfg: SiteConfig) -> Path | str:

@@ -25,14 +25,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.valuerep import PersonName
 
+from fionagw.dicom.errors import CodecError
+from fionagw.dicom.tags import PIXEL_TAGS, tag_text
+from fionagw.dicom.vr import dictionary_vr, vr_of
+from fionagw.dicom.walk import UNDEFINED, elements, items
+
 MIN_LEN = 3
 STANDARD_UID_ROOT = "1.2.840.10008."
-PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 _NAME_STOP = frozenset({"MRS", "PHD", "PROF", "III", "ANONYMIZED", "ANONYMOUS"})
 
 # kind -> top-level tags holding it
@@ -75,10 +78,6 @@ class Hit:
 
     def __str__(self) -> str:
         return f"{self.kind} found at {self.path}"
-
-
-def tag_text(tag: int) -> str:
-    return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
 
 
 def _texts(value: object) -> list[str]:
@@ -233,21 +232,6 @@ class Identifiers:
         return pattern.sub(replacement, text) if pattern is not None else text
 
 
-def vr_of(elem) -> str:  # type: ignore[no-untyped-def]
-    """An element's VR, from the dictionary when a raw element has none ("UN" if unknown)."""
-    vr = elem.VR
-    if vr is None:
-        try:
-            vr = dictionary_VR(elem.tag)
-        except KeyError:
-            return "UN"
-    return vr
-
-
-def _is_sq(elem) -> bool:  # type: ignore[no-untyped-def]
-    return vr_of(elem) == "SQ"
-
-
 def collect_identifiers(
     datasets: Iterable[Dataset] | Dataset,
     *,
@@ -300,12 +284,7 @@ def _collect_uids(ds: Dataset, ids: Identifiers) -> None:
     elements = ds._dict
     for tag in list(elements):
         elem = elements[tag]
-        vr = elem.VR
-        if vr is None:
-            try:
-                vr = dictionary_VR(tag)
-            except KeyError:
-                continue
+        vr = elem.VR or dictionary_vr(tag)
         if vr == "UI":
             if isinstance(elem, RawDataElement):  # no conversion needed: UIDs are ASCII
                 if elem.value:
@@ -402,12 +381,14 @@ def _segments(ds: Dataset, prefix: str, datas: list[bytes], where: list[tuple[st
         if tag in PIXEL_TAGS:
             continue
         if isinstance(elem, RawDataElement):
-            if (elem.VR or vr_of(elem)) != "SQ":
+            if vr_of(elem) != "SQ":
                 if elem.value:
                     datas.append(elem.value if isinstance(elem.value, bytes) else bytes(elem.value))
                     where.append((prefix, tag))
                 continue
-            elem = ds[tag]
+            if _raw_sequence_segments(elem, prefix + tag_text(tag), datas, where):
+                continue
+            elem = ds[tag]  # bytes the codec does not read: pydicom's reading decides
         value = elem.value
         if elem.VR == "SQ":
             for i, item in enumerate(value or ()):
@@ -421,3 +402,62 @@ def _segments(ds: Dataset, prefix: str, datas: list[bytes], where: list[tuple[st
         if data:
             datas.append(data)
             where.append((prefix, tag))
+
+
+def _raw_sequence_segments(
+    elem: RawDataElement, path: str, datas: list[bytes], where: list[tuple[str, int]]
+) -> bool:
+    """The scanned bytes of a sequence still in its raw bytes, walked by the codec without
+    converting it (what pydicom would parse: the same elements and values); False, with
+    nothing added, when the codec cannot read them."""
+    value = elem.value
+    if not value:
+        return True
+    kept = len(datas)
+    try:
+        data = value if isinstance(value, bytes) else bytes(value)
+        _walked_segments(
+            data, 0, len(data), elem.is_implicit_VR, elem.is_little_endian, path, datas, where
+        )
+    except CodecError:
+        del datas[kept:], where[kept:]
+        return False
+    return True
+
+
+def _walked_segments(
+    data: bytes,
+    start: int,
+    end: int,
+    implicit: bool,
+    little: bool,
+    path: str,
+    datas: list[bytes],
+    where: list[tuple[str, int]],
+    depth: int = 0,
+) -> None:
+    for i, (item_start, item_end, item_implicit) in enumerate(
+        items(data, start, end, implicit, little, depth)
+    ):
+        prefix = f"{path}[{i}]/"
+        walk = elements(data, item_start, item_end, item_implicit, little, depth=depth, item=True)
+        for tag, vr, length, value_start, value_end in walk:
+            if tag in PIXEL_TAGS:
+                continue
+            vr = vr or dictionary_vr(tag) or "UN"
+            if vr == "SQ" or (vr == "UN" and length == UNDEFINED):  # as pydicom reads them
+                sub = prefix + tag_text(tag)
+                _walked_segments(
+                    data,
+                    value_start,
+                    value_end,
+                    item_implicit,
+                    little,
+                    sub,
+                    datas,
+                    where,
+                    depth + 1,
+                )
+            elif value_end > value_start:
+                datas.append(data[value_start:value_end])
+                where.append((prefix, tag))

@@ -70,13 +70,11 @@ class Rule:
     mode), ``method`` / ``codes`` (the de-identification markers), ``private`` (a private rule of
     the upstream table: the element goes, as upstream removes its own 0013 block).
     create: also written when the element is missing (upstream ``createIfMissing``).
-    origin: ``table`` or ``change`` (a project tag change).
     """
 
     action: str
     value: str = ""
     create: bool = False
-    origin: str = "table"
 
 
 @dataclass(frozen=True)
@@ -85,19 +83,16 @@ class TagChange:
     value: str
     regex: bool = False
 
-    def __str__(self) -> str:
-        return f"{self.tag >> 16:04x},{self.tag & 0xFFFF:04x}={self.value}"
 
-
-def value_rule(tag: int, value: str, *, create: bool, origin: str = "change") -> Rule:
+def value_rule(tag: int, value: str, *, create: bool) -> Rule:
     """The rule a tag-change VALUE stands for (the vocabulary of the module docstring)."""
     if value in ACTIONS:
-        return Rule(value, "", create, origin)
+        return Rule(value, "", create)
     if value in KEYWORDS:
-        return Rule("keyword", KEYWORDS[value], create, origin)
+        return Rule("keyword", KEYWORDS[value], create)
     if value == "BODYPART" and tag == BODY_PART_TAG:
-        return Rule("bodypart", "", create, origin)
-    return Rule("set", value, create, origin)
+        return Rule("bodypart", "", create)
+    return Rule("set", value, create)
 
 
 def parse_tag_change(text: str, *, regex: bool = False) -> TagChange:

@@ -1,14 +1,14 @@
 """Fast Part-10 reading and writing for the de-identification path.
 
 ``read(path)`` gives what ``dcmread(path)`` gives (the same raw elements, offsets, encodings
-and file meta) for the files a gateway sees: little endian, explicit or implicit VR, any
-encapsulated transfer syntax. It reads the file in one call and splits its elements with
-``struct.unpack_from`` instead of pydicom's file-object generator, about four times faster;
-undefined-length sequences and values are read by pydicom's own functions. Anything unusual
-(no preamble, big endian, deflate, an unknown VR, an implicit/explicit switch) is left to
-``dcmread`` itself, so errors and heuristics stay pydicom's. One difference on purpose: a value
-that runs past the end of the file raises TruncatedError, where dcmread would quietly return a
-short value (a gateway must not send half an image).
+and file meta): the file is read in one call and its elements split by the codec
+(:mod:`fionagw.dicom`) instead of pydicom's file-object reader, about four times faster;
+undefined-length sequences are parsed by pydicom's own function once the codec has checked
+their bytes. Anything the codec leaves to pydicom (no preamble, deflate, an unknown VR, an
+implicit/explicit switch, a header cut short) is read by ``dcmread`` itself, so errors and
+heuristics stay pydicom's. One difference on purpose: a value that runs past the end of the
+file raises TruncatedError, where dcmread would quietly return a short value (a gateway must
+not send half an image).
 
 ``encode(ds)`` gives the bytes ``dcmwrite(..., enforce_file_format=True)`` writes, except for
 the preamble, always 128 zero bytes (an input's preamble is not carried over). pydicom
@@ -27,27 +27,28 @@ import struct
 from pathlib import Path
 
 from pydicom import dcmread, dcmwrite
-from pydicom.charset import convert_encodings, default_encoding
-from pydicom.datadict import _dictionary_vr_fast
-from pydicom.dataelem import DataElement, RawDataElement, empty_value_for_VR
+from pydicom.charset import default_encoding
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
-from pydicom.filereader import ENCODED_VR, read_sequence
-from pydicom.fileutil import read_undefined_length_value
 from pydicom.filewriter import write_data_element, write_file_meta_info
 from pydicom.multival import MultiValue
-from pydicom.tag import BaseTag, SequenceDelimiterTag
-from pydicom.uid import (
-    DeflatedExplicitVRLittleEndian,
-    ExplicitVRBigEndian,
-    ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian,
-    PrivateTransferSyntaxes,
-)
-from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, PersonName
-from pydicom.values import convert_string
+from pydicom.tag import BaseTag
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.valuerep import PersonName
 
-_LONG_VRS = frozenset(str(vr) for vr in EXPLICIT_VR_LENGTH_32)
+from fionagw.dicom.errors import CodecError, TruncatedError
+from fionagw.dicom.raw import (
+    ITEM_DELIMITER,
+    SEQUENCE_DELIMITER,
+    element_header,
+    item_header,
+    read_part10,
+)
+from fionagw.dicom.tags import GROUP_LENGTH_META
+from fionagw.dicom.vr import LONG_LENGTH_NAMES, TEXT_PAD
+from fionagw.dicom.walk import UNDEFINED
+
 _SIMPLE_TS = frozenset(
     {
         ImplicitVRLittleEndian,
@@ -66,145 +67,25 @@ _SIMPLE_TS = frozenset(
         "1.2.840.10008.1.2.4.203",
     }
 )
-# String VRs written here when the value is ASCII text: (padding byte)
-_TEXT_PAD = {
-    **dict.fromkeys(
-        ("AE", "AS", "CS", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UR", "UT"), b" "
-    ),
-    "UI": b"\0",
-}
-_VRS = {vr: vr.decode() for vr in ENCODED_VR if len(vr) == 2}
-_EXPLICIT = struct.Struct("<HH2sH")
-_IMPLICIT = struct.Struct("<HHL")
 _UL = struct.Struct("<L")
-_ITEM = b"\xfe\xff\x00\xe0"
-_ITEM_END = b"\xfe\xff\x0d\xe0\0\0\0\0"
-_SEQ_END = b"\xfe\xff\xdd\xe0\0\0\0\0"
 
 
 # --- reading ------------------------------------------------------------------------------
 
 
-class _Unusual(Exception):
-    """The file needs pydicom's full reader."""
-
-
-class TruncatedError(EOFError):
-    """A value runs past the end of the file (dcmread would return the part it could read)."""
-
-
 def read(path: Path | str) -> FileDataset:
-    """``dcmread(path)``, faster for ordinary little-endian Part-10 files (see module doc)."""
+    """``dcmread(path)``, faster for ordinary Part-10 files (see module doc)."""
     path = str(path)
     with open(path, "rb") as f:
         data = f.read()
     try:
-        return _parse(path, data)
-    except (_Unusual, struct.error, IndexError):
+        return read_part10(data, path)
+    except TruncatedError as exc:
+        if not exc.in_header:
+            raise  # a value cut short: refused (dcmread would return it short)
+        return dcmread(path)  # pydicom ignores a few stray bytes at the end, or raises
+    except CodecError:
         return dcmread(path)
-
-
-def _parse(path: str, data: bytes) -> FileDataset:
-    if len(data) < 140 or data[128:132] != b"DICM":
-        raise _Unusual
-    meta_elems, pos, _ = _elements(data, 132, False, default_encoding, meta=True)
-    if not meta_elems or 0x00020010 not in meta_elems:
-        raise _Unusual
-    ts = meta_elems[0x00020010].value.decode("ascii").strip("\0 ")
-    if ts in (ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian) or ts in PrivateTransferSyntaxes:
-        raise _Unusual
-    implicit = ts == ImplicitVRLittleEndian
-    if len(data) - pos < 8 or data[pos : pos + 2] == b"\0\0":  # empty, or a command set
-        raise _Unusual
-    looks_explicit = 0x40 < data[pos + 4] < 0x5B and 0x40 < data[pos + 5] < 0x5B
-    if looks_explicit == implicit:  # pydicom would switch VR encoding: let it
-        raise _Unusual
-    elems, _, encoding = _elements(data, pos, implicit, default_encoding)
-
-    file_meta = FileMetaDataset(meta_elems)
-    file_meta.set_original_encoding(False, True, default_encoding)
-    dataset = Dataset(elems, parent_encoding=default_encoding)
-    dataset.set_original_encoding(implicit, True, encoding)
-    ds = FileDataset(path, dataset, data[:128], file_meta, implicit, True)
-    ds.set_original_encoding(implicit, True, dataset._character_set)
-    return ds
-
-
-def _elements(
-    data: bytes,
-    pos: int,
-    implicit: bool,
-    encoding,
-    meta: bool = False,
-) -> tuple[dict, int, object]:
-    """The elements of one dataset from ``pos`` to the end (or, for ``meta``, the end of
-    group 2), as pydicom's data_element_generator yields them."""
-    elems: dict = {}
-    end = len(data)
-    fp = None
-    while pos < end:
-        if end - pos < 8:
-            raise _Unusual  # pydicom ignores a short tail; keep its behaviour by using it
-        if implicit:
-            group, element, length = _IMPLICIT.unpack_from(data, pos)
-            vr = None
-            start = pos + 8
-        else:
-            group, element, vr_bytes, length = _EXPLICIT.unpack_from(data, pos)
-            if meta and group != 2:
-                break
-            vr = _VRS.get(vr_bytes)
-            if vr is None:
-                raise _Unusual
-            if vr in _LONG_VRS:
-                length = _UL.unpack_from(data, pos + 8)[0]
-                start = pos + 12
-            else:
-                start = pos + 8
-        tag = group << 16 | element
-        if tag == 0xFFFEE00D:
-            raise _Unusual
-        if length != 0xFFFFFFFF:
-            if start + length > end:
-                raise TruncatedError(
-                    f"({group:04X},{element:04X}) needs {length} bytes, the "
-                    f"file has {end - start} left"
-                )
-            if length:
-                value = data[start : start + length]
-            else:
-                value = empty_value_for_VR(vr, raw=True)
-            if tag == 0x00080005:
-                encoding = convert_encodings(convert_string(value or b"", True))
-            key = BaseTag(tag)
-            elems[key] = RawDataElement(key, vr, length, value, start, implicit, True)
-            pos = start + length
-            continue
-        # undefined length: pydicom's own readers, from a file object over the same bytes
-        if vr == "UN":
-            raise _Unusual  # pydicom may read it as a sequence (config dependent)
-        if vr is None:
-            try:
-                vr = _dictionary_vr_fast(tag)
-            except KeyError:
-                if data[start : start + 4] == _ITEM:
-                    vr = "SQ"
-        if fp is None:
-            fp = DicomBytesIO(data)
-            fp.is_little_endian, fp.is_implicit_VR = True, implicit
-        fp.seek(start)
-        if vr == "SQ":
-            seq = read_sequence(fp, implicit, True, length, encoding)
-            elems[BaseTag(tag)] = DataElement(
-                BaseTag(tag), vr, seq, start, is_undefined_length=True
-            )
-        else:
-            value = read_undefined_length_value(fp, True, SequenceDelimiterTag, None)
-            elems[BaseTag(tag)] = RawDataElement(
-                BaseTag(tag), vr, length, value, start, implicit, True
-            )
-        pos = fp.tell()
-    return elems, pos, encoding
 
 
 # --- writing ------------------------------------------------------------------------------
@@ -215,7 +96,7 @@ def raw_text_element(ds: Dataset, tag: int, vr: str, value: object) -> RawDataEl
     ``ds`` was read in, with the bytes pydicom would write for it; None when that does not
     apply (other VRs or values, a dataset not read from bytes, big endian). Raw elements cost
     a tuple instead of a validated DataElement, and are written and scanned as they are."""
-    pad = _TEXT_PAD.get(vr)
+    pad = TEXT_PAD.get(vr)
     if pad is None:
         return None
     implicit, little = ds.original_encoding
@@ -232,7 +113,7 @@ def raw_text_element(ds: Dataset, tag: int, vr: str, value: object) -> RawDataEl
     raw = text.encode("ascii")
     if len(raw) % 2:
         raw += pad
-    if len(raw) > 0xFFFF and vr not in _LONG_VRS:
+    if len(raw) > 0xFFFF and vr not in LONG_LENGTH_NAMES:
         return None
     return RawDataElement(BaseTag(tag), vr, len(raw), raw, 0, implicit, True)
 
@@ -262,7 +143,7 @@ def encode(ds: Dataset) -> bytes:
     # ... and pixel data has an undefined length exactly when it is encapsulated
     pixel = ds._dict.get(0x7FE00010)
     if pixel is not None and ts.is_compressed != (
-        pixel.length == 0xFFFFFFFF
+        pixel.length == UNDEFINED
         if isinstance(pixel, RawDataElement)
         else pixel.is_undefined_length
     ):
@@ -295,9 +176,9 @@ def _encode_meta(meta: FileMetaDataset) -> bytes:
         write_file_meta_info(fp, meta, enforce_standard=True)
         return fp.getvalue()
     body: list[bytes] = []
-    _encode_dataset(meta, False, default_encoding, body, skip=0x00020000)
+    _encode_dataset(meta, False, default_encoding, body, skip=GROUP_LENGTH_META)
     data = b"".join(body)
-    return _EXPLICIT.pack(2, 0, b"UL", 4) + _UL.pack(len(data)) + data
+    return element_header(GROUP_LENGTH_META, "UL", 4, False) + _UL.pack(len(data)) + data
 
 
 def _encode_dataset(
@@ -312,12 +193,12 @@ def _encode_dataset(
             if (
                 elem.is_little_endian
                 and elem.is_implicit_VR == implicit
-                and elem.length != 0xFFFFFFFF
+                and elem.length != UNDEFINED
                 and (implicit or elem.VR is not None)
                 and elem.value is not None
                 and len(elem.value) == elem.length
             ):
-                parts.append(_header(tag, elem.VR, elem.length, implicit))
+                parts.append(element_header(tag, elem.VR, elem.length, implicit))
                 parts.append(elem.value)
                 continue
         elif _encode_new(tag, elem, implicit, encodings, parts):
@@ -328,21 +209,13 @@ def _encode_dataset(
         parts.append(fp.getvalue())
 
 
-def _header(tag: int, vr: str | None, length: int, implicit: bool) -> bytes:
-    if implicit:
-        return _IMPLICIT.pack(tag >> 16, tag & 0xFFFF, length)
-    if vr in _LONG_VRS:
-        return struct.pack("<HH2sHL", tag >> 16, tag & 0xFFFF, vr.encode(), 0, length)
-    return _EXPLICIT.pack(tag >> 16, tag & 0xFFFF, vr.encode(), length)
-
-
 def _encode_new(tag: int, elem: DataElement, implicit: bool, encodings, parts: list[bytes]) -> bool:
     """Append the bytes of an ASCII text/UID value or a sequence, as pydicom writes them;
     False (nothing appended) for anything else."""
     vr = elem.VR
     if vr == "SQ":
         return _encode_sequence(tag, elem, implicit, encodings, parts)
-    pad = _TEXT_PAD.get(vr)
+    pad = TEXT_PAD.get(vr)
     if pad is None:
         return False
     value = elem.value
@@ -361,9 +234,9 @@ def _encode_new(tag: int, elem: DataElement, implicit: bool, encodings, parts: l
     raw = text.encode("ascii")
     if len(raw) % 2:
         raw += pad
-    if not implicit and vr not in _LONG_VRS and len(raw) > 0xFFFF:
+    if not implicit and vr not in LONG_LENGTH_NAMES and len(raw) > 0xFFFF:
         return False
-    parts.append(_header(tag, vr, len(raw), implicit))
+    parts.append(element_header(tag, vr, len(raw), implicit))
     parts.append(raw)
     return True
 
@@ -384,15 +257,15 @@ def _encode_sequence(
         content: list[bytes] = []
         _encode_dataset(item, implicit, encodings, content)
         if getattr(item, "is_undefined_length_sequence_item", False):
-            body += [_ITEM, b"\xff\xff\xff\xff", *content, _ITEM_END]
+            body += [item_header(UNDEFINED), *content, ITEM_DELIMITER]
         else:
-            body += [_ITEM, _UL.pack(sum(map(len, content))), *content]
+            body += [item_header(sum(map(len, content))), *content]
     if elem.is_undefined_length:
-        parts.append(_header(tag, "SQ", 0xFFFFFFFF, implicit))
+        parts.append(element_header(tag, "SQ", UNDEFINED, implicit))
         parts += body
-        parts.append(_SEQ_END)
+        parts.append(SEQUENCE_DELIMITER)
     else:
-        parts.append(_header(tag, "SQ", sum(map(len, body)), implicit))
+        parts.append(element_header(tag, "SQ", sum(map(len, body)), implicit))
         parts += body
     return True
 

@@ -14,9 +14,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from fionagw.config import CHECKOUT, DEFAULT_CONFIG
+from fionagw.config import DEFAULT_CONFIG
+from fionagw.paths import CHECKOUT, CRONTAB
 
-TEMPLATE = CHECKOUT / "cron" / "fiona.crontab"
+TEMPLATE = CRONTAB
 PLACEHOLDER = "@FIONA_HOME@"
 _PROGRAM = re.compile(re.escape(PLACEHOLDER) + r"/bin/([A-Za-z]+)")
 _REDIRECT = re.compile(r"\s*(?:\d?>>?|&>)\s*\S+(?:\s+2>&1)?\s*$")

@@ -20,15 +20,15 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from fionagw.config import SiteConfig, receiver_enabled
 from fionagw.ops import daemon
 from fionagw.ops.locks import lock_info
+from fionagw.paths import BIN_DIR
 
 log = logging.getLogger("fionagw.heartbeat")
 
-BIN = Path(__file__).resolve().parents[3] / "bin"
+BIN = BIN_DIR
 RECEIVER_PROGRAM = "storectl"
 RECEIVER_COMPONENT = "storescpd"
 

@@ -24,8 +24,6 @@ from pathlib import Path
 from fionagw.config import SiteConfig
 from fionagw.ops.atomic import write_bytes_atomic
 
-SUFFIX = ".last.json"
-
 
 @dataclass
 class JobRun:
@@ -45,7 +43,7 @@ class JobRun:
 def state_path(cfg: SiteConfig, job: str) -> Path:
     if not job or "/" in job or job.startswith("."):
         raise ValueError(f"bad job name {job!r}")
-    return cfg.paths.pids / f"{job}{cfg.site}{SUFFIX}"
+    return cfg.paths.job_state(job)
 
 
 def record_run(
@@ -85,8 +83,8 @@ def last_run(cfg: SiteConfig, job: str) -> JobRun | None:
 def recorded_jobs(cfg: SiteConfig) -> list[str]:
     """Jobs of this site with a state file."""
     jobs = []
-    for p in sorted(cfg.paths.pids.glob(f"*{cfg.site}{SUFFIX}")):
-        run = last_run(cfg, p.name[: -len(SUFFIX) - len(cfg.site)])
+    for name, _ in cfg.paths.job_states():
+        run = last_run(cfg, name)
         if run is not None and run.site == cfg.site:
             jobs.append(run.job)
     return jobs

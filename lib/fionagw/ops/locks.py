@@ -40,7 +40,7 @@ def lock_path(cfg: SiteConfig, job: str) -> Path:
     """DATADIR/.pids/<job><site>.lock (FIONA's name, with the site suffix)."""
     if not job or "/" in job or job.startswith("."):
         raise ValueError(f"bad job name {job!r}")
-    return cfg.paths.pids / f"{job}{cfg.site}.lock"
+    return cfg.paths.lock(job)
 
 
 def info_path(cfg: SiteConfig, job: str) -> Path:

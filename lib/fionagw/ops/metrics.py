@@ -63,7 +63,7 @@ class Counters:
 
 
 def _state_path(cfg: SiteConfig) -> Path:
-    return cfg.paths.pids / f"{STATE_NAME}{cfg.site}.json"
+    return cfg.paths.state_file(STATE_NAME)
 
 
 def _load(path: Path) -> Counters:
@@ -76,20 +76,11 @@ def _load(path: Path) -> Counters:
 
 def _scan_archive(cfg: SiteConfig, c: Counters, now_ns: int) -> None:
     seen: dict[str, list[int]] = {}
-    try:
-        entries = list(os.scandir(cfg.paths.archive))
-    except FileNotFoundError:
-        entries = []
-    for e in entries:
-        if not e.name.startswith("scp_"):
-            continue
+    for uid, e in cfg.paths.archive_studies():
         try:
-            if not e.is_dir(follow_symlinks=False):
-                continue
             mtime = e.stat(follow_symlinks=False).st_mtime_ns
         except OSError:
             continue
-        uid = e.name[4:]
         old = c.archive.get(uid)
         if old is not None and old[2] == mtime and now_ns - mtime > RECENT_S * 1e9:
             seen[uid] = old
@@ -613,7 +604,7 @@ def post_if_due(cfg: SiteConfig, *, force: bool = False, now: float | None = Non
     if not force and last is not None and now - last.started < cfg.heartbeat.post_interval_seconds:
         return None
     cfg.paths.pids.mkdir(parents=True, exist_ok=True)
-    lock = filelock.FileLock(str(cfg.paths.pids / f"{POST_JOB}{cfg.site}.lock"), blocking=False)
+    lock = filelock.FileLock(str(cfg.paths.lock(POST_JOB)), blocking=False)
     try:
         lock.acquire()
     except filelock.Timeout:

@@ -98,15 +98,9 @@ def protected_studies(cfg: SiteConfig) -> dict[str, str]:
 def archive_studies(cfg: SiteConfig) -> list[tuple[float, str, Path]]:
     """(mtime, UID, folder) of archive/scp_<UID>, oldest first."""
     out = []
-    try:
-        entries = list(os.scandir(cfg.paths.archive))
-    except FileNotFoundError:
-        return []
-    for e in entries:
-        if not e.name.startswith("scp_") or not e.is_dir(follow_symlinks=False):
-            continue
+    for uid, e in cfg.paths.archive_studies():
         try:
-            out.append((e.stat(follow_symlinks=False).st_mtime, e.name[4:], Path(e.path)))
+            out.append((e.stat(follow_symlinks=False).st_mtime, uid, Path(e.path)))
         except OSError:
             continue
     out.sort()

@@ -123,7 +123,7 @@ def cron_jobs(cfg: SiteConfig) -> list[str]:
 
 
 def run_state_path(cfg: SiteConfig) -> Path:
-    return cfg.paths.pids / f"{RUN_STATE}{cfg.site}.json"
+    return cfg.paths.state_file(RUN_STATE)
 
 
 def read_run_state(cfg: SiteConfig) -> dict[str, Any] | None:

@@ -25,7 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-BIN = Path(__file__).resolve().parents[3] / "bin"
+from fionagw.paths import BIN_DIR
+
+BIN = BIN_DIR
 PR_SET_PDEATHSIG = 1
 
 log = logging.getLogger("fionagw.supervisor")

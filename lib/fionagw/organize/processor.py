@@ -23,7 +23,7 @@ from fionagw.classify import Connection, RuleSet
 from fionagw.config import SiteConfig
 from fionagw.organize.tree import Organizer, parse_pipe_line
 
-log = logging.getLogger("fionagw.processSingleFile")
+LOGGER = logging.getLogger(__name__)
 
 RECONCILE_EVERY_S = 60.0
 FULL_RECONCILE_EVERY_S = 3600.0
@@ -37,7 +37,7 @@ class WriterLockHeld(RuntimeError):
 def writer_lock(cfg: SiteConfig) -> filelock.FileLock:
     """Held by whoever writes raw/ (the daemon, or a rebuild): one writer per site."""
     cfg.paths.pids.mkdir(parents=True, exist_ok=True)
-    return filelock.FileLock(str(cfg.paths.pids / f"processSingleFile{cfg.site}.writer.lock"))
+    return filelock.FileLock(str(cfg.paths.lock("processSingleFile.writer")))
 
 
 def ensure_fifo(path: Path) -> None:
@@ -87,7 +87,7 @@ class Processor:
             outcome = self.organizer.process(path, connection)
         except Exception:  # one bad file must never stop the daemon
             self.failed += 1
-            log.exception(
+            LOGGER.exception(
                 "processing failed; will retry at the next reconcile", extra={"file": str(path)}
             )
             return
@@ -100,7 +100,7 @@ class Processor:
         parsed = parse_pipe_line(line)
         if parsed is None:
             if line.strip("\0\r\n "):
-                log.error(
+                LOGGER.error(
                     "pipe line skipped: expected 5 comma-separated fields or a path",
                     extra={"line": line[:300]},
                 )
@@ -113,17 +113,10 @@ class Processor:
         since = 0.0 if full else self._last_reconcile - 5.0
         started = time.time()
         found = 0
-        archive = self.cfg.paths.archive
-        try:
-            studies = list(os.scandir(archive))
-        except FileNotFoundError:
-            studies = []
-        for entry in studies:
-            if not entry.name.startswith("scp_") or not entry.is_dir(follow_symlinks=False):
-                continue
+        for study_uid, entry in self.cfg.paths.archive_studies():
             if not full and entry.stat().st_mtime < since:
                 continue
-            linked = linked_sops(self.cfg.paths.raw_study_dir(entry.name[4:]))
+            linked = linked_sops(self.cfg.paths.raw_study_dir(study_uid))
             for f in archive_files(Path(entry.path)):
                 sop = f.name.split(".", 1)[1] if "." in f.name else f.name
                 if sop not in linked:
@@ -135,7 +128,7 @@ class Processor:
         if full:
             self._last_full = started
         if found:
-            log.info(
+            LOGGER.info(
                 "reconcile processed files that had no raw/ link",
                 extra={"count": found, "full": full},
             )
@@ -145,7 +138,7 @@ class Processor:
         try:
             self.organizer.flush(force=force)
         except Exception:  # the links were not made: the reconcile pass retries these files
-            log.exception(
+            LOGGER.exception(
                 "writing series JSON or raw/ links failed; will retry at the next reconcile"
             )
 
@@ -173,7 +166,7 @@ def serve_processor(cfg: SiteConfig, stop: threading.Event, ready: Callable[[], 
         rfd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
         # Holding a writer end ourselves means read() never sees EOF between senders.
         wfd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-        log.info(
+        LOGGER.info(
             "processSingleFile started", extra={"fifo": str(fifo), "rules": str(cfg.classify_rules)}
         )
         ready()
@@ -202,7 +195,7 @@ def serve_processor(cfg: SiteConfig, stop: threading.Event, ready: Callable[[], 
             processor.flush(force=True)
             os.close(rfd)
             os.close(wfd)
-            log.info(
+            LOGGER.info(
                 "processSingleFile stopped",
                 extra={"processed": processor.processed, "failed": processor.failed},
             )

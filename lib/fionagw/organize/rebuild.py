@@ -8,7 +8,6 @@ deletes the old trees. It needs the writer lock, so it refuses while the daemon 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -19,23 +18,28 @@ import filelock
 
 from fionagw.classify import RuleSet
 from fionagw.config import SiteConfig
-from fionagw.ops.atomic import write_json_atomic
 from fionagw.organize.processor import UNKNOWN, WriterLockHeld, archive_files, writer_lock
+from fionagw.organize.series_json import (
+    iter_series,
+    raw_study_dirs,
+    read_series,
+    series_files,
+    write_series,
+)
 from fionagw.organize.tree import Organizer
+from fionagw.paths import SitePaths
 
-log = logging.getLogger("fionagw.processSingleFile")
+LOGGER = logging.getLogger(__name__)
 
 
-def _connections(raw: Path) -> dict[Path, dict]:
+def _connections(paths: SitePaths) -> dict[Path, dict]:
     """Relative series-JSON path -> IncomingConnection, from the current raw/ tree."""
     found: dict[Path, dict] = {}
-    for path in raw.glob("*/*.json"):
-        try:
-            conn = json.loads(path.read_text()).get("IncomingConnection")
-        except (OSError, ValueError, AttributeError):
-            continue
-        if isinstance(conn, dict):
-            found[path.relative_to(raw)] = conn
+    for study_dir in raw_study_dirs(paths):
+        for path, record in iter_series(series_files(study_dir)):
+            conn = record.get("IncomingConnection")
+            if isinstance(conn, dict):
+                found[path.relative_to(paths.raw)] = conn
     return found
 
 
@@ -49,7 +53,7 @@ def rebuild(cfg: SiteConfig) -> tuple[int, int]:
     try:
         paths = cfg.paths
         paths.create()
-        connections = _connections(paths.raw)
+        connections = _connections(paths)
         old = paths.temp / f"rebuild-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
         old.mkdir(parents=True)
         for tree in (paths.raw, paths.participants, paths.srs):
@@ -57,12 +61,12 @@ def rebuild(cfg: SiteConfig) -> tuple[int, int]:
             tree.mkdir()
         organizer = Organizer(cfg, RuleSet.load(cfg.classify_rules), touch_jobs=False)
         ok = bad = 0
-        for study in sorted(paths.archive.glob("scp_*")):
-            for f in sorted(archive_files(study)):
+        for _, study in sorted(paths.archive_studies(), key=lambda s: s[1].name):
+            for f in sorted(archive_files(Path(study.path))):
                 try:
                     outcome = organizer.process(f, UNKNOWN)
                 except Exception:
-                    log.exception("rebuild: processing failed", extra={"file": str(f)})
+                    LOGGER.exception("rebuild: processing failed", extra={"file": str(f)})
                     outcome = None
                 if outcome and outcome.ok:
                     ok += 1
@@ -72,11 +76,11 @@ def rebuild(cfg: SiteConfig) -> tuple[int, int]:
         for rel, conn in connections.items():
             path = paths.raw / rel
             if path.exists():
-                record = json.loads(path.read_text())
+                record = read_series(path)
                 record["IncomingConnection"] = conn
-                write_json_atomic(path, record, tmpdir=paths.temp)
+                write_series(path, record, tmpdir=paths.temp)
         shutil.rmtree(old)
-        log.info("rebuild finished", extra={"filed": ok, "failed": bad})
+        LOGGER.info("rebuild finished", extra={"filed": ok, "failed": bad})
         return ok, bad
     finally:
         lock.release()

@@ -8,7 +8,6 @@ A file that is not DICOM is moved to site/broken/ with a .reason file beside it.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -22,10 +21,11 @@ from pydicom.dataset import Dataset
 from fionagw.classify import Connection, NotDicomError, RuleSet, read_header, update_series
 from fionagw.classify.elements import element_value
 from fionagw.config import SiteConfig
-from fionagw.ops.atomic import touch, write_json_atomic
+from fionagw.ops.atomic import touch
+from fionagw.organize.series_json import SeriesJSONError, SeriesRecord, read_series, write_series
 from fionagw.paths import clean_job_field, safe_component, safe_uid
 
-log = logging.getLogger("fionagw.organize")
+LOGGER = logging.getLogger(__name__)
 
 
 @dataclass
@@ -59,7 +59,7 @@ def symlink_atomic(target: Path, link: Path) -> None:
 class _PendingSeries:
     """Work for one series not yet on disk: the merged record and the links to create."""
 
-    record: dict
+    record: SeriesRecord
     since: float
     on_disk: set[str]  # SOPs linked in the series folder when this batch began
     links: dict[str, Path] = field(default_factory=dict)  # SOP -> archive file
@@ -88,7 +88,7 @@ class Organizer:
         self.rules = rules
         # Series records on disk, keyed by JSON path, validated by (mtime_ns, size) so that
         # another writer (detectStudyArrival's recount) is noticed.
-        self._series: OrderedDict[Path, tuple[tuple[int, int], dict]] = OrderedDict()
+        self._series: OrderedDict[Path, tuple[tuple[int, int], SeriesRecord]] = OrderedDict()
         self._pending: dict[Path, _PendingSeries] = {}
         self._linked_studies: set[tuple[str, str]] = set()
         # Small caches of per-image path work (bounded: emptied when full).
@@ -98,7 +98,8 @@ class Organizer:
 
     # -- series JSON -------------------------------------------------------------------
 
-    def _load_series(self, path: Path) -> dict | None:
+    def _load_series(self, path: Path) -> SeriesRecord | None:
+        """The stored record, or None for a new series or one to build anew from its images."""
         try:
             st = path.stat()
         except FileNotFoundError:
@@ -110,17 +111,16 @@ class Organizer:
             self._series.move_to_end(path)
             return cached[1]
         try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            log.warning(
+            return read_series(path)
+        except SeriesJSONError as exc:
+            LOGGER.warning(
                 "series JSON unreadable, rebuilding it",
-                extra={"file": str(path), "reason": str(exc)},
+                extra={"file": str(path), "reason": exc.reason},
             )
             return None
-        return record if isinstance(record, dict) else None
 
-    def _store_series(self, path: Path, record: dict) -> None:
-        write_json_atomic(path, record, tmpdir=self.paths.temp)
+    def _store_series(self, path: Path, record: SeriesRecord) -> None:
+        write_series(path, record, tmpdir=self.paths.temp)
         st = path.stat()
         self._series[path] = ((st.st_mtime_ns, st.st_size), record)
         self._series.move_to_end(path)
@@ -165,7 +165,7 @@ class Organizer:
         try:
             ds = read_header(path)
         except FileNotFoundError:
-            log.warning("file vanished before it could be processed", extra={"file": str(path)})
+            LOGGER.warning("file vanished before it could be processed", extra={"file": str(path)})
             return Outcome(path, False, reason="file not found")
         except NotDicomError as exc:
             self.move_aside(path, str(exc))
@@ -266,13 +266,13 @@ class Organizer:
             else:
                 shutil.copy2(path, dest)  # never delete a file we do not own
         except OSError as exc:
-            log.error(
+            LOGGER.error(
                 "broken file could not be moved aside",
                 extra={"file": str(path), "reason": reason, "error": str(exc)},
             )
             return None
         dest.with_name(dest.name + ".reason").write_text(reason + "\n")
-        log.error(
+        LOGGER.error(
             "not a readable DICOM file: moved aside",
             extra={"file": str(path), "moved_to": str(dest), "reason": reason},
         )

@@ -18,7 +18,6 @@ import errno
 import itertools
 import os
 import shutil
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -26,6 +25,8 @@ from typing import BinaryIO
 from pydicom.filereader import read_partial
 from pydicom.tag import BaseTag
 
+from fionagw.dicom.errors import CodecError
+from fionagw.dicom.walk import elements, part10
 from fionagw.paths import SitePaths, safe_uid
 from fionagw.receive.modality import modality_prefix
 
@@ -99,8 +100,8 @@ def read_identifiers(path: Path | str, head: bytes | None = None) -> Identifiers
     """SOP Class/Instance, Study and Series UIDs of a received file (header start only).
 
     ``head`` is the start of the file when the caller still has it in memory (the SCP
-    does). A small element walker does the common case (~20x faster than pydicom, which
-    took ~0.8 ms per image); anything it does not handle goes to pydicom.
+    does). The codec's element walker does the common case (~20x faster than pydicom, which
+    took ~0.8 ms per image); anything it does not read goes to pydicom.
     """
     if head is not None:
         ids = _scan_identifiers(head)
@@ -128,206 +129,35 @@ def _pydicom_identifiers(f: BinaryIO) -> Identifiers:
     return Identifiers(*values)
 
 
-# --- the fast path: walk the first elements of an uncompressed-header dataset ---------------
+# --- the fast path: the first elements, by the codec's walker ---------------------------------
 
 HEAD_BYTES = _HEAD_BYTES = 256 * 1024  # what the walker looks at
-_UNDEFINED = 0xFFFFFFFF
-_LONG_VRS = frozenset(
-    (b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV")
-)
-_IMPLICIT_LE = "1.2.840.10008.1.2"
-_EXPLICIT_BE = "1.2.840.10008.1.2.2"
-_DEFLATED = ("1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.4.95")
-_SHORT_VRS = frozenset(
-    (
-        b"AE",
-        b"AS",
-        b"AT",
-        b"CS",
-        b"DA",
-        b"DS",
-        b"DT",
-        b"FD",
-        b"FL",
-        b"IS",
-        b"LO",
-        b"LT",
-        b"PN",
-        b"SH",
-        b"SL",
-        b"SS",
-        b"ST",
-        b"TM",
-        b"UI",
-        b"UL",
-        b"US",
-    )
-)
 _WANTED = (_TAG_SOP_CLASS, _TAG_SOP_INSTANCE, _TAG_STUDY, _TAG_SERIES)
-_EXPLICIT_LE_ELEMENT = struct.Struct("<HH2sH")
-_LE_U32 = struct.Struct("<I")
-
-
-class _Unsupported(Exception):
-    """The walker cannot decide; pydicom takes over."""
+_AFTER_SERIES = range(_TAG_SERIES + 1, 1 << 32)  # the walk stops at the first of these tags
 
 
 def _scan_identifiers(buf: bytes) -> Identifiers | None:
+    """The identifiers from the top-level elements; None when pydicom must decide (the bytes
+    are unusual, or ``buf``, the start of a longer file, ends before all were found)."""
+    values: dict[int, bytes] = {}
     try:
-        if len(buf) < 144 or buf[128:132] != b"DICM":
-            return None
-        # File meta: explicit VR little endian, (0002,0000) group length first.
-        tag_group, tag_elem = struct.unpack_from("<HH", buf, 132)
-        if (tag_group, tag_elem) != (2, 0) or buf[136:138] != b"UL":
-            return None
-        start = 144 + struct.unpack_from("<I", buf, 140)[0]
-        ts = _meta_transfer_syntax(buf, 144, start)
-        if ts is None or ts in _DEFLATED:
-            return None
-        implicit = ts == _IMPLICIT_LE
-        big = ts == _EXPLICIT_BE
-        found = _walk(buf, start, implicit, big)
-    except (_Unsupported, struct.error, IndexError, UnicodeDecodeError):
+        p = part10(buf, inflate_limit=_HEAD_BYTES)
+        body = p.body
+        implicit, little = p.syntax.implicit, p.syntax.little
+        for tag, _vr, _length, start, end in elements(
+            body, p.start, len(body), implicit, little, stop=_AFTER_SERIES
+        ):
+            if tag in _WANTED:
+                values[tag] = body[start:end]
+        if len(values) < len(_WANTED) and max(len(buf), len(body)) >= _HEAD_BYTES:
+            return None  # perhaps only because the walk met the end of ``buf``
+        return Identifiers(*(_uid_text(values.get(tag, b"")) for tag in _WANTED))
+    except (CodecError, UnicodeDecodeError):
         return None
-    return Identifiers(*(found.get(t, "") for t in _WANTED))
 
 
-def _meta_transfer_syntax(buf: bytes, pos: int, end: int) -> str | None:
-    while pos < end:
-        group, elem = struct.unpack_from("<HH", buf, pos)
-        vr = buf[pos + 4 : pos + 6]
-        if vr in _LONG_VRS:
-            length = struct.unpack_from("<I", buf, pos + 8)[0]
-            pos += 12
-        else:
-            length = struct.unpack_from("<H", buf, pos + 6)[0]
-            pos += 8
-        if (group, elem) == (0x0002, 0x0010):
-            return buf[pos : pos + length].decode("ascii").strip("\0 ")
-        pos += length
-    return None
-
-
-def _walk(buf: bytes, pos: int, implicit: bool, big: bool) -> dict[int, str]:
-    """Top-level elements up to (0020,000E); raises _Unsupported if the buffer is short."""
-    if not implicit and not big:
-        return _walk_explicit_le(buf, pos)
-    fmt_tag = ">HH" if big else "<HH"
-    fmt_short, fmt_long = (">H", ">I") if big else ("<H", "<I")
-    found: dict[int, str] = {}
-    end = len(buf)
-    while True:
-        if pos + 8 > end:
-            raise _Unsupported
-        group, elem = struct.unpack_from(fmt_tag, buf, pos)
-        tag = group << 16 | elem
-        if tag > _TAG_SERIES:
-            return found
-        if implicit:
-            length = struct.unpack_from(fmt_long, buf, pos + 4)[0]
-            pos += 8
-            is_sq = length == _UNDEFINED
-        else:
-            vr = buf[pos + 4 : pos + 6]
-            if vr in _LONG_VRS:
-                if pos + 12 > end:
-                    raise _Unsupported
-                length = struct.unpack_from(fmt_long, buf, pos + 8)[0]
-                pos += 12
-            elif vr.isalpha() and vr.isupper():
-                length = struct.unpack_from(fmt_short, buf, pos + 6)[0]
-                pos += 8
-            else:
-                raise _Unsupported  # not explicit VR after all
-            is_sq = vr == b"SQ" or (vr == b"UN" and length == _UNDEFINED)
-        if length == _UNDEFINED:
-            if not is_sq:
-                raise _Unsupported
-            pos = _skip_undefined_sequence(buf, pos, implicit, big)
-            continue
-        if pos + length > end:
-            raise _Unsupported
-        if tag in _WANTED:
-            found[tag] = buf[pos : pos + length].decode("ascii").strip("\0 ")
-        pos += length
-
-
-def _walk_explicit_le(buf: bytes, pos: int) -> dict[int, str]:
-    """:func:`_walk` for explicit VR little endian (most data), one unpack per element."""
-    element = _EXPLICIT_LE_ELEMENT.unpack_from
-    long_length = _LE_U32.unpack_from
-    found: dict[int, str] = {}
-    end = len(buf)
-    while True:
-        if pos + 8 > end:
-            raise _Unsupported
-        group, elem, vr, length = element(buf, pos)
-        tag = group << 16 | elem
-        if tag > _TAG_SERIES:
-            return found
-        if vr in _SHORT_VRS:
-            pos += 8
-        elif vr in _LONG_VRS:
-            if pos + 12 > end:
-                raise _Unsupported
-            length = long_length(buf, pos + 8)[0]
-            pos += 12
-            if length == _UNDEFINED:
-                if vr != b"SQ" and vr != b"UN":
-                    raise _Unsupported
-                pos = _skip_undefined_sequence(buf, pos, False, False)
-                continue
-        else:
-            raise _Unsupported  # not explicit VR after all, or a VR this walker does not know
-        if pos + length > end:
-            raise _Unsupported
-        if tag in _WANTED:
-            found[tag] = buf[pos : pos + length].decode("ascii").strip("\0 ")
-        pos += length
-
-
-def _skip_undefined_sequence(buf: bytes, pos: int, implicit: bool, big: bool) -> int:
-    """Position after the sequence delimitation item of a sequence starting at ``pos``."""
-    fmt = ">HHI" if big else "<HHI"
-    while True:
-        if pos + 8 > len(buf):
-            raise _Unsupported
-        group, elem, length = struct.unpack_from(fmt, buf, pos)
-        pos += 8
-        if (group, elem) == (0xFFFE, 0xE0DD):  # sequence delimiter
-            return pos
-        if (group, elem) != (0xFFFE, 0xE000):
-            raise _Unsupported
-        if length != _UNDEFINED:
-            pos += length
-            continue
-        pos = _skip_undefined_item(buf, pos, implicit, big)
-
-
-def _skip_undefined_item(buf: bytes, pos: int, implicit: bool, big: bool) -> int:
-    fmt_tag = ">HH" if big else "<HH"
-    fmt_short, fmt_long = (">H", ">I") if big else ("<H", "<I")
-    while True:
-        if pos + 8 > len(buf):
-            raise _Unsupported
-        group, elem = struct.unpack_from(fmt_tag, buf, pos)
-        if (group, elem) == (0xFFFE, 0xE00D):  # item delimiter
-            return pos + 8
-        if implicit:
-            length = struct.unpack_from(fmt_long, buf, pos + 4)[0]
-            pos += 8
-        else:
-            vr = buf[pos + 4 : pos + 6]
-            if vr in _LONG_VRS:
-                length = struct.unpack_from(fmt_long, buf, pos + 8)[0]
-                pos += 12
-            else:
-                length = struct.unpack_from(fmt_short, buf, pos + 6)[0]
-                pos += 8
-        if length == _UNDEFINED:
-            pos = _skip_undefined_sequence(buf, pos, implicit, big)
-        else:
-            pos += length
+def _uid_text(value: bytes) -> str:
+    return value.decode("ascii").strip("\0 ")
 
 
 def check_identifiers(ids: Identifiers, sop_class_uid: str, sop_instance_uid: str) -> None:

@@ -13,15 +13,22 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from fionagw.config import SiteConfig
 from fionagw.ops.log import phi_hash
+from fionagw.organize.series_json import (
+    SeriesRecord,
+    incoming_connection,
+    iter_series,
+    raw_study_dirs,
+    series_files,
+    text_of,
+)
+from fionagw.paths import SitePaths
 from fionagw.routing.autoid import AutoIDError, autoid_key, generate_id
 from fionagw.routing.coupling import matches
 from fionagw.tracking.base import Tracker
@@ -35,7 +42,7 @@ from fionagw.tracking.records import (
     now_text,
 )
 
-log = logging.getLogger("fionagw.populateIncoming")
+LOGGER = logging.getLogger(__name__)
 SETTLE_S = 60.0
 
 
@@ -48,62 +55,47 @@ class PopulateReport:
     )  # uid, project, name, event, why
 
 
-def settled_series(raw: Path, settle_s: float) -> dict[str, list[dict]]:
+def settled_series(paths: SitePaths, settle_s: float) -> dict[str, list[SeriesRecord]]:
     """Study UID -> series records whose JSON has not changed for ``settle_s`` seconds."""
     now = time.time()
-    studies: dict[str, list[dict]] = defaultdict(list)
-    for study_dir in os.scandir(raw) if raw.is_dir() else ():
-        if not study_dir.is_dir(follow_symlinks=False):
-            continue
-        for entry in os.scandir(study_dir.path):
-            if not entry.name.endswith(".json") or now - entry.stat().st_mtime < settle_s:
-                continue
-            try:
-                record = json.loads(Path(entry.path).read_text())
-            except (OSError, ValueError):
-                log.warning("series JSON unreadable; skipped this run", extra={"file": entry.path})
-                continue
-            if isinstance(record, dict):
-                studies[study_dir.name].append(record)
+    studies: dict[str, list[SeriesRecord]] = defaultdict(list)
+    for study_dir in raw_study_dirs(paths):
+        files = [f for f in series_files(study_dir) if now - f.stat().st_mtime >= settle_s]
+        for _, record in iter_series(files):
+            studies[study_dir.name].append(record)
     return studies
 
 
-def _text(value: object) -> str:
-    if isinstance(value, list):
-        return "\\".join(str(v) for v in value)
-    return "" if value is None else str(value)
-
-
-def study_record(uid: str, series: list[dict]) -> Study:
+def study_record(uid: str, series: list[SeriesRecord]) -> Study:
     first = min(
         series, key=lambda r: (str(r.get("SeriesNumber", "")), str(r.get("SeriesInstanceUID")))
     )
-    conn = first.get("IncomingConnection") or {}
+    calling, called, _ = incoming_connection(first)
     return Study(
         study_instance_uid=uid,
-        study_institution_name=_text(first.get("InstitutionName")),
-        study_aetitle_sender=_text(conn.get("AETitleCaller")),
-        study_aetitle_addressed=_text(conn.get("AETitleCalled")),
-        study_patient_name=phi_hash(_text(first.get("PatientName"))),
-        study_patient_id=phi_hash(_text(first.get("PatientID"))),
-        study_description=_text(first.get("StudyDescription")),
-        study_date=_text(first.get("StudyDate")),
-        study_time=_text(first.get("StudyTime")),
-        study_accession_number=_text(first.get("AccessionNumber")),
+        study_institution_name=text_of(first, "InstitutionName"),
+        study_aetitle_sender=calling,
+        study_aetitle_addressed=called,
+        study_patient_name=phi_hash(text_of(first, "PatientName")),
+        study_patient_id=phi_hash(text_of(first, "PatientID")),
+        study_description=text_of(first, "StudyDescription"),
+        study_date=text_of(first, "StudyDate"),
+        study_time=text_of(first, "StudyTime"),
+        study_accession_number=text_of(first, "AccessionNumber"),
         study_arrival_date=now_text(),
     )
 
 
-def series_record(record: dict) -> Series:
+def series_record(record: SeriesRecord) -> Series:
     return Series(
-        series_instance_uid=_text(record.get("SeriesInstanceUID")),
-        series_description=_text(record.get("SeriesDescription")),
-        series_date=_text(
-            record.get("StudyDate")
+        series_instance_uid=text_of(record, "SeriesInstanceUID"),
+        series_description=text_of(record, "SeriesDescription"),
+        series_date=text_of(
+            record, "StudyDate"
         ),  # FIONA has no SeriesDate: falls back to StudyDate
-        series_time=_text(record.get("SeriesTime")),
-        series_sequence_name=_text(record.get("SequenceName")),
-        series_num_files=_text(record.get("NumFiles")),
+        series_time=text_of(record, "SeriesTime"),
+        series_sequence_name=text_of(record, "SequenceName"),
+        series_num_files=text_of(record, "NumFiles"),
         series_classify_types=json.dumps(record.get("ClassifyType") or []),
     )
 
@@ -138,7 +130,7 @@ class Populator:
 
     def run(self) -> PopulateReport:
         report = PopulateReport()
-        found = settled_series(self.cfg.paths.raw, self.settle_s)
+        found = settled_series(self.cfg.paths, self.settle_s)
         if not found:
             return report
         known = self.tracker.get_studies(found)
@@ -149,9 +141,7 @@ class Populator:
             incoming = known.get(uid)
             recorded = incoming.series_uids if incoming else set()
             new = [
-                series_record(r)
-                for r in series
-                if _text(r.get("SeriesInstanceUID")) not in recorded
+                series_record(r) for r in series if text_of(r, "SeriesInstanceUID") not in recorded
             ]
             study = study_record(uid, series)
             if incoming is None or new:
@@ -172,7 +162,7 @@ class Populator:
         t = self.tracker.request_transfer(uid, project, name, event)
         if t is not None:
             report.requests.append((uid, project, name, event, why))
-            log.info(
+            LOGGER.info(
                 "transfer request created",
                 extra={
                     "study": uid,
@@ -186,7 +176,7 @@ class Populator:
     def _assign(
         self,
         uid: str,
-        series: list[dict],
+        series: list[SeriesRecord],
         study: Study,
         transfers: list,
         projects: dict[str, Project],
@@ -195,9 +185,8 @@ class Populator:
         report: PopulateReport,
     ) -> None:
         first = series[0]
-        conn = first.get("IncomingConnection") or {}
-        called, calling = _text(conn.get("AETitleCalled")), _text(conn.get("AETitleCaller"))
-        patient_id, patient_name = _text(first.get("PatientID")), _text(first.get("PatientName"))
+        calling, called, _ = incoming_connection(first)
+        patient_id, patient_name = text_of(first, "PatientID"), text_of(first, "PatientName")
         existing = IncomingStudy(study, [], list(transfers))
         for rule in rules:
             name = routing_matches(rule, called, calling, patient_id, patient_name)
@@ -232,7 +221,9 @@ class Populator:
                         project.participant_id, self.tracker.autoid_values(project.name)
                     )
                 except AutoIDError as exc:
-                    log.error("AutoID failed", extra={"project": project.name, "error": str(exc)})
+                    LOGGER.error(
+                        "AutoID failed", extra={"project": project.name, "error": str(exc)}
+                    )
                     continue
                 value = self.tracker.autoid_store(project.name, key, value)
             self._request(report, uid, project.name, value, "", "AutoID")

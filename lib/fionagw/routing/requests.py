@@ -17,11 +17,12 @@ import time
 from pathlib import Path
 
 from fionagw.config import SiteConfig
+from fionagw.organize.series_json import series_files
 from fionagw.paths import safe_component
 from fionagw.tracking.base import Tracker
 from fionagw.tracking.records import DATE_FORMAT, Transfer
 
-log = logging.getLogger("fionagw.transfers")
+LOGGER = logging.getLogger(__name__)
 
 
 def request_path(cfg: SiteConfig, t: Transfer) -> Path:
@@ -29,7 +30,7 @@ def request_path(cfg: SiteConfig, t: Transfer) -> Path:
         safe_component(p)
         for p in (t.study_instance_uid, t.transfer_project_name, t.transfer_name, str(t.instance))
     )
-    return cfg.paths.transfer_requests / f"{name}.json"
+    return cfg.paths.transfer_request(name)
 
 
 def _parse_date(text: str) -> float | None:
@@ -40,8 +41,8 @@ def _parse_date(text: str) -> float | None:
 
 
 def newest_series_change(cfg: SiteConfig, study_uid: str) -> float | None:
-    study = cfg.paths.raw_study_dir(study_uid)
-    times = [p.stat().st_mtime for p in study.glob("*.json")] if study.is_dir() else []
+    """When a series record of the study last changed (a late series, a recount); None if none."""
+    times = [p.stat().st_mtime for p in series_files(cfg.paths.raw_study_dir(study_uid))]
     return max(times) if times else None
 
 
@@ -58,7 +59,7 @@ def write_request(cfg: SiteConfig, t: Transfer) -> bool:
         return False
     finally:
         tmp.unlink()
-    log.info(
+    LOGGER.info(
         "transfer request queued", extra={"file": path.name, "project": t.transfer_project_name}
     )
     return True

@@ -41,15 +41,8 @@ from pynetdicom.presentation import PresentationContext
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.status import STORAGE_SERVICE_CLASS_STATUS
 
-from fionagw.config import SiteConfig, _Reader
-from fionagw.send.base import (
-    Destination,
-    SendContext,
-    SendError,
-    SendResult,
-    positive_number,
-    register,
-)
+from fionagw.send.base import Destination, SendContext, SendError, SendResult, one_line
+from fionagw.send.dicom_settings import DicomSettings, TlsSettings
 
 log = logging.getLogger("fionagw.send.dicom")
 
@@ -66,11 +59,6 @@ WARNING_STATUSES = {
 _LITTLE_ENDIAN = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
 
 
-def _one_line(text: object, limit: int = 200) -> str:
-    s = " ".join(str(text).split())
-    return s if len(s) <= limit else s[: limit - 3] + "..."
-
-
 def store_status(code: int, comment: str = "") -> tuple[str, str]:
     """("success" | "warning" | "failure", one-line text) for a C-STORE response status."""
     if code == 0x0000:
@@ -79,7 +67,7 @@ def store_status(code: int, comment: str = "") -> tuple[str, str]:
         return "warning", f"stored with warning 0x{code:04X} ({WARNING_STATUSES[code]})"
     meaning = STORAGE_SERVICE_CLASS_STATUS.get(code, ("", "unknown status"))[1]
     text = f"refused with status 0x{code:04X} ({meaning})"
-    return "failure", text + (f": {_one_line(comment)}" if comment else "")
+    return "failure", text + (f": {one_line(comment)}" if comment else "")
 
 
 @dataclass(frozen=True)
@@ -104,7 +92,7 @@ def read_instance(path: Path) -> Instance:
     except OSError as exc:
         raise _Unreadable(f"cannot read: {exc.strerror}") from None
     except Exception as exc:  # truncated or garbled meta information
-        raise _Unreadable(f"unreadable file meta information: {_one_line(exc)}") from None
+        raise _Unreadable(f"unreadable file meta information: {one_line(exc)}") from None
     values = [
         meta.get(k)
         for k in ("MediaStorageSOPClassUID", "MediaStorageSOPInstanceUID", "TransferSyntaxUID")
@@ -184,51 +172,6 @@ def refusal(inst: Instance, accepted: Sequence[UID] = ()) -> str:
     return f"the peer does not accept {inst.sop_class.name} offered as {inst.syntax.name}"
 
 
-@dataclass(frozen=True)
-class TlsSettings:
-    context: (
-        ssl.SSLContext
-    )  # verifies the peer's certificate (and its name, unless check_hostname is off)
-    server_name: str  # the host as configured: SNI and the name checked
-
-
-def _tls_settings(r: _Reader, host: str) -> TlsSettings | None:
-    if r.data.get("tls") is None:
-        return None
-    t = r.section("tls")
-    unknown = sorted(set(t.data) - {"cert", "key", "ca", "check_hostname"})
-    if unknown:
-        raise t._fail(unknown[0], "unknown key (known: cert, key, ca, check_hostname)")
-    cert, key, ca = t.path("cert"), t.path("key"), t.path("ca")
-    check_hostname = t.get("check_hostname", bool, True)
-    if bool(cert) != bool(key):
-        raise t._fail("cert" if key else "key", "cert and key must be given together")
-    for name, p in (("cert", cert), ("key", key), ("ca", ca)):
-        if p is not None and not p.is_file():
-            raise t._fail(name, f"file not found: {p}")
-    try:
-        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca) if ca else None)
-    except (ssl.SSLError, OSError) as exc:
-        raise t._fail("ca", f"cannot load CA certificates: {_one_line(exc)}") from None
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.check_hostname = check_hostname
-    if cert and key:
-        try:
-            ctx.load_cert_chain(str(cert), str(key))
-        except (ssl.SSLError, OSError) as exc:
-            raise t._fail(
-                "cert", f"cannot load the certificate and key: {_one_line(exc)}"
-            ) from None
-    return TlsSettings(ctx, host)
-
-
-def _aetitle(r: _Reader, key: str, default: str | None = None) -> str:
-    value = r.get(key, str, ... if default is None else default).strip()
-    if not 1 <= len(value) <= 16 or "\\" in value:
-        raise r._fail(key, f"an AE title has 1-16 characters and no backslash, got {value!r}")
-    return value
-
-
 class _Listener:
     """Event handlers of one association: TCP_NODELAY, and why the peer said no."""
 
@@ -275,12 +218,8 @@ class _NoContexts(Exception):
     """The peer accepted none of the presentation contexts offered."""
 
 
-@register
 class DicomDestination(Destination):
-    type = "dicom"
-    keys = frozenset(
-        {"host", "port", "called_aetitle", "calling_aetitle", "tls", "timeout", "reconnects"}
-    )
+    type = DicomSettings.type
 
     def __init__(
         self,
@@ -299,28 +238,6 @@ class DicomDestination(Destination):
         self.called_aetitle, self.calling_aetitle = called_aetitle, calling_aetitle
         self.tls, self.timeout, self.reconnects = tls, timeout, reconnects
         self.reconnect_delay = 1.0  # doubled after each further attempt without progress
-
-    @classmethod
-    def from_config(cls, name: str, r: _Reader, cfg: SiteConfig) -> DicomDestination:
-        host = r.get("host", str).strip()
-        if not host:
-            raise r._fail("host", "empty")
-        port = r.get("port", int, what="an integer port 1-65535")
-        if not 1 <= port <= 65535:
-            raise r._fail("port", f"port must be 1-65535, got {port}")
-        reconnects = r.get("reconnects", int, 3)
-        if reconnects < 0:
-            raise r._fail("reconnects", f"must not be negative, got {reconnects}")
-        return cls(
-            name,
-            host,
-            port,
-            _aetitle(r, "called_aetitle"),
-            _aetitle(r, "calling_aetitle", cfg.aetitle),
-            tls=_tls_settings(r, host),
-            timeout=positive_number(r, "timeout", 30.0),
-            reconnects=reconnects,
-        )
 
     def describe(self) -> str:
         return f"dicom {self.where}{' (TLS)' if self.tls else ''} as {self.calling_aetitle}"
@@ -377,9 +294,9 @@ class DicomDestination(Destination):
         except ssl.SSLCertVerificationError as exc:
             return f"TLS: the peer's certificate is not trusted: {exc.verify_message}"
         except ssl.SSLError as exc:
-            return f"TLS handshake failed: {exc.reason or _one_line(exc)}"
+            return f"TLS handshake failed: {exc.reason or one_line(exc)}"
         except OSError as exc:
-            return exc.strerror or _one_line(exc)
+            return exc.strerror or one_line(exc)
         return "the peer closed the connection during association negotiation"
 
     @staticmethod
@@ -487,7 +404,7 @@ class DicomDestination(Destination):
             try:
                 dataset: Path | Dataset = how if how is not None else dcmread(inst.path)
             except Exception as exc:  # a broken file must fail alone, not stop the study
-                self._failed(result, inst, f"cannot decode to re-encode it: {_one_line(exc)}")
+                self._failed(result, inst, f"cannot decode to re-encode it: {one_line(exc)}")
                 pending.popleft()
                 continue
             try:
@@ -495,7 +412,7 @@ class DicomDestination(Destination):
             except Exception as exc:  # noqa: BLE001 - RuntimeError: association gone; others: this file
                 if not assoc.is_established:
                     return True
-                self._failed(result, inst, f"cannot send: {_one_line(exc)}")
+                self._failed(result, inst, f"cannot send: {one_line(exc)}")
                 pending.popleft()
                 continue
             if "Status" not in status:  # aborted, timed out or an invalid answer: not confirmed

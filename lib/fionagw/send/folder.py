@@ -14,11 +14,13 @@ import os
 import shutil
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
-from fionagw.config import SiteConfig, _Reader
+from fionagw.config import SectionReader, SiteConfig, register_destination_type
 from fionagw.ops.atomic import copy_file_atomic, fsync_dir
-from fionagw.send.base import Destination, SendContext, SendError, SendResult, register
+from fionagw.send.base import Destination, SendContext, SendError, SendResult
 
 log = logging.getLogger("fionagw.send.folder")
 FILE_MODE = 0o644
@@ -50,22 +52,35 @@ def _make_dirs(path: Path, created: list[Path]) -> None:
             pass
 
 
-@register
+@dataclass(frozen=True)
+class FolderSettings:
+    """``{"type": "folder", "path": "<folder>"}`` (a relative path: from config.json's folder)."""
+
+    name: str
+    path: Path
+    type: ClassVar[str] = "folder"
+
+    def destination(self) -> FolderDestination:
+        return FolderDestination(self.name, self.path)
+
+
+def parse_folder(name: str, r: SectionReader, _site: SiteConfig) -> FolderSettings:
+    path = r.path("path", ...)
+    assert path is not None  # required: the reader raises "missing (required)" otherwise
+    if path.exists() and not path.is_dir():
+        raise r.error("path", f"not a folder: {path}")
+    return FolderSettings(name, path)
+
+
+register_destination_type(FolderSettings.type, ("path",), parse_folder)
+
+
 class FolderDestination(Destination):
-    type = "folder"
-    keys = frozenset({"path"})
+    type = FolderSettings.type
 
     def __init__(self, name: str, path: Path) -> None:
         super().__init__(name)
         self.path = path
-
-    @classmethod
-    def from_config(cls, name: str, r: _Reader, cfg: SiteConfig) -> FolderDestination:
-        path = r.path("path", ...)
-        assert path is not None  # required: _Reader raises "missing (required)" otherwise
-        if path.exists() and not path.is_dir():
-            raise r._fail("path", f"not a folder: {path}")
-        return cls(name, path)
 
     def describe(self) -> str:
         return f"folder {self.path}"

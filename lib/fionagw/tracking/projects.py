@@ -28,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from fionagw.config import ConfigError, SectionReader
 from fionagw.tracking.records import RoutingRule
 
 # project_features checkbox codes in DataTransferProjects
@@ -39,11 +40,8 @@ FEATURES = {
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
-class ProjectsError(Exception):
-    """One line: file, key path, problem."""
-
-    def __init__(self, file: Path | str, key: str, problem: str) -> None:
-        super().__init__(f"{file}: {key}: {problem}")
+class ProjectsError(ConfigError):
+    """A problem in projects.yml: one line 'file: key: problem'."""
 
 
 @dataclass
@@ -69,39 +67,32 @@ class Project:
         return FEATURES[name] in self.features
 
 
-def _get(
-    file: Path, data: dict, key: str, path: str, kind: type | tuple[type, ...], default: Any
-) -> Any:
-    value = data.get(key, default)
-    if value is None:
-        value = default
-    if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):
-        raise ProjectsError(
-            file, f"{path}.{key}", f"expected {getattr(kind, '__name__', kind)}, got {value!r}"
-        )
-    return value
-
-
-def _regex(file: Path, value: str, where: str) -> str:
+def _regex(r: SectionReader, key: str) -> str:
+    value = r.get(key, str, "")
     try:
         re.compile(value)
     except re.error as exc:
-        raise ProjectsError(file, where, f"not a valid regular expression: {exc}") from None
+        raise r.error(key, f"not a valid regular expression: {exc}") from None
     return value
+
+
+def _read_yaml(file: Path) -> Any:
+    try:
+        return yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ProjectsError(file, "", f"cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1} column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or exc
+        raise ProjectsError(file, "", f"invalid YAML: {where}{problem}") from None
 
 
 def load_projects(file: Path) -> tuple[dict[str, Project], list[RoutingRule]]:
     """Parse and validate projects.yml; a missing file means no projects yet."""
     if not file.exists():
         return {}, []
-    try:
-        doc = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1} column {mark.column + 1}: " if mark else ""
-        raise ProjectsError(
-            file, "", f"invalid YAML: {where}{getattr(exc, 'problem', exc)}"
-        ) from None
+    doc = _read_yaml(file)
     if not isinstance(doc, dict) or not isinstance(doc.get("projects", {}), dict):
         raise ProjectsError(file, "projects", "expected a mapping of project names")
     projects: dict[str, Project] = {}
@@ -112,56 +103,49 @@ def load_projects(file: Path) -> tuple[dict[str, Project], list[RoutingRule]]:
             raise ProjectsError(file, path, "a project name has 1-64 letters, digits, _ or -")
         if not isinstance(spec, dict):
             raise ProjectsError(file, path, "expected a mapping")
+        r = SectionReader(file, spec, path + ".", ProjectsError)
         if "participant_id" not in spec:
-            raise ProjectsError(
-                file, f"{path}.participant_id", "missing (the participant-ID regex)"
-            )
-        autoid = _get(file, spec, "autoid", path, dict, {})
-        features = _get(file, spec, "features", path, dict, {})
-        unknown = set(features) - set(FEATURES)
-        if unknown:
-            raise ProjectsError(
-                file, f"{path}.features", f"unknown feature(s): {', '.join(sorted(unknown))}"
-            )
-        rule = _get(file, spec, "import_rule", path, dict, {})
-        events = _get(file, spec, "events", path, list, [])
-        if not all(isinstance(e, str) and e for e in events):
-            raise ProjectsError(file, f"{path}.events", "expected a list of event names")
-        project = Project(
-            name=name,
-            participant_id=_regex(
-                file, _get(file, spec, "participant_id", path, str, ""), f"{path}.participant_id"
-            ),
-            title=_get(file, spec, "title", path, str, ""),
-            events=events,
-            destination=_get(file, spec, "destination", path, str, ""),
-            active=_get(file, spec, "active", path, bool, True),
-            autoid=_get(file, autoid, "enabled", f"{path}.autoid", bool, False),
-            autoid_aetitle=_get(file, autoid, "aetitle", f"{path}.autoid", str, ""),
-            features={code for key, code in FEATURES.items() if features.get(key)},
-            import_rule_tag=_get(file, rule, "tag", f"{path}.import_rule", str, ""),
-            import_rule_regexp=_get(file, rule, "regexp", f"{path}.import_rule", str, ""),
-            deid=_get(file, spec, "deid", path, dict, {}),
+            raise r.error("participant_id", "missing (the participant-ID regex)")
+        autoid, features, rule = (
+            r.section("autoid"),
+            r.section("features"),
+            r.section("import_rule"),
         )
-        projects[name] = project
-        for i, r in enumerate(_get(file, spec, "routing", path, list, [])):
+        unknown = set(features.data) - set(FEATURES)
+        if unknown:
+            raise r.error("features", f"unknown feature(s): {', '.join(sorted(unknown))}")
+        events = r.get("events", list, [])
+        if not all(isinstance(e, str) and e for e in events):
+            raise r.error("events", "expected a list of event names")
+        projects[name] = Project(
+            name=name,
+            participant_id=_regex(r, "participant_id"),
+            title=r.get("title", str, ""),
+            events=events,
+            destination=r.get("destination", str, ""),
+            active=r.get("active", bool, True),
+            autoid=autoid.get("enabled", bool, False),
+            autoid_aetitle=autoid.get("aetitle", str, ""),
+            features={code for key, code in FEATURES.items() if features.data.get(key)},
+            import_rule_tag=rule.get("tag", str, ""),
+            import_rule_regexp=rule.get("regexp", str, ""),
+            deid=r.get("deid", dict, {}),
+        )
+        for i, item in enumerate(r.get("routing", list, [])):
             where = f"{path}.routing[{i}]"
-            if not isinstance(r, dict):
+            if not isinstance(item, dict):
                 raise ProjectsError(file, where, "expected a mapping")
+            route = SectionReader(file, item, where + ".", ProjectsError)
             rules.append(
                 RoutingRule(
                     record_id=f"{name}-{i + 1}",
                     routing_dest_project=name,
-                    routing_active=_get(file, r, "active", where, bool, True),
-                    routing_incoming_aetitle=_get(file, r, "called_aetitle", where, str, ""),
-                    routing_sending_aetitle=_get(file, r, "calling_aetitle", where, str, ""),
-                    routing_allowed_patientid=_regex(
-                        file, _get(file, r, "patient_id", where, str, ""), where
-                    ),
-                    routing_allowed_patientname=_regex(
-                        file, _get(file, r, "patient_name", where, str, ""), where
-                    ),
-                    routing_event_name=_get(file, r, "event", where, str, ""),
+                    routing_active=route.get("active", bool, True),
+                    routing_incoming_aetitle=route.get("called_aetitle", str, ""),
+                    routing_sending_aetitle=route.get("calling_aetitle", str, ""),
+                    routing_allowed_patientid=_regex(route, "patient_id"),
+                    routing_allowed_patientname=_regex(route, "patient_name"),
+                    routing_event_name=route.get("event", str, ""),
                 )
             )
     return projects, rules

@@ -1,7 +1,7 @@
 """The tracker's records, named exactly as FIONA's REDCap fields.
 
 Field names are REDCap's (Incoming, DataTransferProjects, Routing, CouplingList, AutoID;
-see shared/reference/fiona-formats.md section 4), so the redcap backend maps a record to a
+config/redcap/*.csv are their data dictionaries), so the redcap backend maps a record to a
 REDCap row by name, and the local backend stores the same values. Patient name and ID
 are only ever held as SHA-256 hex (FIONA's populateIncoming does the same).
 """

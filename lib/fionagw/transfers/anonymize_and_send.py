@@ -35,7 +35,7 @@ from pydicom import dcmread
 
 from fionagw.config import ConfigError, SiteConfig
 from fionagw.deid.batch import deidentify_files
-from fionagw.deid.engine import Deidentifier
+from fionagw.deid.factory import deidentifier_for
 from fionagw.deid.mapping import study_mapping, write_mapping
 from fionagw.deid.project_settings import settings_for_project
 from fionagw.deid.release import Identifiers, collect_identifiers
@@ -58,8 +58,8 @@ from fionagw.tracking.records import (
     now_text,
 )
 from fionagw.transfers.queue import BadRequestFile, Request, RequestQueue, RetryState
+from fionagw.transfers.review_inventory import record_files
 from fionagw.transfers.selection import SeriesPlan, plan_series
-from fionagw.web.review_inventory import record_files
 
 log = logging.getLogger("fionagw.anonymizeAndSend")
 
@@ -132,7 +132,7 @@ class AnonymizeAndSend:
         self.destinations = load_destinations(cfg)
         self.sending = load_sending(cfg)
         self.processes = processes
-        self.work_root = cfg.paths.temp / "anonymizeAndSend"
+        self.work_root = cfg.paths.send_work
         self._projects: dict[str, Project] | None = None
 
     @property
@@ -237,7 +237,7 @@ class AnonymizeAndSend:
             raise Retry(f"de-identification settings: {exc}") from None
         destination = self._destination(project)
 
-        deid = Deidentifier(settings)
+        deid = deidentifier_for(settings)
         work = self.work_root / request.path.stem
         shutil.rmtree(work, ignore_errors=True)
         jobs = []

@@ -78,7 +78,7 @@ class RequestQueue:
         self.dir = paths.transfer_requests
         self.done_dir = paths.transfers_done
         self.fail_dir = paths.transfers_fail
-        self.state_dir = self.dir / ".state"
+        self.state_dir = paths.request_state
 
     def pending(self) -> list[Path]:
         """Request files, oldest first (FIONA's sort put the newest first; fairness wins here)."""

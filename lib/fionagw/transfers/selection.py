@@ -16,12 +16,21 @@ are still sent, so a whole MR study does not wait for one screenshot.
 
 from __future__ import annotations
 
-import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from fionagw.organize.series_json import (
+    SUFFIX,
+    SeriesJSONError,
+    SeriesRecord,
+    classify_types,
+    modalities,
+    read_series,
+)
 from fionagw.tracking.projects import Project
+
+LOGGER = logging.getLogger(__name__)
 
 BURNED_IN = "CHECKBURNEDINFO"
 SC_CLASS_PREFIX = (
@@ -32,7 +41,7 @@ SC_CLASS_PREFIX = (
 @dataclass
 class SeriesPlan:
     series_uid: str
-    record: dict[str, Any]
+    record: SeriesRecord
     files: list[Path] = field(default_factory=list)  # archive files
     sops: list[str] = field(default_factory=list)  # their SOPInstanceUIDs (the raw/ link names)
     missing: int = 0  # raw/ links whose archive file is gone
@@ -45,21 +54,11 @@ class SeriesPlan:
 
     @property
     def modality(self) -> str:
-        return (_modalities(self.record) or ["OT"])[0]
+        return (modalities(self.record) or ["OT"])[0]
 
     @property
     def sends(self) -> bool:
         return not (self.skip or self.hold)
-
-
-def _modalities(record: dict[str, Any]) -> list[str]:
-    value = record.get("Modality") or []
-    return [str(v) for v in (value if isinstance(value, list) else [value])]
-
-
-def _types(record: dict[str, Any]) -> list[str]:
-    value = record.get("ClassifyType") or []
-    return [str(v) for v in (value if isinstance(value, list) else [value])]
 
 
 def plan_series(raw_study: Path, project: Project) -> list[SeriesPlan]:
@@ -67,10 +66,14 @@ def plan_series(raw_study: Path, project: Project) -> list[SeriesPlan]:
     plans = []
     for series_dir in sorted(p for p in raw_study.iterdir() if p.is_dir()):
         try:
-            record = json.loads((raw_study / f"{series_dir.name}.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            record = read_series(raw_study / f"{series_dir.name}{SUFFIX}")
+        except SeriesJSONError as exc:
+            LOGGER.warning(
+                "series JSON unreadable: series planned without its record",
+                extra={"file": str(exc.path), "reason": exc.reason},
+            )
             record = {}
-        plan = SeriesPlan(series_dir.name, record if isinstance(record, dict) else {})
+        plan = SeriesPlan(series_dir.name, record)
         for link in sorted(series_dir.iterdir()):
             target = link.resolve()
             if target.is_file():
@@ -85,9 +88,9 @@ def plan_series(raw_study: Path, project: Project) -> list[SeriesPlan]:
 
 def _decide(plan: SeriesPlan, project: Project) -> None:
     record = plan.record
-    burned = BURNED_IN in _types(record) and not plan.description.startswith("(shadow) ")
+    burned = BURNED_IN in classify_types(record) and not plan.description.startswith("(shadow) ")
     secondary = str(record.get("SOPClassUID", "")).startswith(SC_CLASS_PREFIX)
-    if "PR" in _modalities(record) and project.has_feature("remove_presentation_states"):
+    if "PR" in modalities(record) and project.has_feature("remove_presentation_states"):
         plan.skip = "presentation state (project removes them)"
     elif (burned or secondary) and project.has_feature("remove_secondary_captures"):
         plan.skip = "secondary capture / burned-in annotation (project removes them)"

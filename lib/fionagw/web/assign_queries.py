@@ -14,8 +14,10 @@ user has a role; an admin sees everything.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import hmac
+import io
 import json
 import tempfile
 import time
@@ -26,6 +28,7 @@ from typing import Any
 
 from fionagw.arrival.incoming import IncomingEntry, read_entries
 from fionagw.config import SiteConfig
+from fionagw.organize.series_json import study_series
 from fionagw.routing.coupling import MAX_BYTES as COUPLING_MAX_BYTES
 from fionagw.routing.coupling import CouplingListError, RowError, import_coupling_list
 from fionagw.routing.populate import series_record, study_record
@@ -39,6 +42,7 @@ from fionagw.tracking.records import (
     IncomingStudy,
     Transfer,
 )
+from fionagw.upload.records import upload_projects
 
 PER_PAGE = 50
 __all__ = ["COUPLING_MAX_BYTES"]  # re-exported for the upload form's size check
@@ -312,6 +316,37 @@ def paginate(rows: list[StudyRow], number: int = 1, per_page: int = PER_PAGE) ->
     return Page(rows[start : start + per_page], number, pages, len(rows), per_page)
 
 
+def attach_uploads(cfg: SiteConfig, now: float | None = None) -> dict[str, str]:
+    """StudyInstanceUID -> project of the Attach uploads made for a project within the incoming
+    list's ``arrival.incoming_days``."""
+    since = (time.time() if now is None else now) - cfg.arrival.incoming_days * 86400
+    return upload_projects(cfg, since)
+
+
+def study_list(
+    cfg: SiteConfig,
+    tracker: Tracker,
+    secret: bytes,
+    user: Any,
+    *,
+    query: str = "",
+    number: int = 1,
+    per_page: int = PER_PAGE,
+) -> Page:
+    """One page of the list the user sees (see :func:`incoming_studies`)."""
+    rows = incoming_studies(
+        cfg, tracker, secret, may_see_for(user), query=query, uploads=attach_uploads(cfg)
+    )
+    return paginate(rows, number, per_page)
+
+
+def user_study(
+    cfg: SiteConfig, tracker: Tracker, secret: bytes, user: Any, key: str
+) -> StudyRow | None:
+    """The study behind ``key`` if the user may see it (see :func:`find_study`)."""
+    return find_study(cfg, tracker, secret, key, may_see_for(user), uploads=attach_uploads(cfg))
+
+
 # --- choices and the assignment ---------------------------------------------------------------
 
 
@@ -381,20 +416,40 @@ def check_choice(choice: Choice, projects: dict[str, Project], existing: list[st
     return choice
 
 
+def check_user_choice(tracker: Tracker, user: Any, choice: Choice) -> Choice:
+    """:func:`check_choice` against the projects the user may assign to."""
+    projects = assignable_projects(tracker, user)
+    existing = participants(tracker, choice.project) if choice.project in projects else []
+    return check_choice(choice, projects, existing)
+
+
+@dataclass
+class StudyForm:
+    """What a study's assignment form offers the user."""
+
+    choice: Choice
+    projects: dict[str, Project]  # the user's assignable projects
+    project: Project | None  # the chosen one
+    existing: list[str]  # its participants so far
+
+
+def study_form(tracker: Tracker, user: Any, row: StudyRow, choice: Choice) -> StudyForm:
+    """The form for ``row``; the project chosen on the Attach page is the default choice."""
+    projects = assignable_projects(tracker, user)
+    if not choice.project and row.uploaded_for in projects:
+        choice.project = row.uploaded_for
+    project = projects.get(choice.project)
+    existing = participants(tracker, project.name) if project else []
+    return StudyForm(choice, projects, project, existing)
+
+
 def ensure_recorded(cfg: SiteConfig, tracker: Tracker, study_uid: str) -> None:
     """Record the study in the tracker now if populateIncoming has not done so yet (it waits
     for series to settle for a minute): the trackers show a study's transfers only with its
     study record. Built from the series JSON exactly as populateIncoming builds it."""
     if study_uid in tracker.get_studies([study_uid]):
         return
-    records = []
-    for path in sorted(cfg.paths.raw_study_dir(study_uid).glob("*.json")):
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(record, dict):
-            records.append(record)
+    records = [record for _, record in study_series(cfg.paths, study_uid)]
     if records:
         tracker.save_study(study_record(study_uid, records), [series_record(r) for r in records])
 
@@ -411,6 +466,34 @@ def assign(cfg: SiteConfig, tracker: Tracker, study_uid: str, choice: Choice) ->
 
 
 # --- coupling lists -------------------------------------------------------------------------
+
+
+def coupling_role_errors(text: str, user: Any, projects: set[str]) -> list[RowError]:
+    """Rows naming an existing project on which the user lacks the assign role."""
+    errors = []
+    for lineno, row in enumerate(csv.reader(io.StringIO(text.lstrip("\ufeff"))), start=1):
+        if (
+            len(row) == 4
+            and row[1].strip() in projects
+            and not user.has_role(row[1].strip(), "assign")
+        ):
+            errors.append(
+                RowError(
+                    lineno,
+                    f"you ({user.name}) do not have the assign role on project {row[1].strip()}",
+                )
+            )
+    return errors
+
+
+def import_user_coupling(tracker: Tracker, user: Any, data: bytes, tmpdir: Path) -> int:
+    """:func:`import_coupling_upload` for a user: a row for a project where the user lacks the
+    assign role refuses the whole list (CouplingListError lists those rows)."""
+    text = data.decode("utf-8", errors="replace")
+    errors = coupling_role_errors(text, user, set(tracker.projects()))
+    if errors:
+        raise CouplingListError("upload", errors)
+    return import_coupling_upload(tracker, data, tmpdir)
 
 
 def import_coupling_upload(tracker: Tracker, data: bytes, tmpdir: Path) -> int:

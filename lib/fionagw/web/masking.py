@@ -8,12 +8,10 @@ The mask never tells the length of what it hides.
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
-from pathlib import Path
 from typing import Any
 
-from fionagw.config import SiteConfig
+from fionagw.config import SecretsError, SiteConfig, parse_secrets
 
 MASK = "••••••••"
 _SECRET_KEY = re.compile(
@@ -31,12 +29,15 @@ def secret_values(cfg: SiteConfig) -> tuple[set[str], str]:
     path = cfg.tracker.secrets_file
     if path is None:
         return set(), ""
+    # no mode check: the values are only looked for, to hide them (the tracker checks the mode)
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = parse_secrets(path, path.read_bytes())
     except FileNotFoundError:
         return set(), f"{path}: file not found"
-    except (OSError, ValueError) as exc:
-        return set(), f"{path}: cannot read: {getattr(exc, 'strerror', None) or type(exc).__name__}"
+    except OSError as exc:
+        return set(), f"{path}: cannot read: {exc.strerror}"
+    except SecretsError as exc:
+        return set(), f"{path}: cannot read: {exc.problem}"
     found: set[str] = set()
 
     def walk(v: Any) -> None:
@@ -81,8 +82,6 @@ def masked(data: Any, secrets: set[str], key: str = "") -> Any:
 
 def effective_settings(cfg: SiteConfig) -> dict[str, Any]:
     """The settings the programs use, defaults filled in (unmasked: pass through :func:`masked`)."""
-    from fionagw.web.settings import web_settings
-
     return {
         "config_file": str(cfg.config_file),
         "site": cfg.site or "(default)",
@@ -99,5 +98,5 @@ def effective_settings(cfg: SiteConfig) -> dict[str, Any]:
         "tracker": cfg.tracker,
         "retention": cfg.retention,
         "heartbeat": cfg.heartbeat,
-        "web": web_settings(cfg),
+        "web": cfg.web,
     }

@@ -77,7 +77,7 @@ class User:
 
 
 def users_db(cfg: SiteConfig) -> Path:
-    return cfg.datadir / "web" / "users.db"
+    return cfg.paths.web_users
 
 
 def _token_hash(token: str) -> str:

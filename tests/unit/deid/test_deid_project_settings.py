@@ -12,7 +12,7 @@ import pytest
 from pydicom.dataset import Dataset
 
 from fionagw.config import ConfigError, load_config
-from fionagw.deid import Deidentifier, keyed_uid
+from fionagw.deid import deidentifier_for, keyed_uid
 from fionagw.deid.project_settings import project_key, settings_for_project
 from fionagw.tracking.projects import Project, load_projects
 from support.site import ROOT, write_config
@@ -28,7 +28,7 @@ def project(name: str = "DEMO", **deid) -> Project:
 
 
 def _uid(settings, uid: str = "1.2.826.0.1.3680043.9.7.1") -> str:
-    return Deidentifier(settings).uid(uid)
+    return deidentifier_for(settings).uid(uid)
 
 
 # --- modes and keys ---------------------------------------------------------------------------
@@ -93,7 +93,7 @@ def test_redcap_backend_defaults_to_fiona_mode(tmp_path):
     assert not (cfg.datadir / "keys").exists()  # FIONA mode needs no secret
     ds = Dataset()
     ds.StudyComments = "[Trial 7] extra"
-    assert Deidentifier(settings).deidentify(ds, "LEG0001").StudyComments == "Trial 7 "
+    assert deidentifier_for(settings).deidentify(ds, "LEG0001").StudyComments == "Trial 7 "
 
 
 def test_key_from_secrets_file(tmp_path):

@@ -153,12 +153,12 @@ BAD_DESTINATIONS = [
     ids=[f"{k}:{p}" for _, k, p in BAD_DESTINATIONS],
 )
 def test_destination_errors_are_one_line_naming_the_key(tmp_path, destinations, key, problem):
-    cfg = _cfg(tmp_path, destinations=destinations)
-    with pytest.raises(ConfigError) as err:
-        load_destinations(cfg)
+    config = write_config(tmp_path, destinations=destinations)
+    with pytest.raises(ConfigError) as err:  # load_config validates the destinations
+        load_config(config)
     text = str(err.value)
     assert "\n" not in text
-    assert text.startswith(f"{cfg.config_file}: {key}: "), text
+    assert text.startswith(f"{config.resolve()}: {key}: "), text
     assert problem in text
     assert err.value.key == key
 
@@ -180,9 +180,8 @@ def test_unusable_tls_files_and_folder_path(tmp_path):
         ({"x": {"type": "folder", "path": "a-file"}}, "destinations.x.path", "not a folder"),
     ]
     for destinations, key, problem in cases:
-        cfg = _cfg(tmp_path, destinations=destinations)
         with pytest.raises(ConfigError) as err:
-            load_destinations(cfg)
+            _cfg(tmp_path, destinations=destinations)
         assert err.value.key == key and problem in err.value.problem and "\n" not in str(err.value)
 
 
@@ -204,9 +203,8 @@ BAD_SENDING = [
     ("sending", "key", "problem"), BAD_SENDING, ids=[k + ":" + p for _, k, p in BAD_SENDING]
 )
 def test_sending_errors_are_one_line_naming_the_key(tmp_path, sending, key, problem):
-    cfg = _cfg(tmp_path, sending=sending)
-    with pytest.raises(ConfigError) as err:
-        load_sending(cfg)
+    with pytest.raises(ConfigError) as err:  # load_config validates the sending section
+        _cfg(tmp_path, sending=sending)
     assert err.value.key == key and problem in err.value.problem and "\n" not in str(err.value)
 
 

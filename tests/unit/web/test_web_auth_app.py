@@ -69,16 +69,16 @@ def test_session_cookie_flags_and_expiry(app_client: tuple[Any, Any]) -> None:
 
 
 def test_roles_decide_pages_and_projects(app_client: tuple[Any, Any]) -> None:
-    import auth  # php-free-web/auth.py (on sys.path once the app is loaded)
+    from fionaweb.auth import roles
 
     app, client = app_client
     app.add_url_rule(
         "/test-role/<project>",
         "test_role",
-        auth.require_role("assign")(lambda project: f"assign ok {project}"),
+        roles.require_role("assign")(lambda project: f"assign ok {project}"),
     )
     app.add_url_rule(
-        "/test-projects", "test_projects", lambda: ",".join(auth.allowed_projects("review"))
+        "/test-projects", "test_projects", lambda: ",".join(roles.allowed_projects("review"))
     )
     store: UserStore = app.extensions["fiona_users"]
     store.add_user("erin", "erin-password-1")

@@ -1,0 +1,218 @@
+"""Load and validate config.json (FIONA keys plus ours) for one site.
+
+FIONA keys are upper case (DATADIR, DICOMIP, DICOMPORT, DICOMAETITLE, PROCESSING_USER,
+SITES); keys we add are lower-case sections ("receiver", "logging", "web", "destinations",
+...; see sections.py and destinations.py). A site from SITES overrides the top-level keys it
+names. With the local tracker, projects.yml is validated here too (the tracker reads it again
+when it runs, so an edit needs no restart). Every problem raises ConfigError, whose text is
+one line naming the file, the key and what is wrong.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fionagw.config.destinations import DestinationSettings, parse_destinations
+from fionagw.config.errors import ConfigError
+from fionagw.config.reader import SectionReader, read_json
+from fionagw.config.sections import (
+    ArrivalSettings,
+    HeartbeatSettings,
+    LoggingSettings,
+    MetricsSettings,
+    ReceiverSettings,
+    RetentionSettings,
+    SendingSettings,
+    TrackerSettings,
+    WebSettings,
+    parse_arrival,
+    parse_heartbeat,
+    parse_logging,
+    parse_metrics,
+    parse_receiver,
+    parse_retention,
+    parse_sending,
+    parse_tracker,
+    parse_web,
+)
+from fionagw.paths import CONFIG_DIR, SitePaths
+
+DEFAULT_CONFIG = CONFIG_DIR / "config.json"
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    config_file: Path
+    site: str  # "" for the top-level (default) site
+    datadir: Path
+    dicom_ip: str
+    dicom_port: int
+    aetitle: str
+    processing_user: str
+    classify_rules: Path
+    receiver: ReceiverSettings
+    logging: LoggingSettings
+    arrival: ArrivalSettings
+    tracker: TrackerSettings
+    paths: SitePaths
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
+    heartbeat: HeartbeatSettings = field(default_factory=HeartbeatSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    web: WebSettings = field(default_factory=WebSettings)
+    sending: SendingSettings = field(default_factory=SendingSettings)
+    destinations: Mapping[str, DestinationSettings] = field(default_factory=dict)
+    # The config object as read (the site's SITES entry merged in), only to show the file on
+    # the Settings page (masked). Programs use the typed sections above.
+    source: Mapping[str, Any] = field(repr=False, default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """Suffix FIONA appends to pid and log names for a site ("" for the default)."""
+        return self.site
+
+
+def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """--config, else $FIONA_CONFIG, else the checkout's config/config.json."""
+    return Path(explicit or os.environ.get("FIONA_CONFIG") or DEFAULT_CONFIG).resolve()
+
+
+def _site_data(file: Path, site: str | None) -> dict[str, Any]:
+    """The top-level object with the SITES entry of ``site`` merged over it."""
+    data = read_json(file)
+    if not isinstance(data, dict):
+        raise ConfigError(file, "", "top level must be a JSON object")
+    sites = SectionReader(file, data).get("SITES", dict, {})
+    merged = dict(data)
+    if site:
+        if site not in sites:
+            known = ", ".join(sorted(sites)) or "none defined"
+            raise ConfigError(file, f"SITES.{site}", f"no such site (known: {known})")
+        if not isinstance(sites[site], dict):
+            raise ConfigError(file, f"SITES.{site}", "expected an object")
+        merged.update(sites[site])
+    return merged
+
+
+def load_config(path: str | os.PathLike[str] | None = None, site: str | None = None) -> SiteConfig:
+    """Load config.json, merge the SITES entry for ``site``, validate, return the result."""
+    file = config_path(path)
+    merged = _site_data(file, site)
+    r = SectionReader(file, merged)
+
+    datadir = r.path("DATADIR", ...)
+    assert datadir is not None
+    dicom_ip = r.host("DICOMIP")
+    port = r.port("DICOMPORT")
+    aet = r.aetitle("DICOMAETITLE")
+    receiver = parse_receiver(r.section("receiver"))
+    logging_settings = parse_logging(r.section("logging"))
+    arrival = parse_arrival(r.section("arrival"))
+    tracker = parse_tracker(r.section("tracker"))
+    retention = parse_retention(r.section("retention"))
+    heartbeat = parse_heartbeat(r.section("heartbeat"))
+    metrics = parse_metrics(r.section("metrics"))
+    rules = r.path("CLASSIFY_RULES", "classifyRules.json")
+    assert rules is not None
+    if not rules.is_file():
+        raise r.error("CLASSIFY_RULES", f"file not found: {rules}")
+    web = parse_web(r.section("web"))
+    sending = parse_sending(r.section("sending"))
+
+    cfg = SiteConfig(
+        config_file=file,
+        site=site or "",
+        datadir=datadir,
+        dicom_ip=dicom_ip,
+        dicom_port=port,
+        aetitle=aet,
+        processing_user=r.get("PROCESSING_USER", str, ""),
+        classify_rules=rules,
+        receiver=receiver,
+        logging=logging_settings,
+        arrival=arrival,
+        tracker=tracker,
+        paths=SitePaths(datadir, site or "", r.path("FIFO")),
+        retention=retention,
+        heartbeat=heartbeat,
+        metrics=metrics,
+        web=web,
+        sending=sending,
+        source=merged,
+    )
+    # destination types may use the site's other settings (the AE title, the outbox)
+    cfg = dataclasses.replace(cfg, destinations=parse_destinations(r, cfg))
+    _check_projects(cfg)
+    return cfg
+
+
+def _check_projects(cfg: SiteConfig) -> None:
+    """The local tracker's projects.yml: valid, and naming only configured destinations."""
+    if cfg.tracker.backend != "local" or cfg.tracker.projects_file is None:
+        return  # the redcap tracker's projects live in REDCap, read when it runs
+    from fionagw.tracking.projects import ProjectsError, load_projects  # it builds on config
+
+    projects, _ = load_projects(cfg.tracker.projects_file)
+    for project in projects.values():
+        if project.destination and project.destination not in cfg.destinations:
+            raise ProjectsError(
+                cfg.tracker.projects_file,
+                f"projects.{project.name}.destination",
+                f"unknown destination {project.destination!r} (config.json destinations: "
+                f"{', '.join(sorted(cfg.destinations)) or 'none'})",
+            )
+
+
+def check_datadir(cfg: SiteConfig) -> None:
+    """Create the DATADIR layout and prove it is writable."""
+    try:
+        cfg.paths.create()
+        probe = cfg.paths.temp / f".write-probe-{os.getpid()}"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(
+            cfg.config_file,
+            "DATADIR",
+            f"not writable: {exc.filename or cfg.datadir}: {exc.strerror}",
+        ) from None
+
+
+def check_port_free(cfg: SiteConfig) -> None:
+    """Fail when another program already listens on DICOMIP:DICOMPORT."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((cfg.dicom_ip, cfg.dicom_port))
+        except OSError as exc:
+            raise ConfigError(
+                cfg.config_file,
+                "DICOMPORT",
+                f"{cfg.dicom_ip}:{cfg.dicom_port} is not available: {exc.strerror}",
+            ) from None
+
+
+def check_user(cfg: SiteConfig) -> None:
+    """FIONA's scripts refuse to run as anyone but the processing user."""
+    if not cfg.processing_user:
+        return
+    import pwd
+
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    if me != cfg.processing_user:
+        raise ConfigError(
+            cfg.config_file, "PROCESSING_USER", f"must run as {cfg.processing_user!r}, not {me!r}"
+        )
+
+
+def receiver_enabled(cfg: SiteConfig) -> bool:
+    """FIONA's enabled file: a first character '0' switches the receiver off."""
+    try:
+        return not cfg.paths.enabled_file.read_text()[:1] == "0"
+    except FileNotFoundError:
+        return True

@@ -1,0 +1,75 @@
+"""What the Status page shows beyond :func:`fionagw.ops.status.collect_status`, ready to render:
+one row per cron job (last run, how long ago, freshness) and the week's two plots as SVG."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from fionagw.config import SiteConfig
+from fionagw.ops.status import Status, human_duration
+from fionagw.tracking.base import Tracker, TrackerError
+from fionagw.tracking.projects import ProjectsError
+
+from . import statusdata
+from .svgplot import bar_chart
+
+
+def _stamp(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+
+
+def job_rows(st: Status, now: float) -> list[dict[str, Any]]:
+    """The cron jobs of ``st`` for the jobs table."""
+    intervals = statusdata.job_intervals()
+    jobs = []
+    for j in st.jobs:
+        finished = j.last.finished if j.last else None
+        jobs.append(
+            {
+                "name": j.job,
+                "last": j.last,
+                "when": _stamp(finished) if finished else "",
+                "ago": human_duration(now - finished, "") if finished else "",
+                "freshness": statusdata.freshness(finished, intervals.get(j.job), now),
+                "running": f"running now (pid {j.running_pid}, {human_duration(j.running_for_s, '')})"
+                if j.running_pid
+                else "",
+            }
+        )
+    return jobs
+
+
+def images_plot(cfg: SiteConfig, now: float) -> str:
+    """Images received per hour over the last 7 days, labelled once a day."""
+    counts, first = statusdata.images_per_hour(cfg, now)
+    labels = [
+        time.strftime("%a %d %H:00", time.localtime((first + i) * 3600)) for i in range(len(counts))
+    ]
+    # a label at each local midnight-ish: every 24th bar, starting at the first full day
+    offset = next((i for i in range(len(labels)) if labels[i].endswith(" 00:00")), 0)
+    shown = [lab[:6] if (i - offset) % 24 == 0 else "" for i, lab in enumerate(labels)]
+    return bar_chart(
+        shown,
+        [("images", counts, "#3b7dd8")],
+        title=f"Images received per hour, last 7 days ({sum(counts)} in all)",
+        label_every=1,
+    )
+
+
+def transfers_plot(tracker: Callable[[], Tracker], now: float) -> tuple[str, str]:
+    """(SVG, "") of the transfers sent and failed per day over the last 7 days, or ("", why)
+    when the tracker cannot be opened or read (``tracker()`` opens it)."""
+    try:
+        transfers = tracker().transfers()
+    except (TrackerError, ProjectsError) as exc:
+        return "", f"The tracker cannot be read: {exc}"
+    dates, sent, failed = statusdata.transfers_per_day(transfers, now)
+    labels = [time.strftime("%a %d", time.strptime(d, "%Y-%m-%d")) for d in dates]
+    svg = bar_chart(
+        labels,
+        [("sent", sent, "#1c7c3c"), ("failed", failed, "#b3261e")],
+        title=f"Transfers per day, last 7 days ({sum(sent)} sent, {sum(failed)} failed)",
+    )
+    return svg, ""

@@ -1,0 +1,14 @@
+"""The web applications (FIONA's applications/<App>/), one sub-package each with its views,
+templates and static files, in the order of the navigation's tabs."""
+
+from ..navigation import Application
+from . import assign, attach, logs, review, settings, status
+
+APPLICATIONS: tuple[Application, ...] = (
+    Application(assign.bp, "Assign"),
+    Application(review.bp, "Review", role="review"),
+    Application(attach.bp, "Attach", role="assign"),
+    Application(logs.bp, "Logs", role="admin"),
+    Application(status.bp, "Status"),
+    Application(settings.bp, "Settings", role="admin"),
+)

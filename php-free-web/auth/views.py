@@ -1,0 +1,95 @@
+"""Login, logout and the user's own account page (roles, password change)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+
+from fionagw.web.users import MAX_FAILURES_IP, MAX_FAILURES_USER, UserError
+
+from ..core.context import users
+from .session import current_user, end_session, session_user, start_session
+
+LOGGER = logging.getLogger(__name__)
+bp = Blueprint("auth", __name__, template_folder="templates")
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a local path (never //host or a scheme) may be a redirect target after login."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("index")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    if request.method == "GET":
+        if session_user() is not None:
+            return redirect(_safe_next(request.args.get("next")))
+        return render_template("auth/login.html", next=request.args.get("next", ""))
+    name = request.form.get("username", "").strip()
+    password = request.form.get("password", "")
+    ip = request.remote_addr or "unknown"
+    store = users()
+    keys = (f"user:{name}", f"ip:{ip}")
+    wait = store.locked_for(keys)
+    if wait > 0:
+        LOGGER.warning("login refused: too many failed attempts", extra={"user": name, "ip": ip})
+        minutes = max(1, round(wait / 60))
+        return render_template(
+            "auth/login.html",
+            next=request.form.get("next", ""),
+            username=name,
+            error=f"Too many failed logins. Try again in {minutes} minute"
+            f"{'s' if minutes != 1 else ''}.",
+        ), 429
+    if not name or not password or not store.verify_password(name, password):
+        store.record_failure(keys[0], MAX_FAILURES_USER)
+        store.record_failure(keys[1], MAX_FAILURES_IP)
+        LOGGER.warning("login failed", extra={"user": name, "ip": ip})
+        return render_template(
+            "auth/login.html",
+            next=request.form.get("next", ""),
+            username=name,
+            error="Wrong user name or password.",
+        ), 401
+    store.clear_failures(keys[0])
+    start_session(name)
+    LOGGER.info("login", extra={"user": name, "ip": ip})
+    return redirect(_safe_next(request.form.get("next")))
+
+
+@bp.route("/logout", methods=["POST"])
+def logout() -> Response:
+    user = current_user()
+    end_session()
+    LOGGER.info("logout", extra={"user": user.name if user else ""})
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/account", methods=["GET", "POST"])
+def account() -> Any:
+    """The user's own roles and a password change."""
+    user = current_user()
+    assert user is not None
+    error = ""
+    if request.method == "POST":
+        store = users()
+        new = request.form.get("new_password", "")
+        if not store.verify_password(user.name, request.form.get("old_password", "")):
+            error = "The current password is wrong."
+        elif new != request.form.get("repeat_password", ""):
+            error = "The two new passwords differ."
+        else:
+            try:
+                store.set_password(user.name, new)  # ends every session of the user
+            except UserError as exc:
+                error = str(exc)
+            else:
+                LOGGER.info("password changed", extra={"user": user.name})
+                start_session(user.name)
+                flash("Password changed. Other sessions of your account were logged out.", "ok")
+                return redirect(url_for("auth.account"))
+    return render_template("auth/account.html", user=user, error=error), 400 if error else 200
