@@ -368,7 +368,6 @@ def test_secrets_loaded_when_private(redcap_secrets, redcap_double):
         "Routing",
         "CouplingList",
         "AutoID",
-        "PROJ",
     }
     assert token_for(tokens, "PROJ") == redcap_double.token("PROJ")
 
@@ -428,7 +427,6 @@ def test_secrets_missing_file_and_example(tmp_path):
         "Routing",
         "CouplingList",
         "AutoID",
-        "PROJ",
     }
     assert json.loads((ROOT / "config" / "secrets.example.json").read_text())["_comment"]
 
