@@ -447,16 +447,15 @@ def check_datadir(cfg: SiteConfig) -> None:
 
 def check_port_free(cfg: SiteConfig) -> None:
     """Fail when another program already listens on DICOMIP:DICOMPORT."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((cfg.dicom_ip, cfg.dicom_port))
-        except OSError as exc:
-            raise ConfigError(
-                cfg.config_file,
-                "DICOMPORT",
-                f"{cfg.dicom_ip}:{cfg.dicom_port} is not available: {exc.strerror}",
-            ) from None
+    from fionagw.ops.ports import port_available
+
+    problem = port_available(cfg.dicom_ip, cfg.dicom_port)
+    if problem is not None:
+        raise ConfigError(
+            cfg.config_file,
+            "DICOMPORT",
+            f"{cfg.dicom_ip}:{cfg.dicom_port} is not available: {problem}",
+        )
 
 
 def check_user(cfg: SiteConfig) -> None:

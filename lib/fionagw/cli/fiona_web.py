@@ -9,12 +9,12 @@ keeps the rotating web log consistent. SIGTERM or Ctrl-C stops it within a few s
 from __future__ import annotations
 
 import argparse
-import socket
 import ssl
 import sys
 from typing import Any
 
 from fionagw.config import ConfigError, SiteConfig, check_datadir, check_user, load_config
+from fionagw.ops.ports import port_available
 
 PROGRAM = "fiona web"
 COMMAND = "web"
@@ -36,15 +36,10 @@ def _ssl_context(_conf: Any, default_factory: Any) -> ssl.SSLContext:
 
 
 def _check_port(cfg: SiteConfig, host: str, port: int) -> None:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError as exc:
-            raise ConfigError(
-                cfg.config_file, "web.port", f"{host}:{port} is not available: {exc.strerror}"
-            ) from None
+    """A port in use fails here in one line (gunicorn would retry, then exit in its own words)."""
+    problem = port_available(host, port)
+    if problem is not None:
+        raise ConfigError(cfg.config_file, "web.port", f"{host}:{port} is not available: {problem}")
 
 
 def gunicorn_options(cfg: SiteConfig) -> dict[str, Any]:
