@@ -206,11 +206,11 @@ def run_gateway(path: str | None, site: str) -> int:
     import logging
 
     from fionagw.ops import crontab
-    from fionagw.ops.log import setup_logging
+    from fionagw.ops.log import console_handler, setup_logging
     from fionagw.ops.metrics import HeartbeatPoster, MetricsServer
     from fionagw.ops.schedule import ScheduleError, Scheduler, load_schedule, supervised_daemon_line
     from fionagw.ops.status import DAEMONS, read_run_state, run_state_path
-    from fionagw.ops.supervisor import BIN, Child, console_handler, supervise
+    from fionagw.ops.supervisor import BIN, Child, supervise
 
     try:
         cfg = load_config(path, site or None)
@@ -239,7 +239,8 @@ def run_gateway(path: str | None, site: str) -> int:
         print(f"{PROGRAM}: cron/fiona.crontab: {exc}", file=sys.stderr)
         return 2
     log = setup_logging(cfg, "fionaRun")
-    logging.getLogger().addHandler(console_handler())  # failures show in the foreground too
+    # failures (a child restarted, a job failed) show in the foreground too
+    logging.getLogger().addHandler(console_handler("fionaRun"))
 
     common = ["--config", str(cfg.config_file)]
     tail = [site] if site else []
