@@ -206,8 +206,9 @@ def run_gateway(path: str | None, site: str) -> int:
     import logging
 
     from fionagw.ops import crontab
+    from fionagw.ops.heartbeat_post import HeartbeatPoster
     from fionagw.ops.log import console_handler, setup_logging
-    from fionagw.ops.metrics import HeartbeatPoster, MetricsServer
+    from fionagw.ops.metrics_server import MetricsServer
     from fionagw.ops.schedule import ScheduleError, Scheduler, load_schedule, supervised_daemon_line
     from fionagw.ops.status import DAEMONS, read_run_state, run_state_path
     from fionagw.ops.supervisor import BIN, Child, supervise

@@ -34,7 +34,9 @@ def register(sub: Any) -> None:
 
 
 def run(args: Any) -> int:
-    from fionagw.ops.metrics import PostError, post_if_due, render, update_counters
+    from fionagw.ops.counters import update_counters
+    from fionagw.ops.heartbeat_post import PostError, post_if_due
+    from fionagw.ops.prometheus import render
 
     try:
         cfg = load_config(args.config, args.site or None)
