@@ -12,7 +12,8 @@ import getpass
 import sys
 from typing import Any
 
-from fionagw.config import ConfigError, SiteConfig, load_config
+from fionagw.cli.common import config_errors, load_site
+from fionagw.config import ConfigError, SiteConfig
 from fionagw.web.users import ALL_PROJECTS, ROLES, UserError, UserStore
 
 PROGRAM = "fiona user"
@@ -83,11 +84,8 @@ def _check_project(cfg: SiteConfig, project: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        cfg = load_config(args.config, args.site or None)
-    except ConfigError as exc:
-        print(f"{PROGRAM}: config error: {exc}", file=sys.stderr)
-        return 2
+    with config_errors(PROGRAM):
+        cfg = load_site(args)
     try:
         store = UserStore.for_site(cfg)
         if args.action == "list":

@@ -13,7 +13,8 @@ import ssl
 import sys
 from typing import Any
 
-from fionagw.config import ConfigError, SiteConfig, check_datadir, check_user, load_config
+from fionagw.cli.common import config_errors, load_site, parser
+from fionagw.config import ConfigError, SiteConfig, check_datadir, check_user
 from fionagw.ops.ports import port_available
 
 PROGRAM = "fiona web"
@@ -102,29 +103,21 @@ def serve(cfg: SiteConfig) -> int:
     return 0
 
 
+@config_errors(PROGRAM)
 def run(args: argparse.Namespace) -> int:
     from fionagw.web.settings import web_settings
 
-    try:
-        cfg = load_config(args.config, args.site or None)
-        check_user(cfg)
-        check_datadir(cfg)
-        if not web_settings(cfg).enabled:
-            print(
-                f"{PROGRAM}: web.enabled is false in {cfg.config_file}: not serving",
-                file=sys.stderr,
-            )
-            return 0
-        return serve(cfg)
-    except ConfigError as exc:
-        print(f"{PROGRAM}: config error: {exc}", file=sys.stderr)
-        return 2
+    cfg = load_site(args)
+    check_user(cfg)
+    check_datadir(cfg)
+    if not web_settings(cfg).enabled:
+        print(f"{PROGRAM}: web.enabled is false in {cfg.config_file}: not serving", file=sys.stderr)
+        return 0
+    return serve(cfg)
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m fionagw.cli.fiona_web [--config PATH] [SITE]`` (same as `fiona web`)."""
-    from fionagw.cli.common import parser
-
     p = parser(PROGRAM, "Serve the web pages in the foreground.")
     p.add_argument("site", nargs="?", default="", metavar="SITE")
     return run(p.parse_args(argv))
