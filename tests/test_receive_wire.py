@@ -30,7 +30,7 @@ from test_receive_scp import archived, log_entries, running_scp
 from conftest import pydicom_test_file, write_config
 from fionagw.config import SiteConfig
 from fionagw.receive import scp as scp_module
-from fionagw.receive import wire
+from fionagw.receive import sink, wire
 
 MR = "1.2.840.10008.5.1.4.1.1.4"
 VERIFICATION = "1.2.840.10008.1.1"
@@ -360,7 +360,7 @@ def test_partial_data_set_leaves_nothing(scp: SiteConfig, how: str) -> None:
     peer.associate([(MR, [ExplicitVRLittleEndian])])
     peer.send_pdv(1, 0x03, store_command("1.2.3.4.5"))
     peer.send_pdv(
-        1, 0x00, b"\x08\x00\x05\x00CS\x0a\x00ISO_IR 100" + b"\0" * (scp_module.FLUSH_BYTES + 5000)
+        1, 0x00, b"\x08\x00\x05\x00CS\x0a\x00ISO_IR 100" + b"\0" * (sink.FLUSH_BYTES + 5000)
     )
     assert wait_for(lambda: temp_leftovers(scp))
     if how == "abort":
@@ -375,7 +375,7 @@ def test_large_object_goes_through_a_temp_file(scp: SiteConfig, tmp_path: Path) 
     from pynetdicom import AE
 
     ds = dcmread(pydicom_test_file("CT_small.dcm"))
-    ds.PixelData = bytes(range(256)) * (3 * scp_module.FLUSH_BYTES // 256 + 8)
+    ds.PixelData = bytes(range(256)) * (3 * sink.FLUSH_BYTES // 256 + 8)
     ds.Rows, ds.Columns = len(ds.PixelData) // 2048, 1024
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
     src = tmp_path / "big.dcm"
