@@ -97,7 +97,7 @@ class Sink:
         self.filled = 0
 
     def finish(self) -> bytes | None:
-        """Write what is left; the start of the file (None after a write error)."""
+        """Write what is left; the start of the file (the data are lost if ``error`` is set)."""
         self._flush()
         return self.head
 
