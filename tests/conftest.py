@@ -14,20 +14,6 @@ import pytest
 
 pytest.register_assert_rewrite("support")  # helper asserts explain their failures too
 
-# Transitional: tests written before the support package import these from conftest.
-from support.site import (  # noqa: E402, F401
-    BIN,
-    ROOT,
-    SHARED,
-    echoscu,
-    free_port,
-    pydicom_test_file,
-    run_bin,
-    storescu,
-    wait_for,
-    write_config,
-)
-
 pytest_plugins = ["support.orthanc_peer", "support.web", "support.redcap_double.fixtures"]
 
 TESTS = Path(__file__).resolve().parent
@@ -47,4 +33,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture
 def site_config(tmp_path: Path) -> Path:
     """Path of a fresh config.json whose DATADIR is inside tmp_path."""
+    from support.site import write_config  # after register_assert_rewrite above
+
     return write_config(tmp_path)

@@ -16,8 +16,9 @@ import pytest
 import requests
 
 from fionagw.config import load_config
+from fionagw.ops.heartbeat_post import PostError, heartbeat_payload, post_if_due
 from fionagw.ops.jobstate import last_run, record_run
-from fionagw.ops.metrics import MetricsServer, PostError, heartbeat_payload, post_if_due
+from fionagw.ops.metrics_server import MetricsServer
 from support.orthanc_peer import make_tls_files
 from support.site import free_port, run_bin, storescu, wait_for, write_config
 from support.synth import standard_mr_study

@@ -17,7 +17,7 @@ from pynetdicom.pdu import A_ASSOCIATE_RJ
 
 from fionagw.config import SiteConfig
 from fionagw.receive import scp as scp_module
-from fionagw.receive import wire
+from fionagw.receive import sink, wire
 from support.raw_peer import MR, VERIFICATION, RawPeer, dimse_command, echo_command, store_command
 from support.scp import archived, log_entries, running_scp, temp_leftovers
 from support.site import pydicom_test_file, write_config
@@ -158,7 +158,7 @@ def test_partial_data_set_leaves_nothing(scp: SiteConfig, how: str) -> None:
     peer.associate([(MR, [ExplicitVRLittleEndian])])
     peer.send_pdv(1, 0x03, store_command("1.2.3.4.5"))
     peer.send_pdv(
-        1, 0x00, b"\x08\x00\x05\x00CS\x0a\x00ISO_IR 100" + b"\0" * (scp_module.FLUSH_BYTES + 5000)
+        1, 0x00, b"\x08\x00\x05\x00CS\x0a\x00ISO_IR 100" + b"\0" * (sink.FLUSH_BYTES + 5000)
     )
     assert wait_for(lambda: temp_leftovers(scp))
     if how == "abort":
@@ -173,7 +173,7 @@ def test_large_object_goes_through_a_temp_file(scp: SiteConfig, tmp_path: Path) 
     from pynetdicom import AE
 
     ds = dcmread(pydicom_test_file("CT_small.dcm"))
-    ds.PixelData = bytes(range(256)) * (3 * scp_module.FLUSH_BYTES // 256 + 8)
+    ds.PixelData = bytes(range(256)) * (3 * sink.FLUSH_BYTES // 256 + 8)
     ds.Rows, ds.Columns = len(ds.PixelData) // 2048, 1024
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
     src = tmp_path / "big.dcm"

@@ -8,11 +8,11 @@ import logging
 import sys
 
 from fionagw.cli.common import add_site, parser, prepare_job
+from fionagw.config.projects import ProjectsError
 from fionagw.ops.jobstate import job_run
 from fionagw.ops.locks import cron_lock
 from fionagw.ops.retention import clear_old_files, clear_old_logs, prune_tracker
 from fionagw.tracking.base import TrackerError
-from fionagw.tracking.projects import ProjectsError
 
 PROGRAM = "clearOldFiles"
 

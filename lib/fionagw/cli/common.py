@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
-from fionagw.config import ConfigError, SiteConfig, load_config
+from fionagw.config import ConfigError, SiteConfig, check_datadir, check_user, load_config
 
 
 def parser(prog: str, description: str) -> argparse.ArgumentParser:
@@ -28,32 +32,51 @@ def add_site(p: argparse.ArgumentParser) -> None:
     )
 
 
-def load_or_exit(args: argparse.Namespace, prog: str) -> SiteConfig:
+CONFIG_ERROR_EXIT = 2
+# A config that does not load at all ends storectl, processSingleFile and the cron jobs with
+# exit 1, as it always has (sys.exit with the message); every other config problem exits 2.
+UNLOADABLE_CONFIG_EXIT = 1
+
+
+@contextmanager
+def config_errors(prog: str, code: int = CONFIG_ERROR_EXIT) -> Iterator[None]:
+    """A ConfigError in the block (or the decorated function) ends the program with one line,
+    ``<prog>: config error: <file>: <key>: <problem>`` on stderr, and exit ``code``."""
     try:
-        return load_config(args.config, getattr(args, "site", "") or None)
+        yield
     except ConfigError as exc:
-        sys.exit(f"{prog}: config error: {exc}")
+        print(f"{prog}: config error: {exc}", file=sys.stderr)
+        raise SystemExit(code) from None
 
 
-def fail_config(prog: str, exc: ConfigError) -> int:
-    print(f"{prog}: config error: {exc}", file=sys.stderr)
-    return 2
+def load_site(args: argparse.Namespace) -> SiteConfig:
+    """The config named by --config (or the default) for the SITE argument, if any."""
+    return load_config(args.config, getattr(args, "site", "") or None)
+
+
+def load_or_exit(args: argparse.Namespace, prog: str) -> SiteConfig:
+    """:func:`load_site` for the bin/ programs: a config that does not load exits 1."""
+    with config_errors(prog, UNLOADABLE_CONFIG_EXIT):
+        return load_site(args)
+
+
+Serve = Callable[[SiteConfig, threading.Event, Callable[[], None]], None]
 
 
 def launch(
     cfg: SiteConfig,
     program: str,
     component: str,
-    serve,
+    serve: Serve,
     *,
-    foreground: bool,  # type: ignore[no-untyped-def]
+    foreground: bool,
     announce: str,
 ) -> int:
     """Start ``serve(cfg, stop, ready)`` as a daemon, or in the foreground, with its own log."""
     from fionagw.ops import daemon
     from fionagw.ops.log import setup_logging
 
-    def run(stop, ready):  # type: ignore[no-untyped-def]
+    def run(stop: threading.Event, ready: Callable[[], None]) -> None:
         setup_logging(cfg, component, stderr=foreground)
         serve(cfg, stop, ready)
 
@@ -70,15 +93,12 @@ def launch(
     )
 
 
-def prepare_job(args: argparse.Namespace, prog: str):  # type: ignore[no-untyped-def]
+def prepare_job(args: argparse.Namespace, prog: str) -> tuple[SiteConfig, logging.Logger]:
     """A cron job's start: config, user and DATADIR checks (one-line error, exit 2), its log."""
-    from fionagw.config import ConfigError, check_datadir, check_user
     from fionagw.ops.log import setup_logging
 
     cfg = load_or_exit(args, prog)
-    try:
+    with config_errors(prog):
         check_user(cfg)
         check_datadir(cfg)
-    except ConfigError as exc:
-        sys.exit(fail_config(prog, exc))
     return cfg, setup_logging(cfg, prog)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
+import argparse
 import sys
 from pathlib import Path
 
 from fionagw import __version__
-from fionagw.cli.common import parser
+from fionagw.cli.common import config_errors, load_site, parser
 from fionagw.config import (
     ConfigError,
     check_datadir,
@@ -97,17 +97,14 @@ def main(argv: list[str]) -> int:
     if args.command == "check-config":
         return check_config(args.config, args.site)
     if args.command == "run":
-        return run_gateway(args.config, args.site)
+        return gateway(args)
     if args.command == "coupling-list":
         return coupling_list(args)
     if args.command in ("start", "stop", "restart", "status", "logs", "cron"):
         from fionagw.cli import fiona_ops
 
-        try:
-            cfg = load_config(args.config, args.site or None)
-        except ConfigError as exc:
-            print(f"{PROGRAM}: config error: {exc}", file=sys.stderr)
-            return 2
+        with config_errors(PROGRAM):
+            cfg = load_site(args)
         if args.command == "status":
             return fiona_ops.status(cfg)
         if args.command == "logs":
@@ -122,7 +119,7 @@ def check_config(path: str | None, site: str | None) -> int:
     from fionagw.classify import RulesError, RuleSet
 
     file = config_path(path)
-    try:
+    with config_errors(PROGRAM):
         data = read_json(file)
         sites = (
             [site]
@@ -151,17 +148,14 @@ def check_config(path: str | None, site: str | None) -> int:
                 f"{len(rules.resolved())} classification rules, destinations: "
                 f"{', '.join(f'{n} ({d.describe()})' for n, d in destinations.items()) or 'none'}"
             )
-    except ConfigError as exc:
-        print(f"{PROGRAM}: config error: {exc}", file=sys.stderr)
-        return 2
     return 0
 
 
 def coupling_list(args) -> int:  # type: ignore[no-untyped-def]
+    from fionagw.config.projects import ProjectsError
     from fionagw.routing.coupling import CouplingListError, import_coupling_list
     from fionagw.tracking.base import TrackerError
     from fionagw.tracking.factory import open_tracker
-    from fionagw.tracking.projects import ProjectsError
 
     try:
         cfg = load_config(args.config, args.site or None)
@@ -199,125 +193,19 @@ def coupling_list(args) -> int:  # type: ignore[no-untyped-def]
     return 0
 
 
-def run_gateway(path: str | None, site: str) -> int:
-    """The foreground gateway: daemons, web server, the crontab's jobs, metrics, heartbeat POST."""
-    import logging
+@config_errors(PROGRAM)
+def gateway(args: argparse.Namespace) -> int:
+    """`fiona run`: the gateway in the foreground (see :mod:`fionagw.ops.gateway`)."""
+    from fionagw.ops.gateway import StartError, run_gateway
 
-    from fionagw.ops import crontab
-    from fionagw.ops.log import setup_logging
-    from fionagw.ops.metrics import HeartbeatPoster, MetricsServer
-    from fionagw.ops.schedule import ScheduleError, Scheduler, load_schedule, supervised_daemon_line
-    from fionagw.ops.status import DAEMONS, read_run_state, run_state_path
-    from fionagw.ops.supervisor import BIN, Child, console_handler, supervise
-
+    cfg = load_site(args)
+    check_user(cfg)
+    check_datadir(cfg)
     try:
-        cfg = load_config(path, site or None)
-        check_user(cfg)
-        check_datadir(cfg)
-        other = read_run_state(cfg)
-        if other is not None:
-            raise ConfigError(
-                cfg.config_file, "", f"fiona run already runs for this site (pid {other['pid']})"
-            )
-        for program, component in DAEMONS:
-            pid = daemon.read_pid(cfg.paths.pidfile(component), program)
-            if pid is not None:
-                raise ConfigError(
-                    cfg.config_file,
-                    "",
-                    f"{program} already runs as a daemon (pid {pid}); "
-                    "stop it with `fiona stop` first",
-                )
-        check_port_free(cfg)
-        schedule = load_schedule(cfg.config_file, cfg.site)
-    except ConfigError as exc:
-        print(f"{PROGRAM}: config error: {exc}", file=sys.stderr)
+        return run_gateway(cfg)
+    except StartError as exc:
+        print(f"{PROGRAM}: {exc}", file=sys.stderr)
         return 2
-    except (ScheduleError, OSError) as exc:
-        print(f"{PROGRAM}: cron/fiona.crontab: {exc}", file=sys.stderr)
-        return 2
-    log = setup_logging(cfg, "fionaRun")
-    logging.getLogger().addHandler(console_handler())  # failures show in the foreground too
-
-    common = ["--config", str(cfg.config_file)]
-    tail = [site] if site else []
-
-    def program(name: str, *args: str) -> list[str]:
-        return [sys.executable, str(BIN / name), *common, *args, *tail]
-
-    dicom = f"DICOM {cfg.aetitle}@{cfg.dicom_ip}:{cfg.dicom_port}"
-    children = [
-        Child(
-            "processSingleFile",
-            program("processSingleFile", "foreground"),
-            pidfile=cfg.paths.pidfile("processSingleFile"),
-            program="processSingleFile",
-            stop_argv=program("processSingleFile", "stop"),
-        ),
-        Child(
-            "storectl",
-            program("storectl", "foreground"),
-            pidfile=cfg.paths.pidfile("storescpd"),
-            program="storectl",
-            stop_argv=program("storectl", "stop"),
-        ),
-    ]
-    web_url = ""
-    if cfg.web.enabled:
-        web_url = cfg.web.url
-        children.append(
-            Child("web", [sys.executable, str(BIN / "fiona"), *common, "web", *tail], url=web_url)
-        )
-    skip = supervised_daemon_line(p for p, _ in DAEMONS)
-    # FIONA_SUPERVISOR tells a job that the daemons are ours (heartbeat must not start a second receiver)
-    scheduler = Scheduler(schedule, skip=skip, env={"FIONA_SUPERVISOR": str(os.getpid())})
-    services: list = [scheduler]
-    extra: dict[str, dict[str, object]] = {}
-    metrics_url = ""
-    if cfg.metrics.enabled:
-        server = MetricsServer(cfg)
-        try:
-            server.bind()
-        except OSError as exc:
-            print(
-                f"{PROGRAM}: config error: {cfg.config_file}: metrics.port: "
-                f"{cfg.metrics.host}:{cfg.metrics.port} is not available: {exc.strerror}",
-                file=sys.stderr,
-            )
-            return 2
-        metrics_url = server.url
-        services.append(server)
-        extra["metrics"] = {"pid": os.getpid(), "url": metrics_url}
-    if cfg.heartbeat.post_url:
-        services.append(HeartbeatPoster(cfg))
-
-    print(f"fionagw {__version__}: config {cfg.config_file}", flush=True)
-    print(f"  DATADIR       {cfg.datadir}", flush=True)
-    print(
-        f"  DICOM         {cfg.aetitle} on {cfg.dicom_ip}:{cfg.dicom_port} (C-STORE, C-ECHO)",
-        flush=True,
-    )
-    if web_url:
-        print(f"  web           {web_url}", flush=True)
-    if metrics_url:
-        print(f"  metrics       {metrics_url}", flush=True)
-    if cfg.heartbeat.post_url:
-        print(f"  heartbeat     POST every {cfg.heartbeat.post_interval_seconds} s", flush=True)
-    print(f"  cron jobs     {len(scheduler.entries)} lines of {crontab.TEMPLATE}", flush=True)
-    print(f"  logs          {cfg.paths.logs} (fiona logs [-f] [COMPONENT])", flush=True)
-    print("  stop with Ctrl-C", flush=True)
-    log.info(
-        "fiona run started",
-        extra={
-            "dicom": dicom,
-            "web": web_url,
-            "metrics": metrics_url,
-            "cron_lines": len(scheduler.entries),
-        },
-    )
-    rc = supervise(children, services=services, state_file=run_state_path(cfg), state_extra=extra)
-    log.info("fiona run stopped")
-    return rc
 
 
 if __name__ == "__main__":

@@ -194,10 +194,10 @@ class _Usage(Exception):
 
 
 def _prepare(args: argparse.Namespace) -> tuple[Deidentifier, str]:
+    from fionagw.config.projects import ProjectsError
     from fionagw.ops.log import setup_logging
     from fionagw.tracking.base import TrackerError
     from fionagw.tracking.factory import open_tracker
-    from fionagw.tracking.projects import ProjectsError
     from fionagw.tracking.secrets import SecretsError
 
     try:

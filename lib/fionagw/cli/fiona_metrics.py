@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from fionagw.config import ConfigError, load_config
+from fionagw.cli.common import config_errors, load_site
 
 PROGRAM = "fiona metrics"
 COMMAND = "metrics"
@@ -34,13 +34,12 @@ def register(sub: Any) -> None:
 
 
 def run(args: Any) -> int:
-    from fionagw.ops.metrics import PostError, post_if_due, render, update_counters
+    from fionagw.ops.counters import update_counters
+    from fionagw.ops.heartbeat_post import PostError, post_if_due
+    from fionagw.ops.prometheus import render
 
-    try:
-        cfg = load_config(args.config, args.site or None)
-    except ConfigError as exc:
-        print(f"{PROGRAM}: config error: {exc}", file=sys.stderr)
-        return 2
+    with config_errors(PROGRAM):
+        cfg = load_site(args)
     if args.post or args.post_if_due:
         if not cfg.heartbeat.post_url:
             print(f"{PROGRAM}: heartbeat.post_url is not set in {cfg.config_file}", file=sys.stderr)

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from fionagw.config import SiteConfig
+from fionagw.ops.log import format_entry
 from fionagw.ops.status import DAEMONS, human_duration, human_size
 from fionagw.ops.supervisor import BIN
 
@@ -87,26 +88,6 @@ def status(cfg: SiteConfig) -> int:
 
 
 # --- logs -------------------------------------------------------------------------------------
-
-_SKIP = {"time", "level", "component", "message", "pid"}
-
-
-def format_entry(line: str, fallback: str = "") -> str:
-    line = line.rstrip("\n")
-    try:
-        e = json.loads(line)
-    except ValueError:
-        return f"{fallback}: {line}" if fallback else line
-    if not isinstance(e, dict):
-        return line
-    extra = " ".join(
-        f"{k}={v if isinstance(v, str) and ' ' not in v else json.dumps(v, default=str)}"
-        for k, v in e.items()
-        if k not in _SKIP
-    )
-    head = f"{e.get('time', '')} {e.get('level', ''):<7} {e.get('component', fallback)}[{e.get('pid', '')}]"
-    text = f"{head} {e.get('message', '')}"
-    return f"{text}  {extra}" if extra else text
 
 
 def _log_files(cfg: SiteConfig, component: str) -> list[Path]:

@@ -12,7 +12,8 @@ import getpass
 import sys
 from typing import Any
 
-from fionagw.config import ConfigError, SiteConfig, load_config
+from fionagw.cli.common import config_errors, load_site
+from fionagw.config import ConfigError, SiteConfig
 from fionagw.web.users import ALL_PROJECTS, ROLES, UserError, UserStore
 
 PROGRAM = "fiona user"
@@ -58,9 +59,9 @@ def _password(from_stdin: bool) -> str:
 
 def _check_project(cfg: SiteConfig, project: str) -> None:
     """A grant on a project the tracker does not know is refused (a typo would grant nothing)."""
+    from fionagw.config.projects import ProjectsError
     from fionagw.tracking.base import TrackerError
     from fionagw.tracking.factory import open_tracker
-    from fionagw.tracking.projects import ProjectsError
 
     if project in ("", ALL_PROJECTS):
         return
@@ -83,11 +84,8 @@ def _check_project(cfg: SiteConfig, project: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        cfg = load_config(args.config, args.site or None)
-    except ConfigError as exc:
-        print(f"{PROGRAM}: config error: {exc}", file=sys.stderr)
-        return 2
+    with config_errors(PROGRAM):
+        cfg = load_site(args)
     try:
         store = UserStore.for_site(cfg)
         if args.action == "list":

@@ -9,12 +9,13 @@ keeps the rotating web log consistent. SIGTERM or Ctrl-C stops it within a few s
 from __future__ import annotations
 
 import argparse
-import socket
 import ssl
 import sys
 from typing import Any
 
-from fionagw.config import ConfigError, SiteConfig, check_datadir, check_user, load_config
+from fionagw.cli.common import config_errors, load_site, parser
+from fionagw.config import ConfigError, SiteConfig, check_datadir, check_user
+from fionagw.ops.ports import port_available
 
 PROGRAM = "fiona web"
 COMMAND = "web"
@@ -36,15 +37,10 @@ def _ssl_context(_conf: Any, default_factory: Any) -> ssl.SSLContext:
 
 
 def _check_port(cfg: SiteConfig, host: str, port: int) -> None:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError as exc:
-            raise ConfigError(
-                cfg.config_file, "web.port", f"{host}:{port} is not available: {exc.strerror}"
-            ) from None
+    """A port in use fails here in one line (gunicorn would retry, then exit in its own words)."""
+    problem = port_available(host, port)
+    if problem is not None:
+        raise ConfigError(cfg.config_file, "web.port", f"{host}:{port} is not available: {problem}")
 
 
 def gunicorn_options(cfg: SiteConfig) -> dict[str, Any]:
@@ -104,27 +100,19 @@ def serve(cfg: SiteConfig) -> int:
     return 0
 
 
+@config_errors(PROGRAM)
 def run(args: argparse.Namespace) -> int:
-    try:
-        cfg = load_config(args.config, args.site or None)
-        check_user(cfg)
-        check_datadir(cfg)
-        if not cfg.web.enabled:
-            print(
-                f"{PROGRAM}: web.enabled is false in {cfg.config_file}: not serving",
-                file=sys.stderr,
-            )
-            return 0
-        return serve(cfg)
-    except ConfigError as exc:
-        print(f"{PROGRAM}: config error: {exc}", file=sys.stderr)
-        return 2
+    cfg = load_site(args)
+    check_user(cfg)
+    check_datadir(cfg)
+    if not cfg.web.enabled:
+        print(f"{PROGRAM}: web.enabled is false in {cfg.config_file}: not serving", file=sys.stderr)
+        return 0
+    return serve(cfg)
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m fionagw.cli.fiona_web [--config PATH] [SITE]`` (same as `fiona web`)."""
-    from fionagw.cli.common import parser
-
     p = parser(PROGRAM, "Serve the web pages in the foreground.")
     p.add_argument("site", nargs="?", default="", metavar="SITE")
     return run(p.parse_args(argv))

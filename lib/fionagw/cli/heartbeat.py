@@ -7,9 +7,9 @@ import sys
 
 from fionagw.cli.common import add_site, parser, prepare_job
 from fionagw.ops.heartbeat import run_heartbeat
+from fionagw.ops.heartbeat_post import PostError, post_if_due
 from fionagw.ops.jobstate import job_run
 from fionagw.ops.locks import cron_lock
-from fionagw.ops.metrics import PostError, post_if_due
 
 PROGRAM = "heartbeat"
 

@@ -9,10 +9,10 @@ from collections.abc import Callable
 
 from fionagw.cli.common import add_site, parser, prepare_job
 from fionagw.config import ConfigError, SiteConfig
+from fionagw.config.projects import ProjectsError
 from fionagw.ops.jobstate import job_run
 from fionagw.ops.locks import cron_lock
 from fionagw.tracking.base import Tracker, TrackerError
-from fionagw.tracking.projects import ProjectsError
 
 # Errors a job reports in one line (the operator's problem: REDCap down, bad token, bad file,
 # a bad section of config.json that only this job reads).

@@ -6,8 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-from fionagw.cli.common import add_site, fail_config, launch, load_or_exit, parser
-from fionagw.config import ConfigError, check_datadir, check_user
+from fionagw.cli.common import add_site, config_errors, launch, load_or_exit, parser
+from fionagw.config import check_datadir, check_user
 from fionagw.ops import daemon
 from fionagw.ops.log import setup_logging
 
@@ -59,11 +59,9 @@ def main(argv: list[str]) -> int:
     if args.command == "send":
         return _send(cfg, args.paths)
 
-    try:
+    with config_errors(PROGRAM):
         check_user(cfg)
         check_datadir(cfg)
-    except ConfigError as exc:
-        return fail_config(PROGRAM, exc)
     if args.command == "rebuild":
         from fionagw.organize.processor import WriterLockHeld
         from fionagw.organize.rebuild import rebuild

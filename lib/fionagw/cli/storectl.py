@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from fionagw.cli.common import add_site, fail_config, launch, load_or_exit, parser
-from fionagw.config import ConfigError, check_datadir, check_port_free, check_user, receiver_enabled
+from fionagw.cli.common import add_site, config_errors, launch, load_or_exit, parser
+from fionagw.config import check_datadir, check_port_free, check_user, receiver_enabled
 from fionagw.ops import daemon
 
 PROGRAM = "storectl"
@@ -40,12 +40,10 @@ def main(argv: list[str]) -> int:
         print(f"{label}: receiver disabled by {cfg.paths.enabled_file} (first character 0)")
         return 0
     if daemon.read_pid(pidfile, PROGRAM) is None:
-        try:
+        with config_errors(PROGRAM):
             check_user(cfg)
             check_datadir(cfg)
             check_port_free(cfg)
-        except ConfigError as exc:
-            return fail_config(PROGRAM, exc)
 
     from fionagw.receive.scp import serve_scp
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,7 +154,7 @@ def _check_projects(cfg: SiteConfig) -> None:
     """The local tracker's projects.yml: valid, and naming only configured destinations."""
     if cfg.tracker.backend != "local" or cfg.tracker.projects_file is None:
         return  # the redcap tracker's projects live in REDCap, read when it runs
-    from fionagw.tracking.projects import ProjectsError, load_projects  # it builds on config
+    from fionagw.config.projects import ProjectsError, load_projects  # PyYAML: only when used
 
     projects, _ = load_projects(cfg.tracker.projects_file)
     for project in projects.values():
@@ -185,16 +184,15 @@ def check_datadir(cfg: SiteConfig) -> None:
 
 def check_port_free(cfg: SiteConfig) -> None:
     """Fail when another program already listens on DICOMIP:DICOMPORT."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((cfg.dicom_ip, cfg.dicom_port))
-        except OSError as exc:
-            raise ConfigError(
-                cfg.config_file,
-                "DICOMPORT",
-                f"{cfg.dicom_ip}:{cfg.dicom_port} is not available: {exc.strerror}",
-            ) from None
+    from fionagw.ops.ports import port_available  # ops imports config: not at module level
+
+    problem = port_available(cfg.dicom_ip, cfg.dicom_port)
+    if problem is not None:
+        raise ConfigError(
+            cfg.config_file,
+            "DICOMPORT",
+            f"{cfg.dicom_ip}:{cfg.dicom_port} is not available: {problem}",
+        )
 
 
 def check_user(cfg: SiteConfig) -> None:

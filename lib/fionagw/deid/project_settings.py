@@ -46,10 +46,10 @@ from fionagw.config import (
     load_secrets,
     read_secret_file,
 )
+from fionagw.config.projects import Project
 from fionagw.deid.engine import DeidSettings
 from fionagw.deid.profile import OPTION_CODES
 from fionagw.deid.tagchange import parse_tag_change
-from fionagw.tracking.projects import Project
 
 log = logging.getLogger("fionagw.deid")
 

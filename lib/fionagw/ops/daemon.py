@@ -20,7 +20,9 @@ from pathlib import Path
 
 import daemon
 
+from fionagw.ops import process
 from fionagw.ops.atomic import write_bytes_atomic
+from fionagw.ops.process import wait_gone
 
 Component = Callable[[threading.Event, Callable[[], None]], None]
 
@@ -32,37 +34,15 @@ class DaemonStatus:
     uptime_s: float | None = None
 
 
-def _cmdline(pid: int) -> str:
-    try:
-        return (
-            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        )
-    except OSError:
-        return ""
-
-
-def _uptime(pid: int) -> float | None:
-    try:
-        start_ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
-        boot_uptime = float(Path("/proc/uptime").read_text().split()[0])
-        return boot_uptime - start_ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def read_pid(pidfile: Path, program: str) -> int | None:
     """The pid in ``pidfile`` if that process is alive and is ``program`` (not a reused pid)."""
     try:
         pid = int(pidfile.read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not process.alive(pid):
         return None
-    except PermissionError:
-        pass  # alive, owned by someone else
-    cmd = _cmdline(pid)
+    cmd = process.cmdline(pid)
     return pid if (not cmd or program in cmd) else None
 
 
@@ -70,7 +50,7 @@ def status(pidfile: Path, program: str) -> DaemonStatus:
     pid = read_pid(pidfile, program)
     if pid is None:
         return DaemonStatus(False)
-    return DaemonStatus(True, pid, _uptime(pid))
+    return DaemonStatus(True, pid, process.uptime_s(pid))
 
 
 def _write_pidfile(pidfile: Path) -> None:
@@ -210,18 +190,3 @@ def stop(pidfile: Path, program: str, grace: float = 10.0) -> int:
     else:
         print(f"{program}: stopped (pid {pid})")
     return 0
-
-
-def wait_gone(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        if Path(f"/proc/{pid}/stat").exists():
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-            if state == "Z":
-                return True
-        time.sleep(0.05)
-    return False

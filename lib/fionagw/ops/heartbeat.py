@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 
 from fionagw.config import SiteConfig, receiver_enabled
-from fionagw.ops import daemon
+from fionagw.ops import daemon, process
 from fionagw.ops.locks import lock_info
 from fionagw.paths import BIN_DIR
 
@@ -132,13 +132,13 @@ def terminate(pid: int, grace: float) -> str:
         os.kill(pid, signal.SIGCONT)
     except ProcessLookupError:
         return "gone"
-    if daemon.wait_gone(pid, grace):
+    if process.wait_gone(pid, grace):
         return "terminated"
     try:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         return "terminated"
-    daemon.wait_gone(pid, 10.0)
+    process.wait_gone(pid, 10.0)
     return "killed"
 
 

@@ -31,6 +31,7 @@ from types import TracebackType
 import filelock
 
 from fionagw.config import SiteConfig
+from fionagw.ops import process
 from fionagw.ops.atomic import write_bytes_atomic
 
 log = logging.getLogger("fionagw.ops.locks")
@@ -45,14 +46,6 @@ def lock_path(cfg: SiteConfig, job: str) -> Path:
 
 def info_path(cfg: SiteConfig, job: str) -> Path:
     return lock_path(cfg, job).with_name(lock_path(cfg, job).name + ".info")
-
-
-def proc_start_ticks(pid: int) -> int | None:
-    """Start time of a process in clock ticks since boot (tells a reused pid apart)."""
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 @dataclass
@@ -72,14 +65,7 @@ class LockInfo:
 
     def alive(self) -> bool:
         """The holder process still exists (and is the same process, not a reused pid)."""
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass
-        ticks = proc_start_ticks(self.pid)
-        return self.proc_start is None or ticks is None or ticks == self.proc_start
+        return process.alive(self.pid, self.proc_start)
 
 
 class CronLock:
@@ -109,7 +95,7 @@ class CronLock:
             self.cfg.site,
             os.getpid(),
             time.time(),
-            proc_start_ticks(os.getpid()),
+            process.start_ticks(os.getpid()),
             socket.gethostname(),
             list(sys.argv),
         )

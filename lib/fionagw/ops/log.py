@@ -43,6 +43,53 @@ class JsonLinesFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
+_HEAD_FIELDS = {"time", "level", "component", "message", "pid"}
+
+
+def format_entry(line: str, fallback: str = "") -> str:
+    """One JSON-lines entry for people: time, level, component[pid], message, then key=value.
+
+    ``fallback`` names the component of a line that is not JSON (or has no component).
+    """
+    line = line.rstrip("\n")
+    try:
+        e = json.loads(line)
+    except ValueError:
+        return f"{fallback}: {line}" if fallback else line
+    if not isinstance(e, dict):
+        return line
+    extra = " ".join(
+        f"{k}={v if isinstance(v, str) and ' ' not in v else json.dumps(v, default=str)}"
+        for k, v in e.items()
+        if k not in _HEAD_FIELDS
+    )
+    head = (
+        f"{e.get('time', '')} {e.get('level', ''):<7} "
+        f"{e.get('component', fallback)}[{e.get('pid', '')}]"
+    )
+    text = f"{head} {e.get('message', '')}"
+    return f"{text}  {extra}" if extra else text
+
+
+class _ConsoleFormatter(logging.Formatter):
+    """Records as `fiona logs` prints them (the JSON entry of ``component``, formatted)."""
+
+    def __init__(self, component: str) -> None:
+        super().__init__()
+        self.json = JsonLinesFormatter(component)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return format_entry(self.json.format(record))
+
+
+def console_handler(component: str, level: int = logging.WARNING) -> logging.Handler:
+    """A handler for stderr, as `fiona logs` prints: `fiona run` shows its failures there too."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(level)
+    handler.setFormatter(_ConsoleFormatter(component))
+    return handler
+
+
 def setup_logging(cfg: SiteConfig, component: str, *, stderr: bool = False) -> logging.Logger:
     """Send the root logger to DATADIR/logs/<component><site>.log (and stderr if asked)."""
     cfg.paths.logs.mkdir(parents=True, exist_ok=True)

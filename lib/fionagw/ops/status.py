@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from fionagw.config import SiteConfig, receiver_enabled
-from fionagw.ops import daemon
+from fionagw.ops import daemon, process
 from fionagw.ops.jobstate import JobRun, last_run, recorded_jobs
 
 # (bin program, pid/log component), in start order: the classifier first, it reads the FIFO.
@@ -133,30 +133,7 @@ def read_run_state(cfg: SiteConfig) -> dict[str, Any] | None:
         pid = int(data["pid"])
     except (OSError, ValueError, TypeError, KeyError):
         return None
-    return data if _alive(pid) else None
-
-
-def _alive(pid: object) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
-
-
-def _uptime(pid: int) -> float | None:
-    from fionagw.ops.locks import proc_start_ticks
-
-    ticks = proc_start_ticks(pid)
-    try:
-        boot_uptime = float(Path("/proc/uptime").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-    return None if ticks is None else boot_uptime - ticks / os.sysconf("SC_CLK_TCK")
+    return data if process.alive(pid) else None
 
 
 def _services(cfg: SiteConfig) -> list[ServiceStatus]:
@@ -179,19 +156,19 @@ def _services(cfg: SiteConfig) -> list[ServiceStatus]:
                 "fiona run",
                 "running",
                 run["pid"],
-                _uptime(run["pid"]),
+                process.uptime_s(run["pid"]),
                 "scheduler of cron/fiona.crontab",
             )
         )
         for name, child in sorted((run.get("children") or {}).items()):
             pid = child.get("pid")
-            alive = _alive(pid)
+            alive = process.alive(pid)
             out.append(
                 ServiceStatus(
                     name,
                     "running" if alive else "down",
                     pid if alive else None,
-                    _uptime(pid) if alive else None,
+                    process.uptime_s(pid) if alive else None,
                     child.get("url", ""),
                 )
             )

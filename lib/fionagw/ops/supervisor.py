@@ -1,4 +1,4 @@
-"""`fiona run`: the site's daemons in the foreground, the crontab's jobs, and in-process services.
+"""Supervision for `fiona run` (:mod:`fionagw.ops.gateway`): start, restart and stop children.
 
 Children (receiver, processSingleFile, the web server) are the same bin/ programs in
 `foreground` mode, restarted with backoff when they exit. They get PR_SET_PDEATHSIG, so even
@@ -18,13 +18,14 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from fionagw.ops import daemon
+from fionagw.ops.atomic import write_bytes_atomic
 from fionagw.paths import BIN_DIR
 
 BIN = BIN_DIR
@@ -68,34 +69,9 @@ class Child:
     def running_outside(self) -> int | None:
         if self.pidfile is None:
             return None
-        from fionagw.ops import daemon
-
         pid = daemon.read_pid(self.pidfile, self.program or self.name)
         ours = self.proc.pid if self.proc is not None else None
         return pid if pid is not None and pid != ours else None
-
-
-class _ConsoleFormatter(logging.Formatter):
-    """Log records as `fiona logs` prints them (time, level, component, message, key=value)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        from fionagw.ops.log import JsonLinesFormatter
-
-        self.json = JsonLinesFormatter("fionaRun")
-
-    def format(self, record: logging.LogRecord) -> str:
-        from fionagw.cli.fiona_ops import format_entry
-
-        return format_entry(self.json.format(record))
-
-
-def console_handler(level: int = logging.WARNING) -> logging.Handler:
-    """Warnings and errors of `fiona run` (a child restarted, a job failed) on stderr as well."""
-    h = logging.StreamHandler(sys.stderr)
-    h.setLevel(level)
-    h.setFormatter(_ConsoleFormatter())
-    return h
 
 
 def write_state(
@@ -104,8 +80,6 @@ def write_state(
     """Record our pid and the children `fiona status` should list (those with a URL)."""
     if path is None:
         return
-    from fionagw.ops.atomic import write_bytes_atomic
-
     listed: dict[str, dict[str, object]] = {
         c.name: {"pid": c.proc.pid if c.proc is not None else None, "url": c.url}
         for c in children

@@ -15,8 +15,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from fionagw.config.projects import Project
 from fionagw.tracking.base import Tracker
-from fionagw.tracking.projects import Project
 from fionagw.tracking.records import CouplingEntry
 
 HEADER = ["accessionnumber", "projectname", "subjectid", "eventname"]

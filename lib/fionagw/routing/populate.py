@@ -19,6 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from fionagw.config import SiteConfig
+from fionagw.config.projects import Project
 from fionagw.ops.log import phi_hash
 from fionagw.organize.series_json import (
     SeriesRecord,
@@ -32,7 +33,6 @@ from fionagw.paths import SitePaths
 from fionagw.routing.autoid import AutoIDError, autoid_key, generate_id
 from fionagw.routing.coupling import matches
 from fionagw.tracking.base import Tracker
-from fionagw.tracking.projects import Project
 from fionagw.tracking.records import (
     CouplingEntry,
     IncomingStudy,

@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
@@ -42,7 +42,9 @@ from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.status import STORAGE_SERVICE_CLASS_STATUS
 
 from fionagw.send.base import Destination, SendContext, SendError, SendResult, one_line
-from fionagw.send.dicom_settings import DicomSettings, TlsSettings
+
+if TYPE_CHECKING:
+    from fionagw.send.dicom_settings import TlsSettings
 
 log = logging.getLogger("fionagw.send.dicom")
 
@@ -219,7 +221,7 @@ class _NoContexts(Exception):
 
 
 class DicomDestination(Destination):
-    type = DicomSettings.type
+    type = "dicom"  # the destination type of DicomSettings, which builds this
 
     def __init__(
         self,

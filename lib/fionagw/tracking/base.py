@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 
-from fionagw.tracking.projects import Project
+from fionagw.config.projects import Project
 from fionagw.tracking.records import (
     CouplingEntry,
     ImagingRecord,

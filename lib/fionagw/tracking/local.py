@@ -18,8 +18,8 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from fionagw.config.projects import Project, load_projects
 from fionagw.tracking.base import Tracker, TrackerError, prunable
-from fionagw.tracking.projects import Project, load_projects
 from fionagw.tracking.records import (
     CouplingEntry,
     ImagingRecord,

@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from fionagw.config import SiteConfig, TrackerSettings
+from fionagw.config.projects import Project
 from fionagw.tracking.base import Tracker, TrackerError, prunable
-from fionagw.tracking.projects import Project
 from fionagw.tracking.records import (
     DATE_FORMAT,
     CouplingEntry,

@@ -34,6 +34,7 @@ from typing import Any
 from pydicom import dcmread
 
 from fionagw.config import ConfigError, SiteConfig
+from fionagw.config.projects import Project
 from fionagw.deid.batch import deidentify_files
 from fionagw.deid.factory import deidentifier_for
 from fionagw.deid.mapping import study_mapping, write_mapping
@@ -47,7 +48,6 @@ from fionagw.send import (
     load_sending,
 )
 from fionagw.tracking.base import Tracker, TrackerError
-from fionagw.tracking.projects import Project
 from fionagw.tracking.records import (
     COMPLETE_ERROR,
     COMPLETE_OK,

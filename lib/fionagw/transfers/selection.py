@@ -20,6 +20,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fionagw.config.projects import Project
 from fionagw.organize.series_json import (
     SUFFIX,
     SeriesJSONError,
@@ -28,7 +29,6 @@ from fionagw.organize.series_json import (
     modalities,
     read_series,
 )
-from fionagw.tracking.projects import Project
 
 LOGGER = logging.getLogger(__name__)
 

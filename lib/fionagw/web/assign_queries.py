@@ -28,12 +28,12 @@ from typing import Any
 
 from fionagw.arrival.incoming import IncomingEntry, read_entries
 from fionagw.config import SiteConfig
+from fionagw.config.projects import Project
 from fionagw.organize.series_json import study_series
 from fionagw.routing.coupling import MAX_BYTES as COUPLING_MAX_BYTES
 from fionagw.routing.coupling import CouplingListError, RowError, import_coupling_list
 from fionagw.routing.populate import series_record, study_record
 from fionagw.tracking.base import Tracker
-from fionagw.tracking.projects import Project
 from fionagw.tracking.records import (
     COMPLETE_ERROR,
     COMPLETE_OK,

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 from fionagw.config import SiteConfig
+from fionagw.config.projects import ProjectsError
 from fionagw.ops.status import Status, human_duration
 from fionagw.tracking.base import Tracker, TrackerError
-from fionagw.tracking.projects import ProjectsError
 
 from . import statusdata
 from .svgplot import bar_chart

@@ -16,7 +16,7 @@ from fionagw.config import (
     WebSettings,
     load_config,
 )
-from fionagw.tracking.projects import ProjectsError
+from fionagw.config.projects import ProjectsError
 from support.site import run_bin, write_config
 
 PROJECTS_OK = "projects:\n  P1:\n    participant_id: '^P1[0-9]{3}$'\n"

@@ -12,9 +12,9 @@ import pytest
 from pydicom.dataset import Dataset
 
 from fionagw.config import ConfigError, load_config
+from fionagw.config.projects import Project, load_projects
 from fionagw.deid import deidentifier_for, keyed_uid
 from fionagw.deid.project_settings import project_key, settings_for_project
-from fionagw.tracking.projects import Project, load_projects
 from support.site import ROOT, write_config
 
 

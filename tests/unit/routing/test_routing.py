@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from fionagw.config import load_config
+from fionagw.config.projects import load_projects
 from fionagw.ops.log import phi_hash
 from fionagw.routing.autoid import AutoIDError, generate_id
 from fionagw.routing.coupling import CouplingListError, import_coupling_list, parse_coupling_list
 from fionagw.routing.populate import Populator
 from fionagw.routing.requests import create_transfer_requests, request_path, resend_project
 from fionagw.tracking.local import LocalTracker
-from fionagw.tracking.projects import load_projects
 from fionagw.tracking.records import CouplingEntry
 from support.site import write_config
 

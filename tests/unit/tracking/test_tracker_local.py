@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from fionagw.config.projects import FEATURES, ProjectsError, load_projects
 from fionagw.tracking.local import LocalTracker
-from fionagw.tracking.projects import FEATURES, ProjectsError, load_projects
 from fionagw.tracking.records import CouplingEntry, Series, Study, Transfer
 from support.site import ROOT
 

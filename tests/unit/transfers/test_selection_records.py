@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from fionagw.config.projects import FEATURES, Project
 from fionagw.organize.series_json import write_series
 from fionagw.paths import SitePaths
-from fionagw.tracking.projects import FEATURES, Project
 from fionagw.transfers.selection import plan_series
 
 STUDY = "1.2.3"

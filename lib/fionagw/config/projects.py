@@ -28,7 +28,8 @@ from typing import Any
 
 import yaml
 
-from fionagw.config import ConfigError, SectionReader
+from fionagw.config.errors import ConfigError
+from fionagw.config.reader import SectionReader
 from fionagw.tracking.records import RoutingRule
 
 # project_features checkbox codes in DataTransferProjects

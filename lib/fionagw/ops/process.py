@@ -1,0 +1,89 @@
+"""Is a process alive, and is it still the one we mean? Answered by the kernel (Linux /proc).
+
+A pid is reused once its process has ended, so a recorded pid alone proves little: the lock
+sidecars keep the holder's start time (:func:`start_ticks`), pid files are checked against
+the program's command line (:func:`cmdline`). A zombie still counts as alive here (it holds
+its pid until reaped); only :func:`wait_gone` treats it as ended.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from fionagw.ops import sysinfo
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat after the command name (which may hold spaces and parentheses)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def exists(pid: int) -> bool:
+    """A process with this pid exists (ours or another user's); pids <= 0 never do."""
+    # a pid read from a file may be anything; os.kill(0 or -1) would address whole groups
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, owned by someone else
+    return True
+
+
+def start_ticks(pid: int) -> int | None:
+    """When the process started, in clock ticks since boot (tells a reused pid apart)."""
+    fields = _stat_fields(pid)
+    try:
+        return int(fields[19]) if fields is not None else None  # stat field 22, "starttime"
+    except (ValueError, IndexError):
+        return None
+
+
+def is_zombie(pid: int) -> bool:
+    """The process has ended and waits for its parent to reap it."""
+    fields = _stat_fields(pid)
+    return bool(fields and fields[0] == "Z")
+
+
+def cmdline(pid: int) -> str:
+    """The command line, arguments joined by spaces ("" when unknown or a kernel thread)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    return raw.replace(b"\0", b" ").decode(errors="replace")
+
+
+def alive(pid: int, expected_start: int | None = None) -> bool:
+    """The process exists and, when ``expected_start`` is given, is the one that started then."""
+    if not exists(pid):
+        return False
+    if expected_start is None:
+        return True
+    ticks = start_ticks(pid)
+    return ticks is None or ticks == expected_start
+
+
+def uptime_s(pid: int) -> float | None:
+    """Seconds since the process started."""
+    ticks, boot = start_ticks(pid), sysinfo.uptime_s()
+    if ticks is None or boot is None:
+        return None
+    return boot - ticks / os.sysconf("SC_CLK_TCK")
+
+
+def wait_gone(pid: int, timeout: float) -> bool:
+    """Wait up to ``timeout`` s for the process to end (a zombie has); True when it did."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not exists(pid) or is_zombie(pid):
+            return True
+        time.sleep(0.05)
+    return False
