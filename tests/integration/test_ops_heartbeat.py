@@ -16,8 +16,7 @@ from fionagw.config import load_config
 from fionagw.ops import daemon
 from fionagw.ops.jobstate import last_run
 from fionagw.ops.locks import info_path, lock_info
-from fionagw.ops.log import read_log
-from support.site import ROOT, echoscu, run_bin, write_config
+from support.site import ROOT, echoscu, read_log, run_bin, write_config
 
 
 def _age(path: Path, seconds: float) -> None:

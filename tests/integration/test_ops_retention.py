@@ -10,11 +10,10 @@ import pytest
 
 from fionagw.config import load_config
 from fionagw.ops.jobstate import last_run
-from fionagw.ops.log import read_log
 from fionagw.ops.retention import tree_bytes
 from fionagw.tracking.factory import open_tracker
 from fionagw.tracking.records import COMPLETE_ERROR, COMPLETE_OK
-from support.site import run_bin, write_config
+from support.site import read_log, run_bin, write_config
 
 STUDY_BYTES = 1024 * 1024
 DAY = 86400

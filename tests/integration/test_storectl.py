@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from fionagw.config import load_config
-from fionagw.ops.log import read_log
-from support.site import echoscu, pydicom_test_file, run_bin, storescu
+from support.site import echoscu, pydicom_test_file, read_log, run_bin, storescu
 
 
 def alive(pid: int) -> bool:

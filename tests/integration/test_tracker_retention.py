@@ -12,7 +12,6 @@ import pytest
 
 from fionagw.config import load_config
 from fionagw.ops.jobstate import last_run
-from fionagw.ops.log import read_log
 from fionagw.tracking.factory import open_tracker
 from fionagw.tracking.records import (
     COMPLETE_ERROR,
@@ -22,7 +21,7 @@ from fionagw.tracking.records import (
     Series,
     Study,
 )
-from support.site import run_bin, write_config
+from support.site import read_log, run_bin, write_config
 
 DAY = 86400
 

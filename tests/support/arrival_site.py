@@ -11,7 +11,7 @@ from pathlib import Path
 from fionagw.classify import Connection, RuleSet, read_header
 from fionagw.config import SiteConfig, load_config
 from fionagw.organize.tree import Organizer
-from fionagw.receive.notify import touch_study_job
+from fionagw.receive.notify import touch
 from support import synth
 from support.site import write_config
 
@@ -31,7 +31,7 @@ def file_study(
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(f, target)
         if study_job:
-            touch_study_job(cfg.paths, calling, "FIONA", "10.1.2.3", study)
+            touch(cfg.paths.study_job(calling, "FIONA", "10.1.2.3", study))
         organizer.process(target, Connection(calling, "FIONA", "10.1.2.3"))
     organizer.flush()
     return study

@@ -9,8 +9,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from fionagw.config import SiteConfig, load_config
-from fionagw.ops.log import JsonLinesFormatter, read_log
+from fionagw.ops.log import JsonLinesFormatter
 from fionagw.receive.scp import serve_scp
+from support.site import read_log
 
 
 @contextmanager

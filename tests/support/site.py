@@ -128,3 +128,9 @@ def raw_links(datadir: Path) -> list[Path]:
     """The image links of a DATADIR's raw/<Study>/<Series>/ tree."""
     raw = datadir / "site" / "raw"
     return [p for p in raw.glob("*/*/*") if p.is_symlink()]
+
+
+def read_log(path: Path) -> list[dict]:
+    """The entries of a JSON-lines log the gateway wrote (one object per line)."""
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]

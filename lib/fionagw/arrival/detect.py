@@ -116,10 +116,6 @@ class ArrivalReport:
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
-    @property
-    def completed_studies(self) -> list[str]:
-        return [s.study_uid for s in self.studies]
-
 
 # -- job files -----------------------------------------------------------------------------------
 

@@ -7,10 +7,8 @@ from __future__ import annotations
 import logging
 import sys
 
-from fionagw.cli.common import add_site, parser, prepare_job
+from fionagw.cli.common import cron_job, job_parser, prepare_job
 from fionagw.config.projects import ProjectsError
-from fionagw.ops.jobstate import job_run
-from fionagw.ops.locks import cron_lock
 from fionagw.ops.retention import clear_old_files, clear_old_logs, prune_tracker
 from fionagw.tracking.base import TrackerError
 
@@ -18,15 +16,14 @@ PROGRAM = "clearOldFiles"
 
 
 def main(argv: list[str]) -> int:
-    p = parser(
+    p = job_parser(
         PROGRAM,
         "Delete the oldest studies (archive, raw, links, quarantine) while free space is under "
         "retention.target_free_percent; never one with a pending or failed transfer request or "
         "younger than retention.min_age_hours. Also delete logs older than retention.log_days.",
+        verbose="print the summary",
     )
-    add_site(p)
     p.add_argument("-n", "--dry-run", action="store_true", help="only print what would be deleted")
-    p.add_argument("-v", "--verbose", action="store_true", help="print the summary")
     p.add_argument(
         "--tracker-now",
         action="store_true",
@@ -34,7 +31,7 @@ def main(argv: list[str]) -> int:
     )
     args = p.parse_args(argv)
     cfg, log = prepare_job(args, PROGRAM)
-    with cron_lock(cfg, PROGRAM), job_run(cfg, PROGRAM) as run:
+    with cron_job(cfg, PROGRAM) as run:
         try:
             result = clear_old_files(cfg, dry_run=args.dry_run)
         except (TrackerError, ProjectsError, OSError) as exc:

@@ -5,21 +5,19 @@ from __future__ import annotations
 
 import sys
 
-from fionagw.cli.common import add_site, parser, prepare_job
-from fionagw.ops.jobstate import job_run
-from fionagw.ops.locks import cron_lock
+from fionagw.cli.common import cron_job, job_parser, prepare_job
 from fionagw.ops.retention import clear_stale_links
 
 PROGRAM = "clearStaleLinks"
 
 
 def main(argv: list[str]) -> int:
-    p = parser(
+    p = job_parser(
         PROGRAM,
         "Remove broken symlinks, series JSON files whose folder is gone, and empty folders "
         "in raw/, participants/ and srs/.",
+        verbose="print the summary",
     )
-    add_site(p)
     p.add_argument(
         "--min-age",
         type=float,
@@ -27,10 +25,9 @@ def main(argv: list[str]) -> int:
         metavar="SECONDS",
         help="leave folders and JSON files younger than this alone (default 600)",
     )
-    p.add_argument("-v", "--verbose", action="store_true", help="print the summary")
     args = p.parse_args(argv)
     cfg, _log = prepare_job(args, PROGRAM)
-    with cron_lock(cfg, PROGRAM), job_run(cfg, PROGRAM) as run:
+    with cron_job(cfg, PROGRAM) as run:
         result = clear_stale_links(cfg, min_age_s=max(0.0, args.min_age))
         run.summary = result.summary()
     if args.verbose:

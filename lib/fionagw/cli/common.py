@@ -8,6 +8,8 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 from fionagw.config import ConfigError, SiteConfig, check_datadir, check_user, load_config
 
@@ -91,6 +93,42 @@ def launch(
         working_dir=cfg.datadir,
         announce=announce,
     )
+
+
+STATUS_NOT_RUNNING = 3  # the exit of `status` for a daemon that does not run (LSB's code)
+
+
+def daemon_status(pidfile: Path, program: str, label: str, where: str) -> int:
+    """`status` of a daemon: "running (pid, up) <where>" and 0, or "not running" and 3."""
+    from fionagw.ops import daemon
+
+    st = daemon.status(pidfile, program)
+    if not st.running:
+        print(f"{label}: not running")
+        return STATUS_NOT_RUNNING
+    print(f"{label}: running (pid {st.pid}, up {st.uptime_s or 0:.0f} s){where}")
+    return 0
+
+
+def job_parser(prog: str, description: str, verbose: str = "") -> argparse.ArgumentParser:
+    """The arguments of a cron job: --config, SITE, and ``-v`` when ``verbose`` says what it
+    prints."""
+    p = parser(prog, description)
+    add_site(p)
+    if verbose:
+        p.add_argument("-v", "--verbose", action="store_true", help=verbose)
+    return p
+
+
+@contextmanager
+def cron_job(cfg: SiteConfig, prog: str) -> Iterator[Any]:
+    """One run of a cron job: its non-blocking lock (a second copy exits 0) and the recorded
+    outcome; the block sets ``.summary`` and ``.ok`` on what it yields."""
+    from fionagw.ops.jobstate import job_run
+    from fionagw.ops.locks import cron_lock
+
+    with cron_lock(cfg, prog), job_run(cfg, prog) as run:
+        yield run
 
 
 def prepare_job(args: argparse.Namespace, prog: str) -> tuple[SiteConfig, logging.Logger]:

@@ -10,24 +10,21 @@ from __future__ import annotations
 import sys
 
 from fionagw.arrival import detect
-from fionagw.cli.common import add_site, parser, prepare_job
-from fionagw.ops.jobstate import job_run
-from fionagw.ops.locks import cron_lock
+from fionagw.cli.common import cron_job, job_parser, prepare_job
 
 PROGRAM = "detectStudyArrival"
 
 
 def main(argv: list[str]) -> int:
-    p = parser(
+    p = job_parser(
         PROGRAM,
         "Detect finished series/studies (quiet period): recount, quarantine, "
         "incoming list, study-arrived events.",
+        verbose="print what this run handled",
     )
-    add_site(p)
-    p.add_argument("-v", "--verbose", action="store_true", help="print what this run handled")
     args = p.parse_args(argv)
     cfg, _log = prepare_job(args, PROGRAM)
-    with cron_lock(cfg, PROGRAM), job_run(cfg, PROGRAM) as run:
+    with cron_job(cfg, PROGRAM) as run:
         report = detect.run(cfg)
         run.ok = not report.errors
         run.summary = f"{len(report.series)} series, {len(report.studies)} studies completed"

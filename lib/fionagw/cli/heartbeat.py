@@ -5,26 +5,23 @@ from __future__ import annotations
 import os
 import sys
 
-from fionagw.cli.common import add_site, parser, prepare_job
+from fionagw.cli.common import cron_job, job_parser, prepare_job
 from fionagw.ops.heartbeat import run_heartbeat
 from fionagw.ops.heartbeat_post import PostError, post_if_due
-from fionagw.ops.jobstate import job_run
-from fionagw.ops.locks import cron_lock
 
 PROGRAM = "heartbeat"
 
 
 def main(argv: list[str]) -> int:
-    p = parser(
+    p = job_parser(
         PROGRAM,
         "Check that the receiver answers C-ECHO (restart it if not); kill cron jobs "
         "that ran longer than their limit (heartbeat.job_limit_s).",
+        verbose="print what was found",
     )
-    add_site(p)
-    p.add_argument("-v", "--verbose", action="store_true", help="print what was found")
     args = p.parse_args(argv)
     cfg, _log = prepare_job(args, PROGRAM)
-    with cron_lock(cfg, PROGRAM), job_run(cfg, PROGRAM) as run:
+    with cron_job(cfg, PROGRAM) as run:
         result = run_heartbeat(cfg)
         run.summary = result.summary()
         run.ok = result.receiver != "down" and not result.problems

@@ -7,11 +7,9 @@ import logging
 import sys
 from collections.abc import Callable
 
-from fionagw.cli.common import add_site, parser, prepare_job
+from fionagw.cli.common import cron_job, job_parser, prepare_job
 from fionagw.config import ConfigError, SiteConfig
 from fionagw.config.projects import ProjectsError
-from fionagw.ops.jobstate import job_run
-from fionagw.ops.locks import cron_lock
 from fionagw.tracking.base import Tracker, TrackerError
 
 # Errors a job reports in one line (the operator's problem: REDCap down, bad token, bad file,
@@ -26,15 +24,14 @@ def run_job(
     argv: list[str],
     extra_args: Callable[[argparse.ArgumentParser], None] | None = None,
 ) -> int:
-    p = parser(prog, description)
+    p = job_parser(prog, description)
     if extra_args:
         extra_args(p)
-    add_site(p)
     args = p.parse_args(argv)
     cfg, log = prepare_job(args, prog)
     from fionagw.tracking.factory import open_tracker
 
-    with cron_lock(cfg, prog), job_run(cfg, prog) as run:
+    with cron_job(cfg, prog) as run:
         try:
             tracker = open_tracker(cfg)
             try:

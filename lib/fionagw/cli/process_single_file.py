@@ -6,7 +6,14 @@ import json
 import sys
 from pathlib import Path
 
-from fionagw.cli.common import add_site, config_errors, launch, load_or_exit, parser
+from fionagw.cli.common import (
+    add_site,
+    config_errors,
+    daemon_status,
+    launch,
+    load_or_exit,
+    parser,
+)
 from fionagw.config import check_datadir, check_user
 from fionagw.ops import daemon
 from fionagw.ops.log import setup_logging
@@ -46,14 +53,7 @@ def main(argv: list[str]) -> int:
         print(json.dumps(rules.resolved(), indent=2))
         return 0
     if args.command == "status":
-        st = daemon.status(pidfile, PROGRAM)
-        if st.running:
-            print(
-                f"{PROGRAM}: running (pid {st.pid}, up {st.uptime_s or 0:.0f} s), fifo {cfg.paths.fifo}"
-            )
-            return 0
-        print(f"{PROGRAM}: not running")
-        return 3
+        return daemon_status(pidfile, PROGRAM, PROGRAM, f", fifo {cfg.paths.fifo}")
     if args.command == "stop":
         return daemon.stop(pidfile, PROGRAM)
     if args.command == "send":

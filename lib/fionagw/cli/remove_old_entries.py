@@ -10,28 +10,28 @@ import logging
 import sys
 
 from fionagw.arrival import incoming
-from fionagw.cli.common import add_site, parser, prepare_job
-from fionagw.ops.jobstate import job_run
-from fionagw.ops.locks import cron_lock
+from fionagw.cli.common import cron_job, job_parser, prepare_job
 
 PROGRAM = "removeOldEntries"
 
 
 def main(argv: list[str]) -> int:
-    p = parser(PROGRAM, "Drop studies older than arrival.incoming_days from the incoming list.")
-    add_site(p)
+    p = job_parser(
+        PROGRAM,
+        "Drop studies older than arrival.incoming_days from the incoming list.",
+        verbose="print the studies dropped",
+    )
     p.add_argument(
         "--days",
         type=float,
         metavar="N",
         help="maximum age in days (default: the config's arrival.incoming_days)",
     )
-    p.add_argument("-v", "--verbose", action="store_true", help="print the studies dropped")
     args = p.parse_args(argv)
     if args.days is not None and args.days < 0:
         p.error("--days must not be negative")
     cfg, log = prepare_job(args, PROGRAM)
-    with cron_lock(cfg, PROGRAM), job_run(cfg, PROGRAM):
+    with cron_job(cfg, PROGRAM):
         dropped = incoming.remove_old(cfg, args.days)
     if dropped:
         log.info(

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from fionagw.cli.common import add_site, config_errors, launch, load_or_exit, parser
+from fionagw.cli.common import (
+    add_site,
+    config_errors,
+    daemon_status,
+    launch,
+    load_or_exit,
+    parser,
+)
 from fionagw.config import check_datadir, check_port_free, check_user, receiver_enabled
 from fionagw.ops import daemon
 
@@ -22,15 +29,8 @@ def main(argv: list[str]) -> int:
     label = f"{PROGRAM}{' ' + cfg.site if cfg.site else ''}"
 
     if args.command == "status":
-        st = daemon.status(pidfile, PROGRAM)
-        if st.running:
-            print(
-                f"{label}: running (pid {st.pid}, up {st.uptime_s or 0:.0f} s) "
-                f"on {cfg.dicom_ip}:{cfg.dicom_port} as {cfg.aetitle}"
-            )
-            return 0
-        print(f"{label}: not running")
-        return 3
+        where = f" on {cfg.dicom_ip}:{cfg.dicom_port} as {cfg.aetitle}"
+        return daemon_status(pidfile, PROGRAM, label, where)
     if args.command == "stop":
         return daemon.stop(pidfile, PROGRAM)
     if args.command == "restart":

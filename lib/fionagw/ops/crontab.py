@@ -21,7 +21,18 @@ TEMPLATE = CRONTAB
 PLACEHOLDER = "@FIONA_HOME@"
 _PROGRAM = re.compile(re.escape(PLACEHOLDER) + r"/bin/([A-Za-z]+)")
 _REDIRECT = re.compile(r"\s*(?:\d?>>?|&>)\s*\S+(?:\s+2>&1)?\s*$")
-_SLEEP = re.compile(r"^\s*sleep\s+\d+\s*;\s*")
+_SLEEP = re.compile(r"^\s*sleep\s+(\d+)\s*;\s*")
+
+
+def split_command(command: str) -> tuple[int, str]:
+    """FIONA's ``sleep N;`` prefix as an offset of N seconds into the minute, and the command
+    without it and without its output redirection."""
+    offset = 0
+    m = _SLEEP.match(command)
+    if m:
+        offset = int(m.group(1))
+        command = command[m.end() :]
+    return offset, _REDIRECT.sub("", command).strip()
 
 
 class CronError(Exception):
@@ -64,8 +75,7 @@ class CronLine:
     @property
     def bare_command(self) -> str:
         """The command without FIONA's ``sleep N;`` prefix and the output redirection."""
-        cmd = _SLEEP.sub("", self.command)
-        return _REDIRECT.sub("", cmd).strip()
+        return split_command(self.command)[1]
 
 
 def job_lines(text: str) -> list[CronLine]:

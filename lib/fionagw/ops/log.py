@@ -12,7 +12,6 @@ import logging
 import logging.handlers
 import sys
 import time
-from pathlib import Path
 
 from fionagw.config import SiteConfig
 
@@ -133,14 +132,3 @@ def quiet_pydicom() -> None:
 def phi_hash(value: str) -> str:
     """SHA-256 hex of an identifying value, as FIONA stores patient name and ID."""
     return hashlib.sha256(value.encode("utf-8")).hexdigest()
-
-
-def read_log(path: Path) -> list[dict]:
-    """Parse a JSON-lines log (tests and the Logs page read logs through this)."""
-    entries = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if line:
-                entries.append(json.loads(line))
-    return entries

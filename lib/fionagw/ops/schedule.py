@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from fionagw.ops import crontab
+
 log = logging.getLogger("fionagw.scheduler")
 
 CRON_PATH = "/usr/bin:/bin"  # Debian cron's default PATH
@@ -53,8 +55,6 @@ _MACROS = {
     "@midnight": "0 0 * * *",
     "@hourly": "0 * * * *",
 }
-_SLEEP = re.compile(r"^\s*sleep\s+(\d+)\s*;\s*")
-_REDIRECT = re.compile(r"\s*(?:\d?>>?|&>)\s*\S+(?:\s+2>&1)?\s*$")
 _VARIABLE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$")
 _SHELL_SYNTAX = re.compile(r"[;&|<>`$()*?\[\]{}~\\\n]")
 _PROGRAM = re.compile(r"/bin/([A-Za-z]+)\b")
@@ -242,12 +242,7 @@ def parse_crontab(text: str) -> Schedule:
                 command = parts[5]
         except ValueError as exc:
             raise ScheduleError(f"line {lineno}: {exc}: {s}") from None
-        offset = 0
-        m = _SLEEP.match(command)
-        if m:
-            offset = int(m.group(1))
-            command = command[m.end() :]
-        command = _REDIRECT.sub("", command).strip()
+        offset, command = crontab.split_command(command)
         if not command:
             raise ScheduleError(f"line {lineno}: no command: {s}")
         sched.entries.append(ScheduleEntry(lineno, s, spec, offset, command))
@@ -256,8 +251,6 @@ def parse_crontab(text: str) -> Schedule:
 
 def load_schedule(config_file: Path, site: str = "", template: Path | None = None) -> Schedule:
     """cron/fiona.crontab rendered for this checkout, config and site, then parsed."""
-    from fionagw.ops import crontab
-
     text = crontab.render(config_file, site, template=template or crontab.TEMPLATE)
     return parse_crontab(text)
 

@@ -49,12 +49,6 @@ def pipe_line(calling: str, called: str, ip: str, study_dir: Path | str, name: s
     return f"{pipe_field(calling)},{pipe_field(called)},{pipe_field(ip)},{study_dir},{name}\n"
 
 
-def touch_study_job(paths: SitePaths, calling: str, called: str, ip: str, study_uid: str) -> Path:
-    job = paths.study_job(calling, called, ip, study_uid)
-    touch(job)
-    return job
-
-
 class FifoWriter:
     """Non-blocking writer of lines to a named pipe, shared by all associations."""
 

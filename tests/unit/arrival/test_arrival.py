@@ -76,7 +76,7 @@ def test_run_handles_finished_series_and_study(site: SiteConfig, mr_study: Path)
     report = detect.run(site)
     assert not report.errors and not report.waiting and not report.kept
     assert sorted(s.series_uid for s in report.series) == series
-    assert report.completed_studies == [study] and report.studies[0].new
+    assert [s.study_uid for s in report.studies] == [study] and report.studies[0].new
     assert jobs(site) == []
     for s in series:
         rec = json.loads(site.paths.series_json(study, s).read_text())
@@ -136,7 +136,7 @@ def test_young_jobs_wait(site: SiteConfig, mr_study: Path) -> None:
     assert report.deferred == [study] and not report.studies and jobs(site) == before
     age_jobs(site)
     report = detect.run(site)
-    assert report.completed_studies == [study] and jobs(site) == []
+    assert [s.study_uid for s in report.studies] == [study] and jobs(site) == []
 
 
 def test_job_touched_while_handled_is_kept(
@@ -155,7 +155,7 @@ def test_job_touched_while_handled_is_kept(
     monkeypatch.setattr(detect, "quarantine_series", slow_quarantine)
     report = detect.run(site)
     assert report.kept == [victim.name] and jobs(site) == [victim.name]
-    assert report.completed_studies == [study]  # the study job itself was not touched
+    assert [s.study_uid for s in report.studies] == [study]  # the study job itself was not touched
     assert time.time() - victim.stat().st_mtime < 5  # kept with its new mtime
 
 
@@ -165,7 +165,7 @@ def test_interrupted_claim_is_put_back(site: SiteConfig, mr_study: Path) -> None
     study_job = next(p for p in site.paths.arrived.iterdir() if "scp_" in p.name)
     os.rename(study_job, study_job.with_name(f"{detect.CLAIM_PREFIX}12345-{study_job.name}"))
     report = detect.run(site)
-    assert report.completed_studies == [study] and jobs(site) == []
+    assert [s.study_uid for s in report.studies] == [study] and jobs(site) == []
 
 
 def test_series_only_study_and_late_series(site: SiteConfig, tmp_path: Path) -> None:
@@ -178,14 +178,14 @@ def test_series_only_study_and_late_series(site: SiteConfig, tmp_path: Path) -> 
     study = file_study(site, src, study_job=False)
     age_jobs(site)
     report = detect.run(site)
-    assert report.completed_studies == [study] and report.studies[0].new
+    assert [s.study_uid for s in report.studies] == [study] and report.studies[0].new
     assert report.studies[0].calling == "SCANNER"  # from the series job
     file_study(site, late)
     age_jobs(site)
     report = detect.run(site)
     assert (
         len(report.series) == 1
-        and report.completed_studies == [study]
+        and [s.study_uid for s in report.studies] == [study]
         and not report.studies[0].new
     )
     (entry,) = incoming.read_entries(site)
@@ -231,7 +231,7 @@ def test_study_waits_for_unfiled_archive_images(site: SiteConfig, mr_study: Path
     assert [n for n in jobs(site) if "scp_" in n]
     age_jobs(site, seconds=detect.UNFILED_PATIENCE_S + 5)
     report = detect.run(site)
-    assert report.completed_studies == [study] and jobs(site) == []
+    assert [s.study_uid for s in report.studies] == [study] and jobs(site) == []
 
 
 def test_series_folder_gone_drops_job(site: SiteConfig) -> None:

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from fionagw.config import load_config
-from fionagw.ops.log import read_log
 from fionagw.web import logsearch
 from fionagw.web.logsearch import LogFilter
+from support.site import read_log
 from support.web import client_login, csrf_from, web_config
 from support.web_logs import OLD_LINES, fill_logs
 
