@@ -36,6 +36,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from fionagw.ops.perms import KEY_DIR_MODE, make_dirs
+
 # The checkout (repository root): bin/, config/, cron/ and php-free-web/ are found from here.
 CHECKOUT = Path(__file__).resolve().parents[2]
 BIN_DIR = CHECKOUT / "bin"
@@ -292,8 +294,8 @@ class SitePaths:
             self.uploads,
             self.web,
         ):
-            d.mkdir(parents=True, exist_ok=True)
-        self.keys.mkdir(mode=0o700, parents=True, exist_ok=True)
+            make_dirs(d)
+        make_dirs(self.keys, KEY_DIR_MODE)
 
     # --- per-object paths -------------------------------------------------------------
 
