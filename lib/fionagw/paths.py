@@ -36,7 +36,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from fionagw.ops.perms import KEY_DIR_MODE, make_dirs
+from fionagw.ops.perms import KEY_DIR_MODE, group_id, make_dirs, share_with_group
 
 # The checkout (repository root): bin/, config/, cron/ and php-free-web/ are found from here.
 CHECKOUT = Path(__file__).resolve().parents[2]
@@ -116,6 +116,7 @@ class SitePaths:
     datadir: Path
     site: str = ""
     fifo_override: Path | None = None
+    group: str = ""  # DATADIR_GROUP: the layout's folders are shared with it (setgid)
 
     @property
     def config_dir(self) -> Path:
@@ -295,6 +296,8 @@ class SitePaths:
             self.web,
         ):
             make_dirs(d)
+            if self.group:
+                share_with_group(d, group_id(self.group))
         make_dirs(self.keys, KEY_DIR_MODE)
 
     # --- per-object paths -------------------------------------------------------------

@@ -7,6 +7,7 @@ mode follow the policy too.
 
 from __future__ import annotations
 
+import grp
 import os
 import stat
 from pathlib import Path
@@ -54,3 +55,18 @@ def make_dirs(path: Path, mode: int = DIR_MODE) -> None:
     except FileExistsError:
         if not path.is_dir():
             raise
+
+
+def group_id(name: str) -> int:
+    """The gid of group ``name``; KeyError if there is no such group."""
+    return grp.getgrnam(name).gr_gid
+
+
+def share_with_group(folder: Path, gid: int) -> None:
+    """Give ``folder`` the group ``gid`` and the setgid bit, so that everything created in it
+    later belongs to that group (e.g. a separate web user, as FIONA's processing/www-data)."""
+    st = folder.stat()
+    if st.st_gid != gid:
+        os.chown(folder, -1, gid)
+    if not st.st_mode & stat.S_ISGID:
+        folder.chmod(stat.S_IMODE(st.st_mode) | stat.S_ISGID)

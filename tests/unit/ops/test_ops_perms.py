@@ -62,3 +62,28 @@ def test_datadir_warning(tmp_path: Path) -> None:
     warning = perms.datadir_warning(d)
     assert warning is not None and "\n" not in warning and "0755" in warning
     assert perms.others_access(d)
+
+
+def test_datadir_group_shares_the_layout_folders(tmp_path: Path) -> None:
+    import grp
+
+    from fionagw.config import ConfigError, load_config
+    from support.site import write_config
+
+    mine = grp.getgrgid(os.getgid()).gr_name
+    cfg = load_config(write_config(tmp_path, DATADIR_GROUP=mine))
+    cfg.paths.create()
+    for folder in (cfg.paths.archive, cfg.paths.raw, cfg.paths.logs):
+        st = folder.stat()
+        assert st.st_gid == os.getgid() and st.st_mode & stat.S_ISGID
+    (cfg.paths.raw / "x.json").write_text("{}")
+    assert (cfg.paths.raw / "x.json").stat().st_gid == os.getgid()
+
+    other = tmp_path / "other"
+    other.mkdir()
+    try:
+        load_config(write_config(other, DATADIR_GROUP="no-such-group-fionagw"))
+    except ConfigError as exc:
+        assert "DATADIR_GROUP" in str(exc) and "no such group" in str(exc)
+    else:
+        raise AssertionError("an unknown DATADIR_GROUP was accepted")
