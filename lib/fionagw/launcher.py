@@ -88,5 +88,7 @@ def main(program: str) -> None:
         python = ensure_venv()
         os.execv(str(python), [str(python), sys.argv[0], *sys.argv[1:]])
     sys.path.insert(0, str(ROOT / "lib"))
+    # Every program applies the permission policy's umask before it writes anything.
+    importlib.import_module("fionagw.ops.perms").set_umask()
     module = importlib.import_module(f"fionagw.cli.{cli_module(program)}")
     sys.exit(module.main(sys.argv[1:]))

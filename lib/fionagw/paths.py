@@ -36,6 +36,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from fionagw.ops.perms import KEY_DIR_MODE, group_id, make_dirs, share_with_group
+
 # The checkout (repository root): bin/, config/, cron/ and php-free-web/ are found from here.
 CHECKOUT = Path(__file__).resolve().parents[2]
 BIN_DIR = CHECKOUT / "bin"
@@ -114,6 +116,7 @@ class SitePaths:
     datadir: Path
     site: str = ""
     fifo_override: Path | None = None
+    group: str = ""  # DATADIR_GROUP: the layout's folders are shared with it (setgid)
 
     @property
     def config_dir(self) -> Path:
@@ -292,8 +295,10 @@ class SitePaths:
             self.uploads,
             self.web,
         ):
-            d.mkdir(parents=True, exist_ok=True)
-        self.keys.mkdir(mode=0o700, parents=True, exist_ok=True)
+            make_dirs(d)
+            if self.group:
+                share_with_group(d, group_id(self.group))
+        make_dirs(self.keys, KEY_DIR_MODE)
 
     # --- per-object paths -------------------------------------------------------------
 

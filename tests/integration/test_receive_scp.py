@@ -119,7 +119,7 @@ def test_storescu_corpus_bytes_names_and_job(scp: SiteConfig) -> None:
     jobs = sorted(os.listdir(scp.paths.arrived))
     assert jobs == sorted(f"STORESCU FIONA 127.0.0.1 {s}" for s in studies)
     assert not [p for p in scp.paths.temp.iterdir() if p.name.startswith(".scp-")]
-    assert all(oct(p.stat().st_mode & 0o777) == "0o644" for p in files.values())
+    assert all(oct(p.stat().st_mode & 0o777) == "0o640" for p in files.values())
 
 
 def _storescp(port: int, outdir: Path, *options: str) -> subprocess.Popen:

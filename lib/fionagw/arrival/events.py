@@ -24,6 +24,7 @@ from typing import Any
 
 from fionagw.config import SiteConfig
 from fionagw.ops.atomic import fsync_dir
+from fionagw.ops.perms import FILE_MODE
 from fionagw.paths import safe_component
 
 _TYPE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
@@ -56,7 +57,7 @@ def record_event(cfg: SiteConfig, type: str, **fields: Any) -> Path:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, FILE_MODE)
         while True:  # link() never replaces: a clash takes the next nanosecond
             dest = directory / _name(ns, type, key)
             try:

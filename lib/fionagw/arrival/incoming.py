@@ -105,7 +105,7 @@ def _write(cfg: SiteConfig, entries: list[IncomingEntry]) -> None:
     path = cfg.paths.incoming_list
     path.parent.mkdir(parents=True, exist_ok=True)
     data = "".join(e.line() + "\n" for e in entries).encode("utf-8", "surrogateescape")
-    write_bytes_atomic(path, data, durable=True, mode=0o664)
+    write_bytes_atomic(path, data, durable=True)
 
 
 def upsert(

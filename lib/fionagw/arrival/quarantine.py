@@ -40,6 +40,7 @@ from typing import NamedTuple
 
 from fionagw.config import SiteConfig
 from fionagw.ops.atomic import write_bytes_atomic
+from fionagw.ops.perms import FILE_MODE
 
 LOGGER = logging.getLogger(__name__)
 
@@ -308,7 +309,7 @@ def write_tgz(
     *,
     level: int = 1,
     threads: int | None = None,
-    mode: int = 0o644,
+    mode: int = FILE_MODE,
 ) -> TgzResult:
     """Write a gzip-compressed tar of ``members`` (symlinks dereferenced) to ``dest`` atomically.
 

@@ -18,6 +18,7 @@ from fionagw.config import (
     read_json,
 )
 from fionagw.ops import daemon
+from fionagw.ops.perms import datadir_warning
 
 PROGRAM = "fiona"
 
@@ -130,6 +131,8 @@ def check_config(path: str | None, site: str | None) -> int:
             cfg = load_config(file, name or None)
             check_user(cfg)
             check_datadir(cfg)
+            if warning := datadir_warning(cfg.datadir):
+                print(f"{PROGRAM}: {warning}", file=sys.stderr)
             running = daemon.read_pid(cfg.paths.pidfile("storescpd"), "storectl")
             if running is None:
                 check_port_free(cfg)

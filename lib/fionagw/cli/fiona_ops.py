@@ -12,6 +12,7 @@ from pathlib import Path
 
 from fionagw.config import SiteConfig
 from fionagw.ops.log import format_entry
+from fionagw.ops.perms import datadir_warning
 from fionagw.ops.status import DAEMONS, human_duration, human_size
 from fionagw.ops.supervisor import BIN
 
@@ -39,6 +40,8 @@ def status(cfg: SiteConfig) -> int:
     from fionagw.ops.status import collect_status
 
     st = collect_status(cfg, du=True)
+    if warning := datadir_warning(cfg.datadir):
+        print(warning)
     print(f"fionagw {st.version}  site {cfg.site or '(default)'}  config {cfg.config_file}")
     print("services")
     for s in st.services:

@@ -40,6 +40,7 @@ from fionagw.config.sections import (
     parse_tracker,
     parse_web,
 )
+from fionagw.ops.perms import group_id
 from fionagw.paths import CONFIG_DIR, SitePaths
 
 DEFAULT_CONFIG = CONFIG_DIR / "config.json"
@@ -136,7 +137,7 @@ def load_config(path: str | os.PathLike[str] | None = None, site: str | None = N
         logging=logging_settings,
         arrival=arrival,
         tracker=tracker,
-        paths=SitePaths(datadir, site or "", r.path("FIFO")),
+        paths=SitePaths(datadir, site or "", r.path("FIFO"), _datadir_group(r)),
         retention=retention,
         heartbeat=heartbeat,
         metrics=metrics,
@@ -148,6 +149,17 @@ def load_config(path: str | os.PathLike[str] | None = None, site: str | None = N
     cfg = dataclasses.replace(cfg, destinations=parse_destinations(r, cfg))
     _check_projects(cfg)
     return cfg
+
+
+def _datadir_group(r: SectionReader) -> str:
+    """DATADIR_GROUP: an existing group, or "" (the owner's primary group, nothing shared)."""
+    name = r.get("DATADIR_GROUP", str, "")
+    if name:
+        try:
+            group_id(name)
+        except KeyError:
+            raise r.error("DATADIR_GROUP", f"no such group: {name!r}") from None
+    return name
 
 
 def _check_projects(cfg: SiteConfig) -> None:

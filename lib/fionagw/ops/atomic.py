@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from fionagw.ops.perms import FILE_MODE
+
 
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
@@ -53,7 +55,12 @@ def _replace_via_temp(
 
 
 def write_bytes_atomic(
-    path: Path, data: bytes, *, durable: bool = True, mode: int = 0o644, tmpdir: Path | None = None
+    path: Path,
+    data: bytes,
+    *,
+    durable: bool = True,
+    mode: int = FILE_MODE,
+    tmpdir: Path | None = None,
 ) -> None:
     """Write ``data`` so that ``path`` holds either the old or the whole new content.
 
@@ -65,7 +72,9 @@ def write_bytes_atomic(
     )
 
 
-def copy_file_atomic(source: Path, path: Path, *, mode: int = 0o644, sync_dir: bool = True) -> None:
+def copy_file_atomic(
+    source: Path, path: Path, *, mode: int = FILE_MODE, sync_dir: bool = True
+) -> None:
     """Copy ``source`` to ``path`` durably (the bytes fsynced before the rename; the folder too
     unless the caller syncs it once for many files with ``sync_dir=False``)."""
     _replace_via_temp(
@@ -79,7 +88,12 @@ def copy_file_atomic(source: Path, path: Path, *, mode: int = 0o644, sync_dir: b
 
 
 def write_json_atomic(
-    path: Path, value: Any, *, durable: bool = False, mode: int = 0o666, tmpdir: Path | None = None
+    path: Path,
+    value: Any,
+    *,
+    durable: bool = False,
+    mode: int = FILE_MODE,
+    tmpdir: Path | None = None,
 ) -> None:
     """FIONA's series JSON format: indent=2, sorted keys, non-JSON values as str."""
     text = json.dumps(value, indent=2, sort_keys=True, default=str)

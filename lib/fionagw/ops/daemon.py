@@ -22,6 +22,7 @@ import daemon
 
 from fionagw.ops import process
 from fionagw.ops.atomic import write_bytes_atomic
+from fionagw.ops.perms import UMASK
 from fionagw.ops.process import wait_gone
 
 Component = Callable[[threading.Event, Callable[[], None]], None]
@@ -121,7 +122,7 @@ def start(
         try:
             with daemon.DaemonContext(
                 working_directory=str(working_dir),
-                umask=0o022,
+                umask=UMASK,
                 files_preserve=[w, log],
                 stdout=log,
                 stderr=log,

@@ -47,7 +47,7 @@ def ensure_fifo(path: Path) -> None:
         raise OSError(errno.EEXIST, f"{path} exists and is not a FIFO")
     except FileNotFoundError:
         path.parent.mkdir(parents=True, exist_ok=True)
-        os.mkfifo(path, 0o622)
+        os.mkfifo(path, 0o620)
 
 
 def archive_files(study_dir: Path) -> Iterator[Path]:

@@ -73,7 +73,7 @@ class FifoWriter:
     def ensure(self) -> None:
         """Create the FIFO if it does not exist (the reader may start later)."""
         try:
-            os.mkfifo(self.path, 0o660)
+            os.mkfifo(self.path, 0o620)
             LOG.info("created FIFO", extra={"fifo": str(self.path)})
         except FileExistsError:
             pass

@@ -27,6 +27,7 @@ from pydicom.tag import BaseTag
 
 from fionagw.dicom.errors import CodecError
 from fionagw.dicom.walk import elements, part10
+from fionagw.ops.perms import FILE_MODE
 from fionagw.paths import SitePaths, safe_uid
 from fionagw.receive.modality import modality_prefix
 
@@ -240,7 +241,7 @@ def commit(
     name: str,
     *,
     durable: bool = True,
-    mode: int = 0o644,
+    mode: int = FILE_MODE,
     fd: int | None = None,
     size: int | None = None,
     check_replaced: bool = True,
