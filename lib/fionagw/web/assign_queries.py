@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from fionagw.arrival.incoming import IncomingEntry, read_entries
+from fionagw.classify.record import NO_DESCRIPTION
 from fionagw.config import SiteConfig
 from fionagw.config.projects import Project
 from fionagw.organize.series_json import study_series
@@ -194,6 +195,12 @@ def assignment(t: Transfer) -> Assignment:
     )
 
 
+def _description(value: object) -> str:
+    """The study description to show: FIONA's placeholder for none is not data."""
+    text = str(value or "")
+    return "" if text == NO_DESCRIPTION else text
+
+
 def study_row(
     secret: bytes, entry: IncomingEntry, tracked: IncomingStudy | None, uploaded_for: str = ""
 ) -> StudyRow:
@@ -216,7 +223,7 @@ def study_row(
         arrived=time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.epoch)),
         study_date=_date(str(info.get("study_date") or "")),
         study_time=_time(str(info.get("study_time") or "")),
-        description=str(info.get("study_description") or ""),
+        description=_description(info.get("study_description")),
         accession=str(info.get("accession") or ""),
         calling=str(info.get("calling") or ""),
         called=str(info.get("called") or ""),
