@@ -9,7 +9,7 @@ from urllib.parse import unquote
 
 from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 
-from fionagw.web.users import MAX_FAILURES_IP, MAX_FAILURES_USER, UserError
+from fionagw.web.users import FIRST_ADMIN_HINT, MAX_FAILURES_IP, MAX_FAILURES_USER, UserError
 
 from ..core.context import users
 from .session import current_user, end_session, session_user, start_session
@@ -43,7 +43,11 @@ def login() -> Any:
     if request.method == "GET":
         if session_user() is not None:
             return redirect(_safe_next(request.args.get("next")))
-        return render_template("auth/login.html", next=request.args.get("next", ""))
+        return render_template(
+            "auth/login.html",
+            next=request.args.get("next", ""),
+            first_start=None if users().has_users() else FIRST_ADMIN_HINT,
+        )
     name = request.form.get("username", "").strip()
     password = request.form.get("password", "")
     ip = request.remote_addr or "unknown"
