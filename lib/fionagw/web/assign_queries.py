@@ -44,6 +44,7 @@ from fionagw.tracking.records import (
     Transfer,
 )
 from fionagw.upload.records import upload_projects
+from fionagw.web.id_pattern import participant_hint
 
 PER_PAGE = 50
 __all__ = ["COUPLING_MAX_BYTES"]  # re-exported for the upload form's size check
@@ -409,7 +410,7 @@ def check_choice(choice: Choice, projects: dict[str, Project], existing: list[st
     elif new and not project.valid_participant(new):
         choice.errors["participant"] = (
             f"{new!r} is not a valid participant ID for {project.name}: "
-            f"it must match {project.participant_id}"
+            f"it must match {project.participant_id} ({participant_hint(project.participant_id)})"
         )
     elif picked and not new and picked not in existing and not project.valid_participant(picked):
         choice.errors["participant"] = f"{picked!r} is not a participant of {project.name}."
