@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import unicodedata
 from typing import Any
+from urllib.parse import unquote
 
 from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 
-from fionagw.web.users import MAX_FAILURES_IP, MAX_FAILURES_USER, UserError
+from fionagw.web.users import FIRST_ADMIN_HINT, MAX_FAILURES_IP, MAX_FAILURES_USER, UserError
 
 from ..core.context import users
 from .session import current_user, end_session, session_user, start_session
@@ -17,10 +19,23 @@ bp = Blueprint("auth", __name__, template_folder="templates")
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a local path (never //host or a scheme) may be a redirect target after login."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
+    """The redirect target after login: a same-origin path, or else the start page.
+
+    Browsers drop tabs and newlines from a URL and read a backslash as a slash, so
+    ``/%09/evil.example`` or ``/\\evil.example`` would reach another host; a control character
+    would also break the Location header. The target is checked both as given and decoded.
+    """
+    if target:
+        decoded = unquote(target)
+        if all(_is_local_path(t) for t in (target, decoded)):
+            return target
     return url_for("index")
+
+
+def _is_local_path(path: str) -> bool:
+    if not path.startswith("/") or path.startswith("//") or "\\" in path:
+        return False
+    return not any(c.isspace() or unicodedata.category(c).startswith("C") for c in path)
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -28,7 +43,11 @@ def login() -> Any:
     if request.method == "GET":
         if session_user() is not None:
             return redirect(_safe_next(request.args.get("next")))
-        return render_template("auth/login.html", next=request.args.get("next", ""))
+        return render_template(
+            "auth/login.html",
+            next=request.args.get("next", ""),
+            first_start=None if users().has_users() else FIRST_ADMIN_HINT,
+        )
     name = request.form.get("username", "").strip()
     password = request.form.get("password", "")
     ip = request.remote_addr or "unknown"

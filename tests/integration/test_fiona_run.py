@@ -25,6 +25,7 @@ from pydicom import dcmread
 
 from fionagw.config import load_config
 from fionagw.ops.jobstate import last_run
+from fionagw.web.users import FIRST_ADMIN_HINT
 from support.site import BIN, echoscu, free_port, run_bin, storescu, wait_for, write_config
 from support.synth import standard_mr_study
 
@@ -262,6 +263,8 @@ def test_web_server_is_supervised(tmp_path: Path) -> None:
     try:
         wait_for(lambda: "stop with Ctrl-C" in run.output(), timeout=120, what="the banner")
         assert f"web           {url}" in run.output()
+        # a first start: no web account yet, and the banner says how to make the first admin
+        assert FIRST_ADMIN_HINT in run.output()
 
         def answers() -> int | None:
             try:

@@ -70,3 +70,41 @@ def test_fiona_user_command(tmp_path: Path) -> None:
         hashes = [h for (h,) in db.execute("SELECT pw_hash FROM users")]
     assert all(h.startswith("scrypt:") for h in hashes)
     assert oct(users_db(load_config(config)).stat().st_mode & 0o777) == "0o600"
+
+
+def test_no_terminal_and_no_password_says_how_to_give_one(tmp_path: Path) -> None:
+    config = web_config(tmp_path)
+    base = [str(BIN / "fiona"), "--config", str(config), "user"]
+    with open("/dev/null") as devnull:  # no terminal, no --password-stdin: nothing to ask
+        r = subprocess.run(
+            [*base, "add", "hans"], stdin=devnull, capture_output=True, text=True, timeout=60
+        )
+    assert r.returncode == 1
+    assert "no terminal to ask for the password" in r.stderr, r.stderr
+    assert "fiona user add hans --password-stdin" in r.stderr and "too short" not in r.stderr
+    r = subprocess.run(
+        [*base, "passwd", "hans", "--password-stdin"],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 1 and "no password on stdin" in r.stderr, r.stderr
+    assert UserStore.for_site(load_config(config)).get_user("hans") is None
+
+
+def test_help_texts_carry_no_rest_markup() -> None:
+    for command in (["deid"], ["user"]):
+        r = subprocess.run(
+            [str(BIN / "fiona"), *command, "--help"], capture_output=True, text=True, timeout=60
+        )
+        assert r.returncode == 0 and r.stdout.strip(), r.stderr
+        assert "``" not in r.stdout, r.stdout
+    r = subprocess.run(
+        [str(BIN / "fiona"), "deid", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert "anonymize -b -m" in r.stdout
+    r = subprocess.run(
+        [str(BIN / "anonymizeAndSend"), "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 0 and "``" not in r.stdout, r.stdout

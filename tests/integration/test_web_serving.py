@@ -161,3 +161,23 @@ def test_disabled_web_does_not_serve(tmp_path: Path) -> None:
         r.returncode == 0
         and r.stderr.strip() == f"fiona web: web.enabled is false in {config}: not serving"
     )
+
+
+@pytest.mark.slow
+def test_no_server_product_in_the_headers(tmp_path: Path) -> None:
+    """gunicorn's ``Server: gunicorn`` names the product to a prober: the header is neutral, on
+    pages, on redirects of the app and on gunicorn's own answer to a malformed request."""
+    site = serve_site(web_config(tmp_path))
+    try:
+        for path, status in (("login", 200), ("status/", 302)):
+            r = requests.get(site.url + path, timeout=10, allow_redirects=False)
+            assert r.status_code == status
+            assert r.headers.get("Server", "") == "fiona", r.headers
+        host, port = site.url.split("//")[1].rstrip("/").rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(b"GET /login HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n")
+            answer = sock.recv(4096).decode("latin-1")
+        assert answer.startswith("HTTP/1.1 400"), answer
+        assert "gunicorn" not in answer.lower(), answer
+    finally:
+        stop_web(site.proc)

@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 LOGGER = logging.getLogger(__name__)
 
 # (key, tag): the text of the element when present (FIONA wraps each in try/except).
+# FIONA writes this word for an absent StudyDescription; the file format keeps it, pages do not
+NO_DESCRIPTION = "missing"
+
 _TEXT_FIELDS: tuple[tuple[str, int], ...] = (
     ("Manufacturer", 0x00080070),
     ("ManufacturerModelName", 0x00081090),
@@ -128,7 +131,7 @@ def image_record(ds: Dataset, connection: Connection, known: Collection[str] = (
             record["Modality"] = [_text(modality)]
     if "StudyDescription" not in known:
         description = _value(ds, 0x00081030)
-        record["StudyDescription"] = "missing" if description is None else _text(description)
+        record["StudyDescription"] = NO_DESCRIPTION if description is None else _text(description)
     if "OSLevel" not in known:
         versions = _value(ds, 0x00181020)
         if isinstance(versions, MultiValue | list | tuple):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -14,8 +15,13 @@ from typing import Any
 from fionagw.config import ConfigError, SiteConfig, check_datadir, check_user, load_config
 
 
+def plain_help(text: str) -> str:
+    """Help text from a docstring: reST's ``literal`` markup is for the source, not a terminal."""
+    return re.sub(r"``(.+?)``", r"\1", text, flags=re.DOTALL)
+
+
 def parser(prog: str, description: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=description)
+    p = argparse.ArgumentParser(prog=prog, description=plain_help(description))
     p.add_argument(
         "--config",
         metavar="PATH",

@@ -29,6 +29,7 @@ from pathlib import Path
 from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 
+from fionagw.cli.common import plain_help
 from fionagw.config import ConfigError, load_config
 from fionagw.deid.batch import deidentify_files
 from fionagw.deid.engine import Deidentifier
@@ -48,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         COMMAND,
         help="de-identify DICOM files with a project's settings (FIONA's anonymize)",
-        description=__doc__.split("\n\n")[0],
+        description=plain_help(__doc__.split("\n\n")[0]),
     )
     p.add_argument(
         "inputs", nargs="+", metavar="FILE_OR_DIR", help="DICOM files or folders (recursive)"

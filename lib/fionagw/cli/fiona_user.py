@@ -48,9 +48,18 @@ def register(sub: Any) -> None:
     acts.add_parser("list", help="accounts and their roles")
 
 
-def _password(from_stdin: bool) -> str:
-    if from_stdin or not sys.stdin.isatty():
-        return sys.stdin.readline().rstrip("\r\n")
+def _password(from_stdin: bool, action: str, name: str) -> str:
+    if from_stdin:
+        line = sys.stdin.readline()
+        if not line.strip("\r\n"):
+            raise UserError("no password on stdin (--password-stdin reads its first line)")
+        return line.rstrip("\r\n")
+    if not sys.stdin.isatty():
+        # a script or cron job: nothing to ask, and reading stdin unasked would take a stray line
+        raise UserError(
+            "no terminal to ask for the password: give it on stdin with --password-stdin, e.g. "
+            f"printf '%s\\n' \"$PASSWORD\" | fiona user {action} {name} --password-stdin"
+        )
     first = getpass.getpass("New password: ")
     if first != getpass.getpass("Again: "):
         raise UserError("the two passwords differ")
@@ -93,12 +102,12 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{user.name}\t{user.describe_roles()}")
             return 0
         if args.action == "add":
-            store.add_user(args.name, _password(args.password_stdin))
+            store.add_user(args.name, _password(args.password_stdin, args.action, args.name))
             print(
                 f"{PROGRAM}: added {args.name} (no roles yet: fiona user grant {args.name} ROLE PROJECT)"
             )
         elif args.action == "passwd":
-            store.set_password(args.name, _password(args.password_stdin))
+            store.set_password(args.name, _password(args.password_stdin, args.action, args.name))
             print(f"{PROGRAM}: password of {args.name} changed; its sessions were ended")
         elif args.action == "grant":
             _check_project(cfg, args.project)

@@ -21,6 +21,7 @@ PROGRAM = "fiona web"
 COMMAND = "web"
 THREADS = 32
 GRACE_S = 5
+SERVER_NAME = "fiona"  # the Server header and SERVER_SOFTWARE: no server product or version
 
 
 def register(sub: Any) -> None:
@@ -67,6 +68,15 @@ def gunicorn_options(cfg: SiteConfig) -> dict[str, Any]:
     return opts
 
 
+def _hide_server_software() -> None:
+    """gunicorn has no setting for its ``Server: gunicorn`` header; its response reads the
+    module's names when a response is made, so replacing them is enough."""
+    from gunicorn.http import wsgi
+
+    wsgi.SERVER = SERVER_NAME
+    wsgi.SERVER_SOFTWARE = SERVER_NAME
+
+
 def serve(cfg: SiteConfig) -> int:
     from gunicorn.app.base import BaseApplication
     from gunicorn.config import KNOWN_SETTINGS
@@ -78,6 +88,7 @@ def serve(cfg: SiteConfig) -> int:
     _check_port(cfg, ws.host, ws.port)
     setup_logging(cfg, "web", stderr=False)
     app = create_app(cfg)
+    _hide_server_software()
     known = {s.name for s in KNOWN_SETTINGS}
     options = {k: v for k, v in gunicorn_options(cfg).items() if k in known}
 

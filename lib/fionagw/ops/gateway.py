@@ -22,6 +22,7 @@ from fionagw.ops.metrics_server import MetricsServer
 from fionagw.ops.schedule import ScheduleError, Scheduler, load_schedule, supervised_daemon_line
 from fionagw.ops.status import DAEMONS, read_run_state, run_state_path
 from fionagw.ops.supervisor import BIN, Child, Service, supervise
+from fionagw.web.users import FIRST_ADMIN_HINT, UserStore
 
 COMPONENT = "fionaRun"  # its log: DATADIR/logs/fionaRun<site>.log
 
@@ -141,6 +142,8 @@ def _print_banner(cfg: SiteConfig, web_url: str, metrics_url: str, cron_lines: i
     ]
     if web_url:
         lines.append(f"  web           {web_url}")
+        if not UserStore.for_site(cfg).has_users():
+            lines.append(f"                {FIRST_ADMIN_HINT}")
     if metrics_url:
         lines.append(f"  metrics       {metrics_url}")
     if cfg.heartbeat.post_url:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from fionagw.arrival.incoming import IncomingEntry, read_entries
+from fionagw.classify.record import NO_DESCRIPTION
 from fionagw.config import SiteConfig
 from fionagw.config.projects import Project
 from fionagw.organize.series_json import study_series
@@ -43,6 +44,7 @@ from fionagw.tracking.records import (
     Transfer,
 )
 from fionagw.upload.records import upload_projects
+from fionagw.web.id_pattern import participant_hint
 
 PER_PAGE = 50
 __all__ = ["COUPLING_MAX_BYTES"]  # re-exported for the upload form's size check
@@ -194,6 +196,12 @@ def assignment(t: Transfer) -> Assignment:
     )
 
 
+def _description(value: object) -> str:
+    """The study description to show: FIONA's placeholder for none is not data."""
+    text = str(value or "")
+    return "" if text == NO_DESCRIPTION else text
+
+
 def study_row(
     secret: bytes, entry: IncomingEntry, tracked: IncomingStudy | None, uploaded_for: str = ""
 ) -> StudyRow:
@@ -216,7 +224,7 @@ def study_row(
         arrived=time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.epoch)),
         study_date=_date(str(info.get("study_date") or "")),
         study_time=_time(str(info.get("study_time") or "")),
-        description=str(info.get("study_description") or ""),
+        description=_description(info.get("study_description")),
         accession=str(info.get("accession") or ""),
         calling=str(info.get("calling") or ""),
         called=str(info.get("called") or ""),
@@ -402,7 +410,7 @@ def check_choice(choice: Choice, projects: dict[str, Project], existing: list[st
     elif new and not project.valid_participant(new):
         choice.errors["participant"] = (
             f"{new!r} is not a valid participant ID for {project.name}: "
-            f"it must match {project.participant_id}"
+            f"it must match {project.participant_id} ({participant_hint(project.participant_id)})"
         )
     elif picked and not new and picked not in existing and not project.valid_participant(picked):
         choice.errors["participant"] = f"{picked!r} is not a participant of {project.name}."

@@ -76,6 +76,13 @@ class User:
         return ", ".join(sorted(r if not p else f"{r}@{p}" for p, r in self.roles)) or "(no roles)"
 
 
+# What a first start says (fiona run's banner, the login page) while there is no account yet
+FIRST_ADMIN_HINT = (
+    "no web accounts yet: make the first admin with "
+    "`fiona user add NAME` and `fiona user grant NAME admin`"
+)
+
+
 def users_db(cfg: SiteConfig) -> Path:
     return cfg.paths.web_users
 
@@ -187,6 +194,10 @@ class UserStore:
                 return None
             rows = db.execute("SELECT project, role FROM roles WHERE name = ?", (name,)).fetchall()
         return User(name, frozenset((p, r) for p, r in rows))
+
+    def has_users(self) -> bool:
+        with self._db() as db:
+            return db.execute("SELECT 1 FROM users LIMIT 1").fetchone() is not None
 
     def users(self) -> list[User]:
         with self._db() as db:

@@ -10,6 +10,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, s
 
 from fionagw.routing.coupling import CouplingListError, RowError
 from fionagw.web import assign_queries as q
+from fionagw.web.id_pattern import example_id, participant_hint
 
 from ...auth.roles import check_role, login_required
 from ...auth.session import current_user
@@ -85,6 +86,8 @@ def _render_study(row: q.StudyRow, choice: q.Choice, status: int = 200) -> tuple
         projects=form.projects,
         project=form.project,
         existing=form.existing,
+        participant_example=example_id(form.project.participant_id) if form.project else None,
+        participant_rule=participant_hint(form.project.participant_id) if form.project else "",
     ), status
 
 
