@@ -94,3 +94,13 @@ def test_programs_run_from_crons_bare_environment(site_config: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "OK" in result.stdout
+
+
+def test_storectl_start_with_datadir_under_a_regular_file_fails_with_one_line(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "afile").write_text("not a directory")
+    config = write_config(tmp_path, DATADIR=str(tmp_path / "afile" / "data"))
+    result = run_bin("storectl", "start", config=config, timeout=30)
+    line = one_error_line(result)
+    assert "DATADIR" in line and "Traceback" not in result.stderr

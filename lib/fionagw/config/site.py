@@ -224,5 +224,5 @@ def receiver_enabled(cfg: SiteConfig) -> bool:
     """FIONA's enabled file: a first character '0' switches the receiver off."""
     try:
         return not cfg.paths.enabled_file.read_text()[:1] == "0"
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # DATADIR under a file: check_datadir says so
         return True

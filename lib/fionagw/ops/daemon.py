@@ -41,10 +41,7 @@ def read_pid(pidfile: Path, program: str) -> int | None:
         pid = int(pidfile.read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
-    if not process.alive(pid):
-        return None
-    cmd = process.cmdline(pid)
-    return pid if (not cmd or program in cmd) else None
+    return pid if process.runs(pid, program) else None
 
 
 def status(pidfile: Path, program: str) -> DaemonStatus:

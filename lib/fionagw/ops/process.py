@@ -2,8 +2,9 @@
 
 A pid is reused once its process has ended, so a recorded pid alone proves little: the lock
 sidecars keep the holder's start time (:func:`start_ticks`), pid files are checked against
-the program's command line (:func:`cmdline`). A zombie still counts as alive here (it holds
-its pid until reaped); only :func:`wait_gone` treats it as ended.
+the program's command line (:func:`runs`). A zombie has ended: it only holds its pid until
+its parent reaps it, so :func:`alive` and :func:`runs` count it as dead (only :func:`exists`
+sees it).
 """
 
 from __future__ import annotations
@@ -62,13 +63,23 @@ def cmdline(pid: int) -> str:
 
 
 def alive(pid: int, expected_start: int | None = None) -> bool:
-    """The process exists and, when ``expected_start`` is given, is the one that started then."""
-    if not exists(pid):
+    """The process runs (exists, not a zombie) and, when ``expected_start`` is given, is the
+    one that started then."""
+    if not exists(pid) or is_zombie(pid):
         return False
     if expected_start is None:
         return True
     ticks = start_ticks(pid)
     return ticks is None or ticks == expected_start
+
+
+def runs(pid: int, program: str) -> bool:
+    """The process is alive and its command line names ``program`` (a pid file's pid may have
+    been reused by another program; an empty cmdline is a zombie or a kernel thread)."""
+    if not alive(pid):
+        return False
+    cmd = cmdline(pid)
+    return bool(cmd) and program in cmd
 
 
 def uptime_s(pid: int) -> float | None:
@@ -83,7 +94,7 @@ def wait_gone(pid: int, timeout: float) -> bool:
     """Wait up to ``timeout`` s for the process to end (a zombie has); True when it did."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not exists(pid) or is_zombie(pid):
+        if not alive(pid):
             return True
         time.sleep(0.05)
     return False

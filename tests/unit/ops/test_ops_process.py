@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-from fionagw.ops import process
+from fionagw.ops import daemon, process
 
 
 def _sleeper() -> subprocess.Popen:
@@ -48,7 +50,7 @@ def test_a_zombie_holds_its_pid_until_reaped_but_counts_as_gone() -> None:
     while not process.is_zombie(child.pid) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert process.is_zombie(child.pid)
-    assert process.alive(child.pid)
+    assert process.exists(child.pid) and not process.alive(child.pid)
     assert process.wait_gone(child.pid, 0.5)
     child.wait()
     assert not process.exists(child.pid)
@@ -66,4 +68,44 @@ def test_wait_gone_waits_for_a_process_that_ends_and_times_out_on_one_that_does_
         assert process.wait_gone(child.pid, 10)  # ended (a zombie until we reap it below)
     finally:
         child.kill()
+        child.wait()
+
+
+def _killed_unreaped() -> subprocess.Popen:
+    """A child killed with SIGKILL and not reaped: a zombie with an empty /proc/PID/cmdline."""
+    child = _sleeper()
+    deadline = time.monotonic() + 10
+    while not process.cmdline(child.pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(child.pid, signal.SIGKILL)
+    while not process.is_zombie(child.pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert process.is_zombie(child.pid) and process.cmdline(child.pid) == ""
+    return child
+
+
+def test_runs_needs_a_live_process_whose_command_line_names_the_program() -> None:
+    child = _sleeper()
+    try:
+        deadline = time.monotonic() + 10
+        while not process.cmdline(child.pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert process.runs(child.pid, "time.sleep(60)")
+        assert not process.runs(child.pid, "processSingleFile")  # a reused pid
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_killed_daemon_left_as_a_zombie_with_a_stale_pidfile_is_not_running(
+    tmp_path: Path,
+) -> None:
+    child = _killed_unreaped()
+    try:
+        pidfile = tmp_path / "processSingleFile.pid"
+        pidfile.write_text(f"{child.pid}\n")
+        assert not process.alive(child.pid) and not process.runs(child.pid, "python")
+        assert daemon.read_pid(pidfile, "python") is None
+        assert daemon.status(pidfile, "python") == daemon.DaemonStatus(False)
+    finally:
         child.wait()
