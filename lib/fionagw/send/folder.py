@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import ClassVar
 
 from fionagw.config import SectionReader, SiteConfig, register_destination_type
+from fionagw.ops import perms
 from fionagw.ops.atomic import copy_file_atomic, fsync_dir
 from fionagw.send.base import Destination, SendContext, SendError, SendResult
 
 log = logging.getLogger("fionagw.send.folder")
-FILE_MODE = 0o644
 
 
 def _component(what: str, value: str) -> str:
@@ -115,7 +115,7 @@ class FolderDestination(Destination):
             try:
                 _make_dirs(target.parent, created)
                 copy_file_atomic(
-                    source, target, mode=FILE_MODE, sync_dir=False
+                    source, target, mode=perms.FILE_MODE, sync_dir=False
                 )  # folders: once, below
             except OSError as exc:
                 reason = f"{exc.strerror}: {exc.filename}" if exc.filename else str(exc)

@@ -44,7 +44,7 @@ def test_study_copied_under_project_participant_study(tmp_path, study):
     assert _tree(tmp_path / "outbox").keys() == {
         f"PROJ/PROJ_001/2.25.1234567890/{k}" for k in copied
     }
-    assert all(oct(p.stat().st_mode & 0o777) == "0o644" for p in target.rglob("*.dcm"))
+    assert all(oct(p.stat().st_mode & 0o777) == "0o640" for p in target.rglob("*.dcm"))
 
 
 def test_resend_overwrites_without_duplicates(tmp_path, study):
