@@ -50,6 +50,7 @@ from fionagw.config.projects import Project
 from fionagw.deid.engine import DeidSettings
 from fionagw.deid.profile import OPTION_CODES
 from fionagw.deid.tagchange import parse_tag_change
+from fionagw.ops.perms import KEY_DIR_MODE, SECRET_MODE
 
 log = logging.getLogger("fionagw.deid")
 
@@ -214,9 +215,9 @@ def _key_file(path: Path, project: str) -> bytes:
     except SecretFileMissing:
         pass
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.parent.mkdir(mode=KEY_DIR_MODE, parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, SECRET_MODE)
         try:
             os.write(fd, os.urandom(KEY_BYTES))
             os.fsync(fd)

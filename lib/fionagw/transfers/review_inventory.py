@@ -268,7 +268,7 @@ def record_files(inventory_file: Path, files: Iterable[Path]) -> None:
                 return
             inventory["version"] = VERSION
             inventory["updated"] = time.strftime("%Y-%m-%d %H:%M")
-            write_json_atomic(inventory_file, inventory, durable=True, mode=0o640)
+            write_json_atomic(inventory_file, inventory, durable=True)
             if new_keys:  # after the inventory: a crash in between can only count twice, never lose
                 with open(seen_file, "a", encoding="ascii") as f:
                     f.write("".join(k + "\n" for k in new_keys))

@@ -71,7 +71,7 @@ def record_path(cfg: SiteConfig, upload_id: str) -> Path:
 def save_record(cfg: SiteConfig, record: UploadRecord) -> None:
     path = record_path(cfg, record.upload_id)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(path, record.to_json(), durable=True, mode=0o640)
+    write_json_atomic(path, record.to_json(), durable=True)
 
 
 def load_record(cfg: SiteConfig, upload_id: str) -> UploadRecord | None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from fionagw.config import SiteConfig
+from fionagw.ops.perms import KEY_DIR_MODE, SECRET_MODE
 
 ROLES = ("assign", "export", "review", "admin")
 PROJECT_ROLES = ("assign", "export", "review")
@@ -109,10 +110,10 @@ class UserStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.parent.chmod(0o700)
+        path.parent.chmod(KEY_DIR_MODE)
         with self._db() as db:
             db.executescript(SCHEMA)
-        path.chmod(0o600)
+        path.chmod(SECRET_MODE)
 
     @classmethod
     def for_site(cls, cfg: SiteConfig) -> UserStore:
