@@ -5,7 +5,8 @@ REDCap row of the request (indent 2, sorted keys). createTransferRequest writes 
 the request was never sent, or when a series arrived after it was sent (so a late series
 is sent too); resendProject writes one when a resend was asked for after the last
 transfer. A file is only created if it is not there yet: anonymizeAndSend moves it away
-when done, so a request is never queued twice.
+when done, so a request is never queued twice. A request that failed is not queued again
+while its failure record holds it (transfers/failures.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from fionagw.organize.series_json import series_files
 from fionagw.paths import safe_component
 from fionagw.tracking.base import Tracker
 from fionagw.tracking.records import DATE_FORMAT, Transfer
+from fionagw.transfers.failures import Holds
 
 LOGGER = logging.getLogger(__name__)
 
@@ -68,6 +70,7 @@ def write_request(cfg: SiteConfig, t: Transfer) -> bool:
 def create_transfer_requests(cfg: SiteConfig, tracker: Tracker) -> list[Path]:
     """createTransferRequest: queue never-sent requests and those with newer series."""
     created = []
+    held = Holds(cfg, tracker)
     for t in tracker.transfers():
         if not t.transfer_project_name or not t.transfer_name:
             continue
@@ -77,8 +80,13 @@ def create_transfer_requests(cfg: SiteConfig, tracker: Tracker) -> list[Path]:
             changed = newest_series_change(cfg, t.study_instance_uid)
             # transfer_date has minute resolution: a series from that minute counts as newer
             due = sent is not None and changed is not None and changed >= sent
-        if due and write_request(cfg, t):
-            created.append(request_path(cfg, t))
+        if not due:
+            continue
+        path = request_path(cfg, t)
+        if not held(path.name, t.transfer_project_name, t.study_instance_uid) and write_request(
+            cfg, t
+        ):
+            created.append(path)
     return created
 
 

@@ -17,8 +17,13 @@ Per request (oldest first; see queue.py for the files and their retry state):
    fails. The UIDs are a pure function of the originals, so a resend never duplicates;
 5. the tracker gets transfer_date, transfer_mapped_uid, transfer_error___1..3,
    transfer_error_message (FIONA's JSON), transfer_active_proc_time and transfers_complete; the
-   request moves to transfers_done/ (or transfers_fail/), the study is mirrored into the
-   project's imaging records, and the sent tags into the project's review inventory.
+   request moves to transfers_done/ (or transfers_fail/ with its failure record, failures.py),
+   the study is mirrored into the project's imaging records, and the sent tags into the
+   project's review inventory.
+
+Every attempt leaves a ``transfer-attempted`` event (outcome, reason, whether permanent), from
+which the metrics count attempts and failures by reason. A permanent failure is tried once: the
+failure record holds it until what it depends on changes (failures.py).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from typing import Any
 
 from pydicom import dcmread
 
+from fionagw.arrival.events import record_event
 from fionagw.config import ConfigError, SiteConfig
 from fionagw.config.projects import Project
 from fionagw.deid.batch import deidentify_files
@@ -57,6 +63,12 @@ from fionagw.tracking.records import (
     Transfer,
     now_text,
 )
+from fionagw.transfers.failures import (
+    FailureRecord,
+    HitSummary,
+    fingerprint,
+    summarize_hits,
+)
 from fionagw.transfers.queue import BadRequestFile, Request, RequestQueue, RetryState
 from fionagw.transfers.review_inventory import record_files
 from fionagw.transfers.selection import SeriesPlan, plan_series
@@ -68,11 +80,20 @@ DELETED = (
 )
 
 
-class Permanent(Exception):
+class Failure(Exception):
+    """Why a request did not go: ``reason`` is a key of failures.PERMANENT or TRANSIENT."""
+
+    def __init__(self, reason: str, message: str, hits: list[HitSummary] | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.hits = hits or []
+
+
+class Permanent(Failure):
     """The request cannot succeed as it is: it fails now (retrying would change nothing)."""
 
 
-class Retry(Exception):
+class Retry(Failure):
     """The request may succeed later (destination down, tracker unreachable): keep it queued."""
 
 
@@ -161,22 +182,72 @@ class AnonymizeAndSend:
             request = self.queue.read(path)
         except BadRequestFile as exc:
             log.error("request failed", extra={"file": path.name, "error": str(exc)})
-            self.queue.fail(path, None, str(exc))
+            self.queue.fail(
+                path,
+                FailureRecord(path.name, None, str(exc), "request_file", failed_at=time.time()),
+            )
+            self._event(path.name, None, "failed", "request_file", True)
             return "failed"
         attempt = Attempt(request.row)
         transfer = None
         try:
             transfer = self._transfer(request)
             sent = self._send(request, transfer, attempt)
-            return self._finish_sent(request, transfer, attempt, sent, start)
+            outcome = self._finish_sent(request, transfer, attempt, sent, start, state)
+            # "failed": series held back; "deferred": sent, but the tracker was not updated
+            reason = {"failed": "held_back", "deferred": "tracker"}.get(outcome, "")
+            self._event(path.name, request, outcome, reason, outcome == "failed")
+            return outcome
         except Permanent as exc:
             attempt.error = str(exc)
-            return self._finish_failed(request, transfer, attempt, start)
+            outcome = self._finish_failed(request, transfer, attempt, start, state, exc)
+            self._event(path.name, request, outcome, exc.reason, True)
+            return outcome
         except Retry as exc:
             attempt.error = str(exc)
-            return self._defer(request, transfer, attempt, state, start)
+            outcome = self._defer(request, transfer, attempt, state, start, exc)
+            self._event(path.name, request, outcome, exc.reason, False)
+            return outcome
         finally:  # the de-identified copy was only ever for sending
             shutil.rmtree(self.work_root / path.stem, ignore_errors=True)
+
+    def _event(
+        self, name: str, request: Request | None, outcome: str, reason: str, permanent: bool
+    ) -> None:
+        """One ``transfer-attempted`` event per attempt (what the metrics count)."""
+        try:
+            record_event(
+                self.cfg,
+                "transfer-attempted",
+                study_uid=request.study_uid if request else "",
+                request=name,
+                project=request.project if request else "",
+                outcome=outcome,
+                reason=reason,
+                permanent=permanent,
+            )
+        except OSError as exc:  # a lost count must not undo the transfer's outcome
+            log.warning("transfer event not written", extra={"file": name, "error": exc.strerror})
+
+    def _record(
+        self, request: Request, error: str, exc: Failure | None, reason: str, attempts: int
+    ) -> FailureRecord:
+        try:
+            project = self.projects.get(request.project)
+            stamp = fingerprint(self.cfg, project, request.study_uid)
+        except TrackerError:  # no projects to compare with later: hold nothing
+            stamp = ""
+        return FailureRecord(
+            request.name,
+            request.row,
+            error,
+            reason,
+            permanent=not isinstance(exc, Retry),
+            hits=exc.hits if exc else [],
+            attempts=attempts,
+            failed_at=time.time(),
+            fingerprint=stamp,
+        )
 
     # -- steps ------------------------------------------------------------------------------
 
@@ -186,21 +257,23 @@ class AnonymizeAndSend:
                 if t.instance == request.instance:
                     return t
         except TrackerError as exc:
-            raise Retry(f"tracker: {exc}") from None
+            raise Retry("tracker", f"tracker: {exc}") from None
         raise Permanent(
-            f"no transfer request {request.instance} for this study in the tracker (deleted there?)"
+            "tracker_record",
+            f"no transfer request {request.instance} for this study in the tracker (deleted there?)",
         )
 
     def _project(self, request: Request) -> Project:
         project = self.projects.get(request.project)
         if project is None:
-            raise Permanent(f"unknown project {request.project!r}")
+            raise Permanent("project", f"unknown project {request.project!r}")
         if not project.active:
-            raise Permanent(f"project {request.project!r} is not active")
+            raise Permanent("project", f"project {request.project!r} is not active")
         if not project.valid_participant(request.participant):
             raise Permanent(
+                "participant",
                 f"participant ID {request.participant!r} does not match the naming rule "
-                f"of project {project.name} ({project.participant_id})"
+                f"of project {project.name} ({project.participant_id})",
             )
         return project
 
@@ -208,9 +281,10 @@ class AnonymizeAndSend:
         name = project.destination or DEFAULT_DESTINATION
         destination = self.destinations.get(name)
         if destination is None:
-            raise Retry(
+            raise Permanent(
+                "settings",
                 f"project {project.name}: destination {name!r} is not configured "
-                f"(config.json destinations: {', '.join(sorted(self.destinations)) or 'none'})"
+                f"(config.json destinations: {', '.join(sorted(self.destinations)) or 'none'})",
             )
         return destination
 
@@ -218,23 +292,25 @@ class AnonymizeAndSend:
         project = self._project(request)
         raw_study = self.cfg.paths.raw_study_dir(request.study_uid)
         if not raw_study.is_dir():
-            raise Permanent(DELETED)
+            raise Permanent("study_deleted", DELETED)
         plans = plan_series(raw_study, project)
         sending = [p for p in plans if p.sends]
         attempt.held_back = [f"{p.series_uid} ({p.description}): {p.hold}" for p in plans if p.hold]
         missing = sum(p.missing for p in sending)
         if missing:
             raise Permanent(
-                f"{missing} image(s) of this study are gone from the archive; resend from PACS"
+                "study_deleted",
+                f"{missing} image(s) of this study are gone from the archive; resend from PACS",
             )
         if not any(p.files for p in sending):
             raise Permanent(
-                "nothing to send: " + ("; ".join(attempt.held_back) or "the study has no images")
+                "nothing_to_send",
+                "nothing to send: " + ("; ".join(attempt.held_back) or "the study has no images"),
             )
         try:
             settings = settings_for_project(project, self.cfg)
         except (ConfigError, ValueError) as exc:
-            raise Retry(f"de-identification settings: {exc}") from None
+            raise Permanent("settings", f"de-identification settings: {exc}") from None
         destination = self._destination(project)
 
         deid = deidentifier_for(settings)
@@ -251,14 +327,17 @@ class AnonymizeAndSend:
             + (f" --event {request.event}" if request.event else "")
         )
         identifiers = _study_identifiers(sending)
-        result = deidentify_files(
-            jobs,
-            settings,
-            request.participant,
-            request.event or None,
-            identifiers=identifiers,
-            processes=self.processes,
-        )
+        try:
+            result = deidentify_files(
+                jobs,
+                settings,
+                request.participant,
+                request.event or None,
+                identifiers=identifiers,
+                processes=self.processes,
+            )
+        except OSError as exc:  # the work folder: a full disk passes
+            raise Retry("disk", f"de-identification work folder: {exc.strerror}") from None
         output_of = dict(
             jobs
         )  # results name the source; messages name the output (no original UID)
@@ -277,7 +356,11 @@ class AnonymizeAndSend:
                 if result.hits
                 else "de-identification failed"
             )
-            raise Permanent(f"{kind} in {len(problems)} file(s); nothing was sent")
+            raise Permanent(
+                "release_check" if result.hits else "deidentification",
+                f"{kind} in {len(problems)} file(s); nothing was sent",
+                summarize_hits((h.path, h.kind) for _, hits in result.hits for h in hits),
+            )
         attempt.anonymize_output = f"{len(result.written)} file(s) in {result.seconds:.1f} s"
         mapping = study_mapping(deid, request.study_uid, [p.series_uid for p in sending])
         write_mapping(work, mapping)
@@ -295,7 +378,8 @@ class AnonymizeAndSend:
             reasons += [f"{_rel(work, p)}: {why}" for p, why in sent.failed[:10]]
             attempt.storescu_output += "; " + "; ".join(reasons)
             raise Retry(
-                f"send to {destination.name} failed: {reasons[0] if reasons else 'unknown'}"
+                "send",
+                f"send to {destination.name} failed: {reasons[0] if reasons else 'unknown'}",
             )
         return _Sent(
             project,
@@ -322,7 +406,13 @@ class AnonymizeAndSend:
         return True
 
     def _finish_sent(
-        self, request: Request, transfer: Transfer, attempt: Attempt, sent: _Sent, start: float
+        self,
+        request: Request,
+        transfer: Transfer,
+        attempt: Attempt,
+        sent: _Sent,
+        start: float,
+        state: RetryState,
     ) -> str:
         held = bool(attempt.held_back)
         if held:
@@ -348,9 +438,9 @@ class AnonymizeAndSend:
             return "deferred"
         self._mirror(request, sent)
         if held:
-            self.queue.fail(
-                request.path, request.row, attempt.error + ": " + "; ".join(attempt.held_back)
-            )
+            error = attempt.error + ": " + "; ".join(attempt.held_back)
+            record = self._record(request, error, None, "held_back", state.attempts + 1)
+            self.queue.fail(request.path, record)
         else:
             self.queue.done(request.path)
         log.info(
@@ -389,7 +479,13 @@ class AnonymizeAndSend:
             )
 
     def _finish_failed(
-        self, request: Request, transfer: Transfer | None, attempt: Attempt, start: float
+        self,
+        request: Request,
+        transfer: Transfer | None,
+        attempt: Attempt,
+        start: float,
+        state: RetryState,
+        exc: Permanent,
     ) -> str:
         self._write_tracker(
             transfer,
@@ -398,13 +494,15 @@ class AnonymizeAndSend:
             transfer_active_proc_time=f"{time.monotonic() - start:.1f}",
             transfers_complete=COMPLETE_ERROR,
         )
-        self.queue.fail(request.path, request.row, attempt.error)
+        record = self._record(request, attempt.error, exc, exc.reason, state.attempts + 1)
+        self.queue.fail(request.path, record)
         log.error(
             "request failed",
             extra={
                 "file": request.name,
                 "study": request.study_uid,
                 "project": request.project,
+                "reason": exc.reason,
                 "error": attempt.error,
             },
         )
@@ -417,6 +515,7 @@ class AnonymizeAndSend:
         attempt: Attempt,
         state: RetryState,
         start: float,
+        exc: Retry,
     ) -> str:
         s = self.sending
         attempts = state.attempts + 1
@@ -439,11 +538,14 @@ class AnonymizeAndSend:
                 "file": request.name,
                 "study": request.study_uid,
                 "project": request.project,
+                "reason": exc.reason,
                 "error": attempt.error,
             },
         )
         if final:
-            self.queue.fail(request.path, request.row, attempt.error)
+            self.queue.fail(
+                request.path, self._record(request, attempt.error, exc, exc.reason, attempts)
+            )
             return "failed"
         self.queue.defer(request.path, RetryState(attempts, time.time() + delay, attempt.error))
         return "deferred"

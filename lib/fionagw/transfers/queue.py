@@ -5,7 +5,8 @@ resendProject, see routing/requests.py) stays in place until it is finished:
 
 * done   -> ``transfers_done/<name>.json_ok_<YYYY-mm-dd_HH:MM>.log`` (FIONA's name);
 * failed -> ``transfers_fail/<name>.json_fail.log`` + ``<name>.json_fail_messages.log`` holding
-  ``{"request": ..., "error": ...}``; a later request for the same study/project is a new file.
+  ``{"request": ..., "error": ...}`` and the detail of failures.py; the request is held there
+  until what it depends on changes or a data manager retries, cancels or reassigns it.
 
 A send that failed for a reason that may pass (PACS down) keeps the request queued with its
 attempts and next try time in ``transfer_requests/.state/<name>.json``, so the next cron runs
@@ -23,6 +24,7 @@ from typing import Any
 
 from fionagw.ops.atomic import write_json_atomic
 from fionagw.paths import SitePaths
+from fionagw.transfers.failures import FailureRecord, remove_record, write_record
 
 REQUIRED_KEYS = (
     "study_instance_uid",
@@ -75,6 +77,7 @@ class Request:
 
 class RequestQueue:
     def __init__(self, paths: SitePaths) -> None:
+        self.paths = paths
         self.dir = paths.transfer_requests
         self.done_dir = paths.transfers_done
         self.fail_dir = paths.transfers_fail
@@ -139,14 +142,25 @@ class RequestQueue:
         target = self.done_dir / f"{path.name}_ok_{stamp}.log"
         os.replace(path, target)
         self._clear_state(path)
+        remove_record(self.paths, path.name)  # an earlier failure of it is over
         return target
 
-    def fail(self, path: Path, row: dict[str, Any] | None, error: str) -> Path:
-        self.fail_dir.mkdir(parents=True, exist_ok=True)
-        target = self.fail_dir / f"{path.name}_fail.log"
-        write_json_atomic(
-            self.fail_dir / f"{path.name}_fail_messages.log", {"request": row, "error": error}
-        )
-        os.replace(path, target)
+    def fail(self, path: Path, record: FailureRecord) -> Path:
+        """Move the request into transfers_fail with its failure record."""
+        target = write_record(self.paths, record, source=path)
         self._clear_state(path)
         return target
+
+    def remove(self, name: str) -> bool:
+        """Take request ``name`` out of the queue (with its retry state); True if it was queued."""
+        path = self.dir / name
+        self._clear_state(path)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def make_due(self, name: str) -> None:
+        """Forget the backoff of a queued request: the next run tries it."""
+        self._clear_state(self.dir / name)
