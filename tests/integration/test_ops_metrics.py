@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import requests
 
+from fionagw.arrival.events import record_event
 from fionagw.config import load_config
 from fionagw.ops.heartbeat_post import PostError, heartbeat_payload, post_if_due
 from fionagw.ops.jobstate import last_run, record_run
@@ -125,25 +126,35 @@ def test_requests_failures_and_jobs(tmp_path: Path) -> None:
     for name in ("1.2_ALPHA_ALPHA001_1.json", "1.3_ALPHA_ALPHA002_1.json"):
         (cfg.paths.transfer_requests / name).write_text("{}")
     (cfg.paths.transfers_done / "1.1_ALPHA_ALPHA000_1.json").write_text("{}")
-    failed = cfg.paths.transfers_fail / "1.4_ALPHA_ALPHA003_1.json"
-    failed.write_text("{}")
+    # one failed request leaves FIONA's two files; its attempt left one event
+    (cfg.paths.transfers_fail / "1.4_ALPHA_ALPHA003_1.json_fail.log").write_text("{}")
+    (cfg.paths.transfers_fail / "1.4_ALPHA_ALPHA003_1.json_fail_messages.log").write_text(
+        '{"error": "release check", "reason": "release_check"}'
+    )
+    record_event(
+        cfg, "transfer-attempted", study_uid="1.4", outcome="failed", reason="release_check"
+    )
     record_run(cfg, "anonymizeAndSend", True, 12.5, "1 sent")
     record_run(cfg, "populateIncoming", False, 0.75, "tracker unavailable")
     m = metrics(config)
     assert m['fionagw_transfer_requests{state="pending"}'] == 2
     assert m['fionagw_transfer_requests{state="done"}'] == 1
     assert m['fionagw_transfer_requests{state="failed"}'] == 1
-    assert m["fionagw_send_failures_total"] == 1
+    assert m['fionagw_send_failures_total{reason="release_check"}'] == 1
+    assert m['fionagw_transfer_attempts_total{outcome="failed"}'] == 1
+    assert m['fionagw_failed_requests{reason="release_check"}'] == 1
     assert m['fionagw_job_last_duration_seconds{job="anonymizeAndSend"}'] == 12.5
     assert m['fionagw_job_last_success{job="anonymizeAndSend"}'] == 1
     assert m['fionagw_job_last_success{job="populateIncoming"}'] == 0
     assert m['fionagw_job_running{job="heartbeat"}'] == 0
     assert m['fionagw_service_up{service="storectl"}'] == 0
-    # the same failure again (the retry failed too) counts once more; an unchanged one does not
-    assert metrics(config)["fionagw_send_failures_total"] == 1
-    later = time.time() + 5
-    os.utime(failed, (later, later))
-    assert metrics(config)["fionagw_send_failures_total"] == 2
+    # counted once; a retry that fails too is one more attempt, not one more failed request
+    assert metrics(config)['fionagw_send_failures_total{reason="release_check"}'] == 1
+    record_event(cfg, "transfer-attempted", study_uid="1.4", outcome="deferred", reason="send")
+    m = metrics(config)
+    assert m['fionagw_send_failures_total{reason="send"}'] == 1
+    assert m['fionagw_transfer_attempts_total{outcome="deferred"}'] == 1
+    assert m['fionagw_transfer_requests{state="failed"}'] == 1
 
 
 def test_served_endpoint(tmp_path: Path) -> None:

@@ -28,7 +28,9 @@ def test_start_status_restart_stop(tmp_path: Path) -> None:
         assert r.returncode == 0, r.stdout + r.stderr
         cfg.paths.arrived.joinpath("A B 1.2.3.4 scp_1.2").write_text("")
         cfg.paths.incoming_list.write_text("1700000000 1.2\n1700000001 1.3\n")
-        (cfg.paths.transfers_fail / "x.json").write_text("{}")
+        # one failed request leaves FIONA's two files: it counts once
+        (cfg.paths.transfers_fail / "x.json_fail.log").write_text("{}")
+        (cfg.paths.transfers_fail / "x.json_fail_messages.log").write_text('{"error": "e"}')
         record_run(cfg, "detectStudyArrival", True, 0.25, "2 series complete")
         record_run(cfg, "populateIncoming", False, 1.5, "tracker unavailable")
 

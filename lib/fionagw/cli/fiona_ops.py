@@ -37,6 +37,7 @@ def control(cfg: SiteConfig, command: str) -> int:
 
 
 def status(cfg: SiteConfig) -> int:
+    from fionagw.ops.counters import transfer_figures
     from fionagw.ops.status import collect_status
 
     st = collect_status(cfg, du=True)
@@ -72,6 +73,9 @@ def status(cfg: SiteConfig) -> int:
         )
     print("queues")
     print("  " + "; ".join(f"{k} {v}" for k, v in st.queues.items()))
+    print("transfers")
+    for line in transfer_figures(cfg).lines():
+        print("  " + line)
     print("disk")
     d = st.disk
     assert d is not None

@@ -6,7 +6,11 @@ and each update looks only at what changed since:
 * images and bytes received: archive study folders whose mtime moved (a new file renamed into
   a folder changes its mtime) are recounted, the others are not opened;
 * studies arrived: ``events/<ns>-study-arrived-*.json`` names newer than the last one counted;
-* send failures: files appearing (or rewritten) in ``transfers_fail/``.
+* transfer attempts by outcome (sent, failed, deferred) and failed attempts by reason:
+  ``events/<ns>-transfer-attempted-*.json`` newer than the last one counted (anonymizeAndSend
+  writes one per attempt). A failed request is one attempt and one failure, whatever files it
+  leaves in ``transfers_fail/`` (counting those files counted every failure twice, and again
+  each time createTransferRequest re-queued it).
 
 So an update costs one listing of the archive's top level, not a walk of the archive. Counters
 start at what the archive holds the first time metrics run, and only ever grow (retention
@@ -27,6 +31,7 @@ import filelock
 
 from fionagw.config import SiteConfig
 from fionagw.ops.atomic import write_bytes_atomic
+from fionagw.transfers.failures import count_failures
 
 LOGGER = logging.getLogger(__name__)
 
@@ -34,6 +39,7 @@ STATE_NAME = "metrics"
 MIN_UPDATE_S = 5.0  # scrapes closer together than this reuse the counters
 RECENT_S = 2.0  # folders changed this recently are recounted again (mtime granularity)
 _ARRIVED = re.compile(r"^(\d+)-study-arrived(?:-.*)?\.json$")
+_ATTEMPTED = re.compile(r"^(\d+)-transfer-attempted(?:-.*)?\.json$")
 
 
 @dataclass
@@ -41,12 +47,18 @@ class Counters:
     images_received: int = 0
     bytes_received: int = 0
     studies_arrived: int = 0
-    send_failures: int = 0
+    attempts: dict[str, int] = field(default_factory=dict)  # outcome -> transfer attempts
+    failures: dict[str, int] = field(default_factory=dict)  # reason -> failed or deferred ones
     updated: float = 0.0
     # what was counted already
     archive: dict[str, list[int]] = field(default_factory=dict)  # uid -> [files, bytes, mtime_ns]
     events_ns: int = 0
-    fail_seen: dict[str, int] = field(default_factory=dict)  # file name -> mtime_ns
+    attempts_ns: int = 0
+
+    @property
+    def send_failures(self) -> int:
+        """Attempts that did not send (a request that failed, or one deferred to a retry)."""
+        return sum(self.failures.values())
 
 
 def _state_path(cfg: SiteConfig) -> Path:
@@ -94,36 +106,33 @@ def _scan_archive(cfg: SiteConfig, c: Counters, now_ns: int) -> None:
 
 
 def _scan_events(cfg: SiteConfig, c: Counters) -> None:
-    newest = c.events_ns
     try:
         names = os.listdir(cfg.paths.events)
     except FileNotFoundError:
         return
+    newest, newest_attempt = c.events_ns, c.attempts_ns
     for name in names:
         m = _ARRIVED.match(name)
         if m and int(m.group(1)) > c.events_ns:
             c.studies_arrived += 1
             newest = max(newest, int(m.group(1)))
-    c.events_ns = newest
+            continue
+        m = _ATTEMPTED.match(name)
+        if m and int(m.group(1)) > c.attempts_ns:
+            _count_attempt(cfg.paths.events / name, c)
+            newest_attempt = max(newest_attempt, int(m.group(1)))
+    c.events_ns, c.attempts_ns = newest, newest_attempt
 
 
-def _scan_failures(cfg: SiteConfig, c: Counters) -> None:
-    seen: dict[str, int] = {}
+def _count_attempt(path: Path, c: Counters) -> None:
     try:
-        entries = list(os.scandir(cfg.paths.transfers_fail))
-    except FileNotFoundError:
-        entries = []
-    for e in entries:
-        if e.name.startswith("."):
-            continue
-        try:
-            mtime = e.stat(follow_symlinks=False).st_mtime_ns
-        except OSError:
-            continue
-        if c.fail_seen.get(e.name) != mtime:
-            c.send_failures += 1  # a new failure, or a retry that failed again
-        seen[e.name] = mtime
-    c.fail_seen = seen
+        event = json.loads(path.read_text(encoding="utf-8"))
+        outcome, reason = str(event["outcome"]), str(event.get("reason") or "unknown")
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    c.attempts[outcome] = c.attempts.get(outcome, 0) + 1
+    if outcome != "sent":
+        c.failures[reason] = c.failures.get(reason, 0) + 1
 
 
 def update_counters(cfg: SiteConfig, *, min_interval: float = MIN_UPDATE_S) -> Counters:
@@ -136,10 +145,40 @@ def update_counters(cfg: SiteConfig, *, min_interval: float = MIN_UPDATE_S) -> C
             return c
         _scan_archive(cfg, c, time.time_ns())
         _scan_events(cfg, c)
-        _scan_failures(cfg, c)
         c.updated = time.time()
         try:
             write_bytes_atomic(path, json.dumps(asdict(c)).encode(), durable=False)
         except OSError as exc:
             LOGGER.warning("cannot save the metrics counters", extra={"error": exc.strerror})
         return c
+
+
+@dataclass
+class TransferFigures:
+    """What `fiona status` and the Status page say about transfers."""
+
+    attempts: dict[str, int]  # outcome -> attempts, since counting began
+    failures: dict[str, int]  # reason -> attempts that sent nothing
+    failed_requests: int  # requests failed now (one each), not cancelled
+    cancelled_requests: int
+    failed_by_reason: dict[str, int]
+
+    def lines(self) -> list[str]:
+        def listing(d: dict[str, int]) -> str:
+            return ", ".join(f"{k} {v}" for k, v in sorted(d.items())) or "none"
+
+        return [
+            f"requests failed {self.failed_requests} ({listing(self.failed_by_reason)}); "
+            f"cancelled {self.cancelled_requests}",
+            f"attempts {sum(self.attempts.values())} ({listing(self.attempts)})",
+            f"send failures {sum(self.failures.values())} ({listing(self.failures)})",
+        ]
+
+
+def transfer_figures(cfg: SiteConfig) -> TransferFigures:
+    """Attempts and failures (counters) with the failed requests of now (transfers_fail)."""
+    c = update_counters(cfg)
+    now = count_failures(cfg.paths)
+    return TransferFigures(
+        dict(c.attempts), dict(c.failures), now.failed, now.cancelled, dict(now.by_reason)
+    )

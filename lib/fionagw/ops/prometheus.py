@@ -10,6 +10,7 @@ from pathlib import Path
 from fionagw.config import SiteConfig
 from fionagw.ops.counters import Counters, update_counters
 from fionagw.ops.status import Status, collect_status
+from fionagw.transfers.failures import count_failures
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -88,26 +89,37 @@ def render(cfg: SiteConfig, status: Status | None = None, counters: Counters | N
         c.studies_arrived,
     )
     out.family(
+        "fionagw_transfer_attempts_total",
+        "counter",
+        "Attempts of anonymizeAndSend at a transfer request, by outcome (sent, failed, deferred).",
+        [({"outcome": k}, v) for k, v in sorted(c.attempts.items())],
+    )
+    out.family(
         "fionagw_send_failures_total",
         "counter",
-        "Failed transfers (a new or rewritten file in transfers_fail).",
-        c.send_failures,
+        "Attempts that sent nothing (failed, or deferred to a retry), by reason.",
+        [({"reason": k}, v) for k, v in sorted(c.failures.items())],
     )
+    failures = count_failures(p)
     out.family(
         "fionagw_transfer_requests",
         "gauge",
-        "Transfer request files by state.",
+        "Transfer requests by state (one each, whatever files a failed one left).",
         [
             (
                 {"state": "pending"},
                 st.queues.get("transfer requests", _count_entries(p.transfer_requests)),
             ),
             ({"state": "done"}, _count_entries(p.transfers_done)),
-            (
-                {"state": "failed"},
-                st.queues.get("failed transfers", _count_entries(p.transfers_fail)),
-            ),
+            ({"state": "failed"}, failures.failed),
+            ({"state": "cancelled"}, failures.cancelled),
         ],
+    )
+    out.family(
+        "fionagw_failed_requests",
+        "gauge",
+        "Failed transfer requests (not cancelled) by reason.",
+        [({"reason": k}, v) for k, v in sorted(failures.by_reason.items())],
     )
     out.family(
         "fionagw_queue_depth",

@@ -21,6 +21,7 @@ from typing import Any
 from fionagw.config import SiteConfig, receiver_enabled
 from fionagw.ops import daemon, process
 from fionagw.ops.jobstate import JobRun, last_run, recorded_jobs
+from fionagw.transfers.failures import count_failures
 
 # (bin program, pid/log component), in start order: the classifier first, it reads the FIFO.
 DAEMONS = (("processSingleFile", "processSingleFile"), ("storectl", "storescpd"))
@@ -93,7 +94,7 @@ def queue_depths(cfg: SiteConfig) -> dict[str, int]:
     return {
         "arrived jobs": _count_files(p.arrived),
         "transfer requests": _count_files(p.transfer_requests),
-        "failed transfers": _count_files(p.transfers_fail),
+        "failed transfers": count_failures(p).failed,  # requests, not their files
         "incoming list": incoming,
     }
 

@@ -147,7 +147,7 @@ def write_record(paths: SitePaths, record: FailureRecord, source: Path | None = 
     target = fail_file(paths, record.name)
     if source is not None and source.exists():
         os.replace(source, target)
-    else:
+    elif not target.exists():  # an existing copy is the request as it was: keep it
         write_json_atomic(target, record.request if record.request is not None else {})
     return target
 
