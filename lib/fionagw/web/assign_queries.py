@@ -10,6 +10,11 @@ shown at all (the incoming list and the tracker only hold their SHA-256).
 Visibility: a user sees the studies no project has yet (unassigned), and the studies assigned
 (by a transfer request, or uploaded on the Attach page for a project) to a project where the
 user has a role; an admin sees everything.
+
+A failed assignment shows its failure record (transfers/failures.py): the reason, whether trying
+again can help, and the release check's tag paths (never a value); one waiting for the retry of
+its send shows "retrying"; a cancelled one "cancelled". Those with the assign role on its
+project may retry, cancel or reassign it (assign_actions.py).
 """
 
 from __future__ import annotations
@@ -19,12 +24,15 @@ import hashlib
 import hmac
 import io
 import json
+import re
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pydicom.datadict import keyword_for_tag
 
 from fionagw.arrival.incoming import IncomingEntry, read_entries
 from fionagw.classify.record import NO_DESCRIPTION
@@ -34,6 +42,7 @@ from fionagw.organize.series_json import study_series
 from fionagw.routing.coupling import MAX_BYTES as COUPLING_MAX_BYTES
 from fionagw.routing.coupling import CouplingListError, RowError, import_coupling_list
 from fionagw.routing.populate import series_record, study_record
+from fionagw.routing.requests import request_path
 from fionagw.tracking.base import Tracker
 from fionagw.tracking.records import (
     COMPLETE_ERROR,
@@ -43,6 +52,8 @@ from fionagw.tracking.records import (
     IncomingStudy,
     Transfer,
 )
+from fionagw.transfers.failures import PERMANENT, TRANSIENT, FailureRecord, read_record
+from fionagw.transfers.queue import RequestQueue
 from fionagw.upload.records import upload_projects
 from fionagw.web.id_pattern import participant_hint
 
@@ -69,6 +80,15 @@ def may_see_for(user: Any) -> MaySee:
     return may_see
 
 
+def may_act_for(user: Any) -> MaySee:
+    """May the user retry, cancel or reassign a failed request of this project."""
+
+    def may_act(project: str) -> bool:
+        return bool(user.is_admin) or bool(user.has_role(project, "assign"))
+
+    return may_act
+
+
 # --- rows -----------------------------------------------------------------------------------
 
 
@@ -82,14 +102,32 @@ class SeriesRow:
 
 
 @dataclass
+class FailureDetail:
+    """What the failure record of a failed assignment says, ready to show."""
+
+    kind: str  # the reason in words, e.g. "release check found identifying values"
+    permanent: bool  # trying again cannot help until something changes
+    attempts: int
+    when: str  # local time it failed (or was cancelled)
+    hits: list[str] = field(default_factory=list)  # "(0008,0090) ReferringPhysicianName: ..."
+    more_hits: int = 0
+    cancelled: str = ""  # "by NAME at TIME (note)"
+    next_try: str = ""  # retrying: local time of the next attempt
+
+
+@dataclass
 class Assignment:
     project: str
     participant: str
     event: str
     requested: str
-    state: str  # "requested", "sent", "failed"
+    state: str  # "requested", "sent", "failed", "retrying", "cancelled"
     sent: str = ""  # transfer_date
     reason: str = ""  # why it failed
+    instance: int = 0  # the tracker's repeat instance: names the assignment in a URL
+    detail: FailureDetail | None = None
+    can_act: bool = False  # the user may retry, cancel or reassign it
+    transfer: Transfer | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -121,7 +159,7 @@ class StudyRow:
     def state(self) -> str:
         """The study's overall state for the list: unassigned, requested, sent, failed."""
         states = {a.state for a in self.assignments}
-        for s in ("failed", "requested", "sent"):
+        for s in ("failed", "retrying", "requested", "sent", "cancelled"):
             if s in states:
                 return s
         return "unassigned"
@@ -193,7 +231,84 @@ def assignment(t: Transfer) -> Assignment:
         state,
         t.transfer_date,
         failure_reason(t.transfer_error_message) if state == "failed" else "",
+        instance=t.instance,
+        transfer=t,
     )
+
+
+# --- failure details ------------------------------------------------------------------------
+
+_LAST_TAG = re.compile(r"\(([0-9A-Fa-f]{4}),([0-9A-Fa-f]{4})\)$")
+SHOWN_HITS = 50
+
+
+def tag_path_label(path: str, kind: str = "", files: int = 0) -> str:
+    """``(0008,0090) ReferringPhysicianName: staff name, in 2 files`` (private and unknown
+    tags keep the path alone). The path and the kind of value, never the value."""
+    m = _LAST_TAG.search(path)
+    keyword = keyword_for_tag(int(m.group(1) + m.group(2), 16)) if m else ""
+    text = f"{path} {keyword}" if keyword else path
+    if kind:
+        text += f": {kind.replace('_', ' ')}"
+    if files > 1:
+        text += f", in {files} files"
+    return text
+
+
+def _stamp(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(epoch)) if epoch else ""
+
+
+def failure_detail(record: FailureRecord) -> FailureDetail:
+    kinds = {**PERMANENT, **TRANSIENT}
+    cancelled = ""
+    if record.cancelled:
+        c = record.cancelled
+        cancelled = f"by {c.get('by', '?')} at {_stamp(float(c.get('at') or 0))}" + (
+            f" ({c['note']})" if c.get("note") else ""
+        )
+    return FailureDetail(
+        kind=kinds.get(record.reason, record.reason or "failed"),
+        permanent=record.permanent,
+        attempts=record.attempts,
+        when=_stamp(record.failed_at),
+        hits=[tag_path_label(h.path, h.kind, h.files) for h in record.hits[:SHOWN_HITS]],
+        more_hits=max(0, len(record.hits) - SHOWN_HITS),
+        cancelled=cancelled,
+    )
+
+
+def add_failure_details(cfg: SiteConfig, rows: list[StudyRow], may_act: MaySee) -> None:
+    """Put each failed assignment's failure record (or its retry state, when its send waits
+    for the next try) into ``rows``; ``may_act(project)``: may the user act on it."""
+    queue = RequestQueue(cfg.paths)
+    for row in rows:
+        for a in row.assignments:
+            if a.state != "failed" or a.transfer is None:
+                continue
+            a.can_act = may_act(a.project)
+            path = request_path(cfg, a.transfer)
+            record = read_record(cfg.paths, path.name)
+            if path.exists():  # queued again: a send waiting for its retry, or re-queued
+                state = queue.state(path)
+                a.state = "retrying" if state.attempts else "requested"
+                if state.attempts:
+                    a.reason = state.last_error or a.reason
+                    a.detail = FailureDetail(
+                        "waiting to try again",
+                        False,
+                        state.attempts,
+                        "",
+                        next_try=_stamp(state.next_try),
+                    )
+                continue
+            if record is None:
+                continue
+            a.detail = failure_detail(record)
+            a.reason = record.error or a.reason
+            if record.cancelled:
+                a.state = "cancelled"
+                a.can_act = False
 
 
 def _description(value: object) -> str:
@@ -345,14 +460,20 @@ def study_list(
     rows = incoming_studies(
         cfg, tracker, secret, may_see_for(user), query=query, uploads=attach_uploads(cfg)
     )
-    return paginate(rows, number, per_page)
+    page = paginate(rows, number, per_page)
+    add_failure_details(cfg, page.rows, may_act_for(user))
+    return page
 
 
 def user_study(
     cfg: SiteConfig, tracker: Tracker, secret: bytes, user: Any, key: str
 ) -> StudyRow | None:
-    """The study behind ``key`` if the user may see it (see :func:`find_study`)."""
-    return find_study(cfg, tracker, secret, key, may_see_for(user), uploads=attach_uploads(cfg))
+    """The study behind ``key`` if the user may see it (see :func:`find_study`), with the
+    details of its failed assignments."""
+    row = find_study(cfg, tracker, secret, key, may_see_for(user), uploads=attach_uploads(cfg))
+    if row is not None:
+        add_failure_details(cfg, [row], may_act_for(user))
+    return row
 
 
 # --- choices and the assignment ---------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Assign's pages: the list (search, pages), a study (series, ClassifyType, the state of each
-assignment, the assignment form), the confirmation step, and the coupling-list upload."""
+assignment with a failure's reason and tag paths, the assignment form), the confirmation step,
+retry / cancel / reassign of a failed assignment, and the coupling-list upload."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import Any
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 
 from fionagw.routing.coupling import CouplingListError, RowError
+from fionagw.tracking.base import TrackerError
+from fionagw.web import assign_actions as actions
 from fionagw.web import assign_queries as q
 from fionagw.web.id_pattern import example_id, participant_hint
 
@@ -77,11 +80,19 @@ def _choice_from(values: Any) -> q.Choice:
     )
 
 
-def _render_study(row: q.StudyRow, choice: q.Choice, status: int = 200) -> tuple[str, int]:
+def _render_study(
+    row: q.StudyRow,
+    choice: q.Choice,
+    status: int = 200,
+    reassign: q.Choice | None = None,
+    reassign_instance: int = 0,
+) -> tuple[str, int]:
     form = q.study_form(tracker(), current_user(), row, choice)
     return render_template(
         "assign/study.html",
         study=row,
+        reassign=reassign or q.Choice(),
+        reassign_instance=reassign_instance,
         choice=form.choice,
         projects=form.projects,
         project=form.project,
@@ -145,6 +156,41 @@ def create(key: str) -> Any:
             "ok",
         )
     return redirect(url_for("assign.study", key=key))
+
+
+@bp.route("/study/<key>/transfer/<instance>/<action>", methods=["POST"])
+@login_required
+def act(key: str, instance: str, action: str) -> Any:
+    """Retry, cancel or reassign a failed assignment (a POST with the CSRF token); ``instance``
+    is the tracker's repeat instance of the request."""
+    row = _study_or_404(key)
+    if not instance.isdigit():
+        abort(404)
+    cfg, user, number = site_config(), current_user(), int(instance)
+    try:
+        if action == "retry":
+            outcome = actions.retry_assignment(cfg, tracker(), user, row, number)
+        elif action == "cancel":
+            outcome = actions.cancel_assignment(cfg, tracker(), user, row, number)
+        elif action == "reassign":
+            outcome = actions.reassign_assignment(
+                cfg, tracker(), user, row, number, _choice_from(request.form)
+            )
+        else:
+            abort(404)
+    except actions.ActionRefused as exc:
+        if exc.status != 400:
+            abort(exc.status, str(exc))
+        flash(str(exc), "error")
+        return redirect(url_for("assign.study", key=key), code=303)
+    except TrackerError as exc:
+        LOGGER.error("assignment action failed", extra={"action": action, "error": str(exc)})
+        flash(f"The tracker could not be updated, nothing was changed: {exc}", "error")
+        return redirect(url_for("assign.study", key=key), code=303)
+    if outcome.choice is not None:  # the new assignment has errors: show them by the form
+        return _render_study(row, q.Choice(), 400, outcome.choice, number)
+    flash(outcome.message, "ok")
+    return redirect(url_for("assign.study", key=key), code=303)
 
 
 @bp.route("/coupling", methods=["GET", "POST"])
