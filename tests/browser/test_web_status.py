@@ -84,3 +84,42 @@ def test_status_page_shows_services_jobs_and_plots(web_site: WebSite, admin_page
         screenshot(page, "status-down")
     finally:
         run_bin("storectl", "stop", config=config)
+
+
+def test_transfer_counts_and_integer_ticks(web_site: WebSite, admin_page: Any) -> None:
+    """A request that fails for good (its study is gone) is tried once however often cron runs,
+    and the Status page counts it once (not its two files); a week with one transfer a day at
+    most gets the y axis 0, 1 (it read 1 / 0 / 0)."""
+    cfg, config, page = web_site.cfg, web_site.config, admin_page
+    tracker = open_tracker(cfg)
+    t = tracker.request_transfer("1.2.3.1", "DEMO", "DEMO001", "baseline")
+    assert t is not None
+    t.transfer_date, t.transfers_complete = _today(), COMPLETE_OK
+    tracker.update_transfer(t)
+    assert tracker.request_transfer("1.2.3.77", "DEMO", "DEMO077", "baseline") is not None
+    tracker.close()
+    for _ in range(3):  # three cron minutes
+        for program in ("createTransferRequest", "anonymizeAndSend"):
+            r = run_bin(program, config=config)
+            assert r.returncode == 0, r.stdout + r.stderr
+    assert len(list(cfg.paths.transfers_fail.iterdir())) == 2  # FIONA's pair of files
+
+    page.goto(web_site.url + "status/")
+    counts = {
+        row.get_attribute("data-count"): row.locator("td").all_inner_texts()
+        for row in page.locator("#transfer-counts tr").all()
+    }
+    assert counts["failed-requests"][1:] == ["1", "study_deleted 1"]
+    assert counts["attempts"][1:] == ["1", "failed 1"]
+    assert counts["send-failures"][1:] == ["1", "study_deleted 1"]
+    queue = page.locator("#queues tr", has_text="failed transfers").locator("td")
+    assert queue.nth(1).inner_text() == "1"
+    ticks = page.locator("#plot-transfers svg text.tick").all_text_contents()
+    assert ticks == ["0", "1"], ticks
+    images = page.locator("#plot-images svg text.tick").all_text_contents()
+    assert len(set(images)) == len(images) and all(x.isdigit() for x in images), images
+    screenshot(page, "status-transfer-counts")
+
+    r = run_bin("fiona", "status", config=config)
+    assert "requests failed 1 (study_deleted 1); cancelled 0" in r.stdout, r.stdout
+    assert "attempts 1 (failed 1)" in r.stdout and "send failures 1 (study_deleted 1)" in r.stdout

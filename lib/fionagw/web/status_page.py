@@ -1,5 +1,6 @@
 """What the Status page shows beyond :func:`fionagw.ops.status.collect_status`, ready to render:
-one row per cron job (last run, how long ago, freshness) and the week's two plots as SVG."""
+one row per cron job (last run, how long ago, freshness), the transfer counts and the week's two
+plots as SVG."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 from fionagw.config import SiteConfig
 from fionagw.config.projects import ProjectsError
+from fionagw.ops.counters import TransferFigures, transfer_figures
 from fionagw.ops.status import Status, human_duration
 from fionagw.tracking.base import Tracker, TrackerError
 
@@ -39,6 +41,11 @@ def job_rows(st: Status, now: float) -> list[dict[str, Any]]:
             }
         )
     return jobs
+
+
+def transfer_counts(cfg: SiteConfig) -> TransferFigures:
+    """Failed requests now (one each), attempts by outcome and send failures by reason."""
+    return transfer_figures(cfg)
 
 
 def images_plot(cfg: SiteConfig, now: float) -> str:

@@ -21,6 +21,13 @@ def _nice_max(value: int) -> int:
     return 10 * exp
 
 
+def _ticks(ymax: int) -> list[int]:
+    """Distinct whole-number ticks from 0 to ``ymax`` (a count has no half): a fifth of the
+    range when that is whole, else half, else every unit."""
+    parts = next(p for p in (5, 2, 1) if ymax % p == 0)
+    return list(range(0, ymax + 1, ymax // parts))
+
+
 def bar_chart(
     labels: list[str],
     series: list[tuple[str, list[int], str]],
@@ -44,14 +51,14 @@ def bar_chart(
         f"<title>{escape(title)}</title>",
         f'<text x="{left}" y="16" font-weight="600">{escape(title)}</text>',
     ]
-    for frac in (0, 0.5, 1):
-        y = top + plot_h * (1 - frac)
+    for tick in _ticks(ymax):
+        y = top + plot_h * (1 - tick / ymax)
         out.append(
             f'<line class="grid" x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" '
             f'stroke="#d8dde3" stroke-width="1"/>'
         )
         out.append(
-            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{round(ymax * frac):g}</text>'
+            f'<text class="tick" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{tick}</text>'
         )
     for i, label in enumerate(labels):
         x = left + i * step + (step - bar_w) / 2

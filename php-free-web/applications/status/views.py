@@ -32,5 +32,6 @@ def index() -> Any:
         images_svg=Markup(status_page.images_plot(cfg, now)),
         transfers_svg=Markup(transfers_svg),
         transfers_error=transfers_error,
+        transfer_counts=status_page.transfer_counts(cfg),
         collected=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(st.collected_at)),
     )
