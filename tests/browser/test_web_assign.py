@@ -1,6 +1,8 @@
 """Assign in Chromium against `fiona web`: a study sent by storescu is listed, assigned (with the
 inline participant-ID error on the way), requested in the tracker, queued by createTransferRequest
-and sent (or failed) by anonymizeAndSend; coupling lists; who sees what; 1,000 studies in < 1 s."""
+and sent (or failed) by anonymizeAndSend; a release-check failure shows its tag paths and is
+retried, reassigned or cancelled; coupling lists; who sees what; the list at 900 px; 1,000
+studies in < 1 s."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from fionagw.config import SiteConfig
 from fionagw.ops.log import phi_hash
 from fionagw.tracking.factory import open_tracker
 from fionagw.tracking.records import COMPLETE_ERROR, COMPLETE_OK
+from fionagw.web.assign_queries import ensure_recorded
 from support import synth
 from support.assign_seed import PROJECTS, seed
 from support.site import run_bin, storescu, wait_for
@@ -202,6 +205,166 @@ def test_assign_a_study_storescu_just_sent(site: WebSite, page: Any, tmp_path: P
     )
     screenshot(page, "assign-failed")
     no_phi(page, PATIENT["patient_id"], "Hansen", uid2)
+
+
+# a project that keeps the institution's name: the release check stops every study of it
+LEAKY = """\
+  LEAKY:
+    title: Keeps the institution
+    participant_id: '^L[0-9]{3}$'
+    destination: research-folder
+    deid: {mode: keyed, options: [retain_institution_identity]}
+"""
+
+
+def cron_minute(site: WebSite) -> None:
+    for program in ("createTransferRequest", "anonymizeAndSend"):
+        r = run_bin(program, config=site.config, timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+
+
+def attempted(cfg: SiteConfig, name: str) -> list[str]:
+    """The outcomes of anonymizeAndSend's attempts at request ``name``, oldest first."""
+    events = [json.loads(p.read_text()) for p in sorted(cfg.paths.events.glob("*-transfer-*"))]
+    return [e["outcome"] for e in events if e.get("request") == name]
+
+
+def test_a_release_check_failure_is_shown_retried_reassigned_and_cancelled(
+    site: WebSite, page: Any, tmp_path: Path
+) -> None:
+    cfg = site.cfg
+    (tmp_path / "projects.yml").write_text(PROJECTS + LEAKY)
+    uid = arrive(cfg, tmp_path / "s1", accession="ACC-LEAK-1", study_description="Leaky", **PATIENT)
+    tracker = open_tracker(cfg)
+    ensure_recorded(cfg, tracker, uid)
+    for participant in ("L001", "L002"):
+        assert tracker.request_transfer(uid, "LEAKY", participant) is not None
+    tracker.close()
+    first, second = f"{uid}_LEAKY_L001_1.json", f"{uid}_LEAKY_L002_2.json"
+    cron_minute(site)
+    assert attempted(cfg, first) == ["failed"] and attempted(cfg, second) == ["failed"]
+    cron_minute(site)  # a permanent failure is not tried again by itself
+    assert attempted(cfg, first) == ["failed"]
+    assert not list(cfg.paths.transfer_requests.glob("*.json"))
+
+    login(page, site.url)
+    page.goto(site.url + "assign/")
+    row = page.locator("tr.study", has_text="ACC-LEAK-1")
+    assert "failed: LEAKY L001" in row.inner_text()
+    row.locator("a", has_text="Open").click()
+    page.wait_for_load_state()
+    detail = page.locator('tr.failure-detail[data-instance="1"]')
+    text = detail.inner_text()
+    assert "release check found identifying values" in text
+    assert "(0008,0080) InstitutionName: institution" in text  # the tag path and kind ...
+    assert "not retried by itself" in text
+    no_phi(page, "Synthetic Hospital", PATIENT["patient_id"], "Hansen", uid)  # ... never a value
+    screenshot(page, "assign-release-check-failure")
+    study_url = page.url
+
+    # CSRF and roles: a POST without the token, and a user who may see but not assign
+    r = page.request.post(study_url + "/transfer/1/retry", form={})
+    assert r.status == 400
+    site.add_user("rita", "rita-password-1", [("review", "LEAKY")])
+    other = page.context.browser.new_context(viewport={"width": 1366, "height": 900})
+    try:
+        rita = other.new_page()
+        login(rita, site.url, "rita", "rita-password-1")
+        rita.goto(study_url)
+        assert rita.locator("tr.failure-detail button").count() == 0  # no buttons for her
+        token = rita.locator("meta[name=csrf-token]").get_attribute("content") or ""
+        r = rita.request.post(
+            study_url + "/transfer/1/retry", form={}, headers={"X-CSRF-Token": token}
+        )
+        assert r.status == 403 and "assign role on project LEAKY" in r.text()
+    finally:
+        other.close()
+    assert not (cfg.paths.transfer_requests / first).exists()
+
+    # retry: back in the queue, and the next anonymizeAndSend run attempts it
+    detail.locator("button.retry").click()
+    page.wait_for_load_state()
+    assert "Queued again: LEAKY L001" in page.inner_text("p.flash.ok")
+    assert (cfg.paths.transfer_requests / first).exists()
+    assert page.locator('tr.assignment[data-instance="1"] .badge').inner_text() == "requested"
+    assert run_bin("anonymizeAndSend", config=site.config, timeout=300).returncode == 0
+    assert attempted(cfg, first) == ["failed", "failed"]
+
+    # reassign: the same validation as a first assignment, then queued at once
+    page.reload()
+    detail.locator("summary", has_text="Reassign").click()
+    form = detail.locator("form.reassign-form")
+    form.locator("select[name=project]").select_option("DEMO")
+    form.locator("input[name=new_participant]").fill("DEMO12")
+    form.locator("input[name=event]").fill("baseline")
+    form.locator("button", has_text="Reassign and queue").click()
+    page.wait_for_load_state()
+    error = page.locator("p.reassign-error")
+    assert "'DEMO12' is not a valid participant ID for DEMO" in error.inner_text()
+    screenshot(page, "assign-reassign-invalid")
+    assert len(open_tracker(cfg).transfers(study_uid=uid)) == 2  # nothing was changed
+    form = page.locator('tr.failure-detail[data-instance="1"] form.reassign-form')
+    form.locator("input[name=new_participant]").fill("DEMO012")
+    form.locator("button", has_text="Reassign and queue").click()
+    page.wait_for_load_state()
+    assert "LEAKY L001 cancelled, DEMO DEMO012 (baseline) queued" in page.inner_text("p.flash.ok")
+    assert [p.name for p in cfg.paths.transfer_requests.glob("*.json")] == [
+        f"{uid}_DEMO_DEMO012_3.json"
+    ]
+    assert page.locator('tr.assignment[data-instance="1"] .badge').inner_text() == "cancelled"
+    assert run_bin("anonymizeAndSend", config=site.config, timeout=300).returncode == 0
+    page.reload()
+    assert page.locator('tr.assignment[data-instance="3"] .badge').inner_text() == "sent"
+
+    # cancel: out of the queue for good
+    page.locator('tr.failure-detail[data-instance="2"] button.cancel').click()
+    page.wait_for_load_state()
+    assert "Cancelled: LEAKY L002" in page.inner_text("p.flash.ok")
+    assert page.locator('tr.assignment[data-instance="2"] .badge').inner_text() == "cancelled"
+    cron_minute(site)
+    assert (
+        attempted(cfg, second) == ["failed"] and not (cfg.paths.transfer_requests / second).exists()
+    )
+    screenshot(page, "assign-after-actions")
+
+    lines = [json.loads(x) for x in cfg.paths.logfile("audit").read_text().splitlines()]
+    assert [(e["user"], e["action"], e["request"]) for e in lines] == [
+        ("admin", "retry", first),
+        ("admin", "reassign", first),
+        ("admin", "cancel", second),
+    ]
+    assert lines[1]["to_project"] == "DEMO" and lines[1]["to_participant"] == "DEMO012"
+    assert all(e["time"] and e["study_uid"] == uid for e in lines)
+
+
+def test_the_list_at_900_px_keeps_every_column_readable(web_site: WebSite, page: Any) -> None:
+    """At 900 px the table scrolls sideways inside its container rather than squeezing a column
+    to a character a line; an accession number stays on one line."""
+    seed(web_site.cfg, 6, {0: "DEMO", 1: "OTHER"})
+    incoming = web_site.cfg.paths.incoming_list
+    incoming.write_text(incoming.read_text().replace("SEED00003", "ACC-2025-0001234567-X"))
+    page.set_viewport_size({"width": 900, "height": 800})
+    login(page, web_site.url)
+    page.goto(web_site.url + "assign/")
+    assert page.locator("tr.study").count() == 6
+    widths = page.locator("tr.study td").evaluate_all(
+        "tds => tds.map(td => td.getBoundingClientRect().width)"
+    )
+    char = page.evaluate(
+        """() => { const s = document.createElement('span'); s.textContent = '0000000000';
+                   document.querySelector('table.studies td').appendChild(s);
+                   const w = s.getBoundingClientRect().width / 10; s.remove(); return w; }"""
+    )
+    assert min(widths) >= 5 * char, (min(widths), char)  # no cell narrower than 5 characters
+    lines = page.locator("tr.study td.accession").evaluate_all(
+        """tds => tds.map(td => { const r = document.createRange(); r.selectNodeContents(td);
+                                  return new Set([...r.getClientRects()].map(b => b.top)).size; })"""
+    )
+    assert lines == [1] * 6, lines
+    scroll = page.locator(".table-scroll").first
+    assert scroll.evaluate("e => e.scrollWidth > e.clientWidth")  # it scrolls, it does not squeeze
+    assert page.evaluate("document.documentElement.scrollWidth") <= 900  # the page itself does not
+    screenshot(page, "assign-list-900px")
 
 
 def test_coupling_list_upload_shows_every_bad_line(

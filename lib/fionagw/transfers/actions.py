@@ -68,7 +68,7 @@ def reassign(
     new = tracker.request_transfer(t.study_instance_uid, project, participant, event)
     if new is None:
         return None
-    target = f"{project} {participant}" + (f" ({event})" if event else "")
+    target = f"{project} {participant}" + (f", event {event}" if event else "")
     cancel(cfg, tracker, t, by, f"reassigned to {target}")
     write_request(cfg, new)
     return new
