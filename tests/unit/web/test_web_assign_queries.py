@@ -139,3 +139,69 @@ def test_choice_validation(local_site: SiteConfig) -> None:
             "1.2.3",
             q.check_choice(q.Choice("DEMO", "", "bad", ""), projects, []),
         )
+
+
+def test_tag_path_labels_name_the_element_never_a_value() -> None:
+    assert (
+        q.tag_path_label("(0008,0090)", "person_name", 3)
+        == "(0008,0090) ReferringPhysicianName: person name, in 3 files"
+    )
+    assert (
+        q.tag_path_label("(0040,0275)[0]/(0032,1060)", "uid")
+        == "(0040,0275)[0]/(0032,1060) RequestedProcedureDescription: uid"
+    )
+    assert q.tag_path_label("(0019,1011)", "patient_id") == "(0019,1011): patient id"  # private
+
+
+def test_failure_details_show_the_record_the_retry_state_or_the_cancellation(
+    local_site: SiteConfig,
+) -> None:
+    """A failed assignment gets its failure record; one whose send waits for its retry is
+    "retrying" with the next try; a cancelled one is "cancelled" and offers no action."""
+    from fionagw.routing.requests import request_path, write_request
+    from fionagw.transfers.failures import FailureRecord, HitSummary, write_record
+    from fionagw.transfers.queue import RequestQueue, RetryState
+
+    cfg = local_site
+    failed = [
+        Transfer("1.2", i, "DEMO", f"DEMO00{i}", "baseline", transfers_complete=COMPLETE_ERROR)
+        for i in (1, 2, 3)
+    ]
+    names = [request_path(cfg, t).name for t in failed]
+    write_record(
+        cfg.paths,
+        FailureRecord(
+            names[0],
+            failed[0].request_row(),
+            "release check found identifying values in 2 file(s); nothing was sent",
+            "release_check",
+            hits=[HitSummary("(0008,0080)", "institution", 2)],
+            failed_at=time.time(),
+        ),
+    )
+    write_request(cfg, failed[1])
+    RequestQueue(cfg.paths).defer(
+        request_path(cfg, failed[1]), RetryState(2, time.time() + 120, "send to pacs failed")
+    )
+    record = FailureRecord(names[2], failed[2].request_row(), "x", "settings")
+    record.cancelled = {"by": "dm", "at": time.time(), "note": ""}
+    write_record(cfg.paths, record)
+    entry = IncomingEntry(int(time.time()), "1.2", {"accession": "A1"})
+    row = q.study_row(b"k", entry, None)
+    row.assignments = [q.assignment(t) for t in failed]
+
+    q.add_failure_details(cfg, [row], lambda project: project == "DEMO")
+    one, two, three = row.assignments
+    assert one.state == "failed" and one.can_act and one.detail is not None
+    assert one.detail.kind == "release check found identifying values" and one.detail.permanent
+    assert one.detail.hits == ["(0008,0080) InstitutionName: institution, in 2 files"]
+    assert one.reason.startswith("release check found identifying values in 2 file(s)")
+    assert two.state == "retrying" and two.reason == "send to pacs failed"
+    assert two.detail is not None and two.detail.attempts == 2 and two.detail.next_try
+    assert three.state == "cancelled" and not three.can_act
+    assert three.detail is not None and three.detail.cancelled.startswith("by dm at ")
+    assert row.state == "failed"
+
+    row.assignments = [q.assignment(t) for t in failed]
+    q.add_failure_details(cfg, [row], lambda project: False)  # no assign role: no actions
+    assert not any(a.can_act for a in row.assignments)
