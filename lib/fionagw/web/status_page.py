@@ -4,6 +4,7 @@ plots as SVG."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +17,8 @@ from fionagw.tracking.base import Tracker, TrackerError
 
 from . import statusdata
 from .svgplot import bar_chart
+
+LOGGER = logging.getLogger(__name__)
 
 
 def _stamp(epoch: float) -> str:
@@ -43,9 +46,14 @@ def job_rows(st: Status, now: float) -> list[dict[str, Any]]:
     return jobs
 
 
-def transfer_counts(cfg: SiteConfig) -> TransferFigures:
-    """Failed requests now (one each), attempts by outcome and send failures by reason."""
-    return transfer_figures(cfg)
+def transfer_counts(cfg: SiteConfig) -> TransferFigures | None:
+    """Failed requests now (one each), attempts by outcome and send failures by reason; None
+    when the counters cannot be brought up to date (a web user who may not write .pids/)."""
+    try:
+        return transfer_figures(cfg)
+    except OSError as exc:
+        LOGGER.warning("transfer counts unavailable", extra={"error": str(exc)})
+        return None
 
 
 def images_plot(cfg: SiteConfig, now: float) -> str:
