@@ -38,11 +38,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fionagw.config import DEFAULT_DESTINATION, SiteConfig
+from fionagw.config import DEFAULT_DESTINATION, ConfigError, SiteConfig
 from fionagw.config.projects import Project
 from fionagw.ops.atomic import write_json_atomic
 from fionagw.paths import SitePaths
-from fionagw.tracking.base import Tracker
+from fionagw.tracking.base import Tracker, TrackerError
 
 # reasons that retrying cannot cure as long as the settings and the study stay as they are
 PERMANENT = {
@@ -271,5 +271,8 @@ class Holds:
         if not record.fingerprint:
             return False
         if self._projects is None:
-            self._projects = self.tracker.projects()
+            try:
+                self._projects = self.tracker.projects()
+            except (TrackerError, ConfigError):  # nothing to compare with: keep holding
+                return True
         return record.fingerprint == fingerprint(self.cfg, self._projects.get(project), study_uid)

@@ -169,3 +169,16 @@ def test_cancel_holds_for_good_and_reassign_queues_the_new_request(site, tmp_pat
     assert AnonymizeAndSend(cfg, tracker).run().sent == queued
     out = sent_files(outbox)
     assert out and all(p.relative_to(outbox).parts[:2] == ("ALPHA", "ALPHA006") for p in out)
+
+
+def test_unreadable_projects_keep_a_failed_request_held(site, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """createTransferRequest cannot compare the settings (projects.yml is broken): the failed
+    request stays held, and the run does not fail for it."""
+    cfg, tracker, outbox, config = site
+    study = leaky_study(cfg, tmp_path)
+    req = request(cfg, tracker, study, "KEEPPRIV", "K001")
+    assert AnonymizeAndSend(cfg, tracker).run().failed == [req.name]
+    projects = Path(json.loads(Path(config).read_text())["tracker"]["projects_file"])
+    projects.write_text("projects: [not, a, mapping\n")
+    assert create_transfer_requests(cfg, tracker) == []
+    assert not req.exists()
