@@ -342,7 +342,8 @@ def test_the_list_at_900_px_keeps_every_column_readable(web_site: WebSite, page:
     to a character a line; an accession number stays on one line."""
     seed(web_site.cfg, 6, {0: "DEMO", 1: "OTHER"})
     incoming = web_site.cfg.paths.incoming_list
-    incoming.write_text(incoming.read_text().replace("SEED00003", "ACC-2025-0001234567-X"))
+    longest = "WWW-2025-0012345"  # an AccessionNumber (SH) has at most 16 characters
+    incoming.write_text(incoming.read_text().replace("SEED00003", longest))
     page.set_viewport_size({"width": 900, "height": 800})
     login(page, web_site.url)
     page.goto(web_site.url + "assign/")
@@ -361,6 +362,8 @@ def test_the_list_at_900_px_keeps_every_column_readable(web_site: WebSite, page:
                                   return new Set([...r.getClientRects()].map(b => b.top)).size; })"""
     )
     assert lines == [1] * 6, lines
+    cell = page.locator("tr.study td.accession", has_text=longest)
+    assert cell.evaluate("td => td.scrollWidth <= td.clientWidth")  # whole, not cut
     scroll = page.locator(".table-scroll").first
     assert scroll.evaluate("e => e.scrollWidth > e.clientWidth")  # it scrolls, it does not squeeze
     assert page.evaluate("document.documentElement.scrollWidth") <= 900  # the page itself does not
