@@ -3,6 +3,11 @@
 The SCP never waits for us: when the FIFO has no reader or is full it drops the
 notification. Nothing is lost because we reconcile: on start, and every minute for the
 study folders that changed, any archive file without a raw/ link is processed.
+
+A file the classifier cannot handle (it raises something unexpected) is a poison file: it
+is moved to site/broken/ with its reason, once, instead of being retried with a traceback at
+every start and reconcile. Only an OSError (a full disk, permissions: nothing wrong with the
+file) leaves it in the archive for the next reconcile.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ import filelock
 
 from fionagw.classify import Connection, RuleSet
 from fionagw.config import SiteConfig
-from fionagw.organize.tree import Organizer, parse_pipe_line
+from fionagw.ops.log_filter import format_exception_safe, safe_exception_text
+from fionagw.organize.tree import Organizer, Outcome, parse_pipe_line
 
 LOGGER = logging.getLogger(__name__)
 
@@ -73,6 +79,28 @@ def linked_sops(raw_study: Path) -> set[str]:
     return sops
 
 
+def file_one(organizer: Organizer, path: Path, connection: Connection) -> Outcome:
+    """``organizer.process`` that never raises: a poison file goes to broken/ (once), an
+    OSError is logged and the file stays in the archive for the next reconcile."""
+    try:
+        return organizer.process(path, connection)
+    except OSError as exc:
+        LOGGER.error(
+            "processing failed; will retry at the next reconcile",
+            extra={"file": str(path), "error": safe_exception_text(exc)},
+        )
+        return Outcome(path, False, reason=type(exc).__name__)
+    except Exception as exc:
+        reason = f"classifier failed: {safe_exception_text(exc)}"
+        organizer.move_aside(
+            path,
+            reason,
+            message="file the classifier cannot handle: moved aside",
+            details=format_exception_safe(exc),
+        )
+        return Outcome(path, False, reason=reason)
+
+
 class Processor:
     def __init__(self, cfg: SiteConfig) -> None:
         self.cfg = cfg
@@ -83,14 +111,7 @@ class Processor:
         self._last_full = 0.0
 
     def handle(self, path: Path, connection: Connection) -> None:
-        try:
-            outcome = self.organizer.process(path, connection)
-        except Exception:  # one bad file must never stop the daemon
-            self.failed += 1
-            LOGGER.exception(
-                "processing failed; will retry at the next reconcile", extra={"file": str(path)}
-            )
-            return
+        outcome = file_one(self.organizer, path, connection)  # one bad file never stops us
         if outcome.ok:
             self.processed += 1
         else:

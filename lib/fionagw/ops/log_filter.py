@@ -1,0 +1,197 @@
+"""Keep values read from DICOM files out of every log line, tracebacks included.
+
+An exception's text often quotes the data that caused it (pydicom: "Instead received
+b'DOE^JOHN' ..."), so a traceback of an unexpected exception can carry a patient ID into a
+log. Every handler that :func:`fionagw.ops.log.setup_logging` installs goes through
+:class:`PhiFilter`, which
+
+* replaces the traceback by its frames (file, line, function: no source text, no locals) and
+  the exception's type, withholding its message, unless the type is one of the project's own
+  errors whose messages are written to hold no values (:data:`PHI_FREE_ERRORS`); OSError keeps
+  its errno name (a full disk must stay visible) without the file name;
+* as defence in depth, redacts what looks like a value from data in the message and in the
+  ``extra=`` fields: pydicom's element reprs, bytes literals, quoted values after "value",
+  and person names (``Family^Given``).
+
+:func:`safe_exception_text` gives the same one-line description for code that reports an
+exception elsewhere (a reason file, a job's last run).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import re
+import sys
+import traceback
+from types import TracebackType
+
+# Qualified names of the project's errors whose messages name tags, offsets, files, config
+# keys or rule ids, never a value from a DICOM file (subclasses count too). Names rather than
+# imports: this module is imported before any of them.
+PHI_FREE_ERRORS = frozenset(
+    {
+        "fionagw.config.errors.ConfigError",
+        "fionagw.classify.rules.RulesError",
+        "fionagw.classify.series.NotDicomError",
+        "fionagw.dicom.errors.CodecError",
+        "fionagw.organize.series_json.SeriesJSONError",
+        "fionagw.organize.processor.WriterLockHeld",
+        "fionagw.ops.schedule.ScheduleError",
+        "fionagw.ops.crontab.CronError",
+        "fionagw.ops.gateway.StartError",
+    }
+)
+WITHHELD = "<message withheld: may quote data>"
+REDACTED = "<redacted>"
+
+_VRS = (
+    "AE|AS|AT|CS|DA|DS|DT|FL|FD|IS|LO|LT|OB|OD|OF|OL|OV|OW|PN|SH|SL|SQ|SS|ST|SV|TM|UC|UI|UL|UN"
+    "|UR|US|UT|UV"
+)
+_PATTERNS = (
+    # pydicom's element repr: "(0010,0010) Patient's Name  PN: 'DOE^JOHN'" -> keep tag and VR
+    (
+        re.compile(
+            rf"(\(\s*[0-9A-Fa-f]{{4}}\s*,\s*[0-9A-Fa-f]{{4}}\s*\)[^\n:]*?\b(?:{_VRS})\s*:)[^\n]*"
+        ),
+        rf"\1 {REDACTED}",
+    ),
+    # bytes literals are raw bytes of a file
+    (re.compile(r"""\bb(['"])(?:\\.|(?!\1).)*\1"""), f"b'{REDACTED}'"),
+    # "Invalid value for VR DA: '19610714'", "value 'x' is not ..."
+    (
+        re.compile(r"""(?i)(\bvalues?\b[^'"\n]{0,40}?)(['"])(?:\\.|(?!\2).)*\2"""),
+        rf"\1'{REDACTED}'",
+    ),
+    # person names as DICOM writes them: Family^Given[^Middle...]
+    (re.compile(r"[^\s'\"^=:,;()\[\]{}]*[^\W\d_]\^[^\s'\"=:,;()\[\]{}]*"), REDACTED),
+)
+
+
+def redact(text: str) -> str:
+    """``text`` with what looks like a value from data replaced by ``<redacted>``."""
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def is_phi_free(exc: BaseException) -> bool:
+    """Whether ``exc`` is one of the project's errors whose message holds no data values."""
+    return any(f"{c.__module__}.{c.__qualname__}" in PHI_FREE_ERRORS for c in type(exc).__mro__)
+
+
+def _type_name(exc: BaseException) -> str:
+    cls = type(exc)
+    return (
+        cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    )
+
+
+def _message(exc: BaseException) -> str:
+    """What may be said of ``exc`` besides its type (nothing, for most exceptions)."""
+    if is_phi_free(exc):
+        return redact(str(exc))
+    if isinstance(exc, OSError) and exc.errno is not None:  # the file name stays out
+        return f"[Errno {exc.errno} {errno.errorcode.get(exc.errno, '?')}]"
+    return WITHHELD
+
+
+def _innermost(tb: TracebackType | None) -> traceback.FrameSummary | None:
+    frames = traceback.extract_tb(tb) if tb is not None else []
+    return frames[-1] if frames else None
+
+
+def safe_exception_text(exc: BaseException) -> str:
+    """One line: the exception's type, what may be said of it, and where it was raised."""
+    text = f"{_type_name(exc)}: {_message(exc)}"
+    frame = _innermost(exc.__traceback__)
+    if frame is not None:
+        text += f" (at {frame.filename}:{frame.lineno} in {frame.name})"
+    return text
+
+
+def _frames(tb: TracebackType | None) -> list[str]:
+    return [
+        f'  File "{f.filename}", line {f.lineno}, in {f.name}'
+        for f in (traceback.extract_tb(tb) if tb is not None else [])
+    ]
+
+
+def format_exception_safe(exc: BaseException) -> str:
+    """A traceback as Python prints it, chained exceptions included, without source lines,
+    locals or (unless :func:`is_phi_free`) the messages."""
+    parts: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        block = ["Traceback (most recent call last):", *_frames(current.__traceback__)]
+        block.append(f"{_type_name(current)}: {_message(current)}")
+        parts.append("\n".join(block))
+        if current.__cause__ is not None:
+            parts.append("\nThe above exception was the direct cause of the following exception:\n")
+            current = current.__cause__
+        elif current.__context__ is not None and not current.__suppress_context__:
+            parts.append("\nDuring handling of the above exception, another exception occurred:\n")
+            current = current.__context__
+        else:
+            current = None
+    # Python prints the innermost cause first
+    return "\n".join(reversed(parts))
+
+
+_RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message",
+    "asctime",
+}
+
+
+class PhiFilter(logging.Filter):
+    """Rewrites every record it passes so no handler can put a data value into a line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "_phi_checked", False):  # one record reaches several handlers
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: say so, without the arguments
+            message = f"{record.msg!s} <arguments withheld: they did not format>"
+        record.msg, record.args = redact(message), None
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = format_exception_safe(record.exc_info[1])
+        elif record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        record.exc_info = None
+        for key, value in list(vars(record).items()):
+            if key not in _RESERVED and not key.startswith("_"):
+                if isinstance(value, BaseException):
+                    setattr(record, key, safe_exception_text(value))
+                elif isinstance(value, str):
+                    setattr(record, key, redact(value))
+        record._phi_checked = True
+        return True
+
+
+def install_excepthooks(logger: logging.Logger) -> None:
+    """An exception nobody caught is logged through ``logger`` (so through the filter) and
+    printed as one safe line, instead of Python's traceback with its message on stderr."""
+    import threading
+
+    def hook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+        if issubclass(kind, KeyboardInterrupt):
+            sys.__excepthook__(kind, exc, tb)
+            return
+        logger.critical("uncaught exception", exc_info=(kind, exc, tb))
+        print(f"{logger.name}: {safe_exception_text(exc)}", file=sys.stderr)
+
+    def thread_hook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_value is not None:
+            logger.critical(
+                "uncaught exception in a thread",
+                exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+                extra={"in_thread": getattr(args.thread, "name", "")},
+            )
+
+    sys.excepthook = hook
+    threading.excepthook = thread_hook
