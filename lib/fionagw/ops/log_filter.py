@@ -24,6 +24,7 @@ import logging
 import re
 import sys
 import traceback
+from pathlib import Path
 from types import TracebackType
 
 # Qualified names of the project's errors whose messages name tags, offsets, files, config
@@ -97,15 +98,22 @@ def _message(exc: BaseException) -> str:
     return WITHHELD
 
 
-def _innermost(tb: TracebackType | None) -> traceback.FrameSummary | None:
+_PACKAGE = str(Path(__file__).resolve().parents[1])  # lib/fionagw
+
+
+def _where(tb: TracebackType | None) -> traceback.FrameSummary | None:
+    """The innermost frame in fionagw's code (where our code met the exception), else the
+    innermost frame."""
     frames = traceback.extract_tb(tb) if tb is not None else []
-    return frames[-1] if frames else None
+    ours = [f for f in frames if f.filename.startswith(_PACKAGE)]
+    return (ours or frames or [None])[-1]
 
 
 def safe_exception_text(exc: BaseException) -> str:
-    """One line: the exception's type, what may be said of it, and where it was raised."""
+    """One line: the exception's type, what may be said of it, and where fionagw's code met
+    it (file, line, function)."""
     text = f"{_type_name(exc)}: {_message(exc)}"
-    frame = _innermost(exc.__traceback__)
+    frame = _where(exc.__traceback__)
     if frame is not None:
         text += f" (at {frame.filename}:{frame.lineno} in {frame.name})"
     return text

@@ -6,8 +6,9 @@ study folders that changed, any archive file without a raw/ link is processed.
 
 A file the classifier cannot handle (it raises something unexpected) is a poison file: it
 is moved to site/broken/ with its reason, once, instead of being retried with a traceback at
-every start and reconcile. Only an OSError (a full disk, permissions: nothing wrong with the
-file) leaves it in the archive for the next reconcile.
+every start and reconcile. Only an OSError of the machine (a full disk, permissions: nothing
+wrong with the file, see RETRY_ERRNOS) leaves it in the archive for the next reconcile; an
+OSError the file's values cause (a name too long for the filesystem) makes it poison too.
 """
 
 from __future__ import annotations
@@ -34,6 +35,24 @@ LOGGER = logging.getLogger(__name__)
 RECONCILE_EVERY_S = 60.0
 FULL_RECONCILE_EVERY_S = 3600.0
 UNKNOWN = Connection("unknown", "unknown", "unknown")
+# OSErrors that say something about the machine, not the file: the file is retried later.
+RETRY_ERRNOS = frozenset(
+    {
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EACCES,
+        errno.EPERM,
+        errno.EROFS,
+        errno.EIO,
+        errno.EMFILE,
+        errno.ENFILE,
+        errno.ENOMEM,
+        errno.EAGAIN,
+        errno.EBUSY,
+        errno.ESTALE,
+        errno.ENOENT,
+    }
+)
 
 
 class WriterLockHeld(RuntimeError):
@@ -85,20 +104,34 @@ def file_one(organizer: Organizer, path: Path, connection: Connection) -> Outcom
     try:
         return organizer.process(path, connection)
     except OSError as exc:
+        if exc.errno not in RETRY_ERRNOS:
+            return _poison(organizer, path, exc)
         LOGGER.error(
             "processing failed; will retry at the next reconcile",
             extra={"file": str(path), "error": safe_exception_text(exc)},
         )
         return Outcome(path, False, reason=type(exc).__name__)
     except Exception as exc:
-        reason = f"classifier failed: {safe_exception_text(exc)}"
+        return _poison(organizer, path, exc)
+
+
+def _poison(organizer: Organizer, path: Path, exc: BaseException) -> Outcome:
+    """Move ``path`` to broken/: one log line with the exception's type and where it was
+    raised; the reason file adds the frames (messages withheld: they may quote data)."""
+    reason = f"classifier failed: {safe_exception_text(exc)}"
+    try:
         organizer.move_aside(
             path,
             reason,
             message="file the classifier cannot handle: moved aside",
             details=format_exception_safe(exc),
         )
-        return Outcome(path, False, reason=reason)
+    except OSError as move_error:  # broken/ not writable: the next reconcile tries again
+        LOGGER.error(
+            "file the classifier cannot handle could not be moved aside",
+            extra={"file": str(path), "reason": reason, "error": safe_exception_text(move_error)},
+        )
+    return Outcome(path, False, reason=reason)
 
 
 class Processor:

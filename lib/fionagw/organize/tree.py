@@ -187,24 +187,34 @@ class Organizer:
             series_dir.mkdir(parents=True, exist_ok=True)
             on_disk = {e.name for e in os.scandir(series_dir) if not e.name.startswith(".")}
             pending = _PendingSeries({}, time.monotonic(), on_disk)
-        if sop not in pending.on_disk:
-            pending.fresh.add(sop)
+        fresh = sop not in pending.on_disk and sop not in pending.fresh
         stored = pending.record if json_path in self._pending else self._load_series(json_path)
         record = update_series(
-            stored, ds, connection, self.rules, len(pending.on_disk) + len(pending.fresh)
+            stored,
+            ds,
+            connection,
+            self.rules,
+            len(pending.on_disk) + len(pending.fresh) + int(fresh),
         )
-        pending.record = record
-        pending.links[sop] = self._real_path(path)
-        self._pending[json_path] = pending
-
+        # Everything that can fail on this file's values comes before the batch takes it, so
+        # a file that raises leaves the batch as it was (and goes to broken/, processor.py).
         self._link_participant(ds, study)
+        srs_link = None
         if _text_of(ds, 0x00080060) == "SR":  # Modality
             manufacturer = safe_component(_text_of(ds, 0x00080070) or "_")
             srs_dir = self.paths.srs / manufacturer / study
             srs_dir.mkdir(parents=True, exist_ok=True)
-            pending.srs.append((series_dir / sop, srs_dir / sop))
+            srs_link = (series_dir / sop, srs_dir / sop)
+
+        if fresh:
+            pending.fresh.add(sop)
+        pending.record = record
+        pending.links[sop] = self._real_path(path)
+        if srs_link is not None:
+            pending.srs.append(srs_link)
         if self.touch_jobs:
             pending.job = self._series_job(connection, study, series)
+        self._pending[json_path] = pending
         return Outcome(path, True, study, series)
 
     def _paths_of(self, study: str, series: str) -> tuple[Path, Path]:
