@@ -112,12 +112,13 @@ def broken_files(directory: Path) -> dict[str, bytes]:
 
 def unsendable_files(directory: Path) -> dict[str, bytes]:
     """Variants a sender would refuse to send (the archive may still hold such bytes)."""
-    base = base_file(directory, 20)
     return {
         # a length past the end of the file, in the middle of the patient's elements
-        "pid_length_past_end": splice(base, "PatientID", "LO", b"ZQXPHIID02", length=0x7FF0),
+        "pid_length_past_end": splice(
+            base_file(directory, 20), "PatientID", "LO", b"ZQXPHIID02", length=0x7FF0
+        ),
         # a patient name cut in the middle of its value: the file ends there
-        "truncated_name": _cut_after(base, "PatientName"),
+        "truncated_name": _cut_after(base_file(directory, 21), "PatientName"),
     }
 
 

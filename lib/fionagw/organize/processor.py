@@ -7,7 +7,7 @@ study folders that changed, any archive file without a raw/ link is processed.
 A file the classifier cannot handle (it raises something unexpected) is a poison file: it
 is moved to site/broken/ with its reason, once, instead of being retried with a traceback at
 every start and reconcile. Only an OSError of the machine (a full disk, permissions: nothing
-wrong with the file, see RETRY_ERRNOS) leaves it in the archive for the next reconcile; an
+wrong with the file, see POISON_ERRNOS) leaves it in the archive for the next reconcile; an
 OSError the file's values cause (a name too long for the filesystem) makes it poison too.
 """
 
@@ -35,24 +35,10 @@ LOGGER = logging.getLogger(__name__)
 RECONCILE_EVERY_S = 60.0
 FULL_RECONCILE_EVERY_S = 3600.0
 UNKNOWN = Connection("unknown", "unknown", "unknown")
-# OSErrors that say something about the machine, not the file: the file is retried later.
-RETRY_ERRNOS = frozenset(
-    {
-        errno.ENOSPC,
-        errno.EDQUOT,
-        errno.EACCES,
-        errno.EPERM,
-        errno.EROFS,
-        errno.EIO,
-        errno.EMFILE,
-        errno.ENFILE,
-        errno.ENOMEM,
-        errno.EAGAIN,
-        errno.EBUSY,
-        errno.ESTALE,
-        errno.ENOENT,
-    }
-)
+# OSErrors that a file's values cause (a PatientID too long for a folder name, bytes the
+# filesystem refuses in a name): the file is poison. Any other OSError is the machine's (a
+# full disk, permissions, a damaged tree): the file stays in the archive and is retried.
+POISON_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.EILSEQ, errno.EINVAL, errno.EOVERFLOW})
 
 
 class WriterLockHeld(RuntimeError):
@@ -104,7 +90,7 @@ def file_one(organizer: Organizer, path: Path, connection: Connection) -> Outcom
     try:
         return organizer.process(path, connection)
     except OSError as exc:
-        if exc.errno not in RETRY_ERRNOS:
+        if exc.errno in POISON_ERRNOS:
             return _poison(organizer, path, exc)
         LOGGER.error(
             "processing failed; will retry at the next reconcile",
