@@ -109,6 +109,9 @@ def _test(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
     """``test [FILE] [SITE]``: an argument that names an existing file (or looks like a path)
     is the file, anything else the site."""
     from fionagw.classify import RulesError, RuleSet, classify_file
+    from fionagw.ops.log import quiet_pydicom
+
+    quiet_pydicom()  # pydicom's warnings quote values ("Invalid value for VR UI: '...'")
 
     files = [t for t in args.targets if Path(t).exists() or "/" in t or t.endswith(".dcm")]
     sites = [t for t in args.targets if t not in files]

@@ -20,6 +20,7 @@ exception elsewhere (a reason file, a job's last run).
 from __future__ import annotations
 
 import errno
+import hashlib
 import logging
 import re
 import sys
@@ -67,7 +68,21 @@ _PATTERNS = (
     ),
     # person names as DICOM writes them: Family^Given[^Middle...]
     (re.compile(r"[^\s'\"^=:,;()\[\]{}]*[^\W\d_]\^[^\s'\"=:,;()\[\]{}]*"), REDACTED),
+    # a non-conformant UID (letters after a UID root: "1.2.DOEJOHN"), also inside a path; the
+    # names the gateway gives files (<UID>.json, .tgz, ...) are kept
+    (
+        re.compile(
+            r"(?<![0-9A-Za-z-])(\d+(?:\.\d+)+\.?)"
+            r"(?!(?:json|tgz|md5sum|reason|log|lock|pid|info|seen|dcm|tmp)(?![0-9A-Za-z_-]))"
+            r"[A-Za-z][0-9A-Za-z._-]*"
+        ),
+        rf"\1{REDACTED}",
+    ),
 )
+# extra= fields that hold a UID: a value that is not a conformant UID (digits and dots, at most
+# 64 characters) is data of any kind, and is logged as a hash
+_UID_KEYS = frozenset({"study", "series", "sop", "uid", "study_uid", "series_uid", "sop_uid"})
+_CONFORMANT_UID = re.compile(r"[0-9]+(?:\.[0-9]+)*")
 
 
 def redact(text: str) -> str:
@@ -155,6 +170,17 @@ _RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
 }
 
 
+def _is_uid_key(key: str) -> bool:
+    return key in _UID_KEYS or key.endswith("_uid")
+
+
+def _uid_field(value: str) -> str:
+    if len(value) <= 64 and _CONFORMANT_UID.fullmatch(value):
+        return value
+    digest = hashlib.sha256(value.encode("utf-8", "replace")).hexdigest()[:16]
+    return f"<non-conformant UID sha256:{digest}>"
+
+
 class PhiFilter(logging.Filter):
     """Rewrites every record it passes so no handler can put a data value into a line."""
 
@@ -176,7 +202,7 @@ class PhiFilter(logging.Filter):
                 if isinstance(value, BaseException):
                     setattr(record, key, safe_exception_text(value))
                 elif isinstance(value, str):
-                    setattr(record, key, redact(value))
+                    setattr(record, key, _uid_field(value) if _is_uid_key(key) else redact(value))
         record._phi_checked = True
         return True
 

@@ -144,3 +144,25 @@ explode()
     (entry,) = entries(log)
     assert entry["level"] == "CRITICAL" and "in explode" in entry["exception"]
     assert MARK not in log.read_text()
+
+
+def test_non_conformant_uids_are_hashed_or_redacted(site_log: Path) -> None:
+    log = logging.getLogger("fionagw.x")
+    log.info(
+        "series complete",
+        extra={
+            "study_uid": "1.2.840.10008.1",
+            "series_uid": f"1.2.{MARK}",
+            "study": MARK,
+            "path": f"/data/site/archive/scp_1.2.3/MR.1.2.{MARK}",
+            "tgz": "/data/quarantine/1.2.3_1.2.4.tgz",
+            "other": f"/data/quarantine/1.2.3_1.2.{MARK}.tgz",
+        },
+    )
+    (entry,) = entries(site_log)
+    assert MARK not in json.dumps(entry)
+    assert entry["study_uid"] == "1.2.840.10008.1"
+    assert entry["series_uid"].startswith("<non-conformant UID sha256:")
+    assert entry["series_uid"] != entry["study"]
+    assert entry["path"] == "/data/site/archive/scp_1.2.3/MR.1.2.<redacted>"
+    assert entry["tgz"] == "/data/quarantine/1.2.3_1.2.4.tgz"
