@@ -134,6 +134,12 @@ def safe_exception_text(exc: BaseException) -> str:
     return text
 
 
+def exception_message(exc: BaseException) -> str:
+    """What to tell a person of ``exc`` outside a log (a start failure, a job's outcome): the
+    message of the project's PHI-free errors, else :func:`safe_exception_text`."""
+    return redact(str(exc)) if is_phi_free(exc) else safe_exception_text(exc)
+
+
 def _frames(tb: TracebackType | None) -> list[str]:
     return [
         f'  File "{f.filename}", line {f.lineno}, in {f.name}'
