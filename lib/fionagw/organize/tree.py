@@ -23,6 +23,7 @@ from fionagw.classify.elements import element_value
 from fionagw.classify.series import REQUIRED
 from fionagw.config import SiteConfig
 from fionagw.ops.atomic import touch, write_bytes_atomic
+from fionagw.ops.log_filter import safe_exception_text
 from fionagw.organize.series_json import SeriesJSONError, SeriesRecord, read_series, write_series
 from fionagw.paths import clean_job_field, safe_component, safe_uid
 
@@ -290,7 +291,7 @@ class Organizer:
         except OSError as exc:
             LOGGER.error(
                 "broken file could not be moved aside",
-                extra={"file": str(path), "reason": reason, "error": str(exc)},
+                extra={"file": str(path), "reason": reason, "error": safe_exception_text(exc)},
             )
             return None
         text = reason + "\n" + (details.rstrip("\n") + "\n" if details else "")
