@@ -25,6 +25,7 @@ import logging
 import re
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -51,30 +52,48 @@ _VRS = (
     "AE|AS|AT|CS|DA|DS|DT|FL|FD|IS|LO|LT|OB|OD|OF|OL|OV|OW|PN|SH|SL|SQ|SS|ST|SV|TM|UC|UI|UL|UN"
     "|UR|US|UT|UV"
 )
+_TOKEN = re.compile(r"[^\s'\"=:,;()\[\]{}]+")
+_NAME = re.compile(r"[^\W\d_]\^")
+
+
+def _name_token(match: re.Match[str]) -> str:
+    return REDACTED if _NAME.search(match.group()) else match.group()
+
+
+def _has(*needles: str) -> Callable[[str], bool]:
+    return lambda text: any(n in text for n in needles)
+
+
+# (a quick test without which the pattern cannot match, pattern, replacement): the test keeps
+# the filter at a few microseconds a record, as most lines hold none of these
 _PATTERNS = (
     # pydicom's element repr: "(0010,0010) Patient's Name  PN: 'DOE^JOHN'" -> keep tag and VR
     (
+        _has("("),
         re.compile(
             rf"(\(\s*[0-9A-Fa-f]{{4}}\s*,\s*[0-9A-Fa-f]{{4}}\s*\)[^\n:]*?\b(?:{_VRS})\s*:)[^\n]*"
         ),
         rf"\1 {REDACTED}",
     ),
     # bytes literals are raw bytes of a file
-    (re.compile(r"""\bb(['"])(?:\\.|(?!\1).)*\1"""), f"b'{REDACTED}'"),
+    (_has("b'", 'b"'), re.compile(r"""\bb(['"])(?:\\.|(?!\1).)*\1"""), f"b'{REDACTED}'"),
     # "Invalid value for VR DA: '19610714'", "value 'x' is not ..."
     (
+        _has("alue", "ALUE"),
         re.compile(r"""(?i)(\bvalues?\b[^'"\n]{0,40}?)(['"])(?:\\.|(?!\2).)*\2"""),
         rf"\1'{REDACTED}'",
     ),
-    # person names as DICOM writes them: Family^Given[^Middle...]
-    (re.compile(r"[^\s'\"^=:,;()\[\]{}]*[^\W\d_]\^[^\s'\"=:,;()\[\]{}]*"), REDACTED),
+    # person names as DICOM writes them: Family^Given[^Middle...], the whole token
+    (_has("^"), _TOKEN, _name_token),
     # a non-conformant UID (letters after a UID root: "1.2.DOEJOHN"), also inside a path; the
-    # names the gateway gives files (<UID>.json, .tgz, ...) are kept
+    # names the gateway gives files (<UID>.json, .tgz, ...) are kept. Matches start only where
+    # a UID starts (not after "<digit>."), and nothing backtracks: linear in the text.
     (
+        re.compile(r"\d\.\d+\.?[A-Za-z]").search,
         re.compile(
-            r"(?<![0-9A-Za-z-])(\d+(?:\.\d+)+\.?)"
+            r"(?<![0-9A-Za-z-])(?<!\d\.)(\d++(?:\.\d++)++\.?+)"
             r"(?!(?:json|tgz|md5sum|reason|log|lock|pid|info|seen|dcm|tmp)(?![0-9A-Za-z_-]))"
-            r"[A-Za-z][0-9A-Za-z._-]*"
+            r"[A-Za-z][0-9A-Za-z._-]*+"
         ),
         rf"\1{REDACTED}",
     ),
@@ -87,8 +106,9 @@ _CONFORMANT_UID = re.compile(r"[0-9]+(?:\.[0-9]+)*")
 
 def redact(text: str) -> str:
     """``text`` with what looks like a value from data replaced by ``<redacted>``."""
-    for pattern, replacement in _PATTERNS:
-        text = pattern.sub(replacement, text)
+    for test, pattern, replacement in _PATTERNS:
+        if test(text):
+            text = pattern.sub(replacement, text)
     return text
 
 
