@@ -61,11 +61,11 @@ def test_no_planted_value_reaches_a_log(tmp_path: Path) -> None:
         metrics={"enabled": False, "port": free_port()},
     )
     cfg = load_config(config)
-    printed: list[tuple[str, str]] = []  # (what ran, its stderr)
+    printed: list[tuple[str, str]] = []  # (what ran, what it printed)
 
     def run(program: str, *args: str) -> str:
         r = run_bin(program, *args, config=config, timeout=180)
-        printed.append((f"{program} {' '.join(args)}", r.stderr))
+        printed.append((f"{program} {' '.join(args)}", r.stdout + r.stderr))
         assert r.returncode == 0, f"{program} {args}: {r.stderr}"
         return r.stdout
 
@@ -103,16 +103,16 @@ def test_no_planted_value_reaches_a_log(tmp_path: Path) -> None:
         run("processSingleFile", "restart")
         time.sleep(1.5)  # quiet and settle periods
         for job in CRON_JOBS:
-            run(job, "-v") if job in ("detectStudyArrival",) else run(job)
+            run(job, "-v") if job == "detectStudyArrival" else run(job)
         time.sleep(1.5)
         for job in CRON_JOBS:
             run(job)
         wait_for(lambda: list(cfg.paths.transfers_done.glob("*")), what="a transfer done")
         run("fiona", "status")
         logs_text = run("fiona", "logs")
-        for path in sendable + unsendable:  # trying rules on the files: errors only on stderr
-            r = run_bin("processSingleFile", "test", str(path), config=config)
-            printed.append((f"processSingleFile test {path.name}", r.stderr))
+        for path in sendable + unsendable:  # trying rules on a file prints its series JSON
+            r = run_bin("processSingleFile", "test", str(path), config=config)  # (its data) on
+            printed.append((f"processSingleFile test {path.name}", r.stderr))  # stdout only
     finally:
         run_bin("storectl", "stop", config=config)
         run_bin("processSingleFile", "stop", config=config)
