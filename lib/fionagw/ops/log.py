@@ -130,6 +130,8 @@ def setup_logging(cfg: SiteConfig, component: str, *, stderr: bool = False) -> l
     # pynetdicom logs every association at INFO; keep its noise at WARNING.
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)
     quiet_pydicom()
+    # a library's warning would go to stderr, a daemon's start log, past the filter
+    logging.captureWarnings(True)
     logger = logging.getLogger(f"fionagw.{component}")
     install_excepthooks(logger)  # an uncaught exception is logged safely, not printed raw
     return logger

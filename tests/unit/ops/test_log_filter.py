@@ -25,6 +25,7 @@ def site_log(tmp_path: Path):  # type: ignore[no-untyped-def]
     cfg = load_config(write_config(tmp_path))
     setup_logging(cfg, "unit")
     yield cfg.paths.logfile("unit")
+    logging.captureWarnings(False)  # pytest restores warnings.showwarning after each test
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)
@@ -166,3 +167,15 @@ def test_non_conformant_uids_are_hashed_or_redacted(site_log: Path) -> None:
     assert entry["series_uid"] != entry["study"]
     assert entry["path"] == "/data/site/archive/scp_1.2.3/MR.1.2.<redacted>"
     assert entry["tgz"] == "/data/quarantine/1.2.3_1.2.4.tgz"
+
+
+def test_warnings_go_through_the_filter(site_log: Path) -> None:
+    """A library's warning (pydicom's quote the value) is logged, filtered, not printed."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.warn(f"Invalid value for VR PN: '{MARK}'", UserWarning, stacklevel=1)
+    (entry,) = entries(site_log)
+    assert entry["level"] == "WARNING" and "Invalid value for VR PN" in entry["message"]
+    assert MARK not in site_log.read_text()
