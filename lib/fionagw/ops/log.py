@@ -133,7 +133,7 @@ def setup_logging(cfg: SiteConfig, component: str, *, stderr: bool = False) -> l
     # a library's warning would go to stderr, a daemon's start log, past the filter
     logging.captureWarnings(True)
     logger = logging.getLogger(f"fionagw.{component}")
-    install_excepthooks(logger)  # an uncaught exception is logged safely, not printed raw
+    install_excepthooks(logger, component)  # logged with its frames, printed as one safe line
     return logger
 
 

@@ -233,24 +233,34 @@ class PhiFilter(logging.Filter):
         return True
 
 
-def install_excepthooks(logger: logging.Logger) -> None:
-    """An exception nobody caught is logged through ``logger`` (so through the filter) and
-    printed as one safe line, instead of Python's traceback with its message on stderr."""
+def install_excepthooks(logger: logging.Logger | None = None, program: str = "") -> None:
+    """An exception nobody caught is printed as one safe line (``<program>: unexpected error:
+    <type> (at file:line in function)``) instead of Python's traceback with its message, and,
+    once the program's log is set up, logged with its frames through ``logger``."""
     import threading
+
+    name = program or (logger.name if logger else "fionagw")
 
     def hook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
         if issubclass(kind, KeyboardInterrupt):
             sys.__excepthook__(kind, exc, tb)
             return
-        logger.critical("uncaught exception", exc_info=(kind, exc, tb))
-        print(f"{logger.name}: {safe_exception_text(exc)}", file=sys.stderr)
+        if logger is not None:
+            logger.critical("uncaught exception", exc_info=(kind, exc, tb))
+        print(f"{name}: unexpected error: {safe_exception_text(exc)}", file=sys.stderr)
 
     def thread_hook(args: threading.ExceptHookArgs) -> None:
-        if args.exc_value is not None:
+        if args.exc_value is None:
+            return
+        if logger is not None:
             logger.critical(
                 "uncaught exception in a thread",
                 exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
                 extra={"in_thread": getattr(args.thread, "name", "")},
+            )
+        else:
+            print(
+                f"{name}: unexpected error: {safe_exception_text(args.exc_value)}", file=sys.stderr
             )
 
     sys.excepthook = hook

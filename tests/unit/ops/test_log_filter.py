@@ -140,7 +140,8 @@ explode()
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert r.returncode == 1
     assert MARK not in r.stderr and "Traceback" not in r.stderr
-    assert "RuntimeError: <message withheld" in r.stderr and "in explode" in r.stderr
+    assert r.stderr.startswith("dying: unexpected error: RuntimeError: <message withheld")
+    assert "in explode" in r.stderr and r.stderr.count("\n") == 1
     log = load_config(config).paths.logfile("dying")
     (entry,) = entries(log)
     assert entry["level"] == "CRITICAL" and "in explode" in entry["exception"]
@@ -179,3 +180,24 @@ def test_warnings_go_through_the_filter(site_log: Path) -> None:
     (entry,) = entries(site_log)
     assert entry["level"] == "WARNING" and "Invalid value for VR PN" in entry["message"]
     assert MARK not in site_log.read_text()
+
+
+def test_a_program_without_its_log_prints_one_safe_line() -> None:
+    """What the launcher installs for every bin/ program before anything else: standard
+    library only, no log yet."""
+    script = f"""
+import sys
+sys.path.insert(0, {str(ROOT / "lib")!r})
+from fionagw.ops.log_filter import install_excepthooks
+install_excepthooks(program="fiona")
+import threading
+t = threading.Thread(target=lambda: {{}}["{MARK}"])
+t.start(); t.join()
+raise KeyError("{MARK}")
+"""
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and MARK not in r.stderr and "Traceback" not in r.stderr
+    lines = r.stderr.splitlines()
+    assert len(lines) == 2 and all(
+        line.startswith("fiona: unexpected error: KeyError") for line in lines
+    )
