@@ -11,10 +11,13 @@ log. Every handler that :func:`fionagw.ops.log.setup_logging` installs goes thro
   its errno name (a full disk must stay visible) without the file name;
 * as defence in depth, redacts what looks like a value from data in the message and in the
   ``extra=`` fields: pydicom's element reprs, bytes literals, quoted values after "value",
-  and person names (``Family^Given``).
+  person names (``Family^Given``) and non-conformant UIDs (``1.2.DOE``, in paths too); a UID
+  field (``study_uid``, ...) that is no valid UID is logged as its hash.
 
-:func:`safe_exception_text` gives the same one-line description for code that reports an
-exception elsewhere (a reason file, a job's last run).
+:func:`safe_exception_text` and :func:`exception_message` give the same safe text for code
+that reports an exception elsewhere (a reason file, a job's last run, a start failure);
+:func:`install_excepthooks` (the launcher, then setup_logging) makes an uncaught exception one
+safe line on stderr and a filtered log entry.
 """
 
 from __future__ import annotations
