@@ -90,5 +90,8 @@ def main(program: str) -> None:
     sys.path.insert(0, str(ROOT / "lib"))
     # Every program applies the permission policy's umask before it writes anything.
     importlib.import_module("fionagw.ops.perms").set_umask()
+    # An exception nobody catches is one line without its message (which may quote data),
+    # never a traceback; setup_logging adds the program's log (standard library only, too).
+    importlib.import_module("fionagw.ops.log_filter").install_excepthooks(program=program)
     module = importlib.import_module(f"fionagw.cli.{cli_module(program)}")
     sys.exit(module.main(sys.argv[1:]))

@@ -8,15 +8,19 @@ import signal
 import subprocess
 import sys
 import time
+from io import BytesIO
 from pathlib import Path
 
 import pytest
+from pydicom import dcmread
 
 from fionagw.config import load_config
+from support import phi_files
 from support.site import (
     BIN,
     pydicom_test_file,
     raw_links,
+    read_log,
     run_bin,
     storescu,
     wait_for,
@@ -222,3 +226,96 @@ def test_fiona_run_receives_and_stops_cleanly(tmp_path: Path) -> None:
         assert not Path(f"/proc/{pid}").exists()
     assert not cfg.paths.pidfile("storescpd").exists()
     assert not cfg.paths.pidfile("processSingleFile").exists()
+
+
+def test_a_poison_file_goes_to_broken_once(site_config: Path, tmp_path: Path) -> None:
+    """A file that makes the classifier raise (its PatientID is too long for a folder name) is
+    moved to broken/ with its reason at the first start, and the next start and reconcile never
+    meet it again: one log entry about it, no traceback."""
+    cfg = load_config(site_config)
+    poison = phi_files.broken_files(tmp_path)["pid_too_long"]
+    study = str(dcmread(BytesIO(poison), stop_before_pixels=True).StudyInstanceUID)
+    archived = cfg.paths.archive_study_dir(study) / "MR.1.2.826.0.1.3680043.2.1143.5"
+    archived.parent.mkdir(parents=True)
+    archived.write_bytes(poison)
+    moved = cfg.paths.broken / archived.parent.name / archived.name
+    good = pydicom_test_file("MR_small.dcm").read_bytes()
+    good_study = str(dcmread(BytesIO(good), stop_before_pixels=True).StudyInstanceUID)
+    for n in (1, 2):  # start (its reconcile files the archive), stop; then again
+        if n == 2:  # a file only the second start's reconcile can find: it has run when filed
+            later = (
+                cfg.paths.archive_study_dir(good_study)
+                / "MR.1.3.6.1.4.1.5962.1.1.4.1.1.20040826185059.5457"
+            )
+            later.parent.mkdir(parents=True)
+            later.write_bytes(good)
+        r = run_bin("processSingleFile", "start", config=site_config)
+        assert r.returncode == 0, r.stderr
+        try:
+            wait_for(moved.exists, what="the poison file in broken/")
+            wait_for(lambda n=n: len(raw_links(cfg.datadir)) == n - 1, what="the reconcile pass")
+        finally:
+            assert run_bin("processSingleFile", "stop", config=site_config).returncode == 0
+    assert not archived.exists() and moved.read_bytes() == poison
+    reason = moved.with_name(moved.name + ".reason").read_text()
+    assert reason.startswith("classifier failed: OSError: [Errno 36 ENAMETOOLONG]")
+    entries = read_log(cfg.paths.logfile("processSingleFile"))
+    about = [e for e in entries if str(archived) in json.dumps(e)]
+    assert len(about) == 1, about
+    assert about[0]["message"] == "file the classifier cannot handle: moved aside"
+    assert about[0]["reason"].startswith("classifier failed: OSError")
+    assert not any("exception" in e for e in entries)
+    assert phi_files.MARKER not in cfg.paths.logfile("processSingleFile").read_text()
+    assert sum(1 for e in entries if e["message"] == "processSingleFile started") == 2
+
+
+def test_test_classifies_one_file_and_writes_nothing(daemons, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`processSingleFile test FILE` prints the series JSON and ClassifyType the daemon makes
+    for the same file, with the site's rules, and leaves DATADIR as it was."""
+    cfg = daemons
+    real = pydicom_test_file("MR_small.dcm")
+    mosaic = standard_mr_study(tmp_path / "s", vendor="SIEMENS", n_per_series=1, seed=7)[0]
+
+    def snapshot() -> dict[str, float]:
+        return {str(p): p.stat().st_mtime for p in cfg.datadir.rglob("*") if "logs" not in p.parts}
+
+    for path in (real, mosaic):
+        before = snapshot()
+        r = run_bin("processSingleFile", "test", str(path), config=cfg.config_file)
+        assert r.returncode == 0, r.stderr
+        assert snapshot() == before  # nothing written (the logs are the daemons')
+        text, _, last = r.stdout.rstrip("\n").rpartition("\n")
+        printed = json.loads(text)
+        assert last == "ClassifyType: " + ", ".join(printed["ClassifyType"])
+        # the daemon, sent the same file, writes the same record
+        assert storescu(cfg.dicom_port, path).returncode == 0
+        uid = printed["SeriesInstanceUID"]
+        series_json = cfg.paths.series_json(printed["StudyInstanceUID"], uid)
+        wait_for(series_json.exists, what="the daemon's series JSON")
+        filed = json.loads(series_json.read_text())
+        for key in ("IncomingConnection",):
+            filed.pop(key), printed.pop(key)
+        assert filed == printed
+    assert "MR" in json.loads(text)["ClassifyType"]
+
+    # the site's own rules, by SITE name: a site whose rules know one type only
+    rules = tmp_path / "rules.json"
+    rules.write_text(
+        json.dumps([{"type": "TRYME", "rules": [{"tag": ["0x08", "0x60"], "value": "^MR$"}]}])
+    )
+    config = json.loads(cfg.config_file.read_text())
+    config["SITES"] = {"TRY": {"DATADIR": str(tmp_path / "try"), "CLASSIFY_RULES": str(rules)}}
+    cfg.config_file.write_text(json.dumps(config))
+    for argv in (("test", str(real), "TRY"), ("test", "TRY", str(real))):
+        r = run_bin("processSingleFile", *argv, config=cfg.config_file)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.rstrip().endswith("ClassifyType: TRYME")
+    assert not (tmp_path / "try").exists()
+
+    # what is not a DICOM file, or is missing: one line, exit 1
+    r = run_bin("processSingleFile", "test", str(cfg.config_file), config=cfg.config_file)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "not DICOM" in r.stderr
+    r = run_bin("processSingleFile", "test", str(tmp_path / "none.dcm"), config=cfg.config_file)
+    assert r.returncode == 1 and "no such file" in r.stderr.lower().replace("directory", "file")
+    r = run_bin("processSingleFile", "test", "--help")
+    assert "series JSON" in r.stdout and "ClassifyType" in r.stdout

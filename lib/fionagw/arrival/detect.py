@@ -41,6 +41,7 @@ from fionagw.arrival import incoming
 from fionagw.arrival.events import record_event
 from fionagw.arrival.quarantine import QuarantineResult, quarantine_series
 from fionagw.config import SiteConfig
+from fionagw.ops.log_filter import exception_message  # printed: no message quoting data
 from fionagw.organize.series_json import read_series, write_series
 from fionagw.paths import parse_job_name
 
@@ -345,7 +346,7 @@ def run(cfg: SiteConfig, *, now_ns: int | None = None) -> ArrivalReport:
                 "series handling failed; job kept for the next run",
                 extra={"study_uid": study, "series_uid": series},
             )
-            report.errors.append(f"series {study} {series}: {exc}")
+            report.errors.append(f"series {study} {series}: {exception_message(exc)}")
             continue
         report.series.append(done)
         handled_series_conn[study] = newest
@@ -388,7 +389,7 @@ def run(cfg: SiteConfig, *, now_ns: int | None = None) -> ArrivalReport:
             LOGGER.exception(
                 "study handling failed; job kept for the next run", extra={"study_uid": uid}
             )
-            report.errors.append(f"study {uid}: {exc}")
+            report.errors.append(f"study {uid}: {exception_message(exc)}")
             continue
         if done_study is not None:
             report.studies.append(done_study)

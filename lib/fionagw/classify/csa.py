@@ -72,7 +72,14 @@ def parse_csa(blob: bytes | bytearray | memoryview | None) -> CsaHeader:
     data = bytes(blob)
     try:
         _parse_into(data, out)
-    except (struct.error, ValueError, UnicodeDecodeError) as exc:
+    except (struct.error, UnicodeDecodeError) as exc:
+        log.debug(
+            "malformed CSA header (%d bytes, %d elements read): %s",
+            len(data),
+            len(out),
+            type(exc).__name__,
+        )
+    except ValueError as exc:  # ours: counts and element numbers, no values
         log.debug("malformed CSA header (%d bytes, %d elements read): %s", len(data), len(out), exc)
     return out
 
@@ -107,7 +114,7 @@ def _parse_into(data: bytes, out: CsaHeader) -> None:
             if length < 0 or pos + length > size:
                 if not csa2:
                     break  # CSA1 pads with items whose lengths make no sense
-                raise ValueError(f"element {name!r}: item length {length} past the end")
+                raise ValueError(f"element {index}: item length {length} past the end")
             raw = data[pos : pos + length]
             pos += length + (-length % 4)
             if length:
@@ -125,7 +132,7 @@ def _element_bytes(ds: Dataset, tag: int) -> bytes | None:
     try:
         value = ds[tag].value
     except Exception as exc:  # a broken private element must not stop classification
-        log.debug("cannot read CSA element %08X: %s", tag, exc)
+        log.debug("cannot read CSA element %08X: %s", tag, type(exc).__name__)  # text may quote it
         return None
     return bytes(value) if isinstance(value, bytes | bytearray | memoryview) and value else None
 

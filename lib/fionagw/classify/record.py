@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Collection
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydicom.dataset import Dataset
@@ -220,3 +221,13 @@ def update_series(
     else:
         record.pop(FAILED_KEY, None)
     return record
+
+
+def classify_file(path: Path, rules: RuleSet) -> SeriesRecord:
+    """The series record (with ClassifyType) that ``path`` alone would make, as the first
+    image of its series from an unknown sender; nothing is written (processSingleFile test).
+    NotDicomError and OSError as :func:`~fionagw.classify.series.read_header`."""
+    from fionagw.classify.series import Connection, read_header
+
+    unknown = Connection("unknown", "unknown", "unknown")
+    return update_series(None, read_header(path), unknown, rules, 1)

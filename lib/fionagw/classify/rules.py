@@ -169,7 +169,7 @@ class _Lookup:
         except KeyError:
             return _MISSING
         except Exception as exc:  # a malformed element reads as missing, not as a crash
-            log.debug("cannot read %08X: %s", ref.tag, exc)
+            log.debug("cannot read %08X: %s", ref.tag, type(exc).__name__)  # text may quote it
             return _MISSING
         if value is None:
             value = ""

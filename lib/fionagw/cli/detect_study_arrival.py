@@ -11,6 +11,7 @@ import sys
 
 from fionagw.arrival import detect
 from fionagw.cli.common import cron_job, job_parser, prepare_job
+from fionagw.ops.log_filter import redact  # a UID from the data may be no UID (letters, a name)
 
 PROGRAM = "detectStudyArrival"
 
@@ -35,18 +36,20 @@ def main(argv: list[str]) -> int:
                 if s.quarantine
                 else ""
             )
-            print(f"series {s.study_uid} {s.series_uid}: {s.num_files} files{q}")
+            print(redact(f"series {s.study_uid} {s.series_uid}: {s.num_files} files{q}"))
         for st in report.studies:
             print(
-                f"study {st.study_uid}: {'arrived' if st.new else 'updated'}, "
-                f"{len(st.series)} series, {st.images} images"
+                redact(
+                    f"study {st.study_uid}: {'arrived' if st.new else 'updated'}, "
+                    f"{len(st.series)} series, {st.images} images"
+                )
             )
         print(
             f"{len(report.waiting)} job(s) waiting, {len(report.deferred)} study(ies) deferred, "
             f"{len(report.kept)} kept, {report.seconds:.2f} s"
         )
     for error in report.errors:
-        print(f"{PROGRAM}: {error}", file=sys.stderr)
+        print(redact(f"{PROGRAM}: {error}"), file=sys.stderr)
     return 1 if report.errors else 0
 
 

@@ -22,6 +22,7 @@ import daemon
 
 from fionagw.ops import process
 from fionagw.ops.atomic import write_bytes_atomic
+from fionagw.ops.log_filter import exception_message
 from fionagw.ops.perms import UMASK
 from fionagw.ops.process import wait_gone
 
@@ -133,11 +134,13 @@ def start(
                 try:
                     _serve(component, pidfile, ready)
                 except BaseException as exc:  # tell the parent, then die
+                    # the start log is a log: no message that may quote data (log_filter.py)
+                    told = exception_message(exc)
                     try:
-                        os.write(w, f"error: {exc}\n".encode())
+                        os.write(w, f"error: {told}\n".encode())
                     except OSError:
                         pass
-                    print(f"{time.strftime('%F %T')} {program} failed: {exc!r}", file=log)
+                    print(f"{time.strftime('%F %T')} {program} failed: {told}", file=log)
                     raise
         finally:
             os._exit(0)

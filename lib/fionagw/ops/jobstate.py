@@ -7,7 +7,8 @@ A job records one small JSON object when it finishes (atomically replaced)::
             ...
             run.summary = "3 studies deleted"
 
-An exception inside the block is recorded as a failed run (type and message, no traceback)
+An exception inside the block is recorded as a failed run (its type and where it was raised;
+the message only for the project's PHI-free errors, see ops/log_filter.py; no traceback)
 and re-raised; ``SystemExit(0)`` counts as success. Or call :func:`record_run` directly.
 """
 
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from fionagw.config import SiteConfig
 from fionagw.ops.atomic import write_bytes_atomic
+from fionagw.ops.log_filter import exception_message
 
 
 @dataclass
@@ -114,6 +116,8 @@ def job_run(cfg: SiteConfig, job: str) -> Iterator[_Run]:
         )
         raise
     except BaseException as exc:
-        record_run(cfg, job, False, time.monotonic() - t0, f"{type(exc).__name__}: {exc}", started)
+        # the summary reaches fiona status and the heartbeat POST: no message that may quote data
+        summary = exception_message(exc)
+        record_run(cfg, job, False, time.monotonic() - t0, summary, started)
         raise
     record_run(cfg, job, run.ok, time.monotonic() - t0, run.summary, started)

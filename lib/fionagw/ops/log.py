@@ -1,7 +1,9 @@
 """Per-component JSON-lines logs under DATADIR/logs, rotated by size.
 
 Log only what may leave the gateway: study/series/SOP UIDs, file paths, AE titles and
-counts. Never patient names or IDs in clear text (hash them with :func:`phi_hash`).
+counts. Never patient names or IDs in clear text (hash them with :func:`phi_hash`). Every
+handler set up here passes records through :class:`~fionagw.ops.log_filter.PhiFilter`, so an
+exception's message (which may quote data) never reaches a line; see ops/log_filter.py.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sys
 import time
 
 from fionagw.config import SiteConfig
+from fionagw.ops.log_filter import PhiFilter, install_excepthooks
 
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
@@ -26,6 +29,7 @@ class JsonLinesFormatter(logging.Formatter):
         self.component = component
 
     def format(self, record: logging.LogRecord) -> str:
+        _PHI_FILTER.filter(record)  # also when this formatter is used without our handlers
         entry = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(record.created))
             + f".{int(record.msecs):03d}",
@@ -37,9 +41,20 @@ class JsonLinesFormatter(logging.Formatter):
         for key, value in vars(record).items():
             if key not in _RESERVED and not key.startswith("_"):
                 entry[key] = value
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = record.exc_text
         return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+_PHI_FILTER = PhiFilter()
+
+
+class _PlainFormatter(logging.Formatter):
+    """``%(asctime)s <component> %(levelname)s %(message)s``, through the PHI filter."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        _PHI_FILTER.filter(record)
+        return super().format(record)
 
 
 _HEAD_FIELDS = {"time", "level", "component", "message", "pid"}
@@ -86,6 +101,7 @@ def console_handler(component: str, level: int = logging.WARNING) -> logging.Han
     handler = logging.StreamHandler(sys.stderr)
     handler.setLevel(level)
     handler.setFormatter(_ConsoleFormatter(component))
+    handler.addFilter(_PHI_FILTER)
     return handler
 
 
@@ -103,18 +119,22 @@ def setup_logging(cfg: SiteConfig, component: str, *, stderr: bool = False) -> l
         encoding="utf-8",
     )
     handler.setFormatter(JsonLinesFormatter(component))
+    handler.addFilter(_PHI_FILTER)
     root.addHandler(handler)
     if stderr:
         console = logging.StreamHandler(sys.stderr)
-        console.setFormatter(
-            logging.Formatter(f"%(asctime)s {component} %(levelname)s %(message)s")
-        )
+        console.setFormatter(_PlainFormatter(f"%(asctime)s {component} %(levelname)s %(message)s"))
+        console.addFilter(_PHI_FILTER)
         root.addHandler(console)
     root.setLevel(cfg.logging.level)
     # pynetdicom logs every association at INFO; keep its noise at WARNING.
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)
     quiet_pydicom()
-    return logging.getLogger(f"fionagw.{component}")
+    # a library's warning would go to stderr, a daemon's start log, past the filter
+    logging.captureWarnings(True)
+    logger = logging.getLogger(f"fionagw.{component}")
+    install_excepthooks(logger, component)  # logged with its frames, printed as one safe line
+    return logger
 
 
 def quiet_pydicom() -> None:

@@ -3,6 +3,12 @@
 The SCP never waits for us: when the FIFO has no reader or is full it drops the
 notification. Nothing is lost because we reconcile: on start, and every minute for the
 study folders that changed, any archive file without a raw/ link is processed.
+
+A file the classifier cannot handle (it raises something unexpected) is a poison file: it
+is moved to site/broken/ with its reason, once, instead of being retried with a traceback at
+every start and reconcile. Only an OSError of the machine (a full disk, permissions: nothing
+wrong with the file, see POISON_ERRNOS) leaves it in the archive for the next reconcile; an
+OSError the file's values cause (a name too long for the filesystem) makes it poison too.
 """
 
 from __future__ import annotations
@@ -21,13 +27,18 @@ import filelock
 
 from fionagw.classify import Connection, RuleSet
 from fionagw.config import SiteConfig
-from fionagw.organize.tree import Organizer, parse_pipe_line
+from fionagw.ops.log_filter import format_exception_safe, safe_exception_text
+from fionagw.organize.tree import Organizer, Outcome, parse_pipe_line
 
 LOGGER = logging.getLogger(__name__)
 
 RECONCILE_EVERY_S = 60.0
 FULL_RECONCILE_EVERY_S = 3600.0
 UNKNOWN = Connection("unknown", "unknown", "unknown")
+# OSErrors that a file's values cause (a PatientID too long for a folder name, bytes the
+# filesystem refuses in a name): the file is poison. Any other OSError is the machine's (a
+# full disk, permissions, a damaged tree): the file stays in the archive and is retried.
+POISON_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.EILSEQ, errno.EINVAL, errno.EOVERFLOW})
 
 
 class WriterLockHeld(RuntimeError):
@@ -73,6 +84,42 @@ def linked_sops(raw_study: Path) -> set[str]:
     return sops
 
 
+def file_one(organizer: Organizer, path: Path, connection: Connection) -> Outcome:
+    """``organizer.process`` that never raises: a poison file goes to broken/ (once), an
+    OSError is logged and the file stays in the archive for the next reconcile."""
+    try:
+        return organizer.process(path, connection)
+    except OSError as exc:
+        if exc.errno in POISON_ERRNOS:
+            return _poison(organizer, path, exc)
+        LOGGER.error(
+            "processing failed; will retry at the next reconcile",
+            extra={"file": str(path), "error": safe_exception_text(exc)},
+        )
+        return Outcome(path, False, reason=type(exc).__name__)
+    except Exception as exc:
+        return _poison(organizer, path, exc)
+
+
+def _poison(organizer: Organizer, path: Path, exc: BaseException) -> Outcome:
+    """Move ``path`` to broken/: one log line with the exception's type and where it was
+    raised; the reason file adds the frames (messages withheld: they may quote data)."""
+    reason = f"classifier failed: {safe_exception_text(exc)}"
+    try:
+        organizer.move_aside(
+            path,
+            reason,
+            message="file the classifier cannot handle: moved aside",
+            details=format_exception_safe(exc),
+        )
+    except OSError as move_error:  # broken/ not writable: the next reconcile tries again
+        LOGGER.error(
+            "file the classifier cannot handle could not be moved aside",
+            extra={"file": str(path), "reason": reason, "error": safe_exception_text(move_error)},
+        )
+    return Outcome(path, False, reason=reason)
+
+
 class Processor:
     def __init__(self, cfg: SiteConfig) -> None:
         self.cfg = cfg
@@ -83,14 +130,7 @@ class Processor:
         self._last_full = 0.0
 
     def handle(self, path: Path, connection: Connection) -> None:
-        try:
-            outcome = self.organizer.process(path, connection)
-        except Exception:  # one bad file must never stop the daemon
-            self.failed += 1
-            LOGGER.exception(
-                "processing failed; will retry at the next reconcile", extra={"file": str(path)}
-            )
-            return
+        outcome = file_one(self.organizer, path, connection)  # one bad file never stops us
         if outcome.ok:
             self.processed += 1
         else:

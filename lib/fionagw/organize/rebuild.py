@@ -18,7 +18,13 @@ import filelock
 
 from fionagw.classify import RuleSet
 from fionagw.config import SiteConfig
-from fionagw.organize.processor import UNKNOWN, WriterLockHeld, archive_files, writer_lock
+from fionagw.organize.processor import (
+    UNKNOWN,
+    WriterLockHeld,
+    archive_files,
+    file_one,
+    writer_lock,
+)
 from fionagw.organize.series_json import (
     iter_series,
     raw_study_dirs,
@@ -63,12 +69,8 @@ def rebuild(cfg: SiteConfig) -> tuple[int, int]:
         ok = bad = 0
         for _, study in sorted(paths.archive_studies(), key=lambda s: s[1].name):
             for f in sorted(archive_files(Path(study.path))):
-                try:
-                    outcome = organizer.process(f, UNKNOWN)
-                except Exception:
-                    LOGGER.exception("rebuild: processing failed", extra={"file": str(f)})
-                    outcome = None
-                if outcome and outcome.ok:
+                outcome = file_one(organizer, f, UNKNOWN)
+                if outcome.ok:
                     ok += 1
                 else:
                     bad += 1

@@ -20,8 +20,10 @@ from pydicom.dataset import Dataset
 
 from fionagw.classify import Connection, NotDicomError, RuleSet, read_header, update_series
 from fionagw.classify.elements import element_value
+from fionagw.classify.series import REQUIRED
 from fionagw.config import SiteConfig
-from fionagw.ops.atomic import touch
+from fionagw.ops.atomic import touch, write_bytes_atomic
+from fionagw.ops.log_filter import safe_exception_text
 from fionagw.organize.series_json import SeriesJSONError, SeriesRecord, read_series, write_series
 from fionagw.paths import clean_job_field, safe_component, safe_uid
 
@@ -171,37 +173,49 @@ class Organizer:
             self.move_aside(path, str(exc))
             return Outcome(path, False, reason=str(exc))
 
-        try:
-            study = safe_uid(str(element_value(ds, 0x0020000D)))
-            series = safe_uid(str(element_value(ds, 0x0020000E)))
-            sop = safe_uid(str(element_value(ds, 0x00080018)))
-        except ValueError as exc:
-            self.move_aside(path, f"broken: {exc}")
-            return Outcome(path, False, reason=str(exc))
+        uids = []
+        for keyword, tag in REQUIRED:
+            try:
+                uids.append(safe_uid(str(element_value(ds, tag))))
+            except Exception as exc:  # its text may quote the value: name the type only
+                reason = f"broken: unusable {keyword} ({type(exc).__name__})"
+                self.move_aside(path, reason)
+                return Outcome(path, False, reason=reason)
+        study, series, sop = uids
         series_dir, json_path = self._paths_of(study, series)
         pending = self._pending.get(json_path)
         if pending is None:
             series_dir.mkdir(parents=True, exist_ok=True)
             on_disk = {e.name for e in os.scandir(series_dir) if not e.name.startswith(".")}
             pending = _PendingSeries({}, time.monotonic(), on_disk)
-        if sop not in pending.on_disk:
-            pending.fresh.add(sop)
+        fresh = sop not in pending.on_disk and sop not in pending.fresh
         stored = pending.record if json_path in self._pending else self._load_series(json_path)
         record = update_series(
-            stored, ds, connection, self.rules, len(pending.on_disk) + len(pending.fresh)
+            stored,
+            ds,
+            connection,
+            self.rules,
+            len(pending.on_disk) + len(pending.fresh) + int(fresh),
         )
-        pending.record = record
-        pending.links[sop] = self._real_path(path)
-        self._pending[json_path] = pending
-
+        # Everything that can fail on this file's values comes before the batch takes it, so
+        # a file that raises leaves the batch as it was (and goes to broken/, processor.py).
         self._link_participant(ds, study)
+        srs_link = None
         if _text_of(ds, 0x00080060) == "SR":  # Modality
             manufacturer = safe_component(_text_of(ds, 0x00080070) or "_")
             srs_dir = self.paths.srs / manufacturer / study
             srs_dir.mkdir(parents=True, exist_ok=True)
-            pending.srs.append((series_dir / sop, srs_dir / sop))
+            srs_link = (series_dir / sop, srs_dir / sop)
+
+        if fresh:
+            pending.fresh.add(sop)
+        pending.record = record
+        pending.links[sop] = self._real_path(path)
+        if srs_link is not None:
+            pending.srs.append(srs_link)
         if self.touch_jobs:
             pending.job = self._series_job(connection, study, series)
+        self._pending[json_path] = pending
         return Outcome(path, True, study, series)
 
     def _paths_of(self, study: str, series: str) -> tuple[Path, Path]:
@@ -250,8 +264,17 @@ class Organizer:
         if len(self._linked_studies) > 10000:
             self._linked_studies.clear()
 
-    def move_aside(self, path: Path, reason: str) -> Path | None:
-        """Move a broken file out of the archive into site/broken/, keeping its folder name."""
+    def move_aside(
+        self,
+        path: Path,
+        reason: str,
+        *,
+        message: str = "not a readable DICOM file: moved aside",
+        details: str = "",
+    ) -> Path | None:
+        """Move a broken file out of the archive into site/broken/, keeping its folder name,
+        with ``<name>.reason`` beside it: ``reason`` (no value of the file), then ``details``.
+        Out of the archive, the reconcile pass never meets it again."""
         try:
             rel = path.resolve().relative_to(self.paths.archive.resolve())
         except ValueError:
@@ -268,22 +291,21 @@ class Organizer:
         except OSError as exc:
             LOGGER.error(
                 "broken file could not be moved aside",
-                extra={"file": str(path), "reason": reason, "error": str(exc)},
+                extra={"file": str(path), "reason": reason, "error": safe_exception_text(exc)},
             )
             return None
-        dest.with_name(dest.name + ".reason").write_text(reason + "\n")
-        LOGGER.error(
-            "not a readable DICOM file: moved aside",
-            extra={"file": str(path), "moved_to": str(dest), "reason": reason},
-        )
+        text = reason + "\n" + (details.rstrip("\n") + "\n" if details else "")
+        write_bytes_atomic(dest.with_name(dest.name + ".reason"), text.encode())
+        LOGGER.error(message, extra={"file": str(path), "moved_to": str(dest), "reason": reason})
         return dest
 
 
 def _text_of(ds: Dataset, tag: int) -> str:
-    """str() of an element's value; "" when absent or empty."""
+    """str() of an element's value; "" when absent, empty or malformed (a wrong VR or length
+    must not stop the file: the classifier reads such an element as missing too)."""
     try:
         value = element_value(ds, tag)
-    except KeyError:
+    except Exception:
         return ""
     return str(value) if value else ""
 
