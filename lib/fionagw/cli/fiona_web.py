@@ -58,6 +58,7 @@ def gunicorn_options(cfg: SiteConfig) -> dict[str, Any]:
         "keepalive": 5,
         "accesslog": None,  # our own request log goes to DATADIR/logs/web.log
         "errorlog": "-",
+        "logger_class": "fionagw.cli.fiona_web.FilteredGunicornLogger",
         "loglevel": "warning",
         "pidfile": str(cfg.paths.pidfile("web")),
         "proc_name": f"fiona-web{cfg.site}",
@@ -66,6 +67,24 @@ def gunicorn_options(cfg: SiteConfig) -> dict[str, Any]:
     if ws.tls:
         opts.update(certfile=str(ws.tls_cert), keyfile=str(ws.tls_key), ssl_context=_ssl_context)
     return opts
+
+
+try:
+    from gunicorn.glogging import Logger as _GunicornLogger
+except ImportError:  # gunicorn is an install dependency; this keeps the module importable
+    _GunicornLogger = object  # type: ignore[assignment,misc]
+
+
+class FilteredGunicornLogger(_GunicornLogger):  # type: ignore[misc,valid-type]
+    """gunicorn's error log has handlers of its own: give them the PHI filter every other
+    handler of the gateway has, so a worker's traceback cannot carry a request's values."""
+
+    def setup(self, cfg: Any) -> None:
+        from fionagw.ops.log_filter import PhiFilter
+
+        super().setup(cfg)
+        for handler in self.error_log.handlers:
+            handler.addFilter(PhiFilter())
 
 
 def _hide_server_software() -> None:
