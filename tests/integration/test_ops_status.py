@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from fionagw.config import load_config
+from fionagw.ops import daemon
 from fionagw.ops.jobstate import record_run
 from support.site import BIN, run_bin, write_config
 
@@ -57,6 +58,20 @@ def test_start_status_restart_stop(tmp_path: Path) -> None:
 
         r = run_bin("fiona", "stop", config=config)
         assert r.returncode == 0, r.stdout + r.stderr
+        st = run_bin("fiona", "status", config=config)
+        # an operator's stop is not an outage: shown as such, and not counted as down
+        stopped = re.findall(
+            r"^\s+(storectl|processSingleFile)\s+stopped by operator", st.stdout, re.M
+        )
+        assert st.returncode == 0 and sorted(stopped) == ["processSingleFile", "storectl"], (
+            st.stdout + st.stderr
+        )
+        # a crash (no stop marker) still is
+        for _program, component in (
+            ("processSingleFile", "processSingleFile"),
+            ("storectl", "storescpd"),
+        ):
+            daemon.clear_stop(cfg.paths.pidfile(component))
         st = run_bin("fiona", "status", config=config)
         assert st.returncode == 1 and "down: processSingleFile, storectl" in st.stderr
     finally:

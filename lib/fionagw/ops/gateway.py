@@ -35,6 +35,8 @@ def run_gateway(cfg: SiteConfig) -> int:
     """Serve until SIGINT/SIGTERM; raises ConfigError or StartError when it cannot start."""
     _check_not_running(cfg)
     check_port_free(cfg)
+    for _program, component in DAEMONS:  # `fiona run` is the operator's start of everything
+        daemon.clear_stop(cfg.paths.pidfile(component))
     try:
         schedule = load_schedule(cfg.config_file, cfg.site)
     except (ScheduleError, OSError) as exc:
