@@ -85,7 +85,7 @@ def launch(
     from fionagw.ops.log import setup_logging
 
     def run(stop: threading.Event, ready: Callable[[], None]) -> None:
-        setup_logging(cfg, component, stderr=foreground)
+        cfg.log_warnings(setup_logging(cfg, component, stderr=foreground))
         serve(cfg, stop, ready)
 
     pidfile = cfg.paths.pidfile(component)

@@ -44,6 +44,7 @@ def run_gateway(cfg: SiteConfig) -> int:
     log = setup_logging(cfg, COMPONENT)
     # failures (a child restarted, a job failed) show in the foreground too
     logging.getLogger().addHandler(console_handler(COMPONENT))
+    cfg.log_warnings(log)
 
     children = _daemons(cfg)
     web_url = _web_url(cfg)
