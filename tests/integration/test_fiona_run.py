@@ -389,6 +389,16 @@ def test_operator_stop_is_honoured_and_a_crash_is_not(
         rc, line = _service_line(config, "storectl")
         assert rc == 0 and "running" in line, line
 
+        r = run_bin(stop[0], "restart", config=config, timeout=180)  # stop + start: back at once
+        assert r.returncode == 0 and "started by fiona run" in r.stdout, r.stdout + r.stderr
+        pid = wait_for(
+            lambda: (p := _alive_pid(cfg.paths.pidfile("storescpd"))) not in (None, pid) and p,
+            timeout=60,
+            what="the restarted receiver",
+        )
+        assert pid in descendants(run.proc.pid)
+        wait_for(lambda: echoscu(cfg.dicom_port).returncode == 0, timeout=60, what="restarted")
+
         os.kill(pid, signal.SIGKILL)  # a crash after all that: restarted
         wait_for(
             lambda: (p := _alive_pid(cfg.paths.pidfile("storescpd"))) not in (None, pid) and p,

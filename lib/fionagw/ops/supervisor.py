@@ -142,6 +142,10 @@ def supervise(
                     _maybe_release(c, state_file, children, extra)
                 elif c.proc is not None and c.proc.poll() is not None:
                     _child_exited(c, state_file, children, extra)
+                elif c.proc is not None and c.stopped_by_operator():
+                    # a stop that came while we were starting the child (it had no pid file
+                    # yet, so `stop` found nothing to signal): carry it out ourselves
+                    c.proc.terminate()
     finally:
         for svc in reversed(started):
             try:
