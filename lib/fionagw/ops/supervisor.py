@@ -3,8 +3,9 @@
 Children (receiver, processSingleFile, the web server) are the same bin/ programs in
 `foreground` mode, restarted with backoff when they exit, unless an operator stopped them
 (`storectl stop`, `fiona stop` leave a stop marker, see :mod:`fionagw.ops.daemon`): such a
-child is held down until the marker goes (`storectl start`), then started at once. They get PR_SET_PDEATHSIG, so even
-a SIGKILLed supervisor leaves no orphan behind. Services are threads of this process (the
+child is held down until the marker goes (`storectl start`), then started at once; a crash
+(no marker) is restarted as before. They get PR_SET_PDEATHSIG, so even a SIGKILLed
+supervisor leaves no orphan behind. Services are threads of this process (the
 scheduler of cron/fiona.crontab, the metrics endpoint, the heartbeat POST) with start()/stop().
 
 On SIGINT/SIGTERM: services stop first (the scheduler ends its running jobs), then every child
@@ -223,7 +224,7 @@ def _maybe_release(
     c.start()
     write_state(state_file, children, extra)
     assert c.proc is not None
-    log.warning("child started again by an operator", extra={"child": c.name, "pid": c.proc.pid})
+    log.info("child started again by an operator", extra={"child": c.name, "pid": c.proc.pid})
 
 
 def _stop_children(children: Sequence[Child], grace: float) -> None:
