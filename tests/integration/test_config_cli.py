@@ -168,6 +168,11 @@ def _warnings(result) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 def test_unknown_keys_are_warned_about_at_every_level(tmp_path: Path) -> None:
+    projects = tmp_path / "projects.yml"  # the default tracker.projects_file
+    projects.write_text(
+        "projects:\n  ALPHA:\n    participant_id: '^A'\n    evnts: [baseline]\n"
+        "    routing:\n      - {called_aetitle: ALPHA, patient_idd: '.*'}\n"
+    )
     config = write_config(
         tmp_path,
         DICOMPORTT=11112,  # a typo of DICOMPORT
@@ -190,6 +195,9 @@ def test_unknown_keys_are_warned_about_at_every_level(tmp_path: Path) -> None:
         f"{config}: logging.colour: unknown key, ignored",
         f"{config}: SITES.B.arival: unknown key, ignored (did you mean arrival?)",
         f"{config}: SITES.B.dicomport: unknown key, ignored (did you mean DICOMPORT?)",
+        f"{projects}: projects.ALPHA.evnts: unknown key, ignored (did you mean events?)",
+        f"{projects}: projects.ALPHA.routing[0].patient_idd: unknown key, ignored"
+        " (did you mean patient_id?)",
     ]
     assert sorted(w.removeprefix("fiona: warning: ") for w in got) == sorted(expected), got
     assert len(got) == len(set(got))  # the top level's warnings once, not once per site

@@ -227,12 +227,11 @@ def load_config(path: str | os.PathLike[str] | None = None, site: str | None = N
         web=web,
         sending=sending,
         source=merged,
-        warnings=tuple(dict.fromkeys(warnings)),
     )
     # destination types may use the site's other settings (the AE title, the outbox)
     cfg = dataclasses.replace(cfg, destinations=parse_destinations(r, cfg))
-    _check_projects(cfg)
-    return cfg
+    _check_projects(cfg, warnings)
+    return dataclasses.replace(cfg, warnings=tuple(dict.fromkeys(warnings)))
 
 
 def _datadir_group(r: SectionReader) -> str:
@@ -246,13 +245,13 @@ def _datadir_group(r: SectionReader) -> str:
     return name
 
 
-def _check_projects(cfg: SiteConfig) -> None:
+def _check_projects(cfg: SiteConfig, warnings: list[ConfigWarning]) -> None:
     """The local tracker's projects.yml: valid, and naming only configured destinations."""
     if cfg.tracker.backend != "local" or cfg.tracker.projects_file is None:
         return  # the redcap tracker's projects live in REDCap, read when it runs
     from fionagw.config.projects import ProjectsError, load_projects  # PyYAML: only when used
 
-    projects, _ = load_projects(cfg.tracker.projects_file)
+    projects, _ = load_projects(cfg.tracker.projects_file, warnings)
     for project in projects.values():
         if project.destination and project.destination not in cfg.destinations:
             raise ProjectsError(
