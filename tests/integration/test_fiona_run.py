@@ -371,6 +371,7 @@ def test_operator_stop_is_honoured_and_a_crash_is_not(
 
         r = run_bin(*stop, config=config, timeout=120)
         assert r.returncode == 0 and "stopped" in r.stdout, r.stdout + r.stderr
+        assert f"storectl: fiona run (pid {run.proc.pid}) keeps it stopped" in r.stdout
         _stays_down(cfg, run, 5.0)  # ten supervisor cycles, five times the first restart delay
         assert echoscu(cfg.dicom_port).returncode != 0
         rc, line = _service_line(config, "storectl")

@@ -104,6 +104,17 @@ def launch(
     )
 
 
+def stop_daemon(cfg: SiteConfig, pidfile: Path, program: str) -> int:
+    """`stop`: the daemon stops and stays stopped (also under `fiona run`) until `start`."""
+    from fionagw.ops import daemon
+
+    rc = daemon.stop(pidfile, program)
+    supervisor = _supervisor_pid(cfg)
+    if supervisor is not None:
+        print(f"{program}: fiona run (pid {supervisor}) keeps it stopped until `{program} start`")
+    return rc
+
+
 SUPERVISED_START_TIMEOUT = 90.0  # a crashed child may be in its restart backoff (up to 60 s)
 
 
