@@ -1,5 +1,10 @@
 """Error pages: every HTTP error and every crash is a clean page (a crash shows a reference to
-its log entry, never a traceback or an internal detail)."""
+its log entry, never a traceback or an internal detail).
+
+A broken configuration file (typically projects.yml, read again on every use) is not a crash:
+an admin sees which file, key (or line) and what is wrong, everyone else that the configuration
+is broken and to contact the administrator; it is logged once per distinct problem, not on
+every request."""
 
 from __future__ import annotations
 
@@ -7,7 +12,11 @@ import logging
 import uuid
 
 from flask import Flask, render_template
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
+
+from fionagw.config import ConfigError
+
+from ..auth.session import current_user
 
 LOGGER = logging.getLogger(__name__)
 
@@ -18,6 +27,23 @@ CRASH_DESCRIPTION = (
 
 
 def install_error_pages(app: Flask) -> None:
+    logged: set[str] = set()  # the configuration problems already in the log
+
+    @app.errorhandler(ConfigError)
+    def _config_error(exc: ConfigError) -> tuple[str, int]:
+        if str(exc) not in logged:
+            logged.add(str(exc))
+            LOGGER.error(
+                "configuration error: pages that need it fail until it is corrected",
+                extra={"file": exc.file, "key": exc.key, "problem": exc.problem},
+            )
+        user = current_user()
+        return render_template(
+            "config_error.html",
+            code=ServiceUnavailable.code,
+            detail=exc if user is not None and user.is_admin else None,
+        ), ServiceUnavailable.code
+
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> tuple[str, int]:
         return render_template(

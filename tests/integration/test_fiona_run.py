@@ -332,3 +332,83 @@ def _pid(path: Path) -> int | None:
         return int(path.read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
+
+
+def _service_line(config: Path, name: str) -> tuple[int, str]:
+    st = run_bin("fiona", "status", config=config, timeout=120)
+    lines = [ln for ln in st.stdout.splitlines() if ln.strip().startswith(name + " ")]
+    assert lines, st.stdout + st.stderr
+    return st.returncode, lines[0]
+
+
+def _stays_down(cfg: Any, run: FionaRun, seconds: float) -> None:
+    """Several supervisor cycles (0.5 s each, first restart after 1 s) without a receiver."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert _alive_pid(cfg.paths.pidfile("storescpd")) is None, run.output()
+        time.sleep(0.25)
+
+
+def _alive_pid(path: Path) -> int | None:
+    pid = _pid(path)
+    return pid if pid is not None and Path(f"/proc/{pid}").exists() and not _zombie(pid) else None
+
+
+@pytest.mark.parametrize(
+    ("stop", "start"),
+    [(("storectl", "stop"), ("storectl", "start")), (("fiona", "stop"), ("fiona", "start"))],
+    ids=["storectl", "fiona"],
+)
+def test_operator_stop_is_honoured_and_a_crash_is_not(
+    tmp_path: Path, stop: tuple[str, str], start: tuple[str, str]
+) -> None:
+    config = site(tmp_path, web={"enabled": False}, metrics={"enabled": False})
+    cfg = load_config(config)
+    run = FionaRun(config, tmp_path)
+    try:
+        wait_for(lambda: "stop with Ctrl-C" in run.output(), timeout=120, what="the banner")
+        wait_for(lambda: echoscu(cfg.dicom_port).returncode == 0, timeout=60, what="the receiver")
+
+        r = run_bin(*stop, config=config, timeout=120)
+        assert r.returncode == 0 and "stopped" in r.stdout, r.stdout + r.stderr
+        assert f"storectl: fiona run (pid {run.proc.pid}) keeps it stopped" in r.stdout
+        _stays_down(cfg, run, 5.0)  # ten supervisor cycles, five times the first restart delay
+        assert echoscu(cfg.dicom_port).returncode != 0
+        rc, line = _service_line(config, "storectl")
+        assert "stopped by operator" in line and "DOWN" not in line, line
+        assert rc == 0  # an intended stop is not a failure
+        assert "stopped by an operator" in run.output()
+        if stop[0] == "fiona":
+            _rc, psf = _service_line(config, "processSingleFile")
+            assert "stopped by operator" in psf, psf
+
+        r = run_bin(*start, config=config, timeout=180)
+        assert r.returncode == 0 and "started by fiona run" in r.stdout, r.stdout + r.stderr
+        wait_for(lambda: echoscu(cfg.dicom_port).returncode == 0, timeout=60, what="receiver back")
+        pid = _alive_pid(cfg.paths.pidfile("storescpd"))
+        assert pid in descendants(run.proc.pid)  # the supervisor's child, not a daemon beside it
+        rc, line = _service_line(config, "storectl")
+        assert rc == 0 and "running" in line, line
+
+        r = run_bin(stop[0], "restart", config=config, timeout=180)  # stop + start: back at once
+        assert r.returncode == 0 and "started by fiona run" in r.stdout, r.stdout + r.stderr
+        pid = wait_for(
+            lambda: (p := _alive_pid(cfg.paths.pidfile("storescpd"))) not in (None, pid) and p,
+            timeout=60,
+            what="the restarted receiver",
+        )
+        assert pid in descendants(run.proc.pid)
+        wait_for(lambda: echoscu(cfg.dicom_port).returncode == 0, timeout=60, what="restarted")
+
+        os.kill(pid, signal.SIGKILL)  # a crash after all that: restarted
+        wait_for(
+            lambda: (p := _alive_pid(cfg.paths.pidfile("storescpd"))) not in (None, pid) and p,
+            timeout=60,
+            what="the restarted receiver",
+        )
+        wait_for(lambda: echoscu(cfg.dicom_port).returncode == 0, timeout=60, what="answering")
+    finally:
+        rc = run.stop()
+    assert rc == 0, run.output()
+    time.sleep(0.5)
+    assert processes_mentioning(str(config)) == []

@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from fionagw.config import load_config
+from fionagw.ops import daemon
 from fionagw.ops.jobstate import record_run
 from support.site import BIN, run_bin, write_config
 
@@ -60,6 +60,20 @@ def test_start_status_restart_stop(tmp_path: Path) -> None:
         r = run_bin("fiona", "stop", config=config)
         assert r.returncode == 0, r.stdout + r.stderr
         st = run_bin("fiona", "status", config=config)
+        # an operator's stop is not an outage: shown as such, and not counted as down
+        stopped = re.findall(
+            r"^\s+(storectl|processSingleFile)\s+stopped by operator", st.stdout, re.M
+        )
+        assert st.returncode == 0 and sorted(stopped) == ["processSingleFile", "storectl"], (
+            st.stdout + st.stderr
+        )
+        # a crash (no stop marker) still is
+        for _program, component in (
+            ("processSingleFile", "processSingleFile"),
+            ("storectl", "storescpd"),
+        ):
+            daemon.clear_stop(cfg.paths.pidfile(component))
+        st = run_bin("fiona", "status", config=config)
         assert st.returncode == 1 and "down: processSingleFile, storectl" in st.stderr
     finally:
         run_bin("storectl", "stop", config=config)
@@ -86,17 +100,28 @@ def test_logs_pretty_prints_and_follows(tmp_path: Path) -> None:
     )
     guard = threading.Timer(30, follow.kill)  # never hang the suite on readline()
     guard.start()
-    try:
-        time.sleep(2)
+    # `fiona logs -f` prints only what is written after it started, and it gives no sign when
+    # that is (a loaded machine may take seconds): append the entry each second until it shows
+    written = threading.Event()
+
+    def write_until_read() -> None:
         log = cfg.paths.logfile("heartbeat")
-        log.write_text(
-            '{"time": "2030-01-01T00:00:00.000", "level": "ERROR", "component": "heartbeat", '
-            '"pid": 7, "message": "receiver restarted", "old_pid": 5}\n'
-        )
+        while not written.wait(1.0):
+            with open(log, "a") as f:
+                f.write(
+                    '{"time": "2030-01-01T00:00:00.000", "level": "ERROR", '
+                    '"component": "heartbeat", "pid": 7, "message": "receiver restarted", '
+                    '"old_pid": 5}\n'
+                )
+
+    writer = threading.Thread(target=write_until_read, daemon=True)
+    writer.start()
+    try:
         assert follow.stdout is not None
         line = follow.stdout.readline()
         assert "ERROR" in line and "heartbeat[7] receiver restarted" in line and "old_pid=5" in line
     finally:
+        written.set()
         guard.cancel()
         follow.terminate()
         follow.wait(10)

@@ -121,3 +121,86 @@ def test_bad_config_json_names_file_line_and_column(tmp_path: Path) -> None:
     assert len(lines) == 1, r.stderr
     assert str(bad) in lines[0]
     assert re.search(r"line \d+ column \d+", lines[0]), lines[0]
+
+
+# One file per transfer syntax a modality or PACS may send (pydicom's bundled test files).
+MIXED_FOLDER = {
+    "MR_small_implicit.dcm": "1.2.840.10008.1.2",  # implicit VR little endian
+    "CT_small.dcm": "1.2.840.10008.1.2.1",  # explicit VR little endian
+    "MR_small_bigendian.dcm": "1.2.840.10008.1.2.2",  # explicit VR big endian (retired)
+    "image_dfl.dcm": "1.2.840.10008.1.2.1.99",  # deflated
+    "SC_rgb_jpeg_dcmtk.dcm": "1.2.840.10008.1.2.4.50",  # JPEG baseline
+    "JPGExtended.dcm": "1.2.840.10008.1.2.4.51",  # JPEG extended
+    "SC_rgb_jpeg_gdcm.dcm": "1.2.840.10008.1.2.4.70",  # JPEG lossless SV1
+    "MR_small_jpeg_ls_lossless.dcm": "1.2.840.10008.1.2.4.80",  # JPEG-LS lossless
+    "JPEGLSNearLossless_08.dcm": "1.2.840.10008.1.2.4.81",  # JPEG-LS near-lossless
+    "MR_small_jp2klossless.dcm": "1.2.840.10008.1.2.4.90",  # JPEG 2000 lossless
+    "JPEG2000.dcm": "1.2.840.10008.1.2.4.91",  # JPEG 2000
+    "MR_small_RLE.dcm": "1.2.840.10008.1.2.5",  # RLE lossless
+}
+UNCOMPRESSED = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"}
+
+
+def mixed_folder(folder: Path) -> dict[str, str]:
+    """The files of MIXED_FOLDER under ``folder``, each a distinct instance of one study (the
+    bundled files share UIDs); returns SOP Instance UID -> transfer syntax."""
+    from pydicom import dcmread
+    from pydicom.uid import generate_uid
+
+    study, sent = generate_uid(), {}
+    folder.mkdir(parents=True)
+    for i, (name, syntax) in enumerate(MIXED_FOLDER.items()):
+        ds = dcmread(pydicom_test_file(name))
+        assert ds.file_meta.TransferSyntaxUID == syntax, name
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.StudyInstanceUID = study  # one of them has none
+        sub = folder / f"series{i % 3}"  # a folder tree, as a CD or an export has
+        sub.mkdir(exist_ok=True)
+        ds.save_as(sub / f"IM{i:04d}", enforce_file_format=True)
+        sent[ds.SOPInstanceUID] = syntax
+    return sent
+
+
+def readme_send_command() -> str:
+    """The command README.md gives for sending a folder to the gateway."""
+    from support.site import ROOT
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    commands = re.findall(r"`((?:dcmsend|storescu) [^`]*/path/to/dicom/[^`]*)`", text)
+    assert len(commands) == 1, commands
+    return commands[0]
+
+
+@pytest.mark.slow
+def test_readme_send_command_delivers_a_folder_of_mixed_transfer_syntaxes(
+    config: Path, tmp_path: Path
+) -> None:
+    import shlex
+    import subprocess
+
+    from pydicom import dcmread
+
+    cfg = load_config(config)
+    sent = mixed_folder(tmp_path / "mixed")
+    r = run_bin("storectl", "start", config=config)
+    assert r.returncode == 0, r.stdout + r.stderr
+    # README's words with this site's port, the folder and the report under tmp_path
+    here = {"/path/to/dicom/": f"{tmp_path / 'mixed'}/", "11112": str(cfg.dicom_port)}
+    argv = [
+        here.get(w, str(tmp_path / w) if w.endswith(".txt") else w)
+        for w in shlex.split(readme_send_command())
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    arrived = {}
+    for f in cfg.paths.archive.glob("*/*"):
+        ds = dcmread(f, stop_before_pixels=True)
+        arrived[ds.SOPInstanceUID] = ds.file_meta.TransferSyntaxUID
+    assert set(arrived) == set(sent), (done.stdout + done.stderr)[-3000:]
+    for uid, syntax in sent.items():  # compressed data as it was sent: nothing decompressed
+        if syntax not in UNCOMPRESSED:
+            assert arrived[uid] == syntax, (uid, syntax, arrived[uid])
+    report = [w for w in argv if w.endswith(".txt")]
+    if report:  # the report the README points to says so too
+        text = Path(report[0]).read_text()
+        assert f"with status SUCCESS  : {len(sent)}" in text, text[-600:]

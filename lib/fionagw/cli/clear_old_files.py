@@ -44,6 +44,7 @@ def main(argv: list[str]) -> int:
             return 1
         result.logs_deleted = len(clear_old_logs(cfg, dry_run=args.dry_run))
         run.summary = result.summary()
+        run.work = len(result.deleted) + result.logs_deleted
         rc = 0
         try:
             pruned = prune_tracker(cfg, dry_run=args.dry_run, force=args.tracker_now)
@@ -54,6 +55,7 @@ def main(argv: list[str]) -> int:
             print(f"{PROGRAM}: tracker retention skipped: {exc}", file=sys.stderr)
             run.ok, pruned, rc = False, None, 1
         if pruned is not None:
+            run.work += len(pruned)
             run.summary += (
                 f", {len(pruned)} tracker studies {'would be ' if args.dry_run else ''}deleted"
             )

@@ -30,6 +30,7 @@ def main(argv: list[str]) -> int:
     with cron_job(cfg, PROGRAM) as run:
         result = clear_stale_links(cfg, min_age_s=max(0.0, args.min_age))
         run.summary = result.summary()
+        run.work = result.broken_links + result.orphan_json + result.empty_dirs
     if args.verbose:
         print(f"{PROGRAM}: {result.summary()}")
     return 0

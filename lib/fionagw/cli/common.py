@@ -85,12 +85,15 @@ def launch(
     from fionagw.ops.log import setup_logging
 
     def run(stop: threading.Event, ready: Callable[[], None]) -> None:
-        setup_logging(cfg, component, stderr=foreground)
+        cfg.log_warnings(setup_logging(cfg, component, stderr=foreground))
         serve(cfg, stop, ready)
 
     pidfile = cfg.paths.pidfile(component)
     if foreground:
         return daemon.run_foreground(run, pidfile, program, announce)
+    supervisor = _supervisor_pid(cfg)
+    if supervisor is not None:
+        return _start_supervised(pidfile, program, supervisor, announce)
     return daemon.start(
         run,
         pidfile,
@@ -99,6 +102,52 @@ def launch(
         working_dir=cfg.datadir,
         announce=announce,
     )
+
+
+def stop_daemon(cfg: SiteConfig, pidfile: Path, program: str) -> int:
+    """`stop`: the daemon stops and stays stopped (also under `fiona run`) until `start`."""
+    from fionagw.ops import daemon
+
+    rc = daemon.stop(pidfile, program)
+    supervisor = _supervisor_pid(cfg)
+    if supervisor is not None:
+        print(f"{program}: fiona run (pid {supervisor}) keeps it stopped until `{program} start`")
+    return rc
+
+
+SUPERVISED_START_TIMEOUT = 90.0  # a crashed child may be in its restart backoff (up to 60 s)
+
+
+def _supervisor_pid(cfg: SiteConfig) -> int | None:
+    from fionagw.ops.status import read_run_state
+
+    run = read_run_state(cfg)
+    return int(run["pid"]) if run is not None else None
+
+
+def _start_supervised(pidfile: Path, program: str, supervisor: int, announce: str) -> int:
+    """Under `fiona run` its supervisor owns the daemon: a start lifts the operator's stop and
+    waits for the supervisor to start its child (a daemon of our own would run beside it)."""
+    import time
+
+    from fionagw.ops import daemon
+
+    daemon.clear_stop(pidfile)
+    if (pid := daemon.read_pid(pidfile, program)) is not None:
+        print(f"{program}: already running (pid {pid}, supervised by fiona run)")
+        return 0
+    deadline = time.monotonic() + SUPERVISED_START_TIMEOUT
+    while (pid := daemon.read_pid(pidfile, program)) is None:
+        if time.monotonic() > deadline:
+            print(
+                f"{program}: fiona run (pid {supervisor}) did not start it within "
+                f"{SUPERVISED_START_TIMEOUT:.0f} s; see `fiona logs fionaRun`",
+                file=sys.stderr,
+            )
+            return 1
+        time.sleep(0.2)
+    print(f"{program}: started by fiona run (pid {supervisor}) as pid {pid}. {announce}".rstrip())
+    return 0
 
 
 STATUS_NOT_RUNNING = 3  # the exit of `status` for a daemon that does not run (LSB's code)

@@ -29,6 +29,7 @@ def main(argv: list[str]) -> int:
         report = detect.run(cfg)
         run.ok = not report.errors
         run.summary = f"{len(report.series)} series, {len(report.studies)} studies completed"
+        run.work = len(report.series) + len(report.studies)
     if args.verbose:
         for s in report.series:
             q = (

@@ -127,8 +127,13 @@ def check_config(path: str | None, site: str | None) -> int:
             if site is not None
             else ["", *sorted((data.get("SITES") or {}) if isinstance(data, dict) else {})]
         )
+        warned: set[str] = set()  # the top level's warnings come with every site: print once
         for name in sites:
             cfg = load_config(file, name or None)
+            for warning in cfg.warnings:
+                if str(warning) not in warned:
+                    warned.add(str(warning))
+                    print(f"{PROGRAM}: warning: {warning}", file=sys.stderr)
             check_user(cfg)
             check_datadir(cfg)
             if warning := datadir_warning(cfg.datadir):

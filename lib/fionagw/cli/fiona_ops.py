@@ -51,6 +51,12 @@ def status(cfg: SiteConfig) -> int:
             print(f"  {s.name:<20} running  pid {s.pid}  up {human_duration(s.uptime_s)}{where}")
         elif s.state == "disabled":
             print(f"  {s.name:<20} disabled by {s.listen}")
+        elif s.state == "stopped":
+            since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s.stopped_at or 0))
+            print(
+                f"  {s.name:<20} stopped by operator since {since}"
+                f" (`{s.name} start` or `fiona start` starts it){where}"
+            )
         else:
             print(f"  {s.name:<20} DOWN{where}")
     print("cron jobs (last run)")

@@ -105,7 +105,7 @@ def serve(cfg: SiteConfig) -> int:
 
     ws = cfg.web
     _check_port(cfg, ws.host, ws.port)
-    setup_logging(cfg, "web", stderr=False)
+    cfg.log_warnings(setup_logging(cfg, "web", stderr=False))
     app = create_app(cfg)
     _hide_server_software()
     known = {s.name for s in KNOWN_SETTINGS}

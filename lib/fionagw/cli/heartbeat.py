@@ -24,6 +24,8 @@ def main(argv: list[str]) -> int:
     with cron_job(cfg, PROGRAM) as run:
         result = run_heartbeat(cfg)
         run.summary = result.summary()
+        # an answering (or busy) receiver is the idle case; a restart, a killed job is work
+        run.work = (result.receiver == "restarted") + len(result.killed_jobs) + len(result.problems)
         run.ok = result.receiver != "down" and not result.problems
     if not os.environ.get("FIONA_SUPERVISOR"):  # fiona run posts from its own thread
         try:

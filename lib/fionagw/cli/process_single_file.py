@@ -15,6 +15,7 @@ from fionagw.cli.common import (
     launch,
     load_or_exit,
     parser,
+    stop_daemon,
 )
 from fionagw.config import check_datadir, check_user
 from fionagw.ops import daemon
@@ -64,7 +65,7 @@ def main(argv: list[str]) -> int:
     if args.command == "status":
         return daemon_status(pidfile, PROGRAM, PROGRAM, f", fifo {cfg.paths.fifo}")
     if args.command == "stop":
-        return daemon.stop(pidfile, PROGRAM)
+        return stop_daemon(cfg, pidfile, PROGRAM)
     if args.command == "send":
         return _send(cfg, args.paths)
 

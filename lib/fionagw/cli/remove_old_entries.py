@@ -31,8 +31,10 @@ def main(argv: list[str]) -> int:
     if args.days is not None and args.days < 0:
         p.error("--days must not be negative")
     cfg, log = prepare_job(args, PROGRAM)
-    with cron_job(cfg, PROGRAM):
+    with cron_job(cfg, PROGRAM) as run:
         dropped = incoming.remove_old(cfg, args.days)
+        run.work = len(dropped)
+        run.summary = f"{len(dropped)} old entries dropped" if dropped else ""
     if dropped:
         log.info(
             "old entries dropped from the incoming list",

@@ -11,6 +11,7 @@ from fionagw.cli.common import (
     launch,
     load_or_exit,
     parser,
+    stop_daemon,
 )
 from fionagw.config import check_datadir, check_port_free, check_user, receiver_enabled
 from fionagw.ops import daemon
@@ -32,7 +33,7 @@ def main(argv: list[str]) -> int:
         where = f" on {cfg.dicom_ip}:{cfg.dicom_port} as {cfg.aetitle}"
         return daemon_status(pidfile, PROGRAM, label, where)
     if args.command == "stop":
-        return daemon.stop(pidfile, PROGRAM)
+        return stop_daemon(cfg, pidfile, PROGRAM)
     if args.command == "restart":
         daemon.stop(pidfile, PROGRAM)
 

@@ -12,3 +12,23 @@ class ConfigError(Exception):
     def __init__(self, file: Path | str, key: str, problem: str) -> None:
         self.file, self.key, self.problem = str(file), key, problem
         super().__init__(f"{file}: {key}: {problem}" if key else f"{file}: {problem}")
+
+
+class ConfigWarning:
+    """A problem that does not stop a program (an unknown key, ignored): one line like
+    ConfigError's, ``file: key: problem``."""
+
+    def __init__(self, file: Path | str, key: str, problem: str) -> None:
+        self.file, self.key, self.problem = str(file), key, problem
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.key}: {self.problem}"
+
+    def __repr__(self) -> str:
+        return f"ConfigWarning({str(self)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ConfigWarning) and str(self) == str(other)
+
+    def __hash__(self) -> int:
+        return hash(str(self))

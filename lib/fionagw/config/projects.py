@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from fionagw.config.errors import ConfigError
+from fionagw.config.errors import ConfigError, ConfigWarning
 from fionagw.config.reader import SectionReader
 from fionagw.tracking.records import RoutingRule
 
@@ -39,6 +39,30 @@ FEATURES = {
     "remove_secondary_captures": 2,
 }
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# the keys of a project, of its autoid and import_rule and of a routing entry (a misspelled one
+# is warned about, see load_projects)
+PROJECT_KEYS = (
+    "title",
+    "participant_id",
+    "events",
+    "destination",
+    "active",
+    "autoid",
+    "features",
+    "import_rule",
+    "deid",
+    "routing",
+)
+AUTOID_KEYS = ("enabled", "aetitle")
+IMPORT_RULE_KEYS = ("tag", "regexp")
+ROUTING_KEYS = (
+    "active",
+    "called_aetitle",
+    "calling_aetitle",
+    "patient_id",
+    "patient_name",
+    "event",
+)
 
 
 class ProjectsError(ConfigError):
@@ -89,8 +113,11 @@ def _read_yaml(file: Path) -> Any:
         raise ProjectsError(file, "", f"invalid YAML: {where}{problem}") from None
 
 
-def load_projects(file: Path) -> tuple[dict[str, Project], list[RoutingRule]]:
-    """Parse and validate projects.yml; a missing file means no projects yet."""
+def load_projects(
+    file: Path, warnings: list[ConfigWarning] | None = None
+) -> tuple[dict[str, Project], list[RoutingRule]]:
+    """Parse and validate projects.yml; a missing file means no projects yet. Unknown keys
+    are ignored, with a warning appended to ``warnings`` (check-config prints them)."""
     if not file.exists():
         return {}, []
     doc = _read_yaml(file)
@@ -104,7 +131,8 @@ def load_projects(file: Path) -> tuple[dict[str, Project], list[RoutingRule]]:
             raise ProjectsError(file, path, "a project name has 1-64 letters, digits, _ or -")
         if not isinstance(spec, dict):
             raise ProjectsError(file, path, "expected a mapping")
-        r = SectionReader(file, spec, path + ".", ProjectsError)
+        r = SectionReader(file, spec, path + ".", ProjectsError, warnings)
+        r.warn_unknown(PROJECT_KEYS)
         if "participant_id" not in spec:
             raise r.error("participant_id", "missing (the participant-ID regex)")
         autoid, features, rule = (
@@ -112,6 +140,8 @@ def load_projects(file: Path) -> tuple[dict[str, Project], list[RoutingRule]]:
             r.section("features"),
             r.section("import_rule"),
         )
+        autoid.warn_unknown(AUTOID_KEYS)
+        rule.warn_unknown(IMPORT_RULE_KEYS)
         unknown = set(features.data) - set(FEATURES)
         if unknown:
             raise r.error("features", f"unknown feature(s): {', '.join(sorted(unknown))}")
@@ -136,7 +166,8 @@ def load_projects(file: Path) -> tuple[dict[str, Project], list[RoutingRule]]:
             where = f"{path}.routing[{i}]"
             if not isinstance(item, dict):
                 raise ProjectsError(file, where, "expected a mapping")
-            route = SectionReader(file, item, where + ".", ProjectsError)
+            route = SectionReader(file, item, where + ".", ProjectsError, warnings)
+            route.warn_unknown(ROUTING_KEYS)
             rules.append(
                 RoutingRule(
                     record_id=f"{name}-{i + 1}",

@@ -6,6 +6,7 @@ the dotted key, so an operator reads one line: ``file: key: problem``.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import json
 import os
@@ -14,7 +15,7 @@ from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from fionagw.config.errors import ConfigError
+from fionagw.config.errors import ConfigError, ConfigWarning
 
 _KIND_NAMES = {
     str: "a string",
@@ -29,6 +30,13 @@ PORT = "an integer port 1-65535"
 def kind_name(kind: type | tuple[type, ...]) -> str:
     kinds = kind if isinstance(kind, tuple) else (kind,)
     return " or ".join(_KIND_NAMES.get(k, k.__name__) for k in kinds)
+
+
+def did_you_mean(key: str, known: Collection[str]) -> str:
+    """`` (did you mean DICOMPORT?)`` for the known key closest to a misspelled one, or ""."""
+    by_lower = {k.lower(): k for k in known}
+    close = difflib.get_close_matches(key.lower(), list(by_lower), n=1, cutoff=0.6)
+    return f" (did you mean {by_lower[close[0]]}?)" if close else ""
 
 
 def read_json(path: Path) -> Any:
@@ -51,7 +59,8 @@ class SectionReader:
     """Typed getters over one mapping whose keys are named ``prefix + key`` in errors.
 
     Relative paths are resolved against the folder of ``file``. ``error`` is the ConfigError
-    subclass raised (projects.yml raises ProjectsError).
+    subclass raised (projects.yml raises ProjectsError). ``warnings`` collects what does not
+    stop a program (unknown keys); the readers of sections share their parent's list.
     """
 
     def __init__(
@@ -60,8 +69,10 @@ class SectionReader:
         data: Mapping[str, Any],
         prefix: str = "",
         error: type[ConfigError] = ConfigError,
+        warnings: list[ConfigWarning] | None = None,
     ) -> None:
         self.file, self.data, self.prefix, self._error = file, data, prefix, error
+        self.warnings: list[ConfigWarning] = [] if warnings is None else warnings
 
     def error(self, key: str, problem: str) -> ConfigError:
         """The error to raise for ``key`` of this section."""
@@ -87,7 +98,7 @@ class SectionReader:
     def section(self, key: str) -> SectionReader:
         """The reader of the object under ``key`` (empty when absent)."""
         return SectionReader(
-            self.file, self.get(key, dict, {}), f"{self.prefix}{key}.", self._error
+            self.file, self.get(key, dict, {}), f"{self.prefix}{key}.", self._error, self.warnings
         )
 
     def path(self, key: str, default: Any = None) -> Path | None:
@@ -146,4 +157,16 @@ class SectionReader:
         unknown = sorted(set(self.data) - set(known) - set(ignored))
         if unknown:
             of = f" for {what}" if what else ""
-            raise self.error(unknown[0], f"unknown key{of} (known: {', '.join(known)})")
+            hint = did_you_mean(unknown[0], known)
+            raise self.error(unknown[0], f"unknown key{of}{hint} (known: {', '.join(known)})")
+
+    def warn_unknown(self, known: Collection[str]) -> None:
+        """Keys not in ``known`` are ignored with a warning naming the closest known key (a
+        typo such as DICOMPORTT must not pass unnoticed). Keys starting with ``_`` are
+        comments."""
+        for key in sorted(k for k in self.data if k not in known and not str(k).startswith("_")):
+            self.warnings.append(
+                ConfigWarning(
+                    self.file, self.prefix + key, f"unknown key, ignored{did_you_mean(key, known)}"
+                )
+            )

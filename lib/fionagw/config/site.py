@@ -11,6 +11,7 @@ one line naming the file, the key and what is wrong.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from fionagw.config.destinations import DestinationSettings, parse_destinations
-from fionagw.config.errors import ConfigError
+from fionagw.config.errors import ConfigError, ConfigWarning
 from fionagw.config.reader import SectionReader, read_json
 from fionagw.config.sections import (
     ArrivalSettings,
@@ -45,6 +46,54 @@ from fionagw.paths import CONFIG_DIR, SitePaths
 
 DEFAULT_CONFIG = CONFIG_DIR / "config.json"
 
+# The keys a config.json may have; any other is warned about (not fatal: a FIONA config may
+# carry keys of programs we do not have). Our sections' keys are their dataclasses' fields.
+OUR_KEYS = (
+    "DATADIR",
+    "DICOMIP",
+    "DICOMPORT",
+    "DICOMAETITLE",
+    "PROCESSING_USER",
+    "CLASSIFY_RULES",
+    "FIFO",
+    "DATADIR_GROUP",
+    "destinations",
+)
+# FIONA's keys that we do not use (scanner, MPPS, upload, PHP web and REDCap settings)
+FIONA_ONLY_KEYS = (
+    "SCANNERIP",
+    "SCANNERPORT",
+    "SCANNERAETITLE",
+    "SCANNERTYPE",
+    "OTHERSCANNER",
+    "MPPSPORT",
+    "MPPSMODE",
+    "SERVERUSER",
+    "DAICSERVER",
+    "PFILEDIR",
+    "LOCALTIMEZONE",
+    "CONNECTION",
+    "PROJECTTOKEN",
+    "SUBJECTID",
+    "HIDEPATTERN",
+    "WEBPROXY",
+    "WEBPROXYPORT",
+    "Authentication",
+)
+SECTIONS: dict[str, type] = {
+    "receiver": ReceiverSettings,
+    "logging": LoggingSettings,
+    "arrival": ArrivalSettings,
+    "tracker": TrackerSettings,
+    "retention": RetentionSettings,
+    "heartbeat": HeartbeatSettings,
+    "metrics": MetricsSettings,
+    "web": WebSettings,
+    "sending": SendingSettings,
+}
+SITE_KEYS = (*OUR_KEYS, *FIONA_ONLY_KEYS, *SECTIONS)  # what a SITES entry may set
+TOP_KEYS = (*SITE_KEYS, "SITES")
+
 
 @dataclass(frozen=True)
 class SiteConfig:
@@ -70,6 +119,18 @@ class SiteConfig:
     # The config object as read (the site's SITES entry merged in), only to show the file on
     # the Settings page (masked). Programs use the typed sections above.
     source: Mapping[str, Any] = field(repr=False, default_factory=dict)
+    # What is wrong but does not stop a program (unknown keys): check-config prints them,
+    # daemons and `fiona run` log them once at start.
+    warnings: tuple[ConfigWarning, ...] = ()
+
+    def log_warnings(self, log: logging.Logger) -> None:
+        """Log what check-config warns about: once, when a long-running program starts (the
+        daemons, `fiona run`, `fiona web`; cron jobs start every minute and leave it to them)."""
+        for warning in self.warnings:
+            log.warning(
+                "config warning",
+                extra={"file": warning.file, "key": warning.key, "problem": warning.problem},
+            )
 
     @property
     def label(self) -> str:
@@ -82,47 +143,69 @@ def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
     return Path(explicit or os.environ.get("FIONA_CONFIG") or DEFAULT_CONFIG).resolve()
 
 
-def _site_data(file: Path, site: str | None) -> dict[str, Any]:
-    """The top-level object with the SITES entry of ``site`` merged over it."""
+def _site_data(
+    file: Path, site: str | None, warnings: list[ConfigWarning]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The top-level object with the SITES entry of ``site`` merged over it, and that entry;
+    unknown keys of both go to ``warnings``."""
     data = read_json(file)
     if not isinstance(data, dict):
         raise ConfigError(file, "", "top level must be a JSON object")
-    sites = SectionReader(file, data).get("SITES", dict, {})
+    top = SectionReader(file, data, warnings=warnings)
+    top.warn_unknown(TOP_KEYS)
+    sites = top.get("SITES", dict, {})
     merged = dict(data)
+    entry: dict[str, Any] = {}
     if site:
         if site not in sites:
             known = ", ".join(sorted(sites)) or "none defined"
             raise ConfigError(file, f"SITES.{site}", f"no such site (known: {known})")
         if not isinstance(sites[site], dict):
             raise ConfigError(file, f"SITES.{site}", "expected an object")
-        merged.update(sites[site])
-    return merged
+        entry = sites[site]
+        SectionReader(file, entry, f"SITES.{site}.", warnings=warnings).warn_unknown(SITE_KEYS)
+        merged.update(entry)
+    return merged, entry
+
+
+def _field_names(settings: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(settings))
 
 
 def load_config(path: str | os.PathLike[str] | None = None, site: str | None = None) -> SiteConfig:
     """Load config.json, merge the SITES entry for ``site``, validate, return the result."""
     file = config_path(path)
-    merged = _site_data(file, site)
-    r = SectionReader(file, merged)
+    warnings: list[ConfigWarning] = []
+    merged, entry = _site_data(file, site, warnings)
+    r = SectionReader(file, merged, warnings=warnings)
+
+    def section(key: str) -> SectionReader:
+        """A section's reader, named as where it was written (SITES.<site>.key when the site
+        entry sets it); its unknown keys are warned about."""
+        where = f"SITES.{site}." if key in entry else ""
+        sec = SectionReader(file, r.get(key, dict, {}), f"{where}{key}.", warnings=warnings)
+        if SECTIONS[key] not in (WebSettings, SendingSettings):  # these refuse unknown keys
+            sec.warn_unknown(_field_names(SECTIONS[key]))
+        return sec
 
     datadir = r.path("DATADIR", ...)
     assert datadir is not None
     dicom_ip = r.host("DICOMIP")
     port = r.port("DICOMPORT")
     aet = r.aetitle("DICOMAETITLE")
-    receiver = parse_receiver(r.section("receiver"))
-    logging_settings = parse_logging(r.section("logging"))
-    arrival = parse_arrival(r.section("arrival"))
-    tracker = parse_tracker(r.section("tracker"))
-    retention = parse_retention(r.section("retention"))
-    heartbeat = parse_heartbeat(r.section("heartbeat"))
-    metrics = parse_metrics(r.section("metrics"))
+    receiver = parse_receiver(section("receiver"))
+    logging_settings = parse_logging(section("logging"))
+    arrival = parse_arrival(section("arrival"))
+    tracker = parse_tracker(section("tracker"))
+    retention = parse_retention(section("retention"))
+    heartbeat = parse_heartbeat(section("heartbeat"))
+    metrics = parse_metrics(section("metrics"))
     rules = r.path("CLASSIFY_RULES", "classifyRules.json")
     assert rules is not None
     if not rules.is_file():
         raise r.error("CLASSIFY_RULES", f"file not found: {rules}")
-    web = parse_web(r.section("web"))
-    sending = parse_sending(r.section("sending"))
+    web = parse_web(section("web"))
+    sending = parse_sending(section("sending"))
 
     cfg = SiteConfig(
         config_file=file,
@@ -147,8 +230,8 @@ def load_config(path: str | os.PathLike[str] | None = None, site: str | None = N
     )
     # destination types may use the site's other settings (the AE title, the outbox)
     cfg = dataclasses.replace(cfg, destinations=parse_destinations(r, cfg))
-    _check_projects(cfg)
-    return cfg
+    _check_projects(cfg, warnings)
+    return dataclasses.replace(cfg, warnings=tuple(dict.fromkeys(warnings)))
 
 
 def _datadir_group(r: SectionReader) -> str:
@@ -162,13 +245,13 @@ def _datadir_group(r: SectionReader) -> str:
     return name
 
 
-def _check_projects(cfg: SiteConfig) -> None:
+def _check_projects(cfg: SiteConfig, warnings: list[ConfigWarning]) -> None:
     """The local tracker's projects.yml: valid, and naming only configured destinations."""
     if cfg.tracker.backend != "local" or cfg.tracker.projects_file is None:
         return  # the redcap tracker's projects live in REDCap, read when it runs
     from fionagw.config.projects import ProjectsError, load_projects  # PyYAML: only when used
 
-    projects, _ = load_projects(cfg.tracker.projects_file)
+    projects, _ = load_projects(cfg.tracker.projects_file, warnings)
     for project in projects.values():
         if project.destination and project.destination not in cfg.destinations:
             raise ProjectsError(

@@ -4,6 +4,11 @@ A component is a function ``run(stop, ready)``: it serves until the ``stop`` eve
 set, and calls ``ready()`` once it is listening, so that ``start`` can tell the
 operator whether the daemon came up (a port in use fails ``start``, not silently).
 Pid files live in DATADIR/.pids; ``start`` on a running daemon is a no-op with exit 0.
+
+``stop`` is an operator's intent, not only a signal: it leaves a stop marker beside the pid
+file (``<component><site>.stopped``) that the `fiona run` supervisor honours (it does not
+restart a daemon stopped that way, but does restart one that crashed) and `fiona status`
+shows; ``start`` clears it.
 """
 
 from __future__ import annotations
@@ -43,6 +48,32 @@ def read_pid(pidfile: Path, program: str) -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return pid if process.runs(pid, program) else None
+
+
+def stop_marker(pidfile: Path) -> Path:
+    """Where ``stop`` records that an operator stopped the daemon of ``pidfile``."""
+    return pidfile.with_suffix(".stopped")
+
+
+def stopped_by_operator(pidfile: Path) -> float | None:
+    """When an operator stopped this daemon (epoch seconds), or None."""
+    try:
+        return stop_marker(pidfile).stat().st_mtime
+    except OSError:
+        return None
+
+
+def clear_stop(pidfile: Path) -> None:
+    """Forget an operator's stop (every start does this)."""
+    try:
+        stop_marker(pidfile).unlink()
+    except FileNotFoundError:
+        pass
+
+
+def _mark_stopped(pidfile: Path) -> None:
+    pidfile.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(stop_marker(pidfile), f"{time.time():.0f}\n".encode(), durable=False)
 
 
 def status(pidfile: Path, program: str) -> DaemonStatus:
@@ -107,6 +138,7 @@ def start(
     timeout: float = 30.0,
 ) -> int:
     """Daemonize ``component``; return 0 once it reports ready (or is already running)."""
+    clear_stop(pidfile)
     pid = read_pid(pidfile, program)
     if pid is not None:
         print(f"{program}: already running (pid {pid})")
@@ -170,7 +202,11 @@ def start(
 
 
 def stop(pidfile: Path, program: str, grace: float = 10.0) -> int:
-    """SIGTERM, wait up to ``grace`` seconds, then SIGKILL. Exit 0 also when not running."""
+    """SIGTERM, wait up to ``grace`` seconds, then SIGKILL. Exit 0 also when not running.
+
+    The stop marker is written first, so that a supervisor that sees the process exit already
+    knows it was meant."""
+    _mark_stopped(pidfile)
     pid = read_pid(pidfile, program)
     if pid is None:
         print(f"{program}: not running")

@@ -17,6 +17,7 @@ from fionagw import __version__
 from fionagw.config import ConfigError, SiteConfig, check_port_free
 from fionagw.ops import crontab, daemon
 from fionagw.ops.heartbeat_post import HeartbeatPoster
+from fionagw.ops.jobstate import run_outcome
 from fionagw.ops.log import console_handler, setup_logging
 from fionagw.ops.metrics_server import MetricsServer
 from fionagw.ops.schedule import ScheduleError, Scheduler, load_schedule, supervised_daemon_line
@@ -35,6 +36,8 @@ def run_gateway(cfg: SiteConfig) -> int:
     """Serve until SIGINT/SIGTERM; raises ConfigError or StartError when it cannot start."""
     _check_not_running(cfg)
     check_port_free(cfg)
+    for _program, component in DAEMONS:  # `fiona run` is the operator's start of everything
+        daemon.clear_stop(cfg.paths.pidfile(component))
     try:
         schedule = load_schedule(cfg.config_file, cfg.site)
     except (ScheduleError, OSError) as exc:
@@ -42,6 +45,7 @@ def run_gateway(cfg: SiteConfig) -> int:
     log = setup_logging(cfg, COMPONENT)
     # failures (a child restarted, a job failed) show in the foreground too
     logging.getLogger().addHandler(console_handler(COMPONENT))
+    cfg.log_warnings(log)
 
     children = _daemons(cfg)
     web_url = _web_url(cfg)
@@ -49,7 +53,12 @@ def run_gateway(cfg: SiteConfig) -> int:
         children.append(Child("web", _command(cfg, "fiona", "web"), url=web_url))
     skip = supervised_daemon_line(p for p, _ in DAEMONS)
     # FIONA_SUPERVISOR tells a job that the daemons are ours (heartbeat must not start a second receiver)
-    scheduler = Scheduler(schedule, skip=skip, env={"FIONA_SUPERVISOR": str(os.getpid())})
+    scheduler = Scheduler(
+        schedule,
+        skip=skip,
+        env={"FIONA_SUPERVISOR": str(os.getpid())},
+        outcome=lambda entry, started: run_outcome(cfg, entry.program, started),
+    )
     services: list[Service] = [scheduler]
     extra: dict[str, dict[str, object]] = {}
     metrics_url = ""

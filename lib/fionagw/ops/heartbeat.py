@@ -168,6 +168,9 @@ def check_receiver(cfg: SiteConfig, result: HeartbeatResult) -> None:
         result.receiver = "alive"
         return
     pid = daemon.read_pid(pidfile, RECEIVER_PROGRAM)
+    if pid is None and daemon.stopped_by_operator(pidfile) is not None:
+        result.receiver = "stopped"  # by an operator (storectl stop): not a fault, no warning
+        return
     if pid is None and not pidfile.exists():
         # Stopped on purpose (storectl stop removes the pidfile): the 10-minute cron starts it.
         result.receiver = "stopped"

@@ -12,6 +12,10 @@ Jobs run as child processes with the bare environment cron gives (HOME, LOGNAME,
 PATH=/usr/bin:/bin), each in its own process group so that stopping kills the whole job.
 A line never runs twice at once: a line still running when it is due again is skipped
 (and logged), as its job's own lock would make the second copy exit anyway.
+
+A run is logged at INFO only when it did something (``outcome`` tells, from the job's own
+record of the run), at DEBUG otherwise: idle jobs several times a minute would bury the log.
+A failed run is a WARNING with the end of its output.
 """
 
 from __future__ import annotations
@@ -284,6 +288,11 @@ class _Running:
     proc: subprocess.Popen
     started: float
     stderr: object  # temporary file with the job's output
+    started_at: float = 0.0  # wall clock, to find the job's own record of this run
+
+
+# (entry, wall-clock start) -> what the run did: (did something, summary), or None (unknown)
+Outcome = Callable[[ScheduleEntry, float], "tuple[bool, str] | None"]
 
 
 class Scheduler:
@@ -298,8 +307,10 @@ class Scheduler:
         tick: float = 0.5,
         grace: float = 10.0,
         clock: Callable[[], float] = time.time,
+        outcome: Outcome | None = None,
     ) -> None:
         self.schedule = schedule
+        self.outcome = outcome or (lambda e, started: None)
         self.env = cron_environment({**schedule.env, **(env or {})})
         self.skip = skip or (lambda e: False)
         self.tick, self.grace, self.clock = tick, grace, clock
@@ -402,9 +413,9 @@ class Scheduler:
             log.error("job could not be started", extra={"job": e.label, "error": str(exc)})
             return
         with self._lock:
-            self.running[e.lineno] = _Running(e, proc, time.monotonic(), out)
+            self.running[e.lineno] = _Running(e, proc, time.monotonic(), out, time.time())
             self.runs += 1
-        log.info("job started", extra={"job": e.label, "pid": proc.pid})
+        log.debug("job started", extra={"job": e.label, "pid": proc.pid})
 
     def _reap(self) -> None:
         with self._lock:
@@ -426,7 +437,11 @@ class Scheduler:
         if stopped:
             log.info("job stopped (fiona run is stopping)", extra=extra)
         elif rc == 0:
-            log.info("job finished", extra=extra)
+            outcome = self.outcome(r.entry, r.started_at)
+            if outcome is not None and outcome[0]:
+                log.info("job finished", extra={**extra, "summary": outcome[1]})
+            else:
+                log.debug("job finished", extra=extra)
         else:
             log.warning("job failed", extra={**extra, "output": tail})
 

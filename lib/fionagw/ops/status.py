@@ -31,10 +31,11 @@ RUN_STATE = "fiona-run"
 @dataclass
 class ServiceStatus:
     name: str
-    state: str  # "running" | "down" | "disabled"
+    state: str  # "running" | "down" | "disabled" | "stopped" (by an operator: not a failure)
     pid: int | None = None
     uptime_s: float | None = None
     listen: str = ""  # where it serves, e.g. "DICOM AET@host:port" or "http://127.0.0.1:8080/"
+    stopped_at: float | None = None  # when an operator stopped it (state "stopped")
 
     @property
     def up(self) -> bool:
@@ -74,7 +75,8 @@ class Status:
 
     @property
     def down(self) -> list[str]:
-        """Services that should run and do not (a receiver switched off is not down)."""
+        """Services that should run and do not (switched off or stopped by an operator is not
+        down)."""
         return [s.name for s in self.services if s.state == "down"]
 
     def as_dict(self) -> dict[str, Any]:
@@ -140,7 +142,8 @@ def read_run_state(cfg: SiteConfig) -> dict[str, Any] | None:
 def _services(cfg: SiteConfig) -> list[ServiceStatus]:
     out = []
     for program, component in DAEMONS:
-        st = daemon.status(cfg.paths.pidfile(component), program)
+        pidfile = cfg.paths.pidfile(component)
+        st = daemon.status(pidfile, program)
         listen = (
             f"DICOM {cfg.aetitle}@{cfg.dicom_ip}:{cfg.dicom_port}" if program == "storectl" else ""
         )
@@ -148,6 +151,8 @@ def _services(cfg: SiteConfig) -> list[ServiceStatus]:
             out.append(ServiceStatus(program, "running", st.pid, st.uptime_s, listen))
         elif program == "storectl" and not receiver_enabled(cfg):
             out.append(ServiceStatus(program, "disabled", listen=str(cfg.paths.enabled_file)))
+        elif (stopped := daemon.stopped_by_operator(pidfile)) is not None:
+            out.append(ServiceStatus(program, "stopped", listen=listen, stopped_at=stopped))
         else:
             out.append(ServiceStatus(program, "down", listen=listen))
     run = read_run_state(cfg)

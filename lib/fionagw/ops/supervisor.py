@@ -1,8 +1,11 @@
 """Supervision for `fiona run` (:mod:`fionagw.ops.gateway`): start, restart and stop children.
 
 Children (receiver, processSingleFile, the web server) are the same bin/ programs in
-`foreground` mode, restarted with backoff when they exit. They get PR_SET_PDEATHSIG, so even
-a SIGKILLed supervisor leaves no orphan behind. Services are threads of this process (the
+`foreground` mode, restarted with backoff when they exit, unless an operator stopped them
+(`storectl stop`, `fiona stop` leave a stop marker, see :mod:`fionagw.ops.daemon`): such a
+child is held down until the marker goes (`storectl start`), then started at once; a crash
+(no marker) is restarted as before. They get PR_SET_PDEATHSIG, so even a SIGKILLed
+supervisor leaves no orphan behind. Services are threads of this process (the
 scheduler of cron/fiona.crontab, the metrics endpoint, the heartbeat POST) with start()/stop().
 
 On SIGINT/SIGTERM: services stop first (the scheduler ends its running jobs), then every child
@@ -61,6 +64,10 @@ class Child:
     next_start: float = 0.0
     started_at: float = field(default=0.0)
     outside_pid: int | None = None  # a copy that runs outside us (we wait instead of restarting)
+    held: bool = False  # stopped by an operator: not restarted until the stop marker goes
+
+    def stopped_by_operator(self) -> bool:
+        return self.pidfile is not None and daemon.stopped_by_operator(self.pidfile) is not None
 
     def start(self) -> None:
         self.proc = subprocess.Popen(self.argv, preexec_fn=die_with_parent)
@@ -130,9 +137,16 @@ def supervise(
         while not stopping:
             time.sleep(poll)
             for c in children:
-                if stopping or c.proc is None or c.proc.poll() is None:
-                    continue
-                _child_exited(c, state_file, children, extra)
+                if stopping:
+                    break
+                if c.held:
+                    _maybe_release(c, state_file, children, extra)
+                elif c.proc is not None and c.proc.poll() is not None:
+                    _child_exited(c, state_file, children, extra)
+                elif c.proc is not None and c.stopped_by_operator():
+                    # a stop that came while we were starting the child (it had no pid file
+                    # yet, so `stop` found nothing to signal): carry it out ourselves
+                    c.proc.terminate()
     finally:
         for svc in reversed(started):
             try:
@@ -170,6 +184,13 @@ def _child_exited(
             )
         c.next_start = 0.0
         return
+    if c.stopped_by_operator():
+        c.held, c.next_start, c.restarts = True, 0.0, 0
+        log.warning(
+            "child stopped by an operator; not restarting it until it is started again",
+            extra={"child": c.name, "exit_code": c.proc.returncode, "start": f"{c.name} start"},
+        )
+        return
     if c.next_start == 0.0:
         # Quick deaths in a row back off; a long healthy run resets the count.
         if now - c.started_at > 300:
@@ -188,6 +209,22 @@ def _child_exited(
         log.warning(
             "child restarted", extra={"child": c.name, "pid": c.proc.pid, "restarts": c.restarts}
         )
+
+
+def _maybe_release(
+    c: Child,
+    state_file: Path | None,
+    children: Sequence[Child],
+    extra: dict[str, dict[str, object]],
+) -> None:
+    """A held child whose stop marker is gone (`storectl start`) starts at once."""
+    if c.stopped_by_operator():
+        return
+    c.held = False
+    c.start()
+    write_state(state_file, children, extra)
+    assert c.proc is not None
+    log.info("child started again by an operator", extra={"child": c.name, "pid": c.proc.pid})
 
 
 def _stop_children(children: Sequence[Child], grace: float) -> None:

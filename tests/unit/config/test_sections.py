@@ -168,3 +168,20 @@ def test_redcap_projects_are_not_read_at_load(tmp_path: Path) -> None:
 def test_a_missing_projects_file_means_no_projects(tmp_path: Path) -> None:
     config = write_config(tmp_path, tracker={"projects_file": str(tmp_path / "none.yml")})
     assert load_config(config).tracker.projects_file == tmp_path / "none.yml"
+
+
+def test_a_refused_unknown_key_suggests_the_known_one(tmp_path: Path) -> None:
+    config, _ = _site(tmp_path, web={"sesion_minutes": 5})
+    with pytest.raises(
+        ConfigError, match=r"web\.sesion_minutes: unknown key \(did you mean session_minutes\?\)"
+    ):
+        load_config(config)
+
+
+def test_unknown_keys_are_warnings_not_errors(tmp_path: Path) -> None:
+    config, _ = _site(tmp_path, DICOMAETITEL="X", tracker={"backnd": "local"}, DATADIR_GROUP="")
+    cfg = load_config(config)
+    assert [str(w) for w in cfg.warnings] == [
+        f"{config}: DICOMAETITEL: unknown key, ignored (did you mean DICOMAETITLE?)",
+        f"{config}: tracker.backnd: unknown key, ignored (did you mean backend?)",
+    ]

@@ -13,6 +13,7 @@ import pytest
 
 from fionagw.config import load_config
 from fionagw.ops.crontab import TEMPLATE, job_lines, render
+from fionagw.ops.jobstate import last_run, run_outcome
 from fionagw.ops.schedule import (
     CRON_PATH,
     CronSpec,
@@ -23,7 +24,7 @@ from fionagw.ops.schedule import (
     parse_field,
     supervised_daemon_line,
 )
-from support.site import wait_for, write_config
+from support.site import BIN, wait_for, write_config
 
 
 def test_fields() -> None:
@@ -187,3 +188,75 @@ def test_stop_ends_running_jobs_and_their_children(tmp_path: Path) -> None:
         s.stop()
     assert time.monotonic() - t0 < 10
     assert _processes_with(marker) == [], "a job's process survived the scheduler's stop"
+
+
+@pytest.mark.slow
+def test_a_job_run_is_logged_at_info_only_when_it_did_something(
+    tmp_path: Path,
+    caplog,  # type: ignore[no-untyped-def]
+) -> None:
+    """Idle runs of a real job: DEBUG only (their state still recorded); a run with work: one
+    INFO line with its counts."""
+    config = write_config(tmp_path, logging={"level": "INFO"})
+    cfg = load_config(config)
+    cfg.paths.create()
+    broken = cfg.paths.raw / "1.2.3" / "1.2.3.4"
+    broken.mkdir(parents=True)
+    (broken / "MR.1.2.3.4.5").symlink_to(tmp_path / "gone")  # work for clearStaleLinks, once
+    text = (
+        f"* * * * * {BIN}/detectStudyArrival --config {config} >/dev/null 2>&1\n"
+        f"* * * * * {BIN}/clearStaleLinks --config {config} --min-age 0 >/dev/null 2>&1\n"
+    )
+    caplog.set_level(logging.DEBUG, logger="fionagw.scheduler")
+    s = Scheduler(
+        parse_crontab(text),
+        tick=0.1,
+        clock=_fast_clock(20.0),  # every line due each 3 s (a run takes about 1 s)
+        outcome=lambda e, started: run_outcome(cfg, e.program, started),
+    )
+    t0 = time.time()
+    s.start()
+    try:
+        wait_for(
+            lambda: (
+                sum(
+                    r.getMessage() == "job finished" and "detectStudyArrival" in r.job
+                    for r in caplog.records
+                )
+                >= 4
+            ),
+            timeout=90,
+            what="four runs of detectStudyArrival",
+        )
+        wait_for(
+            lambda: (
+                sum(
+                    r.getMessage() == "job finished" and "clearStaleLinks" in r.job
+                    for r in caplog.records
+                )
+                >= 3
+            ),
+            timeout=90,
+            what="three runs of clearStaleLinks",
+        )
+    finally:
+        s.stop()
+    # the runs' own lines (a loaded machine may also report a line skipped while still running)
+    info = [
+        r
+        for r in caplog.records
+        if r.levelno >= logging.INFO
+        and r.name == "fionagw.scheduler"
+        and not r.getMessage().startswith("job still running")
+    ]
+    assert [(r.getMessage(), r.job.split()[0]) for r in info] == [
+        ("job finished", "clearStaleLinks")
+    ], [r.getMessage() for r in info]
+    assert info[0].summary.startswith("1 broken links"), info[0].summary
+    assert not any(
+        r.getMessage() == "job started" and r.levelno > logging.DEBUG for r in caplog.records
+    )
+    # the jobs' own logs stay quiet too, and their state is kept as before
+    assert (cfg.paths.logfile("detectStudyArrival")).read_text() == ""
+    run = last_run(cfg, "detectStudyArrival")
+    assert run is not None and run.ok and run.started >= t0 and run.work == 0
