@@ -88,6 +88,17 @@ def series_files(study_dir: Path) -> list[Path]:
     return [study_dir / name for name in names]
 
 
+def newest_change(study_dir: Path) -> float | None:
+    """When a series record of the study last changed (a late series, a recount); None if none."""
+    times = []
+    for path in series_files(study_dir):
+        try:
+            times.append(path.stat().st_mtime)
+        except FileNotFoundError:  # replaced or removed while we looked
+            continue
+    return max(times) if times else None
+
+
 def iter_series(files: Iterable[Path]) -> Iterator[tuple[Path, SeriesRecord]]:
     """(file, record) for each file that reads; the others are skipped with one warning."""
     for path in files:

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from fionagw.config import SiteConfig
-from fionagw.organize.series_json import series_files
+from fionagw.organize.series_json import newest_change
 from fionagw.paths import safe_component
 from fionagw.tracking.base import Tracker
 from fionagw.tracking.records import DATE_FORMAT, Transfer
@@ -40,12 +40,6 @@ def _parse_date(text: str) -> float | None:
         return time.mktime(time.strptime(text, DATE_FORMAT))
     except (ValueError, OverflowError):
         return None
-
-
-def newest_series_change(cfg: SiteConfig, study_uid: str) -> float | None:
-    """When a series record of the study last changed (a late series, a recount); None if none."""
-    times = [p.stat().st_mtime for p in series_files(cfg.paths.raw_study_dir(study_uid))]
-    return max(times) if times else None
 
 
 def write_request(cfg: SiteConfig, t: Transfer) -> bool:
@@ -77,7 +71,7 @@ def create_transfer_requests(cfg: SiteConfig, tracker: Tracker) -> list[Path]:
         due = not t.transfer_date
         if not due:
             sent = _parse_date(t.transfer_date)
-            changed = newest_series_change(cfg, t.study_instance_uid)
+            changed = newest_change(cfg.paths.raw_study_dir(t.study_instance_uid))
             # transfer_date has minute resolution: a series from that minute counts as newer
             due = sent is not None and changed is not None and changed >= sent
         if not due:

@@ -41,6 +41,7 @@ from typing import Any
 from fionagw.config import DEFAULT_DESTINATION, ConfigError, SiteConfig
 from fionagw.config.projects import Project
 from fionagw.ops.atomic import write_json_atomic
+from fionagw.organize.series_json import newest_change
 from fionagw.paths import SitePaths
 from fionagw.tracking.base import Tracker, TrackerError
 
@@ -235,9 +236,6 @@ def fingerprint(cfg: SiteConfig, project: Project | None, study_uid: str) -> str
     record (naming rule, active, features, de-identification settings, destination name), the
     destination's settings, the tracker backend (it chooses the default de-identification mode)
     and when a series of the study last changed (a late or re-filed series)."""
-    # imported here: routing.requests asks this module whether a request is held
-    from fionagw.routing.requests import newest_series_change
-
     destination = None
     if project is not None:
         destination = cfg.destinations.get(project.destination or DEFAULT_DESTINATION)
@@ -245,7 +243,7 @@ def fingerprint(cfg: SiteConfig, project: Project | None, study_uid: str) -> str
         "project": _project_data(project),
         "destination": repr(destination),
         "tracker": cfg.tracker.backend,
-        "series_changed": newest_series_change(cfg, study_uid),
+        "series_changed": newest_change(cfg.paths.raw_study_dir(study_uid)),
     }
     text = json.dumps(
         data, sort_keys=True, default=lambda v: sorted(v) if isinstance(v, set) else str(v)
