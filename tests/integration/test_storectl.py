@@ -35,6 +35,32 @@ def config(site_config: Path) -> Iterator[Path]:
 
 
 @pytest.mark.slow
+def test_cron_keepalive_honours_an_operator_stop(config: Path) -> None:
+    """The crontab's keep-alive line must not undo `storectl stop` ten minutes later."""
+    cfg = load_config(config)
+    crontab = (Path(__file__).resolve().parents[2] / "cron" / "fiona.crontab").read_text()
+    assert "bin/storectl keepalive" in crontab and "bin/processSingleFile keepalive" in crontab
+
+    first = run_bin("storectl", "keepalive", config=config)  # nobody stopped it: it starts
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert echoscu(cfg.dicom_port).returncode == 0
+
+    stop = run_bin("storectl", "stop", config=config)
+    assert stop.returncode == 0
+    assert "stays stopped until `storectl start`" in stop.stdout
+    held = run_bin("storectl", "keepalive", config=config)
+    assert held.returncode == 0
+    assert "stopped by an operator since" in held.stdout
+    assert run_bin("storectl", "status", config=config).returncode == 3
+    assert echoscu(cfg.dicom_port).returncode != 0
+
+    assert run_bin("storectl", "start", config=config).returncode == 0  # the operator's start
+    again = run_bin("storectl", "keepalive", config=config)
+    assert "already running" in again.stdout
+    assert echoscu(cfg.dicom_port).returncode == 0
+
+
+@pytest.mark.slow
 def test_start_status_second_start_stop(config: Path) -> None:
     cfg = load_config(config)
     r = run_bin("storectl", "start", config=config)

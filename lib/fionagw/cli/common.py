@@ -9,6 +9,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,19 @@ def launch(
     )
 
 
+def held_by_operator(pidfile: Path, program: str) -> bool:
+    """`keepalive` (the crontab's line) starts a daemon unless an operator stopped it: True, after
+    saying so, when the stop marker is there (only `start` lifts it)."""
+    from fionagw.ops import daemon
+
+    since = daemon.stopped_by_operator(pidfile)
+    if since is None:
+        return False
+    when = datetime.fromtimestamp(since).strftime("%Y-%m-%d %H:%M")
+    print(f"{program}: stopped by an operator since {when}; not started (`{program} start` does)")
+    return True
+
+
 def stop_daemon(cfg: SiteConfig, pidfile: Path, program: str) -> int:
     """`stop`: the daemon stops and stays stopped (also under `fiona run`) until `start`."""
     from fionagw.ops import daemon
@@ -112,6 +126,8 @@ def stop_daemon(cfg: SiteConfig, pidfile: Path, program: str) -> int:
     supervisor = _supervisor_pid(cfg)
     if supervisor is not None:
         print(f"{program}: fiona run (pid {supervisor}) keeps it stopped until `{program} start`")
+    elif rc == 0:
+        print(f"{program}: stays stopped until `{program} start` (cron's keepalive honours it)")
     return rc
 
 

@@ -12,6 +12,7 @@ from fionagw.cli.common import (
     add_site,
     config_errors,
     daemon_status,
+    held_by_operator,
     launch,
     load_or_exit,
     parser,
@@ -33,6 +34,7 @@ def main(argv: list[str]) -> int:
         ("start", "start the daemon"),
         ("stop", "stop the daemon"),
         ("restart", "restart the daemon"),
+        ("keepalive", "start the daemon unless an operator stopped it (the crontab's line)"),
         ("status", "is the daemon running (exit 3 if not)"),
         ("foreground", "run in the foreground until SIGTERM/Ctrl-C"),
         ("rebuild", "derive raw/, participants/, srs/ and series JSON anew from the archive"),
@@ -86,6 +88,8 @@ def main(argv: list[str]) -> int:
         return 0 if bad == 0 else 1
     if args.command == "restart":
         daemon.stop(pidfile, PROGRAM)
+    if args.command == "keepalive" and held_by_operator(pidfile, PROGRAM):
+        return 0
 
     from fionagw.classify import RulesError, RuleSet
     from fionagw.organize.processor import serve_processor

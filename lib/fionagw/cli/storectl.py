@@ -1,4 +1,5 @@
-"""storectl start|stop|status|foreground [SITE]: the C-STORE/C-ECHO receiver daemon."""
+"""storectl start|stop|restart|keepalive|status|foreground [SITE]: the C-STORE/C-ECHO receiver
+daemon. ``keepalive`` is the crontab's start: it leaves a daemon an operator stopped alone."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from fionagw.cli.common import (
     add_site,
     config_errors,
     daemon_status,
+    held_by_operator,
     launch,
     load_or_exit,
     parser,
@@ -22,7 +24,9 @@ COMPONENT = "storescpd"
 
 def main(argv: list[str]) -> int:
     p = parser(PROGRAM, "Run the DICOM receiver (C-STORE/C-ECHO SCP) of a site.")
-    p.add_argument("command", choices=["start", "stop", "restart", "status", "foreground"])
+    p.add_argument(
+        "command", choices=["start", "stop", "restart", "keepalive", "status", "foreground"]
+    )
     add_site(p)
     args = p.parse_args(argv)
     cfg = load_or_exit(args, PROGRAM)
@@ -36,6 +40,8 @@ def main(argv: list[str]) -> int:
         return stop_daemon(cfg, pidfile, PROGRAM)
     if args.command == "restart":
         daemon.stop(pidfile, PROGRAM)
+    if args.command == "keepalive" and held_by_operator(pidfile, PROGRAM):
+        return 0
 
     if not receiver_enabled(cfg):
         print(f"{label}: receiver disabled by {cfg.paths.enabled_file} (first character 0)")

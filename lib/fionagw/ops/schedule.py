@@ -500,6 +500,6 @@ def supervised_daemon_line(daemons: Iterable[str]) -> Callable[[ScheduleEntry], 
 
     def skip(e: ScheduleEntry) -> bool:
         words = e.command.split()
-        return e.program in names and "start" in words
+        return e.program in names and bool({"start", "keepalive"} & set(words))
 
     return skip
