@@ -86,9 +86,8 @@ def test_garbage_instead_of_an_association_is_aborted(scp: SiteConfig) -> None:
     peer.close()
 
 
-def test_too_many_associations_are_rejected(site_config: Path, monkeypatch) -> None:
-    monkeypatch.setattr(scp_module, "MAX_ASSOCIATIONS", 1)
-    with running_scp(site_config) as cfg:
+def test_too_many_associations_are_rejected(tmp_path: Path) -> None:
+    with running_scp(write_config(tmp_path, receiver={"max_associations": 1})) as cfg:
         first = peer_for(cfg)
         first.associate([(VERIFICATION, [ImplicitVRLittleEndian])])
         second = peer_for(cfg)
