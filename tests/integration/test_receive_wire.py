@@ -16,7 +16,6 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate
 from pynetdicom.pdu import A_ASSOCIATE_RJ
 
 from fionagw.config import SiteConfig
-from fionagw.receive import scp as scp_module
 from fionagw.receive import sink, wire
 from support.raw_peer import MR, VERIFICATION, RawPeer, dimse_command, echo_command, store_command
 from support.scp import archived, log_entries, running_scp, temp_leftovers
