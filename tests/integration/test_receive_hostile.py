@@ -1,4 +1,5 @@
-"""The receiver under hostile peers: idle connections, huge or odd A-ASSOCIATE-RQs.
+"""The receiver under hostile or broken peers: idle connections, huge or odd
+A-ASSOCIATE-RQs, structurally broken data sets.
 
 The attacks are made with raw sockets (requests built byte by byte here, so that even ones
 no toolkit would encode can be sent); the real sender beside them is dcmtk's storescu.
@@ -14,14 +15,15 @@ from pathlib import Path
 
 import pytest
 from pydicom import dcmread
+from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pynetdicom.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ
 
-from fionagw.receive import wire
+from fionagw.receive import store, wire
 from support.raw_peer import MR, RawPeer, dimse_command
-from support.scp import archived, log_entries, running_scp
+from support.scp import archived, log_entries, running_scp, temp_leftovers
 from support.site import pydicom_test_file, storescu, write_config
 
 
@@ -323,3 +325,82 @@ def test_context_without_transfer_syntax_is_rejected_and_others_work(tmp_path: P
         [line] = [e for e in log_entries(cfg) if e["message"] == "association closed"]
         assert (line["contexts_accepted"], line["contexts_rejected"], line["stored"]) == (1, 2, 1)
         assert not [e for e in log_entries(cfg) if e["level"] in ("ERROR", "CRITICAL")]
+
+
+# --- 5. broken data sets are refused, not stored ---------------------------------------------
+
+
+def _ct_dataset() -> tuple[Dataset, bytes]:
+    ds = dcmread(pydicom_test_file("CT_small.dcm"))
+    body = DicomBytesIO()
+    body.is_little_endian, body.is_implicit_VR = True, False
+    write_dataset(body, ds)
+    return ds, body.getvalue()
+
+
+def _longer(data: bytes, marker: bytes, extra: int) -> bytes:
+    """``data`` with the 2-byte length of the element starting with ``marker`` made longer."""
+    pos = data.index(marker)
+    out = bytearray(data)
+    length = int.from_bytes(data[pos + 6 : pos + 8], "little") + extra
+    out[pos + 6 : pos + 8] = length.to_bytes(2, "little")
+    return bytes(out)
+
+
+def _with_broken_item(data: bytes) -> bytes:
+    """A sequence inserted after the Series UID whose one item holds an element longer than
+    the item: invisible to a walk of the top level."""
+    inner = b"\x40\x00\x01\x10SH\x28\x00ABCD"  # (0040,1001) SH, length 40, 4 bytes follow
+    item = struct.pack("<HHI", 0xFFFE, 0xE000, len(inner)) + inner
+    sequence = b"\x40\x00\x75\x02SQ\0\0" + struct.pack("<I", len(item)) + item
+    pos = data.index(b"\x43\x00\x10\x00LO")  # (0043,0010): the sequence's place in tag order
+    return data[:pos] + sequence + data[pos:]
+
+
+@pytest.mark.parametrize(
+    "breakage",
+    [
+        pytest.param(lambda d: d[:-100], id="cut-in-pixel-data"),
+        pytest.param(lambda d: d[: d.index(b"\x28\x00\x30\x00DS") + 5], id="cut-in-a-header"),
+        pytest.param(lambda d: _longer(d, b"\x28\x00\x30\x00DS", 6), id="wrong-length"),
+        pytest.param(_with_broken_item, id="broken-nested-item"),
+    ],
+)
+def test_broken_data_set_is_refused_and_not_stored(tmp_path: Path, breakage) -> None:  # type: ignore[no-untyped-def]
+    """Broken after the Series Instance UID: 0xC210 with a comment, nothing under a final
+    name, no temp file left; the intact object is stored on the same association."""
+    ds, data = _ct_dataset()
+    with running_scp(write_config(tmp_path)) as cfg:
+        peer = RawPeer(cfg.dicom_port)
+        peer.associate([(ds.SOPClassUID, [ExplicitVRLittleEndian])])
+        for message_id, body in ((1, breakage(data)), (2, data)):
+            command = dimse_command(
+                AffectedSOPClassUID=ds.SOPClassUID,
+                CommandField=1,
+                MessageID=message_id,
+                Priority=0,
+                CommandDataSetType=0,
+                AffectedSOPInstanceUID=ds.SOPInstanceUID,
+            )
+            peer.send_pdv(1, 0x03, command)
+            peer.send_pdv(1, 0x02, body)
+            rsp = peer.response()
+            if message_id == 1:
+                assert rsp.Status == store.CANNOT_DECODE
+                assert rsp.ErrorComment.startswith("broken dataset")
+                assert not archived(cfg)
+            else:
+                assert rsp.Status == 0x0000
+        peer.sock.sendall(wire.pdu(wire.A_RELEASE_RQ_TYPE, b"\0\0\0\0"))
+        assert peer.read_pdu()[0] == wire.A_RELEASE_RP_TYPE
+        peer.close()
+        [path] = archived(cfg).values()
+        assert path.read_bytes().endswith(data)
+        assert wait_until(
+            lambda: any(e["message"] == "association closed" for e in log_entries(cfg))
+        )
+        assert not temp_leftovers(cfg)
+        [line] = [e for e in log_entries(cfg) if e["message"] == "association closed"]
+        assert (line["stored"], line["failed"]) == (1, 1)
+        [failure] = [e for e in log_entries(cfg) if e["message"].startswith("store failed")]
+        assert failure["status"] == "0xC210" and "broken dataset" in failure["message"]
