@@ -148,7 +148,7 @@ class Association:
         try:
             self._run()
         except PeerGone:
-            if self.closing:
+            if self.closing and self.established:
                 LOGGER.debug("association ended by shutdown", extra=self.log_fields())
         except TimeoutError:
             if self.established:

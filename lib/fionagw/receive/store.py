@@ -143,7 +143,8 @@ def _pydicom_identifiers(f: BinaryIO) -> Identifiers:
 # --- the fast path: the first elements, by the codec's walker ---------------------------------
 
 HEAD_BYTES = _HEAD_BYTES = 256 * 1024  # what the walker looks at
-_WANTED = (_TAG_SOP_CLASS, _TAG_SOP_INSTANCE, _TAG_STUDY, _TAG_SERIES)
+_WANTED = (_TAG_SOP_CLASS, _TAG_SOP_INSTANCE, _TAG_STUDY, _TAG_SERIES)  # in Identifiers order
+_WANTED_SET = frozenset(_WANTED)
 _AFTER_SERIES = range(_TAG_SERIES + 1, 1 << 32)  # the walk stops at the first of these tags
 
 
@@ -169,6 +170,11 @@ def _scan_identifiers(buf: bytes) -> Identifiers | None:
 
 def _uid_text(value: bytes) -> str:
     return value.decode("ascii").strip("\0 ")
+
+
+def _uid_field(value: bytes) -> str:
+    """A UID value as text; a non-ASCII byte stays visible to :func:`uid_problem`."""
+    return value.decode("ascii", "replace").strip("\0 ")
 
 
 MAX_UID_LENGTH = 64
@@ -338,33 +344,31 @@ def store_received(
     sop_instance_uid: str,
     *,
     durable: bool = True,
-    head: bytes | None = None,
     fd: int | None = None,
     size: int | None = None,
     check_replaced: bool = True,
 ) -> Stored:
     """Check a received temp file and commit it to the archive; StoreError on failure.
 
-    ``head`` (the first bytes of the file), ``fd`` (an open descriptor of it) and ``size``
-    save re-reading, re-opening and a stat when the caller has them; ``check_replaced``
-    is passed to :func:`commit`.
+    The file is walked once, whole (:func:`fionagw.receive.structure.check_file`), which
+    also yields its identifiers. ``fd`` (an open descriptor of it) and ``size`` save
+    re-opening and a stat when the caller has them; ``check_replaced`` is passed to
+    :func:`commit`.
     """
     try:
-        ids = read_identifiers(tmp, head)
-    except OSError as exc:
-        raise StoreError(
-            status_for_oserror(exc), f"cannot read received data: {exc.strerror}"
-        ) from None
-    check_identifiers(ids, sop_class_uid, sop_instance_uid)
-    study_dir, name, study = archive_target(paths, sop_class_uid, sop_instance_uid, ids.study_uid)
-    try:
-        structure.check_file(tmp)
+        values = structure.check_file(tmp, _WANTED_SET)
+        if values is None:  # a deflated data set too large to walk: pydicom reads its head
+            ids = read_identifiers(tmp)
+        else:
+            ids = Identifiers(*(_uid_field(values.get(tag, b"")) for tag in _WANTED))
     except structure.BrokenStructure as exc:
         raise StoreError(CANNOT_DECODE, f"broken dataset: {exc}") from None
     except OSError as exc:
         raise StoreError(
             status_for_oserror(exc), f"cannot read received data: {exc.strerror}"
         ) from None
+    check_identifiers(ids, sop_class_uid, sop_instance_uid)
+    study_dir, name, study = archive_target(paths, sop_class_uid, sop_instance_uid, ids.study_uid)
     try:
         final, replaced, size = commit(
             tmp, study_dir, name, durable=durable, fd=fd, size=size, check_replaced=check_replaced

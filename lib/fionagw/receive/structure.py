@@ -7,7 +7,8 @@ every sequence at every depth, and the fragments of encapsulated pixel data, wit
 codec (:mod:`fionagw.dicom.walk`), so such an object is refused while the sender can still
 send it again. The walk reads the temp file through a read-only memory map of the page cache
 the data was just written to: it copies nothing and jumps over every value, pixel data
-included, touching only element headers.
+included, touching only element headers. It is the only walk of an object in the receiver:
+the identifiers the store needs are picked up on the way (``wanted``).
 
 What the codec cannot walk is refused too (an unknown VR, implicit VR where explicit was
 negotiated): it is what the classifier and the de-identification read with. A deflated data set
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import mmap
 import os
+from collections.abc import Container
 from pathlib import Path
 
 from fionagw.dicom.errors import CodecError
@@ -32,39 +34,50 @@ class BrokenStructure(Exception):
     """The data set is not well formed; str() names the tag and offset, never a value."""
 
 
-def check_file(path: Path | str) -> None:
-    """BrokenStructure unless every element of the Part-10 file at ``path`` is well formed.
-    OSError when the file cannot be read."""
+def check_file(path: Path | str, wanted: Container[int] = ()) -> dict[int, bytes] | None:
+    """:func:`check_bytes` of the Part-10 file at ``path``; OSError when it cannot be read."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as data:
-            check_bytes(data)
+            return check_bytes(data, wanted)
     finally:
         os.close(fd)
 
 
-def check_bytes(data: bytes | mmap.mmap) -> None:
-    """BrokenStructure unless the Part-10 bytes ``data`` are well formed throughout."""
+def check_bytes(data: bytes | mmap.mmap, wanted: Container[int] = ()) -> dict[int, bytes] | None:
+    """BrokenStructure unless the Part-10 bytes ``data`` are well formed throughout; the
+    values of the top-level elements whose tags are ``wanted``. None for a deflated data set
+    too large to check."""
+    found: dict[int, bytes] = {}
     try:
         p = part10(data, inflate_limit=MAX_INFLATE)
         if p.syntax.deflated and len(p.body) >= MAX_INFLATE:
-            return  # cut at the limit: the walk would meet a truncation that is ours
-        _walk(p.body, p.start, len(p.body), p.syntax.implicit, p.syntax.little, 0)
+            return None  # cut at the limit: the walk would meet a truncation that is ours
+        body, implicit, little = p.body, p.syntax.implicit, p.syntax.little
+        for tag, vr, length, start, stop in elements(body, p.start, len(body), implicit, little):
+            if tag in wanted:
+                found[tag] = body[start:stop]
+            if (vr is None or vr == "SQ" or length == UNDEFINED) and (  # cheap test first
+                tag not in PIXEL_TAGS and _is_sequence(tag, vr, length, body, start, stop, little)
+            ):
+                _walk_items(body, start, stop, implicit, little, 1)
     except CodecError as exc:
         raise BrokenStructure(str(exc)) from None
+    return found
 
 
-def _walk(
+def _walk_items(
     data: bytes | mmap.mmap, pos: int, end: int, implicit: bool, little: bool, depth: int
 ) -> None:
-    """Every element of ``data[pos:end]``, and recursively every item of its sequences."""
-    for tag, vr, length, start, stop in elements(data, pos, end, implicit, little, depth=depth):
-        if tag in PIXEL_TAGS or not _is_sequence(tag, vr, length, data, start, stop, little):
-            continue  # the walker has checked the fragments of encapsulated pixel data
-        for item_start, item_end, item_implicit in items(
-            data, start, stop, implicit, little, depth + 1
-        ):
-            _walk(data, item_start, item_end, item_implicit, little, depth + 1)
+    """Every item of the sequence value ``data[pos:end]``, their sequences' items, and so on
+    (the walker has checked the fragments of encapsulated pixel data: not walked here)."""
+    for item_start, item_end, item_implicit in items(data, pos, end, implicit, little, depth):
+        walk = elements(data, item_start, item_end, item_implicit, little, depth=depth)
+        for tag, vr, length, start, stop in walk:
+            if (vr is None or vr == "SQ" or length == UNDEFINED) and _is_sequence(
+                tag, vr, length, data, start, stop, little
+            ):
+                _walk_items(data, start, stop, item_implicit, little, depth + 1)
 
 
 _ITEM_TAG = {True: b"\xfe\xff\x00\xe0", False: b"\xff\xfe\xe0\x00"}
