@@ -130,11 +130,11 @@ class StoreSCP:
                 continue
             ip = peer_ip(str(address[0]))
             if not self.access.ip_allowed(ip):  # before a byte is read from it
-                conn.close()
                 self.throttle.warning(
                     "connection refused: peer address not in receiver.allowed_ips",
                     {"peer": ip},
                 )
+                conn.close()
                 continue
             assoc = Association(self, conn, address)
             victim = self._admit(assoc)
