@@ -185,6 +185,33 @@ def test_slow_request_is_cut_at_the_handshake_timeout(tmp_path: Path) -> None:
         assert line["peer"] == "127.0.0.1"
 
 
+def test_idle_associations_make_room_for_a_sender(tmp_path: Path) -> None:
+    """All association slots taken by peers that associated and then went silent: storescu
+    is served once they have been silent for receiver.idle_displace_seconds (each is
+    aborted, the one silent longest first), and rejected before that (local limit)."""
+    config = write_config(tmp_path, receiver={"max_associations": 2, "idle_displace_seconds": 1.5})
+    image = pydicom_test_file("MR_small.dcm")
+    with running_scp(config) as cfg:
+        squatters = [RawPeer(cfg.dicom_port) for _ in range(2)]
+        for peer in squatters:
+            peer.associate([(MR, [ExplicitVRLittleEndian])])
+        early = storescu(cfg.dicom_port, image, timeout=30)
+        assert early.returncode != 0 and "Association Rejected" in early.stderr
+        time.sleep(1.6)
+        started = time.monotonic()
+        r = storescu(cfg.dicom_port, image, timeout=30)
+        assert r.returncode == 0, r.stderr
+        assert time.monotonic() - started < 5
+        first, second = squatters  # the one silent longest made room, the other is kept
+        assert first.read_pdu()[0] == wire.A_ABORT_TYPE
+        assert first.closed()
+        assert not _is_closed(second.sock)
+        second.close()
+        assert len(archived(cfg)) == 1
+        lines = [e for e in log_entries(cfg) if e["message"].startswith("idle association")]
+        assert lines and lines[0]["calling_aet"] == "RAWSCU"
+
+
 # --- 2. a huge request costs next to nothing ----------------------------------------------------
 
 

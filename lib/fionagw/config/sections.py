@@ -28,6 +28,7 @@ class ReceiverSettings:
     max_unassociated: int = 32  # such connections in all (the oldest is closed for a new one)
     max_unassociated_per_ip: int = 4  # such connections from one address
     max_associations: int = 32  # associations at once; more are rejected (local limit)
+    idle_displace_seconds: float = 10.0  # when full, one silent this long makes room
 
 
 def parse_receiver(r: SectionReader) -> ReceiverSettings:
@@ -43,12 +44,14 @@ def parse_receiver(r: SectionReader) -> ReceiverSettings:
         max_unassociated=r.get("max_unassociated", int, 32),
         max_unassociated_per_ip=r.get("max_unassociated_per_ip", int, 4),
         max_associations=r.get("max_associations", int, 32),
+        idle_displace_seconds=float(r.get("idle_displace_seconds", (int, float), 10.0)),
     )
     for key in (
         "handshake_timeout",
         "max_unassociated",
         "max_unassociated_per_ip",
         "max_associations",
+        "idle_displace_seconds",
     ):
         if getattr(receiver, key) <= 0:
             raise r.error(key, "must be greater than 0")

@@ -97,6 +97,7 @@ class Association:
         self.established = False
         self.contexts: dict[int, tuple[str, str]] = {}
         self.rejected_contexts = 0
+        self.idle_since: float | None = None  # waiting for the next PDU since (data phase)
         self.peer_max_pdu = 0
         self.sink: sinks.Sink | None = None
         self.buffer: memoryview | None = None  # reused by every data set (FLUSH_BYTES)
@@ -299,7 +300,9 @@ class Association:
         command_size = 0
         pending: tuple[int, dict[int, bytes]] | None = None  # a request waiting for its data set
         while True:
+            self.idle_since = time.monotonic()  # until a PDU starts: see StoreSCP.claim_association
             pdu_type, length = wire.parse_header(read(6))
+            self.idle_since = None
             if pdu_type == wire.P_DATA_TF_TYPE:
                 remaining = length
                 while remaining:

@@ -15,7 +15,10 @@ for 30 s), so a connection is held to account from the moment it is accepted:
   in all are kept: a new connection beyond either closes the oldest one (of its address,
   else of all). A real sender sends its request within milliseconds of connecting, so it is
   served even while idle connections keep arriving;
-* associations beyond ``receiver.max_associations`` are rejected (local limit).
+* when ``receiver.max_associations`` are running, a new one displaces (A-ABORT) the one that
+  has waited longest for its next PDU, if that is ``receiver.idle_displace_seconds`` or more
+  (one that opened an association and then sent nothing must not lock senders out either;
+  one in the middle of a PDU is never displaced), else it is rejected (local limit).
 
 What such peers cause is logged through :class:`~fionagw.receive.throttle.LogThrottle`: one
 line per kind and interval, however many connections.
@@ -172,14 +175,27 @@ class StoreSCP:
 
     def claim_association(self, assoc: Association) -> bool:
         """``assoc`` has sent its whole A-ASSOCIATE-RQ: it stops counting as unassociated.
-        False when ``receiver.max_associations`` are running already (or it was displaced)."""
+        False when ``receiver.max_associations`` are running already and none of them is
+        idle enough to be displaced (or ``assoc`` was displaced itself)."""
+        rec = self.cfg.receiver
+        victim = None
         with self._active_lock:
             if self._unassociated.pop(assoc, ...) is ...:
                 return False
-            if len(self._associated) >= self.cfg.receiver.max_associations:
-                return False
+            if len(self._associated) >= rec.max_associations:
+                idle = [(a.idle_since, a) for a in self._associated if a.idle_since is not None]
+                since, oldest = min(idle, key=lambda pair: pair[0], default=(None, None))
+                if since is None or time.monotonic() - since < rec.idle_displace_seconds:
+                    return False
+                victim = oldest
+                self._associated.discard(victim)
             self._associated.add(assoc)
-            return True
+        if victim is not None:
+            self.throttle.warning(
+                "idle association aborted to make room for a new one", victim.log_fields()
+            )
+            victim.shutdown()
+        return True
 
     def forget(self, assoc: Association) -> None:
         """An association has ended (called from its thread)."""
