@@ -13,7 +13,7 @@ from support.site import write_config
 def test_defaults(tmp_path: Path) -> None:
     rec = load_config(write_config(tmp_path)).receiver
     assert (rec.handshake_timeout, rec.max_unassociated, rec.max_unassociated_per_ip) == (5, 32, 4)
-    assert rec.max_associations == 32
+    assert (rec.max_associations, rec.idle_displace_seconds) == (32, 10)
 
 
 def test_values(tmp_path: Path) -> None:
@@ -28,6 +28,7 @@ def test_values(tmp_path: Path) -> None:
         ("handshake_timeout", 0, "receiver.handshake_timeout: must be greater than 0"),
         ("max_unassociated_per_ip", -1, "receiver.max_unassociated_per_ip: must be greater"),
         ("max_associations", "many", "receiver.max_associations: expected"),
+        ("idle_displace_seconds", 0, "receiver.idle_displace_seconds: must be greater than 0"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path: Path, key: str, value: object, message: str) -> None:
