@@ -9,6 +9,10 @@ send it again. The walk reads the temp file through a read-only memory map of th
 the data was just written to: it copies nothing and jumps over every value, pixel data
 included, touching only element headers. It is the only walk of an object in the receiver:
 the identifiers the store needs are picked up on the way (``wanted``).
+Measured on a busy 2-core VM: ~90 us more per 136 KB MR image of the bench corpus than the old
+scan up to the Series UID, about what the 256 KiB copy of the file's start, which it replaced,
+cost: storectl's CPU time per image in ``bench/ingest --no-fsync`` stayed at 0.63-0.67 ms
+(0.66-0.69 before; dcmtk storescp 0.47-0.61 in the same runs).
 
 What the codec cannot walk is refused too (an unknown VR, implicit VR where explicit was
 negotiated): it is what the classifier and the de-identification read with. A deflated data set
