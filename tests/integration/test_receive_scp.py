@@ -4,6 +4,7 @@ Every test runs its own SCP (serve_scp in a thread) on a free port with its own 
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import shutil
@@ -14,12 +15,17 @@ from pathlib import Path
 
 import pytest
 from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_preamble
+from pydicom.filewriter import write_dataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from fionagw.config import SiteConfig
-from fionagw.receive import store
+from fionagw.receive import store, wire
 from fionagw.receive.modality import modality_prefix
-from support.scp import archived, log_entries, running_scp
+from support.raw_peer import RawPeer, dimse_command
+from support.scp import archived, log_entries, running_scp, temp_leftovers
 from support.site import echoscu, free_port, pydicom_test_file, storescu, write_config
 
 # pydicom's bundled files, with the storescu option that proposes each file's own
@@ -323,24 +329,67 @@ def test_missing_sop_instance_uid_is_refused(scp: SiteConfig, tmp_path: Path, mo
 
 
 @pytest.mark.filterwarnings("ignore:Invalid value for VR UI")
-def test_malicious_uids_stay_inside_the_archive(scp: SiteConfig, tmp_path: Path) -> None:
-    from pynetdicom import AE
+@pytest.mark.filterwarnings("ignore:The value length")
+def test_non_conformant_uids_are_refused_never_merged(scp: SiteConfig, tmp_path: Path) -> None:
+    """Five different instances whose UIDs FIONA mapped to two names ('/', '?' and '_' all
+    to '_', cut at 128 characters), a Study UID that climbs out of the archive, a Series UID
+    with an empty component: each is refused with 0xA900 and a comment; none is stored, none
+    merged with another; the one conformant object is stored under its own name."""
+    base = dcmread(pydicom_test_file("CT_small.dcm"))
+    long_uid = "1." + "2" * 130
+    cases = [
+        ("sop", "1.2.3.4/5"),
+        ("sop", "1.2.3.4?5"),
+        ("sop", "1.2.3.4_5"),
+        ("sop", long_uid + "1"),
+        ("sop", long_uid + "2"),
+        ("study", "../../../../escaped"),
+        ("series", "1.2..3"),
+    ]
+    peer = RawPeer(scp.dicom_port)  # toolkits refuse to send UIDs over 64 characters
+    peer.associate([(base.SOPClassUID, [ExplicitVRLittleEndian])])
 
-    ds = dcmread(pydicom_test_file("CT_small.dcm"))
-    ds.StudyInstanceUID = "../../../../escaped"
-    ae = AE(ae_title="EVIL")
-    ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
-    assoc = ae.associate("127.0.0.1", scp.dicom_port, ae_title="FIONA")
-    assert assoc.send_c_store(ds).Status == 0x0000
-    assoc.release()
-    files = list(archived(scp).values())
-    assert len(files) == 1
-    archive = scp.paths.archive.resolve()
-    assert files[0].resolve().parent.parent == archive
-    assert files[0].parent.name == "scp_.._.._.._.._escaped"
+    def send(ds: Dataset, message_id: int) -> Dataset:
+        body = DicomBytesIO()
+        body.is_little_endian, body.is_implicit_VR = True, False
+        write_dataset(body, ds)
+        command = dimse_command(
+            AffectedSOPClassUID=ds.SOPClassUID,
+            CommandField=1,
+            MessageID=message_id,
+            Priority=0,
+            CommandDataSetType=0,
+            AffectedSOPInstanceUID=ds.SOPInstanceUID,
+        )
+        peer.send_pdv(1, 0x03, command)
+        peer.send_pdv(1, 0x02, body.getvalue())
+        return peer.response()
+
+    for i, (what, uid) in enumerate(cases):
+        ds = dcmread(pydicom_test_file("CT_small.dcm"))
+        ds.SOPInstanceUID = uid if what == "sop" else generate_uid()
+        ds.StudyInstanceUID = uid if what == "study" else generate_uid()
+        ds.SeriesInstanceUID = uid if what == "series" else generate_uid()
+        rsp = send(ds, i + 1)
+        assert rsp.Status == store.DATASET_MISMATCH, (what, uid)
+        assert "UID" in rsp.ErrorComment
+    good = dcmread(pydicom_test_file("CT_small.dcm"))
+    good.StudyInstanceUID = generate_uid()
+    assert send(good, 99).Status == 0x0000
+    peer.sock.sendall(wire.pdu(wire.A_RELEASE_RQ_TYPE, b"\0\0\0\0"))
+    assert peer.read_pdu()[0] == wire.A_RELEASE_RP_TYPE
+    peer.close()
+    deadline = time.monotonic() + 5
+    while temp_leftovers(scp) and time.monotonic() < deadline:  # the spare temp of the next
+        time.sleep(0.02)
+    files = archived(scp)
+    assert list(files) == [f"scp_{good.StudyInstanceUID}/CT.{good.SOPInstanceUID}"]
+    assert not temp_leftovers(scp)
     assert not list(tmp_path.rglob("escaped"))
-    jobs = os.listdir(scp.paths.arrived)
-    assert jobs == ["EVIL FIONA 127.0.0.1 scp_.._.._.._.._escaped"]
+    failures = [e for e in log_entries(scp) if e["message"].startswith("store failed")]
+    assert len(failures) == len(cases)
+    for entry in failures:  # identifiers are not logged, only what was wrong with them
+        assert "1.2.3" not in json.dumps(entry) and "escaped" not in json.dumps(entry)
 
 
 # --- allow-lists -------------------------------------------------------------------------
@@ -372,9 +421,10 @@ def test_ip_allow_list(tmp_path: Path) -> None:
     with running_scp(_config_with(tmp_path, allowed_ips=["10.0.0.0/8", "192.168.1.7"])) as cfg:
         r = echoscu(cfg.dicom_port)
         assert r.returncode != 0
-        assert "Association Rejected" in r.stderr
-        rejected = [e for e in log_entries(cfg) if e["message"].startswith("association rejected")]
-        assert rejected and "allowed_ips" in rejected[0]["message"]
+        assert "Peer aborted Association (or never connected)" in r.stderr  # closed at accept
+        refused = [e for e in log_entries(cfg) if e["message"].startswith("connection refused")]
+        assert refused and "allowed_ips" in refused[0]["message"]
+        assert refused[0]["peer"] == "127.0.0.1"
     (tmp_path / "site").rename(tmp_path / "old")
     with running_scp(_config_with(tmp_path, allowed_ips=["127.0.0.0/8"])) as cfg:
         assert echoscu(cfg.dicom_port).returncode == 0

@@ -16,7 +16,6 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate
 from pynetdicom.pdu import A_ASSOCIATE_RJ
 
 from fionagw.config import SiteConfig
-from fionagw.receive import scp as scp_module
 from fionagw.receive import sink, wire
 from support.raw_peer import MR, VERIFICATION, RawPeer, dimse_command, echo_command, store_command
 from support.scp import archived, log_entries, running_scp, temp_leftovers
@@ -86,9 +85,8 @@ def test_garbage_instead_of_an_association_is_aborted(scp: SiteConfig) -> None:
     peer.close()
 
 
-def test_too_many_associations_are_rejected(site_config: Path, monkeypatch) -> None:
-    monkeypatch.setattr(scp_module, "MAX_ASSOCIATIONS", 1)
-    with running_scp(site_config) as cfg:
+def test_too_many_associations_are_rejected(tmp_path: Path) -> None:
+    with running_scp(write_config(tmp_path, receiver={"max_associations": 1})) as cfg:
         first = peer_for(cfg)
         first.associate([(VERIFICATION, [ImplicitVRLittleEndian])])
         second = peer_for(cfg)

@@ -23,6 +23,12 @@ class ReceiverSettings:
     tls_ca: Path | None = None  # when set, the SCP requires client certificates
     max_pdu: int = 0  # 0 = unlimited: fewer, larger PDUs from the sender
     network_timeout: int = 60
+    # Connections that have not yet sent their A-ASSOCIATE-RQ cannot lock senders out:
+    handshake_timeout: float = 5.0  # seconds from accept to a complete A-ASSOCIATE-RQ
+    max_unassociated: int = 32  # such connections in all (the oldest is closed for a new one)
+    max_unassociated_per_ip: int = 4  # such connections from one address
+    max_associations: int = 32  # associations at once; more are rejected (local limit)
+    idle_displace_seconds: float = 10.0  # when full, one silent this long makes room
 
 
 def parse_receiver(r: SectionReader) -> ReceiverSettings:
@@ -34,7 +40,21 @@ def parse_receiver(r: SectionReader) -> ReceiverSettings:
         tls_ca=r.path("tls_ca"),
         max_pdu=r.get("max_pdu", int, 0),
         network_timeout=r.get("network_timeout", int, 60),
+        handshake_timeout=float(r.get("handshake_timeout", (int, float), 5.0)),
+        max_unassociated=r.get("max_unassociated", int, 32),
+        max_unassociated_per_ip=r.get("max_unassociated_per_ip", int, 4),
+        max_associations=r.get("max_associations", int, 32),
+        idle_displace_seconds=float(r.get("idle_displace_seconds", (int, float), 10.0)),
     )
+    for key in (
+        "handshake_timeout",
+        "max_unassociated",
+        "max_unassociated_per_ip",
+        "max_associations",
+        "idle_displace_seconds",
+    ):
+        if getattr(receiver, key) <= 0:
+            raise r.error(key, "must be greater than 0")
     for net in receiver.allowed_ips:
         try:
             ipaddress.ip_network(net, strict=False)

@@ -1,7 +1,9 @@
 """Who may store: the receiver's allow-lists of peer addresses and calling AE titles.
 
-An empty list allows everyone (FIONA's storescp took any peer). Both lists are checked when an
-association is requested; a refused peer gets an A-ASSOCIATE-RJ, not a silent close.
+An empty list allows everyone (FIONA's storescp took any peer). The address is checked when
+the connection is accepted (a refused one is closed before a byte is read, so a request from
+outside costs nothing), the calling AE title from the fixed fields of the A-ASSOCIATE-RQ,
+before its presentation contexts are parsed (a refused one gets an A-ASSOCIATE-RJ).
 """
 
 from __future__ import annotations
@@ -10,6 +12,13 @@ import ipaddress
 from collections.abc import Iterable
 
 from fionagw.config import ReceiverSettings
+
+
+def peer_ip(address: str) -> str:
+    """The peer's address as logged and checked: an IPv4-mapped IPv6 address as IPv4."""
+    if address.startswith("::ffff:") and "." in address:
+        return address[7:]
+    return address
 
 
 class AccessPolicy:

@@ -1,11 +1,17 @@
 """One association of the receiver: negotiation, then the data phase, in its own thread.
 
-* Establishment with pynetdicom's pieces (:mod:`fionagw.receive.wire`): every storage SOP
-  Class, private ones included, is accepted in the transfer syntax the sender proposes first,
-  so the bytes are kept exactly as received (file meta + the data set in the negotiated
-  transfer syntax, no transcoding; FIONA's storescp converted to explicit little endian). Any
-  called AE title is accepted, like FIONA's storescp; the calling AE title and the peer address
-  must pass :class:`~fionagw.receive.access.AccessPolicy`.
+* Establishment (:mod:`fionagw.receive.wire`): the whole A-ASSOCIATE-RQ must arrive within
+  ``receiver.handshake_timeout`` seconds of the accept; the calling AE title is checked
+  (:class:`~fionagw.receive.access.AccessPolicy`) and an association slot claimed before a
+  presentation context is parsed. Every storage SOP Class, private ones included, is accepted
+  in the first transfer syntax the sender proposes that pydicom knows, so the bytes are kept
+  exactly as received (file meta + the data set in the negotiated transfer syntax, no
+  transcoding; FIONA's storescp converted to explicit little endian). Any called AE title is
+  accepted, like FIONA's storescp. Until the association is established, what goes wrong is
+  logged through the server's throttle (one line per kind and interval, not per connection).
+* One line per association when it ends ("association closed": contexts accepted and
+  rejected, objects stored and failed, bytes, seconds); no line per context or per image
+  above DEBUG but the failures, and no value from the data (no UID) in any of them.
 * The data phase is a plain blocking loop over the socket: P-DATA-TF fragments of a C-STORE
   data set go into a :class:`~fionagw.receive.sink.Sink`; on the last fragment the object is
   committed durably into the archive BEFORE the Success status goes out; then, while the
@@ -31,12 +37,12 @@ from fionagw.config import SiteConfig
 from fionagw.paths import SitePaths
 from fionagw.receive import sink as sinks
 from fionagw.receive import store, wire
-from fionagw.receive.access import AccessPolicy
+from fionagw.receive.access import AccessPolicy, peer_ip
 from fionagw.receive.notify import Notifier
+from fionagw.receive.throttle import LogThrottle
 
 LOGGER = logging.getLogger(__name__)
-ACSE_TIMEOUT_S = 30.0  # for the A-ASSOCIATE-RQ after the connection is made
-MAX_REQUEST_PDU = 1 << 20  # a larger A-ASSOCIATE-RQ is not a real one
+MAX_REQUEST_PDU = 256 * 1024  # a larger A-ASSOCIATE-RQ is not a real one (~15 KB is usual)
 MAX_COMMAND_SET = 1 << 16
 READ_BUFFER = 256 * 1024
 READ_CHUNK = 1 << 20  # data set fragments are read in pieces of at most this size
@@ -57,8 +63,9 @@ class Server(Protocol):
     notifier: Notifier
     access: AccessPolicy
     ssl_context: ssl.SSLContext | None
+    throttle: LogThrottle
 
-    def at_association_limit(self) -> bool: ...
+    def claim_association(self, assoc: Association) -> bool: ...
 
     def forget(self, assoc: Association) -> None: ...
 
@@ -81,9 +88,7 @@ class Association:
     def __init__(self, server: Server, sock: socket.socket, address: tuple) -> None:
         self.server = server
         self.sock = sock
-        self.ip, self.port = str(address[0]), int(address[1])
-        if self.ip.startswith("::ffff:") and "." in self.ip:
-            self.ip = self.ip[7:]
+        self.ip, self.port = peer_ip(str(address[0])), int(address[1])
         self.calling = self.called = ""
         self.started = time.monotonic()
         self.stored = self.failed = self.bytes = 0
@@ -91,6 +96,8 @@ class Association:
         self.closing = False
         self.established = False
         self.contexts: dict[int, tuple[str, str]] = {}
+        self.rejected_contexts = 0
+        self.idle_since: float | None = None  # waiting for the next PDU since (data phase)
         self.peer_max_pdu = 0
         self.sink: sinks.Sink | None = None
         self.buffer: memoryview | None = None  # reused by every data set (FLUSH_BYTES)
@@ -102,6 +109,21 @@ class Association:
 
     def log_fields(self) -> dict[str, Any]:
         return {"calling_aet": self.calling, "called_aet": self.called, "peer": self.ip}
+
+    def _read_by(self, n: int, deadline: float) -> bytes:
+        """``n`` bytes straight from the socket, all of them before ``deadline``."""
+        buf = bytearray(n)
+        view, got = memoryview(buf), 0
+        while got < n:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            self.sock.settimeout(left)
+            k = self.sock.recv_into(view[got:])
+            if not k:
+                raise PeerGone
+            got += k
+        return bytes(buf)
 
     def _read(self, n: int) -> bytes:
         data = self.rfile.read(n)
@@ -127,18 +149,35 @@ class Association:
         try:
             self._run()
         except PeerGone:
-            if self.closing:
+            if self.closing and self.established:
                 LOGGER.debug("association ended by shutdown", extra=self.log_fields())
         except TimeoutError:
-            LOGGER.warning("network timeout, association aborted", extra=self.log_fields())
+            if self.established:
+                LOGGER.warning("network timeout, association aborted", extra=self.log_fields())
+            else:
+                self.server.throttle.warning(
+                    "handshake timeout: no complete A-ASSOCIATE-RQ within"
+                    " receiver.handshake_timeout, connection closed",
+                    {"peer": self.ip},
+                )
             self._abort(wire.ABORT_NOT_SPECIFIED)
         except wire.ProtocolError as exc:
-            LOGGER.warning("protocol error, association aborted: %s", exc, extra=self.log_fields())
+            if self.established:
+                LOGGER.warning(
+                    "protocol error, association aborted: %s", exc, extra=self.log_fields()
+                )
+            else:
+                self.server.throttle.warning(
+                    "protocol error before the association, aborted",
+                    {**self.log_fields(), "error": str(exc)},
+                )
             self._abort(exc.reason)
         except ssl.SSLError as exc:
-            LOGGER.warning("TLS error: %s", exc.reason or exc, extra=self.log_fields())
+            self.server.throttle.warning(
+                "TLS error", {**self.log_fields(), "error": str(exc.reason or exc)}
+            )
         except OSError as exc:
-            if not self.closing:
+            if not self.closing and self.established:
                 LOGGER.info("connection error: %s", exc.strerror or exc, extra=self.log_fields())
         except Exception:  # a bug: drop this association, keep serving
             LOGGER.exception("association failed unexpectedly", extra=self.log_fields())
@@ -168,6 +207,8 @@ class Association:
                 "association closed",
                 extra={
                     **self.log_fields(),
+                    "contexts_accepted": len(self.contexts),
+                    "contexts_rejected": self.rejected_contexts,
                     "stored": self.stored,
                     "failed": self.failed,
                     "bytes": self.bytes,
@@ -195,20 +236,21 @@ class Association:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
-        sock.settimeout(ACSE_TIMEOUT_S)
+        deadline = self.started + cfg.receiver.handshake_timeout
         if self.server.ssl_context is not None:
+            sock.settimeout(max(deadline - time.monotonic(), 0.001))
             self.sock = sock = self.server.ssl_context.wrap_socket(sock, server_side=True)
-        self.rfile = sock.makefile("rb", buffering=READ_BUFFER)
-        if not self._establish():
+        if not self._establish(deadline):
             return
+        self.rfile = sock.makefile("rb", buffering=READ_BUFFER)
         timeout = cfg.receiver.network_timeout
         sock.settimeout(timeout if timeout and timeout > 0 else None)
         self._data_phase()
 
     # --- association establishment -----------------------------------------------------------
 
-    def _establish(self) -> bool:
-        header = self._read(6)
+    def _establish(self, deadline: float) -> bool:
+        header = self._read_by(6, deadline)
         pdu_type, length = wire.parse_header(header)
         if pdu_type != wire.A_ASSOCIATE_RQ_TYPE:
             raise wire.ProtocolError(
@@ -216,33 +258,37 @@ class Association:
             )
         if length > MAX_REQUEST_PDU:
             raise wire.ProtocolError(wire.ABORT_INVALID_PARAMETER, "A-ASSOCIATE-RQ too large")
-        request = wire.decode_associate_rq(header + self._read(length))
+        data = header + self._read_by(length, deadline)
+        request = wire.decode_request_head(data)
         self.calling, self.called = request.calling, request.called
-        self.peer_max_pdu = request.peer_max_pdu
 
         server = self.server
         reason, rejection = "", wire.REJECT_NO_REASON
         if not request.protocol_version & 1:
             reason, rejection = "protocol version not supported", wire.REJECT_PROTOCOL_VERSION
-        elif request.application_context != wire.APPLICATION_CONTEXT_NAME:
-            reason, rejection = "application context not supported", wire.REJECT_APPLICATION_CONTEXT
-        elif not server.access.ip_allowed(self.ip):
-            reason = "peer address not in receiver.allowed_ips"
         elif not server.access.aet_allowed(self.calling):
             reason = "calling AE title not in receiver.allowed_calling_aetitles"
             rejection = wire.REJECT_CALLING_AE
-        elif server.at_association_limit():
+        elif not server.claim_association(self):
             reason, rejection = "too many associations", wire.REJECT_LOCAL_LIMIT
+        else:
+            try:
+                wire.decode_request_items(request, data)
+            except wire.RequestRefused as exc:
+                reason = str(exc)
+            else:
+                if request.application_context != wire.APPLICATION_CONTEXT_NAME:
+                    reason = "application context not supported"
+                    rejection = wire.REJECT_APPLICATION_CONTEXT
         if reason:
-            LOGGER.warning("association rejected: %s", reason, extra=self.log_fields())
+            server.throttle.warning(f"association rejected: {reason}", self.log_fields())
             self._send(wire.reject_pdu(*rejection))
             return False
-        ac, self.contexts = wire.accept(request, server.cfg.receiver.max_pdu)
-        self._send(ac)
+        self.peer_max_pdu = request.peer_max_pdu
+        self.contexts = wire.negotiate(request)
+        self.rejected_contexts = len(request.contexts) - len(self.contexts)
+        self._send(wire.accept_pdu(request, server.cfg.receiver.max_pdu))
         self.established = True
-        LOGGER.debug(
-            "association accepted", extra={**self.log_fields(), "contexts": len(self.contexts)}
-        )
         return True
 
     # --- data phase ------------------------------------------------------------------------------
@@ -254,7 +300,9 @@ class Association:
         command_size = 0
         pending: tuple[int, dict[int, bytes]] | None = None  # a request waiting for its data set
         while True:
+            self.idle_since = time.monotonic()  # until a PDU starts: see StoreSCP.claim_association
             pdu_type, length = wire.parse_header(read(6))
+            self.idle_since = None
             if pdu_type == wire.P_DATA_TF_TYPE:
                 remaining = length
                 while remaining:
@@ -430,20 +478,12 @@ class Association:
                 LOGGER.warning(
                     "store failed: %s",
                     exc.reason,
-                    extra={
-                        **self.log_fields(),
-                        "sop_class_uid": sop_class,
-                        "sop_instance_uid": sop_uid,
-                        "status": f"0x{exc.status:04X}",
-                    },
+                    extra={**self.log_fields(), "status": f"0x{exc.status:04X}"},
                 )
                 status, comment = exc.status, exc.reason
             except Exception as exc:  # a bug: answer failure, keep serving
                 self.failed += 1
-                LOGGER.exception(
-                    "store failed unexpectedly",
-                    extra={**self.log_fields(), "sop_instance_uid": sop_uid},
-                )
+                LOGGER.exception("store failed unexpectedly", extra=self.log_fields())
                 status, comment = store.WRITE_FAILED, f"internal error: {type(exc).__name__}"
             else:
                 self.stored += 1
@@ -464,12 +504,7 @@ class Association:
             if LOGGER.isEnabledFor(logging.DEBUG):
                 LOGGER.debug(
                     "stored",
-                    extra={
-                        **self.log_fields(),
-                        "path": str(stored.path),
-                        "replaced": stored.replaced,
-                        "bytes": stored.size,
-                    },
+                    extra={**self.log_fields(), "replaced": stored.replaced, "bytes": stored.size},
                 )
         self._make_spare()
 

@@ -210,10 +210,6 @@ class Notifier:
         except OSError as exc:
             LOG.warning(
                 "cannot touch study job",
-                extra={
-                    "study_uid": study_uid,
-                    "arrived_dir": str(self.paths.arrived),
-                    "error": exc.strerror,
-                },
+                extra={"arrived_dir": str(self.paths.arrived), "error": exc.strerror},
             )
         self.fifo.send(f"{prefix}{name}\n")

@@ -3,9 +3,25 @@
 A threaded TCP server of its own: one thread per association (:mod:`fionagw.receive.association`
 negotiates and receives; :mod:`fionagw.receive.sink` writes), TCP_NODELAY on every connection,
 optional TLS (client certificates required when ``tls_ca`` is set), optional calling-AE and
-IP/network allow-lists (:mod:`fionagw.receive.access`; rejected associations are logged).
-Connections beyond :data:`MAX_CONNECTIONS` are closed at once, associations beyond
-:data:`MAX_ASSOCIATIONS` rejected.
+IP/network allow-lists (:mod:`fionagw.receive.access`).
+
+Anyone who can connect must not be able to lock senders out (128 idle connections once did
+for 30 s), so a connection is held to account from the moment it is accepted:
+
+* an address outside ``receiver.allowed_ips`` is closed at once, before a byte is read;
+* until its A-ASSOCIATE-RQ is complete a connection is *unassociated*: it has
+  ``receiver.handshake_timeout`` seconds for that, and at most
+  ``receiver.max_unassociated_per_ip`` of them per address and ``receiver.max_unassociated``
+  in all are kept: a new connection beyond either closes the oldest one (of its address,
+  else of all). A real sender sends its request within milliseconds of connecting, so it is
+  served even while idle connections keep arriving;
+* when ``receiver.max_associations`` are running, a new one displaces (A-ABORT) the one that
+  has waited longest for its next PDU, if that is ``receiver.idle_displace_seconds`` or more
+  (one that opened an association and then sent nothing must not lock senders out either;
+  one in the middle of a PDU is never displaced), else it is rejected (local limit).
+
+What such peers cause is logged through :class:`~fionagw.receive.throttle.LogThrottle`: one
+line per kind and interval, however many connections.
 """
 
 from __future__ import annotations
@@ -20,14 +36,13 @@ from collections.abc import Callable
 from fionagw.config import ConfigError, SiteConfig
 from fionagw.ops.ports import listen
 from fionagw.receive import store
-from fionagw.receive.access import AccessPolicy
+from fionagw.receive.access import AccessPolicy, peer_ip
 from fionagw.receive.association import Association
 from fionagw.receive.notify import Notifier
+from fionagw.receive.throttle import LogThrottle
 
 LOGGER = logging.getLogger(__name__)
 SHUTDOWN_GRACE_S = 3.0  # let associations end on their own before aborting them
-MAX_ASSOCIATIONS = 32
-MAX_CONNECTIONS = 4 * MAX_ASSOCIATIONS  # open sockets, associated or not (one thread each)
 
 
 def _tls_context(cfg: SiteConfig) -> ssl.SSLContext | None:
@@ -63,7 +78,10 @@ class StoreSCP:
         self._acceptor: threading.Thread | None = None
         self._stopping = threading.Event()
         self._active: set[Association] = set()
-        self._active_lock = threading.Lock()
+        self._active_lock = threading.Lock()  # guards the three collections here
+        self._unassociated: dict[Association, None] = {}  # in the order accepted
+        self._associated: set[Association] = set()
+        self.throttle = LogThrottle(LOGGER)
 
     # --- life cycle -------------------------------------------------------------------
 
@@ -102,6 +120,7 @@ class StoreSCP:
         listener = self._listener
         assert listener is not None
         while not self._stopping.is_set():
+            self.throttle.flush()
             try:
                 conn, address = listener.accept()
             except TimeoutError:
@@ -112,35 +131,78 @@ class StoreSCP:
                 LOGGER.warning("accept failed: %s", exc.strerror or exc)  # EMFILE and the like
                 time.sleep(0.1)
                 continue
-            if self.active_count() >= MAX_CONNECTIONS:  # idle connections must not pile up
-                LOGGER.warning(
-                    "connection refused: %d connections open",
-                    MAX_CONNECTIONS,
-                    extra={"peer": str(address[0])},
+            ip = peer_ip(str(address[0]))
+            if not self.access.ip_allowed(ip):  # before a byte is read from it
+                self.throttle.warning(
+                    "connection refused: peer address not in receiver.allowed_ips",
+                    {"peer": ip},
                 )
                 conn.close()
                 continue
             assoc = Association(self, conn, address)
-            with self._active_lock:
-                self._active.add(assoc)
+            victim = self._admit(assoc)
+            if victim is not None:
+                victim.shutdown()
+                self.throttle.warning(
+                    "unassociated connection closed to make room for a new one",
+                    {"peer": victim.ip},
+                )
             thread = threading.Thread(
                 target=assoc.run, name=f"scp-{address[0]}:{address[1]}", daemon=True
             )
             assoc.thread = thread
             thread.start()
 
+    def _admit(self, assoc: Association) -> Association | None:
+        """Count a new connection as unassociated; the oldest one it displaces, if any."""
+        rec = self.cfg.receiver
+        with self._active_lock:
+            self._active.add(assoc)
+            self._unassociated[assoc] = None
+            same_ip = [a for a in self._unassociated if a.ip == assoc.ip]
+            if len(same_ip) > rec.max_unassociated_per_ip:
+                victim = same_ip[0]
+            elif len(self._unassociated) > rec.max_unassociated:
+                victim = next(iter(self._unassociated))
+            else:
+                return None
+            del self._unassociated[victim]
+            return victim
+
     def active_count(self) -> int:
         with self._active_lock:
             return len(self._active)
 
-    def at_association_limit(self) -> bool:
-        """More associations than :data:`MAX_ASSOCIATIONS` (the asking one included)."""
-        return self.active_count() > MAX_ASSOCIATIONS
+    def claim_association(self, assoc: Association) -> bool:
+        """``assoc`` has sent its whole A-ASSOCIATE-RQ: it stops counting as unassociated.
+        False when ``receiver.max_associations`` are running already and none of them is
+        idle enough to be displaced (or ``assoc`` was displaced itself)."""
+        rec = self.cfg.receiver
+        victim = None
+        with self._active_lock:
+            if self._unassociated.pop(assoc, ...) is ...:
+                return False
+            if len(self._associated) >= rec.max_associations:
+                idle = [(a.idle_since, a) for a in self._associated if a.idle_since is not None]
+                since, oldest = min(idle, key=lambda pair: pair[0], default=(None, None))
+                if since is None or time.monotonic() - since < rec.idle_displace_seconds:
+                    return False
+                victim = oldest
+                self._associated.discard(victim)
+            self._associated.add(assoc)
+        if victim is not None:
+            self.throttle.warning(
+                "idle association aborted to make room for a new one", victim.log_fields()
+            )
+            victim.shutdown()
+        return True
 
     def forget(self, assoc: Association) -> None:
         """An association has ended (called from its thread)."""
         with self._active_lock:
             self._active.discard(assoc)
+            self._unassociated.pop(assoc, None)
+            self._associated.discard(assoc)
 
     def shutdown(self, grace: float | None = None) -> None:
         """Stop accepting; let running associations end (``grace`` seconds, default

@@ -4,7 +4,8 @@ Fragments are read from the connection straight into the association's buffer
 (:data:`FLUSH_BYTES`) and written to the file whenever it is full: an ordinary image is written
 with one system call when it is complete, a huge object never sits in memory. Once the last
 fragment is in, :func:`commit` hands the file to :func:`fionagw.receive.store.store_received`,
-which checks it and renames it durably into the archive.
+which walks it whole (through a memory map: nothing is copied) and renames it durably into
+the archive.
 """
 
 from __future__ import annotations
@@ -48,12 +49,11 @@ def remove(path: str) -> None:
 class Sink:
     """One C-STORE data set on its way to a temp file.
 
-    The start of the file is kept for the identifier scan. A write error (disk full, quota,
-    the folder gone) is remembered, the rest of the data set is read and dropped, and the
+    A write error (disk full, quota, the folder gone) is remembered, the rest of the data set is read and dropped, and the
     SCP answers a failure status once the request is complete.
     """
 
-    __slots__ = ("path", "fd", "view", "filled", "size", "head", "error")
+    __slots__ = ("path", "fd", "view", "filled", "size", "error")
 
     def __init__(self, buffer: memoryview, meta: bytes, temp: tuple[str, int]) -> None:
         self.path, self.fd = temp  # fd -1: the file is created at the first write
@@ -61,7 +61,6 @@ class Sink:
         self.filled = len(meta)
         buffer[: self.filled] = meta
         self.size = 0  # bytes in the file so far
-        self.head: bytes | None = None
         self.error: OSError | None = None
 
     def read_from(self, readinto: Callable[[memoryview], int | None], size: int) -> bool:
@@ -83,8 +82,6 @@ class Sink:
         if self.error is not None:
             self.filled = 0  # the rest of a failed data set is dropped
             return
-        if self.head is None:
-            self.head = bytes(self.view[: min(self.filled, store.HEAD_BYTES)])
         try:
             if self.fd < 0:
                 self.fd = os.open(self.path, _TEMP_FLAGS, 0o600)
@@ -96,10 +93,9 @@ class Sink:
         self.size += self.filled
         self.filled = 0
 
-    def finish(self) -> bytes | None:
-        """Write what is left; the start of the file (the data are lost if ``error`` is set)."""
+    def finish(self) -> None:
+        """Write what is left (the data are lost if ``error`` is set)."""
         self._flush()
-        return self.head
 
     def fail(self, exc: OSError) -> None:
         if self.error is None:
@@ -135,7 +131,7 @@ def commit(
 
     The caller closes the sink after success and discards it after a failure.
     """
-    head = sink.finish()
+    sink.finish()
     if sink.error is not None:
         raise store.StoreError(
             store.status_for_oserror(sink.error),
@@ -147,7 +143,6 @@ def commit(
         sop_class,
         sop_uid,
         durable=durable,
-        head=head,
         fd=sink.fd,
         size=sink.size,
         check_replaced=check_replaced,

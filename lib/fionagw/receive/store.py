@@ -8,8 +8,16 @@ study folder (replacing an earlier copy of the same instance atomically) and fsy
 folder, so that Success is only ever answered for bytes that survive a crash. Nothing
 is ever half-written under a final name.
 
-Names come from data the sender controls, so every UID is reduced to a safe path
-component first (:func:`fionagw.paths.safe_uid`): a crafted UID can never leave the archive.
+Names come from data the sender controls. The SOP Instance, Series and Study Instance UIDs
+must be conformant (PS3.5 9.1: at most 64 characters, digits and dots, no empty component) or
+the object is refused with 0xA900: a valid UID is its own file name, so two different
+instances can never share one (FIONA mapped other characters to ``_`` and cut at 128, so five
+different instances were answered Success and left two files). :func:`fionagw.paths.safe_uid`
+still makes the path component, as it does everywhere else.
+
+Before the commit the whole data set is walked (:mod:`fionagw.receive.structure`): an object
+that is structurally broken anywhere, not only before its Series Instance UID, is refused
+with 0xC210, so the sender learns it at once and can send it again.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from __future__ import annotations
 import errno
 import itertools
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +38,7 @@ from fionagw.dicom.errors import CodecError
 from fionagw.dicom.walk import elements, part10
 from fionagw.ops.perms import FILE_MODE
 from fionagw.paths import SitePaths, safe_uid
+from fionagw.receive import structure
 from fionagw.receive.modality import modality_prefix
 
 # C-STORE response statuses (PS3.4 Annex B.2.3; 0xC000-0xCFFF "cannot understand").
@@ -133,7 +143,8 @@ def _pydicom_identifiers(f: BinaryIO) -> Identifiers:
 # --- the fast path: the first elements, by the codec's walker ---------------------------------
 
 HEAD_BYTES = _HEAD_BYTES = 256 * 1024  # what the walker looks at
-_WANTED = (_TAG_SOP_CLASS, _TAG_SOP_INSTANCE, _TAG_STUDY, _TAG_SERIES)
+_WANTED = (_TAG_SOP_CLASS, _TAG_SOP_INSTANCE, _TAG_STUDY, _TAG_SERIES)  # in Identifiers order
+_WANTED_SET = frozenset(_WANTED)
 _AFTER_SERIES = range(_TAG_SERIES + 1, 1 << 32)  # the walk stops at the first of these tags
 
 
@@ -161,8 +172,26 @@ def _uid_text(value: bytes) -> str:
     return value.decode("ascii").strip("\0 ")
 
 
+def _uid_field(value: bytes) -> str:
+    """A UID value as text; a non-ASCII byte stays visible to :func:`uid_problem`."""
+    return value.decode("ascii", "replace").strip("\0 ")
+
+
+MAX_UID_LENGTH = 64
+_UID = re.compile(r"[0-9]+(?:\.[0-9]+)*")  # leading zeros are tolerated: still injective
+
+
+def uid_problem(value: str) -> str | None:
+    """Why ``value`` is not a conformant UID (a text without the value), or None."""
+    if len(value) > MAX_UID_LENGTH:
+        return f"longer than {MAX_UID_LENGTH} characters"
+    if not _UID.fullmatch(value):
+        return "not digits and dots, or an empty component"
+    return None
+
+
 def check_identifiers(ids: Identifiers, sop_class_uid: str, sop_instance_uid: str) -> None:
-    """The checks stock storescp makes before it keeps an object."""
+    """The checks stock storescp makes before it keeps an object, and conformant UIDs."""
     if not ids.sop_instance_uid:
         raise StoreError(DATASET_MISMATCH, "dataset has no SOP Instance UID")
     if ids.sop_instance_uid != sop_instance_uid:
@@ -171,6 +200,13 @@ def check_identifiers(ids: Identifiers, sop_class_uid: str, sop_instance_uid: st
         raise StoreError(DATASET_MISMATCH, "SOP Class UID of dataset and request differ")
     if not ids.study_uid:
         raise StoreError(NO_STUDY_UID, "dataset has no Study Instance UID")
+    for name, value in (
+        ("SOP Instance UID", ids.sop_instance_uid),
+        ("Study Instance UID", ids.study_uid),
+        ("Series Instance UID", ids.series_uid),
+    ):
+        if value and (problem := uid_problem(value)):
+            raise StoreError(DATASET_MISMATCH, f"{name} {problem}")
 
 
 def archive_target(
@@ -308,19 +344,25 @@ def store_received(
     sop_instance_uid: str,
     *,
     durable: bool = True,
-    head: bytes | None = None,
     fd: int | None = None,
     size: int | None = None,
     check_replaced: bool = True,
 ) -> Stored:
     """Check a received temp file and commit it to the archive; StoreError on failure.
 
-    ``head`` (the first bytes of the file), ``fd`` (an open descriptor of it) and ``size``
-    save re-reading, re-opening and a stat when the caller has them; ``check_replaced``
-    is passed to :func:`commit`.
+    The file is walked once, whole (:func:`fionagw.receive.structure.check_file`), which
+    also yields its identifiers. ``fd`` (an open descriptor of it) and ``size`` save
+    re-opening and a stat when the caller has them; ``check_replaced`` is passed to
+    :func:`commit`.
     """
     try:
-        ids = read_identifiers(tmp, head)
+        values = structure.check_file(tmp, _WANTED_SET)
+        if values is None:  # a deflated data set too large to walk: pydicom reads its head
+            ids = read_identifiers(tmp)
+        else:
+            ids = Identifiers(*(_uid_field(values.get(tag, b"")) for tag in _WANTED))
+    except structure.BrokenStructure as exc:
+        raise StoreError(CANNOT_DECODE, f"broken dataset: {exc}") from None
     except OSError as exc:
         raise StoreError(
             status_for_oserror(exc), f"cannot read received data: {exc.strerror}"

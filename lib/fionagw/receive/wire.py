@@ -1,28 +1,26 @@
 """The DICOM upper layer and DIMSE pieces of the receiver (PS3.8, PS3.7), small and direct.
 
-pynetdicom does what it is good at: decoding the A-ASSOCIATE-RQ, negotiating presentation
-contexts and role selection, encoding the A-ASSOCIATE-AC. The per-image path (P-DATA-TF
-framing, the C-STORE/C-ECHO command sets, the file meta of a received object) is encoded
-and decoded here with ``struct``: each of these is a handful of fixed fields, and going
-through pydicom Datasets and pynetdicom's state machine for them cost ~3 ms per image.
+Everything is encoded and decoded here with ``struct``: the A-ASSOCIATE-RQ/AC (the
+request comes from anyone who can connect: its fixed fields are read first, so the calling
+AE title is checked before a context is parsed, and at most :data:`MAX_CONTEXTS` contexts of
+:data:`MAX_SYNTAXES` syntaxes are read; pynetdicom's decoder logged a warning per unknown
+transfer syntax, 38,000 lines for one crafted request, and failed on a context without
+one), the P-DATA-TF framing, the C-STORE/C-ECHO command sets and the file meta of a received
+object. Going through pydicom Datasets and pynetdicom's state machine for the per-image
+pieces cost ~3 ms per image. pynetdicom only says which SOP classes are storage.
 """
 
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
+from pydicom.uid import UID
 from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
-from pynetdicom.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RQ
-from pynetdicom.pdu_primitives import (
-    A_ASSOCIATE,
-    ImplementationClassUIDNotification,
-    ImplementationVersionNameNotification,
-    MaximumLengthNotification,
-    SCP_SCU_RoleSelectionNegotiation,
-)
-from pynetdicom.presentation import build_context, negotiate_unrestricted
-from pynetdicom.sop_class import Verification
+from pynetdicom._globals import DEFAULT_TRANSFER_SYNTAXES
+from pynetdicom.service_class import ServiceClass, StorageServiceClass
+from pynetdicom.sop_class import uid_to_service_class
 
 # --- PDUs (PS3.8 9.3) ---------------------------------------------------------------------
 
@@ -49,6 +47,7 @@ REJECT_PROTOCOL_VERSION = (0x01, 0x02, 0x02)
 REJECT_LOCAL_LIMIT = (0x02, 0x03, 0x02)
 
 APPLICATION_CONTEXT_NAME = "1.2.840.10008.3.1.1.1"
+VERIFICATION = "1.2.840.10008.1.1"
 IMPLEMENTATION_CLASS_UID = str(PYNETDICOM_IMPLEMENTATION_UID)  # written into every file meta
 IMPLEMENTATION_VERSION_NAME = PYNETDICOM_IMPLEMENTATION_VERSION
 
@@ -108,90 +107,196 @@ def p_data(context_id: int, data: bytes, max_pdu: int, *, command: bool = True) 
     return b"".join(out)
 
 
-# --- association negotiation (pynetdicom's PDU classes and negotiation) ----------------------
+# --- association negotiation (PS3.8 9.3.2, 9.3.3) -----------------------------------------------
+
+MAX_CONTEXTS = 128  # context IDs are odd numbers 1-255: a request cannot carry more
+MAX_SYNTAXES = 64  # transfer syntaxes per context; real senders propose a handful
+
+# presentation context results (PS3.8 Table 9-18)
+CONTEXT_ACCEPTED = 0x00
+CONTEXT_NO_REASON = 0x02
+CONTEXT_ABSTRACT_NOT_SUPPORTED = 0x03
+CONTEXT_SYNTAXES_NOT_SUPPORTED = 0x04
+
+_ITEM = struct.Struct(">BBH")
+_VERIFICATION_SYNTAXES = frozenset(DEFAULT_TRANSFER_SYNTAXES)
+
+
+class RequestRefused(Exception):
+    """A well-formed A-ASSOCIATE-RQ beyond the receiver's bounds: answered with an
+    A-ASSOCIATE-RJ (permanent, no reason given), its text is the log line's reason."""
+
+
+@dataclass
+class Context:
+    """One proposed presentation context as it came, and what was decided for it."""
+
+    context_id: int
+    abstract: str
+    syntaxes: list[str]
+    result: int = CONTEXT_NO_REASON
+    syntax: str = ""  # the accepted transfer syntax
 
 
 @dataclass
 class Request:
     """What the receiver needs from an A-ASSOCIATE-RQ."""
 
-    primitive: A_ASSOCIATE
     calling: str
     called: str
     protocol_version: int
-    application_context: str
-    peer_max_pdu: int
+    application_context: str = ""
+    peer_max_pdu: int = 0
+    contexts: list[Context] = field(default_factory=list)
+    roles: dict[str, tuple[int, int]] = field(default_factory=dict)  # SOP class: (SCU, SCP)
+    raw_called: bytes = b""
+    raw_calling: bytes = b""
 
 
-def decode_associate_rq(data: bytes) -> Request:
-    """``data`` is the whole PDU (header included); ProtocolError if it cannot be decoded."""
-    rq = A_ASSOCIATE_RQ()
-    try:
-        rq.decode(data)
-        primitive = rq.to_primitive()
-    except Exception as exc:  # pynetdicom raises anything from struct.error to ValueError
-        raise ProtocolError(
-            ABORT_INVALID_PARAMETER, f"undecodable A-ASSOCIATE-RQ: {type(exc).__name__}"
-        ) from None
-    peer_max = 0
-    for item in primitive.user_information or []:
-        if isinstance(item, MaximumLengthNotification):
-            peer_max = int(item.maximum_length_received or 0)
+def _text(raw: bytes) -> str:
+    return raw.decode("ascii", "replace").strip("\0 ")
+
+
+def _items(data: bytes, pos: int, end: int) -> Iterator[tuple[int, int, int]]:
+    """(type, body start, body end) of the items (or sub-items) in ``data[pos:end]``."""
+    while pos < end:
+        if pos + 4 > end:
+            raise ProtocolError(ABORT_INVALID_PARAMETER, "A-ASSOCIATE-RQ item header cut short")
+        item_type, _, length = _ITEM.unpack_from(data, pos)
+        pos += 4
+        if pos + length > end:
+            raise ProtocolError(ABORT_INVALID_PARAMETER, "A-ASSOCIATE-RQ item runs past its end")
+        yield item_type, pos, pos + length
+        pos += length
+
+
+def decode_request_head(data: bytes) -> Request:
+    """The fixed fields of an A-ASSOCIATE-RQ (``data`` is the whole PDU, header included):
+    enough to decide on the calling AE title before any presentation context is looked at."""
+    if len(data) < 74:
+        raise ProtocolError(ABORT_INVALID_PARAMETER, "A-ASSOCIATE-RQ too short")
+    called, calling = data[10:26], data[26:42]
     return Request(
-        primitive,
-        (primitive.calling_ae_title or "").strip(),
-        (primitive.called_ae_title or "").strip(),
-        int(rq.protocol_version),
-        str(primitive.application_context_name or ""),
-        peer_max,
+        _text(calling),
+        _text(called),
+        int.from_bytes(data[6:8], "big"),
+        raw_called=called,
+        raw_calling=calling,
     )
 
 
-_SUPPORTED = [build_context(Verification)]  # besides storage, which is accepted as proposed
+def decode_request_items(request: Request, data: bytes) -> Request:
+    """Fill ``request`` from the variable items of the PDU ``data``.
 
-
-def accept(request: Request, max_pdu: int) -> tuple[bytes, dict[int, tuple[str, str]]]:
-    """The A-ASSOCIATE-AC PDU and the accepted contexts {id: (abstract, transfer syntax)}.
-
-    Every storage SOP Class (public, private, or unknown to pynetdicom) is accepted in the
-    first transfer syntax the sender proposes, so the bytes are kept as encoded; Verification
-    in one of the default syntaxes; anything else is rejected (pynetdicom's unrestricted
-    storage negotiation).
+    At most :data:`MAX_CONTEXTS` contexts of :data:`MAX_SYNTAXES` transfer syntaxes are
+    read (RequestRefused beyond), so the work per request is bounded; ProtocolError for
+    bytes that are not an A-ASSOCIATE-RQ.
     """
-    rq = request.primitive
-    roles = {
-        item.sop_class_uid: (item.scu_role, item.scp_role)
-        for item in rq.user_information or []
-        if isinstance(item, SCP_SCU_RoleSelectionNegotiation)
-    }
-    results, role_items = negotiate_unrestricted(
-        rq.presentation_context_definition_list, _SUPPORTED, roles
-    )
-    accepted = {
-        int(cx.context_id): (str(cx.abstract_syntax), str(cx.transfer_syntax[0]))
-        for cx in results
-        if cx.result == 0x00
-    }
+    for item_type, start, end in _items(data, 74, len(data)):
+        if item_type == 0x10:
+            request.application_context = _text(data[start:end])
+        elif item_type == 0x20:
+            if len(request.contexts) == MAX_CONTEXTS:
+                raise RequestRefused(f"more than {MAX_CONTEXTS} presentation contexts")
+            if end - start < 4:
+                raise ProtocolError(ABORT_INVALID_PARAMETER, "presentation context cut short")
+            context = Context(data[start], "", [])
+            for sub_type, s, e in _items(data, start + 4, end):
+                if sub_type == 0x30:
+                    context.abstract = _text(data[s:e])
+                elif sub_type == 0x40:
+                    if len(context.syntaxes) == MAX_SYNTAXES:
+                        raise RequestRefused(
+                            f"more than {MAX_SYNTAXES} transfer syntaxes in a context"
+                        )
+                    context.syntaxes.append(_text(data[s:e]))
+            request.contexts.append(context)
+        elif item_type == 0x50:
+            for sub_type, s, e in _items(data, start, end):
+                if sub_type == 0x51 and e - s >= 4:
+                    request.peer_max_pdu = int.from_bytes(data[s : s + 4], "big")
+                elif sub_type == 0x54 and e - s >= 4:
+                    uid_end = s + 2 + int.from_bytes(data[s : s + 2], "big")
+                    if uid_end + 2 <= e and len(request.roles) < MAX_CONTEXTS:
+                        request.roles[_text(data[s + 2 : uid_end])] = (
+                            data[uid_end],
+                            data[uid_end + 1],
+                        )
+    return request
 
-    ac = A_ASSOCIATE()
-    ac.application_context_name = APPLICATION_CONTEXT_NAME
-    ac.calling_ae_title = rq.calling_ae_title
-    ac.called_ae_title = rq.called_ae_title
-    ac.result = 0x00
-    ac.result_source = 0x01
-    ac.presentation_context_definition_results_list = [
-        cx for cx in results if cx.result == 0x00
-    ] + [cx for cx in results if cx.result != 0x00]
-    max_length = MaximumLengthNotification()
-    max_length.maximum_length_received = max_pdu
-    impl_uid = ImplementationClassUIDNotification()
-    impl_uid.implementation_class_uid = IMPLEMENTATION_CLASS_UID
-    impl_version = ImplementationVersionNameNotification()
-    impl_version.implementation_version_name = IMPLEMENTATION_VERSION_NAME
-    ac.user_information = [max_length, impl_uid, impl_version, *role_items]
-    pdu_ac = A_ASSOCIATE_AC()
-    pdu_ac.from_primitive(ac)
-    return pdu_ac.encode(), accepted
+
+def _readable_syntax(uid: str) -> bool:
+    """A transfer syntax pydicom (and so the codec) knows how to read."""
+    try:
+        return UID(uid).is_transfer_syntax
+    except ValueError:  # a private UID: pydicom cannot tell
+        return False
+
+
+def _storage_like(abstract: str) -> bool:
+    """Storage, private, or unknown to pynetdicom: accepted as storage (FIONA took all)."""
+    return uid_to_service_class(abstract) in (StorageServiceClass, ServiceClass)
+
+
+def negotiate(request: Request) -> dict[int, tuple[str, str]]:
+    """Decide every context of ``request`` (its ``result`` and ``syntax``); the accepted ones
+    as {id: (abstract syntax, transfer syntax)}.
+
+    A storage SOP class (public, private, or unknown) is accepted in the first transfer
+    syntax proposed that pydicom knows, so the bytes are kept as encoded; Verification in
+    one of the default syntaxes; a context without a usable syntax, an empty one included,
+    gets "transfer syntaxes not supported", any other service "abstract syntax not
+    supported" (PS3.8 9.3.3.2), and the others go on.
+    """
+    accepted: dict[int, tuple[str, str]] = {}
+    for cx in request.contexts:
+        if not cx.abstract or cx.context_id % 2 == 0 or cx.context_id in accepted:
+            cx.result = CONTEXT_NO_REASON
+            continue
+        if cx.abstract == VERIFICATION:
+            usable = [ts for ts in cx.syntaxes if ts in _VERIFICATION_SYNTAXES]
+        elif _storage_like(cx.abstract):
+            usable = [ts for ts in cx.syntaxes if _readable_syntax(ts)]
+        else:
+            cx.result = CONTEXT_ABSTRACT_NOT_SUPPORTED
+            continue
+        if not usable:
+            cx.result = CONTEXT_SYNTAXES_NOT_SUPPORTED
+            continue
+        cx.result, cx.syntax = CONTEXT_ACCEPTED, usable[0]
+        accepted[cx.context_id] = (cx.abstract, cx.syntax)
+    return accepted
+
+
+def _item(item_type: int, body: bytes) -> bytes:
+    return _ITEM.pack(item_type, 0, len(body)) + body
+
+
+def accept_pdu(request: Request, max_pdu: int) -> bytes:
+    """The A-ASSOCIATE-AC for a negotiated ``request`` (results in the order proposed)."""
+    parts = [_item(0x10, APPLICATION_CONTEXT_NAME.encode("ascii"))]
+    for cx in request.contexts:
+        syntax = (cx.syntax or "").encode("ascii")
+        parts.append(_item(0x21, bytes((cx.context_id, 0, cx.result, 0)) + _item(0x40, syntax)))
+    user = [
+        _item(0x51, struct.pack(">I", max_pdu)),
+        _item(0x52, IMPLEMENTATION_CLASS_UID.encode("ascii")),
+        _item(0x55, IMPLEMENTATION_VERSION_NAME.encode("ascii")),
+    ]
+    accepted_classes = {cx.abstract for cx in request.contexts if cx.result == CONTEXT_ACCEPTED}
+    for uid, (scu, _scp) in request.roles.items():
+        if uid in accepted_classes:  # the sender may be SCU; we never send on its association
+            raw = uid.encode("ascii", "replace")
+            user.append(_item(0x54, struct.pack(">H", len(raw)) + raw + bytes((scu and 1, 0))))
+    parts.append(_item(0x50, b"".join(user)))
+    body = (
+        b"\0\1\0\0"
+        + request.raw_called.ljust(16, b" ")
+        + request.raw_calling.ljust(16, b" ")
+        + b"\0" * 32
+        + b"".join(parts)
+    )
+    return pdu(A_ASSOCIATE_AC_TYPE, body)
 
 
 # --- DIMSE command sets (PS3.7 E.1, always implicit VR little endian) -----------------------

@@ -22,7 +22,7 @@ def test_small_data_set_is_written_once_when_complete(tmp_path: Path) -> None:
     s = sink.Sink(sink.new_buffer(), META, temp)
     assert s.read_from(_reader(b"abc" * 100), 300)
     assert os.path.getsize(temp[0]) == 0  # still in the buffer
-    assert s.finish() == META + b"abc" * 100
+    s.finish()
     s.close()
     assert Path(temp[0]).read_bytes() == META + b"abc" * 100 and s.size == len(META) + 300
 
@@ -35,10 +35,9 @@ def test_large_data_set_goes_through_the_buffer_in_pieces(tmp_path: Path) -> Non
     for start in range(0, len(data), 16384):
         assert s.read_from(read, min(16384, len(data) - start))
     assert os.path.getsize(path) == 3 * sink.FLUSH_BYTES  # flushed whenever the buffer filled
-    head = s.finish()
+    s.finish()
     s.close()
     assert Path(path).read_bytes() == META + data
-    assert head is not None and (META + data).startswith(head)
 
 
 def test_connection_ending_mid_fragment_is_reported(tmp_path: Path) -> None:
