@@ -71,10 +71,11 @@ def md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
-def assert_delivered_whole(remote: Path, pkg: Package) -> None:
-    """The remote folder holds the package's three files under their final names only, the
-    archive matches its .md5sum and the manifest, and every DICOM file its SHA-256."""
-    names = sorted(p.name for p in remote.iterdir())
+def assert_delivered_whole(remote: Path, pkg: Package, hidden_ok: bool = False) -> None:
+    """The remote folder holds the package's three files under their final names only (and,
+    with ``hidden_ok``, the receiver's own dot files), the archive matches its .md5sum and the
+    manifest, and every DICOM file its SHA-256."""
+    names = sorted(p.name for p in remote.iterdir() if not (hidden_ok and p.name[0] == "."))
     assert names == sorted(f.name for f in pkg.upload_files()), names
     archive = remote / pkg.archive.name
     assert (remote / pkg.md5sum.name).read_text() == f"{md5(archive)} *{archive.name}\n"

@@ -155,7 +155,6 @@ class HttpsDestination(PackageDestination):
         import requests
 
         session = requests.Session()
-        session.verify = str(self.s.ca_file) if self.s.ca_file else True
         if self.s.token_file is not None:
             token = read_secret_line(self.s.token_file, "read the upload token")
             session.headers["Authorization"] = f"Bearer {token}"
@@ -167,8 +166,12 @@ class HttpsDestination(PackageDestination):
     def _call(self, session: Any, method: str, path: str, **kw: Any) -> Any:
         import requests
 
+        # verify per request: requests lets $REQUESTS_CA_BUNDLE override a session's verify
+        verify = str(self.s.ca_file) if self.s.ca_file else True
         try:
-            return session.request(method, f"{self.s.url}/{path}", timeout=self.s.timeout, **kw)
+            return session.request(
+                method, f"{self.s.url}/{path}", timeout=self.s.timeout, verify=verify, **kw
+            )
         except requests.exceptions.SSLError as exc:
             raise SendError(f"https {self.name}: TLS refused: {one_line(exc, 160)}") from None
 
