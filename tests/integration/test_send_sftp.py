@@ -20,17 +20,25 @@ from fionagw.tracking.records import COMPLETE_ERROR, COMPLETE_OK, COMPLETE_PENDI
 from fionagw.transfers.failures import read_record
 from support.package_site import PackageSite, assert_delivered_whole, md5
 from support.site import BIN, run_bin
-from support.sshd import Sshd, sshd_server  # noqa: F401 - the fixture
+from support.sshd import Sshd
 
 
 @pytest.fixture
-def site(tmp_path: Path, sshd_server: Sshd) -> Iterator[PackageSite]:  # noqa: F811
+def sshd_server(tmp_path: Path) -> Iterator[Sshd]:
+    server = Sshd(tmp_path / "sshd")
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def site(tmp_path: Path, sshd_server: Sshd) -> Iterator[PackageSite]:
     s = PackageSite(tmp_path, sshd_server.destination())
     yield s
     s.close()
 
 
-def test_package_arrives_whole_and_is_recorded(site: PackageSite, sshd_server: Sshd) -> None:  # noqa: F811
+def test_package_arrives_whole_and_is_recorded(site: PackageSite, sshd_server: Sshd) -> None:
     pkg = site.package_study()
     assert site.transfer().transfers_complete == COMPLETE_PENDING  # packaged, not delivered
     pkg.md5sum.unlink()  # FIONA's repair: a missing .md5sum is made anew before the upload
@@ -60,7 +68,7 @@ def _wait_for(path: Path, size: int, proc: subprocess.Popen[str], timeout: float
     raise AssertionError(f"{path.name} did not reach {size} bytes")
 
 
-def test_sshd_killed_mid_upload_resumes(tmp_path: Path, sshd_server: Sshd) -> None:  # noqa: F811
+def test_sshd_killed_mid_upload_resumes(tmp_path: Path, sshd_server: Sshd) -> None:
     site = PackageSite(tmp_path / "slow", sshd_server.destination(bandwidth_mb_s=0.4))
     try:
         pkg = site.package_study()
@@ -99,7 +107,7 @@ def test_sshd_killed_mid_upload_resumes(tmp_path: Path, sshd_server: Sshd) -> No
 
 def test_corrupted_remote_copies_are_detected_and_sent_anew(
     site: PackageSite,
-    sshd_server: Sshd,  # noqa: F811
+    sshd_server: Sshd,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, "fionagw.sendFiles")
@@ -115,7 +123,7 @@ def test_corrupted_remote_copies_are_detected_and_sent_anew(
     assert_delivered_whole(sshd_server.upload, pkg)
 
 
-def test_unknown_or_changed_host_key_is_refused(site: PackageSite, sshd_server: Sshd) -> None:  # noqa: F811
+def test_unknown_or_changed_host_key_is_refused(site: PackageSite, sshd_server: Sshd) -> None:
     pkg = site.package_study()
     sshd_server.known_hosts.write_text("")  # unknown
     report = send_files(site.cfg, site.tracker)
@@ -135,7 +143,7 @@ def test_unknown_or_changed_host_key_is_refused(site: PackageSite, sshd_server: 
 
 def test_site_down_fails_after_max_attempts_then_operator_retries(
     site: PackageSite,
-    sshd_server: Sshd,  # noqa: F811
+    sshd_server: Sshd,
 ) -> None:
     pkg: Package = site.package_study()
     sshd_server.kill()

@@ -10,7 +10,7 @@ absolute path in the test's temp folder. ``upload`` is that folder as seen by th
 
 ``start()``/``kill()``: kill ends sshd and every session it forked (SIGKILL: the connection
 drops mid-transfer, as a crash of the site would); start again uses the same port and host
-key. ``sshd_server`` is a fixture: import it into a test module.
+key. (No pytest here: bench/send_sftp uses it too.)
 """
 
 from __future__ import annotations
@@ -23,10 +23,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from support.site import free_port
 
@@ -157,11 +154,3 @@ class Sshd:
             "key_file": str(self.user_key),
             **extra,
         }
-
-
-@pytest.fixture
-def sshd_server(tmp_path: Path) -> Iterator[Sshd]:
-    server = Sshd(tmp_path / "sshd")
-    server.start()
-    yield server
-    server.close()
