@@ -168,3 +168,16 @@ def test_site_down_fails_after_max_attempts_then_operator_retries(
     bad = run_bin("sendFiles", "--retry", "remote", "no-such-package", config=site.config)
     assert bad.returncode == 1 and "no failed package" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_a_key_file_others_can_read_is_not_used(tmp_path: Path, sshd_server: Sshd) -> None:
+    sshd_server.user_key.chmod(0o644)
+    site = PackageSite(tmp_path / "loose", sshd_server.destination())
+    try:
+        pkg = site.package_study()
+        assert send_files(site.cfg, site.tracker).deferred == [pkg.stem]
+        message = site.transfer().transfer_error_message
+        assert "lets group or others read the SSH key" in message and "chmod 600" in message
+        assert list(sshd_server.upload.iterdir()) == []
+    finally:
+        site.close()

@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from fionagw.config import SiteConfig
+from fionagw.config import ConfigError, SiteConfig
 from fionagw.send.base import SendError, load_destinations, load_sending
 from fionagw.send.package import Package, PackageDestination, packages, repair_md5sum
 from fionagw.tracking.base import Tracker, TrackerError
@@ -118,7 +118,7 @@ def _attempt(dest: PackageDestination, pkg: Package, report: Report) -> tuple[st
             report.repaired.append(pkg.stem)
             log.warning(".md5sum missing or wrong: recomputed", extra=extra)
         what = dest.deliver(pkg, md5, lambda m: log.info(m, extra=extra))
-    except SendError as exc:
+    except (SendError, ConfigError) as exc:  # ConfigError: a secret file (mode, missing)
         return "", str(exc), time.monotonic() - start
     except OSError as exc:
         return "", f"local package: {exc.strerror or exc}", time.monotonic() - start
