@@ -2,11 +2,12 @@
 killed mid-upload and restarted: the next run resumes and completes it, nothing duplicated; a
 corrupted remote copy is detected and sent anew; an unknown or changed host key is refused;
 a site that stays down makes the request fail after the maximum of attempts, and an operator
-can send the package again."""
+can send the package again; a package stuck for days is reported."""
 
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -181,3 +182,14 @@ def test_a_key_file_others_can_read_is_not_used(tmp_path: Path, sshd_server: Ssh
         assert list(sshd_server.upload.iterdir()) == []
     finally:
         site.close()
+
+
+def test_a_package_stuck_for_days_is_reported(site: PackageSite, sshd_server: Sshd) -> None:
+    pkg = site.package_study()
+    sshd_server.kill()
+    three_days_ago = time.time() - 3 * 86400
+    os.utime(pkg.manifest, (three_days_ago, three_days_ago))
+    result = run_bin("sendFiles", config=site.config)
+    assert result.returncode == 0, result.stderr
+    assert f"1 in the outbox for over 2 days: {pkg.stem}" in result.stdout
+    assert "package stuck in the outbox" in site.log()
