@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from fionagw.ops import perms
+from fionagw.send import load_destinations
 from fionagw.send.deliver import send_files
 from fionagw.send.package import Package, repair_md5sum
 from fionagw.tracking.records import COMPLETE_OK, ERROR_SEND
@@ -46,6 +47,8 @@ def test_package_arrives_and_server_checksum_matches(tmp_path: Path, receiver: R
     receiver.start()
     site = _site(tmp_path, receiver)
     try:
+        check = load_destinations(site.cfg)["remote"].check()  # what the Settings page runs
+        assert check.endswith("TLS verified, authenticated"), check
         pkg = site.package_study()
         result = run_bin("sendFiles", config=site.config)
         assert result.returncode == 0 and "1 sent" in result.stdout, result

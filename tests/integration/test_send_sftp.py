@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from fionagw.send import load_destinations
 from fionagw.send.deliver import send_files
 from fionagw.send.package import Package, packages
 from fionagw.tracking.records import COMPLETE_ERROR, COMPLETE_OK, COMPLETE_PENDING, ERROR_SEND
@@ -40,6 +41,8 @@ def site(tmp_path: Path, sshd_server: Sshd) -> Iterator[PackageSite]:
 
 
 def test_package_arrives_whole_and_is_recorded(site: PackageSite, sshd_server: Sshd) -> None:
+    check = load_destinations(site.cfg)["remote"].check()  # what the Settings page runs
+    assert check.endswith("host key matches, logged in, folder writable"), check
     pkg = site.package_study()
     assert site.transfer().transfers_complete == COMPLETE_PENDING  # packaged, not delivered
     pkg.md5sum.unlink()  # FIONA's repair: a missing .md5sum is made anew before the upload
