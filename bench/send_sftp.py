@@ -4,12 +4,13 @@ with its own keys, as in the tests) by
 
 * ``bin/sendFiles`` as cron runs it: the .md5sum check, upload to a temporary name, read-back
   of the remote copy (size and MD5), rename; its log gives the upload and read-back times;
-* OpenSSH's own ``sftp`` client, ``put`` of the same archive (upload only, no verification).
+* OpenSSH's own ``sftp`` client: ``put`` of the same archive (upload only, no verification),
+  and ``put`` then ``get`` to /dev/null (the same bytes on the wire as our upload + read-back).
 
 Each tool runs ``--runs`` times (default 3; the remote copy is removed between runs, the page
 cache is warm) and the best run counts. Prints MB/s, peak RSS (the tool's process; for sftp
-the largest of sftp and its ssh) and the ratios ours / sftp for the whole delivery and for the
-upload alone; writes bench/results/send-sftp-<time>.json.
+the largest of sftp and its ssh) and the ratios of our whole delivery to sftp's put and to its
+put + get, and of our upload phase to its put; writes bench/results/send-sftp-<time>.json.
 
     bench/send_sftp [--mb 256] [--runs 3] [--work DIR]
 
@@ -117,56 +118,64 @@ def main() -> None:
             pkg = Package(sent, pkg.stem).move_to(outbox)
         batch = a.work / "put.batch"
         batch.write_text(f"put {pkg.archive} {sshd.remote_dir}/{pkg.archive.name}\n")
+        # put, and put then get (to /dev/null): the same bytes on the wire as upload + read-back
+        both = a.work / "put-get.batch"
+        both.write_text(batch.read_text() + f"get {sshd.remote_dir}/{pkg.archive.name} /dev/null\n")
         theirs: list[dict[str, float]] = []
         for _ in range(a.runs):
-            for f in sshd.upload.iterdir():
-                f.unlink()
-            cmd = ["sftp", "-q", "-b", str(batch), "-P", str(sshd.port), "-i", str(sshd.user_key)]
-            cmd += [
-                "-o",
-                f"UserKnownHostsFile={sshd.known_hosts}",
-                "-o",
-                "StrictHostKeyChecking=yes",
-            ]
-            cmd += ["-o", "BatchMode=yes", f"{sshd.user}@127.0.0.1"]
-            seconds, rss, _ = run_measured(cmd)
-            assert (sshd.upload / pkg.archive.name).stat().st_size == size
-            theirs.append({"seconds": seconds, "rss_mb": rss})
+            run: dict[str, float] = {}
+            for label, script in (("put", batch), ("put_get", both)):
+                for f in sshd.upload.iterdir():
+                    f.unlink()
+                cmd = ["sftp", "-q", "-b", str(script), "-P", str(sshd.port)]
+                cmd += ["-i", str(sshd.user_key), "-o", f"UserKnownHostsFile={sshd.known_hosts}"]
+                cmd += ["-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes"]
+                seconds, rss, _ = run_measured([*cmd, f"{sshd.user}@127.0.0.1"])
+                assert (sshd.upload / pkg.archive.name).stat().st_size == size
+                run[f"{label}_s"] = seconds
+                run["rss_mb"] = max(run.get("rss_mb", 0.0), rss)
+            theirs.append(run)
     finally:
         sshd.close()
 
     best = min(ours, key=lambda r: r["seconds"])
-    best_upload = min(r["upload_s"] for r in ours)
-    ref = min(theirs, key=lambda r: r["seconds"])
     mb = size / 1e6
+    s = {
+        "mb_s": mb / best["seconds"],
+        "upload_mb_s": mb / min(r["upload_s"] for r in ours),
+        "readback_s": best["readback_s"],
+        "peak_rss_mb": max(r["rss_mb"] for r in ours),
+        "all": ours,
+    }
+    o = {
+        "put_mb_s": mb / min(r["put_s"] for r in theirs),
+        "put_get_mb_s": mb / min(r["put_get_s"] for r in theirs),
+        "peak_rss_mb": max(r["rss_mb"] for r in theirs),
+        "all": theirs,
+    }
     result = {
         "package_mb": mb,
         "runs": a.runs,
-        "sendFiles": {
-            "mb_s": mb / best["seconds"],
-            "upload_mb_s": mb / best_upload,
-            "readback_s": best["readback_s"],
-            "peak_rss_mb": max(r["rss_mb"] for r in ours),
-            "all": ours,
-        },
-        "openssh_sftp": {
-            "mb_s": mb / ref["seconds"],
-            "peak_rss_mb": max(r["rss_mb"] for r in theirs),
-            "all": theirs,
-        },
+        "sendFiles": s,
+        "openssh_sftp": o,
+        "ratio_delivery_to_put": s["mb_s"] / o["put_mb_s"],
+        "ratio_delivery_to_put_get": s["mb_s"] / o["put_get_mb_s"],
+        "ratio_upload_to_put": s["upload_mb_s"] / o["put_mb_s"],
     }
-    result["ratio_whole_delivery"] = result["sendFiles"]["mb_s"] / result["openssh_sftp"]["mb_s"]
-    result["ratio_upload"] = result["sendFiles"]["upload_mb_s"] / result["openssh_sftp"]["mb_s"]
-    s, o = result["sendFiles"], result["openssh_sftp"]
     print(f"package {mb:.0f} MB over loopback SFTP, best of {a.runs}")
     print(
         f"  sendFiles     {s['mb_s']:7.1f} MB/s whole delivery (upload {s['upload_mb_s']:.1f} MB/s,"
         f" read-back {s['readback_s']:.2f} s)  peak RSS {s['peak_rss_mb']:.0f} MB"
     )
-    print(f"  OpenSSH sftp  {o['mb_s']:7.1f} MB/s put only  peak RSS {o['peak_rss_mb']:.0f} MB")
     print(
-        f"  ratio ours/sftp: whole delivery {result['ratio_whole_delivery']:.2f}, "
-        f"upload {result['ratio_upload']:.2f} (goal >= 0.8)"
+        f"  OpenSSH sftp  {o['put_mb_s']:7.1f} MB/s put, {o['put_get_mb_s']:.1f} MB/s put + get"
+        f"  peak RSS {o['peak_rss_mb']:.0f} MB"
+    )
+    print(
+        "  ratios ours/sftp (goal >= 0.8):"
+        f" delivery/put {result['ratio_delivery_to_put']:.2f},"
+        f" delivery/(put + get) {result['ratio_delivery_to_put_get']:.2f},"
+        f" upload/put {result['ratio_upload_to_put']:.2f}"
     )
     out = ROOT / "bench" / "results" / f"send-sftp-{time.strftime('%Y%m%dT%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
