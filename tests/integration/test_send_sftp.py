@@ -196,3 +196,19 @@ def test_a_package_stuck_for_days_is_reported(site: PackageSite, sshd_server: Ss
     assert result.returncode == 0, result.stderr
     assert f"1 in the outbox for over 2 days: {pkg.stem}" in result.stdout
     assert "package stuck in the outbox" in site.log()
+
+
+def test_parallel_packages_each_on_its_own_connection(tmp_path: Path, sshd_server: Sshd) -> None:
+    site = PackageSite(tmp_path / "par", sshd_server.destination(parallel=2))
+    try:
+        first = site.package_study(n=1, participant="R001")
+        second = site.package_study(n=1, participant="R002")
+        result = run_bin("sendFiles", config=site.config)
+        assert result.returncode == 0 and "2 sent" in result.stdout, result
+        for pkg in (first, second):
+            assert md5(sshd_server.upload / pkg.archive.name) == md5(
+                site.outbox("sent") / pkg.archive.name
+            )
+        assert sshd_server.log.read_text().count("Accepted publickey") == 2
+    finally:
+        site.close()
