@@ -31,8 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from pydicom import dcmread
-
 from fionagw.ops import perms
 from fionagw.ops.atomic import fsync_dir, write_bytes_atomic, write_json_atomic
 from fionagw.paths import safe_component
@@ -167,6 +165,8 @@ class _Hashing(io.RawIOBase):
 
 
 def _entries(files: Sequence[Path], base: Path) -> list[dict[str, Any]]:
+    from pydicom import dcmread  # only when packaging: sendFiles starts without it
+
     entries = []
     for f in files:
         ds = dcmread(f, stop_before_pixels=True, specific_tags=["SOPInstanceUID"])

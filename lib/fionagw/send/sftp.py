@@ -157,7 +157,7 @@ class SftpDestination(PackageDestination):
         self.parallel = settings.parallel
 
     def describe(self) -> str:
-        return f"sftp {self.s.user}@{self.s.host}:{self.s.port}/{self.s.remote_dir}"
+        return f"sftp {self.s.user}@{self.s.host}:{self.s.port}, folder {self.s.remote_dir}"
 
     # -- connection ----------------------------------------------------------------------------
 

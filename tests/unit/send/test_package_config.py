@@ -51,7 +51,7 @@ def test_sections_parse(tmp_path: Path, files: dict[str, str]) -> None:
     dests = load_destinations(cfg)
     s, h = dests["s"], dests["h"]
     assert isinstance(s, SftpDestination) and isinstance(h, HttpsDestination)
-    assert s.describe() == "sftp fiona@sftp.example.org:22/." and s.parallel == 2
+    assert s.describe() == "sftp fiona@sftp.example.org:22, folder ." and s.parallel == 2
     assert s.outbox == cfg.datadir / "packages" / "s" / "outbox"
     assert h.max_package_bytes == 5 * 10**9 and h.s.chunk_bytes == 64 << 20
 
