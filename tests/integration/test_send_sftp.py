@@ -6,6 +6,7 @@ can send the package again; a package stuck for days is reported."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -16,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from fionagw.send import load_destinations
+from fionagw.send.base import SendContext
 from fionagw.send.deliver import send_files
-from fionagw.send.package import Package, packages
+from fionagw.send.package import Package, packages, write_package
 from fionagw.tracking.records import COMPLETE_ERROR, COMPLETE_OK, COMPLETE_PENDING, ERROR_SEND
 from fionagw.transfers.failures import read_record
 from support.package_site import PackageSite, assert_delivered_whole, md5
@@ -210,5 +212,45 @@ def test_parallel_packages_each_on_its_own_connection(tmp_path: Path, sshd_serve
                 site.outbox("sent") / pkg.archive.name
             )
         assert sshd_server.log.read_text().count("Accepted publickey") == 2
+    finally:
+        site.close()
+
+
+def test_package_rewritten_during_its_upload_is_sent_again(
+    tmp_path: Path, sshd_server: Sshd
+) -> None:
+    """A resend writes the package anew while sendFiles uploads the old one: the old one is
+    delivered whole, the new one stays in the outbox and goes on the next run."""
+    site = PackageSite(tmp_path / "race", sshd_server.destination(bandwidth_mb_s=0.5))
+    try:
+        pkg = site.package_study()
+        old_md5 = md5(pkg.archive)
+        manifest = json.loads(pkg.manifest.read_text())
+        context = SendContext(
+            manifest["project"],
+            manifest["participant"],
+            manifest["event"],
+            manifest["study_instance_uid"],
+        )
+        proc = subprocess.Popen(
+            [str(BIN / "sendFiles"), "--config", str(site.config)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        _wait_for(sshd_server.upload / f".{pkg.archive.name}.part", 100_000, proc)
+        some = sorted((tmp_path / "race" / "R001").rglob("*.dcm"))[:2]
+        new = write_package(site.outbox(), some, context, pkg.read_state()["request"])
+        new_md5 = md5(new.archive)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        assert md5(sshd_server.upload / pkg.archive.name) == old_md5  # the old one, whole
+        assert packages(site.outbox()) == [new] and packages(site.outbox("sent")) == []
+        assert "package rewritten while it was sent" in site.log()
+
+        result = run_bin("sendFiles", config=site.config)
+        assert "1 sent" in result.stdout, result
+        assert md5(sshd_server.upload / pkg.archive.name) == new_md5
+        assert md5(site.outbox("sent") / pkg.archive.name) == new_md5
     finally:
         site.close()

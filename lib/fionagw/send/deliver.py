@@ -97,19 +97,40 @@ def send_files(cfg: SiteConfig, tracker: Tracker, now: float | None = None) -> R
             else:
                 due.append(pkg)
         # the network part runs in parallel; the tracker (one connection) is written here
-        with ThreadPoolExecutor(max_workers=getattr(dest, "parallel", 1)) as pool:
+        with ThreadPoolExecutor(max_workers=dest.parallel) as pool:
             attempts = list(pool.map(_attempt, [dest] * len(due), due, [report] * len(due)))
-        for pkg, (what, error, seconds) in zip(due, attempts, strict=True):
+        for pkg, (what, error, seconds, md5) in zip(due, attempts, strict=True):
             if error:
                 outcome = _failed(cfg, tracker, dest, pkg, pkg.read_state(), error)
+            elif _rewritten(pkg, md5):
+                # anonymizeAndSend wrote the package anew (a resend) while it was sent: the
+                # new one stays in the outbox for the next run
+                log.warning(
+                    "package rewritten while it was sent: sent again next run",
+                    extra={"destination": dest.name, "package": pkg.stem},
+                )
+                outcome = "deferred"
             else:
                 outcome = _delivered(cfg, tracker, dest, pkg, what, seconds)
             getattr(report, outcome).append(pkg.stem)
     return report
 
 
-def _attempt(dest: PackageDestination, pkg: Package, report: Report) -> tuple[str, str, float]:
-    """(what was done, error, seconds) of one delivery attempt."""
+def _rewritten(pkg: Package, md5: str) -> bool:
+    """Is the package in the outbox no longer the one just delivered (manifest gone while a new
+    one is written, or naming another archive)?"""
+    try:
+        manifest = json.loads(pkg.manifest.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return True
+    except (OSError, ValueError):
+        return False  # unreadable: the delivery verified the archive itself
+    recorded = manifest.get("archive", {}).get("md5") if isinstance(manifest, dict) else None
+    return bool(recorded) and recorded != md5
+
+
+def _attempt(dest: PackageDestination, pkg: Package, report: Report) -> tuple[str, str, float, str]:
+    """(what was done, error, seconds, the archive's MD5) of one delivery attempt."""
     start = time.monotonic()
     extra = {"destination": dest.name, "package": pkg.stem}
     try:
@@ -119,10 +140,10 @@ def _attempt(dest: PackageDestination, pkg: Package, report: Report) -> tuple[st
             log.warning(".md5sum missing or wrong: recomputed", extra=extra)
         what = dest.deliver(pkg, md5, lambda m: log.info(m, extra=extra))
     except (SendError, ConfigError) as exc:  # ConfigError: a secret file (mode, missing)
-        return "", str(exc), time.monotonic() - start
+        return "", str(exc), time.monotonic() - start, ""
     except OSError as exc:
-        return "", f"local package: {exc.strerror or exc}", time.monotonic() - start
-    return what, "", time.monotonic() - start
+        return "", f"local package: {exc.strerror or exc}", time.monotonic() - start, ""
+    return what, "", time.monotonic() - start, md5
 
 
 def _delivered(

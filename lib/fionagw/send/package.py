@@ -250,6 +250,8 @@ class PackageDestination(Destination):
     renamed into place. A subclass implements :meth:`deliver`, :meth:`check` and
     :meth:`describe`."""
 
+    parallel = 1  # packages sendFiles delivers at the same time
+
     def __init__(self, name: str, outbox: Path, max_package_bytes: int = 0) -> None:
         super().__init__(name)
         self.outbox = outbox
