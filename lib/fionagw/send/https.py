@@ -140,6 +140,28 @@ class _Slice:
         return data
 
 
+def _certificate_refused(exc: BaseException) -> bool:
+    """Did the TLS handshake fail on the receiver's certificate (not on a dropped connection)?
+    requests wraps the ssl error in urllib3's errors: look through the chain."""
+    import ssl
+
+    todo, seen = [exc], set()
+    while todo:
+        e = todo.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, ssl.SSLCertVerificationError):
+            return True
+        todo += [a for a in e.args if isinstance(a, BaseException)]
+        todo += [
+            v
+            for v in (getattr(e, "reason", None), e.__cause__, e.__context__)
+            if isinstance(v, BaseException)
+        ]
+    return False
+
+
 class HttpsDestination(PackageDestination):
     type = HttpsSettings.type
 
@@ -173,7 +195,9 @@ class HttpsDestination(PackageDestination):
                 method, f"{self.s.url}/{path}", timeout=self.s.timeout, verify=verify, **kw
             )
         except requests.exceptions.SSLError as exc:
-            raise SendError(f"https {self.name}: TLS refused: {one_line(exc, 160)}") from None
+            if _certificate_refused(exc):
+                raise SendError(f"https {self.name}: TLS refused: {one_line(exc, 160)}") from None
+            raise  # a TLS connection cut in the middle: a ConnectionError, resumed by the caller
 
     def check(self) -> str:
         import requests
