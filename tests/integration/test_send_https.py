@@ -1,7 +1,8 @@
 """sendFiles to the suite's HTTPS receiver (resumable protocol, bearer token, self-signed
 certificate the client is told to trust): a package arrives whole with the server's checksum
 matching; a receiver that crashes mid-upload is resumed on the next run; a damaged partial
-upload is detected by the server's checksum and sent anew; an untrusted certificate and a wrong
+upload is detected by the server's checksum and sent anew; a client certificate logs in (its key
+must be 0600); an untrusted certificate and a wrong
 token are refused; a 2 GB sparse package resumes after a dropped connection."""
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from fionagw.send import load_destinations
 from fionagw.send.deliver import send_files
 from fionagw.send.package import Package, repair_md5sum
 from fionagw.tracking.records import COMPLETE_OK, ERROR_SEND
-from support.https_receiver import Receiver
+from support.https_receiver import Receiver, self_signed
 from support.package_site import PackageSite, assert_delivered_whole
 from support.site import free_port, run_bin
 
@@ -153,5 +154,27 @@ def test_2gb_sparse_package_resumes_after_dropped_connection(
         patches = receiver.log.read_text().count('"PATCH /fiona/uploads/' + pkg.archive.name)
         assert patches <= 34, patches
         os.unlink(final)  # 2 GB of test data
+    finally:
+        site.close()
+
+
+def test_client_certificate_authentication(tmp_path: Path, receiver: Receiver) -> None:
+    cert, key = self_signed(tmp_path / "client", "client")
+    key.chmod(perms.SECRET_MODE)
+    receiver.start(client_ca=cert)  # no token: the certificate is the login
+    dest = {"type": "https", "url": receiver.url, "cert_file": str(cert), "key_file": str(key)}
+    site = PackageSite(tmp_path / "site", {**dest, "ca_file": str(receiver.cert)})
+    try:
+        pkg = site.package_study()
+        assert send_files(site.cfg, site.tracker).sent == [pkg.stem]
+        assert_delivered_whole(receiver.files, pkg, hidden_ok=True)
+    finally:
+        site.close()
+    key.chmod(0o644)  # a client key others can read is not used
+    site = PackageSite(tmp_path / "loose", {**dest, "ca_file": str(receiver.cert)})
+    try:
+        pkg = site.package_study()
+        assert send_files(site.cfg, site.tracker).deferred == [pkg.stem]
+        assert "chmod 600" in site.transfer().transfer_error_message
     finally:
         site.close()

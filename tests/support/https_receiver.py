@@ -4,15 +4,16 @@ POST uploads/NAME/complete), with a bearer token and a self-signed certificate.
 
 Run as a process (so a test can kill it as a crash would)::
 
-    python https_receiver.py --root DIR --cert C --key K --port P --token T [--drop-after N]
-                             [--crash-after N]
+    python https_receiver.py --root DIR --cert C --key K --port P (--token T | --client-ca CA)
+                             [--drop-after N] [--crash-after N]
 
 Files: DIR/uploads/NAME (unfinished; every received byte is appended and flushed, so a
 dropped connection keeps what arrived) and DIR/files/NAME (completed, with DIR/files/.NAME.sha256).
 ``--drop-after N``: once, after N bytes received in total, close the connection in the middle
 of a PATCH (the server stays up). ``--crash-after N``: exit at once after N bytes (a crash).
 
-``self_signed(folder)`` makes the certificate for 127.0.0.1 with ``cryptography``;
+``--client-ca``: clients must show a certificate it signs (and then need no token).
+``self_signed(folder)`` makes a certificate (for 127.0.0.1) with ``cryptography``;
 ``Receiver`` starts and stops the process for a test.
 """
 
@@ -35,7 +36,7 @@ PREFIX = "/fiona/"
 BLOCK = 1 << 20
 
 
-def self_signed(folder: Path) -> tuple[Path, Path]:
+def self_signed(folder: Path, stem: str = "receiver") -> tuple[Path, Path]:
     """(certificate, key) PEM files: a self-signed certificate for IP 127.0.0.1."""
     import ipaddress
 
@@ -63,7 +64,7 @@ def self_signed(folder: Path) -> tuple[Path, Path]:
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
-    cert_file, key_file = folder / "receiver.crt", folder / "receiver.key"
+    cert_file, key_file = folder / f"{stem}.crt", folder / f"{stem}.key"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_file.write_bytes(
         key.private_bytes(
@@ -102,7 +103,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _route(self) -> tuple[str, str, str] | None:
         """(kind, name, action) of the path, after the token check; None: answered."""
-        if self.headers.get("Authorization") != f"Bearer {self.server.token}":
+        if self.server.token and self.headers.get("Authorization") != f"Bearer {self.server.token}":
             self._reply(401, body=b"token required")
             return None
         if not self.path.startswith(PREFIX):
@@ -212,7 +213,8 @@ def main() -> None:
     p.add_argument("--cert", required=True)
     p.add_argument("--key", required=True)
     p.add_argument("--port", type=int, required=True)
-    p.add_argument("--token", required=True)
+    p.add_argument("--token", default="")
+    p.add_argument("--client-ca", default="")
     p.add_argument("--drop-after", type=int, default=0)
     p.add_argument("--crash-after", type=int, default=0)
     a = p.parse_args()
@@ -223,6 +225,9 @@ def main() -> None:
     server.drop_after, server.crash_after = a.drop_after, a.crash_after
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(a.cert, a.key)
+    if a.client_ca:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(a.client_ca)
     server.socket = ctx.wrap_socket(server.socket, server_side=True)
     server.serve_forever()
 
@@ -239,9 +244,12 @@ class Receiver:
         self.log = folder / "receiver.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, drop_after: int = 0, crash_after: int = 0) -> None:
+    def start(
+        self, drop_after: int = 0, crash_after: int = 0, client_ca: Path | None = None
+    ) -> None:
         cmd = [sys.executable, __file__, "--root", str(self.root), "--cert", str(self.cert)]
-        cmd += ["--key", str(self.key), "--port", str(self.port), "--token", self.token]
+        cmd += ["--key", str(self.key), "--port", str(self.port)]
+        cmd += ["--client-ca", str(client_ca)] if client_ca else ["--token", self.token]
         cmd += ["--drop-after", str(drop_after), "--crash-after", str(crash_after)]
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=log)
