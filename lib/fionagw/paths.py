@@ -19,6 +19,7 @@
     DATADIR/review/<PROJECT>.json tags and values sent for the project (Review page)
     DATADIR/keys/<PROJECT>.key    per-project de-identification keys (mode 0600)
     DATADIR/outbox/               the embedded default destination (a folder)
+    DATADIR/packages/<dest>/      sftp/https packages: outbox/, sent/, failed/ (sendFiles)
     DATADIR/uploads/<id>/         web uploads (metadata.json, files/); .staging/<id> while incoming
     DATADIR/web/users.db, web/secret_key   web accounts and sessions, the cookie signing key
     DATADIR/logs/<component>.log  JSON lines
@@ -217,6 +218,11 @@ class SitePaths:
     def outbox(self) -> Path:
         """The embedded default destination: de-identified studies as files."""
         return self.datadir / "outbox"
+
+    def packages(self, destination: str, state: str = "outbox") -> Path:
+        """sendFiles' packages for an sftp/https destination: ``outbox`` (to deliver), ``sent``
+        (delivered and verified), ``failed`` (gave up; an operator moves them back)."""
+        return self.datadir / "packages" / safe_component(destination) / state
 
     @property
     def send_work(self) -> Path:

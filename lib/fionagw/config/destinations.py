@@ -7,7 +7,7 @@ Destination types are pluggable: a type registers its name, its keys and its par
 with :func:`register_destination_type`. ``parse(name, reader, site)`` validates the section
 (raising ConfigError through ``reader.error``) and returns the type's settings: a small frozen
 object, cheap to build (no connection, no DICOM library), whose ``destination()`` gives the
-working destination when something is sent. The built-in types (folder, dicom) register
+working destination when something is sent. The built-in types (folder, dicom, sftp, https) register
 themselves in :mod:`fionagw.send`, which this module imports when a config is first parsed
 (not at import: fionagw.send builds on fionagw.config).
 
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from fionagw.send.base import Destination
 
 DEFAULT_DESTINATION = "research-folder"
-BUILTIN_TYPES_PACKAGE = "fionagw.send"  # registers folder and dicom when imported
+BUILTIN_TYPES_PACKAGE = "fionagw.send"  # registers folder, dicom, sftp, https when imported
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 

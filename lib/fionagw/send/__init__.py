@@ -2,7 +2,8 @@
 
 ``load_destinations(cfg)`` gives the site's destinations by name; each has
 ``send_study(files, context) -> SendResult``, ``check() -> str`` and ``describe() -> str``.
-The types built in are ``folder`` and ``dicom`` (C-STORE). A new type registers how its
+The types built in are ``folder``, ``dicom`` (C-STORE), and ``sftp`` and ``https``, whose
+studies go as packages through an outbox that ``sendFiles`` delivers (package.py, deliver.py). A new type registers how its
 config section is parsed with :func:`fionagw.config.register_destination_type` (see
 fionagw/config/destinations.py; folder.py is a complete small example) and subclasses
 :class:`Destination` for the sending.
@@ -10,9 +11,9 @@ fionagw/config/destinations.py; folder.py is a complete small example) and subcl
 
 from fionagw.config import DEFAULT_DESTINATION, destination_types
 
-# the built-in types register their config sections (light modules: dicom.py, with
-# pynetdicom, is imported only when a dicom destination is used)
-from fionagw.send import dicom_settings, folder  # noqa: F401
+# the built-in types register their config sections (light modules: pynetdicom, paramiko and
+# requests are imported only when a destination of their type is used)
+from fionagw.send import dicom_settings, folder, https, sftp  # noqa: F401
 from fionagw.send.base import (
     Destination,
     SendContext,

@@ -12,7 +12,8 @@ Per request (oldest first; see queue.py for the files and their retry state):
    (``site/temp/anonymizeAndSend/<request>/<newSeries>/<MOD>.<newSOP>.dcm`` + mapping.json,
    FIONA's ``-b -m`` layout) and release-checked against the identifiers of the original study;
    a broken file or a release hit fails the request and nothing is sent (transfer_error___1);
-4. the files go to the project's destination; a failed send (transfer_error___2) keeps the
+4. the files go to the project's destination (for sftp and https: a package into the
+   destination's outbox, which sendFiles delivers and records); a failed send (transfer_error___2) keeps the
    request queued and is retried with exponential backoff up to ``sending.max_attempts``, then
    fails. The UIDs are a pure function of the originals, so a resend never duplicates;
 5. the tracker gets transfer_date, transfer_mapped_uid, transfer_error___1..3,
@@ -53,10 +54,12 @@ from fionagw.send import (
     load_destinations,
     load_sending,
 )
+from fionagw.send.package import PackageDestination
 from fionagw.tracking.base import Tracker, TrackerError
 from fionagw.tracking.records import (
     COMPLETE_ERROR,
     COMPLETE_OK,
+    COMPLETE_PENDING,
     ERROR_ANONYMIZATION,
     ERROR_SEND,
     ImagingRecord,
@@ -368,7 +371,13 @@ class AnonymizeAndSend:
         new_study = deid.uid(request.study_uid)
         context = SendContext(project.name, request.participant, request.event, new_study)
         attempt.storescu_command = f"send to {destination.name}"
-        sent = destination.send_study(sorted(result.written), context)
+        queued = isinstance(destination, PackageDestination)
+        if queued:  # sftp, https: a package in the outbox; sendFiles delivers and records it
+            sent = destination.enqueue(
+                sorted(result.written), context, {"name": request.name, "row": request.row}
+            )
+        else:
+            sent = destination.send_study(sorted(result.written), context)
         attempt.storescu_output = f"{sent.sent} of {len(result.written)} sent" + (
             f"; warnings: {'; '.join(sent.warnings[:5])}" if sent.warnings else ""
         )
@@ -386,6 +395,7 @@ class AnonymizeAndSend:
             ",".join(mapping["StudyInstanceUID"].values()),
             sorted(result.written),
             _first_header(sorted(result.written)),
+            queued,
         )
 
     # -- outcomes ---------------------------------------------------------------------------
@@ -424,7 +434,9 @@ class AnonymizeAndSend:
             transfer_error={ERROR_ANONYMIZATION} if held else set(),
             transfer_error_message=attempt.message() if held else "",
             transfer_active_proc_time=f"{time.monotonic() - start:.1f}",
-            transfers_complete=COMPLETE_ERROR if held else COMPLETE_OK,
+            transfers_complete=COMPLETE_ERROR
+            if held
+            else (COMPLETE_PENDING if sent.queued else COMPLETE_OK),
         )
         if not ok:  # sent, but not recorded: send again later (same UIDs, no duplicates)
             self.queue.defer(
@@ -557,6 +569,7 @@ class _Sent:
     mapped_uid: str
     files: list[Path]
     header: Any
+    queued: bool = False  # packaged for sendFiles, not yet delivered
 
 
 def _study_identifiers(plans: list[SeriesPlan]) -> Identifiers:

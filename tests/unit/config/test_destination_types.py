@@ -66,7 +66,7 @@ def pigeons(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_registered_type_is_parsed_at_load_and_sends(tmp_path: Path, pigeons: None) -> None:
-    assert destination_types() == ["dicom", "folder", "pigeon"]
+    assert destination_types() == ["dicom", "folder", "https", "pigeon", "sftp"]
     cfg = load_config(
         write_config(
             tmp_path,
@@ -111,7 +111,7 @@ def test_an_unregistered_type_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_config(config)
     assert str(err.value) == (
-        f"{config.resolve()}: destinations.coop.type: unknown type 'pigeon' (known: dicom, folder)"
+        f"{config.resolve()}: destinations.coop.type: unknown type 'pigeon' (known: dicom, folder, https, sftp)"
     )
 
 

@@ -114,7 +114,11 @@ BAD_DESTINATIONS = [
     ({"x": "folder"}, "destinations.x", "expected an object"),
     ({"a/b": {"type": "folder", "path": "o"}}, "destinations.a/b", "letters, digits"),
     ({"x": {"path": "o"}}, "destinations.x.type", "missing (required)"),
-    ({"x": {"type": "ftp"}}, "destinations.x.type", "unknown type 'ftp' (known: dicom, folder)"),
+    (
+        {"x": {"type": "ftp"}},
+        "destinations.x.type",
+        "unknown type 'ftp' (known: dicom, folder, https, sftp)",
+    ),
     ({"x": {"type": "folder"}}, "destinations.x.path", "missing (required)"),
     ({"x": {"type": "folder", "path": 3}}, "destinations.x.path", "expected a string"),
     ({"x": {"type": "folder", "path": "o", "adress": 1}}, "destinations.x.adress", "unknown key"),
@@ -209,4 +213,4 @@ def test_sending_errors_are_one_line_naming_the_key(tmp_path, sending, key, prob
 
 
 def test_registered_types():
-    assert destination_types() == ["dicom", "folder"]
+    assert destination_types() == ["dicom", "folder", "https", "sftp"]
