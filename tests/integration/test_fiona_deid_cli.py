@@ -23,6 +23,9 @@ projects:
   KEY:
     participant_id: '^K[0-9]+$'
     deid: {mode: keyed, tag_changes: ["0008,1030=PROJECTNAME"]}
+  HIT:
+    participant_id: '^LEG[0-9]{4}$'
+    deid: {mode: fiona, tag_changes: ["0008,1030=Follow-up of Kari Hansen"]}
   BAD:
     participant_id: '.*'
     deid: {mode: keyed, times: sometimes}
@@ -177,13 +180,14 @@ def test_release_check_hit_writes_nothing(site, tmp_path):
         tmp_path / "in",
         "SIEMENS",
         n_per_series=1,
-        **{**STUDY, "study_description": "Follow-up of Kari Hansen"},
+        **STUDY,
     )
+    # the engine cleans kept descriptions now; a project's literal tag change is not cleaned
     result = deid(
         site,
         tmp_path / "in",
         "--project",
-        "LEG",
+        "HIT",
         "--participant",
         "LEG0003",
         "--out",
@@ -203,7 +207,7 @@ def test_release_check_hit_writes_nothing(site, tmp_path):
         (["--project", "LEG", "--participant", "SUBJ1"], "does not match project LEG's pattern"),
         (
             ["--project", "NOPE", "--participant", "X"],
-            "unknown project 'NOPE' (known: BAD, KEY, LEG)",
+            "unknown project 'NOPE' (known: BAD, HIT, KEY, LEG)",
         ),
         (
             ["--project", "LEG", "--participant", "LEG0001", "--event", "week9"],

@@ -89,7 +89,7 @@ DIFFUSION_PRIVATE: tuple[tuple[int, str, int], ...] = (
     (0x2005, "PHILIPS MR IMAGING DD 005", 0x13),
 )
 
-_TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "UC", "PN"})
+TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "UC", "PN"})
 _DUMMY: dict[str, object] = {
     "AE": "ANONYMOUS",
     "AS": "000Y",
@@ -418,7 +418,7 @@ class Deidentifier:
                     self.walk_items(ds[tag].value, ctx, clean)
                 elif vr in ("DA", "DT", "TM"):
                     self.apply_date_mode(ds, tag, vr, ctx, unlisted=True)
-                elif clean and vr in _TEXT_VRS:
+                elif clean and vr in TEXT_VRS:
                     self._scrub(ds, tag, ctx)
             elif action == "K":
                 if vr_of(elems[tag]) == "SQ":
@@ -455,7 +455,7 @@ class Deidentifier:
                 self.apply_date_mode(ds, tag, vr, ctx, unlisted=False)
             elif vr == "AE":
                 put(ds, tag, "AE", element_value([self._ae(v) for v in ascii_values(raw)]))
-            elif vr in _TEXT_VRS:
+            elif vr in TEXT_VRS:
                 self._scrub(ds, tag, ctx)
             # other VRs (overlay/curve data under Clean Graphics) stay as they are
 
@@ -481,6 +481,10 @@ class Deidentifier:
         else:
             new = [shift_dt(v, ctx.days or 0, clean_time) for v in old]
         put(ds, tag, vr, element_value(new))
+
+    def clean_text(self, ds: Dataset, tag: int, ctx: ObjectContext) -> None:
+        """Clean one retained text element (for rule sets): the engine's scrubber."""
+        self._scrub(ds, tag, ctx)
 
     def _scrub(self, ds: Dataset, tag: int, ctx: ObjectContext) -> None:
         elem = ds[tag]

@@ -11,7 +11,9 @@
                                    # per-participant offset in date_shift_range)
           date_shift_range: [-730, -30]
           times: keep              # keep | clean
-          options: [retain_patient_characteristics]   # PS3.15 options (profile.OPTION_CODES)
+          options: [retain_patient_characteristics]   # PS3.15 options (profile.OPTION_CODES);
+                                   # default: profile.DEFAULT_OPTIONS (clean_descriptors,
+                                   # retain_patient_characteristics, clean_structured_content)
           private_keep: ["0019,SIEMENS MR HEADER,0c"]  # private group, creator, element offset
           keep_diffusion: true     # the built-in diffusion private allow-list
           tag_changes: ["0008,0080=PROJECTNAME"]       # tagchange.py
@@ -48,7 +50,7 @@ from fionagw.config import (
 )
 from fionagw.config.projects import Project
 from fionagw.deid.engine import DeidSettings
-from fionagw.deid.profile import OPTION_CODES
+from fionagw.deid.profile import DEFAULT_OPTIONS, OPTION_CODES
 from fionagw.deid.tagchange import parse_tag_change
 from fionagw.ops.perms import KEY_DIR_MODE, SECRET_MODE
 
@@ -129,7 +131,8 @@ def settings_for_project(project: Project, cfg: SiteConfig) -> DeidSettings:
                 f"expected a dotted-digit UID root of at most 40 characters, got {uid_root!r}",
             )
     options = _str_list(
-        get("options", list, []), lambda: fail("options", "expected a list of option names")
+        get("options", list, sorted(DEFAULT_OPTIONS)),
+        lambda: fail("options", "expected a list of option names"),
     )
     for name in options:
         if name not in OPTION_CODES:

@@ -1,0 +1,227 @@
+"""Issue 12, the engine: what each mode removes, keeps and remaps (one test per defect class).
+
+Each test plants identifying values in a synthetic object, de-identifies it with the FIONA
+mode, the keyed mode and the project default, and asserts the values are gone (or remapped
+consistently) while what research needs stays.
+"""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from pydicom import dcmread
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence
+from pydicom.uid import ExplicitVRLittleEndian
+
+from fionagw.config import load_config
+from fionagw.config.projects import Project
+from fionagw.deid import DeidSettings, check_release, collect_identifiers, deidentifier_for
+from fionagw.deid.profile import DEFAULT_OPTIONS
+from fionagw.deid.project_settings import settings_for_project
+from fionagw.deid.writer import encode
+from support.site import write_config
+
+KEY = "project-secret"
+PARTICIPANT = "P0001"
+STUDY_UID = "1.2.826.0.1.3680043.9.7.1"
+SERIES_UID = "1.2.826.0.1.3680043.9.7.2"
+SOP_UID = "1.2.826.0.1.3680043.9.7.3"
+OTHER_STUDY = "1.2.826.0.1.3680043.9.7.10"
+SOURCE_SOP = "1.2.826.0.1.3680043.9.7.11"
+MR = "1.2.840.10008.5.1.4.1.1.4"
+
+
+def site(tmp_path):
+    return load_config(write_config(tmp_path, tracker={"projects_file": str(tmp_path / "p.yml")}))
+
+
+def project(**deid) -> Project:
+    return Project(name="DEMO", participant_id=r"^P\d{4}$", deid=deid)
+
+
+def keyed(**kw) -> DeidSettings:
+    return DeidSettings(project="DEMO", secret=KEY, **kw)
+
+
+def default() -> DeidSettings:
+    return keyed(options=DEFAULT_OPTIONS)
+
+
+def fiona(**kw) -> DeidSettings:
+    return DeidSettings.fiona("DEMO", **kw)
+
+
+MODES = {"fiona": fiona, "keyed": keyed, "default": default}
+
+
+def ref_item(study: str | None = None, sop: str | None = None) -> Dataset:
+    item = Dataset()
+    if study:
+        item.ReferencedSOPClassUID = "1.2.840.10008.3.1.2.3.1"
+        item.ReferencedSOPInstanceUID = study
+    if sop:
+        item.ReferencedSOPClassUID = MR
+        item.ReferencedSOPInstanceUID = sop
+    return item
+
+
+def mr(**extra) -> Dataset:
+    ds = Dataset()
+    ds.SOPClassUID = MR
+    ds.SOPInstanceUID = SOP_UID
+    ds.StudyInstanceUID = STUDY_UID
+    ds.SeriesInstanceUID = SERIES_UID
+    ds.FrameOfReferenceUID = "1.2.826.0.1.3680043.9.7.4"
+    ds.Modality = "MR"
+    ds.PatientName = "Hansen^Kari^Marie"
+    ds.PatientID = "MRN31337"
+    ds.PatientBirthDate = "19790228"
+    ds.PatientSex = "F"
+    ds.PatientAge = "045Y"
+    ds.PatientWeight = "61"
+    ds.AccessionNumber = "ACC2024X"
+    ds.StudyDate = "20240115"
+    ds.StudyDescription = "Brain research protocol Hansen"
+    ds.SeriesDescription = "T1 MPRAGE sag"
+    ds.ProtocolName = "t1_mprage_sag"
+    ds.Manufacturer = "SIEMENS"
+    ds.ManufacturerModelName = "Prisma"
+    ds.MagneticFieldStrength = "3"
+    ds.RepetitionTime = "2300"
+    ds.EchoTime = "2.98"
+    ds.SliceThickness = "1"
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "ND"]
+    for key, value in extra.items():
+        setattr(ds, key, value)
+    return ds
+
+
+def part10(ds: Dataset) -> Dataset:
+    """``ds`` written and read back, as the gateway sees a file (raw elements)."""
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.set_original_encoding(False, True)
+    return dcmread(io.BytesIO(encode(ds)))
+
+
+def run(settings: DeidSettings, ds: Dataset) -> tuple[Dataset, Dataset]:
+    """(de-identified object read back from its bytes, original)."""
+    original = part10(ds)
+    engine = deidentifier_for(settings)
+    out = engine.deidentify(part10(ds), PARTICIPANT, "baseline")
+    back = dcmread(io.BytesIO(encode(out)))
+    hits = check_release(back, collect_identifiers(original))
+    assert not hits, [str(h) for h in hits]
+    return back, original
+
+
+# --- class 10: over-scrubbing ----------------------------------------------------------------
+
+
+def test_project_default_is_basic_clean_descriptors_retain_characteristics(tmp_path):
+    settings = settings_for_project(project(), site(tmp_path))
+    assert settings.options == DEFAULT_OPTIONS
+    assert "retain_device_identity" not in settings.options
+    explicit = settings_for_project(project(options=[]), site(tmp_path))
+    assert explicit.options == frozenset()  # a project that lists no option gets Basic
+
+
+@pytest.mark.parametrize("mode", ["default", "fiona"])
+def test_descriptions_protocol_sex_age_kept_and_cleaned(mode):
+    out, _ = run(MODES[mode](), mr())
+    assert out.SeriesDescription == "T1 MPRAGE sag"
+    assert out.ProtocolName == "t1_mprage_sag"
+    assert "Brain research protocol" in out.StudyDescription
+    assert "Hansen" not in out.StudyDescription  # the patient's name, scrubbed
+    assert (out.PatientSex, out.PatientAge, out.PatientWeight) == ("F", "045Y", 61)
+    assert out.Manufacturer == "SIEMENS" and out.ManufacturerModelName == "Prisma"
+    assert (out.RepetitionTime, out.EchoTime, out.MagneticFieldStrength) == (2300, 2.98, 3)
+
+
+@pytest.mark.parametrize("mode", ["fiona", "keyed", "default"])
+def test_references_are_remapped_not_deleted(mode):
+    settings = MODES[mode]()
+    engine = deidentifier_for(settings)
+    request = Dataset()
+    request.RequestedProcedureID = "RP-112234"
+    request.ScheduledProcedureStepID = "SPS9"
+    request.AccessionNumber = "ACC2024X"
+    request.ReferencedStudySequence = Sequence([ref_item(study=OTHER_STUDY)])
+    ds = mr(
+        ReferencedStudySequence=Sequence([ref_item(study=OTHER_STUDY)]),
+        SourceImageSequence=Sequence([ref_item(sop=SOURCE_SOP)]),
+        ReferencedImageSequence=Sequence([ref_item(sop=SOURCE_SOP)]),
+        RequestAttributesSequence=Sequence([request]),
+    )
+    out, _ = run(settings, ds)
+    for keyword in ("ReferencedStudySequence", "SourceImageSequence", "ReferencedImageSequence"):
+        (item,) = out[keyword].value
+        expected = OTHER_STUDY if keyword == "ReferencedStudySequence" else SOURCE_SOP
+        assert item.ReferencedSOPInstanceUID == engine.uid(expected), keyword
+    (item,) = out.RequestAttributesSequence
+    assert item.ReferencedStudySequence[0].ReferencedSOPInstanceUID == engine.uid(OTHER_STUDY)
+    assert "RequestedProcedureID" not in item and "ScheduledProcedureStepID" not in item
+    assert item.get("AccessionNumber", "") in ("", engine.uid(OTHER_STUDY)) or (
+        item.AccessionNumber != "ACC2024X"
+    )
+
+
+def _sr() -> Dataset:
+    ds = mr(Modality="SR")
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.88.22"
+    text = Dataset()
+    text.RelationshipType = "CONTAINS"
+    text.ValueType = "TEXT"
+    code = Dataset()
+    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = "121071", "DCM", "Finding"
+    text.ConceptNameCodeSequence = Sequence([code])
+    text.TextValue = "Small lesion left frontal, seen by Kari Hansen's GP"
+    image = Dataset()
+    image.RelationshipType = "CONTAINS"
+    image.ValueType = "IMAGE"
+    image.ReferencedSOPSequence = Sequence([ref_item(sop=SOURCE_SOP)])
+    ds.ContentSequence = Sequence([text, image])
+    return ds
+
+
+@pytest.mark.parametrize("mode", ["fiona", "keyed", "default"])
+def test_sr_content_is_cleaned_not_emptied(mode):
+    settings = MODES[mode]()
+    out, _ = run(settings, _sr())
+    text, image = out.ContentSequence
+    assert text.ConceptNameCodeSequence[0].CodeMeaning == "Finding"
+    assert "Small lesion left frontal" in text.TextValue
+    assert "Kari" not in text.TextValue and "Hansen" not in text.TextValue
+    sop = image.ReferencedSOPSequence[0].ReferencedSOPInstanceUID
+    assert sop == deidentifier_for(settings).uid(SOURCE_SOP)
+
+
+# --- class 6: device identity ------------------------------------------------------------
+
+
+DEVICE = {
+    "DeviceSerialNumber": "SN-123456",
+    "StationName": "MRC12345",
+    "PerformedStationName": "MR-HAUKELAND-3",
+    "PerformedStationAETitle": "HUSMR3",
+    "ScheduledStationName": "MR-HAUKELAND-3S",
+}
+
+
+@pytest.mark.parametrize("mode", ["fiona", "keyed", "default"])
+def test_device_identity_removed_in_every_mode(mode):
+    out, original = run(MODES[mode](), mr(**DEVICE))
+    for keyword, value in DEVICE.items():
+        assert keyword not in out or value not in str(out[keyword].value), keyword
+    assert out.Manufacturer == "SIEMENS"  # the make and model say what research needs
+
+
+@pytest.mark.parametrize("mode", ["fiona", "keyed"])
+def test_retain_device_identity_keeps_it(mode):
+    out, _ = run(MODES[mode](options=frozenset({"retain_device_identity"})), mr(**DEVICE))
+    assert out.DeviceSerialNumber == "SN-123456"
+    assert out.PerformedStationName == "MR-HAUKELAND-3"
