@@ -19,8 +19,11 @@ Actions (see profile.py for how the table resolves to them):
   in clean mode (free text not in the table is scrubbed the same way); other VRs (overlay
   and curve data under Clean Graphics) are kept as they are.
 
-Attributes the table does not list are kept, except dates (DA, DT) which follow the date
-mode (shifted, kept, or emptied) and times (TM) cleaned when ``times="clean"``.
+Attributes the table does not list are judged by their VR (keep_list.py: text cleaned or
+removed, names removed, UIDs replaced, dates by the date mode; codes and numbers kept), except
+those on the reviewed keep-list and the project's ``keep_tags``. A public element stored as
+UN is read with its dictionary VR first (a sequence as the implicit-VR items it holds), so it
+meets the same rules; a private UN element stays opaque (the private allow-list decides).
 Group lengths are dropped. UIDs under the DICOM root 1.2.840.10008 are never replaced.
 
 Private elements are removed except those in the allow-list (project entries plus, by
@@ -56,18 +59,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydicom.dataelem import empty_value_for_VR
+from pydicom.dataelem import RawDataElement, empty_value_for_VR
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from fionagw import __version__
 from fionagw.deid.elements import ascii_values, element_value, elements_of, put, values
 from fionagw.deid.inputcheck import incomplete_reason
+from fionagw.deid.keep_list import KEEP, REMOVE, unlisted_action
 from fionagw.deid.profile import OPTION_CODES, Profile, validate_options
 from fionagw.deid.release import STANDARD_UID_ROOT, vr_of
 from fionagw.deid.ruleset import ObjectContext, RuleSet
 from fionagw.deid.tagchange import parse_tag_change
 from fionagw.deid.writer import read, write
+from fionagw.dicom.vr import dictionary_vr
 
 FIONA_UID_ROOT = "1.3.6.1.4.1.45037."
 _NIBBLE_DIGITS = str.maketrans("abcdef", "012345")
@@ -159,6 +164,7 @@ class DeidSettings:
     table: str = "ps3.15"
     tag_changes: tuple[str, ...] = ()  # "gggg,eeee=VALUE" (tagchange.py)
     regex_tag_changes: tuple[str, ...] = ()  # "gggg,eeee=REGEX"
+    keep_tags: tuple[int, ...] = ()  # unlisted public attributes the project keeps (keep_list)
 
     @classmethod
     def fiona(cls, project: str, **changes) -> DeidSettings:
@@ -317,6 +323,8 @@ class Deidentifier:
             allow |= set(DIFFUSION_PRIVATE)
         self.private_allow = frozenset((g, c.strip().upper(), e) for g, c, e in allow)
         self.retain_uids = "retain_uids" in settings.options
+        self.keep = KEEP | frozenset(settings.keep_tags)
+        self.clean_unlisted = "clean_descriptors" in settings.options
         opts = self.profile.options
         short = "Retain Longitudinal Temporal Information"
         # DeidentificationMethod (0012,0063) as stamped
@@ -406,6 +414,8 @@ class Deidentifier:
             if tag & 0xFFFF == 0:
                 del elems[tag]
                 continue
+            if elems[tag].VR == "UN":  # public: read it with the dictionary's VR first
+                _interpret_un(ds, tag)
             if tag in rule_tags:  # the rule set decides for its tags
                 rule_set.apply(ds, tag, ctx)
                 continue
@@ -416,10 +426,20 @@ class Deidentifier:
                 vr = vr_of(elems[tag])
                 if vr == "SQ":
                     self.walk_items(ds[tag].value, ctx, clean)
+                elif tag in self.keep:
+                    pass
+                elif tag in REMOVE:
+                    del elems[tag]
                 elif vr in ("DA", "DT", "TM"):
                     self.apply_date_mode(ds, tag, vr, ctx, unlisted=True)
-                elif clean and vr in TEXT_VRS:
-                    self._scrub(ds, tag, ctx)
+                else:
+                    unlisted = unlisted_action(
+                        None if vr == "UN" else vr, clean or self.clean_unlisted
+                    )
+                    if unlisted == "X":
+                        del elems[tag]
+                    elif unlisted is not None:
+                        self._apply(ds, tag, unlisted, ctx)
             elif action == "K":
                 if vr_of(elems[tag]) == "SQ":
                     self.walk_items(ds[tag].value, ctx, clean)
@@ -562,6 +582,20 @@ class Deidentifier:
             for tag in (0x00020016, 0x00020017, 0x00020018, 0x00020100, 0x00020102):
                 if tag in meta:  # AE titles and private information of the sender
                     del meta[tag]
+
+
+def _interpret_un(ds: Dataset, tag: int) -> None:
+    """A public element stored as UN, re-read with the dictionary's VR (unknown: left as UN).
+
+    UN holds the value's bytes as the implicit little-endian encoding would: the same bytes
+    for any other VR, and a sequence's items in implicit VR."""
+    elems = elements_of(ds)
+    elem = elems[tag]
+    vr = dictionary_vr(tag)
+    if vr is None or not isinstance(elem, RawDataElement):
+        return
+    vr = vr.split(" or ")[0]
+    elems[tag] = elem._replace(VR=vr, is_implicit_VR=True if vr == "SQ" else elem.is_implicit_VR)
 
 
 def _code_item(value: str, meaning: str, parent: Dataset) -> Dataset:

@@ -16,6 +16,7 @@
                                    # retain_patient_characteristics, clean_structured_content)
           private_keep: ["0019,SIEMENS MR HEADER,0c"]  # private group, creator, element offset
           keep_diffusion: true     # the built-in diffusion private allow-list
+          keep: ["0018,1251"]      # unlisted public attributes to keep (beyond keep_list.KEEP)
           tag_changes: ["0008,0080=PROJECTNAME"]       # tagchange.py
           regex_tag_changes: ["0032,4000=^\\[(.*)\\]"]
           sponsor: "..."           # (0012,0010); default: the project name
@@ -66,6 +67,7 @@ KEYS = (
     "options",
     "private_keep",
     "keep_diffusion",
+    "keep",
     "tag_changes",
     "regex_tag_changes",
     "sponsor",
@@ -74,6 +76,7 @@ KEYS = (
 )
 KEY_BYTES = 32
 _PRIVATE = re.compile(r"^\s*([0-9A-Fa-f]{4})\s*,\s*(\S(?:.*\S)?)\s*,\s*([0-9A-Fa-f]{2})\s*$")
+_TAG = re.compile(r"^\s*([0-9A-Fa-f]{4})\s*,\s*([0-9A-Fa-f]{4})\s*$")
 _HEX_KEY = re.compile(r"(?:[0-9A-Fa-f]{2}){16,}")
 
 
@@ -149,6 +152,12 @@ def settings_for_project(project: Project, cfg: SiteConfig) -> DeidSettings:
                 f"private_keep[{i}]", f'expected "gggg,CREATOR,ee" with an odd group, got {text!r}'
             )
         private_keep.append((int(m.group(1), 16), m.group(2), int(m.group(3), 16)))
+    keep_tags = []
+    for i, text in enumerate(get("keep", list, [])):
+        m = _TAG.match(text) if isinstance(text, str) else None
+        if not m or int(m.group(1), 16) & 1:
+            raise fail(f"keep[{i}]", f'expected "gggg,eeee" of a public attribute, got {text!r}')
+        keep_tags.append(int(m.group(1) + m.group(2), 16))
     changes = {}
     for key, regex in (("tag_changes", False), ("regex_tag_changes", True)):
         items = get(key, list, [])
@@ -173,6 +182,7 @@ def settings_for_project(project: Project, cfg: SiteConfig) -> DeidSettings:
         "options": frozenset(options),
         "private_keep": tuple(private_keep),
         "keep_diffusion": get("keep_diffusion", bool, True),
+        "keep_tags": tuple(keep_tags),
         "tag_changes": tuple(changes["tag_changes"]),
         "regex_tag_changes": tuple(changes["regex_tag_changes"]),
         "sponsor": get("sponsor", str, None),

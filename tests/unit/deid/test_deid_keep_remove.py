@@ -11,8 +11,12 @@ import io
 
 import pytest
 from pydicom import dcmread
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset
 from pydicom.sequence import Sequence
+from pydicom.tag import BaseTag
 from pydicom.uid import ExplicitVRLittleEndian
 
 from fionagw.config import load_config
@@ -225,3 +229,109 @@ def test_retain_device_identity_keeps_it(mode):
     out, _ = run(MODES[mode](options=frozenset({"retain_device_identity"})), mr(**DEVICE))
     assert out.DeviceSerialNumber == "SN-123456"
     assert out.PerformedStationName == "MR-HAUKELAND-3"
+
+
+# --- class 1: attributes the table does not list ---------------------------------------
+
+
+def _unlisted() -> Dataset:
+    ds = mr()
+    ds.add_new(0x00140104, "PN", "Olsen^Pia")  # Secondary Reviewer Name
+    ds.add_new(0x00100033, "LO", "1357/11/09")  # Patient Birth Date in Alternative Calendar
+    ds.add_new(0x60000022, "LO", "overlay of Kari Hansen")  # Overlay Description
+    ds.add_new(0x60001500, "LO", "Hansen K")  # Overlay Label
+    ds.add_new(0x00420010, "ST", "Report for Kari Hansen 1979")  # Document Title
+    ds.add_new(0x00080034, "TM", "101010")  # Overlay Time (retired)
+    ds.add_new(0x00081195, "UI", "1.2.826.0.1.3680043.9.7.77")  # Transaction UID
+    ds.add_new(0x00181251, "SH", "Body")  # Transmit Coil Name: keep-list
+    ds.add_new(0x00180087, "DS", "3")  # Magnetic Field Strength style number: kept
+    ds.add_new(0x00089215, "SQ", Sequence([_code("113100", "Basic")]))  # codes kept
+    step = Dataset()
+    step.add_new(0x00400007, "LO", "MR brain for Hansen")  # SPS description (listed)
+    step.add_new(0x00140104, "PN", "Olsen^Pia")
+    ds.add_new(0x00400100, "SQ", Sequence([step]))  # Scheduled Procedure Step Sequence
+    order = Dataset()
+    order.add_new(0x00400031, "UT", "HUS order of Hansen Kari")  # Local Namespace Entity ID
+    order.add_new(0x00400032, "UT", "1.2.826.0.1.3680043.9.7.78")  # Universal Entity ID
+    order.add_new(0x00400033, "CS", "ISO")
+    ds.add_new(0x00400026, "SQ", Sequence([order]))  # Order Filler Identifier Sequence
+    ds.add_new(0x00091001, "LO", "private")
+    ds.add_new(0x00410001, "LO", "retired text of Kari Hansen")  # unknown public tag
+    return ds
+
+
+def _code(value: str, meaning: str) -> Dataset:
+    code = Dataset()
+    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = value, "DCM", meaning
+    return code
+
+
+@pytest.mark.parametrize("mode", ["fiona", "keyed", "default"])
+def test_unlisted_identifying_attributes_removed_or_cleaned(mode):
+    settings = MODES[mode]()
+    out, original = run(settings, _unlisted())
+    assert 0x00140104 not in out and 0x00100033 not in out and 0x00410001 not in out
+    for tag in (0x60000022, 0x60001500, 0x00420010):
+        assert tag not in out or "Hansen" not in str(out[tag].value), hex(tag)
+    if mode == "default":  # Clean Descriptors: the wording stays, cleaned
+        assert out[0x60000022].value.startswith("overlay of")
+    step = out[0x00400100].value[0]
+    assert 0x00140104 not in step
+    assert out[0x00081195].value not in ("", "1.2.826.0.1.3680043.9.7.77")  # replaced
+    assert out[0x00181251].value == "Body" and out[0x00180087].value == 3
+    assert out[0x00089215].value[0].CodeMeaning == "Basic"
+    items = out.get(0x00400026)
+    for item in items.value if items is not None else ():
+        assert "Hansen" not in str(item.get(0x00400031, "")) and "9.7.78" not in str(
+            item.get(0x00400032, "")
+        )
+
+
+def test_project_keep_list_extends_the_reviewed_one(tmp_path):
+    settings = settings_for_project(project(keep=["0042,0010"]), site(tmp_path))
+    assert settings.keep_tags == (0x00420010,)
+    ds = mr()
+    ds.add_new(0x00420010, "ST", "Visual field report")
+    out = deidentifier_for(settings).deidentify(part10(ds), PARTICIPANT)
+    assert out[0x00420010].value == "Visual field report"
+    with pytest.raises(Exception, match=r"deid.keep\[0\]"):
+        settings_for_project(project(keep=["0009,1001"]), site(tmp_path))
+
+
+# --- class 2: public attributes stored as UN ---------------------------------------------
+
+
+def _un(tag: int, value: bytes) -> RawDataElement:
+    if len(value) % 2:
+        value += b" "
+    return RawDataElement(BaseTag(tag), "UN", len(value), value, 0, False, True)
+
+
+def _implicit_item(item: Dataset) -> bytes:
+    fp = DicomBytesIO()
+    fp.is_little_endian, fp.is_implicit_VR = True, True
+    write_dataset(fp, item)
+    body = fp.getvalue()
+    return b"\xfe\xff\x00\xe0" + len(body).to_bytes(4, "little") + body
+
+
+@pytest.mark.parametrize("mode", ["fiona", "keyed", "default"])
+def test_public_un_elements_are_processed_with_the_dictionary_vr(mode):
+    settings = MODES[mode]()
+    ds = mr()
+    ref = Dataset()
+    ref.ReferencedSOPClassUID = MR
+    ref.ReferencedSOPInstanceUID = SOURCE_SOP
+    ref.add_new(0x00081050, "PN", "Olsen^Pia")  # Performing Physician in an item
+    ds._dict[BaseTag(0x0008002A)] = _un(0x0008002A, b"20240115101010")  # Acquisition DateTime
+    ds._dict[BaseTag(0x00081050)] = _un(0x00081050, b"Olsen^Pia")  # Performing Physician
+    ds._dict[BaseTag(0x00082112)] = _un(0x00082112, _implicit_item(ref))  # Source Image Seq
+    ds._dict[BaseTag(0x00101010)] = _un(0x00101010, b"045Y")  # Patient's Age
+    out, _ = run(settings, ds)
+    assert "20240115" not in str(out.get("AcquisitionDateTime", ""))
+    assert "PerformingPhysicianName" not in out or "Olsen" not in str(out.PerformingPhysicianName)
+    (item,) = out.SourceImageSequence
+    assert item.ReferencedSOPInstanceUID == deidentifier_for(settings).uid(SOURCE_SOP)
+    assert "Olsen" not in str(item.get("PerformingPhysicianName", ""))
+    if mode == "default":
+        assert out.PatientAge == "045Y"
