@@ -222,3 +222,18 @@ def test_refused_before_anything_is_written(site, tmp_path, args, message):
     assert result.returncode == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_one_sop_uid_in_two_different_files_is_an_error_naming_both(site, tmp_path):
+    (a,) = synth.standard_mr_study(tmp_path / "in", "SIEMENS", n_per_series=1, **STUDY)[:1]
+    ds = dcmread(a)
+    ds.ImageComments = "a different object"
+    b = tmp_path / "in" / "other.dcm"
+    ds.save_as(b)
+    shutil.copy(a, tmp_path / "in" / "copy.dcm")
+    args = ("--project", "LEG", "--participant", "LEG0004", "--out", tmp_path / "out")
+    result = deid(site, a, b, tmp_path / "in" / "copy.dcm", *args)
+    assert result.returncode == 1
+    clash = [line for line in result.stderr.splitlines() if "different content" in line]
+    assert len(clash) == 3 and str(a) in clash[1] and str(b) in clash[0]
+    assert "0 of 3 file(s) written" in result.stdout

@@ -109,8 +109,11 @@ def run(args: argparse.Namespace) -> int:
     report.lines += [f"{src}: {reason}" for src, reason in result.failed]
     for src, hits in result.hits:  # the tag path and the kind, never the value
         report.lines += [f"{src}: release check: {hit}" for hit in hits]
-    done = set(result.written)
-    sent = [j for j in jobs if j.dst in done]
+    for src, same in result.duplicates:
+        report.duplicates += 1
+        report.problem(src, f"same SOP Instance UID and bytes as {same}, written once")
+    done, copies = set(result.written), {src for src, _ in result.duplicates}
+    sent = [j for j in jobs if j.dst in done and j.src not in copies]
     studies, series = {j.study for j in sent}, {j.series for j in sent}
     if sent:
         try:
@@ -152,7 +155,7 @@ def _plan(
     options = deid.settings.options
     new_uid = (lambda uid: uid) if "retain_uids" in options else deid.uid
     ids = Identifiers()
-    jobs: dict[Path, _Job] = {}
+    jobs: list[_Job] = []  # one destination twice: deid/batch.py compares the files
     for path in paths:
         if not path.exists():
             continue
@@ -182,12 +185,9 @@ def _plan(
         if reason:
             report.unreadable += 1
             report.problem(path, reason)
-        elif dst in jobs:
-            report.duplicates += 1
-            report.problem(path, f"same SOP Instance UID as {jobs[dst].src}, written once")
         else:
-            jobs[dst] = _Job(path, dst, study, series)
-    return ids, list(jobs.values())
+            jobs.append(_Job(path, dst, study, series))
+    return ids, jobs
 
 
 class _Usage(Exception):
