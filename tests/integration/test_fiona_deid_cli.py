@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 
@@ -85,7 +86,13 @@ def test_fiona_project_end_to_end(site, tmp_path):
         assert ds.ReferringPhysicianName == "EventName:baseline" and ds.InstitutionName == "LEG"
         assert check_release(ds, ids) == []
         assert ds.PixelData == orig.PixelData
-    mapping = json.loads((out / "mapping.json").read_text())
+    # the mapping re-identifies: kept in the gateway's protected store, never beside the data
+    assert not list(out.rglob("mapping.json")) and not list(out.rglob("*.json"))
+    (kept,) = (tmp_path / "data" / "mappings" / "LEG").glob("deid-*.json")
+    assert f"UID mapping kept in {kept}" in result.stdout
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    assert stat.S_IMODE(kept.parent.stat().st_mode) == 0o700
+    mapping = json.loads(kept.read_text())
     studies = sorted({o.StudyInstanceUID for o in originals})
     series = sorted({o.SeriesInstanceUID for o in originals})
     assert mapping == {

@@ -13,7 +13,9 @@ project's retain options), so a caller can build ``identifiers`` from one header
 A file with a hit is not written. A file that cannot be read, de-identified or written is a
 ``failed`` entry with a one-line reason that holds no value from the file; the other files go
 on (a file cut short is one: deid/inputcheck.py). ``failed`` and ``hits`` name the source
-file; ``written`` lists destinations in job order.
+file; ``written`` lists destinations in job order. An object the engine never sends (an
+encapsulated document: engine.DroppedObject) is a ``dropped`` entry (source, one-line
+reason) for the caller to record; it does not make the batch fail.
 
 Jobs with one destination (the caller names files by their new SOP Instance UID, so: one
 SOP Instance UID) are de-identified once when the sources are the same bytes (``duplicates``);
@@ -36,7 +38,7 @@ from pathlib import Path
 
 from pydicom.errors import InvalidDicomError
 
-from fionagw.deid.engine import Deidentifier, DeidSettings
+from fionagw.deid.engine import Deidentifier, DeidSettings, dropped_reason
 from fionagw.deid.factory import deidentifier_for
 from fionagw.deid.inputcheck import incomplete_reason
 from fionagw.deid.release import Hit, Identifiers, check_release, collect_identifiers
@@ -51,6 +53,7 @@ class BatchResult:
     failed: list[tuple[Path, str]] = field(default_factory=list)  # (source, one-line reason)
     hits: list[tuple[Path, list[Hit]]] = field(default_factory=list)  # (source, hits)
     duplicates: list[tuple[Path, Path]] = field(default_factory=list)  # (source, same as)
+    dropped: list[tuple[Path, str]] = field(default_factory=list)  # (source, one-line reason)
     seconds: float = 0.0
 
     @property
@@ -112,6 +115,8 @@ def deidentify_files(
             result.written.append(outcome[1])
         elif outcome[0] == "hits":
             result.hits.append((outcome[1], outcome[2]))
+        elif outcome[0] == "dropped":
+            result.dropped.append((outcome[1], outcome[2]))
         else:
             result.failed.append((outcome[1], outcome[2]))
     result.seconds = time.perf_counter() - start
@@ -198,6 +203,9 @@ def _one(w: _Worker, src: Path, dst: Path) -> tuple:
         return ("failed", src, _reason("cannot read", exc))
     if incomplete is not None:
         return ("failed", src, f"cannot read: {incomplete}")
+    dropped = dropped_reason(ds)
+    if dropped is not None:
+        return ("dropped", src, dropped)
     try:
         own = None
         if w.identifiers is not None:

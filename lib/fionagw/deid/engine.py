@@ -47,6 +47,10 @@ Dates: ``shift`` = Retain Longitudinal Modified Dates (offset fixed by ``date_sh
 42 in FIONA mode, else HMAC of the participant ID with the secret, in ``date_shift_range``);
 ``keep`` = Retain Full Dates; ``remove`` = basic profile actions (Z/X/D).
 PixelData is never decoded or converted.
+
+Encapsulated documents (PDF, CDA, STL, OBJ, MTL; any object with an Encapsulated Document)
+are refused with ``DroppedObject``: the table's dummy would replace the document by two NUL
+bytes, and a destroyed object must never be sent; the caller records the drop (batch.py).
 """
 
 from __future__ import annotations
@@ -130,6 +134,25 @@ _DUMMY: dict[str, object] = {
     "OV": b"\0" * 8,
 }
 _DT = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\.\d{1,6})?([+-]\d{4})?$")
+
+
+ENCAPSULATED_DOCUMENT = 0x00420011
+ENCAPSULATED_SOP_CLASS_ROOT = "1.2.840.10008.5.1.4.1.1.104."
+
+
+class DroppedObject(ValueError):
+    """An object the engine does not send on purpose (the message is one line, no value)."""
+
+
+def dropped_reason(ds: Dataset) -> str | None:
+    """Why ``ds`` is not sent at all (an encapsulated document), or None."""
+    elems = elements_of(ds)
+    if ENCAPSULATED_DOCUMENT in elems:
+        return "dropped: encapsulated document"
+    sop_class = ascii_values(elems[0x00080016]) if 0x00080016 in elems else []
+    if sop_class and sop_class[0].startswith(ENCAPSULATED_SOP_CLASS_ROOT):
+        return "dropped: encapsulated document"
+    return None
 
 
 # --- settings ---------------------------------------------------------------------------------
@@ -373,6 +396,10 @@ class Deidentifier:
     # --- dataset ------------------------------------------------------------------------------
 
     def deidentify(self, ds: Dataset, participant: str, event: str | None = None) -> Dataset:
+        """De-identify ``ds`` in place; DroppedObject for an object that is never sent."""
+        dropped = dropped_reason(ds)
+        if dropped:
+            raise DroppedObject(dropped)
         ctx = ObjectContext(self.date_offset(participant), ds)
         had_reason = 0x00401002 in elements_of(ds)
         rule_set = self.rule_set

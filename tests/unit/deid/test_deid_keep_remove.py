@@ -8,9 +8,10 @@ consistently) while what research needs stays.
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
-from pydicom import dcmread
+from pydicom import dcmread, dcmwrite
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
@@ -22,6 +23,8 @@ from pydicom.uid import ExplicitVRLittleEndian
 from fionagw.config import load_config
 from fionagw.config.projects import Project
 from fionagw.deid import DeidSettings, check_release, collect_identifiers, deidentifier_for
+from fionagw.deid.batch import deidentify_files
+from fionagw.deid.engine import DroppedObject
 from fionagw.deid.profile import DEFAULT_OPTIONS
 from fionagw.deid.project_settings import settings_for_project
 from fionagw.deid.writer import encode
@@ -335,3 +338,36 @@ def test_public_un_elements_are_processed_with_the_dictionary_vr(mode):
     assert "Olsen" not in str(item.get("PerformingPhysicianName", ""))
     if mode == "default":
         assert out.PatientAge == "045Y"
+
+
+# --- class 9: encapsulated documents are dropped, never sent destroyed ----------------------
+
+
+def _pdf(path) -> Path:
+    ds = mr(Modality="DOC")
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.104.1"  # Encapsulated PDF Storage
+    ds.MIMETypeOfEncapsulatedDocument = "application/pdf"
+    ds.DocumentTitle = "Report for Kari Hansen"
+    ds.EncapsulatedDocument = b"%PDF-1.4 Kari Hansen MRN31337 %%EOF\n"
+    ds = part10(ds)
+    dcmwrite(path, ds, enforce_file_format=True)
+    return path
+
+
+@pytest.mark.parametrize("mode", ["fiona", "keyed", "default"])
+def test_encapsulated_pdf_is_dropped_with_a_reason(mode, tmp_path):
+    settings = MODES[mode]()
+    pdf = _pdf(tmp_path / "doc.dcm")
+    image = tmp_path / "mr.dcm"
+    dcmwrite(
+        image, part10(mr(SOPInstanceUID="1.2.826.0.1.3680043.9.7.5")), enforce_file_format=True
+    )
+    out = tmp_path / "out"
+    ids = collect_identifiers([dcmread(pdf), dcmread(image)])
+    jobs = [(pdf, out / "doc.dcm"), (image, out / "mr.dcm")]
+    result = deidentify_files(jobs, settings, PARTICIPANT, None, identifiers=ids)
+    assert result.ok and result.written == [out / "mr.dcm"]
+    assert result.dropped == [(pdf, "dropped: encapsulated document")]
+    assert not (out / "doc.dcm").exists()
+    with pytest.raises(DroppedObject, match="encapsulated document"):
+        deidentifier_for(settings).deidentify(dcmread(pdf), PARTICIPANT)
