@@ -68,6 +68,8 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from fionagw import __version__
+from fionagw.classify.csa import CSA_CREATOR
+from fionagw.deid.csa_clean import clean_csa
 from fionagw.deid.elements import ascii_values, element_value, elements_of, put, values
 from fionagw.deid.inputcheck import incomplete_reason
 from fionagw.deid.keep_list import KEEP, REMOVE, unlisted_action
@@ -347,6 +349,7 @@ class Deidentifier:
         self.private_allow = frozenset((g, c.strip().upper(), e) for g, c, e in allow)
         self.retain_uids = "retain_uids" in settings.options
         self.keep = KEEP | frozenset(settings.keep_tags)
+        self._csa_cache: dict[tuple[bytes, frozenset[str]], bytes | None] = {}
         self.clean_unlisted = "clean_descriptors" in settings.options
         opts = self.profile.options
         short = "Retain Longitudinal Temporal Information"
@@ -566,11 +569,34 @@ class Deidentifier:
                     # a kept private date (FIONA: SIEMENS MED PT) moves like the public ones
                     vr = self.private_dates[(group, creator, element & 0xFF)]
                     self.apply_date_mode(ds, tag, vr, ctx, unlisted=True)
+                elif group == 0x0029 and creator == CSA_CREATOR and element & 0xFF in (0x10, 0x20):
+                    self._csa(ds, tag, ctx)
             else:
                 del elems[tag]
         for group, element in creators:
             if (group, element) not in used:
                 del elems[(group << 16) | element]
+
+    def _csa(self, ds: Dataset, tag: int, ctx: ObjectContext) -> None:
+        """A kept Siemens CSA header: its UIDs remapped, its text scrubbed (csa_clean.py)."""
+        elems = elements_of(ds)
+        value = ds[tag].value
+        if not isinstance(value, bytes | bytearray) or not value:
+            return
+        blob = bytes(value)
+        ids = ctx.ids
+        key = (blob, frozenset(ids.values))
+        cleaned = self._csa_cache.get(key, blob)  # a series' images share one series header
+        if cleaned is blob:
+            uid = (lambda v: v) if self.retain_uids else self.uid
+            cleaned = clean_csa(blob, uid, ids.scrub)
+            if len(self._csa_cache) > 64:
+                self._csa_cache.clear()
+            self._csa_cache[key] = cleaned
+        if cleaned is None:
+            del elems[tag]
+        elif cleaned != blob:
+            put(ds, tag, "UN" if vr_of(elems[tag]) == "UN" else "OB", cleaned)
 
     def _stamp(self, ds: Dataset, participant: str, event: str | None, had_reason: bool) -> None:
         s = self.settings

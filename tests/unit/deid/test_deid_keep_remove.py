@@ -20,6 +20,7 @@ from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
 from pydicom.uid import ExplicitVRLittleEndian
 
+from fionagw.classify.csa import ascconv, parse_csa
 from fionagw.config import load_config
 from fionagw.config.projects import Project
 from fionagw.deid import DeidSettings, check_release, collect_identifiers, deidentifier_for
@@ -28,6 +29,7 @@ from fionagw.deid.engine import DroppedObject
 from fionagw.deid.profile import DEFAULT_OPTIONS
 from fionagw.deid.project_settings import settings_for_project
 from fionagw.deid.writer import encode
+from support import synth
 from support.site import write_config
 
 KEY = "project-secret"
@@ -371,3 +373,73 @@ def test_encapsulated_pdf_is_dropped_with_a_reason(mode, tmp_path):
     assert not (out / "doc.dcm").exists()
     with pytest.raises(DroppedObject, match="encapsulated document"):
         deidentifier_for(settings).deidentify(dcmread(pdf), PARTICIPANT)
+
+
+# --- class 7: Siemens CSA headers carry original UIDs ---------------------------------------
+
+FOR_UID = "1.2.826.0.1.3680043.9.7.4"
+LOCALIZER = "1.2.826.0.1.3680043.9.7.60"
+
+
+def _phoenix() -> str:
+    return "\n".join(
+        [
+            "### ASCCONV BEGIN ###",
+            'tProtocolName\t = \t""t1 for Hansen""',
+            f'sProtConsistencyInfo.tReferenceImage0\t = \t""{LOCALIZER}""',
+            f'sProtConsistencyInfo.tFrameOfReference\t = \t""{FOR_UID}""',
+            "sSliceAcceleration.lMultiBandFactor\t = \t3",
+            "sKSpace.dPhaseResolution\t = \t0.75",
+            "sTXSPEC.asNucleusInfo[0].lFrequency\t = \t123250000",
+            "### ASCCONV END ###",
+        ]
+    )
+
+
+def _siemens(csa1: bool = False) -> Dataset:
+    ds = mr()
+    image = synth.encode_csa(
+        [
+            ("B_value", "IS", [1000]),
+            ("DiffusionGradientDirection", "FD", [0.5, 0.5, 0.70710678]),
+            ("MosaicRefAcqTimes", "FD", [0.0, 412.5, 825.0]),
+            ("PhaseEncodingDirectionPositive", "IS", [1]),
+            ("ImaCoilString", "LO", ["HEA;HEP"]),
+        ],
+        csa1=csa1,
+    )
+    series = synth.encode_csa(
+        [("UsedPatientWeight", "IS", [61]), ("MrPhoenixProtocol", "UN", [_phoenix()])],
+        csa1=csa1,
+    )
+    block = ds.private_block(0x0029, "SIEMENS CSA HEADER", create=True)
+    block.add_new(0x10, "OB", image + b"\0" * (len(image) % 2))
+    block.add_new(0x20, "OB", series + b"\0" * (len(series) % 2))
+    return ds
+
+
+@pytest.mark.parametrize("mode", ["fiona", "keyed", "default"])
+def test_csa_uids_remapped_names_scrubbed_analysis_values_kept(mode):
+    settings = MODES[mode]()
+    engine = deidentifier_for(settings)
+    out, _ = run(settings, _siemens())  # run() asserts the release check finds nothing
+    image = parse_csa(out.private_block(0x0029, "SIEMENS CSA HEADER")[0x10].value)
+    series = parse_csa(out.private_block(0x0029, "SIEMENS CSA HEADER")[0x20].value)
+    assert image["B_value"] == [1000] and image["PhaseEncodingDirectionPositive"] == [1]
+    assert image["MosaicRefAcqTimes"] == [0.0, 412.5, 825.0]
+    assert image["DiffusionGradientDirection"] == [0.5, 0.5, 0.70710678]
+    proto = ascconv(series["MrPhoenixProtocol"][0])
+    assert proto["sSliceAcceleration.lMultiBandFactor"] == "3"
+    assert proto["sKSpace.dPhaseResolution"] == "0.75"
+    assert proto["sTXSPEC.asNucleusInfo[0].lFrequency"] == "123250000"
+    assert proto["sProtConsistencyInfo.tFrameOfReference"] == engine.uid(FOR_UID)
+    assert proto["sProtConsistencyInfo.tReferenceImage0"] == engine.uid(LOCALIZER)
+    assert out.FrameOfReferenceUID == engine.uid(FOR_UID)  # the same UID, the same new UID
+    assert "Hansen" not in proto["tProtocolName"] and proto["tProtocolName"].startswith("t1 for")
+
+
+def test_csa1_with_a_uid_is_removed_and_without_is_kept():
+    out, _ = run(keyed(), _siemens(csa1=True))
+    block = out.private_block(0x0029, "SIEMENS CSA HEADER")
+    assert 0x00291020 not in out  # its protocol holds UIDs: removed, not sent opaque
+    assert parse_csa(block[0x10].value)["B_value"] == [1000]  # no UID in it: kept
