@@ -178,6 +178,31 @@ def limit(text: str, vr: str) -> str:
     return text[:n] if n else text
 
 
+_BINARY_NUMBERS = {"US": int, "SS": int, "UL": int, "SL": int, "UV": int, "SV": int}
+_BINARY_NUMBERS.update({"FL": float, "FD": float})
+
+
+def fit(text: str, vr: str) -> object:
+    """A tag change's text as a value of ``vr``: cut to the VR's maximum; for a number VR
+    (IS, DS, US, FL, ...) the numbers it holds, or empty when it holds none (a regex with no
+    match on Rows cannot write "FIONA: no match ..." there; upstream wrote a broken value)."""
+    if vr not in _BINARY_NUMBERS and vr not in ("IS", "DS"):
+        return limit(text, vr)
+    parts = [p.strip() for p in text.split("\\")]
+    try:
+        numbers = [float(p) for p in parts]
+    except ValueError:
+        return ""
+    if vr in ("IS", "DS"):
+        if vr == "IS" and not all(n.is_integer() for n in numbers):
+            return ""
+        return element_value([limit(p, vr) for p in parts])
+    kind = _BINARY_NUMBERS[vr]
+    if kind is int and not all(n.is_integer() for n in numbers):
+        return ""
+    return element_value([kind(n) for n in numbers])
+
+
 def table_rule(tag: int, name: str, action: str, create: bool) -> Rule:
     """The meaning of one upstream table row (see the module docstring)."""
     if tag >> 16 & 1:
@@ -343,11 +368,11 @@ class FionaRules(RuleSet):
         if a == "bodypart":
             return None if (old[0].strip() if old else "") in ALLOWED_BODY_PARTS else "BODYPART"
         if a == "set":
-            return limit(rule.value, vr)
+            return fit(rule.value, vr)
         if a == "keyword":
-            return limit(self.keyword(rule.value, state), vr)
+            return fit(self.keyword(rule.value, state), vr)
         if a == "regex":
-            return limit(regex_value(rule.value, "\\".join(old)), vr)
+            return fit(regex_value(rule.value, "\\".join(old)), vr)
         if a == "temporal":
             return {"shift": "MODIFIED", "keep": "UNMODIFIED", "remove": "REMOVED"}[s.date_mode]
         if a == "method":

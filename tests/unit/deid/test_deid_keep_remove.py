@@ -443,3 +443,23 @@ def test_csa1_with_a_uid_is_removed_and_without_is_kept():
     block = out.private_block(0x0029, "SIEMENS CSA HEADER")
     assert 0x00291020 not in out  # its protocol holds UIDs: removed, not sent opaque
     assert parse_csa(block[0x10].value)["B_value"] == [1000]  # no UID in it: kept
+
+
+# --- a regex tag change on a numeric element -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "keyword", "expected"),
+    [
+        ("0028,0010=^(.*)$", "Rows", 64),  # US: the number it captured
+        ("0028,0010=^(x)", "Rows", None),  # no match: empty, not "FIONA: no match" in a US
+        ("0018,0050=^(x)", "SliceThickness", None),  # DS
+        ("0020,0013=^([0-9]+)", "InstanceNumber", 12),  # IS
+        ("0018,0081=^([0-9]+)", "EchoTime", 2),  # DS: the integer part
+    ],
+)
+def test_regex_tag_change_on_a_number_writes_a_number_or_nothing(change, keyword, expected):
+    settings = keyed(regex_tag_changes=(change,))
+    out, _ = run(settings, mr(Rows=64, InstanceNumber="12"))
+    value = out[keyword].value
+    assert value in (None, "") if expected is None else value == expected, value
