@@ -69,12 +69,12 @@ from pydicom.sequence import Sequence
 
 from fionagw import __version__
 from fionagw.classify.csa import CSA_CREATOR
-from fionagw.deid.csa_clean import clean_csa
+from fionagw.deid.csa_clean import UID_TOKEN, clean_csa
 from fionagw.deid.elements import ascii_values, element_value, elements_of, put, values
 from fionagw.deid.inputcheck import incomplete_reason
 from fionagw.deid.keep_list import KEEP, REMOVE, unlisted_action
 from fionagw.deid.profile import OPTION_CODES, Profile, validate_options
-from fionagw.deid.release import STANDARD_UID_ROOT, vr_of
+from fionagw.deid.release import STANDARD_UID_ROOT, Identifiers, vr_of
 from fionagw.deid.ruleset import ObjectContext, RuleSet
 from fionagw.deid.tagchange import parse_tag_change
 from fionagw.deid.writer import read, write
@@ -350,6 +350,8 @@ class Deidentifier:
         self.retain_uids = "retain_uids" in settings.options
         self.keep = KEEP | frozenset(settings.keep_tags)
         self._csa_cache: dict[tuple[bytes, frozenset[str]], bytes | None] = {}
+        self._ids_cache: dict[tuple, Identifiers] = {}  # per study's identity (ruleset.py)
+        self._needles: dict[int, tuple[Identifiers, tuple[bytes, ...]]] = {}
         self.clean_unlisted = "clean_descriptors" in settings.options
         opts = self.profile.options
         short = "Retain Longitudinal Temporal Information"
@@ -403,7 +405,7 @@ class Deidentifier:
         dropped = dropped_reason(ds)
         if dropped:
             raise DroppedObject(dropped)
-        ctx = ObjectContext(self.date_offset(participant), ds)
+        ctx = ObjectContext(self.date_offset(participant), ds, self._ids_cache)
         had_reason = 0x00401002 in elements_of(ds)
         rule_set = self.rule_set
         if rule_set is not None:
@@ -587,7 +589,7 @@ class Deidentifier:
         ids = ctx.ids
         key = (blob, frozenset(ids.values))
         cleaned = self._csa_cache.get(key, blob)  # a series' images share one series header
-        if cleaned is blob:
+        if cleaned is blob and (UID_TOKEN.search(blob) or self._may_hold(ids, blob)):
             uid = (lambda v: v) if self.retain_uids else self.uid
             cleaned = clean_csa(blob, uid, ids.scrub)
             if len(self._csa_cache) > 64:
@@ -597,6 +599,19 @@ class Deidentifier:
             del elems[tag]
         elif cleaned != blob:
             put(ds, tag, "UN" if vr_of(elems[tag]) == "UN" else "OB", cleaned)
+
+    def _may_hold(self, ids: Identifiers, blob: bytes) -> bool:
+        """Whether ``blob`` may hold one of ``ids`` (a plain substring test, cheaper than the
+        scrubber's patterns on a 10 KB header that holds none, as most image headers do)."""
+        needles = self._needles.get(id(ids))
+        if needles is None or needles[0] is not ids:
+            values = {v.lower() for v in ids.values if len(v) >= 3}
+            found = tuple({v.encode(c, "ignore") for v in values for c in ("latin-1", "utf-8")})
+            needles = self._needles[id(ids)] = (ids, found)
+            if len(self._needles) > 16:
+                self._needles = {id(ids): needles}
+        low = blob.lower()
+        return any(n and n in low for n in needles[1])
 
     def _stamp(self, ds: Dataset, participant: str, event: str | None, had_reason: bool) -> None:
         s = self.settings
