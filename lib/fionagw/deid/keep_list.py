@@ -34,10 +34,12 @@ KEEP_DOC = MappingProxyType(
         0x00181251: "Transmit Coil Name",
         0x00181250: "Receive Coil Name",
         0x00180085: "Imaged Nucleus",
+        0x00181016: "Secondary Capture Device Manufacturer",
+        0x00181018: "Secondary Capture Device Manufacturer's Model Name",
+        0x00181019: "Secondary Capture Device Software Versions",
         # acquisition and reconstruction
         0x00180024: "Sequence Name",
         0x00189005: "Pulse Sequence Name",
-        0x00180020: "Scanning Sequence",
         0x00181210: "Convolution Kernel",
         0x00181160: "Filter Type",
         0x00541103: "Reconstruction Method",
@@ -47,20 +49,19 @@ KEEP_DOC = MappingProxyType(
         0x00281055: "Window Center & Width Explanation",
         0x00283003: "LUT Explanation",
         0x00283004: "Modality LUT Type",
-        0x00282114: "Lossy Image Compression Method",
-        0x00189004: "Content Qualification",
-        # coded concepts (code sequence items: anatomy, SR concept names, units)
+        0x00409210: "LUT Label",
+        0x00185020: "Processing Function",
+        0x00541101: "Attenuation Correction Method",
+        0x00541104: "Detector Lines of Response Used",
+        0x00541105: "Scatter Correction Method",
+        # coded concepts (code sequence items: anatomy, SR concept names, units); a URN code
+        # value names a concept of a registry, never a person
         0x00080100: "Code Value",
         0x00080102: "Coding Scheme Designator",
         0x00080103: "Coding Scheme Version",
         0x00080104: "Code Meaning",
         0x00080119: "Long Code Value",
         0x00080120: "URN Code Value",
-        0x00080105: "Mapping Resource",
-        0x0008010F: "Context Identifier",
-        0x00080117: "Context UID",
-        0x00400A12: "Measurement Units",
-        0x0040A30A: "Numeric Value",
     }
 )
 KEEP = frozenset(KEEP_DOC)

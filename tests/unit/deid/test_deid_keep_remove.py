@@ -8,10 +8,12 @@ consistently) while what research needs stays.
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pytest
 from pydicom import dcmread, dcmwrite
+from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
@@ -26,11 +28,12 @@ from fionagw.config.projects import Project
 from fionagw.deid import DeidSettings, check_release, collect_identifiers, deidentifier_for
 from fionagw.deid.batch import deidentify_files
 from fionagw.deid.engine import DroppedObject
-from fionagw.deid.profile import DEFAULT_OPTIONS
+from fionagw.deid.keep_list import KEEP
+from fionagw.deid.profile import DEFAULT_OPTIONS, Profile
 from fionagw.deid.project_settings import settings_for_project
 from fionagw.deid.writer import encode
 from support import synth
-from support.site import write_config
+from support.site import ROOT, write_config
 
 KEY = "project-secret"
 PARTICIPANT = "P0001"
@@ -463,3 +466,13 @@ def test_regex_tag_change_on_a_number_writes_a_number_or_nothing(change, keyword
     out, _ = run(settings, mr(Rows=64, InstanceNumber="12"))
     value = out[keyword].value
     assert value in (None, "") if expected is None else value == expected, value
+
+
+def test_keep_list_is_documented_and_holds_only_unlisted_text():
+    doc = (ROOT / "docs" / "deidentification.md").read_text()
+    section = doc.split("### The keep-list", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| \(([0-9A-F]{4}),([0-9A-F]{4})\) \|", section, re.MULTILINE)
+    assert {int(g + e, 16) for g, e in rows} == set(KEEP)
+    profile = Profile()
+    for tag in KEEP:  # the table decides for what it lists; numbers and codes need no list
+        assert profile.action(tag) is None and dictionary_VR(tag) in ("LO", "SH", "ST", "UC", "UR")
