@@ -66,6 +66,7 @@ from pathlib import Path
 from pydicom.dataelem import RawDataElement, empty_value_for_VR
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
 
 from fionagw import __version__
 from fionagw.classify.csa import CSA_CREATOR
@@ -81,6 +82,7 @@ from fionagw.deid.writer import read, write
 from fionagw.dicom.vr import dictionary_vr
 
 FIONA_UID_ROOT = "1.3.6.1.4.1.45037."
+_VERSION_NAME = f"FIONAGW_{__version__}"[:16]
 _NIBBLE_DIGITS = str.maketrans("abcdef", "012345")
 
 # (group, private creator, element offset): diffusion values DTI tools read.
@@ -650,6 +652,9 @@ class Deidentifier:
             for tag in (0x00020016, 0x00020017, 0x00020018, 0x00020100, 0x00020102):
                 if tag in meta:  # AE titles and private information of the sender
                     del meta[tag]
+            # this file is written by us (pydicom's writer), not by the sender's software
+            put(meta, 0x00020012, "UI", PYDICOM_IMPLEMENTATION_UID)
+            put(meta, 0x00020013, "SH", _VERSION_NAME)
 
 
 def _interpret_un(ds: Dataset, tag: int) -> None:

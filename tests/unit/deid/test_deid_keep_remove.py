@@ -20,7 +20,7 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
 
 from fionagw.classify.csa import ascconv, parse_csa
 from fionagw.config import load_config
@@ -476,3 +476,13 @@ def test_keep_list_is_documented_and_holds_only_unlisted_text():
     profile = Profile()
     for tag in KEEP:  # the table decides for what it lists; numbers and codes need no list
         assert profile.action(tag) is None and dictionary_VR(tag) in ("LO", "SH", "ST", "UC", "UR")
+
+
+def test_file_meta_names_our_writer_not_the_senders_software():
+    ds = mr()
+    original = part10(ds)
+    original.file_meta.ImplementationClassUID = "1.2.826.0.1.3680043.9.7.99"  # the sender's
+    original.file_meta.ImplementationVersionName = "SENDER_1"
+    out = dcmread(io.BytesIO(encode(deidentifier_for(keyed()).deidentify(original, PARTICIPANT))))
+    assert out.file_meta.ImplementationClassUID == PYDICOM_IMPLEMENTATION_UID
+    assert out.file_meta.ImplementationVersionName.startswith("FIONAGW_")
