@@ -164,6 +164,7 @@ def _one(w: _Worker, src: Path, dst: Path) -> tuple:
         own = None
         if w.identifiers is not None:
             own = _own_identifiers(ds, w)
+            w.deid.scrub_identifiers = (w.identifiers, own)  # retained text is cleaned of them
         w.deid.deidentify(ds, w.participant, w.event)
         if own is not None:
             hits = check_release(ds, w.identifiers, own)

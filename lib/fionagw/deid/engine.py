@@ -63,9 +63,11 @@ from pydicom.sequence import Sequence
 from fionagw import __version__
 from fionagw.deid.elements import ascii_values, element_value, elements_of, put, values
 from fionagw.deid.inputcheck import incomplete_reason
+from fionagw.deid.patterns import id_patterns
 from fionagw.deid.profile import OPTION_CODES, Profile, validate_options
-from fionagw.deid.release import STANDARD_UID_ROOT, vr_of
+from fionagw.deid.release import STANDARD_UID_ROOT, Identifiers, vr_of
 from fionagw.deid.ruleset import ObjectContext, RuleSet
+from fionagw.deid.scrub import scrub_text
 from fionagw.deid.tagchange import parse_tag_change
 from fionagw.deid.writer import read, write
 
@@ -482,13 +484,26 @@ class Deidentifier:
             new = [shift_dt(v, ctx.days or 0, clean_time) for v in old]
         put(ds, tag, vr, element_value(new))
 
+    # The study's identifiers (every file of it), set by a caller that collected them
+    # (batch.py); the object's own are ctx.ids. Used by _scrub only.
+    scrub_identifiers: tuple[Identifiers, ...] = ()
+
     def _scrub(self, ds: Dataset, tag: int, ctx: ObjectContext) -> None:
+        """Clean one text element (scrub.py): every identifying value of the object and its
+        study (names and each part as words, IDs also inside tokens, a birth date in any
+        written form, phone numbers, addresses), national IDs and date-like strings become
+        ``***``. pydicom decodes the value with the element's character set (ISO 2022 with
+        escapes, GB18030, UTF-8, Latin-1 when none is declared) and the writer encodes it
+        back in that set; a value with nothing to clean stays as it was, bytes and all."""
         elem = ds[tag]
-        old = values(elem.value)
+        old = [str(v) for v in values(elem.value)]
         if not old:
             return
-        ids = ctx.ids
-        put(ds, tag, elem.VR, element_value([ids.scrub(str(v)) for v in old]))
+        sets = (ctx.ids, *self.scrub_identifiers)
+        patterns = id_patterns(tuple(dict.fromkeys(p for s in sets for p in s.patterns)))
+        new = [scrub_text(v, [s.regex() for s in sets], patterns) for v in old]
+        if new != old:
+            put(ds, tag, elem.VR, element_value(new))
 
     def _private(self, ds: Dataset, ctx: ObjectContext, clean: bool) -> None:
         elems = elements_of(ds)
