@@ -427,7 +427,7 @@ def _encodings(ds: Dataset) -> list[str]:
 # with look-arounds per element), its boundaries checked, and the place it is in (text, bytes,
 # dates, UIDs, codes) decides whether its kind counts there; UIDs are the dotted-digit tokens.
 
-_ALNUM = frozenset(b"0123456789abcdefghijklmnopqrstuvwxyz")
+_WORD_BYTES = frozenset(b"0123456789abcdefghijklmnopqrstuvwxyz_")  # scrub.WORD's word characters
 _DIGITS = frozenset(b"0123456789")
 # Without a look-behind: finds every token the look-behind form finds (and a few more inside
 # longer runs, after a dot), at C speed.
@@ -446,7 +446,7 @@ def _bounded(buf: bytes, pos: int, n: int, mode: str, size: int) -> bool:
     before = buf[pos - 1] if pos else 0
     after = buf[pos + n] if pos + n < size else 0
     if mode == WORD:
-        return before not in _ALNUM and after not in _ALNUM
+        return before not in _WORD_BYTES and after not in _WORD_BYTES
     if mode == ID:
         return not (
             (buf[pos] in _DIGITS and before in _DIGITS)
@@ -593,7 +593,8 @@ def _add_raw(
     encodings: list[str],
 ) -> None:
     """One raw value: as stored and, for text that is not plain ASCII, decoded with the
-    character set (ISO 2022 escapes, GB18030, UTF-8, Latin-1) as well."""
+    character set (ISO 2022 escapes, GB18030, UTF-8, Latin-1) as well. Opaque bytes (OB,
+    UN, private) are scanned as stored, with each needle in UTF-8 and Latin-1."""
     if (tag >> 16) & 1 == 0 and vr == "UN":
         vr = dictionary_vr(tag) or "UN"
     place = _place(tag, vr)
@@ -601,7 +602,7 @@ def _add_raw(
         return
     datas.append(data)
     where.append((prefix, tag, place))
-    if place in (TEXT, DESCRIPTIVE, BYTES) and (not data.isascii() or b"\x1b" in data):
+    if place in (TEXT, DESCRIPTIVE) and (not data.isascii() or b"\x1b" in data):
         try:
             text = decode_bytes(data, encodings, _DELIMITERS)
         except Exception:  # noqa: BLE001 - undecodable: the raw bytes are scanned already

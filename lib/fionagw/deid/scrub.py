@@ -3,10 +3,12 @@
 An identifying value of a study becomes one or more *needles*: the lower-cased forms it is
 looked for in, each with a match rule (``mode``):
 
-* ``WORD``: a whole word: no ASCII letter or digit right before or after. Names (the whole
-  name and each part of 2 or more characters, titles such as Dr or Jr aside), institution,
-  address and its parts, device names. Only ASCII letters and digits make words, so a
-  Japanese or Chinese name, written without spaces, matches inside the text around it.
+* ``WORD``: a whole word: no ASCII letter, digit or underscore right before or after (an
+  underscore joins a token, as in protocol names: a patient called OB is not in
+  OB_GENERAL). Names (the whole name and each part of 2 or more characters, titles such as
+  Dr or Jr aside), institution, address and its parts, device names. Only ASCII letters and
+  digits make words, so a Japanese or Chinese name, written without spaces, matches inside
+  the text around it.
 * ``ID``: also inside a longer token ("PID12345678901", "RP-112234x"), but never inside a
   longer run of digits (a UID, a number): IDs and accession numbers of 5 or more characters.
   Shorter ones are ``WORD``.
@@ -115,7 +117,7 @@ def needle_regex(items: Iterable[tuple[str, str]]) -> re.Pattern[str] | None:
         return "|".join(map(re.escape, sorted(forms, key=len, reverse=True)))
 
     if WORD in by_mode:
-        alts.append(rf"(?<![0-9a-zA-Z])(?:{alt(by_mode[WORD])})(?![0-9a-zA-Z])")
+        alts.append(rf"(?<![0-9a-zA-Z_])(?:{alt(by_mode[WORD])})(?![0-9a-zA-Z_])")
     if ID in by_mode:
         for form in sorted(by_mode[ID], key=len, reverse=True):
             left = "(?<![0-9])" if form[0].isdigit() else ""

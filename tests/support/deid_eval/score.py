@@ -78,12 +78,17 @@ class Score:
         return "\n".join(lines)
 
 
+# the device's make and coding scheme names, kept by every profile: a word there is not the
+# patient's even when it is spelled the same (a hospital called TOSHIBA, a patient Test)
+NOT_IDENTIFYING = frozenset({0x00080070, 0x00081090, 0x00181020, 0x00080102, 0x00080103})
+
+
 def _texts(ds: Dataset) -> str:
     """Every value of ``ds`` as lower-case text: decoded text, and bytes as Latin-1."""
     out: list[str] = []
     for elem in ds.iterall():
-        if elem.tag in (0x7FE00010, 0x00420011):  # pixels and the document: compared apart
-            continue
+        if elem.tag in (0x7FE00010, 0x00420011) or elem.tag in NOT_IDENTIFYING:
+            continue  # pixels and the document are compared apart
         value = elem.value
         if isinstance(value, bytes | bytearray):
             out.append(bytes(value).decode("latin-1"))
