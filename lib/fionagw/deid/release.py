@@ -48,7 +48,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.valuerep import PersonName
 
-from fionagw.deid.patterns import DEFAULT_PATTERNS, IdPattern, id_patterns
+from fionagw.deid.patterns import DEFAULT_PATTERNS, id_patterns, shape_of
 from fionagw.deid.scrub import (
     DATE,
     DATE_KINDS,
@@ -300,13 +300,11 @@ class Identifiers:
         bytes; their roots (or None)."""
         if self._needles is None:
             found: dict[bytes, tuple[str, str]] = {}
-            phones: list[tuple[re.Pattern[bytes], str]] = []
+            phones: list[tuple[bytes, str]] = []
             for value, kind in self.values.items():
                 mode = mode_of(kind, value)
-                if mode == PHONE:
-                    sep = rb"[ \-./()]*"
-                    pattern = rb"(?<![0-9])" + sep.join(re.escape(c.encode()) for c in value)
-                    phones.append((re.compile(pattern + rb"(?![0-9])"), kind))
+                if mode == PHONE:  # its digits, found in the buffer without separators
+                    phones.append((value.encode("ascii"), kind))
                     continue
                 for variant in {value, value.casefold(), value.upper(), value.title()}:
                     for encoding in ("utf-8", "latin-1"):
@@ -371,7 +369,7 @@ def _collect(
         if vr == "SQ" or (
             vr == "UN" and isinstance(elem, RawDataElement) and elem.length == UNDEFINED
         ):
-            if depth < 32:
+            if depth < 32 and not _collect_raw_sequence(ds, elem, ids, kinds, names, uids):
                 value = _value(ds, tag)
                 if isinstance(value, Sequence):
                     for item in value:
@@ -386,6 +384,96 @@ def _collect(
         elif vr == "UI" and uids and tag not in REGISTRY_UID_TAGS:
             for text in _element_texts(ds, tag, vr):
                 ids.add("uid", text)
+
+
+def _collect_raw_sequence(
+    ds: Dataset,
+    elem: object,
+    ids: Identifiers,
+    kinds: dict[int, str],
+    names: bool,
+    uids: bool,
+) -> bool:
+    """_collect on a sequence still in its raw bytes, walked by the codec without converting
+    it (as the release check reads it); False, with nothing added, when the codec cannot read
+    them or an item declares its own character set (pydicom then decides)."""
+    if not isinstance(elem, RawDataElement) or elem.value is None:
+        return False
+    data = bytes(elem.value)
+    found: list[tuple[str, bytes, str]] = []  # (kind, raw value, VR)
+    try:
+        _walk_collect(
+            data,
+            0,
+            len(data),
+            elem.is_implicit_VR,
+            elem.is_little_endian,
+            kinds,
+            names,
+            uids,
+            found,
+            0,
+        )
+    except (CodecError, _OwnCharset):
+        return False
+    encodings = None
+    for kind, raw, vr in found:
+        if raw.isascii() and b"\x1b" not in raw:
+            text = raw.decode("ascii")
+        else:
+            encodings = encodings or _encodings(ds)
+            text = decode_bytes(raw, encodings, _DELIMITERS)
+        for value in [text] if vr in _UNSPLIT_VRS else text.split("\\"):
+            ids.add(kind, value)
+    return True
+
+
+class _OwnCharset(Exception):
+    """An item with its own (0008,0005): its values need pydicom's reading."""
+
+
+def _walk_collect(
+    data: bytes,
+    start: int,
+    end: int,
+    implicit: bool,
+    little: bool,
+    kinds: dict[int, str],
+    names: bool,
+    uids: bool,
+    found: list[tuple[str, bytes, str]],
+    depth: int,
+) -> None:
+    for item_start, item_end, item_implicit in items(data, start, end, implicit, little, depth):
+        walk = elements(data, item_start, item_end, item_implicit, little, depth=depth, item=True)
+        for tag, vr, length, value_start, value_end in walk:
+            if tag == SPECIFIC_CHARACTER_SET:
+                raise _OwnCharset
+            if tag in PIXEL_TAGS:
+                continue
+            if vr is None or (vr == "UN" and not (tag >> 16) & 1):
+                vr = dictionary_vr(tag) or "UN"
+            if vr == "SQ" or (vr == "UN" and length == UNDEFINED):
+                _walk_collect(
+                    data,
+                    value_start,
+                    value_end,
+                    item_implicit,
+                    little,
+                    kinds,
+                    names,
+                    uids,
+                    found,
+                    depth + 1,
+                )
+                continue
+            kind = kinds.get(tag)
+            if kind is None and vr == "PN" and names:
+                kind = "person_name"
+            if kind is None and vr == "UI" and uids and tag not in REGISTRY_UID_TAGS:
+                kind = "uid"
+            if kind is not None and value_end > value_start:
+                found.append((kind, data[value_start:value_end], vr))
 
 
 def _value(ds: Dataset, tag: int) -> object:
@@ -429,6 +517,7 @@ def _encodings(ds: Dataset) -> list[str]:
 
 _WORD_BYTES = frozenset(b"0123456789abcdefghijklmnopqrstuvwxyz_")  # scrub.WORD's word characters
 _DIGITS = frozenset(b"0123456789")
+_PHONE_SEPARATORS = b" -./()"
 # Without a look-behind: finds every token the look-behind form finds (and a few more inside
 # longer runs, after a dot), at C speed.
 _UID_SCAN = re.compile(rb"[0-9]+(?:\.[0-9]+)+")
@@ -473,6 +562,8 @@ def check_release(ds: Dataset, *identifiers: Identifiers, include_meta: bool = T
     buf = b"\0".join(datas).lower()
     size = len(buf)
     found: list[tuple[int, str]] = []
+    phone_hits: list[tuple[int, str]] = []  # positions in ``compact``
+    compact = b""
     find = buf.find
     patterns: dict[str, None] = {}
     for ids in sets:
@@ -485,8 +576,17 @@ def check_release(ds: Dataset, *identifiers: Identifiers, include_meta: bool = T
                 if _bounded(buf, pos, n, mode, size):
                     found.append((pos, kind))
                 pos = find(needle, pos + 1)
-        for regex, kind in phones:
-            found += [(m.start(), kind) for m in regex.finditer(buf)]
+        if phones:
+            compact = compact or buf.translate(None, _PHONE_SEPARATORS)
+            for digits, kind in phones:
+                pos = compact.find(digits)
+                while pos >= 0:
+                    end = pos + len(digits)
+                    if not (pos and compact[pos - 1] in _DIGITS) and not (
+                        end < len(compact) and compact[end] in _DIGITS
+                    ):
+                        phone_hits.append((pos, kind))
+                    pos = compact.find(digits, pos + 1)
         if not uids:
             continue
         if roots is None:
@@ -501,30 +601,28 @@ def check_release(ds: Dataset, *identifiers: Identifiers, include_meta: bool = T
                     if token is not None and token.group() in uids:
                         found.append((pos, "uid"))
                 pos = find(root, pos + 1)
+    shape = None
     for pattern in id_patterns(tuple(patterns)):
-        found += [(start, pattern.kind) for start, _ in _pattern_spans(pattern, buf)]
-    if not found:
+        shape = shape or shape_of(buf)
+        found += [(start, pattern.kind) for start in pattern.find_bytes(buf, shape)]
+    if not found and not phone_hits:
         return []
     starts, offset = [], 0
     for data in datas:
         starts.append(offset)
         offset += len(data) + 1
+    if phone_hits:  # rare: where the segments start in the buffer without separators
+        cstarts, offset = [], 0
+        for data in datas:
+            cstarts.append(offset)
+            offset += len(data.translate(None, _PHONE_SEPARATORS)) + 1
+        found += [(starts[bisect_right(cstarts, p) - 1], kind) for p, kind in phone_hits]
     hits = set()
     for pos, kind in found:
         prefix, tag, place = where[bisect_right(starts, pos) - 1]
         if place in _places(kind):
             hits.add((prefix + tag_text(tag), kind))
     return [Hit(path, kind) for path, kind in sorted(hits)]
-
-
-_DIGIT_RUN = re.compile(rb"[0-9]{5}")
-
-
-def _pattern_spans(pattern: IdPattern, buf: bytes) -> list[tuple[int, int]]:
-    """A national ID pattern over the buffer: its digits are ASCII, so Latin-1 is exact."""
-    if not _DIGIT_RUN.search(buf):
-        return []
-    return pattern.find(buf.decode("latin-1"))
 
 
 def _place(tag: int, vr: str) -> str | None:

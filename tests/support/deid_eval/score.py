@@ -230,11 +230,13 @@ def element_text(ds: Dataset, path: str) -> str | None:
         if tag not in node:
             return None
         elem = node[tag]
+        if isinstance(elem.value, bytes | bytearray):  # a sequence kept as UN bytes: all of it
+            return bytes(elem.value).decode("latin-1").lower()
         node = elem.value[int(m.group(3))] if m.group(3) is not None else elem
     if elem is None:
         return None
-    if elem.VR == "SQ":
-        return _texts(node) if isinstance(node, Dataset) else None
+    if elem.VR == "SQ":  # an item, or the whole sequence
+        return _texts(node) if isinstance(node, Dataset) else "\0".join(map(_texts, elem.value))
     value = elem.value
     if isinstance(value, bytes | bytearray):
         return bytes(value).decode("latin-1").lower()

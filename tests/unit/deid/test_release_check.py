@@ -196,6 +196,8 @@ def test_national_id_pattern_is_found_without_a_known_value():
     wrong = number[:-1] + str((int(number[-1]) + 1) % 10)  # a check digit off
     assert not valid_fodselsnummer(wrong)
     assert check_release(_output(ImageComments=f"count {wrong}"), ids) == []
+    # a UID component or version number that happens to be valid is no national ID
+    assert check_release(_output(ImageComments=f"ref 1.2.{number}.3 v{number}.1"), ids) == []
 
 
 def _raw(tag: int, vr: str, value: bytes) -> RawDataElement:

@@ -73,23 +73,21 @@ def _readable(path: str) -> Dataset | None:
         return None
 
 
-@pytest.mark.parametrize("mode", list(MODES))
-def test_every_pydicom_test_file_goes_out_clean_or_is_refused_for_a_true_reason(
-    mode, tmp_path, capsys
-):  # type: ignore[no-untyped-def]
+def run_corpus(files: list[str], mode: str, work: Path) -> tuple[dict, dict, list[str]]:
+    """Each file through the batch on its own: (counts, refusal reasons, problems)."""
     settings = MODES[mode]
     engine = deidentifier_for(settings)
     counts = {"written": 0, "unreadable": 0, "hits (true)": 0, "failed": 0}
     problems: list[str] = []
     reasons: dict[str, int] = {}
-    for i, src in enumerate(sorted(get_testdata_files())):
+    for i, src in enumerate(sorted(files)):
         name = Path(src).name
         original = _readable(src)
         if original is None or "PixelData" in original and "SOPInstanceUID" not in original:
             counts["unreadable"] += 1
             continue
         ids = collect_identifiers(original)
-        dst = tmp_path / mode / f"{i}.dcm"
+        dst = work / mode / f"{i}.dcm"
         result = deidentify_files([(Path(src), dst)], settings, "PYD001", "baseline", ids, 1)
         values, uids = _originals(original)
         if result.written:
@@ -105,9 +103,8 @@ def test_every_pydicom_test_file_goes_out_clean_or_is_refused_for_a_true_reason(
             engine.scrub_identifiers = (ids, collect_identifiers(ds))
             unchecked = engine.deidentify(ds, "PYD001", "baseline")
             for hit in result.hits[0][1]:
-                if not true_hit(
-                    element_text(unchecked, hit.path), values + _variants(values), uids
-                ):
+                text = element_text(unchecked, hit.path)
+                if not true_hit(text, values + _variants(values), uids):
                     problems.append(f"{name}: release-check false positive: {hit}")
             counts["hits (true)"] += 1
         else:
@@ -116,6 +113,14 @@ def test_every_pydicom_test_file_goes_out_clean_or_is_refused_for_a_true_reason(
             reasons[reason] = reasons.get(reason, 0) + 1
             if not reason.startswith("cannot read"):
                 problems.append(f"{name}: {reason}")
+    return counts, reasons, problems
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_every_pydicom_test_file_goes_out_clean_or_is_refused_for_a_true_reason(
+    mode, tmp_path, capsys
+):  # type: ignore[no-untyped-def]
+    counts, reasons, problems = run_corpus(get_testdata_files(), mode, tmp_path)
     with capsys.disabled():
         print(f"\npydicom test files, {mode}: {counts}")
         for reason, n in sorted(reasons.items()):
