@@ -123,6 +123,8 @@ _KIND_TAGS = {
 }
 _INSTITUTION_KIND = {t: k for k, tags in INSTITUTION_TAGS.items() for t in tags}
 _DEVICE_KIND = {t: k for k, tags in DEVICE_TAGS.items() for t in tags}
+INSTITUTION_KINDS = frozenset(INSTITUTION_TAGS)
+DEVICE_KINDS = frozenset(DEVICE_TAGS)
 
 _REGISTRY_WORDS = ("SOPClass", "TransferSyntax", "ImplementationClass")
 _REGISTRY_KEYWORDS = frozenset(
@@ -247,6 +249,15 @@ class Identifiers:
         self.uids |= other.uids
         self.patterns = tuple(dict.fromkeys(self.patterns + other.patterns))
         self._changed()
+
+    def without(self, kinds: set[str] | frozenset[str], uids: bool = False) -> Identifiers:
+        """A copy without the values of ``kinds`` (and without the UIDs: ``uids``): what a
+        project retains (institution, device identity, UIDs) is no hit."""
+        return Identifiers(
+            {v: k for v, k in self.values.items() if k not in kinds},
+            set() if uids else set(self.uids),
+            self.patterns,
+        )
 
     def __bool__(self) -> bool:
         return bool(self.values or self.uids or self.patterns)

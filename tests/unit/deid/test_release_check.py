@@ -10,6 +10,7 @@ from pydicom.tag import BaseTag
 from pydicom.uid import ExplicitVRLittleEndian
 
 from fionagw.deid import DeidSettings, check_release, collect_identifiers, deidentifier_for
+from fionagw.deid.batch import deidentify_files
 from fionagw.deid.patterns import valid_fodselsnummer
 from fionagw.deid.release import REGISTRY_UID_TAGS
 
@@ -255,3 +256,23 @@ def test_study_identifiers_from_a_real_file_round_trip(tmp_path):
     ds.save_as(path, enforce_file_format=True)
     ids = collect_identifiers(dcmread(path))
     assert {"solberg", "haugen", "bakken", "trond", "rp-112234", "g9002", "ek"} <= set(ids.values)
+
+
+def test_what_the_project_retains_is_no_hit_whoever_collected_the_study(tmp_path):
+    """anonymizeAndSend collects the study's identifiers without the project's retain options:
+    the batch drops the retained kinds, so a kept serial number or institution is sent."""
+    path = tmp_path / "in.dcm"
+    ds = _original()
+    ds.DeviceSerialNumber, ds.StationName = "SN4477123", "MRC40123"
+    ds.InstitutionName = "Haukeland Universitetssjukehus"
+    ds.save_as(path, enforce_file_format=True)
+    study = collect_identifiers(dcmread(path))  # institution and device included
+    assert {"device", "institution"} <= study.kinds()
+    settings = DeidSettings(
+        project="KEEP",
+        secret="k",
+        options=frozenset({"retain_device_identity", "retain_institution_identity"}),
+    )
+    result = deidentify_files([(path, tmp_path / "out.dcm")], settings, "P1", None, study, 1)
+    hits = [h for _, hs in result.hits for h in hs]
+    assert not [h for h in hits if h.kind in ("device", "institution")], hits
