@@ -307,7 +307,7 @@ class Identifiers:
 
     def _fast(self) -> tuple:
         """For check_release: byte needles (lower-cased; each value as is, case-folded, upper
-        and title case, in UTF-8 and Latin-1) -> (kind, mode); phone regexes; the UIDs as
+        and title case, in UTF-8 and Latin-1) -> (kind, mode); phone digits; the UIDs as
         bytes; their roots (or None)."""
         if self._needles is None:
             found: dict[bytes, tuple[str, str]] = {}
