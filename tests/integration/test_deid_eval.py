@@ -138,3 +138,23 @@ def test_eval_set_covers_every_transfer_syntax_and_class(evalset):  # type: igno
     raw = dcmread(un.path)._dict
     assert raw[0x00400275].VR == "UN" and raw[0x0008002A].VR == "UN"
     subprocess.run(["dcmdump", "-q", str(deflated.path)], check=True, capture_output=True)
+
+
+def test_scorer_fails_an_output_that_is_the_input(evalset, tmp_path):  # type: ignore[no-untyped-def]
+    """The scorer sees leaks: the input sent as it is keeps every UID, pixel and tag, and
+    leaks the planted values (those of each file it carries)."""
+    root, cases, _config = evalset
+    out = tmp_path / "as-is"
+    out.mkdir()
+    for case in cases:
+        (out / case.path.name).write_bytes(case.path.read_bytes())
+    s = score(cases, out)
+    assert s.percent("UID changed") == 0.0
+    assert s.percent("date shifted") == 0.0
+    assert s.percent("pixels retained") == 100.0 and s.percent("tag retained") == 100.0
+    assert s.percent("text removed") < 50.0
+    mr = next(c for c in cases if c.name == "mr")
+    leaked = {
+        f.split(": ")[-1] for f in s.failures if f.startswith(f"text removed: {mr.path.name}")
+    }
+    assert {"Ek", "12345678901", "RP-112234", "1979-02-28", "Solberg", "SN4477123"} <= leaked

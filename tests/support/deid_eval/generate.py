@@ -33,7 +33,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydicom import config
+from pydicom import config, dcmread
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
@@ -202,7 +202,15 @@ def _case(ds: Dataset, name: str, path: Path, **kw) -> Case:  # type: ignore[no-
     return case
 
 
-def _pixels(ds: Dataset, syntax: str, rng: random.Random) -> bytes:
+def _payload_hash(path: Path) -> bytes:
+    """The digest of the pixel data (or document) as a reader gets it from the file written
+    (big endian OW is swapped on writing)."""
+    ds = dcmread(path)
+    payload = ds.get("PixelData") or ds.get("EncapsulatedDocument")
+    return hashlib.sha256(payload).hexdigest().encode()
+
+
+def _pixels(ds: Dataset, syntax: str, rng: random.Random) -> None:
     ds.Rows = ds.Columns = 16
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
     ds.PixelRepresentation = 0
@@ -211,13 +219,12 @@ def _pixels(ds: Dataset, syntax: str, rng: random.Random) -> bytes:
         data = bytes(rng.randrange(256) for _ in range(16 * 16 * 2))
         ds.PixelData = data
         ds["PixelData"].VR = "OW"
-        return data
+        return
     ds.BitsAllocated, ds.BitsStored, ds.HighBit = 8, 8, 7
     fragment = b"\xff\xd8" + bytes(rng.randrange(256) for _ in range(200)) + b"\xff\xd9"
     ds.PixelData = encapsulate([fragment])
     ds["PixelData"].VR = "OB"
     ds["PixelData"].is_undefined_length = True
-    return ds.PixelData
 
 
 def _csa_series(long: bool) -> bytes:
@@ -295,7 +302,7 @@ def _mr(folder: Path, instance: int, syntax: str, rng: random.Random, source: Ca
     block.add_new(0x20, "OB", _csa_series(long=syntax == DeflatedExplicitVRLittleEndian))
     leak = ds.private_block(0x0033, "ACME NOTES", create=True)
     leak.add_new(0x01, "LO", "Ek Kari 12345678901")
-    pixels = _pixels(ds, syntax, rng)
+    _pixels(ds, syntax, rng)
     path = folder / f"mr_{instance:03d}.dcm"
     ds.save_as(path, enforce_file_format=True)
     case = _case(
@@ -307,7 +314,7 @@ def _mr(folder: Path, instance: int, syntax: str, rng: random.Random, source: Ca
             (("DerivationDescription",), "FA map from DTI of"),
         ],
         references=references,
-        pixels=hashlib.sha256(pixels).hexdigest().encode(),
+        pixels=_payload_hash(path),
     )
     case.tags |= {"ImageType": "ORIGINAL\\PRIMARY\\M\\ND"}
     return case
@@ -342,7 +349,7 @@ def _un_file(folder: Path, instance: int, syntax: str, rng: random.Random) -> Ca
     request.RequestedProcedureDescription = "MR caput Ek Kari"
     ds.add(DataElement(0x00400275, "UN", _implicit_bytes(request)))  # RequestAttributesSequence
     ds.add(DataElement(0x00081050, "UN", b"Solberg^Ingrid"))  # PerformingPhysicianName as UN
-    pixels = _pixels(ds, syntax, rng)
+    _pixels(ds, syntax, rng)
     path = folder / f"un_{instance:03d}.dcm"
     ds.save_as(path, enforce_file_format=True)
     return _case(
@@ -350,7 +357,7 @@ def _un_file(folder: Path, instance: int, syntax: str, rng: random.Random) -> Ca
         "un",
         path,
         dates={"AcquisitionDateTime": "20240305101500"},
-        pixels=hashlib.sha256(pixels).hexdigest().encode(),
+        pixels=_payload_hash(path),
     )
 
 
@@ -359,10 +366,10 @@ def _ja(folder: Path, instance: int, syntax: str, rng: random.Random) -> Case:
     ds.SpecificCharacterSet = ["", "ISO 2022 IR 87"]
     ds.PatientName = "Ek^Kari=恵久^香里"
     ds.StudyDescription = "頭部MRI 恵久 香里"
-    pixels = _pixels(ds, syntax, rng)
+    _pixels(ds, syntax, rng)
     path = folder / f"ja_{instance:03d}.dcm"
     ds.save_as(path, enforce_file_format=True)
-    case = _case(ds, "ja", path, pixels=hashlib.sha256(pixels).hexdigest().encode())
+    case = _case(ds, "ja", path, pixels=_payload_hash(path))
     case.phi += ["恵久", "香里"]
     case.retained = [(("StudyDescription",), "頭部MRI")] + case.retained[1:]
     return case
@@ -426,9 +433,7 @@ def _pdf(folder: Path, instance: int, syntax: str) -> Case:
     ds.save_as(path, enforce_file_format=True)
     # a document cannot be cleaned: dropping it with a reason is right, sending it destroyed
     # is not (the scorer compares the document when it is sent)
-    case = _case(
-        ds, "pdf", path, must_send=False, pixels=hashlib.sha256(document).hexdigest().encode()
-    )
+    case = _case(ds, "pdf", path, must_send=False, pixels=_payload_hash(path))
     case.tags = {"Modality": "DOC"}
     case.retained = []
     return case
@@ -440,7 +445,7 @@ def _dup(folder: Path, instance: int, syntax: str, rng: random.Random) -> list[C
     for n in (0, 1):
         ds = _base("dup", instance + n, syntax)
         ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = _uid("dup")
-        pixels = _pixels(ds, syntax, rng)
+        _pixels(ds, syntax, rng)
         path = folder / f"dup_{instance + n:03d}.dcm"
         ds.save_as(path, enforce_file_format=True)
         cases.append(
@@ -449,7 +454,7 @@ def _dup(folder: Path, instance: int, syntax: str, rng: random.Random) -> list[C
                 "dup",
                 path,
                 must_send=n == 0,
-                pixels=hashlib.sha256(pixels).hexdigest().encode(),
+                pixels=_payload_hash(path),
             )
         )
     return cases
