@@ -41,7 +41,14 @@ from pydicom.errors import InvalidDicomError
 from fionagw.deid.engine import Deidentifier, DeidSettings, dropped_reason
 from fionagw.deid.factory import deidentifier_for
 from fionagw.deid.inputcheck import incomplete_reason
-from fionagw.deid.release import Hit, Identifiers, check_release, collect_identifiers
+from fionagw.deid.release import (
+    DEVICE_KINDS,
+    INSTITUTION_KINDS,
+    Hit,
+    Identifiers,
+    check_release,
+    collect_identifiers,
+)
 from fionagw.deid.writer import encode, read
 
 CHUNK = 32  # jobs per task: small enough to spread the work, large enough to keep IPC rare
@@ -164,19 +171,27 @@ class _Worker:
     identifiers: Identifiers | None
     retain_institution: bool
     retain_uids: bool
+    retain_device: bool
     made: set[Path] = field(default_factory=set)
 
 
 def _new_worker(
     settings: DeidSettings, participant: str, event: str | None, identifiers: Identifiers | None
 ) -> _Worker:
+    options = settings.options
+    retained = (INSTITUTION_KINDS if "retain_institution_identity" in options else set()) | (
+        DEVICE_KINDS if "retain_device_identity" in options else set()
+    )
+    if identifiers is not None:  # what the project retains is no hit, whoever collected it
+        identifiers = identifiers.without(retained, uids="retain_uids" in options)
     return _Worker(
         deidentifier_for(settings),
         participant,
         event,
         identifiers,
-        "retain_institution_identity" in settings.options,
-        "retain_uids" in settings.options,
+        "retain_institution_identity" in options,
+        "retain_uids" in options,
+        "retain_device_identity" in options,
     )
 
 
@@ -210,6 +225,7 @@ def _one(w: _Worker, src: Path, dst: Path) -> tuple:
         own = None
         if w.identifiers is not None:
             own = _own_identifiers(ds, w)
+            w.deid.scrub_identifiers = (w.identifiers, own)  # retained text is cleaned of them
         w.deid.deidentify(ds, w.participant, w.event)
         if own is not None:
             hits = check_release(ds, w.identifiers, own)
@@ -235,7 +251,10 @@ def _one(w: _Worker, src: Path, dst: Path) -> tuple:
 def _own_identifiers(ds, w: _Worker) -> Identifiers:  # type: ignore[no-untyped-def]
     """The file's identifying values that the study's identifiers do not already hold."""
     own = collect_identifiers(
-        ds, retain_institution=w.retain_institution, retain_uids=w.retain_uids
+        ds,
+        retain_institution=w.retain_institution,
+        retain_uids=w.retain_uids,
+        retain_device=w.retain_device,
     )
     known = w.identifiers
     assert known is not None

@@ -74,9 +74,11 @@ from fionagw.deid.csa_clean import UID_TOKEN, clean_csa
 from fionagw.deid.elements import ascii_values, element_value, elements_of, put, values
 from fionagw.deid.inputcheck import incomplete_reason
 from fionagw.deid.keep_list import KEEP, REMOVE, unlisted_action
+from fionagw.deid.patterns import id_patterns
 from fionagw.deid.profile import OPTION_CODES, Profile, validate_options
 from fionagw.deid.release import STANDARD_UID_ROOT, Identifiers, vr_of
 from fionagw.deid.ruleset import ObjectContext, RuleSet
+from fionagw.deid.scrub import scrub_text
 from fionagw.deid.tagchange import parse_tag_change
 from fionagw.deid.writer import read, write
 from fionagw.dicom.vr import dictionary_vr
@@ -540,13 +542,32 @@ class Deidentifier:
         """Clean one retained text element (for rule sets): the engine's scrubber."""
         self._scrub(ds, tag, ctx)
 
+    # The study's identifiers (every file of it), set by a caller that collected them
+    # (batch.py); the object's own are ctx.ids. Used by _scrub only.
+    scrub_identifiers: tuple[Identifiers, ...] = ()
+
+    def _text_cleaner(self, ctx: ObjectContext) -> Callable[[str], str]:
+        """The scrubber for this object's text: its own identifiers and its study's."""
+        sets = (ctx.ids, *self.scrub_identifiers)
+        patterns = id_patterns(tuple(dict.fromkeys(p for s in sets for p in s.patterns)))
+        regexes = [s.regex() for s in sets]
+        return lambda text: scrub_text(text, regexes, patterns)
+
     def _scrub(self, ds: Dataset, tag: int, ctx: ObjectContext) -> None:
+        """Clean one text element (scrub.py): every identifying value of the object and its
+        study (names and each part as words, IDs also inside tokens, a birth date in any
+        written form, phone numbers, addresses), national IDs and date-like strings become
+        ``***``. pydicom decodes the value with the element's character set (ISO 2022 with
+        escapes, GB18030, UTF-8, Latin-1 when none is declared) and the writer encodes it
+        back in that set; a value with nothing to clean stays as it was, bytes and all."""
         elem = ds[tag]
-        old = values(elem.value)
+        old = [str(v) for v in values(elem.value)]
         if not old:
             return
-        ids = ctx.ids
-        put(ds, tag, elem.VR, element_value([ids.scrub(str(v)) for v in old]))
+        clean = self._text_cleaner(ctx)
+        new = [clean(v) for v in old]
+        if new != old:
+            put(ds, tag, elem.VR, element_value(new))
 
     def _private(self, ds: Dataset, ctx: ObjectContext, clean: bool) -> None:
         elems = elements_of(ds)
@@ -589,11 +610,11 @@ class Deidentifier:
             return
         blob = bytes(value)
         ids = ctx.ids
-        key = (blob, frozenset(ids.values))
+        key = (blob, frozenset(ids.values), tuple(map(id, self.scrub_identifiers)))
         cleaned = self._csa_cache.get(key, blob)  # a series' images share one series header
         if cleaned is blob and (UID_TOKEN.search(blob) or self._may_hold(ids, blob)):
             uid = (lambda v: v) if self.retain_uids else self.uid
-            cleaned = clean_csa(blob, uid, ids.scrub)
+            cleaned = clean_csa(blob, uid, self._text_cleaner(ctx))
             if len(self._csa_cache) > 64:
                 self._csa_cache.clear()
             self._csa_cache[key] = cleaned
