@@ -172,12 +172,7 @@ def _plan(
             ds = dcmread(path, defer_size=4096)
             reason = incomplete_reason(ds, path.stat().st_size)
             if reason is None:
-                collect_identifiers(
-                    ds,
-                    retain_institution="retain_institution_identity" in options,
-                    retain_uids="retain_uids" in options,
-                    into=ids,
-                )
+                collect_identifiers(ds, options=options, into=ids)
                 study, series = str(ds.get("StudyInstanceUID", "")), str(ds.SeriesInstanceUID)
                 modality = safe_component(str(ds.get("Modality", "") or "OT"))
                 dst = (

@@ -42,12 +42,11 @@ from fionagw.deid.engine import Deidentifier, DeidSettings, dropped_reason
 from fionagw.deid.factory import deidentifier_for
 from fionagw.deid.inputcheck import incomplete_reason
 from fionagw.deid.release import (
-    DEVICE_KINDS,
-    INSTITUTION_KINDS,
     Hit,
     Identifiers,
     check_release,
     collect_identifiers,
+    retained_kinds,
 )
 from fionagw.deid.writer import encode, read
 
@@ -169,29 +168,18 @@ class _Worker:
     participant: str
     event: str | None
     identifiers: Identifiers | None
-    retain_institution: bool
-    retain_uids: bool
-    retain_device: bool
+    options: frozenset[str]
     made: set[Path] = field(default_factory=set)
 
 
 def _new_worker(
     settings: DeidSettings, participant: str, event: str | None, identifiers: Identifiers | None
 ) -> _Worker:
-    options = settings.options
-    retained = (INSTITUTION_KINDS if "retain_institution_identity" in options else set()) | (
-        DEVICE_KINDS if "retain_device_identity" in options else set()
-    )
     if identifiers is not None:  # what the project retains is no hit, whoever collected it
-        identifiers = identifiers.without(retained, uids="retain_uids" in options)
+        kinds, uids = retained_kinds(settings.options)
+        identifiers = identifiers.without(kinds, uids=uids)
     return _Worker(
-        deidentifier_for(settings),
-        participant,
-        event,
-        identifiers,
-        "retain_institution_identity" in options,
-        "retain_uids" in options,
-        "retain_device_identity" in options,
+        deidentifier_for(settings), participant, event, identifiers, frozenset(settings.options)
     )
 
 
@@ -250,12 +238,7 @@ def _one(w: _Worker, src: Path, dst: Path) -> tuple:
 
 def _own_identifiers(ds, w: _Worker) -> Identifiers:  # type: ignore[no-untyped-def]
     """The file's identifying values that the study's identifiers do not already hold."""
-    own = collect_identifiers(
-        ds,
-        retain_institution=w.retain_institution,
-        retain_uids=w.retain_uids,
-        retain_device=w.retain_device,
-    )
+    own = collect_identifiers(ds, options=w.options)
     known = w.identifiers
     assert known is not None
     return Identifiers(

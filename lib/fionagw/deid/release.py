@@ -76,6 +76,8 @@ __all__ = [
     "Identifiers",
     "check_release",
     "collect_identifiers",
+    "retained",
+    "retained_kinds",
     "vr_of",
 ]
 
@@ -95,7 +97,8 @@ PATIENT_TAGS = {
     "visit_id": (0x00401001, 0x00400009, 0x00400253, 0x00402016, 0x00402017, 0x00380010),
 }
 INSTITUTION_TAGS = {
-    "institution": (0x00080080, 0x00081040),
+    # name, department, issuer of an identifier (local namespace, universal entity ID)
+    "institution": (0x00080080, 0x00081040, 0x00400031, 0x00400032),
     "institution_address": (0x00080081,),
 }
 STAFF_TAGS = {
@@ -339,16 +342,44 @@ _STRENGTH = {DATE_START: 0, ID: 1, DATE: 2, WORD: 3, PHONE: 4}
 _UID_STR = re.compile(r"(?<![0-9.])[0-9]+(?:\.[0-9]+)+")
 
 
+def retained(options: Iterable[str]) -> dict[str, bool]:
+    """collect_identifiers' retain flags for a project's de-identification options (profile.py
+    names): the one place where the release check learns what the engine keeps, so a value a
+    project retains (Retain Device Identity, Institution Identity, UIDs) is never a hit."""
+    opts = frozenset(options)
+    return {
+        "retain_institution": "retain_institution_identity" in opts,
+        "retain_uids": "retain_uids" in opts,
+        "retain_device": "retain_device_identity" in opts,
+    }
+
+
+def retained_kinds(options: Iterable[str]) -> tuple[frozenset[str], bool]:
+    """(identifier kinds the project's options keep, whether its UIDs are kept): for
+    ``Identifiers.without`` on identifiers collected without the options."""
+    flags = retained(options)
+    kinds = (INSTITUTION_KINDS if flags["retain_institution"] else frozenset()) | (
+        DEVICE_KINDS if flags["retain_device"] else frozenset()
+    )
+    return kinds, flags["retain_uids"]
+
+
 def collect_identifiers(
     datasets: Iterable[Dataset] | Dataset,
     *,
+    options: Iterable[str] | None = None,
     retain_institution: bool = False,
     retain_uids: bool = False,
     retain_device: bool = False,
     staff: bool = True,
     into: Identifiers | None = None,
 ) -> Identifiers:
-    """Identifying values of the original dataset(s) of a study (see module docstring)."""
+    """Identifying values of the original dataset(s) of a study (see module docstring).
+    ``options`` (a project's de-identification options) sets the retain flags (``retained``)."""
+    if options is not None:
+        flags = retained(options)
+        retain_institution, retain_uids = flags["retain_institution"], flags["retain_uids"]
+        retain_device = flags["retain_device"]
     ids = into if into is not None else Identifiers()
     if isinstance(datasets, Dataset):
         datasets = [datasets]
