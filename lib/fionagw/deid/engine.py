@@ -73,7 +73,7 @@ from fionagw.classify.csa import CSA_CREATOR
 from fionagw.deid.csa_clean import UID_TOKEN, clean_csa
 from fionagw.deid.elements import ascii_values, element_value, elements_of, put, values
 from fionagw.deid.inputcheck import incomplete_reason
-from fionagw.deid.keep_list import KEEP, REMOVE, unlisted_action
+from fionagw.deid.keep_list import CLEANED, KEEP, REMOVE, unlisted_action
 from fionagw.deid.patterns import id_patterns
 from fionagw.deid.profile import OPTION_CODES, Profile, validate_options
 from fionagw.deid.release import STANDARD_UID_ROOT, Identifiers, vr_of
@@ -463,7 +463,8 @@ class Deidentifier:
                 if vr == "SQ":
                     self.walk_items(ds[tag].value, ctx, clean)
                 elif tag in self.keep:
-                    pass
+                    if tag in CLEANED:
+                        self._scrub(ds, tag, ctx)
                 elif tag in REMOVE:
                     del elems[tag]
                 elif vr in ("DA", "DT", "TM"):

@@ -10,11 +10,13 @@ description, DocumentTitle, ...) is not in it. Such an attribute is judged by it
 * person names (PN) and URIs (UR): removed;
 * UIDs: replaced like every other instance UID (registry UIDs under 1.2.840.10008 stay);
 * dates and times: the project's date mode; AE titles: the keyed pseudonym;
-* ``REMOVE`` (dates in an alternative calendar) and an unknown public tag (not in the data dictionary, no VR to judge by): removed;
+* ``REMOVE`` (dates in an alternative calendar, issuers of identifiers) and an unknown public
+  tag (not in the data dictionary, no VR to judge by): removed;
 * everything else (codes CS, numbers, binary values, sequences, whose items are judged the same
   way) is kept: these describe the acquisition.
 
-``KEEP`` is the reviewed keep-list: unlisted text attributes that describe the equipment,
+``KEEP`` is the reviewed keep-list (``CLEANED``: kept, and scrubbed of the study's
+identifiers, Code Meaning): unlisted text attributes that describe the equipment,
 the acquisition or a coded concept, never a person, and that analysis needs (dcm2niix, BIDS
 converters, the classifier rules at the research PACS). A project extends it with
 ``keep: ["gggg,eeee", ...]`` in its deid block (project_settings.py); docs/deidentification.md
@@ -65,13 +67,21 @@ KEEP_DOC = MappingProxyType(
     }
 )
 KEEP = frozenset(KEEP_DOC)
+# kept, but cleaned by the scrubber in every mode: the meaning of a local code is typed by a
+# person (a DCMTK report's "Report Text" beside an observer called "Enter text"), so a name
+# of the study can stand there; the release check scans it as text
+CLEANED = frozenset({0x00080104})
 # unlisted attributes removed whatever their VR: dates in another calendar, which neither the
-# date mode nor the scrubber can recognise
+# date mode nor the scrubber can recognise, and the issuers of identifiers
 REMOVE = frozenset(
     {
         0x00100033,  # Patient's Birth Date in Alternative Calendar
         0x00100034,  # Patient's Death Date in Alternative Calendar
         0x00100035,  # Patient's Alternative Calendar
+        # the issuer of an ID (an order's, an accession's, a patient's: the hospital system
+        # that numbers them), inside Order Placer/Filler Identifier and Issuer sequences
+        0x00400031,  # Local Namespace Entity ID
+        0x00400032,  # Universal Entity ID
     }
 )
 

@@ -126,7 +126,8 @@ def run(settings: DeidSettings, ds: Dataset) -> tuple[Dataset, Dataset]:
     engine = deidentifier_for(settings)
     out = engine.deidentify(part10(ds), PARTICIPANT, "baseline")
     back = dcmread(io.BytesIO(encode(out)))
-    hits = check_release(back, collect_identifiers(original))
+    # the check honours the project's retain options, as anonymizeAndSend and fiona deid do
+    hits = check_release(back, collect_identifiers(original, options=settings.options))
     assert not hits, [str(h) for h in hits]
     return back, original
 
@@ -293,6 +294,38 @@ def test_unlisted_identifying_attributes_removed_or_cleaned(mode):
         assert "Hansen" not in str(item.get(0x00400031, "")) and "9.7.78" not in str(
             item.get(0x00400032, "")
         )
+
+
+@pytest.mark.parametrize("mode", ["fiona", "keyed", "default"])
+def test_issuer_of_an_identifier_is_removed_and_checked(mode):
+    """The issuer of an order number (Order Placer/Filler Identifier Sequence) names the
+    hospital's system: removed in every mode, and the release check knows its value."""
+    ds = mr()
+    order = Dataset()
+    order.add_new(0x00400031, "UT", "ORD-4471-HUS")  # Local Namespace Entity ID, nothing else
+    ds.add_new(0x00400027, "SQ", Sequence([order]))  # Order Filler Identifier Sequence
+    out, original = run(MODES[mode](), ds)
+    assert "ORD-4471-HUS" not in str(out)
+    leak = Dataset()
+    leak.ImageComments = "order ORD-4471-HUS"
+    assert [h.kind for h in check_release(leak, collect_identifiers(original))] == ["institution"]
+
+
+@pytest.mark.parametrize("mode", ["fiona", "keyed", "default"])
+def test_code_meaning_kept_and_cleaned_of_the_studys_names(mode):
+    """A local code's meaning is typed by a person (a DCMTK report's "Report Text" beside an
+    observer called "Enter text"): kept in every mode, cleaned of the study's names, so it
+    is neither a leak nor a refusal; a meaning without an identifier stays as it is."""
+    ds = mr()
+    ds.OperatorsName = "Enter text"  # a person of the study
+    local = _code("IHE.09", "Report Text")
+    local.CodingSchemeDesignator = "99_OFFIS_DCMTK"
+    ds.add_new(
+        0x00400260, "SQ", Sequence([local, _code("113100", "Basic")])
+    )  # Performed Protocol Code
+    out, _ = run(MODES[mode](), ds)
+    meanings = [item.CodeMeaning for item in out[0x00400260].value]
+    assert meanings == ["Report ***", "Basic"]
 
 
 def test_project_keep_list_extends_the_reviewed_one(tmp_path):

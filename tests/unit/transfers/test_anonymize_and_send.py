@@ -143,7 +143,7 @@ def test_release_check_stops_phi_in_private_tag_and_nested_item(site, tmp_path: 
     assert t.transfers_complete == COMPLETE_ERROR and 1 in t.transfer_error
     message = t.transfer_error_message
     assert "(0019,1011)" in message  # the tag ...
-    assert "(0019,1010)" in message and "(0008,0104)" in message  # ... and the path into the item
+    assert "(0019,1010)" in message and "(0018,0024)" in message  # ... and the path into the item
     assert "Nordmann" not in message and "PID-4711" not in message  # never the value
     assert not any(cfg.paths.temp.joinpath("anonymizeAndSend").glob("*"))
 
