@@ -440,7 +440,9 @@ def _pdf(folder: Path, instance: int, syntax: str) -> Case:
 
 
 def _dup(folder: Path, instance: int, syntax: str, rng: random.Random) -> list[Case]:
-    """Two different files sharing one SOP Instance UID: one of them must be reported."""
+    """Two different files sharing one SOP Instance UID: neither is sent (which of the two
+    the receiver should hold is unknown; one sent would be an arbitrary pick that the other
+    then contradicts), and both are named in the report (deid/batch.py)."""
     cases = []
     for n in (0, 1):
         ds = _base("dup", instance + n, syntax)
@@ -453,7 +455,7 @@ def _dup(folder: Path, instance: int, syntax: str, rng: random.Random) -> list[C
                 ds,
                 "dup",
                 path,
-                must_send=n == 0,
+                must_send=False,
                 pixels=_payload_hash(path),
             )
         )

@@ -46,7 +46,11 @@ def _write(path: Path, charset=None, **values) -> Path:
 def _deid(tmp_path: Path, *files: Path, settings: DeidSettings = CLEAN) -> list[Dataset]:
     """The batch (the engine of fiona deid and anonymizeAndSend) with the release check."""
     ids = collect_identifiers([dcmread(f) for f in files])
-    jobs = [(f, tmp_path / "out" / f.name) for f in files]
+    # one destination per input, as the callers name them (by the new SOP Instance UID)
+    unique = len({f.name for f in files}) == len(files)
+    jobs = [
+        (f, tmp_path / "out" / (f.name if unique else f"{f.parent.name}.{f.name}")) for f in files
+    ]
     result = deidentify_files(jobs, settings, "P001", "baseline", ids, processes=1)
     assert result.ok, (result.failed, result.hits)
     return [dcmread(p) for p in result.written]
