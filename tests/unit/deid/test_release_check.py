@@ -12,7 +12,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 from fionagw.deid import DeidSettings, check_release, collect_identifiers, deidentifier_for
 from fionagw.deid.batch import deidentify_files
 from fionagw.deid.patterns import valid_fodselsnummer
-from fionagw.deid.release import REGISTRY_UID_TAGS
+from fionagw.deid.release import REGISTRY_UID_TAGS, retained_kinds
 
 STUDY = "1.2.826.0.1.3680043.8.498.11"
 SERIES = "1.2.826.0.1.3680043.8.498.12"
@@ -276,3 +276,23 @@ def test_what_the_project_retains_is_no_hit_whoever_collected_the_study(tmp_path
     result = deidentify_files([(path, tmp_path / "out.dcm")], settings, "P1", None, study, 1)
     hits = [h for _, hs in result.hits for h in hs]
     assert not [h for h in hits if h.kind in ("device", "institution")], hits
+
+
+def test_retain_options_mean_the_same_to_the_collector_and_to_the_batch():
+    """One place says what a project retains (release.retained): collecting with a project's
+    options gives what collecting everything and dropping the retained kinds gives."""
+    ds = _original()
+    ds.DeviceSerialNumber, ds.PerformedStationName = "SN4477123", "HUS-MR3"
+    ds.InstitutionName = "Haukeland Universitetssjukehus"
+    everything = collect_identifiers(ds)
+    for options in (
+        frozenset(),
+        frozenset({"retain_device_identity"}),
+        frozenset({"retain_institution_identity"}),
+        frozenset({"retain_uids", "retain_device_identity"}),
+    ):
+        kinds, uids = retained_kinds(options)
+        direct = collect_identifiers(ds, options=options)
+        assert direct.values == everything.without(kinds, uids=uids).values, options
+        assert direct.uids == everything.without(kinds, uids=uids).uids, options
+        assert ("device" in direct.kinds()) == ("retain_device_identity" not in options)
