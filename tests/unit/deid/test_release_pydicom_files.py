@@ -1,8 +1,8 @@
 """pydicom's bundled test files through the batch (de-identify, release check, write) in keyed
-mode with Clean Descriptors and in FIONA mode: every file goes out with no identifying value
-of its original left, or is refused for a stated reason: input that cannot be read, or a
-release-check hit that is a true one (the element really holds an original value). A check
-independent of the release check's own collection decides both."""
+mode with Clean Descriptors, in FIONA mode and with the project default: every file goes out
+with no identifying value of its original left, or is refused for a stated reason: input that
+cannot be read, or a release-check hit that is a true one (the element really holds an
+original value). A check independent of the release check's own collection decides both."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pydicom.dataset import Dataset
 
 from fionagw.deid import DeidSettings, collect_identifiers, deidentifier_for
 from fionagw.deid.batch import deidentify_files
+from fionagw.deid.profile import DEFAULT_OPTIONS
 from support.deid_eval.score import _present, _texts, element_text, true_hit
 
 pytestmark = pytest.mark.slow
@@ -27,6 +28,7 @@ MODES = {
         options=frozenset({"clean_descriptors", "retain_patient_characteristics"}),
     ),
     "fiona": DeidSettings.fiona("PYD"),
+    "default": DeidSettings(project="PYD", secret="pydicom-files", options=DEFAULT_OPTIONS),
 }
 IDENTITY = (
     "PatientName",
