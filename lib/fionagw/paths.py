@@ -18,6 +18,7 @@
     DATADIR/transfer_requests/.state/   retry state of queued requests
     DATADIR/review/<PROJECT>.json tags and values sent for the project (Review page)
     DATADIR/keys/<PROJECT>.key    per-project de-identification keys (mode 0600)
+    DATADIR/mappings/<PROJECT>/<name>.json   original -> new UIDs of a transfer (mode 0600)
     DATADIR/outbox/               the embedded default destination (a folder)
     DATADIR/packages/<dest>/      sftp/https packages: outbox/, sent/, failed/ (sendFiles)
     DATADIR/uploads/<id>/         web uploads (metadata.json, files/); .staging/<id> while incoming
@@ -213,6 +214,14 @@ class SitePaths:
 
     def project_key(self, project: str) -> Path:
         return self.keys / f"{safe_component(project)}.key"
+
+    @property
+    def mappings(self) -> Path:
+        """mapping.json of each transfer: it re-identifies, so it never leaves the gateway."""
+        return self.datadir / "mappings"
+
+    def mapping_file(self, project: str, name: str) -> Path:
+        return self.mappings / safe_component(project) / f"{safe_component(name)}.json"
 
     @property
     def outbox(self) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 
@@ -23,6 +24,9 @@ projects:
   KEY:
     participant_id: '^K[0-9]+$'
     deid: {mode: keyed, tag_changes: ["0008,1030=PROJECTNAME"]}
+  HIT:
+    participant_id: '^LEG[0-9]{4}$'
+    deid: {mode: fiona, tag_changes: ["0008,1030=Follow-up of Kari Hansen"]}
   BAD:
     participant_id: '.*'
     deid: {mode: keyed, times: sometimes}
@@ -82,7 +86,13 @@ def test_fiona_project_end_to_end(site, tmp_path):
         assert ds.ReferringPhysicianName == "EventName:baseline" and ds.InstitutionName == "LEG"
         assert check_release(ds, ids) == []
         assert ds.PixelData == orig.PixelData
-    mapping = json.loads((out / "mapping.json").read_text())
+    # the mapping re-identifies: kept in the gateway's protected store, never beside the data
+    assert not list(out.rglob("mapping.json")) and not list(out.rglob("*.json"))
+    (kept,) = (tmp_path / "data" / "mappings" / "LEG").glob("deid-*.json")
+    assert f"UID mapping kept in {kept}" in result.stdout
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    assert stat.S_IMODE(kept.parent.stat().st_mode) == 0o700
+    mapping = json.loads(kept.read_text())
     studies = sorted({o.StudyInstanceUID for o in originals})
     series = sorted({o.SeriesInstanceUID for o in originals})
     assert mapping == {
@@ -177,13 +187,14 @@ def test_release_check_hit_writes_nothing(site, tmp_path):
         tmp_path / "in",
         "SIEMENS",
         n_per_series=1,
-        **{**STUDY, "study_description": "Follow-up of Kari Hansen"},
+        **STUDY,
     )
+    # the engine cleans kept descriptions now; a project's literal tag change is not cleaned
     result = deid(
         site,
         tmp_path / "in",
         "--project",
-        "LEG",
+        "HIT",
         "--participant",
         "LEG0003",
         "--out",
@@ -203,7 +214,7 @@ def test_release_check_hit_writes_nothing(site, tmp_path):
         (["--project", "LEG", "--participant", "SUBJ1"], "does not match project LEG's pattern"),
         (
             ["--project", "NOPE", "--participant", "X"],
-            "unknown project 'NOPE' (known: BAD, KEY, LEG)",
+            "unknown project 'NOPE' (known: BAD, HIT, KEY, LEG)",
         ),
         (
             ["--project", "LEG", "--participant", "LEG0001", "--event", "week9"],
@@ -218,3 +229,18 @@ def test_refused_before_anything_is_written(site, tmp_path, args, message):
     assert result.returncode == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_one_sop_uid_in_two_different_files_is_an_error_naming_both(site, tmp_path):
+    (a,) = synth.standard_mr_study(tmp_path / "in", "SIEMENS", n_per_series=1, **STUDY)[:1]
+    ds = dcmread(a)
+    ds.ImageComments = "a different object"
+    b = tmp_path / "in" / "other.dcm"
+    ds.save_as(b)
+    shutil.copy(a, tmp_path / "in" / "copy.dcm")
+    args = ("--project", "LEG", "--participant", "LEG0004", "--out", tmp_path / "out")
+    result = deid(site, a, b, tmp_path / "in" / "copy.dcm", *args)
+    assert result.returncode == 1
+    clash = [line for line in result.stderr.splitlines() if "different content" in line]
+    assert len(clash) == 3 and str(a) in clash[1] and str(b) in clash[0]
+    assert "0 of 3 file(s) written" in result.stdout

@@ -113,11 +113,12 @@ def sent_files(outbox: Path) -> list[Path]:
 
 def hide_phi_in_private_sequence(path: Path) -> None:
     """A private block the project keeps: a text element with the patient's ID and a
-    sequence whose item has the name in a free-text attribute the profile keeps."""
+    sequence whose item has the name in an attribute the profile keeps as it stands (Sequence
+    Name, keep_list.KEEP; a Code Meaning would be cleaned of it, not refused)."""
     ds = pydicom.dcmread(path)
     block = ds.private_block(0x0019, "ACME LEAKY", create=True)
     item = Dataset()
-    item.CodeMeaning = f"follow-up of {ds.PatientName.family_name} {ds.PatientName.given_name}"
+    item.SequenceName = f"fu {ds.PatientName.family_name} {ds.PatientName.given_name}"
     block.add_new(0x10, "SQ", Sequence([item]))
     block.add_new(0x11, "LO", f"ref {ds.PatientID}")
     ds.save_as(path, enforce_file_format=True)

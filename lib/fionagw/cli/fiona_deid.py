@@ -4,15 +4,18 @@
     fiona [--config PATH] deid FILES_OR_DIRS... --project P --participant ID [--event E]
                                --out DIR [--site S] [--processes N]
 
-Writes ``DIR/<newSeriesUID>/<Modality>.<newSOPUID>.dcm`` and ``DIR/mapping.json``. The project
+Writes ``DIR/<newSeriesUID>/<Modality>.<newSOPUID>.dcm``; the mapping of original to new UIDs
+(FIONA's mapping.json) re-identifies the data, so it is kept in the gateway's protected store,
+``DATADIR/mappings/<PROJECT>/deid-<time>.json``, never beside the files. The project
 comes from the tracker (projects.yml or REDCap DataTransferProjects), its settings from
 deid/project_settings.py; the participant ID must match the project's pattern. Folders are
 walked recursively. Pass 1 reads every header (pixels skipped, but a file cut short is
 caught): the identifying values of the whole input for the release check, and each file's
 destination. Pass 2 is deid/batch.py over all cores: de-identify, release-check, write; a
 file with a hit is not written and is named with the tag path and the kind of value, never
-the value. Inputs that are not DICOM or cannot be read are reported one line each. Exit 0
-when every input was written, 1 when any was not, 2 for a usage or configuration problem.
+the value. Encapsulated documents (PDF, CDA, ...) are dropped, one line each. Inputs that
+are not DICOM or cannot be read are reported one line each. Exit 0 when every input was
+written (or dropped as above), 1 when any was not, 2 for a usage or configuration problem.
 """
 
 from __future__ import annotations
@@ -35,10 +38,10 @@ from fionagw.deid.batch import deidentify_files
 from fionagw.deid.engine import Deidentifier
 from fionagw.deid.factory import deidentifier_for
 from fionagw.deid.inputcheck import incomplete_reason
-from fionagw.deid.mapping import study_mapping, write_mapping
+from fionagw.deid.mapping import store_mapping, study_mapping
 from fionagw.deid.project_settings import settings_for_project
 from fionagw.deid.release import Identifiers, collect_identifiers
-from fionagw.paths import safe_component, safe_uid
+from fionagw.paths import SitePaths, safe_component, safe_uid
 
 COMMAND = "deid"
 PROG = "fiona deid"
@@ -89,7 +92,7 @@ class _Job:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        deid, project_name = _prepare(args)
+        deid, project_name, paths = _prepare(args)
     except _Usage as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
@@ -109,14 +112,21 @@ def run(args: argparse.Namespace) -> int:
     report.lines += [f"{src}: {reason}" for src, reason in result.failed]
     for src, hits in result.hits:  # the tag path and the kind, never the value
         report.lines += [f"{src}: release check: {hit}" for hit in hits]
-    done = set(result.written)
-    sent = [j for j in jobs if j.dst in done]
+    report.lines += [f"{src}: {reason}, not written" for src, reason in result.dropped]
+    for src, same in result.duplicates:
+        report.duplicates += 1
+        report.problem(src, f"same SOP Instance UID and bytes as {same}, written once")
+    done, copies = set(result.written), {src for src, _ in result.duplicates}
+    sent = [j for j in jobs if j.dst in done and j.src not in copies]
     studies, series = {j.study for j in sent}, {j.series for j in sent}
+    mapping = None
     if sent:
+        name = time.strftime("deid-%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{os.getpid()}"
         try:
-            write_mapping(args.out, study_mapping(deid, studies, series))
+            mapping = store_mapping(paths, project_name, name, study_mapping(deid, studies, series))
         except OSError as exc:
-            report.lines.append(f"{args.out / 'mapping.json'}: cannot write: {exc.strerror}")
+            where = paths.mapping_file(project_name, name)
+            report.lines.append(f"{where}: cannot write the UID mapping: {exc.strerror}")
             sent = []
     for line in report.lines:
         print(f"{PROG}: {line}", file=sys.stderr)
@@ -126,7 +136,8 @@ def run(args: argparse.Namespace) -> int:
         f"({len(series)} series, {n} stud{'y' if n == 1 else 'ies'}) for {project_name} "
         f"in {time.monotonic() - start:.1f} s; {report.unreadable} unreadable, "
         f"{len(result.hits)} with release-check hits, {len(result.failed)} failed, "
-        f"{report.duplicates} duplicate(s)"
+        f"{report.duplicates} duplicate(s), {len(result.dropped)} dropped"
+        + (f"; UID mapping kept in {mapping}" if mapping else "")
     )
     log.info(
         "fiona deid",
@@ -141,7 +152,8 @@ def run(args: argparse.Namespace) -> int:
             "out": str(args.out.resolve()),
         },
     )
-    return 0 if report.inputs and len(sent) + report.duplicates == report.inputs else 1
+    handled = len(sent) + report.duplicates + len(result.dropped)  # a drop is on purpose
+    return 0 if report.inputs and handled == report.inputs else 1
 
 
 def _plan(
@@ -152,7 +164,7 @@ def _plan(
     options = deid.settings.options
     new_uid = (lambda uid: uid) if "retain_uids" in options else deid.uid
     ids = Identifiers()
-    jobs: dict[Path, _Job] = {}
+    jobs: list[_Job] = []  # one destination twice: deid/batch.py compares the files
     for path in paths:
         if not path.exists():
             continue
@@ -160,12 +172,7 @@ def _plan(
             ds = dcmread(path, defer_size=4096)
             reason = incomplete_reason(ds, path.stat().st_size)
             if reason is None:
-                collect_identifiers(
-                    ds,
-                    retain_institution="retain_institution_identity" in options,
-                    retain_uids="retain_uids" in options,
-                    into=ids,
-                )
+                collect_identifiers(ds, options=options, into=ids)
                 study, series = str(ds.get("StudyInstanceUID", "")), str(ds.SeriesInstanceUID)
                 modality = safe_component(str(ds.get("Modality", "") or "OT"))
                 dst = (
@@ -182,19 +189,16 @@ def _plan(
         if reason:
             report.unreadable += 1
             report.problem(path, reason)
-        elif dst in jobs:
-            report.duplicates += 1
-            report.problem(path, f"same SOP Instance UID as {jobs[dst].src}, written once")
         else:
-            jobs[dst] = _Job(path, dst, study, series)
-    return ids, list(jobs.values())
+            jobs.append(_Job(path, dst, study, series))
+    return ids, jobs
 
 
 class _Usage(Exception):
     """A usage or configuration problem: one line, exit 2."""
 
 
-def _prepare(args: argparse.Namespace) -> tuple[Deidentifier, str]:
+def _prepare(args: argparse.Namespace) -> tuple[Deidentifier, str, SitePaths]:
     from fionagw.config.projects import ProjectsError
     from fionagw.ops.log import setup_logging
     from fionagw.tracking.base import TrackerError
@@ -231,7 +235,7 @@ def _prepare(args: argparse.Namespace) -> tuple[Deidentifier, str]:
         settings = settings_for_project(project, cfg)
     except ConfigError as exc:
         raise _Usage(f"config error: {exc}") from None
-    return deidentifier_for(settings), project.name
+    return deidentifier_for(settings), project.name, cfg.paths
 
 
 def _walk(inputs: list[str], report: _Report) -> Iterator[Path]:

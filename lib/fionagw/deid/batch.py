@@ -13,11 +13,19 @@ project's retain options), so a caller can build ``identifiers`` from one header
 A file with a hit is not written. A file that cannot be read, de-identified or written is a
 ``failed`` entry with a one-line reason that holds no value from the file; the other files go
 on (a file cut short is one: deid/inputcheck.py). ``failed`` and ``hits`` name the source
-file; ``written`` lists destinations in job order.
+file; ``written`` lists destinations in job order. An object the engine never sends (an
+encapsulated document: engine.DroppedObject) is a ``dropped`` entry (source, one-line
+reason) for the caller to record; it does not make the batch fail.
+
+Jobs with one destination (the caller names files by their new SOP Instance UID, so: one
+SOP Instance UID) are de-identified once when the sources are the same bytes (``duplicates``);
+when the sources differ, none of them is written and each is a ``failed`` entry naming the
+others, since the receiver would keep only one of two different objects.
 """
 
 from __future__ import annotations
 
+import filecmp
 import multiprocessing
 import os
 import re
@@ -30,10 +38,16 @@ from pathlib import Path
 
 from pydicom.errors import InvalidDicomError
 
-from fionagw.deid.engine import Deidentifier, DeidSettings
+from fionagw.deid.engine import Deidentifier, DeidSettings, dropped_reason
 from fionagw.deid.factory import deidentifier_for
 from fionagw.deid.inputcheck import incomplete_reason
-from fionagw.deid.release import Hit, Identifiers, check_release, collect_identifiers
+from fionagw.deid.release import (
+    Hit,
+    Identifiers,
+    check_release,
+    collect_identifiers,
+    retained_kinds,
+)
 from fionagw.deid.writer import encode, read
 
 CHUNK = 32  # jobs per task: small enough to spread the work, large enough to keep IPC rare
@@ -44,6 +58,8 @@ class BatchResult:
     written: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)  # (source, one-line reason)
     hits: list[tuple[Path, list[Hit]]] = field(default_factory=list)  # (source, hits)
+    duplicates: list[tuple[Path, Path]] = field(default_factory=list)  # (source, same as)
+    dropped: list[tuple[Path, str]] = field(default_factory=list)  # (source, one-line reason)
     seconds: float = 0.0
 
     @property
@@ -66,6 +82,8 @@ def deidentify_files(
     start = time.perf_counter()
     settings.validate()
     jobs = [(Path(src), Path(dst)) for src, dst in jobs]
+    result = BatchResult()
+    jobs = _one_per_destination(jobs, result)
     workers = max(1, min(processes or os.cpu_count() or 1, len(jobs)))
     outcomes: dict[int, tuple] = {}
     if workers == 1:
@@ -97,17 +115,48 @@ def deidentify_files(
                 except Exception as exc:  # noqa: BLE001 - e.g. a result that cannot be pickled
                     for index, (src, _dst) in chunk:
                         outcomes[index] = ("failed", src, _reason("worker error", exc))
-    result = BatchResult()
     for index in range(len(jobs)):
         outcome = outcomes[index]
         if outcome[0] == "written":
             result.written.append(outcome[1])
         elif outcome[0] == "hits":
             result.hits.append((outcome[1], outcome[2]))
+        elif outcome[0] == "dropped":
+            result.dropped.append((outcome[1], outcome[2]))
         else:
             result.failed.append((outcome[1], outcome[2]))
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _one_per_destination(jobs: list[tuple[Path, Path]], result: BatchResult) -> list:
+    """The jobs to run: one per destination (see the module docstring)."""
+    by_dst: dict[Path, list[Path]] = {}
+    for src, dst in jobs:
+        by_dst.setdefault(dst, []).append(src)
+    if len(by_dst) == len(jobs):
+        return jobs
+    refused: set[Path] = set()
+    for sources in by_dst.values():
+        first, *others = sources
+        same = [o for o in others if _same_bytes(first, o)]
+        if len(same) == len(others):
+            result.duplicates += [(o, first) for o in same]
+        else:
+            for src in sources:
+                names = ", ".join(str(o) for o in sources if o != src)
+                result.failed.append(
+                    (src, f"same SOP Instance UID as {names} but different content: not sent")
+                )
+            refused.add(first)
+    return [(src, dst) for dst, (src, *_rest) in by_dst.items() if src not in refused]
+
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    try:
+        return filecmp.cmp(a, b, shallow=False)
+    except OSError:
+        return False
 
 
 # --- worker side ----------------------------------------------------------------------------
@@ -119,21 +168,18 @@ class _Worker:
     participant: str
     event: str | None
     identifiers: Identifiers | None
-    retain_institution: bool
-    retain_uids: bool
+    options: frozenset[str]
     made: set[Path] = field(default_factory=set)
 
 
 def _new_worker(
     settings: DeidSettings, participant: str, event: str | None, identifiers: Identifiers | None
 ) -> _Worker:
+    if identifiers is not None:  # what the project retains is no hit, whoever collected it
+        kinds, uids = retained_kinds(settings.options)
+        identifiers = identifiers.without(kinds, uids=uids)
     return _Worker(
-        deidentifier_for(settings),
-        participant,
-        event,
-        identifiers,
-        "retain_institution_identity" in settings.options,
-        "retain_uids" in settings.options,
+        deidentifier_for(settings), participant, event, identifiers, frozenset(settings.options)
     )
 
 
@@ -160,10 +206,14 @@ def _one(w: _Worker, src: Path, dst: Path) -> tuple:
         return ("failed", src, _reason("cannot read", exc))
     if incomplete is not None:
         return ("failed", src, f"cannot read: {incomplete}")
+    dropped = dropped_reason(ds)
+    if dropped is not None:
+        return ("dropped", src, dropped)
     try:
         own = None
         if w.identifiers is not None:
             own = _own_identifiers(ds, w)
+            w.deid.scrub_identifiers = (w.identifiers, own)  # retained text is cleaned of them
         w.deid.deidentify(ds, w.participant, w.event)
         if own is not None:
             hits = check_release(ds, w.identifiers, own)
@@ -188,9 +238,7 @@ def _one(w: _Worker, src: Path, dst: Path) -> tuple:
 
 def _own_identifiers(ds, w: _Worker) -> Identifiers:  # type: ignore[no-untyped-def]
     """The file's identifying values that the study's identifiers do not already hold."""
-    own = collect_identifiers(
-        ds, retain_institution=w.retain_institution, retain_uids=w.retain_uids
-    )
+    own = collect_identifiers(ds, options=w.options)
     known = w.identifiers
     assert known is not None
     return Identifiers(

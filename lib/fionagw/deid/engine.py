@@ -19,8 +19,11 @@ Actions (see profile.py for how the table resolves to them):
   in clean mode (free text not in the table is scrubbed the same way); other VRs (overlay
   and curve data under Clean Graphics) are kept as they are.
 
-Attributes the table does not list are kept, except dates (DA, DT) which follow the date
-mode (shifted, kept, or emptied) and times (TM) cleaned when ``times="clean"``.
+Attributes the table does not list are judged by their VR (keep_list.py: text cleaned or
+removed, names removed, UIDs replaced, dates by the date mode; codes and numbers kept), except
+those on the reviewed keep-list and the project's ``keep_tags``. A public element stored as
+UN is read with its dictionary VR first (a sequence as the implicit-VR items it holds), so it
+meets the same rules; a private UN element stays opaque (the private allow-list decides).
 Group lengths are dropped. UIDs under the DICOM root 1.2.840.10008 are never replaced.
 
 Private elements are removed except those in the allow-list (project entries plus, by
@@ -44,6 +47,10 @@ Dates: ``shift`` = Retain Longitudinal Modified Dates (offset fixed by ``date_sh
 42 in FIONA mode, else HMAC of the participant ID with the secret, in ``date_shift_range``);
 ``keep`` = Retain Full Dates; ``remove`` = basic profile actions (Z/X/D).
 PixelData is never decoded or converted.
+
+Encapsulated documents (PDF, CDA, STL, OBJ, MTL; any object with an Encapsulated Document)
+are refused with ``DroppedObject``: the table's dummy would replace the document by two NUL
+bytes, and a destroyed object must never be sent; the caller records the drop (batch.py).
 """
 
 from __future__ import annotations
@@ -56,20 +63,28 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydicom.dataelem import empty_value_for_VR
+from pydicom.dataelem import RawDataElement, empty_value_for_VR
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
 
 from fionagw import __version__
+from fionagw.classify.csa import CSA_CREATOR
+from fionagw.deid.csa_clean import UID_TOKEN, clean_csa
 from fionagw.deid.elements import ascii_values, element_value, elements_of, put, values
 from fionagw.deid.inputcheck import incomplete_reason
+from fionagw.deid.keep_list import CLEANED, KEEP, REMOVE, unlisted_action
+from fionagw.deid.patterns import id_patterns
 from fionagw.deid.profile import OPTION_CODES, Profile, validate_options
-from fionagw.deid.release import STANDARD_UID_ROOT, vr_of
+from fionagw.deid.release import STANDARD_UID_ROOT, Identifiers, vr_of
 from fionagw.deid.ruleset import ObjectContext, RuleSet
+from fionagw.deid.scrub import scrub_text
 from fionagw.deid.tagchange import parse_tag_change
 from fionagw.deid.writer import read, write
+from fionagw.dicom.vr import dictionary_vr
 
 FIONA_UID_ROOT = "1.3.6.1.4.1.45037."
+_VERSION_NAME = f"FIONAGW_{__version__}"[:16]
 _NIBBLE_DIGITS = str.maketrans("abcdef", "012345")
 
 # (group, private creator, element offset): diffusion values DTI tools read.
@@ -89,7 +104,7 @@ DIFFUSION_PRIVATE: tuple[tuple[int, str, int], ...] = (
     (0x2005, "PHILIPS MR IMAGING DD 005", 0x13),
 )
 
-_TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "UC", "PN"})
+TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "UC", "PN"})
 _DUMMY: dict[str, object] = {
     "AE": "ANONYMOUS",
     "AS": "000Y",
@@ -127,6 +142,25 @@ _DUMMY: dict[str, object] = {
 _DT = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\.\d{1,6})?([+-]\d{4})?$")
 
 
+ENCAPSULATED_DOCUMENT = 0x00420011
+ENCAPSULATED_SOP_CLASS_ROOT = "1.2.840.10008.5.1.4.1.1.104."
+
+
+class DroppedObject(ValueError):
+    """An object the engine does not send on purpose (the message is one line, no value)."""
+
+
+def dropped_reason(ds: Dataset) -> str | None:
+    """Why ``ds`` is not sent at all (an encapsulated document), or None."""
+    elems = elements_of(ds)
+    if ENCAPSULATED_DOCUMENT in elems:
+        return "dropped: encapsulated document"
+    sop_class = ascii_values(elems[0x00080016]) if 0x00080016 in elems else []
+    if sop_class and sop_class[0].startswith(ENCAPSULATED_SOP_CLASS_ROOT):
+        return "dropped: encapsulated document"
+    return None
+
+
 # --- settings ---------------------------------------------------------------------------------
 
 
@@ -159,6 +193,7 @@ class DeidSettings:
     table: str = "ps3.15"
     tag_changes: tuple[str, ...] = ()  # "gggg,eeee=VALUE" (tagchange.py)
     regex_tag_changes: tuple[str, ...] = ()  # "gggg,eeee=REGEX"
+    keep_tags: tuple[int, ...] = ()  # unlisted public attributes the project keeps (keep_list)
 
     @classmethod
     def fiona(cls, project: str, **changes) -> DeidSettings:
@@ -317,6 +352,11 @@ class Deidentifier:
             allow |= set(DIFFUSION_PRIVATE)
         self.private_allow = frozenset((g, c.strip().upper(), e) for g, c, e in allow)
         self.retain_uids = "retain_uids" in settings.options
+        self.keep = KEEP | frozenset(settings.keep_tags)
+        self._csa_cache: dict[tuple[bytes, frozenset[str]], bytes | None] = {}
+        self._ids_cache: dict[tuple, Identifiers] = {}  # per study's identity (ruleset.py)
+        self._needles: dict[int, tuple[Identifiers, tuple[bytes, ...]]] = {}
+        self.clean_unlisted = "clean_descriptors" in settings.options
         opts = self.profile.options
         short = "Retain Longitudinal Temporal Information"
         # DeidentificationMethod (0012,0063) as stamped
@@ -365,7 +405,11 @@ class Deidentifier:
     # --- dataset ------------------------------------------------------------------------------
 
     def deidentify(self, ds: Dataset, participant: str, event: str | None = None) -> Dataset:
-        ctx = ObjectContext(self.date_offset(participant), ds)
+        """De-identify ``ds`` in place; DroppedObject for an object that is never sent."""
+        dropped = dropped_reason(ds)
+        if dropped:
+            raise DroppedObject(dropped)
+        ctx = ObjectContext(self.date_offset(participant), ds, self._ids_cache)
         had_reason = 0x00401002 in elements_of(ds)
         rule_set = self.rule_set
         if rule_set is not None:
@@ -406,6 +450,8 @@ class Deidentifier:
             if tag & 0xFFFF == 0:
                 del elems[tag]
                 continue
+            if elems[tag].VR == "UN":  # public: read it with the dictionary's VR first
+                _interpret_un(ds, tag)
             if tag in rule_tags:  # the rule set decides for its tags
                 rule_set.apply(ds, tag, ctx)
                 continue
@@ -416,10 +462,21 @@ class Deidentifier:
                 vr = vr_of(elems[tag])
                 if vr == "SQ":
                     self.walk_items(ds[tag].value, ctx, clean)
+                elif tag in self.keep:
+                    if tag in CLEANED:
+                        self._scrub(ds, tag, ctx)
+                elif tag in REMOVE:
+                    del elems[tag]
                 elif vr in ("DA", "DT", "TM"):
                     self.apply_date_mode(ds, tag, vr, ctx, unlisted=True)
-                elif clean and vr in _TEXT_VRS:
-                    self._scrub(ds, tag, ctx)
+                else:
+                    unlisted = unlisted_action(
+                        None if vr == "UN" else vr, clean or self.clean_unlisted
+                    )
+                    if unlisted == "X":
+                        del elems[tag]
+                    elif unlisted is not None:
+                        self._apply(ds, tag, unlisted, ctx)
             elif action == "K":
                 if vr_of(elems[tag]) == "SQ":
                     self.walk_items(ds[tag].value, ctx, clean)
@@ -455,7 +512,7 @@ class Deidentifier:
                 self.apply_date_mode(ds, tag, vr, ctx, unlisted=False)
             elif vr == "AE":
                 put(ds, tag, "AE", element_value([self._ae(v) for v in ascii_values(raw)]))
-            elif vr in _TEXT_VRS:
+            elif vr in TEXT_VRS:
                 self._scrub(ds, tag, ctx)
             # other VRs (overlay/curve data under Clean Graphics) stay as they are
 
@@ -482,13 +539,36 @@ class Deidentifier:
             new = [shift_dt(v, ctx.days or 0, clean_time) for v in old]
         put(ds, tag, vr, element_value(new))
 
+    def clean_text(self, ds: Dataset, tag: int, ctx: ObjectContext) -> None:
+        """Clean one retained text element (for rule sets): the engine's scrubber."""
+        self._scrub(ds, tag, ctx)
+
+    # The study's identifiers (every file of it), set by a caller that collected them
+    # (batch.py); the object's own are ctx.ids. Used by _scrub only.
+    scrub_identifiers: tuple[Identifiers, ...] = ()
+
+    def _text_cleaner(self, ctx: ObjectContext) -> Callable[[str], str]:
+        """The scrubber for this object's text: its own identifiers and its study's."""
+        sets = (ctx.ids, *self.scrub_identifiers)
+        patterns = id_patterns(tuple(dict.fromkeys(p for s in sets for p in s.patterns)))
+        regexes = [s.regex() for s in sets]
+        return lambda text: scrub_text(text, regexes, patterns)
+
     def _scrub(self, ds: Dataset, tag: int, ctx: ObjectContext) -> None:
+        """Clean one text element (scrub.py): every identifying value of the object and its
+        study (names and each part as words, IDs also inside tokens, a birth date in any
+        written form, phone numbers, addresses), national IDs and date-like strings become
+        ``***``. pydicom decodes the value with the element's character set (ISO 2022 with
+        escapes, GB18030, UTF-8, Latin-1 when none is declared) and the writer encodes it
+        back in that set; a value with nothing to clean stays as it was, bytes and all."""
         elem = ds[tag]
-        old = values(elem.value)
+        old = [str(v) for v in values(elem.value)]
         if not old:
             return
-        ids = ctx.ids
-        put(ds, tag, elem.VR, element_value([ids.scrub(str(v)) for v in old]))
+        clean = self._text_cleaner(ctx)
+        new = [clean(v) for v in old]
+        if new != old:
+            put(ds, tag, elem.VR, element_value(new))
 
     def _private(self, ds: Dataset, ctx: ObjectContext, clean: bool) -> None:
         elems = elements_of(ds)
@@ -515,11 +595,47 @@ class Deidentifier:
                     # a kept private date (FIONA: SIEMENS MED PT) moves like the public ones
                     vr = self.private_dates[(group, creator, element & 0xFF)]
                     self.apply_date_mode(ds, tag, vr, ctx, unlisted=True)
+                elif group == 0x0029 and creator == CSA_CREATOR and element & 0xFF in (0x10, 0x20):
+                    self._csa(ds, tag, ctx)
             else:
                 del elems[tag]
         for group, element in creators:
             if (group, element) not in used:
                 del elems[(group << 16) | element]
+
+    def _csa(self, ds: Dataset, tag: int, ctx: ObjectContext) -> None:
+        """A kept Siemens CSA header: its UIDs remapped, its text scrubbed (csa_clean.py)."""
+        elems = elements_of(ds)
+        value = ds[tag].value
+        if not isinstance(value, bytes | bytearray) or not value:
+            return
+        blob = bytes(value)
+        ids = ctx.ids
+        key = (blob, frozenset(ids.values), tuple(map(id, self.scrub_identifiers)))
+        cleaned = self._csa_cache.get(key, blob)  # a series' images share one series header
+        if cleaned is blob and (UID_TOKEN.search(blob) or self._may_hold(ids, blob)):
+            uid = (lambda v: v) if self.retain_uids else self.uid
+            cleaned = clean_csa(blob, uid, self._text_cleaner(ctx))
+            if len(self._csa_cache) > 64:
+                self._csa_cache.clear()
+            self._csa_cache[key] = cleaned
+        if cleaned is None:
+            del elems[tag]
+        elif cleaned != blob:
+            put(ds, tag, "UN" if vr_of(elems[tag]) == "UN" else "OB", cleaned)
+
+    def _may_hold(self, ids: Identifiers, blob: bytes) -> bool:
+        """Whether ``blob`` may hold one of ``ids`` (a plain substring test, cheaper than the
+        scrubber's patterns on a 10 KB header that holds none, as most image headers do)."""
+        needles = self._needles.get(id(ids))
+        if needles is None or needles[0] is not ids:
+            values = {v.lower() for v in ids.values if len(v) >= 3}
+            found = tuple({v.encode(c, "ignore") for v in values for c in ("latin-1", "utf-8")})
+            needles = self._needles[id(ids)] = (ids, found)
+            if len(self._needles) > 16:
+                self._needles = {id(ids): needles}
+        low = blob.lower()
+        return any(n and n in low for n in needles[1])
 
     def _stamp(self, ds: Dataset, participant: str, event: str | None, had_reason: bool) -> None:
         s = self.settings
@@ -558,6 +674,23 @@ class Deidentifier:
             for tag in (0x00020016, 0x00020017, 0x00020018, 0x00020100, 0x00020102):
                 if tag in meta:  # AE titles and private information of the sender
                     del meta[tag]
+            # this file is written by us (pydicom's writer), not by the sender's software
+            put(meta, 0x00020012, "UI", PYDICOM_IMPLEMENTATION_UID)
+            put(meta, 0x00020013, "SH", _VERSION_NAME)
+
+
+def _interpret_un(ds: Dataset, tag: int) -> None:
+    """A public element stored as UN, re-read with the dictionary's VR (unknown: left as UN).
+
+    UN holds the value's bytes as the implicit little-endian encoding would: the same bytes
+    for any other VR, and a sequence's items in implicit VR."""
+    elems = elements_of(ds)
+    elem = elems[tag]
+    vr = dictionary_vr(tag)
+    if vr is None or not isinstance(elem, RawDataElement):
+        return
+    vr = vr.split(" or ")[0]
+    elems[tag] = elem._replace(VR=vr, is_implicit_VR=True if vr == "SQ" else elem.is_implicit_VR)
 
 
 def _code_item(value: str, meaning: str, parent: Dataset) -> Dataset:

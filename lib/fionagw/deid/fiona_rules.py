@@ -53,6 +53,19 @@ Rule actions (``tagchange.Rule``):
   creator, is kept and date-shifted as DT. Other private elements follow the allow-list
   (the diffusion list and the project's private_keep).
 
+Where this departs from upstream on purpose (FIONA's leaks and losses, fixed):
+
+* references are remapped, not deleted: upstream removes SourceImageSequence,
+  RequestAttributesSequence and ReferencedPerformedProcedureStepSequence and empties the SR
+  ContentSequence; here those rows are left to the profile, which keeps the items with their
+  UIDs replaced (profile.REFERENCE_SEQUENCES) and cleans SR content (Clean Structured Content);
+* device identity is not kept: upstream keeps DeviceSerialNumber, PerformedStationName,
+  PerformedStationAETitle, station and plate IDs; every row that PS3.15 covers by Retain
+  Device Identity is left to the profile, so it goes unless the project retains it;
+* kept free text is cleaned: a ``keep`` rule on a text element (LO, SH, ST, LT, UT, UC) that the
+  profile would not keep as it is (descriptions, comments) scrubs it like Clean Descriptors
+  (the engine's scrubber), so the wording stays and the study's identifiers go.
+
 Project tag changes (tagchange.py) replace the rule of their tag in either mode; as upstream,
 a change of a tag in the FIONA table also creates it when missing, other tags are only
 replaced when present. They are applied last, so they win over the engine's stamps.
@@ -73,7 +86,8 @@ from pydicom.sequence import Sequence
 from pydicom.valuerep import MAX_VALUE_LEN
 
 from fionagw.deid.elements import ascii_values, element_value, elements_of, put, values
-from fionagw.deid.engine import Deidentifier, DeidSettings, nibble_digits, shift_dt
+from fionagw.deid.engine import TEXT_VRS, Deidentifier, DeidSettings, nibble_digits, shift_dt
+from fionagw.deid.profile import REFERENCE_SEQUENCES, TABLE
 from fionagw.deid.release import STANDARD_UID_ROOT, vr_of
 from fionagw.deid.ruleset import ObjectContext, RuleSet
 from fionagw.deid.table_fiona import BODY_PARTS, RULES, SOURCE
@@ -89,6 +103,14 @@ FIONA_TAGS = frozenset(tag for tag, *_ in RULES)
 MAX_LEN = {**MAX_VALUE_LEN, "AS": 4, "DA": 8, "DT": 26, "TM": 16, "PN": 64}
 _ASCII_VRS = frozenset({"UI", "DA", "DT", "TM", "AS", "CS", "DS", "IS", "AE"})
 _DATE = re.compile(r"^\s*(\d{4})(\d{2})(\d{2})")
+CONTENT_SEQUENCE = 0x0040A730
+# upstream rows the PS3.15 profile decides instead (module docstring: departures)
+DEVICE_IDENTITY_TAGS = frozenset(
+    int(row.tag, 16)
+    for row in TABLE
+    if "retain_device_identity" in row.options and "X" not in row.tag and row.tag != "GGGGEEEE"
+)
+PROFILE_DECIDES = REFERENCE_SEQUENCES | DEVICE_IDENTITY_TAGS | {CONTENT_SEQUENCE}
 # actions whose result depends on the original value (the others skip converting it)
 _READS_VALUE = frozenset(
     {
@@ -156,6 +178,31 @@ def limit(text: str, vr: str) -> str:
     return text[:n] if n else text
 
 
+_BINARY_NUMBERS = {"US": int, "SS": int, "UL": int, "SL": int, "UV": int, "SV": int}
+_BINARY_NUMBERS.update({"FL": float, "FD": float})
+
+
+def fit(text: str, vr: str) -> object:
+    """A tag change's text as a value of ``vr``: cut to the VR's maximum; for a number VR
+    (IS, DS, US, FL, ...) the numbers it holds, or empty when it holds none (a regex with no
+    match on Rows cannot write "FIONA: no match ..." there; upstream wrote a broken value)."""
+    if vr not in _BINARY_NUMBERS and vr not in ("IS", "DS"):
+        return limit(text, vr)
+    parts = [p.strip() for p in text.split("\\")]
+    try:
+        numbers = [float(p) for p in parts]
+    except ValueError:
+        return ""
+    if vr in ("IS", "DS"):
+        if vr == "IS" and not all(n.is_integer() for n in numbers):
+            return ""
+        return element_value([limit(p, vr) for p in parts])
+    kind = _BINARY_NUMBERS[vr]
+    if kind is int and not all(n.is_integer() for n in numbers):
+        return ""
+    return element_value([kind(n) for n in numbers])
+
+
 def table_rule(tag: int, name: str, action: str, create: bool) -> Rule:
     """The meaning of one upstream table row (see the module docstring)."""
     if tag >> 16 & 1:
@@ -204,8 +251,11 @@ class FionaRules(RuleSet):
         if self.fiona:
             for tag, name, action, create in RULES:
                 rule = table_rule(tag, name, action, create)
-                if rule.action != "private":  # private elements follow the allow-list
-                    rules[tag] = rule
+                if rule.action == "private" or tag in PROFILE_DECIDES:
+                    continue  # private: the allow-list; the others: the profile
+                if rule.action == "keep" and engine.profile.action(tag) not in ("K", None):
+                    rule = Rule("keep", "clean", create)  # free text: scrubbed when text
+                rules[tag] = rule
         changes = parse_changes(s)
         for change in changes:
             create = change.tag in FIONA_TAGS
@@ -253,6 +303,8 @@ class FionaRules(RuleSet):
         if rule.action == "keep":  # most rules: leave the raw element unconverted
             if vr == "TM" and self.settings.times == "clean":  # the project asked for it
                 self.engine.apply_date_mode(ds, tag, vr, ctx, unlisted=False)
+            elif rule.value == "clean" and vr in TEXT_VRS:
+                self.engine.clean_text(ds, tag, ctx)
             return
         old = _text_values(ds, tag) if rule.action in _READS_VALUE else []
         new = self.value(rule, tag, vr, old, ctx)
@@ -316,11 +368,11 @@ class FionaRules(RuleSet):
         if a == "bodypart":
             return None if (old[0].strip() if old else "") in ALLOWED_BODY_PARTS else "BODYPART"
         if a == "set":
-            return limit(rule.value, vr)
+            return fit(rule.value, vr)
         if a == "keyword":
-            return limit(self.keyword(rule.value, state), vr)
+            return fit(self.keyword(rule.value, state), vr)
         if a == "regex":
-            return limit(regex_value(rule.value, "\\".join(old)), vr)
+            return fit(regex_value(rule.value, "\\".join(old)), vr)
         if a == "temporal":
             return {"shift": "MODIFIED", "keep": "UNMODIFIED", "remove": "REMOVED"}[s.date_mode]
         if a == "method":

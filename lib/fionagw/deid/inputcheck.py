@@ -11,6 +11,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
 from fionagw.deid.elements import elements_of
+from fionagw.dicom.syntax import syntax_of
 
 UNDEFINED = 0xFFFFFFFF
 
@@ -19,7 +20,13 @@ def truncated_tag(ds: Dataset, file_size: int | None = None) -> int | None:
     """The first top-level element holding fewer bytes than its length, or None.
 
     With ``file_size``, elements whose reading was deferred (``dcmread(defer_size=...)``, a
-    cheap way to look at a file without reading its pixels) must also end inside the file."""
+    cheap way to look at a file without reading its pixels) must also end inside the file;
+    not in a deflated dataset, whose offsets count the inflated bytes (a deferred value past
+    the file's size is normal there; a stream cut short fails when it is inflated)."""
+    meta = getattr(ds, "file_meta", None)
+    if file_size is not None and meta is not None:
+        if syntax_of(str(meta.get("TransferSyntaxUID", "")).rstrip("\0 ")).deflated:
+            file_size = None
     for tag, elem in elements_of(ds).items():
         if not isinstance(elem, RawDataElement) or elem.length == UNDEFINED:
             continue

@@ -17,6 +17,11 @@ Without per-IOD attribute types the engine decides by ``composite``:
   its items replaced, the rest of the items de-identified).
 * ``"minimal"``: the weakest action: X/Z, X/D, X/Z/D, X/Z/U* -> X; Z/D -> Z.
 
+Reference sequences (``REFERENCE_SEQUENCES``: Referenced Study, Source Image, Request
+Attributes, ...) whose row says X or Z become U: their items are references (UIDs) that are
+remapped like every other UID, the rest of each item de-identified by the table, so an object
+keeps the links a viewer or pipeline follows (Retain UIDs keeps them as they are).
+
 Wildcard rows: (50xx,xxxx) curve data and (60xx,3000)/(60xx,4000) overlay data/comments
 match every even group 5000-50FF / 6000-60FF; the private row (gggg,eeee) with gggg odd is
 reported by ``private_action`` (the engine keeps allow-listed private elements instead).
@@ -69,6 +74,24 @@ _COMPOSITE = {
     "minimal": {"X/Z": "X", "X/D": "X", "X/Z/D": "X", "Z/D": "Z", "X/Z/U*": "X"},
 }
 PRIVATE_ROW = "GGGGEEEE"
+# The project default (projects.yml without ``options``): what research needs of a study,
+# its descriptions and the patient's sex, age, size and weight, cleaned of identifiers.
+DEFAULT_OPTIONS = frozenset(
+    {"clean_descriptors", "retain_patient_characteristics", "clean_structured_content"}
+)
+# sequences of references: remapped (U), never emptied or removed (module docstring)
+REFERENCE_SEQUENCES = frozenset(
+    {
+        0x00081110,  # Referenced Study Sequence
+        0x00081111,  # Referenced Performed Procedure Step Sequence
+        0x00081115,  # Referenced Series Sequence
+        0x00081140,  # Referenced Image Sequence
+        0x00082112,  # Source Image Sequence
+        0x00400275,  # Request Attributes Sequence
+        0x0008114A,  # Referenced Instance Sequence
+        0x00081199,  # Referenced SOP Sequence
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -124,7 +147,10 @@ class Profile:
             elif row.tag == "60XX4000":
                 self.overlay_comments = action
             else:
-                self.exact[int(row.tag, 16)] = action
+                tag = int(row.tag, 16)
+                if tag in REFERENCE_SEQUENCES and action in ("X", "Z"):
+                    action = "U"
+                self.exact[tag] = action
 
     def action(self, tag: int) -> str | None:
         """The action for a public tag, or None when the table does not list it."""

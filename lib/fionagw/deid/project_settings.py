@@ -11,9 +11,12 @@
                                    # per-participant offset in date_shift_range)
           date_shift_range: [-730, -30]
           times: keep              # keep | clean
-          options: [retain_patient_characteristics]   # PS3.15 options (profile.OPTION_CODES)
+          options: [retain_patient_characteristics]   # PS3.15 options (profile.OPTION_CODES);
+                                   # default: profile.DEFAULT_OPTIONS (clean_descriptors,
+                                   # retain_patient_characteristics, clean_structured_content)
           private_keep: ["0019,SIEMENS MR HEADER,0c"]  # private group, creator, element offset
           keep_diffusion: true     # the built-in diffusion private allow-list
+          keep: ["0018,1251"]      # unlisted public attributes to keep (beyond keep_list.KEEP)
           tag_changes: ["0008,0080=PROJECTNAME"]       # tagchange.py
           regex_tag_changes: ["0032,4000=^\\[(.*)\\]"]
           sponsor: "..."           # (0012,0010); default: the project name
@@ -48,7 +51,7 @@ from fionagw.config import (
 )
 from fionagw.config.projects import Project
 from fionagw.deid.engine import DeidSettings
-from fionagw.deid.profile import OPTION_CODES
+from fionagw.deid.profile import DEFAULT_OPTIONS, OPTION_CODES
 from fionagw.deid.tagchange import parse_tag_change
 from fionagw.ops.perms import KEY_DIR_MODE, SECRET_MODE
 
@@ -64,6 +67,7 @@ KEYS = (
     "options",
     "private_keep",
     "keep_diffusion",
+    "keep",
     "tag_changes",
     "regex_tag_changes",
     "sponsor",
@@ -72,6 +76,7 @@ KEYS = (
 )
 KEY_BYTES = 32
 _PRIVATE = re.compile(r"^\s*([0-9A-Fa-f]{4})\s*,\s*(\S(?:.*\S)?)\s*,\s*([0-9A-Fa-f]{2})\s*$")
+_TAG = re.compile(r"^\s*([0-9A-Fa-f]{4})\s*,\s*([0-9A-Fa-f]{4})\s*$")
 _HEX_KEY = re.compile(r"(?:[0-9A-Fa-f]{2}){16,}")
 
 
@@ -129,7 +134,8 @@ def settings_for_project(project: Project, cfg: SiteConfig) -> DeidSettings:
                 f"expected a dotted-digit UID root of at most 40 characters, got {uid_root!r}",
             )
     options = _str_list(
-        get("options", list, []), lambda: fail("options", "expected a list of option names")
+        get("options", list, sorted(DEFAULT_OPTIONS)),
+        lambda: fail("options", "expected a list of option names"),
     )
     for name in options:
         if name not in OPTION_CODES:
@@ -146,6 +152,12 @@ def settings_for_project(project: Project, cfg: SiteConfig) -> DeidSettings:
                 f"private_keep[{i}]", f'expected "gggg,CREATOR,ee" with an odd group, got {text!r}'
             )
         private_keep.append((int(m.group(1), 16), m.group(2), int(m.group(3), 16)))
+    keep_tags = []
+    for i, text in enumerate(get("keep", list, [])):
+        m = _TAG.match(text) if isinstance(text, str) else None
+        if not m or int(m.group(1), 16) & 1:
+            raise fail(f"keep[{i}]", f'expected "gggg,eeee" of a public attribute, got {text!r}')
+        keep_tags.append(int(m.group(1) + m.group(2), 16))
     changes = {}
     for key, regex in (("tag_changes", False), ("regex_tag_changes", True)):
         items = get(key, list, [])
@@ -170,6 +182,7 @@ def settings_for_project(project: Project, cfg: SiteConfig) -> DeidSettings:
         "options": frozenset(options),
         "private_keep": tuple(private_keep),
         "keep_diffusion": get("keep_diffusion", bool, True),
+        "keep_tags": tuple(keep_tags),
         "tag_changes": tuple(changes["tag_changes"]),
         "regex_tag_changes": tuple(changes["regex_tag_changes"]),
         "sponsor": get("sponsor", str, None),

@@ -24,6 +24,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping
 from types import MappingProxyType
 
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
 from fionagw.deid.elements import elements_of
@@ -51,18 +52,43 @@ class ObjectContext:
     a snapshot of the original identity elements (taken before anything changes).
     """
 
-    def __init__(self, days: int | None, ds: Dataset) -> None:
+    def __init__(
+        self, days: int | None, ds: Dataset, cache: dict[tuple, Identifiers] | None = None
+    ) -> None:
         self.days = days
         elems = elements_of(ds)
         self._snapshot = Dataset({t: elems[t] for t in IDENTITY_TAGS if t in elems})
         self._ids: Identifiers | None = None
+        self._cache = cache
         self.rule_state: object = None
 
     @property
     def ids(self) -> Identifiers:
         if self._ids is None:
-            self._ids = collect_identifiers(self._snapshot, retain_uids=True)
+            key = self._key() if self._cache is not None else None
+            ids = self._cache.get(key) if key is not None else None
+            if ids is None:
+                ids = collect_identifiers(self._snapshot, retain_uids=True)
+                if key is not None:
+                    if len(self._cache) > 16:
+                        self._cache.clear()
+                    self._cache[key] = ids
+            self._ids = ids
         return self._ids
+
+    def _key(self) -> tuple | None:
+        """The snapshot's values (the objects of one study share them): raw bytes, or the
+        text of an element already converted (the release check's collection converts);
+        None (no caching) when it holds a converted sequence."""
+        key = []
+        for tag, elem in elements_of(self._snapshot).items():
+            if isinstance(elem, RawDataElement):
+                key.append((int(tag), elem.value))
+            elif elem.VR == "SQ":
+                return None
+            else:
+                key.append((int(tag), str(elem.value)))
+        return tuple(key)
 
 
 class RuleSet(ABC):

@@ -44,7 +44,7 @@ from fionagw.config import ConfigError, SiteConfig
 from fionagw.config.projects import Project
 from fionagw.deid.batch import deidentify_files
 from fionagw.deid.factory import deidentifier_for
-from fionagw.deid.mapping import study_mapping, write_mapping
+from fionagw.deid.mapping import store_mapping, study_mapping
 from fionagw.deid.project_settings import settings_for_project
 from fionagw.deid.release import Identifiers, collect_identifiers
 from fionagw.send import (
@@ -130,6 +130,7 @@ class Attempt:
     storescu_command: str = ""
     storescu_output: str = ""
     held_back: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)  # objects not sent whole (never destroyed)
     error: str = ""
 
     def message(self) -> str:
@@ -143,6 +144,7 @@ class Attempt:
             "storescu_command": self.storescu_command,
             "storescu_output": self.storescu_output,
             "held_back": self.held_back,
+            "dropped": self.dropped,
             "error": self.error,
         }
         return json.dumps(data, sort_keys=True)
@@ -365,8 +367,16 @@ class AnonymizeAndSend:
                 summarize_hits((h.path, h.kind) for _, hits in result.hits for h in hits),
             )
         attempt.anonymize_output = f"{len(result.written)} file(s) in {result.seconds:.1f} s"
+        # dropped objects (encapsulated documents) are named in the record, never sent destroyed
+        attempt.dropped = [f"{_rel(work, output_of.get(p, p))}: {why}" for p, why in result.dropped]
+        if not result.written:
+            raise Permanent(
+                "nothing_to_send",
+                f"no file of the study can be sent ({len(result.dropped)} dropped); nothing was sent",
+            )
         mapping = study_mapping(deid, request.study_uid, [p.series_uid for p in sending])
-        write_mapping(work, mapping)
+        # the original -> new UID mapping stays in the gateway's protected store, never in work/
+        store_mapping(self.cfg.paths, project.name, request.path.stem, mapping)
 
         new_study = deid.uid(request.study_uid)
         context = SendContext(project.name, request.participant, request.event, new_study)
@@ -432,7 +442,8 @@ class AnonymizeAndSend:
             transfer_date=now_text(),
             transfer_mapped_uid=sent.mapped_uid,
             transfer_error={ERROR_ANONYMIZATION} if held else set(),
-            transfer_error_message=attempt.message() if held else "",
+            # a success that dropped objects says which in its record (not an error to act on)
+            transfer_error_message=attempt.message() if held or attempt.dropped else "",
             transfer_active_proc_time=f"{time.monotonic() - start:.1f}",
             transfers_complete=COMPLETE_ERROR
             if held
@@ -462,6 +473,7 @@ class AnonymizeAndSend:
                 "project": request.project,
                 "files": len(sent.files),
                 "held_back": len(attempt.held_back),
+                "dropped": len(attempt.dropped),
                 "seconds": round(time.monotonic() - start, 1),
             },
         )

@@ -143,7 +143,7 @@ def test_release_check_stops_phi_in_private_tag_and_nested_item(site, tmp_path: 
     assert t.transfers_complete == COMPLETE_ERROR and 1 in t.transfer_error
     message = t.transfer_error_message
     assert "(0019,1011)" in message  # the tag ...
-    assert "(0019,1010)" in message and "(0008,0104)" in message  # ... and the path into the item
+    assert "(0019,1010)" in message and "(0018,0024)" in message  # ... and the path into the item
     assert "Nordmann" not in message and "PID-4711" not in message  # never the value
     assert not any(cfg.paths.temp.joinpath("anonymizeAndSend").glob("*"))
 
@@ -221,3 +221,56 @@ def _presentation_state(image: Path, out: Path) -> Path:
     ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
     ds.save_as(out, enforce_file_format=True)
     return out
+
+
+def _pdf_in_study(image: Path, out: Path) -> Path:
+    """An Encapsulated PDF of the same study and patient as ``image`` (its own series)."""
+    ds = pydicom.dcmread(image)
+    for keyword in ("PixelData", "Rows", "Columns", "BitsAllocated", "BitsStored", "HighBit"):
+        if keyword in ds:
+            delattr(ds, keyword)
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.104.1"
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID + ".77"
+    ds.SeriesInstanceUID = ds.SeriesInstanceUID + ".77"
+    ds.Modality = "DOC"
+    ds.MIMETypeOfEncapsulatedDocument = "application/pdf"
+    ds.DocumentTitle = f"Report for {ds.PatientName}"
+    ds.EncapsulatedDocument = f"%PDF-1.4 {ds.PatientName} {ds.PatientID} %%EOF\n".encode()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(out, enforce_file_format=True)
+    return out
+
+
+def test_encapsulated_document_dropped_and_named_mapping_kept_home(site, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg, tracker, outbox, _ = site
+    files = mr_study(tmp_path, n=2)
+    files.append(_pdf_in_study(files[0], tmp_path / "doc" / "pdf.dcm"))
+    study = ingest(cfg, files)
+    req = request(cfg, tracker, study, "ALPHA", "ALPHA007")
+
+    assert AnonymizeAndSend(cfg, tracker).run().sent == [req.name]
+    out = sent_files(outbox)
+    assert len(out) == len(files) - 1  # the images, never a destroyed document
+    assert all(pydicom.dcmread(p).Modality != "DOC" for p in out)
+    message = transfer(tracker, study).transfer_error_message
+    assert "dropped: encapsulated document" in message and "Nordmann" not in message
+    # the original -> new UID mapping stays in the gateway, never beside the data
+    assert not list(outbox.rglob("mapping.json"))
+    [mapping] = list(cfg.paths.mappings.rglob("*.json"))
+    assert study in mapping.read_text()
+    assert mapping.stat().st_mode & 0o077 == 0
+
+
+def test_a_study_of_documents_only_fails_once_saying_why(site, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg, tracker, outbox, _ = site
+    [image] = mr_study(tmp_path, n=1)[:1]
+    pdf = _pdf_in_study(image, tmp_path / "doc" / "pdf.dcm")
+    study = ingest(cfg, [pdf])
+    request(cfg, tracker, study, "ALPHA", "ALPHA008")
+
+    report = AnonymizeAndSend(cfg, tracker).run()
+    assert report.failed and not sent_files(outbox)
+    t = transfer(tracker, study)
+    assert t.transfers_complete == COMPLETE_ERROR
+    assert "no file of the study can be sent (1 dropped)" in t.transfer_error_message
+    assert "Nordmann" not in t.transfer_error_message
