@@ -9,6 +9,7 @@ import fcntl
 import os
 import resource
 import select
+import shutil
 import signal
 import subprocess
 import time
@@ -76,7 +77,7 @@ def test_archive_not_a_directory_answers_failure(scp: SiteConfig) -> None:
 
 def test_temp_folder_unusable_answers_failure(scp: SiteConfig) -> None:
     temp = scp.paths.temp
-    os.rmdir(temp)
+    shutil.rmtree(temp)  # with the empty temp files the receiver made ahead of time
     temp.write_text("in the way")
     r = storescu(scp.dicom_port, pydicom_test_file("MR_small.dcm"), extra=("-v",))
     assert r.returncode != 0

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from fionagw.config import SiteConfig, load_config
 from fionagw.ops.log import JsonLinesFormatter
+from fionagw.receive.durable import SEAL
 from fionagw.receive.scp import serve_scp
 from support.site import read_log
 
@@ -55,7 +58,11 @@ def log_entries(cfg: SiteConfig) -> list[dict]:
 
 
 def archived(cfg: SiteConfig) -> dict[str, Path]:
-    """'scp_<Study>/<name>' -> path for every file in the archive."""
+    """'scp_<Study>/<name>' -> path for every file in the archive, once the group commit has
+    moved what was answered Success (sealed temp files) there."""
+    deadline = time.monotonic() + 10
+    while sealed_temps(cfg) and time.monotonic() < deadline:
+        time.sleep(0.01)
     return {
         str(p.relative_to(cfg.paths.archive)): p
         for p in cfg.paths.archive.rglob("*")
@@ -63,5 +70,22 @@ def archived(cfg: SiteConfig) -> dict[str, Path]:
     }
 
 
+def sealed_temps(cfg: SiteConfig) -> list[Path]:
+    """Temp files answered Success that the committer has not moved into the archive yet."""
+    found = []
+    for p in cfg.paths.temp.iterdir():
+        try:
+            if p.name.startswith(".scp-") and os.getxattr(p, SEAL):
+                found.append(p)
+        except OSError:
+            pass
+    return found
+
+
 def temp_leftovers(cfg: SiteConfig) -> list[Path]:
-    return [p for p in cfg.paths.temp.iterdir() if p.name.startswith(".scp-")]
+    """Temp files holding data (the empty ones are the receiver's pool, made ahead of time)."""
+    return [
+        p
+        for p in cfg.paths.temp.iterdir()
+        if p.name.startswith(".scp-") and (not p.is_file() or p.stat().st_size > 0)
+    ]
