@@ -22,6 +22,7 @@ from pydicom.uid import generate_uid
 
 from fionagw.config import SiteConfig, load_config
 from fionagw.receive import store
+from support.scp import archived as support_archived
 from support.scp import running_scp, temp_leftovers
 from support.site import BIN, pydicom_test_file, read_log, storescu
 
@@ -33,7 +34,7 @@ def scp(site_config: Path) -> Iterator[SiteConfig]:
 
 
 def archived(cfg: SiteConfig) -> list[Path]:
-    return sorted(p for p in cfg.paths.archive.rglob("*") if p.is_file())
+    return sorted(support_archived(cfg).values())  # once the group commit has moved them
 
 
 def failures(cfg: SiteConfig) -> list[dict]:
@@ -152,9 +153,10 @@ def test_full_fifo_does_not_stall_the_receiver(
 
     monkeypatch.setattr(notify, "PIPE_SIZE", 0)
     series = make_series(tmp_path / "series", 80)
-    with running_scp(site_config) as scp:
-        rfd = os.open(scp.paths.fifo, os.O_RDONLY | os.O_NONBLOCK)
-        try:
+    rfd = -1
+    try:
+        with running_scp(site_config) as scp:
+            rfd = os.open(scp.paths.fifo, os.O_RDONLY | os.O_NONBLOCK)
             fcntl.fcntl(rfd, 1031, 4096)  # F_SETPIPE_SZ: ~25 lines fill it
             t0 = time.monotonic()
             r = storescu(scp.dicom_port, series)
@@ -162,13 +164,14 @@ def test_full_fifo_does_not_stall_the_receiver(
             assert r.returncode == 0, r.stderr
             assert len(archived(scp)) == 80
             assert elapsed < 20, f"80 images took {elapsed:.1f} s with a full FIFO"
-            data = b""
-            while select.select([rfd], [], [], 0.1)[0]:
-                chunk = os.read(rfd, 65536)
-                if not chunk:
-                    break
-                data += chunk
-        finally:
+        data = b""  # read once the receiver has stopped (its announcer has given up lines)
+        while select.select([rfd], [], [], 0.1)[0]:
+            chunk = os.read(rfd, 65536)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        if rfd >= 0:
             os.close(rfd)
     lines = data.decode().splitlines(keepends=True)
     assert 10 <= len(lines) < 80
