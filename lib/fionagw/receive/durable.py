@@ -40,7 +40,9 @@ from fionagw.receive.notify import Notifier
 
 LOGGER = logging.getLogger(__name__)
 SEAL = "user.fionagw.seal"
-POOL_SIZE = 32  # temp files made ahead; refilled (one folder fsync) when half are used
+POOL_SIZE = 64  # temp files made ahead; refilled (one folder fsync) when half are used
+GATHER_S = 0.01  # the group commit waits this long for more sealed files to share a flush
+GATHER_MAX = 256  # ... or until this many are ready
 _UNSUPPORTED = frozenset({errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM})
 
 
@@ -178,6 +180,14 @@ class Committer:
             with self._cond:
                 while not (self._ready or self._stopping or len(self._pool) <= POOL_SIZE // 2):
                     self._cond.wait()
+                # A moment for more to be ready: one folder fsync then covers them all (the
+                # senders have their Success already; only the FIFO line waits).
+                deadline = time.monotonic() + GATHER_S
+                while self._ready and not self._stopping and len(self._ready) < GATHER_MAX:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
                 batch, self._ready = self._ready, []
                 parents, self._new_dirs = self._new_dirs, set()
                 stopping = self._stopping
