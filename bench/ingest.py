@@ -491,7 +491,11 @@ def run_round(
     print(
         f"    flushes: {fl.get('file_flushes')} file + {fl.get('folder_flushes')} folder for"
         f" {fl.get('stored')} images = {fl.get('flushes_per_image')} per image"
-        " (1 file flush per image on the critical path)"
+        + (
+            " (the file flush is the one on the critical path)"
+            if args.durability == "flush"
+            else ""
+        )
     )
     vs_orthanc = f", (c)/(b) {orthanc_ratio:.2f}" if orthanc_ratio else ""
     print(f"ratio (c)/(a) {ratio:.2f}{vs_orthanc}  (first: {order[0]})")

@@ -41,8 +41,11 @@ from fionagw.receive.notify import Notifier
 LOGGER = logging.getLogger(__name__)
 SEAL = "user.fionagw.seal"
 POOL_SIZE = 64  # temp files made ahead; refilled (one folder fsync) when half are used
-GATHER_S = 0.01  # the group commit waits this long for more sealed files to share a flush
-GATHER_MAX = 256  # ... or until this many are ready
+# The group commit waits this long for more sealed files to share one folder flush, or until
+# GATHER_MAX are ready. Success does not wait for it (a sealed file is safe in site/temp), so
+# it can be long enough that folder flushes stop competing with the critical-path ones.
+GATHER_S = 0.05
+GATHER_MAX = 1024
 _UNSUPPORTED = frozenset({errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM})
 
 
@@ -181,9 +184,14 @@ class Committer:
                 while not (self._ready or self._stopping or len(self._pool) <= POOL_SIZE // 2):
                     self._cond.wait()
                 # A moment for more to be ready: one folder fsync then covers them all (the
-                # senders have their Success already; only the FIFO line waits).
+                # senders have their Success already; only the move and FIFO line wait).
                 deadline = time.monotonic() + GATHER_S
-                while self._ready and not self._stopping and len(self._ready) < GATHER_MAX:
+                while (
+                    self._ready
+                    and not self._stopping
+                    and len(self._ready) < GATHER_MAX
+                    and len(self._pool) > POOL_SIZE // 2  # a refill must not wait
+                ):
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break
@@ -193,10 +201,10 @@ class Committer:
                 stopping = self._stopping
                 refill = len(self._pool) <= POOL_SIZE // 2 and not stopping
             try:
+                if refill:  # first: the associations would make (and flush) their own
+                    self._refill()
                 if batch:
                     self._commit(batch, parents)
-                if refill:
-                    self._refill()
             except Exception:  # a bug: the sealed files stay for recovery
                 LOGGER.exception("group commit failed unexpectedly")
                 time.sleep(0.1)
