@@ -59,7 +59,6 @@ class Server(Protocol):
 
     cfg: SiteConfig
     paths: SitePaths
-    tempdir: str
     committer: durable.Committer
     notifier: Notifier
     access: AccessPolicy

@@ -71,7 +71,6 @@ class StoreSCP:
         """``durable`` overrides ``receiver.durability`` (tests, the bench)."""
         self.cfg = cfg
         self.paths = cfg.paths
-        self.tempdir = str(cfg.paths.temp)
         self.durable = cfg.receiver.durability == "flush" if durable is None else durable
         self.notifier = Notifier(cfg.paths)
         self.committer = durability.Committer(cfg.paths, self.notifier, durable=self.durable)

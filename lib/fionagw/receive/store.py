@@ -3,9 +3,10 @@
 A received object lands in ``site/archive/scp_<StudyInstanceUID>/<MOD>.<SOPInstanceUID>``,
 the bytes exactly as the sender encoded them (file meta + dataset in the negotiated
 transfer syntax). The SCP puts each dataset into a temp file under ``site/temp``
-(``.scp-`` names, :data:`TEMP_PREFIX`); :func:`commit` then fsyncs it, renames it into the
-study folder (replacing an earlier copy of the same instance atomically) and fsyncs the
-folder, so that Success is only ever answered for bytes that survive a crash. Nothing
+(``.scp-`` names, :data:`TEMP_PREFIX`); the receiver seals and flushes it once and its group
+commit moves it (:mod:`fionagw.receive.durable`), or :func:`commit` fsyncs it, renames it into
+the study folder (replacing an earlier copy of the same instance atomically) and fsyncs the
+folder: either way Success is only ever answered for bytes that survive a crash. Nothing
 is ever half-written under a final name.
 
 Names come from data the sender controls. The SOP Instance, Series and Study Instance UIDs
@@ -245,21 +246,6 @@ def open_temp(tempdir: str) -> tuple[str, int] | None:
         return path, os.open(path, TEMP_FLAGS, 0o600)
     except OSError:
         return None
-
-
-def remove_temps(directory: Path | str) -> None:
-    """Remove the receiver's temp files from ``directory``: partial datasets of a crash or
-    of aborted associations (never answered Success, so their senders resend)."""
-    try:
-        with os.scandir(directory) as entries:
-            for entry in entries:
-                if entry.name.startswith(TEMP_PREFIX):
-                    try:
-                        os.unlink(entry.path)
-                    except OSError:
-                        pass
-    except OSError:
-        pass
 
 
 # --- durable commit ------------------------------------------------------------------------
