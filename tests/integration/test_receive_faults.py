@@ -22,7 +22,6 @@ from pydicom.uid import generate_uid
 
 from fionagw.config import SiteConfig, load_config
 from fionagw.receive import store
-from support.scp import archived as support_archived
 from support.scp import running_scp, temp_leftovers
 from support.site import BIN, pydicom_test_file, read_log, storescu
 
@@ -34,7 +33,7 @@ def scp(site_config: Path) -> Iterator[SiteConfig]:
 
 
 def archived(cfg: SiteConfig) -> list[Path]:
-    return sorted(support_archived(cfg).values())  # once the group commit has moved them
+    return sorted(p for p in cfg.paths.archive.rglob("*") if p.is_file())
 
 
 def failures(cfg: SiteConfig) -> list[dict]:

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from fionagw.config import SiteConfig, load_config
 from fionagw.ops.log import JsonLinesFormatter
-from fionagw.receive.durable import SEAL
 from fionagw.receive.scp import serve_scp
 from support.site import read_log
 
@@ -58,32 +55,12 @@ def log_entries(cfg: SiteConfig) -> list[dict]:
 
 
 def archived(cfg: SiteConfig) -> dict[str, Path]:
-    """'scp_<Study>/<name>' -> path for every file in the archive, once the group commit has
-    moved what was answered Success (sealed temp files) there."""
-    deadline = time.monotonic() + 10
-    while sealed_temps(cfg) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    """'scp_<Study>/<name>' -> path for every file in the archive."""
     return {
         str(p.relative_to(cfg.paths.archive)): p
         for p in cfg.paths.archive.rglob("*")
         if p.is_file()
     }
-
-
-def sealed_temps(cfg: SiteConfig) -> list[Path]:
-    """Temp files answered Success that the committer has not moved into the archive yet."""
-    found = []
-    try:
-        entries = list(cfg.paths.temp.iterdir())
-    except OSError:  # a test made site/temp unusable
-        return []
-    for p in entries:
-        try:
-            if p.name.startswith(".scp-") and os.getxattr(p, SEAL):
-                found.append(p)
-        except OSError:
-            pass
-    return found
 
 
 def temp_leftovers(cfg: SiteConfig) -> list[Path]:

@@ -6,15 +6,18 @@ that survive a power loss, with a single fsync before the answer:
 1. **Temp files ahead of time.** The committer thread keeps a pool of empty temp files in
    ``site/temp`` and fsyncs that folder once per refill: a temp file's *name* is durable
    before any data goes into it (:meth:`Committer.take_temp`).
-2. **Seal + one fsync.** When the data set is complete and checked, its temp file gets a
-   seal, the extended attribute :data:`SEAL` (length, CRC-32 of the bytes, the place in the
-   archive, the peer), its final mode, and ONE fsync (data, size, mode and seal). Then Success.
-3. **Group commit.** The committer renames every sealed file that is ready into
-   ``archive/scp_<Study>/`` and fsyncs each folder once for the whole batch, however many
-   associations the files came from; then the FIFO line goes to processSingleFile.
-4. **Recovery** (:func:`recover`, when the receiver starts and stops): a temp file whose seal
-   matches its length and CRC is renamed to the place its seal names; any other temp file
-   (a data set cut off, or never answered Success) is removed.
+2. **Seal + one fsync + rename.** When the data set is complete and checked, its temp file
+   gets a seal, the extended attribute :data:`SEAL` (length, CRC-32 of the bytes, the place in
+   the archive, the peer), its final mode, and ONE fsync (data, size, mode and seal); it is
+   renamed into ``archive/scp_<Study>/`` (no flush) and Success goes out.
+3. **Group commit.** The committer thread fsyncs each study folder once for every rename
+   into it that is ready, however many associations they came from; then the FIFO line goes
+   to processSingleFile (from a thread of its own).
+4. **Recovery** (:func:`recover`, when the receiver starts and stops): a power loss can undo
+   a rename not yet flushed, never half of it; a temp file whose seal matches its length and
+   CRC is renamed to the place its seal names; any other temp file (a data set cut off, or
+   never answered Success) is removed. The seal stays on the archived file: removing it
+   could reach the disk before the rename does, and leave the file unsealed in site/temp.
 
 The crash argument is in docs/architecture.md ("Durability of the receiver"). A filesystem
 without user extended attributes gets the two-flush synchronous commit instead
@@ -55,7 +58,7 @@ class SealUnsupported(Exception):
 
 @dataclass(frozen=True)
 class Sealed:
-    """A temp file answered Success, waiting for the group commit to move it."""
+    """An object sealed and renamed into the archive, for the group commit's folder flush."""
 
     tmp: str
     study_dir: Path
@@ -99,7 +102,7 @@ def seal(fd: int, item: Sealed, checksum: int) -> None:
 
 
 class Committer:
-    """The receiver's one committer thread: temp file pool, renames, folder fsyncs, FIFO.
+    """The receiver's committer thread (temp file pool, folder fsyncs) and FIFO thread.
 
     ``durable`` False (``durability: os``): the pool is made without folder fsyncs and
     nothing is submitted (the associations commit synchronously, without flushes).
@@ -114,7 +117,6 @@ class Committer:
         self._cond = threading.Condition()
         self._ready: list[Sealed] = []
         self._pool: list[tuple[str, int]] = []
-        self._new_dirs: set[str] = set()  # study folders whose parent is not yet fsynced
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="scp-commit", daemon=True)
         # The FIFO lines go out from a thread of their own: a stalled processSingleFile
@@ -166,11 +168,6 @@ class Committer:
             return store.temp_path(self.tempdir), -1, False
         return *made, False
 
-    def study_dir_made(self, study_dir: Path) -> None:
-        """``study_dir`` was just made: its entry in archive/ is fsynced before a rename into it."""
-        with self._cond:
-            self._new_dirs.add(str(study_dir.parent))
-
     def submit(self, item: Sealed) -> None:
         with self._cond:
             self._ready.append(item)
@@ -197,15 +194,14 @@ class Committer:
                         break
                     self._cond.wait(left)
                 batch, self._ready = self._ready, []
-                parents, self._new_dirs = self._new_dirs, set()
                 stopping = self._stopping
                 refill = len(self._pool) <= POOL_SIZE // 2 and not stopping
             try:
                 if refill:  # first: the associations would make (and flush) their own
                     self._refill()
                 if batch:
-                    self._commit(batch, parents)
-            except Exception:  # a bug: the sealed files stay for recovery
+                    self._commit(batch)
+            except Exception:  # a bug: a rename not flushed is finished by the recovery
                 LOGGER.exception("group commit failed unexpectedly")
                 time.sleep(0.1)
             if stopping:
@@ -213,38 +209,12 @@ class Committer:
                     if not self._ready:
                         return
 
-    def _commit(self, batch: list[Sealed], parents: set[str]) -> None:
-        for parent in parents:  # a new study folder's name is durable before files go in
-            _fsync_folder_logged(parent)
-        done: list[Sealed] = []
-        folders: dict[Path, None] = {}
-        for item in batch:
-            final = item.study_dir / item.name
-            try:
-                os.rename(item.tmp, final)
-            except OSError as exc:
-                if exc.errno != errno.EXDEV:
-                    LOGGER.warning(
-                        "cannot move a stored object into the archive; it stays sealed in"
-                        " site/temp for the recovery at the next start: %s",
-                        exc.strerror,
-                        extra={"archive": str(self.paths.archive)},
-                    )
-                    continue
-                try:  # the archive is on another filesystem: copied durably, then removed
-                    store.commit(item.tmp, item.study_dir, item.name, check_replaced=False)
-                except OSError as exc2:
-                    LOGGER.warning(
-                        "cannot copy a stored object into the archive; it stays sealed: %s",
-                        exc2.strerror,
-                    )
-                    continue
-            folders[item.study_dir] = None
-            done.append(item)
-        for folder in folders:
+    def _commit(self, batch: list[Sealed]) -> None:
+        folders = dict.fromkeys(item.study_dir for item in batch)
+        for folder in folders:  # one flush per folder covers every rename into it
             _fsync_folder_logged(folder)
         with self._announce_cond:
-            self._announce.extend(done)
+            self._announce.extend(batch)
             self._announce_cond.notify()
 
     def _announce_loop(self) -> None:

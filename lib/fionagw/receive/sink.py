@@ -10,6 +10,7 @@ group commit (:mod:`fionagw.receive.durable`) or commits it synchronously.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from collections.abc import Callable
@@ -131,9 +132,10 @@ def commit(
     """Complete the temp file, check it and make it durable; StoreError with the status to
     answer.
 
-    Durable with seals: the file is sealed and flushed once, and the returned Sealed is for
-    :meth:`~fionagw.receive.durable.Committer.submit` once Success is answered. Otherwise the
-    file is in the archive already (flushed twice, or not at all with ``durability: os``).
+    Durable with seals: the file is sealed, flushed once and renamed into the archive, and the
+    returned Sealed is for :meth:`~fionagw.receive.durable.Committer.submit` once Success is
+    answered (the folder flush, batched, and the FIFO line). Otherwise it was committed
+    synchronously (flushed twice, or not at all with ``durability: os``).
     The caller closes the sink after success and discards it after a failure.
     """
     sink.finish()
@@ -145,11 +147,12 @@ def commit(
     study_dir, name, study = store.check_received(paths, sink.path, sop_class, sop_uid)
     try:
         if committer.sealing and sink.crc is not None:
-            if store.ensure_dir(study_dir, durable=False):
-                committer.study_dir_made(study_dir)
+            # A new study folder's name is flushed now (once per study, so the rename below
+            # can never land in a folder a power loss forgets).
+            store.ensure_dir(study_dir, durable=True)
             item = durable.Sealed(sink.path, study_dir, name, study, *peer, sink.size)
             try:
-                durable.seal(sink.fd, item, sink.crc)
+                durable.seal(sink.fd, item, sink.crc)  # THE flush of this image
             except durable.SealUnsupported:
                 committer.sealing = False
                 LOGGER.warning(
@@ -161,9 +164,16 @@ def commit(
                 if not sink.entry_durable:  # the pool was empty: this name is new
                     flushes.fsync_folder(paths.temp)
                 final = study_dir / name
-                replaced = check_replaced and os.path.lexists(final)  # the rename will replace
-                stored = store.Stored(final, study_dir, name, study, replaced, sink.size)
-                return stored, item
+                replaced = check_replaced and os.path.lexists(final)
+                try:
+                    # No flush: until the committer fsyncs the folder, a power loss can only
+                    # undo this rename whole, leaving the sealed file for the recovery.
+                    os.rename(sink.path, final)
+                except OSError as exc:
+                    if exc.errno != errno.EXDEV:
+                        raise
+                else:
+                    return store.Stored(final, study_dir, name, study, replaced, sink.size), item
         final, replaced, size = store.commit(
             sink.path,
             study_dir,

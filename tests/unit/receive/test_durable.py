@@ -64,7 +64,7 @@ def test_a_seal_naming_a_place_outside_the_archive_is_refused(tmp_path: Path) ->
     assert not list(tmp_path.rglob("escaped"))
 
 
-def test_group_commit_moves_batches_with_one_fsync_per_folder(tmp_path: Path) -> None:
+def test_group_commit_flushes_each_folder_once_per_batch(tmp_path: Path) -> None:
     paths = _site(tmp_path)
     notifier = Notifier(paths)
     notifier.start()
@@ -83,6 +83,7 @@ def test_group_commit_moves_batches_with_one_fsync_per_folder(tmp_path: Path) ->
         item = durable.Sealed(path, study, f"MR.{i}", "1.2.3", "A", "B", "127.0.0.1", len(data))
         durable.seal(fd, item, durable.crc(data))
         os.close(fd)
+        os.rename(path, study / item.name)  # as sink.commit does before Success
         items.append(item)
     for item in items:  # all ready at once, as from many associations
         committer.submit(item)
