@@ -14,10 +14,11 @@
   above DEBUG but the failures, and no value from the data (no UID) in any of them.
 * The data phase is a plain blocking loop over the socket: P-DATA-TF fragments of a C-STORE
   data set go into a :class:`~fionagw.receive.sink.Sink` (its temp file taken from the
-  committer's pool, made ahead of time); on the last fragment the object is checked and made
-  durable (sealed with one flush, :mod:`fionagw.receive.durable`) BEFORE the Success status
-  goes out; the committer thread then moves it into the archive, batched with those of the
-  other associations, and writes the FIFO line (:mod:`fionagw.receive.notify`). Write errors
+  committer's pool, made ahead of time); on the last fragment the object is checked, made
+  durable (sealed with one flush, :mod:`fionagw.receive.durable`) and renamed into the
+  archive BEFORE the Success status goes out; the committer thread then flushes the study
+  folder, batched with the renames of the other associations, and writes the FIFO line
+  (:mod:`fionagw.receive.notify`). Write errors
   answer failure statuses (0xA700 for a full disk), a broken protocol an A-ABORT; a silent
   peer is aborted after ``receiver.network_timeout`` seconds.
 """
@@ -498,8 +499,8 @@ class Association:
                 else:
                     sink.close()
             self._respond_store(context_id, command, status, comment)
-        # While the sender prepares its next request: the committer moves a sealed object
-        # into the archive and announces it; a synchronously committed one is announced here.
+        # While the sender prepares its next request: the committer flushes the folder of a
+        # sealed object and announces it; a synchronously committed one is announced here.
         if sealed is not None:
             self.server.committer.submit(sealed)
         elif stored is not None:
