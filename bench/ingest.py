@@ -1,38 +1,41 @@
 """Ingest benchmark (not a test): the same corpus sent by dcmtk storescu to
-(a) dcmtk storescp writing to disk, and (b) our SCP + processSingleFile, until the last
-image is classified in raw/. Prints images/s for both, the ratio, each daemon's CPU time
-per image and peak RSS.
+(a) dcmtk storescp writing to disk (no flush: the ceiling), (b) Orthanc with
+``SyncStorageArea: true`` (the durable reference), and (c) our SCP + processSingleFile,
+until the last image is stored (ours: classified in raw/). Prints images/s for each, the
+ratios, our flushes per image (counted by the receiver), each daemon's CPU time per image
+and peak RSS.
 
-    bench/ingest [--images 4000] [--studies 4] [--senders 1] [--rounds 1] [--no-fsync]
-                 [--workdir DIR] [--keep]
+    bench/ingest [--images 4000] [--studies 4] [--senders 1,4,8] [--rounds 1]
+                 [--durability flush|os] [--no-orthanc] [--workdir DIR] [--keep]
 
---no-fsync runs our SCP with durable=False (through serve_scp directly: there is no
-production switch for that) to show what the fsyncs cost. CPU ms/image is each daemon's
-user+system time while the corpus is sent (start-up is printed apart).
+--durability os runs our SCP with ``receiver.durability: os`` (no flush) to show what
+durability costs. CPU ms/image is each daemon's user+system time while the corpus is sent
+(start-up is printed apart). Flushes per image come from the receiver's "SCP stopped" log
+line (receive/flushes.py counts every fsync it makes).
 
-What keeps the two sides comparable:
+What keeps the sides comparable:
 
 * the same corpus, read once beforehand (page cache warm), sent by the same storescu
-  command line with TCP_NODELAY=1;
+  command line with TCP_NODELAY=1 (Orthanc gets TCP_NODELAY=1 too);
 * os.sync() before each side: storescp does not fsync, and its hundreds of MB of dirty
-  pages would otherwise be written back while our daemons run (and fsync);
+  pages would otherwise be written back while the next side runs (and fsyncs);
 * the received data lands in a fresh ext4 block group: the work folder is made under
   DIR (default $TMPDIR/fionagw-bench-work), which gets ext4's "top directory" flag
   (chattr +T) so that each run's folder is placed in a little-used group. Without a
   journal, ext4 skips inodes deleted in the last 60 s (up to 6 min while their inode
   table is not yet written back) whenever it allocates one, checking each: creating a
   file in a group where thousands were just deleted (the previous run, other tests)
-  costs ~1 ms instead of ~30 us, for storescp and for us alike but not equally. The run
-  also waits until its own last deletion is 65 s old;
+  costs ~1 ms instead of ~30 us, for every side but not equally. The run also waits
+  until its own last deletion is 65 s old;
 * the progress of each side is polled cheaply (only folders that changed are listed
-  again), so the poller takes little CPU from the daemons;
-* --rounds N repeats both sides N times in one invocation, alternating which goes first,
-  and reports every round and the median ratio;
-* with --senders N > 1, storescp runs with --fork (a process per association), as our SCP
-  serves associations in parallel (its CPU then counts the children it has reaped).
+  again; Orthanc's /statistics), so the poller takes little CPU from the daemons;
+* --rounds N repeats the sides N times per sender count, rotating which goes first, and
+  reports every round and the median ratios;
+* with --senders N > 1, storescp runs with --fork (a process per association), Orthanc
+  with its default DICOM threads, our SCP serves associations in parallel.
 
 On a shared VM disk the figures still vary from run to run (the host's load shows as
-flush latency and steal time): compare (a) and (b) of one round, and repeat.
+flush latency and steal time): compare the sides of one round, and repeat.
 """
 
 from __future__ import annotations
@@ -44,11 +47,11 @@ import json
 import os
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -286,20 +289,100 @@ def bench_storescp(dirs: list[Path], expected: int, work: Path, senders: int) ->
     }
 
 
-# Our SCP without fsync, for --no-fsync only: serve_scp(durable=False) until SIGTERM.
-_NO_FSYNC_SCP = """
-import signal, sys, threading
-sys.path.insert(0, sys.argv[1])
-from fionagw.config import load_config
-from fionagw.receive.scp import serve_scp
-stop = threading.Event()
-signal.signal(signal.SIGTERM, lambda *_: stop.set())
-serve_scp(load_config(sys.argv[2]), stop, lambda: None, durable=False)
-"""
+ORTHANC = "/usr/sbin/Orthanc"
+
+
+def orthanc_instances(url: str) -> int:
+    with urllib.request.urlopen(url + "/statistics", timeout=5) as r:
+        return int(json.load(r)["CountInstances"])
+
+
+def bench_orthanc(dirs: list[Path], expected: int, work: Path, senders: int) -> dict:
+    """Orthanc with SyncStorageArea true (its default): fdatasync of every stored file."""
+    port, http = free_port(), free_port()
+    config = work / "orthanc.json"
+    config.write_text(
+        json.dumps(
+            {
+                "Name": "fionagw-bench",
+                "StorageDirectory": str(work / "storage"),
+                "IndexDirectory": str(work / "index"),
+                "DicomAet": "FIONA",
+                "DicomPort": port,
+                "DicomCheckCalledAet": False,
+                "HttpPort": http,
+                "RemoteAccessAllowed": False,
+                "AuthenticationEnabled": False,
+                "DicomAlwaysAllowStore": True,
+                "SyncStorageArea": True,
+                "Plugins": [],
+                "SaveJobs": False,
+            }
+        )
+    )
+    url = f"http://127.0.0.1:{http}"
+    with open(work / "orthanc.log", "wb") as log:
+        proc = subprocess.Popen(
+            [ORTHANC, "--no-jobs", str(config)], cwd=work, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_port(port)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                orthanc_instances(url)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise SystemExit("Orthanc does not answer its REST API") from None
+                time.sleep(0.05)
+        os.sync()
+        cpu0, stat0 = cpu_seconds(proc.pid), cpu_times()
+        t0 = time.perf_counter()
+        procs = send(port, dirs, senders)
+        while (n := orthanc_instances(url)) < expected:
+            for p in procs:
+                if p.poll() not in (None, 0):
+                    raise SystemExit("storescu failed against Orthanc")
+            if time.perf_counter() - t0 > 900:
+                raise SystemExit(f"timeout: Orthanc has {n} of {expected} instances")
+            time.sleep(0.05)
+        t1 = time.perf_counter()
+        for p in procs:
+            p.wait()
+        rss = peak_rss_mb(proc.pid)
+        cpu = cpu_seconds(proc.pid) - cpu0
+        steal = steal_percent(stat0, cpu_times())
+    finally:
+        proc.terminate()
+        proc.wait()
+    return {
+        "seconds": t1 - t0,
+        "images_per_s": expected / (t1 - t0),
+        "peak_rss_mb": {"orthanc": rss},
+        "cpu_ms_per_image": {"orthanc": 1000 * cpu / expected},
+        "steal_percent": steal,
+    }
+
+
+def stopped_flushes(log: Path) -> dict:
+    """The flush counts of the receiver's last "SCP stopped" line."""
+    found: dict = {}
+    try:
+        for line in log.read_text(errors="replace").splitlines():
+            if '"SCP stopped"' in line:
+                entry = json.loads(line)
+                found = {
+                    k: entry.get(k)
+                    for k in ("stored", "file_flushes", "folder_flushes", "flushes_per_image")
+                }
+    except (OSError, ValueError):
+        pass
+    return found
 
 
 def bench_fionagw(
-    dirs: list[Path], expected: int, work: Path, senders: int, durable: bool = True
+    dirs: list[Path], expected: int, work: Path, senders: int, durability: str = "flush"
 ) -> dict:
     port = free_port()
     cfg = work / "config.json"
@@ -313,6 +396,7 @@ def bench_fionagw(
                 "DICOMAETITLE": "FIONA",
                 "CLASSIFY_RULES": str(ROOT / "config" / "classifyRules.json"),
                 "logging": {"level": "INFO"},
+                "receiver": {"durability": durability},
             }
         )
     )
@@ -321,8 +405,6 @@ def bench_fionagw(
         name: [py, str(ROOT / "bin" / name), "--config", str(cfg), "foreground"]
         for name in ("processSingleFile", "storectl")
     }
-    if not durable:
-        commands["storectl"] = [py, "-c", _NO_FSYNC_SCP, str(ROOT / "lib"), str(cfg)]
     procs = {
         name: subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for name, command in commands.items()
@@ -353,6 +435,7 @@ def bench_fionagw(
         for p in procs.values():
             p.wait()
     return {
+        "flushes": stopped_flushes(paths.logfile("storescpd")),
         "seconds": t1 - t0,
         "images_per_s": expected / (t1 - t0),
         "archived_images_per_s": expected / (t_arch - t0),
@@ -364,44 +447,63 @@ def bench_fionagw(
 
 
 def run_round(
-    dirs: list[Path], expected: int, work: Path, args: argparse.Namespace, ours_first: bool
+    dirs: list[Path], expected: int, work: Path, args: argparse.Namespace, senders: int, turn: int
 ) -> dict:
+    order = ["fionagw", "storescp"] + ([] if args.no_orthanc else ["orthanc"])
+    order = order[turn % len(order) :] + order[: turn % len(order)]
     sides = {}
-    for side in ("fionagw", "storescp") if ours_first else ("storescp", "fionagw"):
+    for side in order:
         folder = work / side
         folder.mkdir()
         if side == "storescp":
-            sides[side] = bench_storescp(dirs, expected, folder, args.senders)
+            sides[side] = bench_storescp(dirs, expected, folder, senders)
+        elif side == "orthanc":
+            sides[side] = bench_orthanc(dirs, expected, folder, senders)
         else:
-            sides[side] = bench_fionagw(
-                dirs, expected, folder, args.senders, durable=not args.no_fsync
-            )
+            sides[side] = bench_fionagw(dirs, expected, folder, senders, args.durability)
     ref, ours = sides["storescp"], sides["fionagw"]
     ratio = ours["images_per_s"] / ref["images_per_s"]
     print(
-        f"(a) dcmtk storescp          {ref['images_per_s']:8.1f} images/s  ({ref['seconds']:.2f} s)"
-        f"  peak RSS {ref['peak_rss_mb']['storescp']:.0f} MB"
+        f"(a) dcmtk storescp{' --fork' if senders > 1 else '':7s}   {ref['images_per_s']:8.1f} images/s"
+        f"  ({ref['seconds']:.2f} s)  peak RSS {ref['peak_rss_mb']['storescp']:.0f} MB"
         f"  CPU {ref['cpu_ms_per_image']['storescp']:.2f} ms/image  steal {ref['steal_percent']:.1f}%"
     )
+    orthanc_ratio = None
+    if "orthanc" in sides:
+        o = sides["orthanc"]
+        orthanc_ratio = ours["images_per_s"] / o["images_per_s"]
+        print(
+            f"(b) Orthanc SyncStorageArea  {o['images_per_s']:8.1f} images/s  ({o['seconds']:.2f} s)"
+            f"  peak RSS {o['peak_rss_mb']['orthanc']:.0f} MB"
+            f"  CPU {o['cpu_ms_per_image']['orthanc']:.2f} ms/image  steal {o['steal_percent']:.1f}%"
+        )
     rss = ", ".join(f"{k} {v:.0f} MB" for k, v in ours["peak_rss_mb"].items())
-    label = "(b) fionagw SCP + classify" + (" NO FSYNC" if args.no_fsync else "")
+    label = f"(c) fionagw ({args.durability})"
     print(
-        f"{label:27s} {ours['images_per_s']:8.1f} images/s  ({ours['seconds']:.2f} s)"
+        f"{label:27s}  {ours['images_per_s']:8.1f} images/s  ({ours['seconds']:.2f} s)"
         f"  archived at {ours['archived_images_per_s']:.1f}/s  peak RSS {rss}"
         f"  steal {ours['steal_percent']:.1f}%"
     )
     cpu = ", ".join(f"{k} {v:.2f}" for k, v in ours["cpu_ms_per_image"].items())
     startup = ", ".join(f"{k} {v:.2f} s" for k, v in ours["startup_cpu_s"].items())
+    fl = ours["flushes"]
     print(f"    CPU ms/image: {cpu}  (start-up CPU: {startup})")
     print(
-        f"ratio (b)/(a): {ratio:.2f}  ({'ours' if ours_first else 'storescp'} first;"
-        " goal >= 0.70; peak RSS goal < 150 MB per daemon)"
+        f"    flushes: {fl.get('file_flushes')} file + {fl.get('folder_flushes')} folder for"
+        f" {fl.get('stored')} images = {fl.get('flushes_per_image')} per image"
+        + (
+            " (the file flush is the one on the critical path)"
+            if args.durability == "flush"
+            else ""
+        )
     )
+    vs_orthanc = f", (c)/(b) {orthanc_ratio:.2f}" if orthanc_ratio else ""
+    print(f"ratio (c)/(a) {ratio:.2f}{vs_orthanc}  (first: {order[0]})")
     return {
-        "storescp": ref,
-        "fionagw": ours,
+        **sides,
         "ratio": ratio,
-        "first": "fionagw" if ours_first else "storescp",
+        "ratio_orthanc": orthanc_ratio,
+        "first": order[0],
     }
 
 
@@ -413,9 +515,8 @@ def main() -> int:
     ap.add_argument("--studies", type=int, default=4)
     ap.add_argument(
         "--senders",
-        type=int,
-        default=1,
-        help="parallel storescu processes (studies split among them)",
+        default="1",
+        help="parallel storescu processes (studies split among them); a list runs each: 1,4,8",
     )
     ap.add_argument(
         "--rounds", type=int, default=1, help="both sides this many times, alternating the order"
@@ -430,14 +531,22 @@ def main() -> int:
         help="where the received data goes (a folder on the filesystem to measure)",
     )
     ap.add_argument(
-        "--no-fsync",
-        action="store_true",
-        help="our SCP without fsync (not durable; to measure what durability costs)",
+        "--durability",
+        choices=("flush", "os"),
+        default="flush",
+        help="our receiver.durability (os: no flush; to measure what durability costs)",
     )
+    ap.add_argument("--no-orthanc", action="store_true", help="leave the Orthanc side out")
     ap.add_argument("--keep", action="store_true", help="keep the received data")
     args = ap.parse_args()
     if not shutil.which("storescu") or not shutil.which("storescp"):
         raise SystemExit("dcmtk is needed: apt-get install dcmtk")
+    if not args.no_orthanc and not os.path.exists(ORTHANC):
+        raise SystemExit("Orthanc is needed (apt-get install orthanc), or --no-orthanc")
+    try:
+        sender_counts = [int(n) for n in args.senders.split(",")]
+    except ValueError:
+        raise SystemExit(f"--senders: not a list of numbers: {args.senders!r}") from None
     os.environ["TCP_NODELAY"] = "1"
     t = time.perf_counter()
     dirs = make_corpus(args.corpus, args.images, args.studies)
@@ -453,34 +562,47 @@ def main() -> int:
         print(f"note: {base} could not get ext4's top-directory flag; runs share block groups")
     settle_after_delete(base)
     work = Path(tempfile.mkdtemp(prefix="run-", dir=base))
-    rounds = []
+    results = ROOT / "bench" / "results"
+    results.mkdir(exist_ok=True)
+    summary = {}
+    turn = 0
     try:
-        for i in range(args.rounds):
-            if args.rounds > 1:
-                print(f"-- round {i + 1} of {args.rounds}")
-            folder = Path(tempfile.mkdtemp(prefix=f"round{i + 1}-", dir=base)) if i else work
-            rounds.append(run_round(dirs, expected, folder, args, ours_first=bool(i % 2)))
-            if folder != work and not args.keep:
-                shutil.move(str(folder), str(work / folder.name))  # deleted with the rest
-        ratios = [r["ratio"] for r in rounds]
-        if len(rounds) > 1:
-            print(
-                f"ratios: {', '.join(f'{r:.2f}' for r in ratios)}; median {statistics.median(ratios):.2f}"
+        for senders in sender_counts:
+            rounds = []
+            for i in range(args.rounds):
+                print(f"-- {senders} sender(s), round {i + 1} of {args.rounds}")
+                folder = Path(tempfile.mkdtemp(prefix=f"s{senders}-r{i + 1}-", dir=work))
+                rounds.append(run_round(dirs, expected, folder, args, senders, turn))
+                turn += 1
+            ratios = [r["ratio"] for r in rounds]
+            middle = sorted(rounds, key=lambda r: r["ratio"])[(len(rounds) - 1) // 2]
+            if len(rounds) > 1:
+                print(f"ratios (c)/(a): {', '.join(f'{r:.2f}' for r in ratios)}")
+            summary[str(senders)] = {"median": middle, "rounds": rounds}
+        print("== summary (images/s; median round)")
+        for senders, entry in summary.items():
+            m = entry["median"]
+            line = (
+                f"{senders:>2} sender(s): storescp {m['storescp']['images_per_s']:.0f}"
+                f"  ours {m['fionagw']['images_per_s']:.0f} ({m['ratio']:.2f}x storescp"
             )
-        middle = sorted(rounds, key=lambda r: r["ratio"])[(len(rounds) - 1) // 2]
-        results = ROOT / "bench" / "results"
-        results.mkdir(exist_ok=True)
+            if m.get("orthanc"):
+                line += f", {m['ratio_orthanc']:.2f}x Orthanc {m['orthanc']['images_per_s']:.0f})"
+            else:
+                line += ")"
+            fl = m["fionagw"]["flushes"]
+            line += (
+                f"  flushes/image {fl.get('flushes_per_image')}"
+                f"  storectl peak RSS {m['fionagw']['peak_rss_mb']['storectl']:.0f} MB"
+            )
+            print(line)
         out = results / f"ingest-{time.strftime('%Y%m%dT%H%M%S')}.json"
         out.write_text(
             json.dumps(
                 {
                     "images": expected,
-                    "senders": args.senders,
-                    "durable": not args.no_fsync,
-                    "storescp": middle["storescp"],
-                    "fionagw": middle["fionagw"],
-                    "ratio": middle["ratio"],
-                    "rounds": rounds,
+                    "durability": args.durability,
+                    "senders": summary,
                 },
                 indent=2,
             )

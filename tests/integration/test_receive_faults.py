@@ -9,6 +9,7 @@ import fcntl
 import os
 import resource
 import select
+import shutil
 import signal
 import subprocess
 import time
@@ -76,7 +77,7 @@ def test_archive_not_a_directory_answers_failure(scp: SiteConfig) -> None:
 
 def test_temp_folder_unusable_answers_failure(scp: SiteConfig) -> None:
     temp = scp.paths.temp
-    os.rmdir(temp)
+    shutil.rmtree(temp)  # with the empty temp files the receiver made ahead of time
     temp.write_text("in the way")
     r = storescu(scp.dicom_port, pydicom_test_file("MR_small.dcm"), extra=("-v",))
     assert r.returncode != 0
@@ -151,9 +152,10 @@ def test_full_fifo_does_not_stall_the_receiver(
 
     monkeypatch.setattr(notify, "PIPE_SIZE", 0)
     series = make_series(tmp_path / "series", 80)
-    with running_scp(site_config) as scp:
-        rfd = os.open(scp.paths.fifo, os.O_RDONLY | os.O_NONBLOCK)
-        try:
+    rfd = -1
+    try:
+        with running_scp(site_config) as scp:
+            rfd = os.open(scp.paths.fifo, os.O_RDONLY | os.O_NONBLOCK)
             fcntl.fcntl(rfd, 1031, 4096)  # F_SETPIPE_SZ: ~25 lines fill it
             t0 = time.monotonic()
             r = storescu(scp.dicom_port, series)
@@ -161,13 +163,14 @@ def test_full_fifo_does_not_stall_the_receiver(
             assert r.returncode == 0, r.stderr
             assert len(archived(scp)) == 80
             assert elapsed < 20, f"80 images took {elapsed:.1f} s with a full FIFO"
-            data = b""
-            while select.select([rfd], [], [], 0.1)[0]:
-                chunk = os.read(rfd, 65536)
-                if not chunk:
-                    break
-                data += chunk
-        finally:
+        data = b""  # read once the receiver has stopped (its announcer has given up lines)
+        while select.select([rfd], [], [], 0.1)[0]:
+            chunk = os.read(rfd, 65536)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        if rfd >= 0:
             os.close(rfd)
     lines = data.decode().splitlines(keepends=True)
     assert 10 <= len(lines) < 80

@@ -124,7 +124,7 @@ def test_storescu_corpus_bytes_names_and_job(scp: SiteConfig) -> None:
     studies = {rel.split("/")[0] for rel in files}
     jobs = sorted(os.listdir(scp.paths.arrived))
     assert jobs == sorted(f"STORESCU FIONA 127.0.0.1 {s}" for s in studies)
-    assert not [p for p in scp.paths.temp.iterdir() if p.name.startswith(".scp-")]
+    assert not temp_leftovers(scp)
     assert all(oct(p.stat().st_mode & 0o777) == "0o640" for p in files.values())
 
 
@@ -239,7 +239,7 @@ def test_resent_instance_replaces_old_copy(scp: SiteConfig) -> None:
     assert list(files.values()) == [first]
     assert first.stat().st_ino != inode  # a new file renamed over the old one
     assert dcmread(first).ImageComments == "second version"
-    assert not [p for p in scp.paths.temp.iterdir() if p.name.startswith(".scp-")]
+    assert not temp_leftovers(scp)
     assert any(e.get("replaced") for e in log_entries(scp) if e["message"] == "stored")
 
 
@@ -325,7 +325,7 @@ def test_missing_sop_instance_uid_is_refused(scp: SiteConfig, tmp_path: Path, mo
     assert status.Status == store.DATASET_MISMATCH
     assert "SOP Instance UID" in status.ErrorComment
     assert not archived(scp)
-    assert not [p for p in scp.paths.temp.iterdir() if p.name.startswith(".scp-")]
+    assert not temp_leftovers(scp)
 
 
 @pytest.mark.filterwarnings("ignore:Invalid value for VR UI")

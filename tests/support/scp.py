@@ -64,4 +64,9 @@ def archived(cfg: SiteConfig) -> dict[str, Path]:
 
 
 def temp_leftovers(cfg: SiteConfig) -> list[Path]:
-    return [p for p in cfg.paths.temp.iterdir() if p.name.startswith(".scp-")]
+    """Temp files holding data (the empty ones are the receiver's pool, made ahead of time)."""
+    return [
+        p
+        for p in cfg.paths.temp.iterdir()
+        if p.name.startswith(".scp-") and (not p.is_file() or p.stat().st_size > 0)
+    ]

@@ -29,6 +29,12 @@ class ReceiverSettings:
     max_unassociated_per_ip: int = 4  # such connections from one address
     max_associations: int = 32  # associations at once; more are rejected (local limit)
     idle_displace_seconds: float = 10.0  # when full, one silent this long makes room
+    # "flush": Success only for bytes flushed to disk (one flush per image); "os": no flush,
+    # for storage that keeps acknowledged writes itself (battery-backed cache, ZFS sync=always)
+    durability: str = "flush"
+
+
+DURABILITY_MODES = ("flush", "os")
 
 
 def parse_receiver(r: SectionReader) -> ReceiverSettings:
@@ -45,7 +51,10 @@ def parse_receiver(r: SectionReader) -> ReceiverSettings:
         max_unassociated_per_ip=r.get("max_unassociated_per_ip", int, 4),
         max_associations=r.get("max_associations", int, 32),
         idle_displace_seconds=float(r.get("idle_displace_seconds", (int, float), 10.0)),
+        durability=r.get("durability", str, "flush"),
     )
+    if receiver.durability not in DURABILITY_MODES:
+        raise r.error("durability", f"must be one of {', '.join(DURABILITY_MODES)}")
     for key in (
         "handshake_timeout",
         "max_unassociated",

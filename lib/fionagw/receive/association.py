@@ -13,10 +13,12 @@
   rejected, objects stored and failed, bytes, seconds); no line per context or per image
   above DEBUG but the failures, and no value from the data (no UID) in any of them.
 * The data phase is a plain blocking loop over the socket: P-DATA-TF fragments of a C-STORE
-  data set go into a :class:`~fionagw.receive.sink.Sink`; on the last fragment the object is
-  committed durably into the archive BEFORE the Success status goes out; then, while the
-  sender prepares its next request, the FIFO line is written (:mod:`fionagw.receive.notify`)
-  and the next temp file created, keeping both off the per-image critical path. Write errors
+  data set go into a :class:`~fionagw.receive.sink.Sink` (its temp file taken from the
+  committer's pool, made ahead of time); on the last fragment the object is checked, made
+  durable (sealed with one flush, :mod:`fionagw.receive.durable`) and renamed into the
+  archive BEFORE the Success status goes out; the committer thread then flushes the study
+  folder, batched with the renames of the other associations, and writes the FIFO line
+  (:mod:`fionagw.receive.notify`). Write errors
   answer failure statuses (0xA700 for a full disk), a broken protocol an A-ABORT; a silent
   peer is aborted after ``receiver.network_timeout`` seconds.
 """
@@ -35,8 +37,8 @@ from typing import Any, Protocol
 
 from fionagw.config import SiteConfig
 from fionagw.paths import SitePaths
+from fionagw.receive import durable, store, wire
 from fionagw.receive import sink as sinks
-from fionagw.receive import store, wire
 from fionagw.receive.access import AccessPolicy, peer_ip
 from fionagw.receive.notify import Notifier
 from fionagw.receive.throttle import LogThrottle
@@ -58,8 +60,7 @@ class Server(Protocol):
 
     cfg: SiteConfig
     paths: SitePaths
-    tempdir: str
-    durable: bool
+    committer: durable.Committer
     notifier: Notifier
     access: AccessPolicy
     ssl_context: ssl.SSLContext | None
@@ -101,7 +102,6 @@ class Association:
         self.peer_max_pdu = 0
         self.sink: sinks.Sink | None = None
         self.buffer: memoryview | None = None  # reused by every data set (FLUSH_BYTES)
-        self.spare: tuple[str, int] | None = None  # the next data set's temp file, made early
         self.rfile: Any = None
         self.thread: threading.Thread | None = None
 
@@ -189,10 +189,6 @@ class Association:
         if self.sink is not None:
             self.sink.discard()  # a dataset cut off by an abort or a dropped connection
             self.sink = None
-        if self.spare is not None:
-            os.close(self.spare[1])
-            sinks.remove(self.spare[0])
-            self.spare = None
         for closable in (self.rfile, self.sock):  # the socket stays open while its file is
             try:
                 if closable is not None:
@@ -395,8 +391,15 @@ class Association:
                 meta = b""
             if self.buffer is None:
                 self.buffer = sinks.new_buffer()
-            temp, self.spare = self.spare or (sinks.temp_path(self.server.tempdir), -1), None
-            self.sink = sinks.Sink(self.buffer, meta, temp)
+            committer = self.server.committer
+            path, fd, entry_durable = committer.take_temp()
+            self.sink = sinks.Sink(
+                self.buffer,
+                meta,
+                (path, fd),
+                checksum=committer.sealing,
+                entry_durable=entry_durable,
+            )
             if not meta:  # answered 0xC230 once the data set is read
                 self.sink.error = OSError(errno.EINVAL, "UID too long")
             return True
@@ -460,17 +463,18 @@ class Association:
             return
         sop_class = wire.command_ui(command, wire.AFFECTED_SOP_CLASS)
         sop_uid = wire.command_ui(command, wire.AFFECTED_SOP_INSTANCE)
-        stored = None
+        stored = sealed = None
         with self.lock:  # shutdown waits for a store being committed
             try:
                 if self.closing:
                     raise store.StoreError(store.OUT_OF_RESOURCES, "receiver shutting down")
-                stored = sinks.commit(
+                stored, sealed = sinks.commit(
                     sink,
                     self.server.paths,
                     sop_class,
                     sop_uid,
-                    durable=self.server.durable,
+                    committer=self.server.committer,
+                    peer=(self.calling, self.called, self.ip),
                     check_replaced=LOGGER.isEnabledFor(logging.DEBUG),
                 )
             except store.StoreError as exc:
@@ -495,19 +499,16 @@ class Association:
                 else:
                     sink.close()
             self._respond_store(context_id, command, status, comment)
-        # While the sender prepares its next request: announce this object, make the next
-        # temp file (creating a file is not free on a busy filesystem).
-        if stored is not None:
+        # While the sender prepares its next request: the committer flushes the folder of a
+        # sealed object and announces it; a synchronously committed one is announced here.
+        if sealed is not None:
+            self.server.committer.submit(sealed)
+        elif stored is not None:
             self.server.notifier.arrived(
                 self.calling, self.called, self.ip, stored.study_uid, stored.study_dir, stored.name
             )
-            if LOGGER.isEnabledFor(logging.DEBUG):
-                LOGGER.debug(
-                    "stored",
-                    extra={**self.log_fields(), "replaced": stored.replaced, "bytes": stored.size},
-                )
-        self._make_spare()
-
-    def _make_spare(self) -> None:
-        if self.spare is None:
-            self.spare = sinks.open_temp(self.server.tempdir)
+        if stored is not None and LOGGER.isEnabledFor(logging.DEBUG):
+            LOGGER.debug(
+                "stored",
+                extra={**self.log_fields(), "replaced": stored.replaced, "bytes": stored.size},
+            )

@@ -35,7 +35,8 @@ from collections.abc import Callable
 
 from fionagw.config import ConfigError, SiteConfig
 from fionagw.ops.ports import listen
-from fionagw.receive import store
+from fionagw.receive import durable as durability
+from fionagw.receive import flushes
 from fionagw.receive.access import AccessPolicy, peer_ip
 from fionagw.receive.association import Association
 from fionagw.receive.notify import Notifier
@@ -66,12 +67,14 @@ def _tls_context(cfg: SiteConfig) -> ssl.SSLContext | None:
 class StoreSCP:
     """One site's receiver; :func:`serve_scp` is the component entry point."""
 
-    def __init__(self, cfg: SiteConfig, *, durable: bool = True) -> None:
+    def __init__(self, cfg: SiteConfig, *, durable: bool | None = None) -> None:
+        """``durable`` overrides ``receiver.durability`` (tests, the bench)."""
         self.cfg = cfg
         self.paths = cfg.paths
-        self.tempdir = str(cfg.paths.temp)
-        self.durable = durable
+        self.durable = cfg.receiver.durability == "flush" if durable is None else durable
         self.notifier = Notifier(cfg.paths)
+        self.committer = durability.Committer(cfg.paths, self.notifier, durable=self.durable)
+        self.stored = 0  # objects stored by ended associations (the "SCP stopped" line)
         self.access = AccessPolicy.from_settings(cfg.receiver)
         self.ssl_context: ssl.SSLContext | None = None
         self._listener: socket.socket | None = None
@@ -88,7 +91,6 @@ class StoreSCP:
     def start(self) -> None:
         self.paths.archive.mkdir(parents=True, exist_ok=True)
         self.paths.temp.mkdir(parents=True, exist_ok=True)
-        store.remove_temps(self.paths.temp)
         self.ssl_context = _tls_context(self.cfg)
         ip, port = self.cfg.dicom_ip, self.cfg.dicom_port
         try:
@@ -102,6 +104,10 @@ class StoreSCP:
         listener.settimeout(0.5)  # the accept loop looks at the stop flag this often
         self._listener = listener
         self.notifier.start()
+        # Before any association: objects answered Success before a crash reach the archive,
+        # temp files of cut-off data sets go.
+        durability.recover(self.paths, self.notifier)
+        self.committer.start()
         self._acceptor = threading.Thread(target=self._accept_loop, name="scp-accept", daemon=True)
         self._acceptor.start()
         LOGGER.info(
@@ -203,6 +209,7 @@ class StoreSCP:
             self._active.discard(assoc)
             self._unassociated.pop(assoc, None)
             self._associated.discard(assoc)
+            self.stored += assoc.stored
 
     def shutdown(self, grace: float | None = None) -> None:
         """Stop accepting; let running associations end (``grace`` seconds, default
@@ -228,13 +235,28 @@ class StoreSCP:
         for assoc in remaining:
             if assoc.thread is not None:
                 assoc.thread.join(2.0)
-        store.remove_temps(self.paths.temp)  # datasets cut off by the aborts
+        self.committer.close()  # what is sealed goes into the archive
+        durability.recover(self.paths, self.notifier)  # what a failed move left; cut-off temps
         self.notifier.close()
-        LOGGER.info("SCP stopped", extra={"port": self.cfg.dicom_port})
+        counts = flushes.counts()
+        LOGGER.info(
+            "SCP stopped",
+            extra={
+                "port": self.cfg.dicom_port,
+                "stored": self.stored,
+                "file_flushes": counts["file"],
+                "folder_flushes": counts["folder"],
+                "flushes_per_image": round(sum(counts.values()) / max(1, self.stored), 3),
+            },
+        )
 
 
 def serve_scp(
-    cfg: SiteConfig, stop: threading.Event, ready: Callable[[], None], *, durable: bool = True
+    cfg: SiteConfig,
+    stop: threading.Event,
+    ready: Callable[[], None],
+    *,
+    durable: bool | None = None,
 ) -> None:
     """Run the site's SCP until ``stop`` is set; call ``ready()`` once listening."""
     scp = StoreSCP(cfg, durable=durable)

@@ -3,40 +3,29 @@
 Fragments are read from the connection straight into the association's buffer
 (:data:`FLUSH_BYTES`) and written to the file whenever it is full: an ordinary image is written
 with one system call when it is complete, a huge object never sits in memory. Once the last
-fragment is in, :func:`commit` hands the file to :func:`fionagw.receive.store.store_received`,
-which walks it whole (through a memory map: nothing is copied) and renames it durably into
-the archive.
+fragment is in, :func:`commit` walks it whole (:func:`fionagw.receive.store.check_received`,
+through a memory map: nothing is copied) and then either seals it with its one flush for the
+group commit (:mod:`fionagw.receive.durable`) or commits it synchronously.
 """
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 from collections.abc import Callable
 
 from fionagw.paths import SitePaths
-from fionagw.receive import store
+from fionagw.receive import durable, flushes, store
+
+LOGGER = logging.getLogger(__name__)
 
 FLUSH_BYTES = 1 << 20  # a data set up to this size is kept in memory until complete
-_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 
 
 def new_buffer() -> memoryview:
     """The buffer one association reuses for every data set."""
     return memoryview(bytearray(FLUSH_BYTES))
-
-
-def temp_path(tempdir: str) -> str:
-    return os.path.join(tempdir, store.temp_name())
-
-
-def open_temp(tempdir: str) -> tuple[str, int] | None:
-    """A new temp file, created ahead of its data set (creating a file is not free on a busy
-    filesystem); None when that fails, to be tried again at the first write and answered."""
-    path = temp_path(tempdir)
-    try:
-        return path, os.open(path, _TEMP_FLAGS, 0o600)
-    except OSError:
-        return None
 
 
 def remove(path: str) -> None:
@@ -53,10 +42,20 @@ class Sink:
     SCP answers a failure status once the request is complete.
     """
 
-    __slots__ = ("path", "fd", "view", "filled", "size", "error")
+    __slots__ = ("path", "fd", "view", "filled", "size", "error", "crc", "entry_durable")
 
-    def __init__(self, buffer: memoryview, meta: bytes, temp: tuple[str, int]) -> None:
+    def __init__(
+        self,
+        buffer: memoryview,
+        meta: bytes,
+        temp: tuple[str, int],
+        *,
+        checksum: bool = False,
+        entry_durable: bool = False,
+    ) -> None:
         self.path, self.fd = temp  # fd -1: the file is created at the first write
+        self.crc: int | None = 0 if checksum else None  # CRC-32 of the bytes, for the seal
+        self.entry_durable = entry_durable  # the temp file's name is fsynced in its folder
         self.view = buffer
         self.filled = len(meta)
         buffer[: self.filled] = meta
@@ -84,8 +83,10 @@ class Sink:
             return
         try:
             if self.fd < 0:
-                self.fd = os.open(self.path, _TEMP_FLAGS, 0o600)
+                self.fd = os.open(self.path, store.TEMP_FLAGS, 0o600)
             view = self.view[: self.filled]
+            if self.crc is not None:
+                self.crc = durable.crc(view, self.crc)
             while view:
                 view = view[os.write(self.fd, view) :]
         except OSError as exc:
@@ -124,11 +125,17 @@ def commit(
     sop_class: str,
     sop_uid: str,
     *,
-    durable: bool,
+    committer: durable.Committer,
+    peer: tuple[str, str, str],
     check_replaced: bool,
-) -> store.Stored:
-    """Complete the temp file and store it in the archive; StoreError with the status to answer.
+) -> tuple[store.Stored, durable.Sealed | None]:
+    """Complete the temp file, check it and make it durable; StoreError with the status to
+    answer.
 
+    Durable with seals: the file is sealed, flushed once and renamed into the archive, and the
+    returned Sealed is for :meth:`~fionagw.receive.durable.Committer.submit` once Success is
+    answered (the folder flush, batched, and the FIFO line). Otherwise it was committed
+    synchronously (flushed twice, or not at all with ``durability: os``).
     The caller closes the sink after success and discards it after a failure.
     """
     sink.finish()
@@ -137,13 +144,48 @@ def commit(
             store.status_for_oserror(sink.error),
             f"cannot write received data: {sink.error.strerror}",
         )
-    return store.store_received(
-        paths,
-        sink.path,
-        sop_class,
-        sop_uid,
-        durable=durable,
-        fd=sink.fd,
-        size=sink.size,
-        check_replaced=check_replaced,
-    )
+    study_dir, name, study = store.check_received(paths, sink.path, sop_class, sop_uid)
+    try:
+        if committer.sealing and sink.crc is not None:
+            # A new study folder's name is flushed now (once per study, so the rename below
+            # can never land in a folder a power loss forgets).
+            store.ensure_dir(study_dir, durable=True)
+            item = durable.Sealed(sink.path, study_dir, name, study, *peer, sink.size)
+            try:
+                durable.seal(sink.fd, item, sink.crc)  # THE flush of this image
+            except durable.SealUnsupported:
+                committer.sealing = False
+                LOGGER.warning(
+                    "site/temp keeps no extended attributes: each image is flushed twice"
+                    " (temp file, then archive folder)",
+                    extra={"temp": str(paths.temp)},
+                )
+            else:
+                if not sink.entry_durable:  # the pool was empty: this name is new
+                    flushes.fsync_folder(paths.temp)
+                final = study_dir / name
+                replaced = check_replaced and os.path.lexists(final)
+                try:
+                    # No flush: until the committer fsyncs the folder, a power loss can only
+                    # undo this rename whole, leaving the sealed file for the recovery.
+                    os.rename(sink.path, final)
+                except OSError as exc:
+                    if exc.errno != errno.EXDEV:
+                        raise
+                else:
+                    return store.Stored(final, study_dir, name, study, replaced, sink.size), item
+        final, replaced, size = store.commit(
+            sink.path,
+            study_dir,
+            name,
+            durable=committer.durable,
+            fd=sink.fd,
+            size=sink.size,
+            check_replaced=check_replaced,
+        )
+    except OSError as exc:
+        where = exc.filename or study_dir
+        raise store.StoreError(
+            store.status_for_oserror(exc), f"cannot write {where}: {exc.strerror}"
+        ) from None
+    return store.Stored(final, study_dir, name, study, replaced, size), None

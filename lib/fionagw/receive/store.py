@@ -3,9 +3,10 @@
 A received object lands in ``site/archive/scp_<StudyInstanceUID>/<MOD>.<SOPInstanceUID>``,
 the bytes exactly as the sender encoded them (file meta + dataset in the negotiated
 transfer syntax). The SCP puts each dataset into a temp file under ``site/temp``
-(``.scp-`` names, :data:`TEMP_PREFIX`); :func:`commit` then fsyncs it, renames it into the
-study folder (replacing an earlier copy of the same instance atomically) and fsyncs the
-folder, so that Success is only ever answered for bytes that survive a crash. Nothing
+(``.scp-`` names, :data:`TEMP_PREFIX`); the receiver seals and flushes it once and its group
+commit moves it (:mod:`fionagw.receive.durable`), or :func:`commit` fsyncs it, renames it into
+the study folder (replacing an earlier copy of the same instance atomically) and fsyncs the
+folder: either way Success is only ever answered for bytes that survive a crash. Nothing
 is ever half-written under a final name.
 
 Names come from data the sender controls. The SOP Instance, Series and Study Instance UIDs
@@ -38,7 +39,7 @@ from fionagw.dicom.errors import CodecError
 from fionagw.dicom.walk import elements, part10
 from fionagw.ops.perms import FILE_MODE
 from fionagw.paths import SitePaths, safe_uid
-from fionagw.receive import structure
+from fionagw.receive import flushes, structure
 from fionagw.receive.modality import modality_prefix
 
 # C-STORE response statuses (PS3.4 Annex B.2.3; 0xC000-0xCFFF "cannot understand").
@@ -224,6 +225,7 @@ def archive_target(
 # --- temp files ----------------------------------------------------------------------------
 
 TEMP_PREFIX = ".scp-"
+TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 _names = itertools.count()
 
 
@@ -232,43 +234,37 @@ def temp_name() -> str:
     return f"{TEMP_PREFIX}{os.getpid()}-{next(_names)}.dcm"
 
 
-def remove_temps(directory: Path | str) -> None:
-    """Remove the receiver's temp files from ``directory``: partial datasets of a crash or
-    of aborted associations (never answered Success, so their senders resend)."""
+def temp_path(tempdir: str) -> str:
+    return os.path.join(tempdir, temp_name())
+
+
+def open_temp(tempdir: str) -> tuple[str, int] | None:
+    """A new temp file, created ahead of its data set (creating a file is not free on a busy
+    filesystem); None when that fails, to be tried again at the first write and answered."""
+    path = temp_path(tempdir)
     try:
-        with os.scandir(directory) as entries:
-            for entry in entries:
-                if entry.name.startswith(TEMP_PREFIX):
-                    try:
-                        os.unlink(entry.path)
-                    except OSError:
-                        pass
+        return path, os.open(path, TEMP_FLAGS, 0o600)
     except OSError:
-        pass
+        return None
 
 
 # --- durable commit ------------------------------------------------------------------------
 
 
-def _fsync_path(path: Path | str, flags: int = os.O_RDONLY) -> None:
-    fd = os.open(path, flags)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _ensure_dir(directory: Path, durable: bool) -> None:
+def ensure_dir(directory: Path, durable: bool) -> bool:
+    """Make the study folder ``directory`` if missing (its parent fsynced when ``durable``);
+    True when it was made here."""
     if directory.is_dir():
-        return
+        return False
     try:
         directory.mkdir()
     except FileExistsError:
         if not directory.is_dir():
             raise
-        return
+        return False
     if durable:
-        _fsync_path(directory.parent, os.O_RDONLY | os.O_DIRECTORY)
+        flushes.fsync_folder(directory.parent)
+    return True
 
 
 def commit(
@@ -297,11 +293,11 @@ def commit(
             size = os.fstat(fd).st_size
         os.fchmod(fd, mode)
         if durable:
-            os.fsync(fd)  # fdatasync measured no faster here, and would leave the mode unsynced
+            flushes.fsync_file(fd)  # fdatasync measured no faster, and leaves the mode unsynced
     finally:
         if own:
             os.close(fd)
-    _ensure_dir(study_dir, durable)
+    ensure_dir(study_dir, durable)
     final = study_dir / name
     replaced = check_replaced and os.path.lexists(final)
     try:
@@ -311,7 +307,7 @@ def commit(
             raise
         _copy_into(Path(tmp), study_dir, final, durable, mode)  # archive on another filesystem
     if durable:
-        _fsync_path(study_dir, os.O_RDONLY | os.O_DIRECTORY)
+        flushes.fsync_folder(study_dir)
     return final, replaced, size
 
 
@@ -323,7 +319,7 @@ def _copy_into(src: Path, directory: Path, final: Path, durable: bool, mode: int
             fout.flush()
             os.fchmod(fout.fileno(), mode)
             if durable:
-                os.fsync(fout.fileno())
+                flushes.fsync_file(fout.fileno())
         os.rename(tmp, final)
     except BaseException:
         try:
@@ -337,23 +333,13 @@ def _copy_into(src: Path, directory: Path, final: Path, durable: bool, mode: int
         pass
 
 
-def store_received(
-    paths: SitePaths,
-    tmp: Path | str,
-    sop_class_uid: str,
-    sop_instance_uid: str,
-    *,
-    durable: bool = True,
-    fd: int | None = None,
-    size: int | None = None,
-    check_replaced: bool = True,
-) -> Stored:
-    """Check a received temp file and commit it to the archive; StoreError on failure.
+def check_received(
+    paths: SitePaths, tmp: Path | str, sop_class_uid: str, sop_instance_uid: str
+) -> tuple[Path, str, str]:
+    """Walk a received temp file whole and check its identifiers; (study folder, file name,
+    sanitized study UID) of its place in the archive, or StoreError.
 
-    The file is walked once, whole (:func:`fionagw.receive.structure.check_file`), which
-    also yields its identifiers. ``fd`` (an open descriptor of it) and ``size`` save
-    re-opening and a stat when the caller has them; ``check_replaced`` is passed to
-    :func:`commit`.
+    The walk (:func:`fionagw.receive.structure.check_file`) also yields the identifiers.
     """
     try:
         values = structure.check_file(tmp, _WANTED_SET)
@@ -368,7 +354,27 @@ def store_received(
             status_for_oserror(exc), f"cannot read received data: {exc.strerror}"
         ) from None
     check_identifiers(ids, sop_class_uid, sop_instance_uid)
-    study_dir, name, study = archive_target(paths, sop_class_uid, sop_instance_uid, ids.study_uid)
+    return archive_target(paths, sop_class_uid, sop_instance_uid, ids.study_uid)
+
+
+def store_received(
+    paths: SitePaths,
+    tmp: Path | str,
+    sop_class_uid: str,
+    sop_instance_uid: str,
+    *,
+    durable: bool = True,
+    fd: int | None = None,
+    size: int | None = None,
+    check_replaced: bool = True,
+) -> Stored:
+    """Check a received temp file (:func:`check_received`) and commit it to the archive
+    synchronously; StoreError on failure.
+
+    ``fd`` (an open descriptor of it) and ``size`` save re-opening and a stat when the
+    caller has them; ``check_replaced`` is passed to :func:`commit`.
+    """
+    study_dir, name, study = check_received(paths, tmp, sop_class_uid, sop_instance_uid)
     try:
         final, replaced, size = commit(
             tmp, study_dir, name, durable=durable, fd=fd, size=size, check_replaced=check_replaced

@@ -6,7 +6,7 @@ import io
 import os
 from pathlib import Path
 
-from fionagw.receive import sink
+from fionagw.receive import sink, store
 from fionagw.receive.store import TEMP_PREFIX
 
 META = b"DICM-meta"
@@ -17,7 +17,7 @@ def _reader(data: bytes):  # type: ignore[no-untyped-def]
 
 
 def test_small_data_set_is_written_once_when_complete(tmp_path: Path) -> None:
-    temp = sink.open_temp(str(tmp_path))
+    temp = store.open_temp(str(tmp_path))
     assert temp is not None and Path(temp[0]).name.startswith(TEMP_PREFIX)
     s = sink.Sink(sink.new_buffer(), META, temp)
     assert s.read_from(_reader(b"abc" * 100), 300)
@@ -28,7 +28,7 @@ def test_small_data_set_is_written_once_when_complete(tmp_path: Path) -> None:
 
 
 def test_large_data_set_goes_through_the_buffer_in_pieces(tmp_path: Path) -> None:
-    path = sink.temp_path(str(tmp_path))
+    path = store.temp_path(str(tmp_path))
     s = sink.Sink(sink.new_buffer(), META, (path, -1))  # the file is made at the first write
     data = os.urandom(3 * sink.FLUSH_BYTES + 123)
     read = _reader(data)
@@ -41,7 +41,7 @@ def test_large_data_set_goes_through_the_buffer_in_pieces(tmp_path: Path) -> Non
 
 
 def test_connection_ending_mid_fragment_is_reported(tmp_path: Path) -> None:
-    s = sink.Sink(sink.new_buffer(), META, (sink.temp_path(str(tmp_path)), -1))
+    s = sink.Sink(sink.new_buffer(), META, (store.temp_path(str(tmp_path)), -1))
     assert not s.read_from(_reader(b"short"), 100)
     s.discard()
     assert list(tmp_path.iterdir()) == []
@@ -58,4 +58,4 @@ def test_write_error_is_remembered_and_the_rest_dropped(tmp_path: Path) -> None:
 
 
 def test_open_temp_fails_softly(tmp_path: Path) -> None:
-    assert sink.open_temp(str(tmp_path / "missing")) is None
+    assert store.open_temp(str(tmp_path / "missing")) is None

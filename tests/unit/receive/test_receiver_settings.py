@@ -34,3 +34,11 @@ def test_values(tmp_path: Path) -> None:
 def test_bad_values_name_the_key(tmp_path: Path, key: str, value: object, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config(write_config(tmp_path, receiver={key: value}))
+
+
+def test_durability_flush_by_default_os_on_request(tmp_path: Path) -> None:
+    assert load_config(write_config(tmp_path)).receiver.durability == "flush"
+    os_mode = load_config(write_config(tmp_path, receiver={"durability": "os"})).receiver
+    assert os_mode.durability == "os"
+    with pytest.raises(ConfigError, match="receiver.durability: must be one of flush, os"):
+        load_config(write_config(tmp_path, receiver={"durability": "none"}))
