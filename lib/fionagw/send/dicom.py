@@ -24,7 +24,7 @@ import socket
 import ssl
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,6 +45,7 @@ from fionagw.send.base import Destination, SendContext, SendError, SendResult, o
 
 if TYPE_CHECKING:
     from fionagw.send.dicom_settings import TlsSettings
+    from fionagw.send.verify import Verification
 
 log = logging.getLogger("fionagw.send.dicom")
 
@@ -234,11 +235,20 @@ class DicomDestination(Destination):
         tls: TlsSettings | None = None,
         timeout: float = 30.0,
         reconnects: int = 3,
+        verify: bool = True,
+        query_port: int = 0,
+        query_aetitle: str = "",
+        associations: int = 1,
+        max_pdu: int = 1024 * 1024,
     ) -> None:
         super().__init__(name)
         self.host, self.port = host, port
         self.called_aetitle, self.calling_aetitle = called_aetitle, calling_aetitle
         self.tls, self.timeout, self.reconnects = tls, timeout, reconnects
+        self.verify_sends = verify
+        self.query_port = query_port or port
+        self.query_aetitle = query_aetitle or called_aetitle
+        self.associations, self.max_pdu = associations, max_pdu
         self.reconnect_delay = 1.0  # doubled after each further attempt without progress
 
     def describe(self) -> str:
@@ -250,8 +260,22 @@ class DicomDestination(Destination):
 
     # -- association ----------------------------------------------------------------------
 
-    def _associate(self, contexts: list[PresentationContext]) -> tuple[AE, Association]:
+    def associate_for_query(self, contexts: list[PresentationContext]) -> tuple[AE, Association]:
+        """An association with the query AE (C-FIND), or SendError; end it with close()."""
+        try:
+            return self._associate(contexts, self.query_port, self.query_aetitle)
+        except _NoContexts:
+            raise SendError(
+                f"{self.query_aetitle}@{self.host}:{self.query_port}: the peer does not accept"
+                " C-FIND (Study Root)"
+            ) from None
+
+    def _associate(
+        self, contexts: list[PresentationContext], port: int = 0, called: str = ""
+    ) -> tuple[AE, Association]:
         """An established association, or SendError with the reason (one line)."""
+        port, called = port or self.port, called or self.called_aetitle
+        where = f"{called}@{self.host}:{port}"
         ae = AE(ae_title=self.calling_aetitle)
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = self.timeout
         ae.connection_timeout = self.timeout
@@ -260,30 +284,30 @@ class DicomDestination(Destination):
         try:
             assoc = ae.associate(
                 self.host,
-                self.port,
+                port,
                 contexts=contexts,
-                ae_title=self.called_aetitle,
+                ae_title=called,
                 evt_handlers=listener.handlers(),
                 tls_args=tls_args,
             )  # type: ignore[arg-type]
         except OSError:  # name resolution happens before pynetdicom's own error handling
             ae.shutdown()
-            raise SendError(f"cannot connect to {self.where}: {self._diagnose()}") from None
+            raise SendError(f"cannot connect to {where}: {self._diagnose(port)}") from None
         if assoc.is_established:
             _keep_responses_for_the_sender(assoc)
             return ae, assoc
         ae.shutdown()
         if listener.refusal:
-            raise SendError(f"{self.where}: {listener.refusal}")
+            raise SendError(f"{where}: {listener.refusal}")
         if assoc.is_aborted and assoc.rejected_contexts and not assoc.accepted_contexts:
             raise _NoContexts()
-        raise SendError(f"cannot connect to {self.where}: {self._diagnose()}")
+        raise SendError(f"cannot connect to {where}: {self._diagnose(port)}")
 
-    def _diagnose(self) -> str:
+    def _diagnose(self, port: int = 0) -> str:
         """Why pynetdicom could not associate (it only logs the socket error): try again by hand."""
         timeout = min(self.timeout, 10.0)  # pynetdicom already waited self.timeout
         try:
-            with socket.create_connection((self.host, self.port), timeout=timeout) as sock:
+            with socket.create_connection((self.host, port or self.port), timeout=timeout) as sock:
                 if self.tls:
                     with self.tls.context.wrap_socket(sock, server_hostname=self.tls.server_name):
                         pass
@@ -302,7 +326,8 @@ class DicomDestination(Destination):
         return "the peer closed the connection during association negotiation"
 
     @staticmethod
-    def _close(ae: AE, assoc: Association) -> None:
+    def close(ae: AE, assoc: Association) -> None:
+        """Release the association (if still up) and stop its AE."""
         try:
             if assoc.is_established:
                 assoc.release()
@@ -367,7 +392,7 @@ class DicomDestination(Destination):
             try:
                 lost = self._store(assoc, pending, result)
             finally:
-                self._close(ae, assoc)
+                self.close(ae, assoc)
             if not lost:
                 return ""
             without_progress = (
@@ -449,6 +474,15 @@ class DicomDestination(Destination):
             },
         )
 
+    # -- verification -----------------------------------------------------------------------
+
+    def verify(self, study_uid: str, expected: Mapping[str, Sequence[str]]) -> Verification | None:
+        if not self.verify_sends:
+            return None
+        from fionagw.send.verify import verify_study
+
+        return verify_study(self, study_uid, expected)
+
     # -- check ----------------------------------------------------------------------------
 
     def check(self) -> str:
@@ -462,7 +496,7 @@ class DicomDestination(Destination):
         try:
             status = assoc.send_c_echo()
         finally:
-            self._close(ae, assoc)
+            self.close(ae, assoc)
         if "Status" not in status:
             raise SendError(f"{self.where}: no answer to C-ECHO within {self.timeout:g} s")
         if int(status.Status) != 0:
