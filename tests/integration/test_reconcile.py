@@ -15,8 +15,9 @@ import pytest
 from fionagw.config import load_config
 from fionagw.reconcile.check import RESEND_KEY
 from fionagw.tracking.factory import open_tracker
-from support.site import run_bin, storescu, wait_for, write_config
+from support.site import run_bin, storescu, wait_for
 from support.synth import standard_mr_study
+from support.web import login, serve_site, stop_web, web_config
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +40,7 @@ PATIENT = {"patient_id": "PID-77", "patient_name": "Berg^Kari", "accession": "AC
 def gateway(tmp_path: Path, orthanc):  # type: ignore[no-untyped-def]
     projects = tmp_path / "projects.yml"
     projects.write_text(PROJECTS)
-    config = write_config(
+    config = web_config(
         tmp_path,
         arrival={"quiet_seconds": 1},
         tracker={"projects_file": str(projects)},
@@ -110,8 +111,18 @@ def delete_three(orthanc) -> list[str]:  # type: ignore[no-untyped-def]
     return gone
 
 
-def test_sent_study_is_verified_then_reconciled_and_resent(gateway, orthanc, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_sent_study_is_verified_then_reconciled_and_resent(
+    gateway, orthanc, tmp_path, page
+) -> None:  # type: ignore[no-untyped-def]
     cfg = gateway
+    site = serve_site(cfg.config_file)
+    try:
+        _verified_reconciled_resent(cfg, orthanc, tmp_path, page, site.url)
+    finally:
+        stop_web(site.proc)
+
+
+def _verified_reconciled_resent(cfg, orthanc, tmp_path, page, url: str) -> None:  # type: ignore[no-untyped-def]
     files = send_study(cfg, tmp_path, "ACC-77,ALPHA,ALPHA001,")
     n = len(files)
     tracker = open_tracker(cfg)
@@ -120,6 +131,9 @@ def test_sent_study_is_verified_then_reconciled_and_resent(gateway, orthanc, tmp
     assert (check.ids7_status, check.ids7_sent, check.ids7_found) == ("verified", n, n)
     assert check.ids7_method == "instances" and check.ids7_mapped_uid == t.transfer_mapped_uid
     assert check.summary() == f"sent {n}, verified {n}"
+    login(page, url)
+    page.goto(url + "assign/")
+    assert page.locator(".verification.verified").inner_text() == f"sent {n}, verified {n}"
 
     gone = delete_three(orthanc)
     assert len(orthanc.instances()) == n - 3
@@ -132,6 +146,13 @@ def test_sent_study_is_verified_then_reconciled_and_resent(gateway, orthanc, tmp
     import json
 
     assert sorted(json.loads(request.read_text())[RESEND_KEY]) == gone
+    page.goto(url + "status/")
+    row = page.locator("#pacs-problems tr.pacs-incomplete")
+    assert row.count() == 1
+    cells = row.locator("td").all_inner_texts()
+    assert cells[:3] == ["ALPHA", "ALPHA001", "–"]
+    assert cells[3] == f"sent {n}, verified {n - 3}, 3 missing"
+    assert "3 instance(s) queued to be sent again" in cells[5]
 
     # the resend sends only the three, and the study is verified again
     assert "1 sent" in job(cfg, "anonymizeAndSend")
@@ -139,6 +160,12 @@ def test_sent_study_is_verified_then_reconciled_and_resent(gateway, orthanc, tmp
     assert sent_counts(cfg) == [n, 3]  # the first send, then only the missing three
     [check] = open_tracker(cfg).pacs_checks()
     assert (check.ids7_status, check.ids7_found, check.ids7_missing) == ("verified", n, 0)
+    page.goto(url + "status/")
+    assert page.locator("#pacs-problems").count() == 0 and page.locator("#pacs-ok").count() == 1
+    page.goto(url + "assign/")
+    page.locator("a.button", has_text="Open").first.click()  # the study page
+    page.wait_for_load_state()
+    assert page.locator("tr.assignment .verification").inner_text() == f"sent {n}, verified {n}"
 
     # the nightly run checks everything again: nothing to do now
     out = job(cfg, "whatIsNotInIDS7")
