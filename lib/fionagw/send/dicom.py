@@ -19,12 +19,14 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import socket
 import ssl
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +44,7 @@ from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.status import STORAGE_SERVICE_CLASS_STATUS
 
 from fionagw.send.base import Destination, SendContext, SendError, SendResult, one_line
+from fionagw.send.store_scu import Lost, NoContexts, StoreAssociation, dataset_offset
 
 if TYPE_CHECKING:
     from fionagw.send.dicom_settings import TlsSettings
@@ -54,6 +57,7 @@ log = logging.getLogger("fionagw.send.dicom")
 _config.STORE_SEND_CHUNKED_DATASET = True
 
 MAX_CONTEXTS = 128  # presentation context IDs are the odd numbers 1-255
+MIN_PER_ASSOCIATION = 50  # a study of fewer instances per association is not worth another
 WARNING_STATUSES = {
     0xB000: "coercion of data elements",
     0xB006: "elements discarded",
@@ -249,6 +253,7 @@ class DicomDestination(Destination):
         self.query_port = query_port or port
         self.query_aetitle = query_aetitle or called_aetitle
         self.associations, self.max_pdu = associations, max_pdu
+        self.min_per_association = MIN_PER_ASSOCIATION
         self.reconnect_delay = 1.0  # doubled after each further attempt without progress
 
     def describe(self) -> str:
@@ -346,7 +351,7 @@ class DicomDestination(Destination):
                 result.failed.append((Path(path), str(exc)))
         started = time.monotonic()
         for contexts, batch in batches(instances):
-            error = self._send_batch(contexts, batch, result)
+            error = self._send_parallel(contexts, batch, result)
             if error:
                 unsent = len(files) - result.sent - len(result.failed)
                 result.error = f"{error}; {unsent} of {len(files)} instances not sent"
@@ -362,22 +367,60 @@ class DicomDestination(Destination):
                 "warnings": len(result.warnings),
                 "failed": len(result.failed),
                 "error": result.error,
+                "associations": self._parallel(len(instances)),
                 "seconds": round(time.monotonic() - started, 3),
             },
         )
         return result
 
-    def _send_batch(
+    def _send_parallel(
         self, contexts: list[PresentationContext], batch: list[Instance], result: SendResult
     ) -> str:
-        """Send ``batch`` over as few associations as the peer allows; the error text or ""."""
+        """``batch`` over up to ``associations`` associations at once (contiguous slices, so
+        each series mostly goes over one); the first error text or ""."""
+        n = self._parallel(len(batch))
+        if n == 1:
+            return self._send_batch(contexts, batch, result)
+        size = -(-len(batch) // n)
+        slices = [batch[i : i + size] for i in range(0, len(batch), size)]
+        results = [SendResult() for _ in slices]
+        with ThreadPoolExecutor(len(slices), thread_name_prefix="cstore") as pool:
+            errors = list(
+                pool.map(
+                    lambda job: self._send_batch(copy.deepcopy(contexts), *job),
+                    zip(slices, results, strict=True),
+                )
+            )
+        for r in results:
+            result.sent += r.sent
+            result.warnings += r.warnings
+            result.failed += r.failed
+        return next((e for e in errors if e), "")
+
+    def _parallel(self, instances: int) -> int:
+        """How many associations to use for ``instances``."""
+        return min(self.associations, max(1, instances // self.min_per_association))
+
+    def _send_batch(
+        self,
+        contexts: list[PresentationContext],
+        batch: list[Instance],
+        result: SendResult,
+        *,
+        fast: bool = True,
+    ) -> str:
+        """Send ``batch`` over as few associations as the peer allows; the error text or "".
+        Our own data loop (store_scu.py) sends every instance whose own transfer syntax the
+        peer accepts; the rest (an uncompressed file the peer takes only in another
+        uncompressed syntax) then go through pynetdicom, which re-encodes them."""
         pending = deque(batch)
+        convert: list[Instance] = []
         without_progress = 0  # associations lost (or not re-established) in a row
         first = True
         while pending:
             try:
-                ae, assoc = self._associate(contexts)
-            except _NoContexts:
+                session = self._open_fast(contexts) if fast else self._open_pynetdicom(contexts)
+            except (_NoContexts, NoContexts):
                 for inst in pending:
                     self._failed(result, inst, refusal(inst))
                 return ""
@@ -389,12 +432,13 @@ class DicomDestination(Destination):
                 continue
             first = False
             done_before = len(batch) - len(pending)
+            lost = True
             try:
-                lost = self._store(assoc, pending, result)
+                lost = session.store(pending, result, convert)
             finally:
-                self.close(ae, assoc)
+                session.close(lost)
             if not lost:
-                return ""
+                break
             without_progress = (
                 0 if len(batch) - len(pending) > done_before else without_progress + 1
             )
@@ -414,53 +458,44 @@ class DicomDestination(Destination):
             )
             if without_progress:  # no instance got through: give the peer a moment
                 time.sleep(self.reconnect_delay * 2 ** (without_progress - 1))
+        if convert:
+            return self._send_batch(contexts, convert, result, fast=False)
         return ""
 
-    def _store(self, assoc: Association, pending: deque[Instance], result: SendResult) -> bool:
-        """C-STORE the pending instances in order; True when the association was lost (the
-        first pending instance is the one not confirmed)."""
-        msg_id = 0
-        while pending:
-            inst = pending[0]
-            how = how_to_send(assoc, inst)
-            if isinstance(how, str):
-                self._failed(result, inst, how)
-                pending.popleft()
-                continue
-            msg_id = msg_id % 65535 + 1
-            try:
-                dataset: Path | Dataset = how if how is not None else dcmread(inst.path)
-            except Exception as exc:  # a broken file must fail alone, not stop the study
-                self._failed(result, inst, f"cannot decode to re-encode it: {one_line(exc)}")
-                pending.popleft()
-                continue
-            try:
-                status = assoc.send_c_store(dataset, msg_id=msg_id)
-            except Exception as exc:  # noqa: BLE001 - RuntimeError: association gone; others: this file
-                if not assoc.is_established:
-                    return True
-                self._failed(result, inst, f"cannot send: {one_line(exc)}")
-                pending.popleft()
-                continue
-            if "Status" not in status:  # aborted, timed out or an invalid answer: not confirmed
-                if assoc.is_established:
-                    assoc.abort()
-                return True
-            outcome, text = store_status(
-                int(status.Status), str(status.get("ErrorComment", "") or "")
+    def _open_fast(self, contexts: list[PresentationContext]) -> _FastSession:
+        tls = (self.tls.context, self.tls.server_name) if self.tls else None
+        try:
+            assoc = StoreAssociation.open(
+                self.host,
+                self.port,
+                self.calling_aetitle,
+                self.called_aetitle,
+                contexts,
+                max_pdu=self.max_pdu,
+                timeout=self.timeout,
+                tls=tls,
             )
-            pending.popleft()
-            if outcome == "failure":
-                self._failed(result, inst, text)
-                continue
-            result.sent += 1
-            if outcome == "warning":
-                result.warnings.append(f"{inst.path.name}: {text}")
-                log.warning(
-                    "stored with a warning",
-                    extra={"destination": self.name, "sop_uid": inst.sop_uid, "status": text},
-                )
-        return False
+        except OSError:
+            raise SendError(f"cannot connect to {self.where}: {self._diagnose()}") from None
+        return _FastSession(self, assoc)
+
+    def _open_pynetdicom(self, contexts: list[PresentationContext]) -> _PynetdicomSession:
+        ae, assoc = self._associate(contexts)
+        return _PynetdicomSession(self, ae, assoc)
+
+    def _stored(self, result: SendResult, inst: Instance, status: int, comment: str) -> None:
+        """Record the peer's answer for ``inst``."""
+        outcome, text = store_status(status, comment)
+        if outcome == "failure":
+            self._failed(result, inst, text)
+            return
+        result.sent += 1
+        if outcome == "warning":
+            result.warnings.append(f"{inst.path.name}: {text}")
+            log.warning(
+                "stored with a warning",
+                extra={"destination": self.name, "sop_uid": inst.sop_uid, "status": text},
+            )
 
     def _failed(self, result: SendResult, inst: Instance, reason: str) -> None:
         result.failed.append((inst.path, reason))
@@ -503,3 +538,100 @@ class DicomDestination(Destination):
             raise SendError(f"{self.where}: C-ECHO answered with status 0x{int(status.Status):04X}")
         ms = (time.monotonic() - started) * 1000
         return f"dicom {self.where}: C-ECHO OK in {ms:.0f} ms{' over TLS' if self.tls else ''}"
+
+
+class _FastSession:
+    """Our data loop on one association (store_scu.py)."""
+
+    def __init__(self, dest: DicomDestination, assoc: StoreAssociation) -> None:
+        self.dest, self.assoc = dest, assoc
+
+    def store(self, pending: deque[Instance], result: SendResult, convert: list[Instance]) -> bool:
+        """C-STORE the pending instances in order; True when the association was lost (the
+        first pending instance is the one not confirmed). Instances that need re-encoding
+        go to ``convert``."""
+        while pending:
+            inst = pending[0]
+            context_id = self.assoc.context_for(inst.sop_class, inst.syntax)
+            if context_id is None:
+                pending.popleft()
+                accepted = [UID(ts) for ts in self.assoc.accepted_syntaxes.get(inst.sop_class, [])]
+                if not inst.syntax.is_compressed and any(
+                    not ts.is_compressed and ts.is_little_endian == inst.syntax.is_little_endian
+                    for ts in accepted
+                ):
+                    convert.append(inst)
+                else:
+                    self.dest._failed(result, inst, refusal(inst, accepted))
+                continue
+            try:
+                with open(inst.path, "rb") as f:
+                    offset = dataset_offset(f)
+                    if offset is None:  # no preamble: pynetdicom reads it
+                        pending.popleft()
+                        convert.append(inst)
+                        continue
+                    status, comment = self.assoc.store(
+                        context_id, inst.sop_class, inst.sop_uid, f, offset
+                    )
+            except OSError as exc:  # this file cannot be read: it fails alone
+                pending.popleft()
+                self.dest._failed(result, inst, f"cannot read: {exc.strerror or one_line(exc)}")
+                continue
+            except Lost as exc:
+                log.info("association lost", extra={"peer": self.dest.where, "error": str(exc)})
+                return True
+            pending.popleft()
+            self.dest._stored(result, inst, status, comment)
+        return False
+
+    def close(self, lost: bool) -> None:
+        if lost:
+            self.assoc.abort()
+        else:
+            self.assoc.release()
+
+
+class _PynetdicomSession:
+    """pynetdicom on one association: for instances it must re-encode."""
+
+    def __init__(self, dest: DicomDestination, ae: AE, assoc: Association) -> None:
+        self.dest, self.ae, self.assoc = dest, ae, assoc
+
+    def store(self, pending: deque[Instance], result: SendResult, convert: list[Instance]) -> bool:
+        assoc, dest = self.assoc, self.dest
+        msg_id = 0
+        while pending:
+            inst = pending[0]
+            how = how_to_send(assoc, inst)
+            if isinstance(how, str):
+                dest._failed(result, inst, how)
+                pending.popleft()
+                continue
+            msg_id = msg_id % 65535 + 1
+            try:
+                dataset: Path | Dataset = how if how is not None else dcmread(inst.path)
+            except Exception as exc:  # a broken file must fail alone, not stop the study
+                dest._failed(result, inst, f"cannot decode to re-encode it: {one_line(exc)}")
+                pending.popleft()
+                continue
+            try:
+                status = assoc.send_c_store(dataset, msg_id=msg_id)
+            except Exception as exc:  # noqa: BLE001 - RuntimeError: association gone; others: this file
+                if not assoc.is_established:
+                    return True
+                dest._failed(result, inst, f"cannot send: {one_line(exc)}")
+                pending.popleft()
+                continue
+            if "Status" not in status:  # aborted, timed out or an invalid answer: not confirmed
+                if assoc.is_established:
+                    assoc.abort()
+                return True
+            pending.popleft()
+            dest._stored(
+                result, inst, int(status.Status), str(status.get("ErrorComment", "") or "")
+            )
+        return False
+
+    def close(self, lost: bool) -> None:
+        self.dest.close(self.ae, self.assoc)
