@@ -1,20 +1,22 @@
-"""The ``dicom`` destination: C-STORE to a research PACS with pynetdicom (FIONA ran storescu).
+"""The ``dicom`` destination: C-STORE to a research PACS (FIONA ran storescu).
 
-* One association per study; its presentation contexts come from the files' SOP classes and
-  transfer syntaxes, each offered in the file's own syntax, so the bytes go out as stored
-  (pynetdicom streams the file after its meta header: no decoding, no transcoding). For an
-  uncompressed file the other little-endian syntaxes are offered too; if the peer refuses
-  the file's own, pynetdicom re-encodes the dataset (explicit <-> implicit VR), which it
-  cannot do for compressed syntaxes: such an instance fails with the reason.
+* One association per study (``associations`` at once for a large one); its presentation
+  contexts come from the files' SOP classes and transfer syntaxes, each offered in the file's
+  own syntax. Our own data loop (store_scu.py) sends each file's bytes as stored, without
+  decoding. For an uncompressed file the other little-endian syntaxes are offered too; if the
+  peer refuses the file's own, pynetdicom sends it and re-encodes the dataset (explicit <->
+  implicit VR), which it cannot do for compressed syntaxes: such an instance fails with the
+  reason.
 * Per-instance status: 0x0000 stored; 0xB000/0xB006/0xB007 stored with a warning (recorded);
   anything else is a failure of that instance.
 * An abort or lost connection in mid-study: reconnect and go on from the instance that was
   not confirmed, at most ``reconnects`` times in a row without progress. A peer that cannot
   be reached sets ``error``: the caller sends the whole study again later; nothing is lost
   (the research PACS keeps one copy per SOP Instance UID).
+* After a send, ``verify`` asks the PACS by C-FIND what it holds (verify.py).
 * TCP_NODELAY on every socket; optional TLS (client certificate and CA from the config).
 * pynetdicom 3 can lose a C-STORE response to its own reactor thread (about 1 in 500 on
-  loopback): see _keep_responses_for_the_sender.
+  loopback): see _keep_responses_for_the_sender (the pynetdicom path only).
 """
 
 from __future__ import annotations

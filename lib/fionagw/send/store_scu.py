@@ -121,6 +121,7 @@ class StoreAssociation:
         """Connect and negotiate; SendError (one line) if the peer cannot be reached or
         refuses, NoContexts if it accepts no context. OSError is left to the caller, which
         diagnoses the connection problem."""
+        where = f"{called}@{host}:{port}"
         sock = socket.create_connection((host, port), timeout=timeout)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -132,7 +133,6 @@ class StoreAssociation:
                 offered[cx.context_id] = str(cx.abstract_syntax)
             sock.sendall(_associate_rq(calling, called, contexts, max_pdu))
             pdu_type, body = _read_pdu(sock)
-            where = f"{called}@{host}:{port}"
             if pdu_type == wire.A_ASSOCIATE_RJ_TYPE:
                 rj = A_ASSOCIATE_RJ()
                 rj.decode(_whole(pdu_type, body))
@@ -171,13 +171,22 @@ class StoreAssociation:
         except Lost as exc:
             sock.close()
             raise SendError(
-                f"{called}@{host}:{port}: {exc} during association negotiation"
+                f"cannot connect to {where}: {exc} during association negotiation"
+            ) from None
+        except ssl.SSLCertVerificationError as exc:
+            sock.close()
+            raise SendError(
+                f"cannot connect to {where}: TLS: the peer's certificate is not trusted:"
+                f" {exc.verify_message}"
+            ) from None
+        except ssl.SSLError as exc:  # e.g. the peer wants a client certificate
+            sock.close()
+            raise SendError(
+                f"cannot connect to {where}: TLS: {exc.reason or one_line(exc)}"
             ) from None
         except (struct.error, ValueError, KeyError, AttributeError, TypeError) as exc:
             sock.close()
-            raise SendError(
-                f"{called}@{host}:{port}: undecodable association reply: {one_line(exc)}"
-            ) from None
+            raise SendError(f"{where}: undecodable association reply: {one_line(exc)}") from None
         except BaseException:
             sock.close()
             raise
@@ -326,5 +335,7 @@ def _read_pdu(sock: socket.socket) -> tuple[int, bytes]:
         return pdu_type, _recv_exactly(sock, length)
     except TimeoutError:
         raise Lost("no answer within the timeout") from None
+    except ssl.SSLError:  # a TLS alert: the caller says what it means
+        raise
     except OSError as exc:
         raise Lost(exc.strerror or one_line(exc)) from None
