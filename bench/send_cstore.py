@@ -78,7 +78,8 @@ def run_storescu(port: int, aet: str, folder: Path) -> dict:
         raise SystemExit(
             f"storescu failed ({proc.returncode}): {proc.stderr.read().decode()[-500:]}"
         )
-    return {"seconds": seconds, "rss_mb": usage.ru_maxrss / 1024}
+    cpu_ms = (usage.ru_utime + usage.ru_stime) * 1000 / len(files_of(folder))
+    return {"seconds": seconds, "rss_mb": usage.ru_maxrss / 1024, "cpu_ms_per_image": cpu_ms}
 
 
 def run_ours(port: int, aet: str, folder: Path, associations: int, max_pdu: int) -> dict:
@@ -122,8 +123,12 @@ def child(port: int, aet: str, folder: Path, associations: int, max_pdu: int) ->
     if not result.ok or result.sent != len(files):
         print(result.summary(), file=sys.stderr)
         return 1
+    import resource
+
     rss = peak_rss_mb(Path("/proc/self/status").read_text())
-    print(json.dumps({"seconds": seconds, "rss_mb": rss}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_ms = (usage.ru_utime + usage.ru_stime) * 1000 / len(files)  # start-up included
+    print(json.dumps({"seconds": seconds, "rss_mb": rss, "cpu_ms_per_image": cpu_ms}))
     return 0
 
 
@@ -173,9 +178,11 @@ def main() -> int:
             rounds.append({"figures": figures, "ratio": ratio})
             print(
                 f"round {r + 1}: storescu {figures['storescu']['images_per_s']:.0f} images/s"
-                f" (RSS {figures['storescu']['rss_mb']:.0f} MB), fionagw"
+                f" (RSS {figures['storescu']['rss_mb']:.0f} MB,"
+                f" CPU {figures['storescu']['cpu_ms_per_image']:.2f} ms/image), fionagw"
                 f" {figures['fionagw']['images_per_s']:.0f} images/s"
-                f" (RSS {figures['fionagw']['rss_mb']:.0f} MB), ratio {ratio:.2f}"
+                f" (RSS {figures['fionagw']['rss_mb']:.0f} MB,"
+                f" CPU {figures['fionagw']['cpu_ms_per_image']:.2f} ms/image), ratio {ratio:.2f}"
             )
     finally:
         orthanc.stop()

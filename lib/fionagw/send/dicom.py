@@ -46,7 +46,7 @@ from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.status import STORAGE_SERVICE_CLASS_STATUS
 
 from fionagw.send.base import Destination, SendContext, SendError, SendResult, one_line
-from fionagw.send.store_scu import Lost, NoContexts, StoreAssociation, dataset_offset
+from fionagw.send.store_scu import Lost, NoContexts, StoreAssociation, dataset_offset, read_meta
 
 if TYPE_CHECKING:
     from fionagw.send.dicom_settings import TlsSettings
@@ -94,6 +94,17 @@ class _Unreadable(Exception):
 
 
 def read_instance(path: Path) -> Instance:
+    """The instance's UIDs from its File Meta Information: our own parse of the meta group
+    (pydicom's took ~1 ms a file, as long as sending it), pydicom's when ours cannot."""
+    try:
+        with open(path, "rb") as f:
+            meta_group = read_meta(f)
+    except OSError as exc:
+        raise _Unreadable(f"cannot read: {exc.strerror}") from None
+    if meta_group is not None:
+        found = [meta_group[1].get(n, "") for n in (0x0002, 0x0003, 0x0010)]
+        if all(found):
+            return Instance(path, UID(found[0]), UID(found[1]), UID(found[2]))
     try:
         meta = read_file_meta_info(path)
     except InvalidDicomError:

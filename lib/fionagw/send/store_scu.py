@@ -61,26 +61,41 @@ class NoContexts(Exception):
     """The peer accepted none of the presentation contexts offered."""
 
 
-def dataset_offset(f: BinaryIO) -> int | None:
-    """Where the dataset starts in a Part-10 file (after the preamble and the group-0002 File
-    Meta Information); None for a file without a preamble (sent the slow way instead)."""
+def read_meta(f: BinaryIO) -> tuple[int, dict[int, str]] | None:
+    """(where the dataset starts, {element: value}) of the group-0002 File Meta Information
+    of a Part-10 file, UI values as text; None for a file without preamble or with a garbled
+    meta group (pydicom then reads it, and says what is wrong)."""
     head = f.read(132)
     if len(head) < 132 or head[128:132] != b"DICM":
         return None
-    pos = 132
+    pos, values = 132, {}
     while True:
         element = f.read(8)
         if len(element) < 8 or int.from_bytes(element[:2], "little") != 0x0002:
             break
+        number = int.from_bytes(element[2:4], "little")
         if element[4:6] in _LONG_VRS:
             extra = f.read(4)
             if len(extra) < 4:
                 return None
-            pos += 12 + int.from_bytes(extra, "little")
+            length, header = int.from_bytes(extra, "little"), 12
         else:
-            pos += 8 + int.from_bytes(element[6:8], "little")
+            length, header = int.from_bytes(element[6:8], "little"), 8
+        if element[4:6] == b"UI":
+            raw = f.read(length)
+            if len(raw) < length:
+                return None
+            values[number] = raw.decode("ascii", "replace").rstrip("\0 ")
+        pos += header + length
         f.seek(pos)
-    return pos
+    return pos, values
+
+
+def dataset_offset(f: BinaryIO) -> int | None:
+    """Where the dataset starts in a Part-10 file (after the preamble and the File Meta
+    Information); None for a file without a preamble (sent the slow way instead)."""
+    meta = read_meta(f)
+    return meta[0] if meta else None
 
 
 class StoreAssociation:

@@ -53,3 +53,30 @@ def test_frames_fit_the_peer_pdu_and_only_the_last_is_marked_last():
         assert flags == (0x02 if i == len(chunks) - 1 else 0x00)  # data, last fragment
     # a block that is not the file's last carries no last flag at all
     assert all(h[11] == 0 for h in assoc._frames(7, block, last=False)[0::2])
+
+
+def test_read_instance_gives_pydicoms_meta_values_and_falls_back_to_pydicom(tmp_path):
+    """Our meta parse (NUL-padded UIDs included) agrees with pydicom's; what it cannot parse
+    goes to pydicom, which refuses a file without preamble or garbage with one clear reason."""
+    import pytest
+    from pydicom.filereader import read_file_meta_info
+
+    from fionagw.send.dicom import _Unreadable, read_instance
+
+    files = synth.ct_study(tmp_path / "ct", n_images=2, rows=16, cols=16)
+    for path in files:
+        meta = read_file_meta_info(path)
+        inst = read_instance(path)
+        assert (inst.sop_class, inst.sop_uid, inst.syntax) == (
+            meta.MediaStorageSOPClassUID,
+            meta.MediaStorageSOPInstanceUID,
+            meta.TransferSyntaxUID,
+        )
+        assert not inst.sop_uid.endswith("\0")
+    no_preamble = tmp_path / "no-preamble.dcm"
+    no_preamble.write_bytes(files[0].read_bytes()[128:])
+    garbage = tmp_path / "garbage.dcm"
+    garbage.write_bytes(b"\0" * 300)
+    for bad in (no_preamble, garbage):
+        with pytest.raises(_Unreadable, match="not a DICOM Part-10 file"):
+            read_instance(bad)
