@@ -284,6 +284,7 @@ class LocalTracker(Tracker):
                     if fresh is None or not prunable(fresh, horizon):
                         continue
                     for table, column in (
+                        ("pacs_checks", "study_uid"),
                         ("transfers", "study_uid"),
                         ("series", "study_uid"),
                         ("studies", "uid"),
