@@ -38,6 +38,21 @@ PATIENT = {"patient_id": "PID-77", "patient_name": "Berg^Kari", "accession": "AC
 
 @pytest.fixture
 def gateway(tmp_path: Path, orthanc):  # type: ignore[no-untyped-def]
+    yield from _gateway(tmp_path, orthanc)
+
+
+@pytest.fixture
+def scripted_orthanc(orthanc_factory):  # type: ignore[no-untyped-def]
+    """An Orthanc whose behaviour a test can change with Lua (POST /tools/execute-script)."""
+    return orthanc_factory("SCRIPTED", ExecuteLuaEnabled=True)
+
+
+@pytest.fixture
+def scripted_gateway(tmp_path: Path, scripted_orthanc):  # type: ignore[no-untyped-def]
+    yield from _gateway(tmp_path, scripted_orthanc)
+
+
+def _gateway(tmp_path: Path, orthanc):  # type: ignore[no-untyped-def]
     projects = tmp_path / "projects.yml"
     projects.write_text(PROJECTS)
     config = web_config(
@@ -200,3 +215,34 @@ def test_pacs_down_is_unverifiable_and_changes_nothing(gateway, orthanc, tmp_pat
     [check] = open_tracker(cfg).pacs_checks()
     assert check.ids7_status == "unverifiable" and "connection refused" in check.ids7_message
     assert list(cfg.paths.transfer_requests.glob("*.json")) == []
+
+
+# Orthanc answers Success, then throws the instance away: a PACS that loses what it is sent
+DROP_EVERYTHING = """
+function OnStoredInstance(instanceId, tags, metadata, origin)
+  RestApiDelete('/instances/' .. instanceId)
+end
+"""
+
+
+def test_a_pacs_that_keeps_dropping_gets_one_automatic_resend_then_a_person(
+    scripted_gateway, scripted_orthanc, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    cfg, orthanc = scripted_gateway, scripted_orthanc
+    n = len(send_study(cfg, tmp_path, "ACC-77,ALPHA,ALPHA003,"))
+    delete_three(orthanc)
+    assert "1 queued again" in job(cfg, "whatIsInIDS7")
+    r = orthanc._session.post(f"{orthanc.url}/tools/execute-script", data=DROP_EVERYTHING)
+    r.raise_for_status()
+
+    assert "1 sent" in job(cfg, "anonymizeAndSend")  # every C-STORE answered Success ...
+    [check] = open_tracker(cfg).pacs_checks()
+    assert (check.ids7_status, check.ids7_found) == ("incomplete", n - 3)  # ... yet not kept
+    assert check.ids7_resend_date
+
+    out = job(cfg, "whatIsInIDS7")
+    assert "1 incomplete" in out and "queued again" not in out
+    [check] = open_tracker(cfg).pacs_checks()
+    assert "still not complete after the resend queued" in check.ids7_message
+    assert list(cfg.paths.transfer_requests.glob("*.json")) == []
+    assert sent_counts(cfg) == [n, 3]  # the one automatic resend, no loop

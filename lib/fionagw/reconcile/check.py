@@ -6,7 +6,9 @@ For each transfer that was sent without error and has a sent manifest (manifest.
 2. store the answer in the tracker (WhatIsInIDS7 / the local tracker's pacs_checks table);
 3. when instances are missing (or the whole study) and the project's ``resend_missing`` is on,
    queue the transfer request again with ``resend_sop_uids``: anonymizeAndSend then
-   de-identifies and sends only those instances, and verifies the whole study again.
+   de-identifies and sends only those instances, and verifies the whole study again. Once
+   only: if the PACS still lacks them after that resend (it drops what it is sent), the
+   check says so and a person has to find out why; a resend by hand starts afresh.
 
 A PACS that cannot be asked (down, no C-FIND) leaves the transfer "unverifiable" and changes
 nothing else: the next run asks again.
@@ -31,6 +33,7 @@ from fionagw.tracking.records import DATE_FORMAT, PacsCheck, Transfer, now_text
 log = logging.getLogger("fionagw.reconcile")
 
 RESEND_KEY = "resend_sop_uids"  # request-file key: send only these (de-identified) SOP UIDs
+QUEUED_KEY = "resend_queued"  # request-file key: when the reconciliation queued it
 
 
 def request_name(cfg: SiteConfig, t: Transfer) -> str:
@@ -109,15 +112,32 @@ def reconcile(cfg: SiteConfig, tracker: Tracker, *, horizon: float | None = None
                 f"{request_name(cfg, t)}: destination {manifest.destination!r} is no longer configured"
             )
             continue
-        check = check_transfer(
+        checked = check_transfer(
             cfg, tracker, t, manifest, destination, projects.get(t.transfer_project_name)
         )
-        if check is None:
+        if checked is None:
             continue
+        check, requeued = checked
         report.checked[check.ids7_status] += 1
-        if check.ids7_resend_date:
+        if requeued:
             report.requeued.append(request_name(cfg, t))
     return report
+
+
+def _previous(cfg: SiteConfig, tracker: Tracker, t: Transfer) -> PacsCheck | None:
+    """The transfer's last check, unless a request for it is queued now (then the resend
+    has not happened yet: write_request will find it queued)."""
+    from fionagw.routing.requests import request_path
+
+    if request_path(cfg, t).exists():
+        return None
+    try:
+        key = PacsCheck.key(t.study_instance_uid, t.instance)
+        return next(
+            (c for c in tracker.pacs_checks(t.study_instance_uid) if c.record_id == key), None
+        )
+    except TrackerError:
+        return None
 
 
 def _candidates(transfers: Iterable[Transfer], horizon: float | None) -> list[Transfer]:
@@ -131,24 +151,45 @@ def check_transfer(
     manifest: SentManifest,
     destination: Destination,
     project: Project | None,
-) -> PacsCheck | None:
+) -> tuple[PacsCheck, bool] | None:
     """Verify one transfer, record it, and re-queue the missing instances if the project says
-    so; None when the destination cannot be asked at all (a folder)."""
+    so: (the check, whether it was queued again); None when the destination cannot be asked
+    at all (a folder)."""
     v = destination.verify(manifest.study_uid, manifest.series)
     if v is None:
         return None
     message = ""
-    requeue = v.status in (INCOMPLETE, MISSING) and project is not None and project.resend_missing
-    if v.status in (INCOMPLETE, MISSING) and not requeue:
+    lacking = v.status in (INCOMPLETE, MISSING)
+    requeue = lacking and project is not None and project.resend_missing
+    if lacking and not requeue:
         message = "not re-sent: the project's resend_missing is off; resend it by hand"
+    previous = _previous(cfg, tracker, t)
+    resent = previous.ids7_resend_date if previous else ""
+    if (
+        requeue
+        and previous is not None
+        and previous.ids7_status in (INCOMPLETE, MISSING)
+        and resent
+    ):
+        requeue = False
+        message = (
+            f"still not complete after the resend queued {resent}: not queued again;"
+            " find out why the PACS does not keep them, then resend by hand"
+        )
     check = pacs_check(t, manifest, v, message)
+    if lacking and not requeue:
+        check.ids7_resend_date = resent
     if requeue:
         from fionagw.routing.requests import write_request
 
         # MISSING: the whole study again; INCOMPLETE: the SOP UIDs the PACS lacks
-        extra = {RESEND_KEY: v.missing} if v.status == INCOMPLETE and v.missing else {}
-        if write_request(cfg, t, extra):
-            check.ids7_resend_date = now_text()
+        queued = now_text()
+        extra: dict[str, object] = {QUEUED_KEY: queued}
+        if v.status == INCOMPLETE and v.missing:
+            extra[RESEND_KEY] = v.missing
+        requeue = write_request(cfg, t, extra)
+        if requeue:
+            check.ids7_resend_date = queued
             check.ids7_message = f"{check.ids7_missing} instance(s) queued to be sent again"
         else:
             check.ids7_message = "a request for this transfer is already queued"
@@ -166,7 +207,7 @@ def check_transfer(
             "status": check.ids7_status,
             "sent": check.ids7_sent,
             "found": check.ids7_found,
-            "requeued": bool(check.ids7_resend_date),
+            "requeued": requeue,
         },
     )
-    return check
+    return check, requeue

@@ -50,7 +50,7 @@ from fionagw.deid.factory import deidentifier_for
 from fionagw.deid.mapping import study_mapping, write_mapping
 from fionagw.deid.project_settings import settings_for_project
 from fionagw.deid.release import Identifiers, collect_identifiers
-from fionagw.reconcile.check import RESEND_KEY, pacs_check
+from fionagw.reconcile.check import QUEUED_KEY, RESEND_KEY, pacs_check
 from fionagw.reconcile.manifest import SentManifest, write_manifest
 from fionagw.send import (
     DEFAULT_DESTINATION,
@@ -490,8 +490,10 @@ class AnonymizeAndSend:
             )
         if sent.verification is None:
             return
+        check = pacs_check(transfer, sent.manifest, sent.verification)
+        check.ids7_resend_date = str(request.row.get(QUEUED_KEY) or "")  # a reconciliation's resend
         try:
-            self.tracker.record_pacs_check(pacs_check(transfer, sent.manifest, sent.verification))
+            self.tracker.record_pacs_check(check)
         except TrackerError as exc:
             log.error(
                 "verification not recorded", extra={"study": request.study_uid, "error": str(exc)}
