@@ -26,8 +26,9 @@ STAMP = VENV / ".fionagw-installed"
 
 def cli_module(program: str) -> str:
     """bin/ name -> module under fionagw.cli with main(argv) -> int ("processSingleFile" ->
-    "process_single_file"), so a new program needs only its bin/ file and its module."""
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", program).lower()
+    "process_single_file", "whatIsInIDS7" -> "what_is_in_ids7"), so a new program needs only
+    its bin/ file and its module."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", program).lower()
 
 
 def _install_fingerprint(extras: str) -> str:

@@ -192,6 +192,15 @@ class SitePaths:
         return self.datadir / "transfers_fail"
 
     @property
+    def sent_manifests(self) -> Path:
+        """What each transfer sent (de-identified series and SOP UIDs): what reconciliation
+        asks the research PACS for, and what a resend of missing instances picks from."""
+        return self.datadir / "transfers_sent"
+
+    def sent_manifest(self, request_name: str) -> Path:
+        return self.sent_manifests / f"{request_name}.json"
+
+    @property
     def keys(self) -> Path:
         """Per-project de-identification keys (back them up: pseudonyms depend on them)."""
         return self.datadir / "keys"

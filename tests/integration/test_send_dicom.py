@@ -558,3 +558,47 @@ def test_find_text_searches_sequences_private_tags_and_long_values(orthanc, pacs
     # Orthanc's tag dump shows "TooLong" for this value: the file bytes are searched instead
     assert orthanc.find_text("Hidden^InLongText") == [f"{instance}: file bytes"]
     assert orthanc.find_text("Hidden^Nowhere") == []
+
+
+def test_several_associations_and_small_peer_pdus_deliver_every_instance_unchanged(
+    orthanc_factory, study, caplog
+):
+    """Our data loop frames each file into the peer's (small) PDUs and spreads a study over
+    several associations at once: every instance arrives byte-for-byte as stored."""
+    peer = orthanc_factory("SMALLPDU", MaximumPduLength=4096)
+    dest = DicomDestination(
+        "research-pacs", "127.0.0.1", peer.dicom_port, peer.aet, "FIONA", associations=3
+    )
+    dest.min_per_association = 5
+    with caplog.at_level(logging.INFO, logger="fionagw.send.dicom"):
+        result = dest.send_study(study, CONTEXT)
+    assert result.ok and result.sent == len(study), result.summary()
+    [record] = [r for r in caplog.records if r.getMessage() == "study sent"]
+    assert record.associations == 3
+    _assert_arrived_unchanged(peer, study)
+
+
+def test_verification_after_a_send_lists_what_the_pacs_lacks(orthanc, pacs, study):
+    """C-FIND at study, series and instance level against Orthanc: verified when every SOP
+    Instance UID is there, the missing ones named when not, "missing" for an unknown study,
+    "unverifiable" (with the reason) for a peer without C-FIND."""
+    assert pacs.send_study(study, CONTEXT).ok
+    expected: dict[str, list[str]] = {}
+    for path in study:
+        ds = dcmread(path, stop_before_pixels=True)
+        expected.setdefault(str(ds.SeriesInstanceUID), []).append(str(ds.SOPInstanceUID))
+    v = pacs.verify(STUDY_UID, expected)
+    assert v is not None and (v.status, v.found, v.method) == ("verified", len(study), "instances")
+    by_sop = orthanc.sop_uids()
+    gone = sorted(by_sop)[:2]
+    for sop in gone:
+        orthanc._session.delete(f"{orthanc.url}/instances/{by_sop[sop]}").raise_for_status()
+    v = pacs.verify(STUDY_UID, expected)
+    assert (v.status, v.found, sorted(v.missing)) == ("incomplete", len(study) - 2, gone)
+    v = pacs.verify(generate_uid(), expected)
+    assert (v.status, v.found) == ("missing", 0)
+    no_find = DicomDestination("x", "127.0.0.1", free_port(), "NOBODY", "FIONA", timeout=5).verify(
+        STUDY_UID, expected
+    )
+    assert no_find is not None and no_find.status == "unverifiable"
+    assert "connection refused" in no_find.error

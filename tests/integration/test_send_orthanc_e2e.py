@@ -133,6 +133,8 @@ def test_study_reaches_orthanc_pseudonymized_and_resend_merges(
     [t] = tracker.transfers()
     assert t.transfers_complete == COMPLETE_OK and t.transfer_date
     assert orthanc.study_uids() == [t.transfer_mapped_uid]
+    [check] = tracker.pacs_checks(t.study_instance_uid)  # asked by C-FIND after the send
+    assert check.verified and (check.ids7_sent, check.ids7_found) == (len(files), len(files))
 
     # the data manager asks for a resend: the PACS still holds one copy
     job(cfg, "fiona", "coupling-list", "show")

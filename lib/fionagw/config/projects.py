@@ -8,6 +8,7 @@ projects.yml (every key but participant_id optional):
         participant_id: '^DEMO[0-9]{3}$'   # FIONA's project_patient_naming (re.match)
         events: [baseline, followup]
         destination: research-pacs        # a destination name from config.json
+        resend_missing: false              # reconciliation re-sends what the PACS lacks
         active: true
         autoid: {enabled: false, aetitle: ""}
         features: {remove_presentation_states: false, never_rewrite_pixels: false,
@@ -83,6 +84,7 @@ class Project:
     import_rule_tag: str = ""
     import_rule_regexp: str = ""
     deid: dict[str, Any] = field(default_factory=dict)
+    resend_missing: bool = False  # whatIsInIDS7 queues a resend of what the PACS lacks
     redcap_token: str = field(default="", repr=False)  # project_token: the project's own REDCap
 
     def valid_participant(self, value: str) -> bool:
@@ -155,6 +157,7 @@ def load_projects(
             events=events,
             destination=r.get("destination", str, ""),
             active=r.get("active", bool, True),
+            resend_missing=r.get("resend_missing", bool, False),
             autoid=autoid.get("enabled", bool, False),
             autoid_aetitle=autoid.get("aetitle", str, ""),
             features={code for key, code in FEATURES.items() if features.data.get(key)},

@@ -19,7 +19,7 @@ from fionagw.paths import CHECKOUT, CRONTAB
 
 TEMPLATE = CRONTAB
 PLACEHOLDER = "@FIONA_HOME@"
-_PROGRAM = re.compile(re.escape(PLACEHOLDER) + r"/bin/([A-Za-z]+)")
+_PROGRAM = re.compile(re.escape(PLACEHOLDER) + r"/bin/([A-Za-z][A-Za-z0-9]*)")
 _REDIRECT = re.compile(r"\s*(?:\d?>>?|&>)\s*\S+(?:\s+2>&1)?\s*$")
 _SLEEP = re.compile(r"^\s*sleep\s+(\d+)\s*;\s*")
 
@@ -96,7 +96,7 @@ def programs(text: str) -> list[str]:
     """bin/ programs the crontab runs, in order, each once."""
     seen: list[str] = []
     for line in job_lines(text):
-        m = re.search(r"/bin/([A-Za-z]+)", line.command)
+        m = re.search(r"/bin/([A-Za-z][A-Za-z0-9]*)", line.command)
         if m and m.group(1) not in seen:
             seen.append(m.group(1))
     return seen

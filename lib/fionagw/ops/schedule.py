@@ -61,7 +61,7 @@ _MACROS = {
 }
 _VARIABLE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$")
 _SHELL_SYNTAX = re.compile(r"[;&|<>`$()*?\[\]{}~\\\n]")
-_PROGRAM = re.compile(r"/bin/([A-Za-z]+)\b")
+_PROGRAM = re.compile(r"/bin/([A-Za-z][A-Za-z0-9]*)\b")
 
 
 class ScheduleError(ValueError):

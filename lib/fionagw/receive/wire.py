@@ -381,6 +381,15 @@ def encode_response(
     return _ELEMENT.pack(0x0000, 0x0000, 4) + struct.pack("<I", len(body)) + body
 
 
+def encode_store_rq(sop_class: str, sop_instance: str, message_id: int) -> bytes:
+    """Command set of a C-STORE-RQ with a data set, medium priority (PS3.7 9.3.1.1); the
+    gateway's own C-STORE SCU (fionagw.send.store_scu) sends it."""
+    body = _ui(AFFECTED_SOP_CLASS, sop_class) + _us(COMMAND_FIELD, C_STORE_RQ)
+    body += _us(MESSAGE_ID, message_id) + _us(0x0700, 0x0000) + _us(DATA_SET_TYPE, 0x0000)
+    body += _ui(AFFECTED_SOP_INSTANCE, sop_instance)
+    return _ELEMENT.pack(0x0000, 0x0000, 4) + struct.pack("<I", len(body)) + body
+
+
 # --- file meta of a received object (PS3.10 7.1, explicit VR little endian) -----------------
 
 PREAMBLE = b"\0" * 128 + b"DICM"

@@ -16,6 +16,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from fionagw.config import SiteConfig
 from fionagw.organize.series_json import newest_change
@@ -42,11 +43,12 @@ def _parse_date(text: str) -> float | None:
         return None
 
 
-def write_request(cfg: SiteConfig, t: Transfer) -> bool:
-    """Create the request file unless it exists; True if created."""
+def write_request(cfg: SiteConfig, t: Transfer, extra: dict[str, Any] | None = None) -> bool:
+    """Create the request file unless it exists; True if created. ``extra``: keys added to
+    FIONA's row (the reconciliation's ``resend_sop_uids``)."""
     path = request_path(cfg, t)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = json.dumps(t.request_row(), indent=2, sort_keys=True).encode()
+    data = json.dumps({**t.request_row(), **(extra or {})}, indent=2, sort_keys=True).encode()
     tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
     tmp.write_bytes(data)
     try:

@@ -9,12 +9,15 @@ sending, built from the settings by their ``destination()`` when something is se
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from fionagw.config import SendingSettings, SiteConfig
+
+if TYPE_CHECKING:
+    from fionagw.send.verify import Verification
 
 
 def one_line(text: object, limit: int = 200) -> str:
@@ -79,6 +82,12 @@ class Destination(ABC):
     @abstractmethod
     def send_study(self, files: Sequence[Path], context: SendContext) -> SendResult:
         """Deliver ``files`` (one study). Never raises for a delivery problem: see SendResult."""
+
+    def verify(self, study_uid: str, expected: Mapping[str, Sequence[str]]) -> Verification | None:
+        """What the destination really holds of a sent study (``study_uid`` de-identified;
+        ``expected``: series UID -> SOP Instance UIDs sent); None when this destination
+        cannot be asked (a folder, or verification switched off)."""
+        return None
 
     @abstractmethod
     def check(self) -> str:

@@ -4,10 +4,17 @@
                       "called_aetitle": "RESEARCH", "calling_aetitle": "FIONA",
                       "timeout": 30, "reconnects": 3,
                       "tls": {"cert": "client.pem", "key": "client.key", "ca": "ca.pem",
-                              "check_hostname": true}}
+                              "check_hostname": true},
+                      "verify": true, "query_port": 104, "query_aetitle": "RESEARCH",
+                      "associations": 1, "max_pdu": 1048576}
 
-``calling_aetitle`` defaults to the gateway's DICOMAETITLE; ``tls`` is optional. The sending
-itself (pynetdicom, slow to import) is in dicom.py, imported only when something is sent.
+``calling_aetitle`` defaults to the gateway's DICOMAETITLE; ``tls`` is optional. ``verify``
+(default on) asks the PACS by C-FIND after each send which instances it holds; the query goes
+to ``query_aetitle``@``query_port`` (default: the storage AE and port; FIONA's IDS7 had a
+separate query AE). ``associations`` > 1 sends a large study over that many associations at
+once; ``max_pdu`` is the largest P-DATA PDU we send (the peer's own maximum still applies).
+The sending itself (pynetdicom, slow to import) is in dicom.py, imported only when something
+is sent.
 """
 
 from __future__ import annotations
@@ -23,7 +30,22 @@ if TYPE_CHECKING:
 
     from fionagw.send.dicom import DicomDestination
 
-KEYS = ("host", "port", "called_aetitle", "calling_aetitle", "tls", "timeout", "reconnects")
+KEYS = (
+    "host",
+    "port",
+    "called_aetitle",
+    "calling_aetitle",
+    "tls",
+    "timeout",
+    "reconnects",
+    "verify",
+    "query_port",
+    "query_aetitle",
+    "associations",
+    "max_pdu",
+)
+MAX_ASSOCIATIONS = 16
+DEFAULT_MAX_PDU = 1024 * 1024  # dcmtk's storescu offers 16 KiB; larger PDUs mean fewer headers
 TLS_KEYS = ("cert", "key", "ca", "check_hostname")
 
 
@@ -44,6 +66,11 @@ class DicomSettings:
     tls: TlsSettings | None = None
     timeout: float = 30.0
     reconnects: int = 3
+    verify: bool = True
+    query_port: int = 0  # 0: the storage port
+    query_aetitle: str = ""  # "": the called AE title
+    associations: int = 1
+    max_pdu: int = DEFAULT_MAX_PDU
     type: ClassVar[str] = "dicom"
 
     def destination(self) -> DicomDestination:
@@ -58,6 +85,11 @@ class DicomSettings:
             tls=self.tls,
             timeout=self.timeout,
             reconnects=self.reconnects,
+            verify=self.verify,
+            query_port=self.query_port or self.port,
+            query_aetitle=self.query_aetitle or self.called_aetitle,
+            associations=self.associations,
+            max_pdu=self.max_pdu,
         )
 
 
@@ -69,6 +101,12 @@ def parse_dicom(name: str, r: SectionReader, site: SiteConfig) -> DicomSettings:
     reconnects = r.get("reconnects", int, 3)
     if reconnects < 0:
         raise r.error("reconnects", f"must not be negative, got {reconnects}")
+    associations = r.get("associations", int, 1)
+    if not 1 <= associations <= MAX_ASSOCIATIONS:
+        raise r.error("associations", f"must be 1-{MAX_ASSOCIATIONS}, got {associations}")
+    max_pdu = r.get("max_pdu", int, DEFAULT_MAX_PDU)
+    if not 4096 <= max_pdu <= 64 * 1024 * 1024:
+        raise r.error("max_pdu", f"must be 4096 to 67108864 bytes, got {max_pdu}")
     return DicomSettings(
         name,
         host,
@@ -78,6 +116,11 @@ def parse_dicom(name: str, r: SectionReader, site: SiteConfig) -> DicomSettings:
         tls=_tls_settings(r, host),
         timeout=r.positive_number("timeout", 30.0),
         reconnects=reconnects,
+        verify=r.get("verify", bool, True),
+        query_port=r.port("query_port") if r.data.get("query_port") is not None else 0,
+        query_aetitle=r.aetitle("query_aetitle", "") if r.data.get("query_aetitle") else "",
+        associations=associations,
+        max_pdu=max_pdu,
     )
 
 

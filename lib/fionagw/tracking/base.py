@@ -15,6 +15,7 @@ from fionagw.tracking.records import (
     CouplingEntry,
     ImagingRecord,
     IncomingStudy,
+    PacsCheck,
     RoutingRule,
     Series,
     Study,
@@ -100,6 +101,15 @@ class Tracker(ABC):
     @abstractmethod
     def imaging(self, project: str, participant: str | None = None) -> list[ImagingRecord]:
         """The imaging records of a project (optionally one participant)."""
+
+    @abstractmethod
+    def record_pacs_check(self, check: PacsCheck) -> None:
+        """Store what the research PACS holds of a transfer (WhatIsInIDS7; replaces the
+        transfer's previous check)."""
+
+    @abstractmethod
+    def pacs_checks(self, study_uid: str | None = None) -> list[PacsCheck]:
+        """The PACS checks of one study's transfers, or of all."""
 
     # -- configuration projects ----------------------------------------------------------
 

@@ -24,6 +24,7 @@ from fionagw.tracking.records import (
     CouplingEntry,
     ImagingRecord,
     IncomingStudy,
+    PacsCheck,
     RoutingRule,
     Series,
     Study,
@@ -48,6 +49,9 @@ CREATE TABLE IF NOT EXISTS coupling (
 CREATE TABLE IF NOT EXISTS imaging (
     project TEXT NOT NULL, participant TEXT NOT NULL, mapped_uid TEXT NOT NULL, data TEXT NOT NULL,
     PRIMARY KEY (project, participant, mapped_uid));
+CREATE TABLE IF NOT EXISTS pacs_checks (
+    record_id TEXT PRIMARY KEY, study_uid TEXT NOT NULL, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS pacs_checks_study ON pacs_checks (study_uid);
 CREATE TABLE IF NOT EXISTS autoid (
     project TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
     PRIMARY KEY (project, key), UNIQUE (project, value));
@@ -208,6 +212,25 @@ class LocalTracker(Tracker):
             for (d,) in self.db.execute(query + " ORDER BY rowid", args)
         ]
 
+    # -- WhatIsInIDS7 ------------------------------------------------------------------
+
+    def record_pacs_check(self, check: PacsCheck) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO pacs_checks (record_id, study_uid, data) VALUES (?, ?, ?)",
+                (check.record_id, check.study_instance_uid, json.dumps(to_dict(check))),
+            )
+
+    def pacs_checks(self, study_uid: str | None = None) -> list[PacsCheck]:
+        query, args = "SELECT data FROM pacs_checks", []
+        if study_uid is not None:
+            query += " WHERE study_uid = ?"
+            args.append(study_uid)
+        return [
+            _from_dict(PacsCheck, json.loads(d))
+            for (d,) in self.db.execute(query + " ORDER BY rowid", args)
+        ]
+
     # -- configuration projects ----------------------------------------------------------
 
     def projects(self) -> dict[str, Project]:
@@ -261,6 +284,7 @@ class LocalTracker(Tracker):
                     if fresh is None or not prunable(fresh, horizon):
                         continue
                     for table, column in (
+                        ("pacs_checks", "study_uid"),
                         ("transfers", "study_uid"),
                         ("series", "study_uid"),
                         ("studies", "uid"),

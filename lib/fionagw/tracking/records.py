@@ -166,3 +166,48 @@ def to_dict(record: Any) -> dict[str, Any]:
         if isinstance(data[f.name], set):
             data[f.name] = sorted(data[f.name])
     return data
+
+
+@dataclass
+class PacsCheck:
+    """WhatIsInIDS7: what the research PACS holds of one sent transfer, after the send
+    (anonymizeAndSend) and at each reconciliation (whatIsInIDS7 / whatIsNotInIDS7). One record
+    per transfer (record_id ``<study_instance_uid>_<transfer instance>``), overwritten by
+    each check. ``ids7_status`` is one of fionagw.send.verify.STATUSES."""
+
+    record_id: str
+    study_instance_uid: str  # the Incoming record (original study UID)
+    transfer_instance: int
+    ids7_project_name: str = ""
+    ids7_participant: str = ""
+    ids7_event_name: str = ""
+    ids7_destination: str = ""
+    ids7_mapped_uid: str = ""  # the de-identified StudyInstanceUID queried
+    ids7_sent: int = 0  # instances sent
+    ids7_found: int = 0  # of those, found in the PACS
+    ids7_missing: int = 0
+    ids7_status: str = ""
+    ids7_method: str = ""  # "instances" (SOP UIDs compared) or "counts"
+    ids7_checked_date: str = ""
+    ids7_message: str = ""  # why unverifiable; what was done about missing instances
+    ids7_resend_date: str = ""  # when a resend of the missing instances was queued
+
+    @staticmethod
+    def key(study_uid: str, instance: int) -> str:
+        return f"{study_uid}_{instance}"
+
+    @property
+    def verified(self) -> bool:
+        return self.ids7_status == "verified"
+
+    def summary(self) -> str:
+        """ "sent 240, verified 240" (the Assign page's words) or what is wrong."""
+        if self.ids7_status == "verified":
+            return f"sent {self.ids7_sent}, verified {self.ids7_found}"
+        if self.ids7_status == "unverifiable":
+            return f"sent {self.ids7_sent}, not verified"
+        if self.ids7_status == "missing":
+            return f"sent {self.ids7_sent}, not in the PACS"
+        if self.ids7_status == "unconfirmed":
+            return f"sent {self.ids7_sent}, PACS counts {self.ids7_found}"
+        return f"sent {self.ids7_sent}, verified {self.ids7_found}, {self.ids7_missing} missing"

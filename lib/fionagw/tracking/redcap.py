@@ -21,6 +21,7 @@ from fionagw.tracking.records import (
     CouplingEntry,
     ImagingRecord,
     IncomingStudy,
+    PacsCheck,
     RoutingRule,
     Series,
     Study,
@@ -32,6 +33,7 @@ from fionagw.tracking.redcap_api import RedcapClient, RedcapError
 from fionagw.tracking.secrets import load_tokens
 
 PROJECTS = ("Incoming", "DataTransferProjects", "Routing", "CouplingList", "AutoID")
+INVENTORY = "WhatIsInIDS7"  # optional: the PACS checks (verification, reconciliation)
 _STUDY_FIELDS = [k for k in Study.__dataclass_fields__]
 _SERIES_FIELDS = [k for k in Series.__dataclass_fields__ if k != "instance"]
 _TRANSFER_FIELDS = [
@@ -68,8 +70,9 @@ class RedcapTracker(Tracker):
                 f"{cfg.tracker.secrets_file}: tokens: missing the token of REDCap "
                 f"project(s) {', '.join(missing)}"
             )
+        names = [*PROJECTS, *([INVENTORY] if INVENTORY in tokens else [])]
         return cls(
-            {p: RedcapClient.from_settings(cfg.tracker, tokens, p) for p in PROJECTS}, cfg.tracker
+            {p: RedcapClient.from_settings(cfg.tracker, tokens, p) for p in names}, cfg.tracker
         )
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -260,6 +263,34 @@ class RedcapTracker(Tracker):
             if r.get("redcap_repeat_instrument") == "imaging"
         ]
 
+    # -- WhatIsInIDS7 ------------------------------------------------------------------
+
+    def _inventory(self) -> RedcapClient:
+        client = self.c.get(INVENTORY)
+        if client is None:
+            raise TrackerError(
+                f"REDCap tracker: no API token for project {INVENTORY} in the secrets file"
+                " (needed to record what the research PACS holds)"
+            )
+        return client
+
+    def record_pacs_check(self, check: PacsCheck) -> None:
+        row = {**to_dict(check), "whatisinids7_complete": "2"}
+        self._call(self._inventory().import_records, [row])
+
+    def pacs_checks(self, study_uid: str | None = None) -> list[PacsCheck]:
+        rows = self._call(self._inventory().export_records)
+        names = PacsCheck.__dataclass_fields__
+        checks = []
+        for r in rows:
+            if study_uid is not None and r.get("study_instance_uid") != study_uid:
+                continue
+            values: dict[str, Any] = {k: str(r.get(k, "")) for k in names}
+            for k in ("transfer_instance", "ids7_sent", "ids7_found", "ids7_missing"):
+                values[k] = int(values[k] or 0) if str(values[k]).isdigit() else 0
+            checks.append(PacsCheck(**values))
+        return checks
+
     # -- configuration projects ----------------------------------------------------------
 
     def _labels(self, project: str, field: str) -> dict[str, str]:
@@ -290,6 +321,7 @@ class RedcapTracker(Tracker):
                 import_rule_tag=str(r.get("project_import_rule_1_tag", "")),
                 import_rule_regexp=str(r.get("project_import_rule_1_regexp", "")),
                 redcap_token=str(r.get("project_token", "") or ""),
+                resend_missing=_yes(r.get("project_resend_missing", "0")),
             )
         return projects
 

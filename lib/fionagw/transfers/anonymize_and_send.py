@@ -16,6 +16,10 @@ Per request (oldest first; see queue.py for the files and their retry state):
    destination's outbox, which sendFiles delivers and records); a failed send (transfer_error___2) keeps the
    request queued and is retried with exponential backoff up to ``sending.max_attempts``, then
    fails. The UIDs are a pure function of the originals, so a resend never duplicates;
+   a request re-queued by the reconciliation with ``resend_sop_uids`` sends only those;
+4b. a destination that can be asked (dicom: C-FIND) is asked what it now holds of the study:
+   the verification ("sent 240, verified 240") is stored in the tracker with the transfer
+   (WhatIsInIDS7 record), and what was sent goes into a sent manifest for the reconciliation;
 5. the tracker gets transfer_date, transfer_mapped_uid, transfer_error___1..3,
    transfer_error_message (FIONA's JSON), transfer_active_proc_time and transfers_complete; the
    request moves to transfers_done/ (or transfers_fail/ with its failure record, failures.py),
@@ -35,7 +39,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydicom import dcmread
 
@@ -47,6 +51,8 @@ from fionagw.deid.factory import deidentifier_for
 from fionagw.deid.mapping import store_mapping, study_mapping
 from fionagw.deid.project_settings import settings_for_project
 from fionagw.deid.release import Identifiers, collect_identifiers
+from fionagw.reconcile.check import QUEUED_KEY, RESEND_KEY, pacs_check
+from fionagw.reconcile.manifest import SentManifest, write_manifest
 from fionagw.send import (
     DEFAULT_DESTINATION,
     Destination,
@@ -75,6 +81,9 @@ from fionagw.transfers.failures import (
 from fionagw.transfers.queue import BadRequestFile, Request, RequestQueue, RetryState
 from fionagw.transfers.review_inventory import record_files
 from fionagw.transfers.selection import SeriesPlan, plan_series
+
+if TYPE_CHECKING:
+    from fionagw.send.verify import Verification
 
 log = logging.getLogger("fionagw.anonymizeAndSend")
 
@@ -322,11 +331,18 @@ class AnonymizeAndSend:
         work = self.work_root / request.path.stem
         shutil.rmtree(work, ignore_errors=True)
         jobs = []
+        manifest = SentManifest(destination.name, deid.uid(request.study_uid))
+        only = _resend_only(request)
         for plan in sending:
-            series_dir = work / deid.uid(plan.series_uid)
+            new_series = deid.uid(plan.series_uid)
+            series_dir = work / new_series
+            sops = manifest.series.setdefault(new_series, [])
             for src, sop in zip(plan.files, plan.sops, strict=True):
-                # FIONA's -b layout: <newSeries>/<Modality>.<newSOP>.dcm
-                jobs.append((src, series_dir / f"{plan.modality}.{deid.uid(sop)}.dcm"))
+                new_sop = deid.uid(sop)
+                sops.append(new_sop)  # the whole selection: what the PACS must hold
+                if only is None or new_sop in only:
+                    # FIONA's -b layout: <newSeries>/<Modality>.<newSOP>.dcm
+                    jobs.append((src, series_dir / f"{plan.modality}.{new_sop}.dcm"))
         attempt.anonymize_command = (
             f"fiona deid --project {project.name} --participant {request.participant}"
             + (f" --event {request.event}" if request.event else "")
@@ -380,7 +396,9 @@ class AnonymizeAndSend:
 
         new_study = deid.uid(request.study_uid)
         context = SendContext(project.name, request.participant, request.event, new_study)
-        attempt.storescu_command = f"send to {destination.name}"
+        attempt.storescu_command = f"send to {destination.name}" + (
+            f" ({len(jobs)} missing of {manifest.count})" if only is not None else ""
+        )
         queued = isinstance(destination, PackageDestination)
         if queued:  # sftp, https: a package in the outbox; sendFiles delivers and records it
             sent = destination.enqueue(
@@ -400,11 +418,16 @@ class AnonymizeAndSend:
                 "send",
                 f"send to {destination.name} failed: {reasons[0] if reasons else 'unknown'}",
             )
+        verification = destination.verify(manifest.study_uid, manifest.series)
+        if verification is not None:
+            attempt.storescu_output += f"; {verification.summary()}"
         return _Sent(
             project,
             ",".join(mapping["StudyInstanceUID"].values()),
             sorted(result.written),
-            _first_header(sorted(result.written)),
+            _first_header(sorted(result.written)) if result.written else {},
+            manifest,
+            verification,
             queued,
         )
 
@@ -460,6 +483,7 @@ class AnonymizeAndSend:
             )
             return "deferred"
         self._mirror(request, sent)
+        self._record_verification(request, transfer, sent)
         if held:
             error = attempt.error + ": " + "; ".join(attempt.held_back)
             record = self._record(request, error, None, "held_back", state.attempts + 1)
@@ -478,6 +502,26 @@ class AnonymizeAndSend:
             },
         )
         return "failed" if held else "sent"
+
+    def _record_verification(self, request: Request, transfer: Transfer, sent: _Sent) -> None:
+        """The sent manifest (for the reconciliation) and the PACS's answer (the tracker);
+        the transfer is sent either way, so a failure here is logged, not fatal."""
+        try:
+            write_manifest(self.cfg.paths, request.path.stem, sent.manifest)
+        except OSError as exc:
+            log.error(
+                "sent manifest not written", extra={"file": request.name, "error": exc.strerror}
+            )
+        if sent.verification is None:
+            return
+        check = pacs_check(transfer, sent.manifest, sent.verification)
+        check.ids7_resend_date = str(request.row.get(QUEUED_KEY) or "")  # a reconciliation's resend
+        try:
+            self.tracker.record_pacs_check(check)
+        except TrackerError as exc:
+            log.error(
+                "verification not recorded", extra={"study": request.study_uid, "error": str(exc)}
+            )
 
     def _mirror(self, request: Request, sent: _Sent) -> None:
         """Imaging records and review inventory: useful, not essential; a failure is logged."""
@@ -581,7 +625,19 @@ class _Sent:
     mapped_uid: str
     files: list[Path]
     header: Any
+    manifest: SentManifest
+    verification: Verification | None
     queued: bool = False  # packaged for sendFiles, not yet delivered
+
+
+def _resend_only(request: Request) -> set[str] | None:
+    """The de-identified SOP UIDs a reconciliation asked to send again; None: send all."""
+    value = request.row.get(RESEND_KEY)
+    if not value:
+        return None
+    if not isinstance(value, list):
+        raise Permanent("request_file", f"{request.name}: {RESEND_KEY} is not a list of UIDs")
+    return {str(v) for v in value}
 
 
 def _study_identifiers(plans: list[SeriesPlan]) -> Identifiers:

@@ -24,6 +24,7 @@ import hashlib
 import hmac
 import io
 import json
+import logging
 import re
 import tempfile
 import time
@@ -43,7 +44,7 @@ from fionagw.routing.coupling import MAX_BYTES as COUPLING_MAX_BYTES
 from fionagw.routing.coupling import CouplingListError, RowError, import_coupling_list
 from fionagw.routing.populate import series_record, study_record
 from fionagw.routing.requests import request_path
-from fionagw.tracking.base import Tracker
+from fionagw.tracking.base import Tracker, TrackerError
 from fionagw.tracking.records import (
     COMPLETE_ERROR,
     COMPLETE_OK,
@@ -56,6 +57,8 @@ from fionagw.transfers.failures import PERMANENT, TRANSIENT, FailureRecord, read
 from fionagw.transfers.queue import RequestQueue
 from fionagw.upload.records import upload_projects
 from fionagw.web.id_pattern import participant_hint
+
+LOGGER = logging.getLogger(__name__)
 
 PER_PAGE = 50
 __all__ = ["COUPLING_MAX_BYTES"]  # re-exported for the upload form's size check
@@ -127,6 +130,9 @@ class Assignment:
     instance: int = 0  # the tracker's repeat instance: names the assignment in a URL
     detail: FailureDetail | None = None
     can_act: bool = False  # the user may retry, cancel or reassign it
+    verified: str = ""  # what the research PACS holds: "sent 240, verified 240"
+    verification: str = ""  # its status (fionagw.send.verify.STATUSES), "" if never checked
+    checked: str = ""  # when the PACS was last asked
     transfer: Transfer | None = field(default=None, repr=False, compare=False)
 
 
@@ -462,6 +468,7 @@ def study_list(
     )
     page = paginate(rows, number, per_page)
     add_failure_details(cfg, page.rows, may_act_for(user))
+    add_verifications(tracker, page.rows)
     return page
 
 
@@ -473,7 +480,30 @@ def user_study(
     row = find_study(cfg, tracker, secret, key, may_see_for(user), uploads=attach_uploads(cfg))
     if row is not None:
         add_failure_details(cfg, [row], may_act_for(user))
+        add_verifications(tracker, [row])
     return row
+
+
+def add_verifications(tracker: Tracker, rows: list[StudyRow]) -> None:
+    """What the research PACS holds of each sent assignment (its last PACS check); nothing
+    when the tracker keeps no checks (a REDCap without the WhatIsInIDS7 project)."""
+    if not any(a.state == "sent" for r in rows for a in r.assignments):
+        return
+    try:
+        checks = tracker.pacs_checks() if len(rows) > 1 else tracker.pacs_checks(rows[0].study_uid)
+    except TrackerError as exc:
+        LOGGER.warning("PACS checks unavailable", extra={"error": str(exc)})
+        return
+    by_key = {(c.study_instance_uid, c.transfer_instance): c for c in checks}
+    for r in rows:
+        for a in r.assignments:
+            c = by_key.get((r.study_uid, a.instance))
+            if c is not None and a.state == "sent":
+                a.verified, a.verification, a.checked = (
+                    c.summary(),
+                    c.ids7_status,
+                    c.ids7_checked_date,
+                )
 
 
 # --- choices and the assignment ---------------------------------------------------------------

@@ -1,6 +1,6 @@
 """What the Status page shows beyond :func:`fionagw.ops.status.collect_status`, ready to render:
-one row per cron job (last run, how long ago, freshness), the transfer counts and the week's two
-plots as SVG."""
+one row per cron job (last run, how long ago, freshness), the transfer counts, the transfers the
+research PACS does not hold completely, and the week's two plots as SVG."""
 
 from __future__ import annotations
 
@@ -14,11 +14,13 @@ from fionagw.config.projects import ProjectsError
 from fionagw.ops.counters import TransferFigures, transfer_figures
 from fionagw.ops.status import Status, human_duration
 from fionagw.tracking.base import Tracker, TrackerError
+from fionagw.tracking.records import PacsCheck
 
 from . import statusdata
 from .svgplot import bar_chart
 
 LOGGER = logging.getLogger(__name__)
+PROBLEMS = ("missing", "incomplete")  # PACS check outcomes the Status page lists
 
 
 def _stamp(epoch: float) -> str:
@@ -88,3 +90,16 @@ def transfers_plot(tracker: Callable[[], Tracker], now: float) -> tuple[str, str
         title=f"Transfers per day, last 7 days ({sum(sent)} sent, {sum(failed)} failed)",
     )
     return svg, ""
+
+
+def pacs_problems(tracker: Callable[[], Tracker]) -> tuple[list[PacsCheck], str]:
+    """The transfers whose last PACS check found them incomplete or missing, worst first
+    (whatIsInIDS7 / whatIsNotInIDS7 / the check after sending), or ([], why) when the tracker
+    cannot be read."""
+    try:
+        checks = tracker().pacs_checks()
+    except (TrackerError, ProjectsError) as exc:
+        return [], f"The PACS checks cannot be read: {exc}"
+    bad = [c for c in checks if c.ids7_status in PROBLEMS]
+    bad.sort(key=lambda c: (PROBLEMS.index(c.ids7_status), c.ids7_checked_date), reverse=False)
+    return bad, ""

@@ -22,6 +22,7 @@ def index() -> Any:
     now = time.time()
     st = collect_status(cfg)
     transfers_svg, transfers_error = status_page.transfers_plot(tracker, now)
+    pacs_problems, pacs_error = status_page.pacs_problems(tracker)
     return render_template(
         "status/index.html",
         st=st,
@@ -33,5 +34,7 @@ def index() -> Any:
         transfers_svg=Markup(transfers_svg),
         transfers_error=transfers_error,
         transfer_counts=status_page.transfer_counts(cfg),
+        pacs_problems=pacs_problems,
+        pacs_error=pacs_error,
         collected=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(st.collected_at)),
     )
