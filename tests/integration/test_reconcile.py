@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from fionagw.config import load_config
 from fionagw.reconcile.check import RESEND_KEY
 from fionagw.tracking.factory import open_tracker
-from support.site import run_bin, storescu, wait_for
+from support.pacs_gateway import job, pacs_gateway
+from support.site import storescu, wait_for
 from support.synth import standard_mr_study
 from support.web import login, serve_site, stop_web, web_config
 
@@ -53,35 +53,7 @@ def scripted_gateway(tmp_path: Path, scripted_orthanc):  # type: ignore[no-untyp
 
 
 def _gateway(tmp_path: Path, orthanc):  # type: ignore[no-untyped-def]
-    projects = tmp_path / "projects.yml"
-    projects.write_text(PROJECTS)
-    config = web_config(
-        tmp_path,
-        arrival={"quiet_seconds": 1},
-        tracker={"projects_file": str(projects)},
-        destinations={
-            "research-pacs": {
-                "type": "dicom",
-                "host": "127.0.0.1",
-                "port": orthanc.dicom_port,
-                "called_aetitle": orthanc.aet,
-                "calling_aetitle": "FIONA",
-            }
-        },
-        sending={"max_attempts": 2, "retry_base_seconds": 1, "retry_max_seconds": 2},
-    )
-    for program in ("processSingleFile", "storectl"):
-        r = run_bin(program, "start", config=config)
-        assert r.returncode == 0, r.stderr + r.stdout
-    yield load_config(config)
-    for program in ("storectl", "processSingleFile"):
-        run_bin(program, "stop", config=config)
-
-
-def job(cfg, program: str, *args: str) -> str:  # type: ignore[no-untyped-def]
-    r = run_bin(program, *args, config=cfg.config_file, timeout=300)
-    assert r.returncode == 0, f"{program}: {r.stderr}"
-    return r.stdout
+    yield from pacs_gateway(tmp_path, orthanc, PROJECTS, max_attempts=2, make_config=web_config)
 
 
 def send_study(cfg, tmp_path: Path, coupling: str) -> list[Path]:  # type: ignore[no-untyped-def]

@@ -12,11 +12,11 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from fionagw.config import load_config
 from fionagw.deid.release import collect_identifiers
 from fionagw.tracking.factory import open_tracker
 from fionagw.tracking.records import COMPLETE_ERROR, COMPLETE_OK
-from support.site import run_bin, storescu, wait_for, write_config
+from support.pacs_gateway import job, pacs_gateway
+from support.site import run_bin, storescu, wait_for
 from support.synth import ct_study, standard_mr_study
 
 pytestmark = pytest.mark.slow
@@ -49,35 +49,7 @@ LEAKY = """  LEAKY:
 
 @pytest.fixture
 def gateway(tmp_path: Path, orthanc):  # type: ignore[no-untyped-def]
-    projects = tmp_path / "projects.yml"
-    projects.write_text(PROJECTS)
-    config = write_config(
-        tmp_path,
-        arrival={"quiet_seconds": 1},
-        tracker={"projects_file": str(projects)},
-        destinations={
-            "research-pacs": {
-                "type": "dicom",
-                "host": "127.0.0.1",
-                "port": orthanc.dicom_port,
-                "called_aetitle": orthanc.aet,
-                "calling_aetitle": "FIONA",
-            }
-        },
-        sending={"max_attempts": 4, "retry_base_seconds": 1, "retry_max_seconds": 2},
-    )
-    for program in ("processSingleFile", "storectl"):
-        r = run_bin(program, "start", config=config)
-        assert r.returncode == 0, r.stderr + r.stdout
-    yield load_config(config)
-    for program in ("storectl", "processSingleFile"):
-        run_bin(program, "stop", config=config)
-
-
-def job(cfg, program: str, *args: str) -> str:  # type: ignore[no-untyped-def]
-    r = run_bin(program, *args, config=cfg.config_file, timeout=300)
-    assert r.returncode == 0, f"{program}: {r.stderr}"
-    return r.stdout
+    yield from pacs_gateway(tmp_path, orthanc, PROJECTS)
 
 
 def receive_and_assign(cfg, tmp_path: Path, files: list[Path], coupling: str) -> None:  # type: ignore[no-untyped-def]
