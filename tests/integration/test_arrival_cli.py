@@ -30,6 +30,7 @@ def mr_study(tmp_path: Path) -> Path:
     return arrival_mr_study(tmp_path)
 
 
+@pytest.mark.slow
 def test_lock_info_sees_another_process(site: SiteConfig) -> None:
     code = (
         "import sys, time; sys.path.insert(0, 'lib'); from fionagw.config import load_config; "
@@ -76,6 +77,7 @@ def test_broken_series_json_keeps_job_and_fails(site: SiteConfig, mr_study: Path
 # -- the programs -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_quarantine_off_for_one_site(tmp_path: Path, mr_study: Path) -> None:
     config = write_config(
         tmp_path,
@@ -107,6 +109,7 @@ def test_quarantine_off_for_one_site(tmp_path: Path, mr_study: Path) -> None:
     assert len(list(default.paths.quarantine.glob("*.tgz"))) == 7
 
 
+@pytest.mark.slow
 def test_remove_old_entries_program(site: SiteConfig) -> None:
     now = int(time.time())
     old, fresh = now - 8 * 86400, now - 6 * 86400

@@ -11,6 +11,8 @@ import pytest
 
 from support.site import ROOT, read_log, run_bin, write_config
 
+pytestmark = pytest.mark.slow  # each test runs bin/ programs (about 1 s each)
+
 
 def one_error_line(result) -> str:
     lines = [line for line in result.stderr.splitlines() if line.strip()]
@@ -131,7 +133,6 @@ BROKEN_PROJECTS = {
 }
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     ("case", "settings", "file", "words"),
     [

@@ -15,6 +15,8 @@ from fionagw.deid import check_release, collect_identifiers, fiona_uid, keyed_ui
 from support import synth
 from support.site import run_bin, write_config
 
+pytestmark = pytest.mark.slow  # each test runs bin/fiona deid (about 1 s each)
+
 PROJECTS = """
 projects:
   LEG:
@@ -107,7 +109,6 @@ def test_fiona_project_end_to_end(site, tmp_path):
     assert dump.returncode == 0 and "LEG0001" in dump.stdout and "MRN31337" not in dump.stdout
 
 
-@pytest.mark.slow
 def test_keyed_project_is_deterministic_and_logs_no_key(site, tmp_path):
     files = synth.standard_mr_study(tmp_path / "in", "PHILIPS", n_per_series=1, **STUDY)
     runs = []

@@ -26,6 +26,8 @@ from support.raw_peer import MR, RawPeer, dimse_command
 from support.scp import archived, log_entries, running_scp, temp_leftovers
 from support.site import pydicom_test_file, storescu, write_config
 
+pytestmark = pytest.mark.slow  # floods and timeouts against a running receiver
+
 
 def _item(item_type: int, body: bytes) -> bytes:
     return struct.pack(">BBH", item_type, 0, len(body)) + body
@@ -90,7 +92,6 @@ def _is_closed(sock: socket.socket) -> bool:
 # --- 1. idle connections must not lock senders out ---------------------------------------------
 
 
-@pytest.mark.slow
 def test_idle_connections_do_not_lock_out_senders(tmp_path: Path) -> None:
     """Idle connections, far more than the limits, from the sender's own address and from
     eight others, opened before and all the while storescu stores: every storescu run

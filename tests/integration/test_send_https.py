@@ -26,6 +26,8 @@ from support.https_receiver import Receiver, self_signed
 from support.package_site import PackageSite, assert_delivered_whole
 from support.site import free_port, run_bin
 
+pytestmark = pytest.mark.slow  # an HTTPS receiver per test and several runs of sendFiles
+
 
 @pytest.fixture
 def receiver(tmp_path: Path) -> Iterator[Receiver]:
@@ -124,7 +126,6 @@ def test_untrusted_certificate_and_wrong_token_are_refused(
     assert list(receiver.files.iterdir()) == []
 
 
-@pytest.mark.slow
 def test_2gb_sparse_package_resumes_after_dropped_connection(
     tmp_path: Path, receiver: Receiver, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -26,6 +26,8 @@ from support.package_site import PackageSite, assert_delivered_whole, md5
 from support.site import BIN, run_bin
 from support.sshd import Sshd
 
+pytestmark = pytest.mark.slow  # a real sshd per test and several runs of sendFiles
+
 
 @pytest.fixture
 def sshd_server(tmp_path: Path) -> Iterator[Sshd]:

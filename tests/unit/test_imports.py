@@ -65,6 +65,7 @@ print(json.dumps({"modules": modules, "failures": failures}))
 """
 
 
+@pytest.mark.slow  # one interpreter per module (about 10 s)
 def test_every_module_imports_alone() -> None:
     folders = json.dumps({name: str(folder) for name, folder in PACKAGES.items()})
     result = subprocess.run(
