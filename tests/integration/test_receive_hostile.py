@@ -22,7 +22,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pynetdicom.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RJ
 
 from fionagw.receive import store, wire
-from support.raw_peer import MR, RawPeer, dimse_command
+from support.raw_peer import MR, RawPeer
 from support.scp import archived, log_entries, running_scp, temp_leftovers
 from support.site import pydicom_test_file, storescu, write_config
 
@@ -331,17 +331,7 @@ def test_context_without_transfer_syntax_is_rejected_and_others_work(tmp_path: P
             for cx in ac.to_primitive().presentation_context_definition_results_list
         }
         assert results == {1: 0x04, 3: 0x04, 5: 0x00}
-        command = dimse_command(
-            AffectedSOPClassUID=src.SOPClassUID,
-            CommandField=1,
-            MessageID=7,
-            Priority=0,
-            CommandDataSetType=0,
-            AffectedSOPInstanceUID=src.SOPInstanceUID,
-        )
-        peer.send_pdv(5, 0x03, command)
-        peer.send_pdv(5, 0x02, body.getvalue())
-        rsp = peer.response()
+        rsp = peer.store(src.SOPClassUID, src.SOPInstanceUID, 7, body.getvalue(), context=5)
         assert rsp.Status == 0 and rsp.MessageIDBeingRespondedTo == 7
         peer.sock.sendall(wire.pdu(wire.A_RELEASE_RQ_TYPE, b"\0\0\0\0"))
         assert peer.read_pdu()[0] == wire.A_RELEASE_RP_TYPE
@@ -402,17 +392,7 @@ def test_broken_data_set_is_refused_and_not_stored(tmp_path: Path, breakage) -> 
         peer = RawPeer(cfg.dicom_port)
         peer.associate([(ds.SOPClassUID, [ExplicitVRLittleEndian])])
         for message_id, body in ((1, breakage(data)), (2, data)):
-            command = dimse_command(
-                AffectedSOPClassUID=ds.SOPClassUID,
-                CommandField=1,
-                MessageID=message_id,
-                Priority=0,
-                CommandDataSetType=0,
-                AffectedSOPInstanceUID=ds.SOPInstanceUID,
-            )
-            peer.send_pdv(1, 0x03, command)
-            peer.send_pdv(1, 0x02, body)
-            rsp = peer.response()
+            rsp = peer.store(ds.SOPClassUID, ds.SOPInstanceUID, message_id, body)
             if message_id == 1:
                 assert rsp.Status == store.CANNOT_DECODE
                 assert rsp.ErrorComment.startswith("broken dataset")

@@ -24,7 +24,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from fionagw.config import SiteConfig
 from fionagw.receive import store, wire
 from fionagw.receive.modality import modality_prefix
-from support.raw_peer import RawPeer, dimse_command
+from support.raw_peer import RawPeer
 from support.scp import archived, log_entries, running_scp, temp_leftovers
 from support.site import echoscu, free_port, pydicom_test_file, storescu, write_config
 
@@ -353,17 +353,7 @@ def test_non_conformant_uids_are_refused_never_merged(scp: SiteConfig, tmp_path:
         body = DicomBytesIO()
         body.is_little_endian, body.is_implicit_VR = True, False
         write_dataset(body, ds)
-        command = dimse_command(
-            AffectedSOPClassUID=ds.SOPClassUID,
-            CommandField=1,
-            MessageID=message_id,
-            Priority=0,
-            CommandDataSetType=0,
-            AffectedSOPInstanceUID=ds.SOPInstanceUID,
-        )
-        peer.send_pdv(1, 0x03, command)
-        peer.send_pdv(1, 0x02, body.getvalue())
-        return peer.response()
+        return peer.store(ds.SOPClassUID, ds.SOPInstanceUID, message_id, body.getvalue())
 
     for i, (what, uid) in enumerate(cases):
         ds = dcmread(pydicom_test_file("CT_small.dcm"))

@@ -122,14 +122,7 @@ def test_fragmented_command_and_data_set(scp: SiteConfig) -> None:
     data = body.getvalue()
     peer = peer_for(scp)
     peer.associate([(ds.SOPClassUID, [ExplicitVRLittleEndian])])
-    command = dimse_command(
-        AffectedSOPClassUID=ds.SOPClassUID,
-        CommandField=1,
-        MessageID=5,
-        Priority=0,
-        CommandDataSetType=0,
-        AffectedSOPInstanceUID=ds.SOPInstanceUID,
-    )
+    command = store_command(ds.SOPInstanceUID, 5, ds.SOPClassUID)
     chunks = [data[i : i + 1000] for i in range(0, len(data), 1000)]
     pdvs = [(0x01, command[:10]), (0x03, command[10:])]
     pdvs += [(0x00, c) for c in chunks[:-1]] + [(0x02, chunks[-1])]

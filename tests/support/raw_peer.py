@@ -114,6 +114,14 @@ class RawPeer:
             struct.pack(">BBIIBB", 4, 0, len(data) + 6, len(data) + 2, context, control) + data
         )
 
+    def store(
+        self, sop_class: str, sop_instance: str, message_id: int, body: bytes, context: int = 1
+    ) -> Dataset:
+        """One C-STORE: its command, then ``body`` as the data set; the C-STORE-RSP."""
+        self.send_pdv(context, 0x03, store_command(sop_instance, message_id, sop_class))
+        self.send_pdv(context, 0x02, body)
+        return self.response()
+
     def response(self) -> Dataset:
         """The next DIMSE command, assembled from P-DATA-TF PDUs of any size."""
         command = b""
@@ -129,9 +137,10 @@ class RawPeer:
                     )
 
 
-def store_command(sop_instance: str, message_id: int = 1) -> bytes:
+def store_command(sop_instance: str, message_id: int = 1, sop_class: str = MR) -> bytes:
+    """A C-STORE-RQ command (its data set follows in its own PDVs)."""
     return dimse_command(
-        AffectedSOPClassUID=MR,
+        AffectedSOPClassUID=sop_class,
         CommandField=1,
         MessageID=message_id,
         Priority=0,
