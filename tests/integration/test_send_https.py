@@ -22,9 +22,10 @@ from fionagw.send import load_destinations
 from fionagw.send.deliver import send_files
 from fionagw.send.package import Package, repair_md5sum
 from fionagw.tracking.records import COMPLETE_OK, ERROR_SEND
-from support.https_receiver import Receiver, self_signed
+from support.https_receiver import Receiver
 from support.package_site import PackageSite, assert_delivered_whole
 from support.site import free_port, run_bin
+from support.tls import self_signed
 
 pytestmark = pytest.mark.slow  # an HTTPS receiver per test and several runs of sendFiles
 

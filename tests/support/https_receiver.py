@@ -13,14 +13,13 @@ dropped connection keeps what arrived) and DIR/files/NAME (completed, with DIR/f
 of a PATCH (the server stays up). ``--crash-after N``: exit at once after N bytes (a crash).
 
 ``--client-ca``: clients must show a certificate it signs (and then need no token).
-``self_signed(folder)`` makes a certificate (for 127.0.0.1) with ``cryptography``;
+``support.tls.self_signed`` makes its certificate (for localhost, 127.0.0.1);
 ``Receiver`` starts and stops the process for a test.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import hashlib
 import json
 import os
@@ -34,46 +33,6 @@ from pathlib import Path
 
 PREFIX = "/fiona/"
 BLOCK = 1 << 20
-
-
-def self_signed(folder: Path, stem: str = "receiver") -> tuple[Path, Path]:
-    """(certificate, key) PEM files: a self-signed certificate for IP 127.0.0.1."""
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    folder.mkdir(parents=True, exist_ok=True)
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fionagw test receiver")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = folder / f"{stem}.crt", folder / f"{stem}.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_file, key_file
 
 
 def _sha256(path: Path) -> str:
@@ -237,7 +196,9 @@ class Receiver:
 
     def __init__(self, folder: Path, port: int, token: str = "test-token-0123456789") -> None:
         self.folder, self.port, self.token = folder, port, token
-        self.cert, self.key = self_signed(folder / "tls")
+        from support.tls import self_signed  # here: the server half runs as a plain script
+
+        self.cert, self.key = self_signed(folder / "tls", "receiver")
         self.root = folder / "site"
         self.files, self.uploads = self.root / "files", self.root / "uploads"
         self.url = f"https://127.0.0.1:{port}/fiona"
