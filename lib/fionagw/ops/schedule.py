@@ -2,8 +2,8 @@
 
 The schedule is the crontab itself, rendered exactly as `fiona cron install` would install
 it (paths, --config, SITE) and parsed here, so there is no second schedule to keep in step.
-Supported: five fields with ``*``, lists, ranges, steps and month/day names, the @hourly-style
-macros (@reboot runs once at start), ``NAME=value`` lines (added to the job environment),
+Supported: five fields as croniter reads them (``*``, lists, ranges, steps, month/day
+names), the @hourly-style macros (@reboot runs once at start), ``NAME=value`` lines (added to the job environment),
 FIONA's ``sleep N;`` prefix (an offset of N seconds into the minute) and output redirections
 (ignored: the scheduler keeps the tail of each job's stderr for its own log). As in cron, when
 both day-of-month and day-of-week are restricted, either one matching is enough.
@@ -35,21 +35,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from croniter import croniter
+
 from fionagw.ops import crontab
 
 log = logging.getLogger("fionagw.scheduler")
 
 CRON_PATH = "/usr/bin:/bin"  # Debian cron's default PATH
-_NAMES = {
-    "month": {
-        m: i
-        for i, m in enumerate(
-            ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1
-        )
-    },
-    "dow": {d: i for i, d in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))},
-}
-_RANGES = {"minute": (0, 59), "hour": (0, 23), "dom": (1, 31), "month": (1, 12), "dow": (0, 7)}
 _MACROS = {
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",
@@ -68,103 +60,41 @@ class ScheduleError(ValueError):
     """A crontab line that cannot be parsed: str() names the line number and the problem."""
 
 
-def parse_field(text: str, kind: str) -> frozenset[int]:
-    """One of the five time fields as the set of values it matches."""
-    lo, hi = _RANGES[kind]
-    names = _NAMES.get(kind, {})
-    values: set[int] = set()
+_FIELDS = ("minute", "hour", "day-of-month", "month", "day-of-week")
 
-    def number(s: str) -> int:
-        n = names.get(s.lower()) if names else None
-        if n is None:
-            if not s.isdigit():
-                raise ValueError(f"{kind} field: {s!r} is not a number")
-            n = int(s)
-        if not lo <= n <= hi:
-            raise ValueError(f"{kind} field: {n} is outside {lo}-{hi}")
-        return n
 
-    for part in text.split(","):
-        step = 1
-        if "/" in part:
-            part, step_text = part.split("/", 1)
-            if not step_text.isdigit() or int(step_text) < 1:
-                raise ValueError(f"{kind} field: bad step {step_text!r}")
-            step = int(step_text)
-        if part == "*":
-            start, end = lo, hi
-        elif "-" in part:
-            a, b = part.split("-", 1)
-            start, end = number(a), number(b)
-            if end < start:
-                raise ValueError(f"{kind} field: range {part!r} runs backwards")
-        else:
-            start = number(part)
-            end = hi if step > 1 else start  # "5/10" means 5-max/10, as in Vixie cron
-        values.update(range(start, end + 1, step))
-    if kind == "dow" and 7 in values:  # both 0 and 7 are Sunday
-        values.discard(7)
-        values.add(0)
-    return frozenset(values)
+def _bad_field(parts: list[str]) -> str:
+    """Which of the five fields croniter refuses, for an error that names it."""
+    for i, text in enumerate(parts):
+        alone = ["*"] * 5
+        alone[i] = text
+        if not croniter.is_valid(" ".join(alone)):
+            return f"{_FIELDS[i]} field {text!r} is not valid"
+    return f"{' '.join(parts)!r} is not a valid schedule"
 
 
 @dataclass(frozen=True)
 class CronSpec:
-    minute: frozenset[int]
-    hour: frozenset[int]
-    dom: frozenset[int]
-    month: frozenset[int]
-    dow: frozenset[int]
-    dom_any: bool  # the field was "*" (cron's day rule depends on it)
-    dow_any: bool
+    """Five cron time fields, evaluated by croniter (Vixie cron's rules: names, ranges, steps,
+    0 and 7 both Sunday, day of month OR day of week when both are restricted)."""
+
+    expr: str
 
     @classmethod
     def parse(cls, fields: str) -> CronSpec:
         parts = fields.split()
         if len(parts) != 5:
             raise ValueError(f"expected 5 time fields, got {len(parts)}")
-        m, h, dom, mon, dow = parts
-        return cls(
-            parse_field(m, "minute"),
-            parse_field(h, "hour"),
-            parse_field(dom, "dom"),
-            parse_field(mon, "month"),
-            parse_field(dow, "dow"),
-            dom.startswith("*"),
-            dow.startswith("*"),
-        )
-
-    def day_matches(self, d: datetime) -> bool:
-        dom_ok = d.day in self.dom
-        dow_ok = (d.isoweekday() % 7) in self.dow
-        if self.dom_any or self.dow_any:
-            return dom_ok and dow_ok
-        return dom_ok or dow_ok
+        if not croniter.is_valid(" ".join(parts)):
+            raise ValueError(_bad_field(parts))
+        return cls(" ".join(parts))
 
     def matches(self, d: datetime) -> bool:
-        return (
-            d.minute in self.minute
-            and d.hour in self.hour
-            and d.month in self.month
-            and self.day_matches(d)
-        )
+        return bool(croniter.match(self.expr, d.replace(second=0, microsecond=0)))
 
     def next_minute(self, after: datetime) -> datetime:
         """The first matching minute strictly after ``after`` (local, naive datetime)."""
-        d = after.replace(second=0, microsecond=0) + timedelta(minutes=1)
-        limit = d + timedelta(days=366 * 5)  # Feb 29 on a Monday may take years; never loop forever
-        while d < limit:
-            if d.month not in self.month:
-                d = (d.replace(day=1, hour=0, minute=0) + timedelta(days=32)).replace(day=1)
-            elif not self.day_matches(d):
-                d = d.replace(hour=0, minute=0) + timedelta(days=1)
-            elif d.hour not in self.hour:
-                d = d.replace(minute=0) + timedelta(hours=1)
-            elif d.minute not in self.minute:
-                d += timedelta(minutes=1)
-            else:
-                return d
-        raise ValueError("the schedule never matches")
+        return croniter(self.expr, after).get_next(datetime)
 
 
 @dataclass(frozen=True)
