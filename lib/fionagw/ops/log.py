@@ -127,8 +127,10 @@ def setup_logging(cfg: SiteConfig, component: str, *, stderr: bool = False) -> l
         console.addFilter(_PHI_FILTER)
         root.addHandler(console)
     root.setLevel(cfg.logging.level)
-    # pynetdicom logs every association at INFO; keep its noise at WARNING.
-    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+    # pynetdicom logs every association at INFO, the pixel codecs their plugins at DEBUG on
+    # every start: keep their noise at WARNING.
+    for library in ("pynetdicom", "pylibjpeg", "libjpeg", "openjpeg", "PIL"):
+        logging.getLogger(library).setLevel(logging.WARNING)
     quiet_pydicom()
     # a library's warning would go to stderr, a daemon's start log, past the filter
     logging.captureWarnings(True)
