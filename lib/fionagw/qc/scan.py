@@ -197,6 +197,17 @@ class _SeriesScan:
         return f
 
 
+def scan_series(files: Iterable[Path], facts: SeriesFacts) -> SeriesFacts:
+    """The facts of one series from its files (what :func:`scan_study` does per series)."""
+    scan = _SeriesScan(facts)
+    for path in files:
+        try:
+            scan.add(read_header(path))
+        except (NotDicomError, OSError):
+            facts.unreadable += 1
+    return scan.finish()
+
+
 def _series_files(folder: Path) -> Iterable[Path]:
     try:
         with os.scandir(folder) as entries:
