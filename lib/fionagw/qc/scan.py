@@ -21,6 +21,8 @@ from pydicom.dataset import Dataset
 
 from fionagw.classify.elements import element_value
 from fionagw.classify.series import NotDicomError, read_header
+from fionagw.dicom.errors import CodecError
+from fionagw.dicom.raw import read_part10
 from fionagw.organize.series_json import classify_types, modalities, study_series, text_of
 from fionagw.paths import SitePaths
 from fionagw.qc import diffusion
@@ -117,6 +119,35 @@ def demographics_state(age: Any, sex: Any) -> tuple[str, str]:
     return age_state, sex_state
 
 
+_HEAD = 1 << 14  # the elements before group 0029 fit in this for nearly every file
+
+
+class _Before:
+    """Tags at and after ``limit`` (as ``stop`` of the element walker)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+    def __contains__(self, tag: object) -> bool:
+        return isinstance(tag, int) and tag >= self.limit
+
+
+_BEFORE_CSA = _Before(0x00290000)
+
+
+def _read(path: Path, whole: bool) -> Dataset:
+    """The header; without ``whole`` only the elements before group 0029 (no CSA headers and
+    vendor diffusion tags, which only a diffusion series needs), from the file's first bytes."""
+    if not whole:
+        with open(path, "rb") as f:
+            data = f.read(_HEAD)
+        try:
+            return read_part10(data, str(path), lazy_sequences=True, stop=_BEFORE_CSA)
+        except CodecError:  # truncated at _HEAD, or a file the reader leaves to pydicom
+            pass
+    return read_header(path)
+
+
 class _SeriesScan:
     def __init__(self, facts: SeriesFacts) -> None:
         self.facts = facts
@@ -126,6 +157,10 @@ class _SeriesScan:
         self.positions: set[tuple[float, ...]] = set()
         self.images_in_acquisition = 0
         self.temporal = 0
+        self.whole = True  # read every element: until the first image shows no diffusion
+
+    def read(self, path: Path) -> Dataset:
+        return _read(path, self.whole)
 
     def add(self, ds: Dataset) -> None:
         f = self.facts
@@ -163,6 +198,7 @@ class _SeriesScan:
         if "LOCALIZER" in image_type or "SCOUT" in image_type:
             f.localizer = True
         if f.modality and f.modality != "MR":
+            self.whole = False
             return
         if diffusion.is_derived(ds):
             if _value(ds, diffusion.B_VALUE) is not None or "DIFFUSION" in image_type:
@@ -174,6 +210,8 @@ class _SeriesScan:
             f.diffusion.extend([b, list(d) if d else None, None] for b, d in entries)
             return
         found = diffusion.image_diffusion(ds)
+        if found is None and not f.diffusion:
+            self.whole = False  # not a diffusion series: the rest needs no vendor tags
         if found is not None:
             b, d, encoding = found
             f.diffusion_encoding = f.diffusion_encoding or encoding
@@ -202,7 +240,7 @@ def scan_series(files: Iterable[Path], facts: SeriesFacts) -> SeriesFacts:
     scan = _SeriesScan(facts)
     for path in files:
         try:
-            scan.add(read_header(path))
+            scan.add(scan.read(path))
         except (NotDicomError, OSError):
             facts.unreadable += 1
     return scan.finish()
@@ -237,7 +275,7 @@ def scan_study(paths: SitePaths, study_uid: str) -> StudyFacts:
         scan = _SeriesScan(f)
         for path in _series_files(paths.raw_series_dir(study_uid, series_uid)):
             try:
-                ds = read_header(path)
+                ds = scan.read(path)
             except (NotDicomError, OSError):
                 f.unreadable += 1
                 continue
