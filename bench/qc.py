@@ -11,8 +11,8 @@ and the whole `bin/fiona qc run` as a program. Goal: under 2 s. JSON in bench/re
 from __future__ import annotations
 
 import argparse
-import os
 import json
+import os
 import shutil
 import subprocess
 import sys

@@ -44,7 +44,6 @@ from fionagw.config import SiteConfig
 from fionagw.ops.log_filter import exception_message  # printed: no message quoting data
 from fionagw.organize.series_json import read_series, write_series
 from fionagw.paths import parse_job_name
-from fionagw.qc.run import check_study
 
 LOGGER = logging.getLogger(__name__)
 
@@ -322,6 +321,10 @@ def handle_study(cfg: SiteConfig, study_uid: str, conn: Job) -> StudyDone | None
 def check_stable_study(cfg: SiteConfig, study_uid: str) -> None:
     """QC of a study that became stable or got a new series (qc/run.py); a failure is
     logged and the study stays listed: the transfer's gate checks it again before sending."""
+    # imported here: pydicom's import would cost every run (4 a minute), not only those
+    # that complete a study
+    from fionagw.qc.run import check_study
+
     try:
         check_study(cfg, study_uid)
     except Exception:
