@@ -119,9 +119,16 @@ def test_studies_page_bypass_and_report(held_site, page: Any, tmp_path: Path) ->
     assert page.inner_text("#qc-state") == "bypassed"
     assert "bob – archive copy, the original is gone" in page.inner_text("#bypasses")
     assert list(cfg.paths.transfer_requests.glob("*.json"))  # queued again
-    audit = [json.loads(x) for x in cfg.paths.logfile("audit").read_text().splitlines()]
-    assert [a["user"] for a in audit if a["action"] == "qc-bypass"] == ["bob"]
     screenshot(page, "studies-bypassed")
+    # queued again: still pending, so it can be cancelled here (audited, never sent)
+    transfer = page.locator("table.assignments tr.assignment")
+    assert transfer.locator("td.state .badge").inner_text() == "requested"
+    transfer.locator("button.cancel").click()
+    assert "Cancelled the transfer to DEMO DEMO001" in page.inner_text(".flash")
+    assert page.locator("table.assignments td.state .badge").inner_text() == "cancelled"
+    assert not list(cfg.paths.transfer_requests.glob("*.json"))
+    audit = [json.loads(x) for x in cfg.paths.logfile("audit").read_text().splitlines()]
+    assert [(a["user"], a["action"]) for a in audit] == [("bob", "qc-bypass"), ("bob", "cancel")]
 
     page.click("#report-html")
     assert "Study report" in page.inner_text("h1")
