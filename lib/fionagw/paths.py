@@ -197,6 +197,14 @@ class SitePaths:
         asks the research PACS for, and what a resend of missing instances picks from."""
         return self.datadir / "transfers_sent"
 
+    @property
+    def qc(self) -> Path:
+        """The quality-control result of each study (qc/store.py)."""
+        return self.datadir / "qc"
+
+    def qc_result(self, study_uid: str) -> Path:
+        return self.qc / f"{safe_uid(study_uid)}.json"
+
     def sent_manifest(self, request_name: str) -> Path:
         return self.sent_manifests / f"{request_name}.json"
 

@@ -2,10 +2,11 @@
 templates and static files, in the order of the navigation's tabs."""
 
 from ..navigation import Application
-from . import assign, attach, logs, review, settings, status
+from . import assign, attach, logs, review, settings, status, studies
 
 APPLICATIONS: tuple[Application, ...] = (
     Application(assign.bp, "Assign"),
+    Application(studies.bp, "Studies"),
     Application(review.bp, "Review", role="review"),
     Application(attach.bp, "Attach", role="assign"),
     Application(logs.bp, "Logs", role="admin"),

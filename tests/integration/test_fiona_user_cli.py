@@ -45,8 +45,8 @@ def test_fiona_user_command(tmp_path: Path) -> None:
     assert r.returncode == 1 and "unknown project 'NOPE' (known: DEMO, OTHER)" in r.stderr
     r = user("grant", "frank", "export")
     assert r.returncode == 1 and "needs a project" in r.stderr
-    r = user("grant", "frank", "admin", "DEMO")
-    assert r.returncode == 1 and "admin is a global role" in r.stderr
+    r = user("grant", "frank", "admin", "NOPE")  # a project's admin: the project must exist
+    assert r.returncode == 1 and "unknown project 'NOPE' (known: DEMO, OTHER)" in r.stderr
     assert user("grant", "frank", "review", "*").returncode == 0
     r = user("list")
     assert r.returncode == 0 and "frank\tassign@DEMO, review@*" in r.stdout

@@ -318,6 +318,19 @@ def handle_study(cfg: SiteConfig, study_uid: str, conn: Job) -> StudyDone | None
     )
 
 
+def check_stable_study(cfg: SiteConfig, study_uid: str) -> None:
+    """QC of a study that became stable or got a new series (qc/run.py); a failure is
+    logged and the study stays listed: the transfer's gate checks it again before sending."""
+    # imported here: pydicom's import would cost every run (4 a minute), not only those
+    # that complete a study
+    from fionagw.qc.run import check_study
+
+    try:
+        check_study(cfg, study_uid)
+    except Exception:
+        LOGGER.exception("QC of the study failed", extra={"study_uid": study_uid})
+
+
 def run(cfg: SiteConfig, *, now_ns: int | None = None) -> ArrivalReport:
     """One pass over site/.arrived/ (call it under ``cron_lock``)."""
     t0 = time.perf_counter()
@@ -393,6 +406,7 @@ def run(cfg: SiteConfig, *, now_ns: int | None = None) -> ArrivalReport:
             continue
         if done_study is not None:
             report.studies.append(done_study)
+            check_stable_study(cfg, uid)
         for job in study_jobs.get(uid, []):
             if not finish_job(job):
                 report.kept.append(job.name)

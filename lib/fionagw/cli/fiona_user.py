@@ -1,6 +1,7 @@
 """`fiona user add|passwd|grant|revoke|remove|list`: the web pages' local accounts and roles.
 
-Roles: assign, export, review on a project (or ``*`` for every project); admin (global).
+Roles: assign, export, review on a project (or ``*`` for every project); admin (global, or
+on a project: that project's admin, who may bypass a failed QC check).
 Passwords are asked twice on a terminal, or read from the first line of stdin with
 ``--password-stdin`` (for scripts).
 """
@@ -41,7 +42,7 @@ def register(sub: Any) -> None:
             "project",
             nargs="?",
             default="",
-            help=f"the project (not for admin); {ALL_PROJECTS!r} for every project",
+            help=f"the project (admin without one: the site's admin); {ALL_PROJECTS!r} for every project",
         )
     a = acts.add_parser("remove", help="delete an account")
     a.add_argument("name")

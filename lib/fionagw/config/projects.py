@@ -15,6 +15,7 @@ projects.yml (every key but participant_id optional):
                    remove_secondary_captures: false}
         import_rule: {tag: "0032,4000", regexp: ""}
         deid: {...}                        # de-identification settings (read by deid/)
+        qc: {gates: [lossless], ...}       # quality-control rules and gates (config/qc.py)
         routing:                           # FIONA's Routing project, per destination project
           - {called_aetitle: DEMO, calling_aetitle: "", patient_id: ".*", patient_name: "",
              event: baseline}
@@ -30,6 +31,7 @@ from typing import Any
 import yaml
 
 from fionagw.config.errors import ConfigError, ConfigWarning
+from fionagw.config.qc import QcRules, rules_from
 from fionagw.config.reader import SectionReader
 from fionagw.tracking.records import RoutingRule
 
@@ -53,6 +55,7 @@ PROJECT_KEYS = (
     "import_rule",
     "deid",
     "routing",
+    "qc",
 )
 AUTOID_KEYS = ("enabled", "aetitle")
 IMPORT_RULE_KEYS = ("tag", "regexp")
@@ -86,6 +89,7 @@ class Project:
     deid: dict[str, Any] = field(default_factory=dict)
     resend_missing: bool = False  # whatIsInIDS7 queues a resend of what the PACS lacks
     redcap_token: str = field(default="", repr=False)  # project_token: the project's own REDCap
+    qc: QcRules | None = None  # quality-control rules and gates (config/qc.py); None: none
 
     def valid_participant(self, value: str) -> bool:
         return bool(value) and re.match(self.participant_id, value) is not None
@@ -164,6 +168,9 @@ def load_projects(
             import_rule_tag=rule.get("tag", str, ""),
             import_rule_regexp=rule.get("regexp", str, ""),
             deid=r.get("deid", dict, {}),
+            qc=rules_from(r.get("qc", dict), file, path + ".qc.", ProjectsError)
+            if spec.get("qc") is not None
+            else None,
         )
         for i, item in enumerate(r.get("routing", list, [])):
             where = f"{path}.routing[{i}]"

@@ -20,6 +20,7 @@ from typing import Any
 
 from fionagw.config.destinations import DestinationSettings, parse_destinations
 from fionagw.config.errors import ConfigError, ConfigWarning
+from fionagw.config.qc import QcSettings, parse_qc
 from fionagw.config.reader import SectionReader, read_json
 from fionagw.config.sections import (
     ArrivalSettings,
@@ -90,6 +91,7 @@ SECTIONS: dict[str, type] = {
     "metrics": MetricsSettings,
     "web": WebSettings,
     "sending": SendingSettings,
+    "qc": QcSettings,
 }
 SITE_KEYS = (*OUR_KEYS, *FIONA_ONLY_KEYS, *SECTIONS)  # what a SITES entry may set
 TOP_KEYS = (*SITE_KEYS, "SITES")
@@ -116,6 +118,7 @@ class SiteConfig:
     web: WebSettings = field(default_factory=WebSettings)
     sending: SendingSettings = field(default_factory=SendingSettings)
     destinations: Mapping[str, DestinationSettings] = field(default_factory=dict)
+    qc: QcSettings = field(default_factory=QcSettings)  # QC rules of REDCap projects by name
     # The config object as read (the site's SITES entry merged in), only to show the file on
     # the Settings page (masked). Programs use the typed sections above.
     source: Mapping[str, Any] = field(repr=False, default_factory=dict)
@@ -184,7 +187,11 @@ def load_config(path: str | os.PathLike[str] | None = None, site: str | None = N
         entry sets it); its unknown keys are warned about."""
         where = f"SITES.{site}." if key in entry else ""
         sec = SectionReader(file, r.get(key, dict, {}), f"{where}{key}.", warnings=warnings)
-        if SECTIONS[key] not in (WebSettings, SendingSettings):  # these refuse unknown keys
+        if SECTIONS[key] not in (
+            WebSettings,
+            SendingSettings,
+            QcSettings,
+        ):  # these refuse unknown keys
             sec.warn_unknown(_field_names(SECTIONS[key]))
         return sec
 
@@ -206,6 +213,7 @@ def load_config(path: str | os.PathLike[str] | None = None, site: str | None = N
         raise r.error("CLASSIFY_RULES", f"file not found: {rules}")
     web = parse_web(section("web"))
     sending = parse_sending(section("sending"))
+    qc = parse_qc(section("qc"))
 
     cfg = SiteConfig(
         config_file=file,
@@ -226,6 +234,7 @@ def load_config(path: str | os.PathLike[str] | None = None, site: str | None = N
         metrics=metrics,
         web=web,
         sending=sending,
+        qc=qc,
         source=merged,
     )
     # destination types may use the site's other settings (the AE title, the outbox)

@@ -5,7 +5,8 @@ Per request (oldest first; see queue.py for the files and their retry state):
 
 1. the request, its tracker record, the project (active) and the participant ID (the project's
    regex) must be valid, and the study still under ``raw/`` (FIONA: "Study has been deleted
-   from Fiona. Resend from PACS!"); otherwise the request fails at once;
+   from Fiona. Resend from PACS!"), and pass the project's QC gates (qc/gate.py: otherwise
+   "held by QC" until a project admin bypasses); otherwise the request fails at once;
 2. the series to send are chosen (selection.py: PR / secondary-capture removal, CHECKBURNEDINFO
    held back);
 3. every file is de-identified with the project's settings into a private work folder
@@ -51,6 +52,8 @@ from fionagw.deid.factory import deidentifier_for
 from fionagw.deid.mapping import store_mapping, study_mapping
 from fionagw.deid.project_settings import settings_for_project
 from fionagw.deid.release import Identifiers, collect_identifiers
+from fionagw.qc.gate import REASON as QC_REASON
+from fionagw.qc.gate import held_checks
 from fionagw.reconcile.check import QUEUED_KEY, RESEND_KEY, pacs_check
 from fionagw.reconcile.manifest import SentManifest, write_manifest
 from fionagw.send import (
@@ -307,6 +310,12 @@ class AnonymizeAndSend:
         raw_study = self.cfg.paths.raw_study_dir(request.study_uid)
         if not raw_study.is_dir():
             raise Permanent("study_deleted", DELETED)
+        try:
+            held, why = held_checks(self.cfg, request.study_uid, project)
+        except OSError as exc:  # the QC result could not be stored: a full disk passes
+            raise Retry("disk", f"QC result: {exc.strerror}") from None
+        if held:  # nothing is de-identified or sent until QC passes or an admin bypasses
+            raise Permanent(QC_REASON, why)
         plans = plan_series(raw_study, project)
         sending = [p for p in plans if p.sends]
         attempt.held_back = [f"{p.series_uid} ({p.description}): {p.hold}" for p in plans if p.hold]

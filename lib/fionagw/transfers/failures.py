@@ -58,6 +58,7 @@ PERMANENT = {
     "tracker_record": "no such request in the tracker",
     "request_file": "unreadable request file",
     "cancelled": "cancelled by a data manager",
+    "qc": "held by QC: a check the project gates on failed",
 }
 # reasons that may pass by themselves: retried with backoff up to sending.max_attempts
 TRANSIENT = {

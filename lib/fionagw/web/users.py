@@ -1,7 +1,9 @@
 """Web accounts, roles, sessions and failed-login counters in DATADIR/web/users.db (SQLite).
 
 Passwords are hashed with scrypt (Werkzeug's generate_password_hash, salted). Roles are
-per project: assign, export, review; ``admin`` is global and implies every role. A grant
+per project: assign, export, review; ``admin`` without a project is the site's admin and
+implies every role, ``admin`` on a project is that project's admin (it may bypass a failed
+quality-control check, qc/bypass.py). A grant
 on project ``*`` applies to every project. Sessions live here (not only in the cookie) so
 logout, a password change or a revoked account ends them at once, in every worker process.
 """
@@ -177,9 +179,7 @@ class UserStore:
         if role not in ROLES:
             raise UserError(f"unknown role {role!r} (roles: {', '.join(ROLES)})")
         if role == "admin":
-            if project:
-                raise UserError("admin is a global role: give no project")
-            return ""
+            return project  # "": the site's admin; a project: that project's (QC bypasses)
         if not project:
             raise UserError(f"role {role} needs a project (or '*' for every project)")
         return project
