@@ -29,6 +29,7 @@ PLUGIN_MODULES = (
     "fionagw.cli.fiona_user",
     "fionagw.cli.fiona_metrics",
     "fionagw.cli.fiona_web",
+    "fionagw.cli.fiona_workflow",
 )
 
 

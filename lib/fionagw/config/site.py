@@ -41,6 +41,7 @@ from fionagw.config.sections import (
     parse_tracker,
     parse_web,
 )
+from fionagw.config.workflows import WorkflowsSettings, parse_workflows
 from fionagw.ops.perms import group_id
 from fionagw.paths import CONFIG_DIR, SitePaths
 
@@ -58,6 +59,8 @@ OUR_KEYS = (
     "FIFO",
     "DATADIR_GROUP",
     "destinations",
+    "workflows",
+    "Streams",
 )
 # FIONA's keys that we do not use (scanner, MPPS, upload, PHP web and REDCap settings)
 FIONA_ONLY_KEYS = (
@@ -116,6 +119,7 @@ class SiteConfig:
     web: WebSettings = field(default_factory=WebSettings)
     sending: SendingSettings = field(default_factory=SendingSettings)
     destinations: Mapping[str, DestinationSettings] = field(default_factory=dict)
+    workflows: WorkflowsSettings = field(default_factory=WorkflowsSettings)
     # The config object as read (the site's SITES entry merged in), only to show the file on
     # the Settings page (masked). Programs use the typed sections above.
     source: Mapping[str, Any] = field(repr=False, default_factory=dict)
@@ -230,6 +234,7 @@ def load_config(path: str | os.PathLike[str] | None = None, site: str | None = N
     )
     # destination types may use the site's other settings (the AE title, the outbox)
     cfg = dataclasses.replace(cfg, destinations=parse_destinations(r, cfg))
+    cfg = dataclasses.replace(cfg, workflows=parse_workflows(r, cfg.destinations))
     _check_projects(cfg, warnings)
     return dataclasses.replace(cfg, warnings=tuple(dict.fromkeys(warnings)))
 
