@@ -1,7 +1,8 @@
 """Workflows limits with real containers (Podman, an image built here FROM scratch): 4 jobs
 queued with max_concurrent 2 run 2 at a time; a cancelled job's container stops; a step that
 allocates over its memory limit is killed and the job fails with that reason (the same step
-under a larger limit succeeds); an exec step over its time limit is stopped."""
+under a larger limit succeeds); a container has no network but loopback and the CPU and memory
+limits it was given; an exec step over its time limit is stopped."""
 
 from __future__ import annotations
 
@@ -24,6 +25,11 @@ from support.synth import standard_mr_study
 
 pytestmark = pytest.mark.slow  # podman
 
+# what a step sees of its limits: network interfaces, CPU quota/period, memory limit (cgroup v1)
+CONFINED = (
+    "ls /sys/class/net; cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us"
+    " /sys/fs/cgroup/memory/memory.limit_in_bytes"
+)
 HOG = """#!/bin/sh
 x=$(head -c 100000000 /dev/zero | tr '\\0' a)
 echo "allocated ${#x} bytes"
@@ -62,6 +68,12 @@ def site(tmp_path: Path, image, monkeypatch) -> SiteConfig:  # type: ignore[no-u
             _stream("long", [_container(tag, "sleep", "60")]),
             _stream("hog", [_container(tag, "/bin/hog")], memory_mb=32),
             _stream("roomy", [_container(tag, "/bin/hog")], memory_mb=512),
+            _stream(
+                "confined",
+                [_container(tag, "/bin/sh", "-c", CONFINED)],
+                cpus=0.5,
+                memory_mb=48,
+            ),
             _stream("slow-exec", [{"type": "exec", "cmd": ["sleep", "30"]}], time_limit_s=2),
         ],
     )
@@ -158,7 +170,7 @@ def test_cancel_stops_the_running_container(site: SiteConfig) -> None:
 
 
 def test_step_over_its_memory_limit_is_killed_and_the_job_fails(site: SiteConfig) -> None:
-    hog, roomy = _queue(site, "hog") + _queue(site, "roomy")
+    hog, roomy, confined = _queue(site, "hog") + _queue(site, "roomy") + _queue(site, "confined")
     r = run_bin("runOneJob", config=site.config_file, timeout=300)
     assert r.returncode == 0, r.stderr
     jobs = {j.job_number: j for j in JobList(site.paths.workflow_jobs).all()}
@@ -168,6 +180,11 @@ def test_step_over_its_memory_limit_is_killed_and_the_job_fails(site: SiteConfig
     assert jobs[roomy].status == "done", jobs[roomy].reason
     log = (site.paths.workflow_job_dir("", jobs[roomy].ror_folder) / "job.log").read_text()
     assert "allocated 100000000 bytes" in log
+    # no network but loopback, half a CPU, 48 MB: what the container itself sees
+    assert jobs[confined].status == "done", jobs[confined].reason
+    log = (site.paths.workflow_job_dir("", jobs[confined].ror_folder) / "job.log").read_text()
+    seen = log.split("== step 1 (container localhost/fionagw-hog:1)\n")[1].split("== step 1:")[0]
+    assert seen.split() == ["lo", "50000", "100000", str(48 << 20)], seen
 
 
 def test_exec_step_over_its_time_limit_is_stopped(site: SiteConfig) -> None:

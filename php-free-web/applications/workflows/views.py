@@ -16,9 +16,11 @@ from ...core.context import signing_key, site_config
 bp = Blueprint("workflows", __name__, url_prefix="/workflows", template_folder="templates")
 
 
-def _job(number: int) -> Job:
+def _job(number: str) -> Job:
     """The job, if the user has the role on its project (a job of no project: admins)."""
-    job = page.project_job(site_config(), number, lambda _p: True)
+    if not number.isdigit():
+        abort(404, f"No workflow job {number!r}.")
+    job = page.project_job(site_config(), int(number), lambda _p: True)
     if job is None:
         abort(404, f"No workflow job {number}.")
     check_role(job.project or None, page.ROLE)
@@ -59,14 +61,14 @@ def launch() -> Any:
     return redirect(url_for("workflows.index", project=project))
 
 
-@bp.route("/job/<int:number>/log")
-def log(number: int) -> Any:
+@bp.route("/job/<number>/log")
+def log(number: str) -> Any:
     job = _job(number)
     return render_template("workflows/log.html", job=job, log=page.job_log(site_config(), job))
 
 
-@bp.route("/job/<int:number>/output.zip")
-def output(number: int) -> Any:
+@bp.route("/job/<number>/output.zip")
+def output(number: str) -> Any:
     job = _job(number)
     data = page.output_zip(site_config(), job)
     if data is None:
@@ -78,8 +80,8 @@ def output(number: int) -> Any:
     )
 
 
-@bp.route("/job/<int:number>/<action>", methods=["POST"])
-def act(number: int, action: str) -> Any:
+@bp.route("/job/<number>/<action>", methods=["POST"])
+def act(number: str, action: str) -> Any:
     job = _job(number)
     user = current_user()
     do = {"cancel": page.cancel, "retry": page.retry}.get(action)
