@@ -39,11 +39,14 @@ def series_matches(stream: Stream, classify_types: Iterable[str]) -> bool:
 
 
 def arrival_streams(cfg: SiteConfig, called: str, calling: str) -> list[Stream]:
-    """The streams whose association trigger (AE titles) an arrival matches."""
+    """The streams whose association trigger (AE titles) an arrival matches; a stream
+    without ``AETitleCalled`` is started by hand only."""
     return [
         s
         for s in cfg.workflows.streams.values()
-        if _match(s, "AETitleCalled", called) and _match(s, "AETitleCaller", calling)
+        if "AETitleCalled" in s.trigger.patterns
+        and _match(s, "AETitleCalled", called)
+        and _match(s, "AETitleCaller", calling)
     ]
 
 
