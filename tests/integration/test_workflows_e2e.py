@@ -7,6 +7,7 @@ foreign study is refused and nothing is sent."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import time
@@ -78,10 +79,15 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str
     yield conf, tag
 
 
-@pytest.fixture
-def site(tmp_path: Path, orthanc, images, monkeypatch) -> Iterator[SiteConfig]:  # type: ignore[no-untyped-def]
+@pytest.fixture(scope="module")
+def gateway(
+    tmp_path_factory: pytest.TempPathFactory, orthanc_server, images
+) -> Iterator[SiteConfig]:  # type: ignore[no-untyped-def]
+    """One gateway (daemons) for the module; each test gets an empty Orthanc and job list."""
     conf, tag = images
-    monkeypatch.setenv("CONTAINERS_CONF", str(conf))
+    tmp_path = tmp_path_factory.mktemp("gateway")
+    old = os.environ.get("CONTAINERS_CONF")
+    os.environ["CONTAINERS_CONF"] = str(conf)
     derive = tmp_path / "derive.py"
     derive.write_text(DERIVE)
     projects = tmp_path / "projects.yml"
@@ -114,8 +120,8 @@ def site(tmp_path: Path, orthanc, images, monkeypatch) -> Iterator[SiteConfig]: 
             "research-pacs": {
                 "type": "dicom",
                 "host": "127.0.0.1",
-                "port": orthanc.dicom_port,
-                "called_aetitle": orthanc.aet,
+                "port": orthanc_server.dicom_port,
+                "called_aetitle": orthanc_server.aet,
                 "calling_aetitle": "FIONA",
             }
         },
@@ -131,19 +137,31 @@ def site(tmp_path: Path, orthanc, images, monkeypatch) -> Iterator[SiteConfig]: 
     yield load_config(config)
     for program in ("storectl", "processSingleFile"):
         run_bin(program, "stop", config=config)
+    if old is None:
+        os.environ.pop("CONTAINERS_CONF", None)
+    else:
+        os.environ["CONTAINERS_CONF"] = old
+
+
+@pytest.fixture
+def site(gateway: SiteConfig, orthanc) -> SiteConfig:  # type: ignore[no-untyped-def]
+    gateway.paths.workflow_jobs.unlink(missing_ok=True)
+    return gateway
 
 
 def _arrive(cfg: SiteConfig, tmp_path: Path, called: str, seed: int) -> tuple[str, int]:
     files = standard_mr_study(tmp_path / f"mr{seed}", "SIEMENS", n_per_series=2, seed=seed)
+    study = str(pydicom.dcmread(files[0]).StudyInstanceUID)
     assert storescu(cfg.dicom_port, *files, aet="RESEARCHPACS", aec=called).returncode == 0
+    raw = cfg.paths.raw_study_dir(study)
     wait_for(
-        lambda: sum(1 for p in cfg.paths.raw.glob("*/*/*") if p.is_symlink()) >= len(files),
+        lambda: sum(1 for p in raw.glob("*/*") if p.is_symlink()) >= len(files),
         what="every image classified",
     )
     time.sleep(2.5)  # the classifier's write-behind flush, then the quiet period
     r = run_bin("detectStudyArrival", config=cfg.config_file)
     assert r.returncode == 0, r.stderr
-    return str(pydicom.dcmread(files[0]).StudyInstanceUID), len(files)
+    return study, len(files)
 
 
 def test_arrival_runs_container_and_exec_steps_and_results_reach_orthanc(

@@ -103,28 +103,30 @@ def read_uids(path: Path) -> DicomOutput:
 
 
 def check_output(output_dir: Path, inputs: InputIndex) -> list[DicomOutput]:
-    """The DICOM files of the output, each checked against the input; OutputRefused."""
+    """The DICOM files of the output, each checked against the input; OutputRefused. A file is
+    named by its place among the output's DICOM files and its SOP Instance UID, never by its
+    name (a tool may name files after the patient)."""
+    candidates = [p for p in _files(output_dir) if _is_part10(p)]
     found = []
-    for path in _files(output_dir):
-        if not _is_part10(path):
-            continue
-        name = path.relative_to(output_dir)
+    for k, path in enumerate(candidates, 1):
+        where = f"output DICOM file {k} of {len(candidates)}"
         try:
             out = read_uids(path)
         except Exception as exc:  # noqa: BLE001 - any unreadable file refuses the output
-            raise OutputRefused(f"output {name}: unreadable DICOM ({type(exc).__name__})") from None
+            raise OutputRefused(f"{where}: unreadable ({type(exc).__name__})") from None
+        where += f" (SOP {out.sop_uid or 'none'})"
         if out.study_uid not in inputs.studies:
             raise OutputRefused(
-                f"output {name}: StudyInstanceUID {out.study_uid or '(none)'} is not an input"
-                " study of the job"
+                f"{where}: StudyInstanceUID {out.study_uid or '(none)'} is not an input study"
+                " of the job"
             )
         if not out.series_uid or out.series_uid in inputs.series:
             raise OutputRefused(
-                f"output {name}: a derived series needs a new SeriesInstanceUID (it reuses an"
-                " input series' UID)"
+                f"{where}: a derived series needs a new SeriesInstanceUID (it reuses an input"
+                " series' UID)"
             )
         if not out.sop_uid or out.sop_uid in inputs.sops:
-            raise OutputRefused(f"output {name}: SOPInstanceUID reuses an input instance's UID")
+            raise OutputRefused(f"{where}: SOPInstanceUID reuses an input instance's UID")
         found.append(out)
     return found
 

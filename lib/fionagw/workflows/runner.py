@@ -145,6 +145,13 @@ class JobRunner:
                 runtime = self.runtime()
             except RuntimeMissing as exc:
                 return StepOutcome(False, None, str(exc))
+            if not runtime.image_exists(step.image):
+                return StepOutcome(
+                    False,
+                    None,
+                    f"image {step.image} is not in {runtime.name}'s local images (never pulled:"
+                    f" build or load it)",
+                )
             runtime.remove(job.container_name)  # a leftover of an interrupted attempt
             env = {k: expand((v,), values)[0] for k, v in step.environment.items()}
             argv = runtime.run_command(

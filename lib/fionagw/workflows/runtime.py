@@ -62,6 +62,8 @@ class ContainerRuntime:
             "run",
             "--name",
             container,
+            "--pull",
+            "never",  # images are built or loaded locally; a job never reaches a registry
             "--cpus",
             f"{limits.cpus:g}",
             "--memory",

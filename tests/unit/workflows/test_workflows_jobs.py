@@ -127,11 +127,10 @@ def test_output_check(tmp_path: Path) -> None:
     assert found.path == good
     first = pydicom.dcmread(files[0])
     _derived(files[0], out, StudyInstanceUID="1.2.826.0.1.3680043.99.2")
-    with pytest.raises(
-        OutputRefused,
-        match=r"StudyInstanceUID 1\.2\.826\.0\.1\.3680043\.99\.2 is not an input study",
-    ):
+    with pytest.raises(OutputRefused) as info:
         check_output(out, index_input(inp))
+    assert "StudyInstanceUID 1.2.826.0.1.3680043.99.2 is not an input study" in str(info.value)
+    assert ".dcm" not in str(info.value)  # files are named by place and SOP UID, not by name
     for p in out.glob("*.dcm"):
         p.unlink()
     _derived(files[0], out, SeriesInstanceUID=str(first.SeriesInstanceUID))
@@ -149,3 +148,31 @@ def test_no_runtime_on_path_names_what_was_tried(
         "no container runtime works (install Podman or Docker): podman: not installed; "
         "docker: not installed"
     )
+
+
+def test_a_broken_job_list_does_not_stop_the_arrival(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    from fionagw.workflows.triggers import queue_for_arrival
+
+    cfg = _site(tmp_path)
+    cfg.paths.workflows.mkdir(parents=True)
+    cfg.paths.workflow_jobs.write_text("{broken\n")
+    queue_for_arrival(cfg, "1.2.3", "MYALGORITHM", "PACS1", [{"uid": "1.2.3.1"}])  # no raise
+    [record] = [
+        r for r in caplog.records if r.getMessage() == "workflow jobs of an arrival not queued"
+    ]
+    assert "line 1: not a job" in record.error  # type: ignore[attr-defined]
+
+
+def test_a_job_whose_runner_is_gone_is_marked_interrupted(tmp_path: Path) -> None:
+    from fionagw.workflows.jobs import FAILED
+    from fionagw.workflows.worker import run_queue
+
+    cfg = _site(tmp_path)
+    cfg.paths.create()
+    [job] = on_arrival(cfg, "1.2.3", "OTHER", "X", [])
+    jobs = JobList(cfg.paths.workflow_jobs)
+    jobs.claim(2**22 + 12345)  # a pid that is not alive (above the default pid_max)
+    report = run_queue(cfg)
+    assert report.interrupted == [job.job_number]
+    after = jobs.get(job.job_number)
+    assert after.status == FAILED and after.reason.startswith("interrupted")
