@@ -7,7 +7,7 @@ with what it tried when neither works. Podman's own settings come from its usual
 (``CONTAINERS_CONF`` for containers.conf: runtime, ulimits).
 
 Every container runs with the job's limits: ``--cpus``, ``--memory`` with no swap beyond it,
-``--pids-limit``, ``--network none`` unless the stream allows the network, the input folder
+``--pids-limit``, ``no-new-privileges``, ``--network none`` unless the stream allows the network, the input folder
 mounted read-only at /input and the output folder at /output, ``--rm`` left out so the exit
 state can be read; the adapter removes the container itself.
 """
@@ -72,6 +72,8 @@ class ContainerRuntime:
             f"{limits.memory_mb}m",  # the same: no swap on top of the limit
             "--pids-limit",
             str(PIDS_LIMIT),
+            "--security-opt",
+            "no-new-privileges",  # no setuid escalation inside the container
             "--volume",
             f"{input_dir}:{INPUT_MOUNT}:ro",
             "--volume",
