@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from fionagw.config.workflows import Limits
+from fionagw.config.workflows import Limits, WorkflowsSettings
 
 INPUT_MOUNT = "/input"
 OUTPUT_MOUNT = "/output"
@@ -143,6 +143,19 @@ def _works(program: str) -> str:
         return ""
     lines = (r.stderr or r.stdout).strip().splitlines()
     return f"`{program} info` failed: {lines[-1][:160] if lines else f'exit {r.returncode}'}"
+
+
+def runtime_problem(settings: WorkflowsSettings) -> str:
+    """Why the container steps of the configured streams could not run here ("" if they can,
+    or if no stream has one): for check-config."""
+    steps = [st for s in settings.streams.values() for st in (*s.study_steps, *s.series_steps)]
+    if not any(st.type == "container" for st in steps):
+        return ""
+    try:
+        find_runtime(settings.runtime)
+    except RuntimeMissing as exc:
+        return f"Streams: container steps cannot run: {exc}"
+    return ""
 
 
 def find_runtime(choice: str = "auto") -> ContainerRuntime:

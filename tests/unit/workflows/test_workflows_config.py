@@ -127,3 +127,21 @@ def test_check_config_refuses_a_bad_stream(tmp_path: Path) -> None:
     assert "Streams[0].trigger.AETitleCalled: not a regular expression" in r.stderr
     assert "Traceback" not in r.stderr
     assert json.loads(config.read_text())["Streams"]  # the file is untouched
+
+
+@pytest.mark.slow  # runs bin/fiona
+def test_check_config_warns_when_container_steps_have_no_runtime(tmp_path: Path) -> None:
+    import sys
+
+    stream = {**FIONA_STREAM, "trigger-study": [{"type": "container", "image": "x:1", "cmd": []}]}
+    config = write_config(tmp_path, Streams=[stream])
+    only_python = tmp_path / "path"
+    only_python.mkdir()
+    (only_python / "python3").symlink_to(sys.executable)
+    r = run_bin("fiona", "check-config", config=config, env={"PATH": str(only_python)})
+    assert r.returncode == 0, r.stderr
+    assert (
+        "fiona: warning: Streams: container steps cannot run: no container runtime works"
+        " (install Podman or Docker): podman: not installed; docker: not installed"
+    ) in r.stderr
+    assert "workflow streams: mriqc" in r.stdout
