@@ -144,7 +144,7 @@ def send_dicom(
     cfg: SiteConfig, tracker: Tracker, job: Job, stream: Stream, files: list[DicomOutput]
 ) -> str:
     """C-STORE the output and verify it in the PACS; one line of what was done."""
-    from fionagw.send import SendContext, load_destinations
+    from fionagw.send import SendContext, SendError, load_destinations
 
     name = _destination_name(tracker, job, stream)
     if not name:
@@ -157,8 +157,12 @@ def send_dicom(
     for f in files:
         by_study.setdefault(f.study_uid, []).append(f)
     for study, outs in by_study.items():
-        context = SendContext(job.project, "", "", study)
-        result = destination.send_study([o.path for o in outs], context)
+        # a folder destination files it under <project>/workflows/<study>/ (no participant)
+        context = SendContext(job.project or "workflows", "workflows", "", study)
+        try:
+            result = destination.send_study([o.path for o in outs], context)
+        except SendError as exc:
+            raise ResultError(f"send to {name}: {exc}") from None
         if not result.ok:
             raise ResultError(f"send to {name}: {result.summary()}")
         expected: dict[str, list[str]] = {}

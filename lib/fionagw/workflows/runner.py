@@ -204,6 +204,8 @@ class JobRunner:
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
+        if not killed and self.jobs.get(job.job_number).cancel_requested:
+            killed = "cancel"  # the canceller killed the container before our next look
         code, state = proc.returncode, None
         if container:
             state = self.runtime().exit_state(job.container_name)
