@@ -67,6 +67,7 @@ def site(tmp_path: Path, image, monkeypatch) -> SiteConfig:  # type: ignore[no-u
         Streams=[
             _stream("nap", [_container(tag, "sleep", "2")]),
             _stream("long", [_container(tag, "sleep", "60")]),
+            _stream("long-exec", [{"type": "exec", "cmd": ["sleep", "60"]}]),
             _stream("hog", [_container(tag, "/bin/hog")], memory_mb=32),
             _stream("roomy", [_container(tag, "/bin/hog")], memory_mb=512),
             _stream(
@@ -142,8 +143,9 @@ def test_four_jobs_with_limit_two_run_two_at_a_time(site: SiteConfig) -> None:
     print(f"4 jobs of 2 s, 2 at a time: {took:.1f} s; containers seen at once: {max(seen)}")
 
 
-def test_cancel_stops_the_running_container(site: SiteConfig) -> None:
+def test_cancel_stops_the_running_container_and_exec_step(site: SiteConfig) -> None:
     [number] = _queue(site, "long")
+    [exec_number] = _queue(site, "long-exec")  # runs beside it (max_concurrent 2)
     runner = subprocess.Popen(
         [str(BIN / "runOneJob"), "--config", str(site.config_file)],
         stdout=subprocess.PIPE,
@@ -158,6 +160,12 @@ def test_cancel_stops_the_running_container(site: SiteConfig) -> None:
         assert r.returncode == 0 and "stopping" in r.stdout, r
         wait_for(lambda: f"fionagw-job-{number}" not in _running_containers(), 20, "container gone")
         gone = time.monotonic() - t0
+        assert (
+            run_bin(
+                "fiona", "workflow", "cancel", str(exec_number), config=site.config_file
+            ).returncode
+            == 0
+        )
         out, err = runner.communicate(timeout=60)
     finally:
         if runner.poll() is None:
@@ -165,7 +173,9 @@ def test_cancel_stops_the_running_container(site: SiteConfig) -> None:
     assert runner.returncode == 0, err
     job = JobList(site.paths.workflow_jobs).get(number)
     assert job.status == "cancelled" and job.reason == "cancelled", job
-    assert gone < 10, gone
+    exec_job = JobList(site.paths.workflow_jobs).get(exec_number)
+    assert exec_job.status == "cancelled" and exec_job.exit_code == -9, exec_job  # SIGKILLed
+    assert gone < 30, gone  # the CLI's own start-up included (a loaded machine is slow)
     print(f"cancel -> container gone in {gone:.1f} s")
     again = run_bin("fiona", "workflow", "cancel", str(number), config=site.config_file)
     assert again.returncode == 1 and "already ended (cancelled)" in again.stderr
