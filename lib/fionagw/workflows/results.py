@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ from pathlib import Path
 
 from fionagw.config import SiteConfig
 from fionagw.config.workflows import Stream
+from fionagw.ops.perms import make_dirs
+from fionagw.paths import safe_uid
 from fionagw.tracking.base import Tracker
 from fionagw.tracking.records import WorkflowOutput, now_text
 from fionagw.workflows.jobs import Job
@@ -140,8 +143,30 @@ def _destination_name(tracker: Tracker, job: Job, stream: Stream) -> str:
     return project.destination if project is not None else ""
 
 
+def _named_by_uid(files: list[DicomOutput], folder: Path) -> list[DicomOutput]:
+    """The files linked as <SOP UID>.dcm, so what a send reports names UIDs only (a tool may
+    name its files after the patient)."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    make_dirs(folder)
+    out = []
+    for f in files:
+        target = folder / f"{safe_uid(f.sop_uid)}.dcm"
+        try:
+            os.link(f.path, target)
+        except OSError:
+            shutil.copyfile(f.path, target)
+        out.append(DicomOutput(target, f.study_uid, f.series_uid, f.sop_uid))
+    return out
+
+
 def send_dicom(
-    cfg: SiteConfig, tracker: Tracker, job: Job, stream: Stream, files: list[DicomOutput]
+    cfg: SiteConfig,
+    tracker: Tracker,
+    job: Job,
+    stream: Stream,
+    files: list[DicomOutput],
+    folder: Path,
 ) -> str:
     """C-STORE the output and verify it in the PACS; one line of what was done."""
     from fionagw.send import SendContext, SendError, load_destinations
@@ -152,6 +177,7 @@ def send_dicom(
     destination = load_destinations(cfg).get(name)
     if destination is None:
         raise ResultError(f"destination {name!r} is not in config.json")
+    files = _named_by_uid(files, folder / "outgoing" / "dicom")
     lines = []
     by_study: dict[str, list[DicomOutput]] = {}
     for f in files:
@@ -224,7 +250,7 @@ def send_features(cfg: SiteConfig, job: Job, stream: Stream, folder: Path) -> st
     destination = load_destinations(cfg)[stream.features_only]
     assert isinstance(destination, HttpsDestination)  # config checked the type
     outgoing = folder / "outgoing"
-    outgoing.mkdir(exist_ok=True)
+    make_dirs(outgoing)
     upload = outgoing / f"{stream.name}_job{job.job_number}_{FEATURES_JSON}"
     shutil.copyfile(output, upload)
     try:
@@ -243,7 +269,7 @@ def deliver(cfg: SiteConfig, tracker: Tracker, job: Job, stream: Stream, folder:
         if files:
             sent += f"; {len(files)} DICOM files kept (features only)"
     elif files:
-        sent = send_dicom(cfg, tracker, job, stream, files)
+        sent = send_dicom(cfg, tracker, job, stream, files, folder)
     else:
         sent = "no DICOM output"
     if output_json is not None:
