@@ -70,7 +70,9 @@ def _launch(page: Any, url: str) -> str:
     return page.inner_text("main")
 
 
-def test_launch_watch_log_and_results(site: WebSite, page: Any) -> None:
+def test_launch_watch_log_results_cancel_retry_and_roles(
+    site: WebSite, page: Any, browser: Any
+) -> None:
     login(page, site.url, "dm", "dm-password-123")
     assert "Queued job(s) 1." in _launch(page, site.url)
     assert page.get_attribute("#jobs tr[data-job='1']", "data-status") == "queued"
@@ -87,17 +89,15 @@ def test_launch_watch_log_and_results(site: WebSite, page: Any) -> None:
     page.click("#jobs tr[data-job='1'] a:text('log')")
     assert f"counted {n} images" in page.inner_text("#job-log")
     assert page.query_selector("#queue") is None  # the queue is for admins
-
-
-def test_cancel_from_the_page_and_roles(site: WebSite, page: Any, browser: Any) -> None:
-    login(page, site.url, "dm", "dm-password-123")
-    _launch(page, site.url)
-    page.click("#jobs tr[data-job='1'] button:text('Cancel')")
+    # a second launch, cancelled while queued, then retried, from the page
+    assert "Queued job(s) 2." in _launch(page, site.url)
+    page.click("#jobs tr[data-job='2'] button:text('Cancel')")
     page.wait_for_load_state()
-    assert page.get_attribute("#jobs tr[data-job='1']", "data-status") == "cancelled"
-    page.click("#jobs tr[data-job='1'] button:text('Retry')")
+    assert page.get_attribute("#jobs tr[data-job='2']", "data-status") == "cancelled"
+    page.click("#jobs tr[data-job='2'] button:text('Retry')")
     page.wait_for_load_state()
-    assert page.get_attribute("#jobs tr[data-job='1']", "data-status") == "queued"
+    assert page.get_attribute("#jobs tr[data-job='2']", "data-status") == "queued"
+    # another project's user is refused; the admin sees the queue and the resources
     other = browser.new_context().new_page()
     login(other, site.url, "other", "other-password-123")
     response = other.goto(site.url + "workflows/?project=DEMO")
@@ -106,6 +106,6 @@ def test_cancel_from_the_page_and_roles(site: WebSite, page: Any, browser: Any) 
     admin = browser.new_context().new_page()
     login(admin, site.url)
     admin.goto(site.url + "workflows/?project=DEMO")
-    assert admin.get_attribute("#queue tr[data-job='1']", "data-status") == "queued"
+    assert admin.get_attribute("#queue tr[data-job='2']", "data-status") == "queued"
     assert "max_concurrent" in admin.inner_text("#resources")
     assert "3" in admin.inner_text("#resources")
