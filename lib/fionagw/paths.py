@@ -23,6 +23,8 @@
     DATADIR/packages/<dest>/      sftp/https packages: outbox/, sent/, failed/ (sendFiles)
     DATADIR/uploads/<id>/         web uploads (metadata.json, files/); .staging/<id> while incoming
     DATADIR/web/users.db, web/secret_key   web accounts and sessions, the cookie signing key
+    DATADIR/workflows/workflow_joblist.jobs   Workflows jobs (JSON lines, FIONA's keys + ours)
+    DATADIR/workflows/<project>/datajob_<n>_<image>_/   one job: input/, output/, job.log
     DATADIR/logs/<component>.log  JSON lines
     DATADIR/.pids/<component>.pid, <job>.lock, <job>.last.json,
                                   fiona-run.json, metrics.json
@@ -297,6 +299,19 @@ class SitePaths:
         return self.datadir / "logs"
 
     @property
+    def workflows(self) -> Path:
+        return self.datadir / "workflows"
+
+    @property
+    def workflow_jobs(self) -> Path:
+        """FIONA's php/workflow_joblist.jobs: one JSON object per job."""
+        return self.workflows / "workflow_joblist.jobs"
+
+    def workflow_job_dir(self, project: str, folder: str) -> Path:
+        """The folder of one job (``folder``: FIONA's ``datajob_<n>_<image>_``)."""
+        return self.workflows / safe_component(project or "_") / safe_component(folder)
+
+    @property
     def pids(self) -> Path:
         return self.datadir / ".pids"
 
@@ -326,6 +341,7 @@ class SitePaths:
             self.review,
             self.uploads,
             self.web,
+            self.workflows,
         ):
             make_dirs(d)
             if self.group:

@@ -2,13 +2,14 @@
 templates and static files, in the order of the navigation's tabs."""
 
 from ..navigation import Application
-from . import assign, attach, logs, review, settings, status, studies
+from . import assign, attach, logs, review, settings, status, studies, workflows
 
 APPLICATIONS: tuple[Application, ...] = (
     Application(assign.bp, "Assign"),
     Application(studies.bp, "Studies"),
     Application(review.bp, "Review", role="review"),
     Application(attach.bp, "Attach", role="assign"),
+    Application(workflows.bp, "Workflows", role="assign"),
     Application(logs.bp, "Logs", role="admin"),
     Application(status.bp, "Status"),
     Application(settings.bp, "Settings", role="admin"),

@@ -296,6 +296,10 @@ def handle_study(cfg: SiteConfig, study_uid: str, conn: Job) -> StudyDone | None
         images=summary["images"],
     )
     entry, _ = incoming.upsert(cfg, study_uid, summary)
+    if cfg.workflows.streams:  # the Workflows streams this arrival starts
+        from fionagw.workflows.triggers import queue_for_arrival
+
+        queue_for_arrival(cfg, study_uid, summary["called"], summary["calling"], summary["series"])
     LOGGER.info(
         "study complete" if previous is None else "study updated",
         extra={

@@ -30,6 +30,7 @@ PLUGIN_MODULES = (
     "fionagw.cli.fiona_metrics",
     "fionagw.cli.fiona_web",
     "fionagw.cli.fiona_qc",
+    "fionagw.cli.fiona_workflow",
 )
 
 
@@ -150,12 +151,17 @@ def check_config(path: str | None, site: str | None) -> int:
             from fionagw.send import load_destinations
 
             destinations = load_destinations(cfg)  # validated by load_config; built to describe
+            from fionagw.workflows.runtime import runtime_problem
+
+            if problem := runtime_problem(cfg.workflows):
+                print(f"{PROGRAM}: warning: {problem}", file=sys.stderr)
             note = f" (receiver running, pid {running})" if running else ""
             print(
                 f"{file}: site {name or '(default)'}: OK - DATADIR {cfg.datadir}, "
                 f"{cfg.aetitle}@{cfg.dicom_ip}:{cfg.dicom_port}{note}, "
                 f"{len(rules.resolved())} classification rules, destinations: "
                 f"{', '.join(f'{n} ({d.describe()})' for n, d in destinations.items()) or 'none'}"
+                f", workflow streams: {', '.join(cfg.workflows.streams) or 'none'}"
             )
     return 0
 

@@ -42,6 +42,7 @@ from fionagw.config.sections import (
     parse_tracker,
     parse_web,
 )
+from fionagw.config.workflows import WorkflowsSettings, parse_workflows
 from fionagw.ops.perms import group_id
 from fionagw.paths import CONFIG_DIR, SitePaths
 
@@ -59,6 +60,8 @@ OUR_KEYS = (
     "FIFO",
     "DATADIR_GROUP",
     "destinations",
+    "workflows",
+    "Streams",
 )
 # FIONA's keys that we do not use (scanner, MPPS, upload, PHP web and REDCap settings)
 FIONA_ONLY_KEYS = (
@@ -119,6 +122,7 @@ class SiteConfig:
     sending: SendingSettings = field(default_factory=SendingSettings)
     destinations: Mapping[str, DestinationSettings] = field(default_factory=dict)
     qc: QcSettings = field(default_factory=QcSettings)  # QC rules of REDCap projects by name
+    workflows: WorkflowsSettings = field(default_factory=WorkflowsSettings)
     # The config object as read (the site's SITES entry merged in), only to show the file on
     # the Settings page (masked). Programs use the typed sections above.
     source: Mapping[str, Any] = field(repr=False, default_factory=dict)
@@ -239,6 +243,7 @@ def load_config(path: str | os.PathLike[str] | None = None, site: str | None = N
     )
     # destination types may use the site's other settings (the AE title, the outbox)
     cfg = dataclasses.replace(cfg, destinations=parse_destinations(r, cfg))
+    cfg = dataclasses.replace(cfg, workflows=parse_workflows(r, cfg.destinations))
     _check_projects(cfg, warnings)
     return dataclasses.replace(cfg, warnings=tuple(dict.fromkeys(warnings)))
 

@@ -223,6 +223,17 @@ class HttpsDestination(PackageDestination):
                     raise SendError(f"https {self.name}: {local.name}: {one_line(exc)}") from None
         return "; ".join(done)
 
+    def put_file(self, local: Path, progress: Progress) -> str:
+        """Upload one file that is not a package (a workflow's features.json) the same way:
+        resumable, verified by the server's checksum, renamed into place."""
+        import requests
+
+        with self._session() as session:
+            try:
+                return self._put(session, local, progress)
+            except requests.RequestException as exc:
+                raise SendError(f"https {self.name}: {local.name}: {one_line(exc)}") from None
+
     def _status(self, r: Any, what: str) -> SendError:
         if r.status_code in (401, 403):
             return SendError(f"https {self.name}: authentication refused (HTTP {r.status_code})")

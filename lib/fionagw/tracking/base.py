@@ -20,6 +20,7 @@ from fionagw.tracking.records import (
     Series,
     Study,
     Transfer,
+    WorkflowOutput,
 )
 
 
@@ -110,6 +111,16 @@ class Tracker(ABC):
     @abstractmethod
     def pacs_checks(self, study_uid: str | None = None) -> list[PacsCheck]:
         """The PACS checks of one study's transfers, or of all."""
+
+    # -- Workflows ---------------------------------------------------------------------
+
+    @abstractmethod
+    def record_workflow_output(self, output: WorkflowOutput) -> None:
+        """Store a job's output.json (a job run again replaces its record)."""
+
+    @abstractmethod
+    def workflow_outputs(self, study_uid: str | None = None) -> list[WorkflowOutput]:
+        """The stored outputs, of one study or all, oldest first."""
 
     # -- configuration projects ----------------------------------------------------------
 

@@ -29,6 +29,7 @@ from fionagw.tracking.records import (
     Series,
     Study,
     Transfer,
+    WorkflowOutput,
     now_text,
     to_dict,
 )
@@ -52,6 +53,8 @@ CREATE TABLE IF NOT EXISTS imaging (
 CREATE TABLE IF NOT EXISTS pacs_checks (
     record_id TEXT PRIMARY KEY, study_uid TEXT NOT NULL, data TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS pacs_checks_study ON pacs_checks (study_uid);
+CREATE TABLE IF NOT EXISTS workflow_outputs (
+    record_id TEXT PRIMARY KEY, study_uid TEXT NOT NULL, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS autoid (
     project TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
     PRIMARY KEY (project, key), UNIQUE (project, value));
@@ -228,6 +231,25 @@ class LocalTracker(Tracker):
             args.append(study_uid)
         return [
             _from_dict(PacsCheck, json.loads(d))
+            for (d,) in self.db.execute(query + " ORDER BY rowid", args)
+        ]
+
+    # -- Workflows ---------------------------------------------------------------------
+
+    def record_workflow_output(self, output: WorkflowOutput) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO workflow_outputs VALUES (?, ?, ?)",
+                (output.record_id, output.workflow_study_instance_uid, json.dumps(to_dict(output))),
+            )
+
+    def workflow_outputs(self, study_uid: str | None = None) -> list[WorkflowOutput]:
+        query, args = "SELECT data FROM workflow_outputs", []
+        if study_uid is not None:
+            query += " WHERE study_uid = ?"
+            args.append(study_uid)
+        return [
+            _from_dict(WorkflowOutput, json.loads(d))
             for (d,) in self.db.execute(query + " ORDER BY rowid", args)
         ]
 

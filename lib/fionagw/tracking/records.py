@@ -160,6 +160,20 @@ class CouplingEntry:
     cl_date: str = ""  # when the entry was made (entries are valid 14 days)
 
 
+@dataclass
+class WorkflowOutput:
+    """A Workflows job's output.json (FIONA posted it to REDCap with sendToREDCap.php): one
+    record per job, record_id ``job_<n>``; ``workflow_output`` is the file's JSON text."""
+
+    record_id: str
+    workflow_job: int
+    workflow_stream: str
+    workflow_project: str
+    workflow_study_instance_uid: str
+    workflow_output: str
+    workflow_date: str = ""
+
+
 def to_dict(record: Any) -> dict[str, Any]:
     data = asdict(record)
     for f in fields(record):

@@ -26,6 +26,7 @@ from fionagw.tracking.records import (
     Series,
     Study,
     Transfer,
+    WorkflowOutput,
     now_text,
     to_dict,
 )
@@ -34,6 +35,7 @@ from fionagw.tracking.secrets import load_tokens
 
 PROJECTS = ("Incoming", "DataTransferProjects", "Routing", "CouplingList", "AutoID")
 INVENTORY = "WhatIsInIDS7"  # optional: the PACS checks (verification, reconciliation)
+WORKFLOWS = "Workflows"  # optional: the output.json of Workflows jobs (FIONA's Workflows token)
 _STUDY_FIELDS = [k for k in Study.__dataclass_fields__]
 _SERIES_FIELDS = [k for k in Series.__dataclass_fields__ if k != "instance"]
 _TRANSFER_FIELDS = [
@@ -70,7 +72,7 @@ class RedcapTracker(Tracker):
                 f"{cfg.tracker.secrets_file}: tokens: missing the token of REDCap "
                 f"project(s) {', '.join(missing)}"
             )
-        names = [*PROJECTS, *([INVENTORY] if INVENTORY in tokens else [])]
+        names = [*PROJECTS, *(p for p in (INVENTORY, WORKFLOWS) if p in tokens)]
         return cls(
             {p: RedcapClient.from_settings(cfg.tracker, tokens, p) for p in names}, cfg.tracker
         )
@@ -290,6 +292,35 @@ class RedcapTracker(Tracker):
                 values[k] = int(values[k] or 0) if str(values[k]).isdigit() else 0
             checks.append(PacsCheck(**values))
         return checks
+
+    # -- Workflows ---------------------------------------------------------------------
+
+    def _workflows(self) -> RedcapClient:
+        client = self.c.get(WORKFLOWS)
+        if client is None:
+            raise TrackerError(
+                f"REDCap tracker: no API token for project {WORKFLOWS} in the secrets file"
+                " (needed to record the output.json of workflow jobs)"
+            )
+        return client
+
+    def record_workflow_output(self, output: WorkflowOutput) -> None:
+        row = {**to_dict(output), "workflows_complete": "2"}
+        row = {k: str(v) for k, v in row.items()}
+        self._call(self._workflows().import_records, [row])
+
+    def workflow_outputs(self, study_uid: str | None = None) -> list[WorkflowOutput]:
+        rows = self._call(self._workflows().export_records)
+        names = WorkflowOutput.__dataclass_fields__
+        out = []
+        for r in rows:
+            if study_uid is not None and r.get("workflow_study_instance_uid") != study_uid:
+                continue
+            values: dict[str, Any] = {k: str(r.get(k, "")) for k in names}
+            job = values["workflow_job"]
+            values["workflow_job"] = int(job) if job.isdigit() else 0
+            out.append(WorkflowOutput(**values))
+        return out
 
     # -- configuration projects ----------------------------------------------------------
 
