@@ -232,7 +232,7 @@ def test_no_payload_carries_identifying_values(flow) -> None:  # type: ignore[no
             if part.get_content_type() == "application/pdf":
                 payloads.append(_pdf_text(part.get_payload(decode=True)))
     for inst in flow["orthanc"].instances():
-        payloads.append(flow["orthanc"].instance_file(inst))
+        payloads.append(_pdf_text(flow["orthanc"].instance_file(inst)))
     for kept in (flow["cfg"].paths.notify / "kept").rglob("*"):
         if kept.is_file():
             payloads.append(_pdf_text(kept.read_bytes()))
