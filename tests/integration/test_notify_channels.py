@@ -15,7 +15,6 @@ import json
 import os
 import re
 import zlib
-from pathlib import Path
 
 import pydicom
 import pytest
@@ -54,7 +53,12 @@ def flow(tmp_path_factory, orthanc_server):  # type: ignore[no-untyped-def]
     secrets = tmp / "secrets.json"
     secrets.write_text(
         json.dumps(
-            {"notifications": {"mail": {"password": smtp.password}, "hook": {"secret": HOOK_SECRET}}}
+            {
+                "notifications": {
+                    "mail": {"password": smtp.password},
+                    "hook": {"secret": HOOK_SECRET},
+                }
+            }
         )
     )
     os.chmod(secrets, 0o600)
