@@ -6,6 +6,6 @@ channels.py  email, webhook, FHIR DiagnosticReport, DICOM encapsulated PDF, none
 deliver.py   sendNotifications: every (event, channel) at least once, state on disk
 """
 
-from fionagw.notify.events import emit, emit_check, emit_send, emit_transfer
+from fionagw.notify.events import emit, emit_check, emit_package, emit_send, emit_transfer
 
-__all__ = ["emit", "emit_check", "emit_send", "emit_transfer"]
+__all__ = ["emit", "emit_check", "emit_package", "emit_send", "emit_transfer"]

@@ -154,6 +154,22 @@ def emit_send(cfg: SiteConfig, request: Any, outcome: str, reason: str) -> None:
         )
 
 
+def emit_package(cfg: SiteConfig, type: str, state: Any, **details: Any) -> None:
+    """An event about the transfer request of a package (sendFiles), from its state file."""
+    request = state.get("request") if isinstance(state, dict) else None
+    row = request.get("row") if isinstance(request, dict) else None
+    row = row if isinstance(row, dict) else {}
+    emit(
+        cfg,
+        type,
+        ref=str(row.get("study_instance_uid") or ""),
+        project=str(row.get("transfer_project_name") or ""),
+        pseudonym=str(row.get("transfer_name") or ""),
+        event=str(row.get("transfer_event_name") or ""),
+        **details,
+    )
+
+
 def read_events(cfg: SiteConfig) -> Iterator[dict[str, Any]]:
     """Every whole event of the log, oldest first (a torn or bad line is skipped)."""
     try:

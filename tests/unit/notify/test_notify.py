@@ -208,3 +208,23 @@ def test_fiona_notify_cli(tmp_path) -> None:  # type: ignore[no-untyped-def]
         assert r.returncode == 1 and "no channel 'pager'" in r.stdout
     finally:
         hook.close()
+
+
+def test_package_events_name_the_request_of_the_package(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from fionagw.notify.events import emit_package
+
+    cfg = site(tmp_path, {})
+    row = {
+        "study_instance_uid": "1.2.3",
+        "transfer_project_name": "ALPHA",
+        "transfer_name": "ALPHA001",
+        "transfer_event_name": "baseline",
+    }
+    emit_package(
+        cfg, "send-succeeded", {"request": {"name": "r.json", "row": row}}, package="delivered"
+    )
+    emit_package(cfg, "send-failed", {}, package="failed")  # a package without its request
+    first, second = read_events(cfg)
+    assert (first["ref"], first["project"], first["pseudonym"]) == ("1.2.3", "ALPHA", "ALPHA001")
+    assert first["details"] == {"event": "baseline", "package": "delivered"}
+    assert second["type"] == "send-failed" and second["project"] == ""
