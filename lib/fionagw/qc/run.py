@@ -73,7 +73,8 @@ def check_study(
         },
     )
     events.emit("qc-checked", study_uid=study_uid, state=result.state(), failed=failed)
-    notify.emit(cfg, f"qc-{result.state()}", ref=study_uid, failed=failed)
+    if old is None or old.state() != result.state():  # news only: a re-check is no event
+        notify.emit(cfg, f"qc-{result.state()}", ref=study_uid, failed=failed)
     return result
 
 
