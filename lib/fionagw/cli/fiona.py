@@ -32,6 +32,7 @@ PLUGIN_MODULES = (
     "fionagw.cli.fiona_qc",
     "fionagw.cli.fiona_workflow",
     "fionagw.cli.fiona_notify",
+    "fionagw.cli.fiona_group",
 )
 
 

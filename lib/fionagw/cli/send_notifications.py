@@ -1,7 +1,9 @@
 """sendNotifications [SITE]: deliver the events of DATADIR/notify/events.jsonl to the channels
 that subscribe to them (config.json ``notifications``; cron, every minute, under a lock so a
 slow receiver never blocks the pipeline): each (event, channel) at least once, de-duplicated
-by its key, retried with backoff, then "delivery failed" (``fiona notify status``)."""
+by its key, retried with backoff, then "delivery failed" (``fiona notify status``). First it
+assigns new studies to groups by their automatic rules and makes the group reports that are
+due (notify/groups.py)."""
 
 from __future__ import annotations
 
@@ -14,9 +16,17 @@ from fionagw.tracking.base import Tracker
 
 
 def _body(cfg: SiteConfig, tracker: Tracker, args: argparse.Namespace) -> str:
-    from fionagw.notify.deliver import send_notifications
+    import logging
 
-    return send_notifications(cfg, tracker).summary()
+    from fionagw.notify.deliver import send_notifications
+    from fionagw.notify.groups import GroupError, run_groups
+
+    try:
+        groups = run_groups(cfg, tracker).summary()  # first: its reports go out in this run
+    except GroupError as exc:  # a broken groups file must not stop the notifications
+        logging.getLogger("fionagw.notify").error("groups not run", extra={"error": str(exc)})
+        groups = f"groups: {exc}"
+    return f"{groups}; {send_notifications(cfg, tracker).summary()}"
 
 
 def main(argv: list[str]) -> int:

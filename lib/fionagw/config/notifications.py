@@ -44,6 +44,8 @@ EVENT_TYPES = (
     "send-failed",
     "delivery-verified",
     "delivery-incomplete",
+    "group-completed",
+    "group-report",
     "test",
 )
 TLS_MODES = ("starttls", "tls", "none")

@@ -86,6 +86,8 @@ def deliver_email(ctx: Context, channel: Channel, out: Outgoing) -> str:
     if out.pdf:
         name = f"report-{p['pseudonym'] or p['id']}.pdf"
         msg.add_attachment(out.pdf, maintype="application", subtype="pdf", filename=name)
+    if out.csv:
+        msg.add_attachment(out.csv[1], maintype="text", subtype="csv", filename=out.csv[0])
     context = ssl.create_default_context(cafile=channel.get("ca_file") or None)
     host, port, timeout = channel.get("host"), channel.get("port"), channel.get("timeout")
     try:
@@ -287,6 +289,8 @@ def deliver_none(ctx: Context, channel: Channel, out: Outgoing) -> str:
     make_dirs(folder)
     if out.pdf:
         write_bytes_atomic(folder / f"{out.id}.pdf", out.pdf)
+    if out.csv:
+        write_bytes_atomic(folder / f"{out.id}.csv", out.csv[1])
     write_bytes_atomic(
         folder / f"{out.id}.json", json.dumps(out.payload, indent=1, sort_keys=True).encode()
     )

@@ -27,6 +27,7 @@ class Outgoing:
 
     payload: dict[str, Any]  # allow-listed fields and details
     pdf: bytes | None  # the study's report, when there is one
+    csv: tuple[str, bytes] | None = None  # a group report: (file name, content)
 
     @property
     def id(self) -> str:
@@ -140,7 +141,16 @@ class Resolver:
         payload["details"] = {str(k): _clean(v) for k, v in details.items()}
         payload["site"] = self.cfg.site
         pdf = self.report_pdf(ref, project, payload["study_uid"]) if with_pdf else None
-        return Outgoing(payload, pdf)
+        return Outgoing(payload, pdf, self.group_csv(payload) if with_pdf else None)
+
+    def group_csv(self, payload: dict[str, Any]) -> tuple[str, bytes] | None:
+        if payload["type"] != "group-report":
+            return None
+        from fionagw.notify.groups import report_path
+
+        d = payload["details"]
+        path = report_path(self.cfg, str(d.get("group", "")), str(d.get("file", "")))
+        return (path.name, path.read_bytes()) if path is not None else None
 
 
 def deidentify_report(report: dict[str, Any], project: str, study_uid: str) -> dict[str, Any]:
