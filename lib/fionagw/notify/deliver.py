@@ -30,13 +30,14 @@ from typing import Any
 
 from fionagw.config import SiteConfig
 from fionagw.notify.channels import DELIVER, WANTS_PDF, Context, DeliveryError, Permanent
-from fionagw.notify.events import make_event, read_events
+from fionagw.notify.events import make_event, scan_events
 from fionagw.notify.payload import Outgoing, Resolver
 from fionagw.ops.perms import FILE_MODE, make_dirs
 from fionagw.tracking.base import Tracker
 
 LOGGER = logging.getLogger("fionagw.notify")
 STATE_NAME = "deliveries.jsonl"
+CURSOR_NAME = "cursor.json"
 DONE = ("delivered", "skipped", "failed")  # nothing more to do for these
 FLUSH_EVERY = 200  # outcomes per fsynced append (a crash re-delivers at most these)
 
@@ -71,6 +72,39 @@ def _append_state(cfg: SiteConfig, records: list[dict[str, Any]]) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _subscriptions_key(cfg: SiteConfig) -> str:
+    """Changes when channels or subscriptions change (then every event is looked at again)."""
+    import hashlib
+
+    n = cfg.notifications
+    text = json.dumps(
+        [sorted((c.name, c.type) for c in n.channels.values()), [repr(s) for s in n.subscriptions]]
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def read_cursor(cfg: SiteConfig) -> int:
+    """Where the first event not yet done for all its channels starts in the log (0 when the
+    subscriptions changed since it was written, or the log is shorter: a new log)."""
+    try:
+        doc = json.loads((cfg.paths.notify / CURSOR_NAME).read_text())
+        offset = int(doc["offset"])
+        size = (cfg.paths.notify / "events.jsonl").stat().st_size
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+    return offset if doc.get("subscriptions") == _subscriptions_key(cfg) and offset <= size else 0
+
+
+def write_cursor(cfg: SiteConfig, offset: int) -> None:
+    from fionagw.ops.atomic import write_json_atomic
+
+    doc = {"offset": offset, "subscriptions": _subscriptions_key(cfg)}
+    try:
+        write_json_atomic(cfg.paths.notify / CURSOR_NAME, doc)
+    except OSError as exc:  # only an optimisation: the next run reads from further back
+        LOGGER.warning("notification cursor not written", extra={"error": exc.strerror})
 
 
 @dataclass
@@ -120,11 +154,11 @@ def send_notifications(
     resolver = Resolver(cfg, tracker)
     ctx = Context(cfg)
     pending: list[dict[str, Any]] = []
+    cursor = read_cursor(cfg)
+    settled = True  # every event so far is done for all its channels: the cursor may follow
     try:
-        for event in read_events(cfg):
+        for offset, event in scan_events(cfg, cursor):
             channels = settings.channels_for(event["type"], str(event.get("project") or ""))
-            if not channels:
-                continue
             out_plain: Outgoing | None = None
             out_pdf: Outgoing | None = None
             for name in channels:
@@ -172,9 +206,16 @@ def send_notifications(
                 if len(pending) >= FLUSH_EVERY:
                     _append_state(cfg, pending)
                     pending = []
+            if settled and all(
+                (state.get(f"{event['id']}/{n}") or {}).get("status") in DONE for n in channels
+            ):
+                cursor = offset
+            else:
+                settled = False
     finally:
         _append_state(cfg, pending)
         ctx.close()
+    write_cursor(cfg, cursor)
     report.seconds = time.monotonic() - t0
     return report
 

@@ -59,8 +59,11 @@ def append(cfg: SiteConfig, records: list[dict[str, Any]]) -> None:
     )
     path = directory / LOG_NAME
     with filelock.FileLock(str(directory / ".events.lock")):
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, FILE_MODE)
         try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                data = b"\n" + data  # a crash tore the last line: never glue onto it
             os.write(fd, data)
             os.fsync(fd)
         finally:
@@ -170,19 +173,29 @@ def emit_package(cfg: SiteConfig, type: str, state: Any, **details: Any) -> None
     )
 
 
-def read_events(cfg: SiteConfig) -> Iterator[dict[str, Any]]:
-    """Every whole event of the log, oldest first (a torn or bad line is skipped)."""
+def scan_events(cfg: SiteConfig, start: int = 0) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(offset after the line, event) of every whole event from byte ``start`` on, oldest
+    first; a torn or bad line is skipped."""
     try:
         f = open(log_path(cfg), "rb")  # noqa: SIM115
     except FileNotFoundError:
         return
     with f:
+        f.seek(start)
+        offset = start
         for line in f:
             if not line.endswith(b"\n"):
                 break  # a write cut short by a crash: never reported as emitted
+            offset += len(line)
             try:
                 record = json.loads(line)
             except ValueError:
                 continue
             if isinstance(record, dict) and record.get("id") and record.get("type"):
-                yield record
+                yield offset, record
+
+
+def read_events(cfg: SiteConfig) -> Iterator[dict[str, Any]]:
+    """Every whole event of the log, oldest first (a torn or bad line is skipped)."""
+    for _, record in scan_events(cfg):
+        yield record

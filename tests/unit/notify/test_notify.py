@@ -228,3 +228,33 @@ def test_package_events_name_the_request_of_the_package(tmp_path) -> None:  # ty
     assert (first["ref"], first["project"], first["pseudonym"]) == ("1.2.3", "ALPHA", "ALPHA001")
     assert first["details"] == {"event": "baseline", "package": "delivered"}
     assert second["type"] == "send-failed" and second["project"] == ""
+
+
+def test_cursor_skips_what_is_done_and_resets_when_subscriptions_change(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from fionagw.notify.deliver import read_cursor
+
+    hook = HttpReceiver(SECRET)
+    try:
+        cfg = site(tmp_path, hook_config(hook.url + "/c"))
+        emit(cfg, "send-failed", ref="1.2.1", project="ALPHA")
+        emit(cfg, "study-stable", ref="1.2.2")  # no subscriber: done at once
+        assert send_notifications(cfg, None).counts["delivered"] == 1
+        size = log_path(cfg).stat().st_size
+        assert read_cursor(cfg) == size
+        with open(log_path(cfg), "ab") as f:
+            f.write(b'{"id": "torn')  # a crash mid-append: the next event must not glue on
+        emit(cfg, "qc-failed", ref="1.2.3", project="ALPHA")
+        assert [e["type"] for e in read_events(cfg)][-1] == "qc-failed"
+        assert send_notifications(cfg, None).counts["delivered"] == 1
+        assert len(hook.accepted) == 2
+        notifications = hook_config(hook.url + "/c")
+        notifications["subscriptions"].append({"events": ["study-stable"], "channel": "hook"})
+        data = json.loads(cfg.config_file.read_text())
+        data["notifications"] = notifications
+        cfg.config_file.write_text(json.dumps(data))
+        cfg = load_config(cfg.config_file)
+        assert read_cursor(cfg) == 0  # a new subscription also gets the events already logged
+        assert send_notifications(cfg, None).counts["delivered"] == 1
+        assert len(hook.accepted) == 3 and sorted(set(hook.accepted.values())) == [1]
+    finally:
+        hook.close()
