@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -196,7 +197,8 @@ def test_fiona_notify_cli(tmp_path) -> None:  # type: ignore[no-untyped-def]
         cfg = site(tmp_path, notifications)
         emit(cfg, "qc-failed", ref="1.2.3", project="ALPHA", checks=["lossless"])
         assert send_notifications(cfg, None).counts["failed"] == 1
-        fiona = [str(BIN / "fiona"), "--config", str(cfg.config_file), "notify"]
+        # this virtualenv's python, as the launcher execs it (no install check on the way)
+        fiona = [sys.executable, str(BIN / "fiona"), "--config", str(cfg.config_file), "notify"]
         r = subprocess.run([*fiona, "test", "hook"], capture_output=True, text=True, timeout=60)
         assert r.returncode == 0 and "hook: delivered" in r.stdout, r.stderr
         [doc] = hook.events()
