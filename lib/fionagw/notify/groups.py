@@ -206,6 +206,7 @@ def rows(cfg: SiteConfig, tracker: Tracker, group: dict[str, Any]) -> list[dict[
         if qc is not None:
             row["qc"] = qc.state(project)
             row["series"] = str(len(qc.facts.series))
+        row["transfer"] = "not requested"  # no transfer to the group's project yet
         if transfers:
             t = transfers[-1]
             record = read_record(cfg.paths, request_name(cfg, t))
