@@ -34,7 +34,8 @@ EVENT_SYSTEM = "urn:fionagw:event"
 
 
 class DeliveryError(Exception):
-    """This try failed; a later one may succeed (str(): one line)."""
+    """This try failed; a later one may succeed (str(): one line). A missing secret or a
+    refused login is one too: the operator fixes it and the next runs deliver."""
 
 
 class Permanent(DeliveryError):
@@ -52,16 +53,16 @@ class Context:
     def secret(self, channel: Channel, key: str) -> str:
         path = self.cfg.tracker.secrets_file
         if path is None:
-            raise Permanent(f"channel {channel.name}: {key} needs tracker.secrets_file")
+            raise DeliveryError(f"channel {channel.name}: {key} needs tracker.secrets_file")
         if self._secrets is None:
             try:
                 self._secrets = load_secrets(path)
             except ConfigError as exc:
-                raise Permanent(str(exc)) from None
+                raise DeliveryError(str(exc)) from None
         value = (self._secrets.get("notifications") or {}).get(channel.name, {})
         value = value.get(key) if isinstance(value, dict) else None
         if not isinstance(value, str) or not value:
-            raise Permanent(f"{path}: notifications.{channel.name}.{key}: missing")
+            raise DeliveryError(f"{path}: notifications.{channel.name}.{key}: missing")
         return value
 
     def close(self) -> None:
@@ -102,7 +103,7 @@ def deliver_email(ctx: Context, channel: Channel, out: Outgoing) -> str:
                 smtp.login(channel.get("login"), ctx.secret(channel, "password"))
             smtp.send_message(msg)
     except smtplib.SMTPAuthenticationError as exc:
-        raise Permanent(f"{host}:{port}: login refused ({exc.smtp_code})") from None
+        raise DeliveryError(f"{host}:{port}: login refused ({exc.smtp_code})") from None
     except (smtplib.SMTPException, OSError) as exc:
         raise DeliveryError(f"{host}:{port}: {one_line(exc)}") from None
     return ""
@@ -143,7 +144,7 @@ def _check_status(r: requests.Response, url: str) -> None:
     if 200 <= r.status_code < 300:
         return
     text = f"{url}: HTTP {r.status_code} {one_line(r.text, 120)}"
-    if r.status_code in (400, 401, 403, 404, 405, 422):  # the same request will be refused again
+    if r.status_code in (400, 404, 405, 422):  # the same request will be refused again
         raise Permanent(text)
     raise DeliveryError(text)
 

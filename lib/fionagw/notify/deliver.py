@@ -40,6 +40,10 @@ STATE_NAME = "deliveries.jsonl"
 CURSOR_NAME = "cursor.json"
 DONE = ("delivered", "skipped", "failed")  # nothing more to do for these
 FLUSH_EVERY = 200  # outcomes per fsynced append (a crash re-delivers at most these)
+# A channel whose receiver failed this many deliveries in a row is left alone for the rest of
+# the run (its events wait, no attempt counted): a receiver that hangs costs minutes, not hours,
+# and the other channels still get theirs.
+BREAK_AFTER = 3
 
 
 def load_state(cfg: SiteConfig) -> dict[str, dict[str, Any]]:
@@ -155,6 +159,7 @@ def send_notifications(
     ctx = Context(cfg)
     pending: list[dict[str, Any]] = []
     cursor = read_cursor(cfg)
+    failing: dict[str, int] = {}  # channel -> deliveries failed in a row in this run
     settled = True  # every event so far is done for all its channels: the cursor may follow
     try:
         for offset, event in scan_events(cfg, cursor):
@@ -170,11 +175,15 @@ def send_notifications(
                 if old is not None and float(old.get("next_at") or 0) > clock:
                     report.counts["waiting"] += 1
                     continue
+                if failing.get(name, 0) >= BREAK_AFTER:
+                    report.counts["waiting"] += 1
+                    continue
                 if cfg.notifications.channels[name].type in WANTS_PDF:
                     out = out_pdf = out_pdf or resolver.outgoing(event, with_pdf=True)
                 else:
                     out = out_plain = out_plain or resolver.outgoing(event)
                 status, error = try_delivery(ctx, cfg, name, out)
+                failing[name] = failing.get(name, 0) + 1 if status == "retry" else 0
                 attempts = int(old.get("attempts") or 0) + 1 if old else 1
                 next_at = 0.0
                 if status == "retry":

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -171,15 +172,19 @@ def test_unreachable_webhook_backs_off_then_fails(tmp_path) -> None:  # type: ig
     assert status.counts == {"failed": 1} and "127.0.0.1" in status.failures[0]["error"]
 
 
-def test_missing_secret_fails_at_once_naming_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_missing_secret_is_retried_naming_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
     hook = HttpReceiver(SECRET)
     try:
         cfg = site(tmp_path, hook_config(hook.url), secrets={"tokens": {}})
         emit(cfg, "send-failed", ref="1.2.3", project="ALPHA")
-        assert send_notifications(cfg, None).counts["failed"] == 1
+        assert send_notifications(cfg, None).counts["retry"] == 1
         [status] = notify_status(cfg)
         assert "notifications.hook.secret: missing" in status.failures[0]["error"]
         assert not hook.bodies
+        path = cfg.tracker.secrets_file
+        path.write_text(json.dumps({"notifications": {"hook": {"secret": SECRET}}}))
+        assert send_notifications(cfg, None, now=time.time() + 400).counts["delivered"] == 1
+        assert len(hook.accepted) == 1  # fixed by the operator: delivered on a later run
     finally:
         hook.close()
 
@@ -260,3 +265,13 @@ def test_cursor_skips_what_is_done_and_resets_when_subscriptions_change(tmp_path
         assert len(hook.accepted) == 3 and sorted(set(hook.accepted.values())) == [1]
     finally:
         hook.close()
+
+
+def test_a_dead_receiver_is_left_alone_for_the_rest_of_the_run(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from fionagw.notify.deliver import BREAK_AFTER
+
+    cfg = site(tmp_path, hook_config(f"http://127.0.0.1:{free_port()}/x"))
+    for i in range(BREAK_AFTER + 4):
+        emit(cfg, "send-failed", ref=f"1.2.{i}", project="ALPHA")
+    report = send_notifications(cfg, None)
+    assert report.counts["retry"] == BREAK_AFTER and report.counts["waiting"] == 4
