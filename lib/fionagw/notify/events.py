@@ -18,11 +18,12 @@ Emitting must never break the pipeline: any failure is one warning line and the 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -110,6 +111,23 @@ def emit(cfg: SiteConfig, type: str, **fields: Any) -> dict[str, Any] | None:
         return None
 
 
+def _safe(fn: Callable[..., None]) -> Callable[..., None]:
+    """The emit helpers never raise either (a missing transfer, an odd row: one warning)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - see emit
+            LOGGER.warning(  # names the helper, never its arguments (a transfer's fields)
+                "notification event not recorded",
+                extra={"event": fn.__name__, "error": type(exc).__name__},
+            )
+
+    return wrapper
+
+
+@_safe
 def emit_transfer(cfg: SiteConfig, type: str, t: Transfer, **details: Any) -> None:
     """An event about one transfer of the tracker: project, pseudonym and, once it was sent,
     the de-identified study UID it was sent under."""
@@ -126,6 +144,7 @@ def emit_transfer(cfg: SiteConfig, type: str, t: Transfer, **details: Any) -> No
     )
 
 
+@_safe
 def emit_check(cfg: SiteConfig, t: Transfer, check: PacsCheck) -> None:
     """delivery-verified / delivery-incomplete from a PACS check (send/verify.py statuses)."""
     kind = {
@@ -140,6 +159,7 @@ def emit_check(cfg: SiteConfig, t: Transfer, check: PacsCheck) -> None:
         )
 
 
+@_safe
 def emit_send(cfg: SiteConfig, request: Any, outcome: str, reason: str) -> None:
     """send-succeeded / send-failed from one anonymizeAndSend attempt (transfers/queue.Request);
     deferred attempts (retried later) are no event."""
@@ -157,6 +177,7 @@ def emit_send(cfg: SiteConfig, request: Any, outcome: str, reason: str) -> None:
         )
 
 
+@_safe
 def emit_package(cfg: SiteConfig, type: str, state: Any, **details: Any) -> None:
     """An event about the transfer request of a package (sendFiles), from its state file."""
     request = state.get("request") if isinstance(state, dict) else None

@@ -275,3 +275,16 @@ def test_a_dead_receiver_is_left_alone_for_the_rest_of_the_run(tmp_path) -> None
         emit(cfg, "send-failed", ref=f"1.2.{i}", project="ALPHA")
     report = send_notifications(cfg, None)
     assert report.counts["retry"] == BREAK_AFTER and report.counts["waiting"] == 4
+
+
+def test_emit_helpers_never_raise(tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
+    from fionagw.notify import emit_check, emit_package, emit_send, emit_transfer
+
+    cfg = site(tmp_path, {})
+    emit_transfer(cfg, "transfer-requested", None)
+    emit_check(cfg, None, None)
+    emit_send(cfg, object(), "sent", "")
+    emit_package(cfg, "send-failed", None)  # no request: an event without a study
+    events = [getattr(r, "event", "") for r in caplog.records]
+    assert events == ["emit_transfer", "emit_check", "emit_send"]
+    assert [e["type"] for e in read_events(cfg)] == ["send-failed"]
