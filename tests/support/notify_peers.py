@@ -106,6 +106,7 @@ class SmtpServer:
     directory: Path
     user: str = "fiona"
     password: str = "s3cret-mail"
+    implicit_tls: bool = False  # TLS from the first byte (port 465 style) instead of STARTTLS
     messages: list[bytes] = field(default_factory=list)
 
     def start(self) -> SmtpServer:
@@ -128,14 +129,18 @@ class SmtpServer:
             ok = auth.login.decode() == self.user and auth.password.decode() == self.password
             return AuthResult(success=ok)
 
+        tls: dict[str, Any] = (
+            # aiosmtpd does not count implicit TLS as TLS for AUTH: it is TLS all the same
+            {"ssl_context": context, "auth_require_tls": False}
+            if self.implicit_tls
+            else {"tls_context": context, "require_starttls": True, "auth_require_tls": True}
+        )
         self.controller = Controller(
             Handler(),
             hostname="127.0.0.1",
             port=self.port,
-            tls_context=context,
-            require_starttls=True,
             authenticator=authenticator,
-            auth_require_tls=True,
+            **tls,
         )
         self.controller.start()
         return self

@@ -288,3 +288,39 @@ def test_emit_helpers_never_raise(tmp_path, caplog) -> None:  # type: ignore[no-
     events = [getattr(r, "event", "") for r in caplog.records]
     assert events == ["emit_transfer", "emit_check", "emit_send"]
     assert [e["type"] for e in read_events(cfg)] == ["send-failed"]
+
+
+@pytest.mark.slow  # aiosmtpd with implicit TLS takes seconds to start
+def test_email_over_implicit_tls_with_login(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import email
+
+    from support.notify_peers import SmtpServer
+
+    smtp = SmtpServer(tmp_path / "smtp", implicit_tls=True).start()
+    try:
+        notifications = {
+            "channels": {
+                "mail": {
+                    "type": "email",
+                    "host": "127.0.0.1",
+                    "port": smtp.port,
+                    "tls": "tls",
+                    "ca_file": str(smtp.ca_file),
+                    "from": "fiona@example.org",
+                    "to": "dm@example.org",
+                    "login": smtp.user,
+                }
+            },
+            "subscriptions": [{"events": ["qc-failed"], "channel": "mail"}],
+        }
+        cfg = site(
+            tmp_path, notifications, {"notifications": {"mail": {"password": smtp.password}}}
+        )
+        emit(cfg, "qc-failed", ref="1.2.3", project="ALPHA", checks=["lossless"])
+        assert send_notifications(cfg, None).counts["delivered"] == 1
+        [raw] = smtp.messages
+        msg = email.message_from_bytes(raw)
+        assert msg["To"] == "dm@example.org" and "qc-failed ALPHA" in msg["Subject"]
+        assert "Checks: lossless" in msg.get_payload() and "1.2.3" not in raw.decode()
+    finally:
+        smtp.stop()
