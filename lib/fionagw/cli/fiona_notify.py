@@ -8,7 +8,6 @@ prints the outcome (a dicom channel is C-ECHOed: a test has no study to file a r
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from typing import Any
 
