@@ -1,7 +1,7 @@
 """Notifications benchmark (not a test): 1,000 events delivered to a webhook in one
 sendNotifications run.
 
-Builds a site with one webhook channel (HMAC-signed JSON POST) subscribed to every event,
+Builds a site with one webhook channel (HMAC-signed JSON POST) subscribed to send-succeeded,
 emits N send-succeeded events through notify.emit (each an fsynced append, as the pipeline
 does), starts a local receiver (tests/support/notify_peers.HttpReceiver, HTTP/1.1 keep-alive,
 checks every signature), then times `bin/sendNotifications` as cron runs it (the whole
@@ -57,7 +57,7 @@ def main() -> int:
                     "tracker": {"secrets_file": str(secrets)},
                     "notifications": {
                         "channels": {"hook": {"type": "webhook", "url": hook.url + "/bench"}},
-                        "subscriptions": [{"events": ["*"], "channel": "hook"}],
+                        "subscriptions": [{"events": ["send-succeeded"], "channel": "hook"}],
                     },
                 }
             )

@@ -46,6 +46,8 @@ EVENT_TYPES = (
     "delivery-incomplete",
     "group-completed",
     "group-report",
+    "service-down",
+    "service-up",
     "test",
 )
 TLS_MODES = ("starttls", "tls", "none")

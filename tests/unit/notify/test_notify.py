@@ -324,3 +324,24 @@ def test_email_over_implicit_tls_with_login(tmp_path) -> None:  # type: ignore[n
         assert "Checks: lossless" in msg.get_payload() and "1.2.3" not in raw.decode()
     finally:
         smtp.stop()
+
+
+def test_service_down_and_back_up_are_events_once_each(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from fionagw.notify.watch import watch
+    from fionagw.ops.daemon import stop_marker
+    from fionagw.ops.jobstate import record_run
+
+    cfg = site(tmp_path, {})
+    record_run(cfg, "removeOldEntries", True, 0.1, "ok", started=time.time() - 3 * 86400)
+    new, gone = watch(cfg)  # no daemon runs on this test site; a 4-hourly job ran 3 days ago
+    events = {e["details"]["what"]: e for e in read_events(cfg) if e["type"] == "service-down"}
+    assert {"service:storectl", "cron:removeOldEntries"} <= set(events) and gone == 0
+    assert events["service:storectl"]["details"]["problem"] == "storectl is down"
+    assert watch(cfg) == (0, 0)  # nothing changed: no event
+    marker = stop_marker(cfg.paths.pidfile("storescpd"))
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text("0\n")  # an operator stopped it: no longer down
+    record_run(cfg, "removeOldEntries", True, 0.1, "ok")
+    assert watch(cfg) == (0, 2)
+    ups = [e["details"]["what"] for e in read_events(cfg) if e["type"] == "service-up"]
+    assert sorted(ups) == ["cron:removeOldEntries", "service:storectl"]
