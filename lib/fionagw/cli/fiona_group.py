@@ -6,7 +6,9 @@ the project; reports on a cron schedule; the file name template with {group_name
 {report_type}, {date}); ``add NAME STUDY...`` assigns studies by hand; ``list``; ``show NAME``
 prints its rows (pseudonym, event, QC, transfer, verification); ``report NAME`` makes the CSV
 report now and prints its path (sendNotifications delivers it to the subscribers of
-``group-report``).
+``group-report``); ``upload NAME FOLDER`` takes every ZIP of FOLDER as one upload (DICOM
+with an optional JSON sidecar, or a NIfTI set) into the group; ``sidecar-template`` prints
+the sidecar's keys.
 """
 
 from __future__ import annotations
@@ -43,6 +45,10 @@ def register(sub: Any) -> None:
     a.add_argument("name")
     a = acts.add_parser("report", help="make the group's CSV report now")
     a.add_argument("name")
+    a = acts.add_parser("upload", help="upload a folder of ZIPs (one study each) into a group")
+    a.add_argument("name")
+    a.add_argument("folder")
+    acts.add_parser("sidecar-template", help="print the JSON sidecar template of an upload")
 
 
 def _fail(text: str) -> int:
@@ -59,7 +65,20 @@ def run(args: argparse.Namespace) -> int:
     with config_errors(PROGRAM):
         cfg = load_site(args)
         setup_logging(cfg, "group")
+    if args.action == "sidecar-template":
+        import json
+
+        print(json.dumps(g.SIDECAR_TEMPLATE, indent=2))
+        return 0
     try:
+        if args.action == "upload":
+            from pathlib import Path
+
+            refused = 0
+            for zip_name, outcome in g.upload_folder(cfg, args.name, Path(args.folder), "fiona"):
+                print(f"{zip_name}: {outcome}")
+                refused += outcome.startswith("refused")
+            return 1 if refused else 0
         if args.action == "create":
             g.create_group(
                 cfg,

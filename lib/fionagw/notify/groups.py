@@ -326,3 +326,58 @@ def report_path(cfg: SiteConfig, name: str, file: str) -> Path | None:
         return None
     path = folder / file
     return path if path.is_file() else None
+
+
+# -- bulk upload ---------------------------------------------------------------------------
+
+# what a study's JSON sidecar may say (upload/metadata.py: these keys or BIDS/dcm2niix names)
+SIDECAR_TEMPLATE = {
+    "StudyDescription": "MR brain (the study's name)",
+    "AccessionNumber": "",
+    "PatientAge": "034Y",
+    "PatientSex": "F",
+}
+
+
+@dataclass
+class _Zip:
+    filename: str
+    stream: Any
+
+
+def upload_folder(cfg: SiteConfig, name: str, folder: Path, user: str) -> list[tuple[str, str]]:
+    """Take every ``*.zip`` of ``folder`` as one upload (the Attach page's checks: DICOM with
+    an optional JSON sidecar, or a NIfTI set with .bvec, .bval and sidecar) and put the
+    studies it stored into the group; (zip name, outcome) for each, a refusal included."""
+    from fionagw.upload.accept import accept_upload
+    from fionagw.upload.errors import UploadError
+    from fionagw.upload.limits import UploadLimits
+
+    grp = load_groups(cfg).get(name)
+    if grp is None:
+        raise GroupError(f"no group {name!r}")
+    if not folder.is_dir():
+        raise GroupError(f"{folder}: not a folder")
+    limits = UploadLimits.from_mb(cfg.web.max_upload_mb)
+    out = []
+    for path in sorted(folder.glob("*.zip")):
+        with open(path, "rb") as f:
+            try:
+                record = accept_upload(
+                    cfg,
+                    limits,
+                    archive=_Zip(path.name, f),
+                    folder=[],
+                    form={},
+                    user=user,
+                    project=grp["project"],
+                )
+            except UploadError as exc:
+                out.append((path.name, f"refused: {exc}"))
+                continue
+        add_studies(cfg, name, record.studies)
+        if record.kind == "nifti":
+            out.append((path.name, f"NIfTI kept ({len(record.files)} files; no DICOM study)"))
+        else:
+            out.append((path.name, f"{record.stored} DICOM files, {len(record.studies)} study"))
+    return out

@@ -131,3 +131,41 @@ def test_bad_groups_are_one_line_errors(tmp_path) -> None:  # type: ignore[no-un
         add_studies(cfg, "H", ["1.2.3"])
     assert report_name("{group_name}/{report_type}", "G", "x").startswith("G_x")
     next(gen, None)
+
+
+def test_bulk_upload_of_a_folder_of_zips_into_a_group(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import zipfile
+
+    from fionagw.notify.groups import SIDECAR_TEMPLATE, upload_folder
+
+    gen = transfer_site(tmp_path)
+    cfg, *_ = next(gen)
+    create_group(cfg, "BULK", "ALPHA")
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    uids = []
+    for n in (1, 2):
+        files = write_study(
+            tmp_path / f"z{n}",
+            vendor="SIEMENS",
+            series=standard_mr_series("SIEMENS", 1)[1:2],
+            rows=16,
+            cols=16,
+            seed=40 + n,
+        )
+        uids.append(pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
+        with zipfile.ZipFile(drop / f"study{n}.zip", "w") as z:
+            for f in files:
+                z.write(f, f"dicom/{f.name}")
+            if n == 2:
+                z.writestr(
+                    "sidecar.json", json.dumps({**SIDECAR_TEMPLATE, "StudyDescription": "bulk two"})
+                )
+    (drop / "broken.zip").write_bytes(b"not a zip")
+    outcomes = dict(upload_folder(cfg, "BULK", drop, "tester"))
+    assert outcomes["broken.zip"].startswith("refused")
+    assert outcomes["study1.zip"].endswith("1 study") and outcomes["study2.zip"].endswith("1 study")
+    assert sorted(load_groups(cfg)["BULK"]["studies"]) == sorted(uids)
+    [stored] = list(cfg.paths.archive_study_dir(uids[1]).iterdir())[:1]
+    assert pydicom.dcmread(stored, stop_before_pixels=True).StudyDescription == "bulk two"
+    next(gen, None)
