@@ -120,9 +120,10 @@ class Resolver:
                 from fionagw.qc.report import build_report
                 from fionagw.qc.report_pdf import report_pdf
 
-                pdf = report_pdf(
-                    deidentify_report(build_report(self.cfg, self.tracker, ref), project, study_uid)
+                report = deidentify_report(
+                    build_report(self.cfg, self.tracker, ref), project, study_uid
                 )
+                pdf = report_pdf(scrub_report(report, study_identifiers(self.cfg, ref)))
             except Exception as exc:  # noqa: BLE001 - no report is no attachment, not a failure
                 LOGGER.warning(
                     "report not made for a notification", extra={"error": str(exc)[:200]}
@@ -169,3 +170,48 @@ def deidentify_report(report: dict[str, Any], project: str, study_uid: str) -> d
         k: v for k, v in report.get("deidentification", {}).items() if k == project
     }
     return out
+
+
+def study_identifiers(cfg: SiteConfig, ref: str) -> Any:
+    """The identifying values of the study (deid/release.collect_identifiers, from the first
+    file of each series), for scrubbing text that came from its headers."""
+    from pydicom import dcmread
+
+    from fionagw.deid.release import collect_identifiers
+
+    headers = []
+    try:
+        for series in sorted(cfg.paths.raw_study_dir(ref).iterdir()):
+            if series.is_dir():
+                first = next(
+                    (f for f in sorted(series.iterdir()) if not f.name.startswith(".")), None
+                )
+                if first is not None:
+                    headers.append(dcmread(first, stop_before_pixels=True))
+    except OSError:
+        pass
+    return collect_identifiers(headers)
+
+
+def scrub_report(report: Any, ids: Any) -> Any:
+    """Every text of the report with the study's identifying values and original UIDs
+    replaced by ``***`` (descriptions, QC findings and bypass reasons are free text; the
+    gateway's own dates stay)."""
+    from fionagw.deid.patterns import id_patterns
+    from fionagw.deid.scrub import REPLACEMENT, scrub_text
+
+    regexes, patterns = [ids.regex()], id_patterns(ids.patterns)
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            text = scrub_text(value, regexes, patterns, dates=False)
+            for uid in ids.uids:
+                text = text.replace(uid, REPLACEMENT)
+            return text
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return value
+
+    return clean(report)

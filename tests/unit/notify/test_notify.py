@@ -345,3 +345,25 @@ def test_service_down_and_back_up_are_events_once_each(tmp_path) -> None:  # typ
     assert watch(cfg) == (0, 2)
     ups = [e["details"]["what"] for e in read_events(cfg) if e["type"] == "service-up"]
     assert sorted(ups) == ["cron:removeOldEntries", "service:storectl"]
+
+
+def test_report_text_is_scrubbed_of_the_study_identifiers() -> None:
+    from pydicom.dataset import Dataset
+
+    from fionagw.deid.release import collect_identifiers
+    from fionagw.notify.payload import scrub_report
+
+    ds = Dataset()
+    ds.PatientName, ds.PatientID, ds.AccessionNumber = "Nordmann^Kari", "PID-4711", "ACC-99812"
+    ds.StudyInstanceUID = "1.2.826.0.1.3680043.99.5"
+    report = {
+        "made": "2026-12-04 19:15",
+        "bypasses": [{"reason": "Kari Nordmann moved (PID-4711), ok per ACC-99812"}],
+        "series": [{"description": "ref 1.2.826.0.1.3680043.99.5"}],
+        "study": {"images": 7},
+    }
+    out = scrub_report(report, collect_identifiers(ds))
+    text = json.dumps(out)
+    for value in ("Kari", "Nordmann", "PID-4711", "ACC-99812", "1.2.826.0.1.3680043.99.5"):
+        assert value not in text
+    assert out["made"] == "2026-12-04 19:15" and out["study"]["images"] == 7
