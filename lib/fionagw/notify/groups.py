@@ -194,14 +194,19 @@ def rows(cfg: SiteConfig, tracker: Tracker, group: dict[str, Any]) -> list[dict[
     from fionagw.transfers.failures import read_record
 
     project = group["project"]
+    # three tracker calls per group, not three per study (REDCap is an HTTP API)
+    try:
+        by_study: dict[str, list[Any]] = {}
+        for t in tracker.transfers(project=project):
+            by_study.setdefault(t.study_instance_uid, []).append(t)
+        checks = {(c.study_instance_uid, c.transfer_instance): c for c in tracker.pacs_checks()}
+        dates = {i.img_study_instance_uid: i.img_study_date for i in tracker.imaging(project)}
+    except TrackerError:
+        by_study, checks, dates = {}, {}, {}
     out = []
     for study in group["studies"]:
         row = dict.fromkeys(COLUMNS, "")
-        try:
-            transfers = tracker.transfers(study_uid=study, project=project)
-            checks = {c.transfer_instance: c for c in tracker.pacs_checks(study)}
-        except TrackerError:
-            transfers, checks = [], {}
+        transfers = by_study.get(study, [])
         qc = store.load(cfg.paths, study)
         if qc is not None:
             row["qc"] = qc.state(project)
@@ -226,15 +231,9 @@ def rows(cfg: SiteConfig, tracker: Tracker, group: dict[str, Any]) -> list[dict[
                 requested=t.transfer_requested_date,
                 sent=t.transfer_date,
             )
-            check = checks.get(t.instance)
+            check = checks.get((study, t.instance))
             row["verification"] = check.summary() if check is not None else ""
-            if mapped:
-                try:
-                    for img in tracker.imaging(project, t.transfer_name):
-                        if img.img_study_instance_uid == mapped:
-                            row["study_date"] = img.img_study_date  # shifted, as sent
-                except TrackerError:
-                    pass
+            row["study_date"] = dates.get(mapped, "") if mapped else ""  # shifted, as sent
         out.append(row)
     return out
 
@@ -302,8 +301,9 @@ def run_groups(cfg: SiteConfig, tracker: Tracker, now: float | None = None) -> G
     clock = time.time() if now is None else now
     result = GroupsRun(joined=auto_assign(cfg, tracker))
     for name, g in load_groups(cfg).items():
-        group_rows = rows(cfg, tracker, g)
-        if complete(group_rows) and len(group_rows) > int(g.get("reported_complete") or 0):
+        # reported complete with every study it has: nothing to look up until one joins
+        due = len(g["studies"]) > int(g.get("reported_complete") or 0)
+        if due and complete(rows(cfg, tracker, g)):
             make_report(cfg, tracker, name, "complete", clock)
             result.reports += 1
         schedule = g.get("schedule")

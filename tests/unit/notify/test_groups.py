@@ -88,6 +88,7 @@ def test_group_reports_on_completion_addition_and_schedule(site) -> None:  # typ
         assert r["transfer"] == "sent" and r["sent"] == t.transfer_date
         assert r["study_uid"] == t.transfer_mapped_uid and r["event"] == "baseline"
         assert r["qc"] == "passed" and r["series"] == "3"
+        assert len(r["study_date"]) == 8 and r["verification"] == ""  # a folder: not asked
     text = path.read_text()
     for f in f1 + f2:
         ds = pydicom.dcmread(f, stop_before_pixels=True)
