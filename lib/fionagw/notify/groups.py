@@ -302,8 +302,8 @@ def run_groups(cfg: SiteConfig, tracker: Tracker, now: float | None = None) -> G
     result = GroupsRun(joined=auto_assign(cfg, tracker))
     for name, g in load_groups(cfg).items():
         # reported complete with every study it has: nothing to look up until one joins
-        due = len(g["studies"]) > int(g.get("reported_complete") or 0)
-        if due and complete(rows(cfg, tracker, g)):
+        grown = len(g["studies"]) > int(g.get("reported_complete") or 0)
+        if grown and complete(rows(cfg, tracker, g)):
             make_report(cfg, tracker, name, "complete", clock)
             result.reports += 1
         schedule = g.get("schedule")
