@@ -62,6 +62,7 @@ def append(cfg: SiteConfig, records: list[dict[str, Any]]) -> None:
     with filelock.FileLock(str(directory / ".events.lock")):
         fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, FILE_MODE)
         try:
+            os.fchmod(fd, FILE_MODE)  # the policy's mode whatever the umask (perms.py)
             size = os.fstat(fd).st_size
             if size and os.pread(fd, 1, size - 1) != b"\n":
                 data = b"\n" + data  # a crash tore the last line: never glue onto it
