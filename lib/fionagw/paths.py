@@ -418,3 +418,8 @@ class SitePaths:
     ) -> Path:
         name = " ".join((clean_job_field(calling), clean_job_field(called), clean_job_field(ip)))
         return self.arrived / f"{name} {study_uid} {series_uid}"
+
+    @property
+    def notify(self) -> Path:
+        """The notification event log and delivery state (notify/)."""
+        return self.datadir / "notify"

@@ -14,3 +14,7 @@ APPLICATIONS: tuple[Application, ...] = (
     Application(status.bp, "Status"),
     Application(settings.bp, "Settings", role="admin"),
 )
+
+from . import groups  # noqa: E402 - kept apart from the list above so merges stay additive
+
+APPLICATIONS = (*APPLICATIONS, Application(groups.bp, "Groups", role="assign"))

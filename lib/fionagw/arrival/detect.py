@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fionagw import notify
 from fionagw.arrival import incoming
 from fionagw.arrival.events import record_event
 from fionagw.arrival.quarantine import QuarantineResult, quarantine_series
@@ -295,6 +296,7 @@ def handle_study(cfg: SiteConfig, study_uid: str, conn: Job) -> StudyDone | None
         series=summary["series"],
         images=summary["images"],
     )
+    notify.emit(cfg, "study-stable", ref=study_uid, series=summary["series_count"])
     entry, _ = incoming.upsert(cfg, study_uid, summary)
     if cfg.workflows.streams:  # the Workflows streams this arrival starts
         from fionagw.workflows.triggers import queue_for_arrival

@@ -31,6 +31,8 @@ PLUGIN_MODULES = (
     "fionagw.cli.fiona_web",
     "fionagw.cli.fiona_qc",
     "fionagw.cli.fiona_workflow",
+    "fionagw.cli.fiona_notify",
+    "fionagw.cli.fiona_group",
 )
 
 

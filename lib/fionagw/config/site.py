@@ -20,6 +20,7 @@ from typing import Any
 
 from fionagw.config.destinations import DestinationSettings, parse_destinations
 from fionagw.config.errors import ConfigError, ConfigWarning
+from fionagw.config.notifications import NotificationSettings, parse_notifications
 from fionagw.config.qc import QcSettings, parse_qc
 from fionagw.config.reader import SectionReader, read_json
 from fionagw.config.sections import (
@@ -62,6 +63,7 @@ OUR_KEYS = (
     "destinations",
     "workflows",
     "Streams",
+    "notifications",
 )
 # FIONA's keys that we do not use (scanner, MPPS, upload, PHP web and REDCap settings)
 FIONA_ONLY_KEYS = (
@@ -123,6 +125,7 @@ class SiteConfig:
     destinations: Mapping[str, DestinationSettings] = field(default_factory=dict)
     qc: QcSettings = field(default_factory=QcSettings)  # QC rules of REDCap projects by name
     workflows: WorkflowsSettings = field(default_factory=WorkflowsSettings)
+    notifications: NotificationSettings = field(default_factory=NotificationSettings)
     # The config object as read (the site's SITES entry merged in), only to show the file on
     # the Settings page (masked). Programs use the typed sections above.
     source: Mapping[str, Any] = field(repr=False, default_factory=dict)
@@ -244,6 +247,7 @@ def load_config(path: str | os.PathLike[str] | None = None, site: str | None = N
     # destination types may use the site's other settings (the AE title, the outbox)
     cfg = dataclasses.replace(cfg, destinations=parse_destinations(r, cfg))
     cfg = dataclasses.replace(cfg, workflows=parse_workflows(r, cfg.destinations))
+    cfg = dataclasses.replace(cfg, notifications=parse_notifications(r, cfg.destinations))
     _check_projects(cfg, warnings)
     return dataclasses.replace(cfg, warnings=tuple(dict.fromkeys(warnings)))
 

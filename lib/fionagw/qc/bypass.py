@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from fionagw import notify
 from fionagw.config import SiteConfig
 from fionagw.qc import events, store
 from fionagw.qc.gate import REASON
@@ -114,4 +115,5 @@ def bypass(
     events.emit(
         "qc-bypassed", study_uid=study_uid, project=project_name, checks=chosen, user=user.name
     )
+    notify.emit(cfg, "qc-bypassed", ref=study_uid, project=project_name, checks=chosen)
     return BypassOutcome(chosen, released)

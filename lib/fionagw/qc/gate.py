@@ -8,6 +8,7 @@ it again.
 
 from __future__ import annotations
 
+from fionagw import notify
 from fionagw.config import SiteConfig
 from fionagw.config.projects import Project
 from fionagw.qc import events
@@ -31,4 +32,5 @@ def held_checks(cfg: SiteConfig, study_uid: str, project: Project) -> tuple[list
         c = checks[name]
         parts.append(f"{name} ({c.summary}" + (f": {c.details[0]})" if c.details else ")"))
     events.emit("qc-held", study_uid=study_uid, project=project.name, checks=held)
+    notify.emit(cfg, "qc-failed", ref=study_uid, project=project.name, checks=held, held=True)
     return held, "held by QC: " + "; ".join(parts)

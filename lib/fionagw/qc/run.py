@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Iterable
 
+from fionagw import notify
 from fionagw.config import SiteConfig
 from fionagw.config.projects import Project
 from fionagw.config.qc import QcRules
@@ -72,6 +73,8 @@ def check_study(
         },
     )
     events.emit("qc-checked", study_uid=study_uid, state=result.state(), failed=failed)
+    if old is None or old.state() != result.state():  # news only: a re-check is no event
+        notify.emit(cfg, f"qc-{result.state()}", ref=study_uid, failed=failed)
     return result
 
 

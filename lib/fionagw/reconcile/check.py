@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from fionagw import notify
 from fionagw.config import SiteConfig
 from fionagw.config.projects import Project
 from fionagw.reconcile.manifest import ManifestError, SentManifest, read_manifest
@@ -199,6 +200,7 @@ def check_transfer(
         log.error(
             "PACS check not recorded", extra={"study": t.study_instance_uid, "error": str(exc)}
         )
+    notify.emit_check(cfg, t, check)
     log.info(
         "transfer checked in the PACS",
         extra={

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from fionagw import notify
 from fionagw.config import SiteConfig
 from fionagw.organize.series_json import newest_change
 from fionagw.paths import safe_component
@@ -60,6 +61,7 @@ def write_request(cfg: SiteConfig, t: Transfer, extra: dict[str, Any] | None = N
     LOGGER.info(
         "transfer request queued", extra={"file": path.name, "project": t.transfer_project_name}
     )
+    notify.emit_transfer(cfg, "transfer-requested", t, resend=bool(extra))
     return True
 
 

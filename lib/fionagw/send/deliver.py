@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from fionagw import notify
 from fionagw.config import ConfigError, SiteConfig
 from fionagw.send.base import SendError, load_destinations, load_sending
 from fionagw.send.package import Package, PackageDestination, packages, repair_md5sum
@@ -178,6 +179,7 @@ def _delivered(
         # delivered, not recorded: stays in the outbox; the next run finds it whole there
         # (verified, not sent again) and records it then
         return "deferred"
+    notify.emit_package(cfg, "send-succeeded", pkg.read_state(), package="delivered")
     pkg.move_to(cfg.paths.packages(dest.name, "sent"))
     return "sent"
 
@@ -223,6 +225,7 @@ def _failed(
     if not final:
         return "deferred"
     pkg.move_to(cfg.paths.packages(dest.name, "failed"))
+    notify.emit_package(cfg, "send-failed", state, reason="send", package="failed")
     if request.get("name"):
         write_record(
             cfg.paths,

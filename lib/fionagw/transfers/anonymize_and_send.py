@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydicom import dcmread
 
+from fionagw import notify
 from fionagw.arrival.events import record_event
 from fionagw.config import ConfigError, SiteConfig
 from fionagw.config.projects import Project
@@ -245,6 +246,7 @@ class AnonymizeAndSend:
             )
         except OSError as exc:  # a lost count must not undo the transfer's outcome
             log.warning("transfer event not written", extra={"file": name, "error": exc.strerror})
+        notify.emit_send(self.cfg, request, outcome, reason)
 
     def _record(
         self, request: Request, error: str, exc: Failure | None, reason: str, attempts: int
@@ -531,6 +533,7 @@ class AnonymizeAndSend:
             log.error(
                 "verification not recorded", extra={"study": request.study_uid, "error": str(exc)}
             )
+        notify.emit_check(self.cfg, transfer, check)
 
     def _mirror(self, request: Request, sent: _Sent) -> None:
         """Imaging records and review inventory: useful, not essential; a failure is logged."""

@@ -103,3 +103,33 @@ def pacs_problems(tracker: Callable[[], Tracker]) -> tuple[list[PacsCheck], str]
     bad = [c for c in checks if c.ids7_status in PROBLEMS]
     bad.sort(key=lambda c: (PROBLEMS.index(c.ids7_status), c.ids7_checked_date), reverse=False)
     return bad, ""
+
+
+def notification_rows(cfg: SiteConfig) -> list[dict[str, Any]]:
+    """One row per notification channel: deliveries by state and its latest failures (what a
+    data manager must look at: a receiver that refused or stayed down)."""
+    from fionagw.notify.deliver import notify_status
+
+    try:
+        statuses = notify_status(cfg)
+    except OSError as exc:
+        LOGGER.warning("notification status unavailable", extra={"error": str(exc)})
+        return []
+    return [
+        {
+            "name": s.name,
+            "type": s.type,
+            "counts": ", ".join(f"{n} {k}" for k, n in sorted(s.counts.items())) or "nothing yet",
+            "failed": s.counts.get("failed", 0),
+            "failures": [
+                {
+                    "status": "delivery failed" if f.get("status") == "failed" else "retrying",
+                    "event": f.get("type", ""),
+                    "at": _stamp(float(f.get("at") or 0)),
+                    "error": f.get("error", ""),
+                }
+                for f in s.failures[:5]
+            ],
+        }
+        for s in statuses
+    ]

@@ -7,10 +7,11 @@ from typing import Any
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 
 from fionagw.config import ConfigError
+from fionagw.web import notify_settings
 from fionagw.web.settings_page import check_destination, settings_view
 
 from ...auth.roles import require_role
-from ...core.context import site_config
+from ...core.context import site_config, tracker
 
 bp = Blueprint("settings", __name__, url_prefix="/settings", template_folder="templates")
 
@@ -29,6 +30,7 @@ def index() -> Any:
         secrets_problem=view.secrets_problem,
         destinations=view.destinations,
         dest_error=view.dest_error,
+        channels=notify_settings.channel_rows(cfg),
     )
 
 
@@ -43,4 +45,15 @@ def check(name: str) -> Any:
         abort(404, f"No destination named {name!r}.")
     outcome = "OK" if result.ok else "FAILED"
     flash(f"{name}: {outcome}: {result.text}", "ok" if result.ok else "error")
+    return redirect(url_for("settings.index"))
+
+
+@bp.route("/notify-test/<name>", methods=["POST"])
+@require_role("admin", None)
+def notify_test(name: str) -> Any:
+    result = notify_settings.test_channel(site_config(), tracker(), name)
+    if result is None:
+        abort(404, f"No notification channel named {name!r}.")
+    ok, text = result
+    flash(f"{name}: {text}", "ok" if ok else "error")
     return redirect(url_for("settings.index"))

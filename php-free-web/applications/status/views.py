@@ -36,5 +36,6 @@ def index() -> Any:
         transfer_counts=status_page.transfer_counts(cfg),
         pacs_problems=pacs_problems,
         pacs_error=pacs_error,
+        notifications=status_page.notification_rows(cfg),
         collected=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(st.collected_at)),
     )
