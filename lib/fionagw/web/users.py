@@ -115,6 +115,9 @@ class UserStore:
         path.parent.chmod(KEY_DIR_MODE)
         with self._db() as db:
             db.executescript(SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(users)")}
+            if "must_change" not in columns:  # a store from before forced password changes
+                db.execute("ALTER TABLE users ADD COLUMN must_change INTEGER NOT NULL DEFAULT 0")
         path.chmod(SECRET_MODE)
 
     @classmethod
@@ -133,21 +136,31 @@ class UserStore:
 
     # -- accounts --------------------------------------------------------------------------
 
-    def add_user(self, name: str, password: str) -> None:
+    def add_user(self, name: str, password: str, must_change: bool = False) -> None:
+        """A new account; ``must_change``: its first login must set a new password (an
+        account an admin made, with a password the admin knows)."""
         check_name(name)
         pw = generate_password_hash(check_password(password), method=PASSWORD_METHOD)
         with self._db() as db:
             try:
-                db.execute("INSERT INTO users VALUES (?, ?, ?)", (name, pw, time.time()))
+                db.execute(
+                    "INSERT INTO users (name, pw_hash, created, must_change) VALUES (?, ?, ?, ?)",
+                    (name, pw, time.time(), int(must_change)),
+                )
             except sqlite3.IntegrityError:
                 raise UserError(
                     f"user {name!r} exists (use passwd to change the password)"
                 ) from None
 
-    def set_password(self, name: str, password: str) -> None:
+    def set_password(self, name: str, password: str, must_change: bool = False) -> None:
+        """A new password (``must_change``: set by someone else, to be changed at next login)."""
         pw = generate_password_hash(check_password(password), method=PASSWORD_METHOD)
         with self._db() as db:
-            if db.execute("UPDATE users SET pw_hash = ? WHERE name = ?", (pw, name)).rowcount == 0:
+            changed = db.execute(
+                "UPDATE users SET pw_hash = ?, must_change = ? WHERE name = ?",
+                (pw, int(must_change), name),
+            ).rowcount
+            if changed == 0:
                 raise UserError(f"no user {name!r}")
             db.execute("DELETE FROM sessions WHERE name = ?", (name,))  # log out everywhere
 
@@ -205,6 +218,12 @@ class UserStore:
             names = [n for (n,) in db.execute("SELECT name FROM users ORDER BY name")]
             rows = db.execute("SELECT name, project, role FROM roles").fetchall()
         return [User(n, frozenset((p, r) for u, p, r in rows if u == n)) for n in names]
+
+    def must_change_password(self, name: str) -> bool:
+        """Must this account set a new password before it may do anything else?"""
+        with self._db() as db:
+            row = db.execute("SELECT must_change FROM users WHERE name = ?", (name,)).fetchone()
+        return bool(row and row[0])
 
     def verify_password(self, name: str, password: str) -> bool:
         with self._db() as db:
