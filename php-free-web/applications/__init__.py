@@ -4,6 +4,9 @@ templates and static files, in the order of the navigation's tabs."""
 from ..navigation import Application
 from . import assign, attach, logs, review, settings, status, studies, workflows
 
+# isort: split
+from . import audit, users  # administration (issue 21)
+
 APPLICATIONS: tuple[Application, ...] = (
     Application(assign.bp, "Assign"),
     Application(studies.bp, "Studies"),
@@ -13,4 +16,6 @@ APPLICATIONS: tuple[Application, ...] = (
     Application(logs.bp, "Logs", role="admin"),
     Application(status.bp, "Status"),
     Application(settings.bp, "Settings", role="admin"),
+    Application(users.bp, "Users", role="admin"),
+    Application(audit.bp, "Audit", role="admin"),
 )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request
+from flask import g, request
 
 from fionagw.admin import audit
 
@@ -16,7 +16,14 @@ from .context import site_config
 
 def set_request_origin() -> None:
     """Before every request: the audit records of this request come from its client."""
-    audit.set_origin(request.remote_addr or "unknown")
+    g.audit_origin = audit.set_origin(request.remote_addr or "unknown")
+
+
+def reset_request_origin(_exc: BaseException | None) -> None:
+    """After every request: the thread's later records are not this client's."""
+    token = g.pop("audit_origin", None)
+    if token is not None:
+        audit.reset_origin(token)
 
 
 def audited(action: str, obj: str, message: str = "", **fields: Any) -> None:

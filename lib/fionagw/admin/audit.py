@@ -57,6 +57,11 @@ def set_origin(origin: str | None) -> contextvars.Token[str | None]:
     return _ORIGIN.set(origin)
 
 
+def reset_origin(token: contextvars.Token[str | None]) -> None:
+    """Undo :func:`set_origin` (the end of a web request)."""
+    _ORIGIN.reset(token)
+
+
 def _default_origin() -> str:
     return f"cli@{socket.gethostname()}"
 

@@ -62,6 +62,7 @@ class UserError(Exception):
 class User:
     name: str
     roles: frozenset[tuple[str, str]]  # (project, role); admin is ("", "admin")
+    must_change: bool = False  # made (or reset) by an admin: a new password comes first
 
     @property
     def is_admin(self) -> bool:
@@ -204,10 +205,11 @@ class UserStore:
 
     def get_user(self, name: str) -> User | None:
         with self._db() as db:
-            if db.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone() is None:
+            row = db.execute("SELECT must_change FROM users WHERE name = ?", (name,)).fetchone()
+            if row is None:
                 return None
             rows = db.execute("SELECT project, role FROM roles WHERE name = ?", (name,)).fetchall()
-        return User(name, frozenset((p, r) for p, r in rows))
+        return User(name, frozenset((p, r) for p, r in rows), bool(row[0]))
 
     def has_users(self) -> bool:
         with self._db() as db:
@@ -215,9 +217,9 @@ class UserStore:
 
     def users(self) -> list[User]:
         with self._db() as db:
-            names = [n for (n,) in db.execute("SELECT name FROM users ORDER BY name")]
+            names = db.execute("SELECT name, must_change FROM users ORDER BY name").fetchall()
             rows = db.execute("SELECT name, project, role FROM roles").fetchall()
-        return [User(n, frozenset((p, r) for u, p, r in rows if u == n)) for n in names]
+        return [User(n, frozenset((p, r) for u, p, r in rows if u == n), bool(m)) for n, m in names]
 
     def must_change_password(self, name: str) -> bool:
         """Must this account set a new password before it may do anything else?"""
