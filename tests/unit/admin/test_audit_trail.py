@@ -158,3 +158,18 @@ def test_csv_has_a_header_and_details(site: tuple[Path, SiteConfig]) -> None:
         }
     )
     assert audit.search(cfg, "nothing-like-this") == []
+
+
+def test_cli_coupling_list_import_is_recorded(tmp_path: Path) -> None:
+    from support.web import web_config
+
+    config = web_config(tmp_path)
+    csv_file = tmp_path / "coupling.csv"
+    csv_file.write_text(
+        "AccessionNumber,ProjectName,subjectid,eventname\nACC1,DEMO,DEMO001,baseline\n"
+    )
+    code, out, err = _fiona(config, "coupling-list", "import", str(csv_file))
+    assert code == 0, err
+    [rec] = audit.search(load_config(config))
+    assert (rec["action"], rec["object"], rec["entries"]) == ("coupling-upload", "coupling-list", 1)
+    assert "ACC1" not in json.dumps(rec)  # never the accession number
