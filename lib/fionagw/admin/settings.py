@@ -29,7 +29,7 @@ from typing import Any
 
 from fionagw.config import ConfigError, SiteConfig, check_port_free, load_config, read_json
 from fionagw.ops.atomic import copy_file_atomic, write_bytes_atomic
-from fionagw.ops.perms import KEY_DIR_MODE, SECRET_MODE, make_dirs
+from fionagw.ops.perms import FILE_MODE, KEY_DIR_MODE, SECRET_MODE, make_dirs
 
 from . import audit
 
@@ -241,7 +241,9 @@ def _field_of(error: ConfigError) -> str:
     return GENERAL
 
 
-def _validate(cfg: SiteConfig, data: dict[str, Any], changed: Mapping[str, Any]) -> dict[str, str]:
+def validate_config(
+    cfg: SiteConfig, data: dict[str, Any], changed: Mapping[str, Any]
+) -> dict[str, str]:
     """`fiona check-config`'s checks of the candidate: load it (every section), and the port
     when the receiver's address changes. {} when valid."""
     folder = cfg.config_file.parent
@@ -252,7 +254,10 @@ def _validate(cfg: SiteConfig, data: dict[str, Any], changed: Mapping[str, Any])
         try:
             candidate = load_config(Path(tmp), cfg.site or None)
         except ConfigError as exc:
-            return {_field_of(exc): exc.problem}
+            where = _field_of(exc)
+            if where == GENERAL and exc.key:
+                return {where: f"{exc.key}: {exc.problem}"}
+            return {where: exc.problem}
     finally:
         os.unlink(tmp)
     if {"DICOMPORT", "DICOMIP"} & set(changed):
@@ -290,7 +295,7 @@ def apply_change(cfg: SiteConfig, form: Mapping[str, str], actor: str) -> Outcom
             _set(level, f, new)
     if outcome.errors or not outcome.changed:
         return outcome
-    outcome.errors = _validate(cfg, data, outcome.changed)
+    outcome.errors = validate_config(cfg, data, outcome.changed)
     if outcome.errors:
         return outcome
     outcome.backup = _write_config(cfg.config_file, data)
@@ -309,17 +314,25 @@ def apply_change(cfg: SiteConfig, form: Mapping[str, str], actor: str) -> Outcom
 
 
 def _write_config(path: Path, data: dict[str, Any]) -> Path:
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    return write_with_backup(path, text.encode("utf-8"))
+
+
+def write_with_backup(path: Path, content: bytes) -> Path:
     """Keep the current file as ``<name>.<UTC timestamp>``, then replace it atomically (its
-    mode kept)."""
+    mode kept; a new file gets 0640). Returns the backup's path (where it would be, if the
+    file is new)."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     backup = path.with_name(f"{path.name}.{stamp}")
     n = 1
     while backup.exists():  # two changes in one second
         backup, n = path.with_name(f"{path.name}.{stamp}-{n}"), n + 1
-    mode = stat.S_IMODE(path.stat().st_mode)
-    copy_file_atomic(path, backup, mode=mode)
-    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    write_bytes_atomic(path, text.encode("utf-8"), mode=mode)
+    if path.exists():
+        mode = stat.S_IMODE(path.stat().st_mode)
+        copy_file_atomic(path, backup, mode=mode)
+    else:
+        mode = FILE_MODE
+    write_bytes_atomic(path, content, mode=mode)
     return backup
 
 
