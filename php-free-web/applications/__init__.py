@@ -5,7 +5,7 @@ from ..navigation import Application
 from . import assign, attach, logs, review, settings, status, studies, workflows
 
 # isort: split
-from . import audit, projects, users  # administration (issue 21)
+from . import audit, destinations, projects, users  # administration (issue 21)
 
 APPLICATIONS: tuple[Application, ...] = (
     Application(assign.bp, "Assign"),
@@ -18,5 +18,6 @@ APPLICATIONS: tuple[Application, ...] = (
     Application(settings.bp, "Settings", role="admin"),
     Application(users.bp, "Users", role="admin"),
     Application(projects.bp, "Projects", role="admin"),
+    Application(destinations.bp, "Destinations", role="admin"),
     Application(audit.bp, "Audit", role="admin"),
 )

@@ -10,6 +10,7 @@ from typing import Any
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
 from fionagw.admin import settings as admin_settings
+from fionagw.admin.destinations import fresh_config
 from fionagw.config import ConfigError
 from fionagw.web.settings_page import check_destination, settings_view
 
@@ -105,7 +106,8 @@ def secret() -> Any:
 @require_role("admin", None)
 def check(name: str) -> Any:
     try:
-        result = check_destination(site_config(), name)
+        # the file as saved (the Destinations page may have changed it since this server started)
+        result = check_destination(fresh_config(site_config()), name)
     except ConfigError as exc:
         abort(400, f"The destinations cannot be loaded: {exc}")
     if result is None:
