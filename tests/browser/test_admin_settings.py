@@ -187,6 +187,48 @@ def test_an_account_made_on_the_users_page_changes_its_password_first(
         context.close()
 
 
+def test_a_non_admin_gets_403_on_every_administration_route(gateway: Gateway, browser: Any) -> None:
+    """Every rule of the app's url_map under an admin-only tab, each of its methods, asked by
+    Chromium with a non-admin's session and CSRF token."""
+    import re
+
+    from fionaweb import create_app
+    from fionaweb.applications import APPLICATIONS
+
+    store = UserStore.for_site(gateway.cfg)
+    store.add_user("vic", "vic-password-1")
+    store.grant("vic", "assign", "*")
+    store.grant("vic", "admin", "DEMO")  # a project's admin is not the site's
+    admin_blueprints = {a.blueprint.name for a in APPLICATIONS if a.role == "admin"}
+    routes = []
+    for rule in create_app(gateway.cfg).url_map.iter_rules():
+        if rule.endpoint.split(".")[0] in admin_blueprints:
+            path = rule.rule
+            for arg in rule.arguments:
+                path = re.sub(rf"<(?:[^:<>]+:)?{arg}>", "x", path)
+            routes += [(m, path) for m in sorted(rule.methods - {"HEAD", "OPTIONS"})]
+    assert len(routes) >= 20 and ("POST", "/settings/restart") in routes
+    context = browser.new_context()
+    try:
+        vic = context.new_page()
+        login(vic, gateway.url, "vic", "vic-password-1")
+        token = vic.locator("meta[name=csrf-token]").get_attribute("content") or ""
+        refused = []
+        for method, path in routes:
+            r = vic.request.fetch(
+                gateway.url.rstrip("/") + path,
+                method=method,
+                headers={"X-CSRF-Token": token},
+                form={"csrf_token": token} if method == "POST" else None,
+                max_redirects=0,
+            )
+            refused.append((method, path, r.status))
+        assert all(status == 403 for _, _, status in refused), refused
+    finally:
+        context.close()
+    store.remove_user("vic")
+
+
 def test_every_act_left_one_record_and_an_edited_byte_is_named(gateway: Gateway) -> None:
     cfg = gateway.cfg
     acts = [(r["action"], r["object"], r["who"]) for r in audit.search(cfg)][::-1]
