@@ -348,13 +348,32 @@ def restart_request_file(cfg: SiteConfig) -> Path:
     return cfg.paths.state_file("restart-request")
 
 
-def restart_needed(cfg: SiteConfig) -> list[str]:
-    """The services a saved change waits for (until they are restarted)."""
+# the daemons' pid files (written at each start), to see a restart made outside the page
+_PIDFILE_COMPONENT = {RECEIVER: "storescpd", CLASSIFIER: "processSingleFile"}
+
+
+def _started_since(cfg: SiteConfig, name: str, since: float) -> bool:
+    component = _PIDFILE_COMPONENT.get(name)
+    if component is None:
+        return False
     try:
-        names = json.loads(restart_needed_file(cfg).read_text(encoding="utf-8"))
+        return cfg.paths.pidfile(component).stat().st_mtime > since
+    except OSError:
+        return False
+
+
+def restart_needed(cfg: SiteConfig) -> list[str]:
+    """The services a saved change waits for: until they are restarted from the page, or (the
+    daemons) started anew some other way (`fiona restart`, systemd) since the change."""
+    path = restart_needed_file(cfg)
+    try:
+        names = json.loads(path.read_text(encoding="utf-8"))
+        marked = path.stat().st_mtime
     except (OSError, ValueError):
         return []
-    return [n for n in names if n in SERVICE_LABELS] if isinstance(names, list) else []
+    if not isinstance(names, list):
+        return []
+    return [n for n in names if n in SERVICE_LABELS and not _started_since(cfg, n, marked)]
 
 
 def _mark_restart_needed(cfg: SiteConfig, names: list[str]) -> None:

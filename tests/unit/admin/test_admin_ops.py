@@ -62,3 +62,16 @@ def test_log_retention_keeps_the_audit_trail(tmp_path: Path) -> None:
     gone = clear_old_logs(cfg)
     assert gone == [other] and audit.audit_file(cfg).exists()
     assert audit.verify(cfg) == (1, [])
+
+
+def test_a_restart_made_outside_the_page_ends_the_prompt(tmp_path: Path) -> None:
+    from fionagw.admin import settings
+
+    cfg = load_config(write_config(tmp_path))
+    settings._mark_restart_needed(cfg, ["processSingleFile", "storectl", "web"])
+    marked = settings.restart_needed_file(cfg).stat().st_mtime
+    assert settings.restart_needed(cfg) == ["processSingleFile", "storectl", "web"]
+    pidfile = cfg.paths.pidfile("storescpd")  # the receiver started anew (fiona restart)
+    pidfile.write_text("1\n")
+    os.utime(pidfile, (marked + 5, marked + 5))
+    assert settings.restart_needed(cfg) == ["processSingleFile", "web"]
