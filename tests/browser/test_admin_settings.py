@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydicom import dcmread
 
 from fionagw.admin import audit
 from fionagw.config import SiteConfig, load_config
@@ -156,6 +157,43 @@ def test_destination_tests_against_orthanc_and_a_closed_port(gateway: Gateway, a
     screenshot(admin, "admin-destination-test")
 
 
+def test_a_project_made_on_the_page_takes_a_study_on_assign(gateway: Gateway, admin: Any) -> None:
+    """The study storescu sent above, assigned on Assign to a project created on Projects."""
+    from fionagw.tracking.factory import open_tracker
+
+    admin.goto(gateway.url + "projects/")
+    form = admin.locator("#new-project form")
+    form.locator("input[name=name]").fill("STUDY1")
+    form.locator("input[name=participant_id]").fill("^S1-[0-9]{4}$")
+    assert "S1-0000" in wait_for(
+        lambda: form.locator(".id-example").inner_text(), 20, "the live example"
+    )
+    form.locator("input[name=events]").fill("baseline")
+    form.locator("button.save-project").click()
+    assert "Project STUDY1 created" in admin.inner_text(".flash.ok")
+
+    def listed() -> bool:
+        admin.goto(gateway.url + "assign/")
+        return admin.locator("tr.study").count() > 0
+
+    wait_for(listed, 120, "the study on the incoming list")
+    admin.locator("tr.study").first.locator("a", has_text="Open").click()
+    admin.select_option("#project-select", "STUDY1")
+    admin.click("button:has-text('Next')")
+    admin.fill("input[name=new_participant]", "S1-0001")
+    admin.select_option("select[name=event]", "baseline")
+    admin.click("button:has-text('Assign')")
+    admin.click("#confirm-assign")
+    admin.wait_for_load_state()
+    assert "Requested: transfer to STUDY1 as S1-0001" in admin.inner_text("main")
+    tracker = open_tracker(gateway.cfg)
+    try:
+        [t] = tracker.transfers(project="STUDY1")
+        assert (t.transfer_name, t.transfer_event_name) == ("S1-0001", "baseline")
+    finally:
+        tracker.close()
+
+
 def test_an_account_made_on_the_users_page_changes_its_password_first(
     gateway: Gateway, admin: Any, browser: Any
 ) -> None:
@@ -231,17 +269,20 @@ def test_a_non_admin_gets_403_on_every_administration_route(gateway: Gateway, br
 
 def test_every_act_left_one_record_and_an_edited_byte_is_named(gateway: Gateway) -> None:
     cfg = gateway.cfg
+    study_uid = dcmread(pydicom_test_file("CT_small.dcm")).StudyInstanceUID
     acts = [(r["action"], r["object"], r["who"]) for r in audit.search(cfg)][::-1]
     assert acts == [
         ("settings-change", "config.json", ADMIN),
         ("restart", "storectl", ADMIN),
         ("destination-test", "pacs", ADMIN),
         ("destination-test", "closed", ADMIN),
+        ("project-add", "STUDY1", ADMIN),
+        ("assign", study_uid, ADMIN),
         ("user-add", "una", ADMIN),
         ("user-passwd", "una", "una"),
     ]
     assert all(r["from"] == "127.0.0.1" for r in audit.search(cfg))
-    assert audit.verify(cfg) == (6, [])
+    assert audit.verify(cfg) == (8, [])
     path = audit.audit_file(cfg)
     data = bytearray(path.read_bytes())
     third = [i for i, b in enumerate(data) if b == 0x0A][1] + 1  # start of record 3
