@@ -103,3 +103,28 @@ def test_audit_page_search_and_csv(app_client: tuple[Any, Any]) -> None:
     path.write_bytes(path.read_bytes().replace(b"req-1", b"req-9", 1))
     page = client.get("/audit/").get_data(as_text=True)
     assert 'id="audit-problems"' in page and "record 2: edited" in page
+
+
+def test_revoke_remove_and_what_the_users_page_refuses(app_client: tuple[Any, Any]) -> None:
+    app, client = app_client
+    cfg = app.config["FIONA_CFG"]
+    store = app.extensions["fiona_users"]
+    store.add_user("olaf", "olaf-password-1")
+    store.grant("olaf", "review", "DEMO")
+    client_login(client)
+    token = _token(client, "/users/")
+
+    def post(action: str, **data: str) -> str:
+        client.post(f"/users/{action}", data={"csrf_token": token, **data})
+        return client.get("/users/").get_data(as_text=True)
+
+    assert "revoked review@DEMO" in post("revoke", name="olaf", role="review", project="DEMO")
+    assert "did not have that role" in post("revoke", name="olaf", role="review", project="DEMO")
+    assert "the two passwords differ" in post(
+        "passwd", name="olaf", password="new-password-1", repeat_password="other-password"
+    )
+    assert "cannot remove your own account" in post("remove", name=ADMIN)
+    assert "Removed olaf" in post("remove", name="olaf")
+    assert store.get_user("olaf") is None and store.get_user(ADMIN) is not None
+    acts = [(x["action"], x["object"]) for x in audit.search(cfg)][::-1]
+    assert acts == [("user-revoke", "olaf"), ("user-remove", "olaf")]  # refusals change nothing
