@@ -25,6 +25,7 @@ def _page(errors: dict[str, str] | None = None, target: str = "", form: Any = No
         return render_template(
             "projects/redcap.html",
             projects=sorted(tracker().projects().values(), key=lambda p: p.name),
+            error=(errors or {}).get(GENERAL, ""),
         ), status
     raw = admin_projects.raw_projects(cfg)
     forms = {name: admin_projects.form_of(spec) for name, spec in sorted(raw.items())}

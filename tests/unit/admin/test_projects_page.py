@@ -101,3 +101,32 @@ def test_an_edit_keeps_what_the_page_does_not_show_and_the_live_example(
     j = client.get("/projects/example?pattern=%5EAB%5B0-9%5D%7B2%7D%24", headers={"Accept": "application/json"}).get_json()  # fmt: skip
     assert j["ok"] and "AB00" in j["text"]
     assert client.get("/projects/example?pattern=%5B").get_json()["ok"] is False
+
+
+def test_with_redcap_the_projects_are_read_only(
+    tmp_path: Any, redcap_server: Any, redcap_secrets: Any
+) -> None:
+    """REDCap's DataTransferProjects are listed with the note where to change them; a save is
+    refused and nothing is written."""
+    from fionagw.config import load_config
+    from fionagw.web.users import UserStore
+    from fionaweb import create_app
+    from support.redcap_double.fixtures import add_research_project
+    from support.web import ADMIN, ADMIN_PASSWORD, web_config
+
+    add_research_project(redcap_server, "REDPROJ", "^RP[0-9]{3}$")
+    tracker = {
+        "backend": "redcap",
+        "redcap_url": redcap_server.url,
+        "secrets_file": str(redcap_secrets),
+    }
+    cfg = load_config(web_config(tmp_path, tracker=tracker))
+    store = UserStore.for_site(cfg)
+    store.add_user(ADMIN, ADMIN_PASSWORD)
+    store.grant(ADMIN, "admin")
+    client = create_app(cfg).test_client()
+    client_login(client)
+    page = client.get("/projects/").get_data(as_text=True)
+    assert 'id="redcap-note"' in page and "REDPROJ" in page and "^RP[0-9]{3}$" in page
+    r = _save(client, {"new": "1", "name": "NEWPROJ", "participant_id": "^N$"})
+    assert r.status_code == 400 and "change them there" in r.get_data(as_text=True)
