@@ -34,7 +34,10 @@ from fionagw.ops.perms import FILE_MODE, KEY_DIR_MODE, SECRET_MODE, make_dirs
 from . import audit
 
 RECEIVER, CLASSIFIER, WEB = "storectl", "processSingleFile", "web"  # fiona run's child names
-SERVICE_LABELS = {RECEIVER: "the DICOM receiver", CLASSIFIER: "processSingleFile", WEB: "the web pages"}  # fmt: skip
+RUN = "fionaRun"  # fiona run's own services (metrics endpoint, heartbeat POST): not a child
+SERVICE_LABELS = {RECEIVER: "the DICOM receiver", CLASSIFIER: "processSingleFile", WEB: "the web pages",
+                  RUN: "fiona run itself (metrics, heartbeat POST)"}  # fmt: skip
+RESTARTABLE = (RECEIVER, CLASSIFIER, WEB)  # what the page can have fiona run restart
 GENERAL = "_form"  # the error key of a problem that is not one field's
 
 
@@ -113,6 +116,16 @@ SECTIONS: tuple[tuple[str, tuple[Field, ...]], ...] = (
     (
         "Web",
         (Field("web.session_minutes", "Session length (minutes)", "int", (WEB,), "1-1440"),),
+    ),
+    (
+        "Metrics and heartbeat",
+        (
+            Field("metrics.enabled", "Serve Prometheus metrics", "bool", (RUN,)),
+            Field("metrics.port", "Metrics port", "int", (RUN,)),
+            Field("heartbeat.post_url", "Heartbeat POST address", "text", (RUN,), "https://...; empty: none"),
+            Field("heartbeat.post_interval_seconds", "Heartbeat POST every (s)", "int", (RUN,)),
+            Field("heartbeat.job_limit_s", "Kill a cron job after (s)", "int"),
+        ),
     ),
 )  # fmt: skip
 FIELDS: dict[str, Field] = {f.key: f for _, fields in SECTIONS for f in fields}
@@ -367,22 +380,43 @@ def restart_needed(cfg: SiteConfig) -> list[str]:
     daemons) started anew some other way (`fiona restart`, systemd) since the change."""
     path = restart_needed_file(cfg)
     try:
-        names = json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(path.read_text(encoding="utf-8"))
         marked = path.stat().st_mtime
     except (OSError, ValueError):
         return []
+    names = doc.get("services") if isinstance(doc, dict) else None
     if not isinstance(names, list):
         return []
-    return [n for n in names if n in SERVICE_LABELS and not _started_since(cfg, n, marked)]
+    run_pid = _run_pid(cfg)
+    return [
+        n
+        for n in names
+        if n in SERVICE_LABELS
+        and not _started_since(cfg, n, marked)
+        and not (n == RUN and run_pid != doc.get("run_pid"))  # fiona run started anew
+    ]
+
+
+def _run_pid(cfg: SiteConfig) -> int | None:
+    from fionagw.ops.status import read_run_state
+
+    state = read_run_state(cfg)
+    return int(state["pid"]) if state else None
+
+
+def _write_needed(cfg: SiteConfig, names: list[str]) -> None:
+    path = restart_needed_file(cfg)
+    if not names:
+        path.unlink(missing_ok=True)
+        return
+    make_dirs(path.parent)
+    doc = {"services": sorted(names), "run_pid": _run_pid(cfg)}
+    write_bytes_atomic(path, json.dumps(doc).encode("utf-8"))
 
 
 def _mark_restart_needed(cfg: SiteConfig, names: list[str]) -> None:
-    if not names:
-        return
-    merged = sorted(set(restart_needed(cfg)) | set(names))
-    path = restart_needed_file(cfg)
-    make_dirs(path.parent)
-    write_bytes_atomic(path, json.dumps(merged).encode("utf-8"))
+    if names:
+        _write_needed(cfg, sorted(set(restart_needed(cfg)) | set(names)))
 
 
 def supervised(cfg: SiteConfig) -> bool:
@@ -395,9 +429,9 @@ def supervised(cfg: SiteConfig) -> bool:
 def request_restart(cfg: SiteConfig, names: list[str], actor: str) -> str:
     """Ask `fiona run` to restart ``names`` now; the one-line outcome for the page.
     Without `fiona run` nothing is written and the outcome says what to run instead."""
-    names = [n for n in names if n in SERVICE_LABELS]
+    names = [n for n in names if n in RESTARTABLE]
     if not names:
-        return "Nothing to restart."
+        return "Nothing the page can restart: restart fiona run itself (systemctl restart)."
     if not supervised(cfg):
         return (
             "fiona run does not serve this site: restart the services yourself "
@@ -406,11 +440,7 @@ def request_restart(cfg: SiteConfig, names: list[str], actor: str) -> str:
     path = restart_request_file(cfg)
     make_dirs(path.parent)
     write_bytes_atomic(path, json.dumps(names).encode("utf-8"))
-    remaining = [n for n in restart_needed(cfg) if n not in names]
-    if remaining:
-        write_bytes_atomic(restart_needed_file(cfg), json.dumps(remaining).encode("utf-8"))
-    else:
-        restart_needed_file(cfg).unlink(missing_ok=True)
+    _write_needed(cfg, [n for n in restart_needed(cfg) if n not in names])
     audit.record(cfg, "restart", ",".join(names), "services restart requested", who=actor)
     return f"Restart requested: {', '.join(SERVICE_LABELS[n] for n in names)}."
 

@@ -45,6 +45,7 @@ def _page(errors: dict[str, str] | None = None, submitted: Any = None, status: i
         general=admin_settings.GENERAL,
         restart=admin_settings.restart_needed(cfg),
         labels=admin_settings.SERVICE_LABELS,
+        restartable=admin_settings.RESTARTABLE,
         supervised=admin_settings.supervised(cfg),
         secret_kinds=admin_settings.SECRET_KINDS,
         secret_names=admin_settings.secret_names(cfg),

@@ -75,3 +75,17 @@ def test_a_restart_made_outside_the_page_ends_the_prompt(tmp_path: Path) -> None
     pidfile.write_text("1\n")
     os.utime(pidfile, (marked + 5, marked + 5))
     assert settings.restart_needed(cfg) == ["processSingleFile", "web"]
+
+
+def test_fiona_runs_own_services_wait_for_fiona_run_to_start_anew(tmp_path: Path) -> None:
+    from fionagw.admin import settings
+    from fionagw.ops.status import run_state_path
+
+    cfg = load_config(write_config(tmp_path))
+    settings._mark_restart_needed(cfg, ["fionaRun"])
+    assert settings.restart_needed(cfg) == ["fionaRun"]
+    assert "Nothing the page can restart" in settings.request_restart(cfg, ["fionaRun"], "admin")
+    path = run_state_path(cfg)  # a fiona run (this process stands in for it) started since
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"pid": os.getpid(), "children": {}}))
+    assert settings.restart_needed(cfg) == []
