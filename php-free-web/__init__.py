@@ -61,6 +61,7 @@ from fionagw.web.users import UserStore
 from . import auth
 from .applications import APPLICATIONS
 from .auth.session import current_user, require_session
+from .core.audit import reset_request_origin, set_request_origin
 from .core.context import close_tracker
 from .core.csrf import check_csrf, csrf_field, csrf_token
 from .core.errors import install_error_pages
@@ -105,6 +106,8 @@ def create_app(cfg: SiteConfig) -> Flask:
     # the session first: an anonymous POST gets 401, not a complaint about its CSRF token
     app.before_request(require_session)
     app.before_request(check_csrf)
+    app.before_request(set_request_origin)
+    app.teardown_request(reset_request_origin)
     app.jinja_env.globals.update(
         csrf_field=csrf_field, csrf_token=csrf_token, current_user=current_user
     )

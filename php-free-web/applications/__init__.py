@@ -2,7 +2,21 @@
 templates and static files, in the order of the navigation's tabs."""
 
 from ..navigation import Application
-from . import assign, attach, logs, review, settings, status, studies, workflows
+from . import (
+    assign,
+    attach,
+    audit,
+    destinations,
+    groups,
+    logs,
+    projects,
+    review,
+    settings,
+    status,
+    studies,
+    users,
+    workflows,
+)
 
 APPLICATIONS: tuple[Application, ...] = (
     Application(assign.bp, "Assign"),
@@ -10,11 +24,12 @@ APPLICATIONS: tuple[Application, ...] = (
     Application(review.bp, "Review", role="review"),
     Application(attach.bp, "Attach", role="assign"),
     Application(workflows.bp, "Workflows", role="assign"),
+    Application(groups.bp, "Groups", role="assign"),
     Application(logs.bp, "Logs", role="admin"),
     Application(status.bp, "Status"),
     Application(settings.bp, "Settings", role="admin"),
+    Application(users.bp, "Users", role="admin"),
+    Application(projects.bp, "Projects", role="admin"),
+    Application(destinations.bp, "Destinations", role="admin"),
+    Application(audit.bp, "Audit", role="admin"),
 )
-
-from . import groups  # noqa: E402 - kept apart from the list above so merges stay additive
-
-APPLICATIONS = (*APPLICATIONS, Application(groups.bp, "Groups", role="assign"))

@@ -12,6 +12,8 @@ from ..core.context import users, web_config
 from ..core.csrf import csrf_token
 
 PUBLIC_ENDPOINTS = {"auth.login", "static"}
+# all an account that must change its password may reach
+PASSWORD_CHANGE_ENDPOINTS = {"auth.account", "auth.logout", "static"}
 
 
 def current_user() -> User | None:
@@ -48,6 +50,11 @@ def require_session() -> Response | None:
         return None
     g.user = session_user()
     if g.user is not None:
+        if g.user.must_change and request.endpoint not in PASSWORD_CHANGE_ENDPOINTS:
+            # an account an admin made (or reset): its own password first, nothing else
+            if request.method == "GET":
+                return redirect(url_for("auth.account"))
+            abort(403, "Choose a new password first (Account page).")
         return None
     accept = request.headers.get("Accept") or ""
     if (

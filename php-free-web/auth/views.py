@@ -9,9 +9,10 @@ from urllib.parse import unquote
 
 from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 
+from fionagw.admin import accounts
 from fionagw.web.users import FIRST_ADMIN_HINT, MAX_FAILURES_IP, MAX_FAILURES_USER, UserError
 
-from ..core.context import users
+from ..core.context import site_config, users
 from .session import current_user, end_session, session_user, start_session
 
 LOGGER = logging.getLogger(__name__)
@@ -103,7 +104,8 @@ def account() -> Any:
             error = "The two new passwords differ."
         else:
             try:
-                store.set_password(user.name, new)  # ends every session of the user
+                # ends every session of the user; audited; clears a forced change
+                accounts.set_password(site_config(), store, user.name, user.name, new)
             except UserError as exc:
                 error = str(exc)
             else:
@@ -111,4 +113,6 @@ def account() -> Any:
                 start_session(user.name)
                 flash("Password changed. Other sessions of your account were logged out.", "ok")
                 return redirect(url_for("auth.account"))
-    return render_template("auth/account.html", user=user, error=error), 400 if error else 200
+    return render_template(
+        "auth/account.html", user=user, error=error, must_change=user.must_change
+    ), 400 if error else 200

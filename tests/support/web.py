@@ -74,7 +74,9 @@ def web_config(directory: Path, *, web: dict[str, Any] | None = None, **override
 def start_web(config: Path, log: Path, timeout: float = 30.0) -> subprocess.Popen:
     """Run `fiona web` (python -m fionagw.cli.fiona_web) and wait until its login page answers."""
     ws = load_config(config).web
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "lib")}
+    # the caller's PYTHONPATH after lib/ (it may name where this checkout's fionaweb is)
+    path = os.pathsep.join(p for p in (str(ROOT / "lib"), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "PYTHONPATH": path}
     out = open(log, "ab")  # noqa: SIM115 - the child writes to it for its whole life
     proc = subprocess.Popen(
         [sys.executable, "-m", "fionagw.cli.fiona_web", "--config", str(config)],

@@ -33,6 +33,7 @@ PLUGIN_MODULES = (
     "fionagw.cli.fiona_workflow",
     "fionagw.cli.fiona_notify",
     "fionagw.cli.fiona_group",
+    "fionagw.cli.fiona_audit",
 )
 
 
@@ -195,6 +196,9 @@ def coupling_list(args) -> int:  # type: ignore[no-untyped-def]
             print(f"{PROGRAM}: coupling-list import needs a FILE", file=sys.stderr)
             return 2
         n = import_coupling_list(tracker, args.file)
+        from fionagw.admin import audit
+
+        audit.record(cfg, "coupling-upload", "coupling-list", "coupling list imported", entries=n)
     except CouplingListError as exc:
         print(
             f"{PROGRAM}: {exc.source}: nothing imported; fix these lines and import again:",

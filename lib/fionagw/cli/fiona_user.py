@@ -13,6 +13,7 @@ import getpass
 import sys
 from typing import Any
 
+from fionagw.admin import accounts
 from fionagw.cli.common import config_errors, load_site
 from fionagw.config import ConfigError, SiteConfig
 from fionagw.web.users import ALL_PROJECTS, ROLES, UserError, UserStore
@@ -103,23 +104,27 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{user.name}\t{user.describe_roles()}")
             return 0
         if args.action == "add":
-            store.add_user(args.name, _password(args.password_stdin, args.action, args.name))
+            accounts.add(
+                cfg, store, None, args.name, _password(args.password_stdin, args.action, args.name)
+            )
             print(
                 f"{PROGRAM}: added {args.name} (no roles yet: fiona user grant {args.name} ROLE PROJECT)"
             )
         elif args.action == "passwd":
-            store.set_password(args.name, _password(args.password_stdin, args.action, args.name))
+            accounts.set_password(
+                cfg, store, None, args.name, _password(args.password_stdin, args.action, args.name)
+            )
             print(f"{PROGRAM}: password of {args.name} changed; its sessions were ended")
         elif args.action == "grant":
             _check_project(cfg, args.project)
-            store.grant(args.name, args.role, args.project)
+            accounts.grant(cfg, store, None, args.name, args.role, args.project)
             print(f"{PROGRAM}: {args.name}: {store.get_user(args.name).describe_roles()}")  # type: ignore[union-attr]
         elif args.action == "revoke":
-            if not store.revoke(args.name, args.role, args.project):
+            if not accounts.revoke(cfg, store, None, args.name, args.role, args.project):
                 print(f"{PROGRAM}: {args.name} did not have that role", file=sys.stderr)
             print(f"{PROGRAM}: {args.name}: {store.get_user(args.name).describe_roles()}")  # type: ignore[union-attr]
         elif args.action == "remove":
-            store.remove_user(args.name)
+            accounts.remove(cfg, store, None, args.name)
             print(f"{PROGRAM}: removed {args.name}")
     except UserError as exc:
         print(f"{PROGRAM}: {exc}", file=sys.stderr)

@@ -23,6 +23,11 @@ def _args(p: argparse.ArgumentParser) -> None:
 
 def _body(cfg: SiteConfig, tracker: Tracker, args: argparse.Namespace) -> str:
     created = resend_project(cfg, tracker, args.project)
+    if created:
+        from fionagw.admin import audit
+
+        for path in created:  # asked for in the tracker; queued here: one record each
+            audit.record(cfg, "resend", path.name, "transfer request queued again (resend)")
     return f"{len(created)} transfer request file(s) queued again" if created else ""
 
 

@@ -28,7 +28,13 @@ def _body(cfg: SiteConfig, tracker: Tracker, args: argparse.Namespace) -> str:
     from fionagw.send.deliver import retry_failed, send_files
 
     if args.retry:
-        return retry_failed(cfg, *args.retry)
+        from fionagw.admin import audit
+
+        outcome = retry_failed(cfg, *args.retry)
+        destination, package = args.retry
+        audit.record(cfg, "retry", package, "failed package back in the outbox",
+                     destination=destination)  # fmt: skip
+        return outcome
     return send_files(cfg, tracker).summary()
 
 

@@ -71,6 +71,13 @@ def destination_types() -> list[str]:
     return sorted(_TYPES)
 
 
+def destination_type_keys(name: str) -> tuple[str, ...]:
+    """The keys (besides "type") a destination of type ``name`` may have; () if unknown."""
+    _import_builtin_types()
+    known = _TYPES.get(name)
+    return known.keys if known else ()
+
+
 def _import_builtin_types() -> None:
     importlib.import_module(BUILTIN_TYPES_PACKAGE)  # a dictionary look-up once imported
 

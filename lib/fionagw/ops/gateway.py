@@ -80,7 +80,13 @@ def run_gateway(cfg: SiteConfig) -> int:
             "cron_lines": len(scheduler.entries),
         },
     )
-    rc = supervise(children, services=services, state_file=run_state_path(cfg), state_extra=extra)
+    rc = supervise(
+        children,
+        services=services,
+        state_file=run_state_path(cfg),
+        state_extra=extra,
+        restart_file=cfg.paths.state_file("restart-request"),  # written by the Settings page
+    )
     log.info("fiona run stopped")
     return rc
 

@@ -240,7 +240,10 @@ def clear_old_logs(
         entries = list(os.scandir(cfg.paths.logs))
     except FileNotFoundError:
         return []
+    keep = cfg.paths.logfile("audit").name  # the audit trail is never pruned (admin/audit.py)
     for e in entries:
+        if e.name == keep:
+            continue
         try:
             if (
                 not e.is_file(follow_symlinks=False)

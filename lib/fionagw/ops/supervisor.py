@@ -114,8 +114,10 @@ def supervise(
     state_extra: dict[str, dict[str, object]] | None = None,
     poll: float = 0.5,
     grace: float = 15.0,
+    restart_file: Path | None = None,
 ) -> int:
-    """Run until SIGINT/SIGTERM; restart a child that exits, with backoff up to 60 s."""
+    """Run until SIGINT/SIGTERM; restart a child that exits, with backoff up to 60 s.
+    ``restart_file``: a JSON list of child names to restart now (the Settings page writes it)."""
     stopping = False
     extra = state_extra or {}
 
@@ -136,6 +138,8 @@ def supervise(
             started.append(svc)
         while not stopping:
             time.sleep(poll)
+            if restart_file is not None and restart_file.exists():
+                _restart_requested(restart_file, children, grace, state_file, extra)
             for c in children:
                 if stopping:
                     break
@@ -248,3 +252,40 @@ def _stop_children(children: Sequence[Child], grace: float) -> None:
                 extra={"child": c.name, "pid": pid},
             )
             subprocess.run(c.stop_argv, stdin=subprocess.DEVNULL, timeout=60, check=False)
+
+
+def _restart_requested(
+    restart_file: Path,
+    children: Sequence[Child],
+    grace: float,
+    state_file: Path | None,
+    extra: dict[str, dict[str, object]],
+) -> None:
+    """Restart the children the request file names (after a configuration change), each
+    stopped with SIGTERM (SIGKILL after ``grace``) and started at once; then remove the file."""
+    try:
+        names = json.loads(restart_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        names = []
+        log.warning("unreadable restart request ignored", extra={"error": str(exc)})
+    try:
+        restart_file.unlink()
+    except FileNotFoundError:
+        pass
+    wanted = [c for c in children if isinstance(names, list) and c.name in names]
+    for c in wanted:
+        if c.held:
+            continue  # an operator stopped it: their start, not a config change, brings it back
+        if c.proc is not None and c.proc.poll() is None:
+            c.proc.terminate()
+            try:
+                c.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                c.proc.kill()
+                c.proc.wait()
+        c.restarts, c.next_start = 0, 0.0
+        c.start()
+        assert c.proc is not None
+        log.warning("child restarted on request", extra={"child": c.name, "pid": c.proc.pid})
+    if wanted:
+        write_state(state_file, children, extra)

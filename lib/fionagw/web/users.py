@@ -62,6 +62,7 @@ class UserError(Exception):
 class User:
     name: str
     roles: frozenset[tuple[str, str]]  # (project, role); admin is ("", "admin")
+    must_change: bool = False  # made (or reset) by an admin: a new password comes first
 
     @property
     def is_admin(self) -> bool:
@@ -115,6 +116,9 @@ class UserStore:
         path.parent.chmod(KEY_DIR_MODE)
         with self._db() as db:
             db.executescript(SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(users)")}
+            if "must_change" not in columns:  # a store from before forced password changes
+                db.execute("ALTER TABLE users ADD COLUMN must_change INTEGER NOT NULL DEFAULT 0")
         path.chmod(SECRET_MODE)
 
     @classmethod
@@ -133,21 +137,31 @@ class UserStore:
 
     # -- accounts --------------------------------------------------------------------------
 
-    def add_user(self, name: str, password: str) -> None:
+    def add_user(self, name: str, password: str, must_change: bool = False) -> None:
+        """A new account; ``must_change``: its first login must set a new password (an
+        account an admin made, with a password the admin knows)."""
         check_name(name)
         pw = generate_password_hash(check_password(password), method=PASSWORD_METHOD)
         with self._db() as db:
             try:
-                db.execute("INSERT INTO users VALUES (?, ?, ?)", (name, pw, time.time()))
+                db.execute(
+                    "INSERT INTO users (name, pw_hash, created, must_change) VALUES (?, ?, ?, ?)",
+                    (name, pw, time.time(), int(must_change)),
+                )
             except sqlite3.IntegrityError:
                 raise UserError(
                     f"user {name!r} exists (use passwd to change the password)"
                 ) from None
 
-    def set_password(self, name: str, password: str) -> None:
+    def set_password(self, name: str, password: str, must_change: bool = False) -> None:
+        """A new password (``must_change``: set by someone else, to be changed at next login)."""
         pw = generate_password_hash(check_password(password), method=PASSWORD_METHOD)
         with self._db() as db:
-            if db.execute("UPDATE users SET pw_hash = ? WHERE name = ?", (pw, name)).rowcount == 0:
+            changed = db.execute(
+                "UPDATE users SET pw_hash = ?, must_change = ? WHERE name = ?",
+                (pw, int(must_change), name),
+            ).rowcount
+            if changed == 0:
                 raise UserError(f"no user {name!r}")
             db.execute("DELETE FROM sessions WHERE name = ?", (name,))  # log out everywhere
 
@@ -191,10 +205,11 @@ class UserStore:
 
     def get_user(self, name: str) -> User | None:
         with self._db() as db:
-            if db.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone() is None:
+            row = db.execute("SELECT must_change FROM users WHERE name = ?", (name,)).fetchone()
+            if row is None:
                 return None
             rows = db.execute("SELECT project, role FROM roles WHERE name = ?", (name,)).fetchall()
-        return User(name, frozenset((p, r) for p, r in rows))
+        return User(name, frozenset((p, r) for p, r in rows), bool(row[0]))
 
     def has_users(self) -> bool:
         with self._db() as db:
@@ -202,9 +217,15 @@ class UserStore:
 
     def users(self) -> list[User]:
         with self._db() as db:
-            names = [n for (n,) in db.execute("SELECT name FROM users ORDER BY name")]
+            names = db.execute("SELECT name, must_change FROM users ORDER BY name").fetchall()
             rows = db.execute("SELECT name, project, role FROM roles").fetchall()
-        return [User(n, frozenset((p, r) for u, p, r in rows if u == n)) for n in names]
+        return [User(n, frozenset((p, r) for u, p, r in rows if u == n), bool(m)) for n, m in names]
+
+    def must_change_password(self, name: str) -> bool:
+        """Must this account set a new password before it may do anything else?"""
+        with self._db() as db:
+            row = db.execute("SELECT must_change FROM users WHERE name = ?", (name,)).fetchone()
+        return bool(row and row[0])
 
     def verify_password(self, name: str, password: str) -> bool:
         with self._db() as db:

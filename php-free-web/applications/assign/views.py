@@ -17,6 +17,7 @@ from fionagw.web.id_pattern import example_id, participant_hint
 
 from ...auth.roles import check_role, login_required
 from ...auth.session import current_user
+from ...core.audit import audited
 from ...core.context import signing_key, site_config, tracker
 
 LOGGER = logging.getLogger(__name__)
@@ -141,6 +142,16 @@ def create(key: str) -> Any:
             "error",
         )
     else:
+        audited(
+            "assign",
+            row.study_uid,
+            "transfer requested",
+            study_uid=row.study_uid,
+            project=choice.project,
+            participant=choice.name,
+            event=choice.event,
+            instance=transfer.instance,
+        )
         LOGGER.info(
             "transfer requested",
             extra={
@@ -215,4 +226,5 @@ def coupling() -> tuple[str, int]:
             "assign/coupling.html", errors=exc.errors, imported=None, filename=upload.filename
         ), 400
     LOGGER.info("coupling list imported", extra={"user": user.name, "entries": count})
+    audited("coupling-upload", "coupling-list", "coupling list imported", entries=count)
     return render_template("assign/coupling.html", errors=[], imported=count), 200

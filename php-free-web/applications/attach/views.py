@@ -18,6 +18,7 @@ from fionagw.web.attach_queries import user_upload, visible_uploads
 
 from ...auth.roles import check_role, has_role_anywhere, login_required
 from ...auth.session import current_user
+from ...core.audit import audited
 from ...core.context import site_config, tracker, web_config
 
 bp = Blueprint("attach", __name__, url_prefix="/attach", template_folder="templates")
@@ -96,6 +97,7 @@ def upload() -> Any:
         )
     except UploadError as exc:
         return _fail(str(exc))
+    audited("upload", record.upload_id, "files attached", project=project)
     target = url_for("attach.result", upload_id=record.upload_id)
     if request.headers.get("X-Requested-With") == "XMLHttpRequest":
         return jsonify(ok=True, redirect=target)

@@ -25,6 +25,7 @@ from fionagw.web import logsearch
 from fionagw.web.logsearch import FilterError, LogFilter
 
 from ...auth.roles import require_role
+from ...core.audit import audited
 from ...core.context import site_config, web_config
 
 bp = Blueprint("logs", __name__, url_prefix="/logs", template_folder="templates")
@@ -94,6 +95,7 @@ def raw_file(component: str) -> Response:
             404,
             f"The log of {component} has no current file (only rotated ones: download all as ZIP).",
         )
+    audited("log-download", component, "log file downloaded")
     return send_file(
         path, mimetype="text/plain", as_attachment=True, download_name=path.name, max_age=0
     )
@@ -110,6 +112,7 @@ def export(fmt: str) -> Response:
         body, mimetype = logsearch.to_json(entries), "application/json"
     else:
         abort(404, "Export formats: csv, json.")
+    audited("export", "logs", f"logs exported ({fmt})", format=fmt, entries=len(entries))
     return Response(
         body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{name}"'}
     )
@@ -120,6 +123,7 @@ def export(fmt: str) -> Response:
 def all_zip() -> Response:
     out = tempfile.TemporaryFile()  # noqa: SIM115 - send_file closes it
     logsearch.write_zip(site_config(), out)
+    audited("log-download", "all", "every log downloaded (ZIP)")
     out.seek(0)
     return send_file(
         out,

@@ -10,6 +10,7 @@ from fionagw.transfers import review_inventory as ri
 
 from ...auth.roles import check_role, login_required
 from ...auth.session import current_user
+from ...core.audit import audited
 from ...core.context import site_config, tracker
 
 bp = Blueprint("review", __name__, url_prefix="/review", template_folder="templates")
@@ -64,6 +65,7 @@ def csv() -> Response:
         abort(400, "Choose a project first.")
     check_role(project, "review")
     rows = ri.inventory_rows(_inventory(project), session.get("review_q", ""))
+    audited("export", project, "review inventory exported (CSV)", project=project)
     return Response(
         ri.rows_csv(rows),
         mimetype="text/csv",

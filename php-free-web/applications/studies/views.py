@@ -16,6 +16,7 @@ from fionagw.web.assign_actions import ActionRefused
 
 from ...auth.roles import login_required
 from ...auth.session import current_user
+from ...core.audit import audited
 from ...core.context import signing_key, site_config, tracker
 
 LOGGER = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ def report(key: str, fmt: str) -> Any:
     except ActionRefused as exc:
         abort(exc.status, str(exc))
     disposition = "attachment" if request.args.get("download") else "inline"
+    audited("report-download", detail.view.row.study_uid, f"study report ({fmt}) shown", format=fmt)
     response = Response(data, mimetype=MEDIA[fmt].split(";")[0], content_type=MEDIA[fmt])
     response.headers["Content-Disposition"] = f'{disposition}; filename="study-report.{fmt}"'
     if fmt == "html":  # the standalone report carries its own style sheet

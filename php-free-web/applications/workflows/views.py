@@ -11,6 +11,7 @@ from fionagw.workflows.jobs import Job, JobError
 
 from ...auth.roles import allowed_projects, check_role, require_role
 from ...auth.session import current_user
+from ...core.audit import audited
 from ...core.context import signing_key, site_config
 
 bp = Blueprint("workflows", __name__, url_prefix="/workflows", template_folder="templates")
@@ -55,6 +56,8 @@ def launch() -> Any:
             request.form.getlist("study"),
             user.name if user else "",
         )
+        numbers = [j.job_number for j in jobs]
+        audited("workflow-launch", project, "workflow jobs queued", project=project, jobs=numbers)
         flash(f"Queued job(s) {', '.join(str(j.job_number) for j in jobs)}.", "ok")
     except JobError as exc:
         flash(str(exc), "error")
@@ -73,6 +76,7 @@ def output(number: str) -> Any:
     data = page.output_zip(site_config(), job)
     if data is None:
         abort(404, f"Job {number} has no output.")
+    audited("export", f"job{number}", "workflow output downloaded", project=job.project)
     return Response(
         data,
         mimetype="application/zip",
@@ -89,6 +93,7 @@ def act(number: str, action: str) -> Any:
         abort(404)
     try:
         done = do(site_config(), job, user.name if user else "")
+        audited(f"workflow-{action}", f"job{number}", f"workflow job {action}", project=job.project)
         flash(
             f"Job {number}: {'queued again' if action == 'retry' else 'cancel: ' + done.status}.",
             "ok",

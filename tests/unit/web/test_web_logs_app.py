@@ -52,7 +52,9 @@ def test_downloads(app_client: tuple[Any, Any]) -> None:
                 cfg.paths.logfile("processSingleFile"),
             )
         )
-        assert len(entries) == on_disk + len(OLD_LINES) + 1  # + the traceback line
+        # + the traceback line, + the audit record of the raw file's download above (the
+        # export's own record is written after the export)
+        assert len(entries) == on_disk + len(OLD_LINES) + 1 + 1
         assert (
             entries[0]["message"] == "from the rotated file"
         )  # oldest first, rotated files included
@@ -73,6 +75,7 @@ def test_downloads(app_client: tuple[Any, Any]) -> None:
         with zipfile.ZipFile(io.BytesIO(r.data)) as z:
             names = sorted(z.namelist())
             assert names == [
+                "logs/audit.log",  # the downloads above are in the audit trail
                 "logs/clearOldFiles.log",
                 "logs/processSingleFile.log",
                 "logs/storescpd.log",
