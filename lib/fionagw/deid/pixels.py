@@ -41,7 +41,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -530,20 +530,23 @@ class PixelResult:
         ]
 
 
-def _frames(ds: Dataset) -> np.ndarray:
-    """(frames, rows, columns, samples) as decoded (YBR_FULL native: as stored)."""
+def _frames(ds: Dataset) -> tuple[np.ndarray, str]:
+    """(frames, rows, columns, samples) and their photometric interpretation as decoded:
+    native YBR_FULL as stored, every other YBR converted to RGB by pydicom."""
     from pydicom.pixels import pixel_array
 
-    raw = ds.get("PhotometricInterpretation") == "YBR_FULL"
+    pi = str(ds.get("PhotometricInterpretation", "") or "")
+    raw = pi == "YBR_FULL" and ds.file_meta.TransferSyntaxUID in _NATIVE
     arr = pixel_array(ds, raw=raw)
+    if pi.startswith("YBR") and not raw:
+        pi = "RGB"
     n = int(ds.get("NumberOfFrames") or 1)
     spp = int(ds.get("SamplesPerPixel") or 1)
-    return arr.reshape(n, int(ds.Rows), int(ds.Columns), spp)
+    return arr.reshape(n, int(ds.Rows), int(ds.Columns), spp), pi
 
 
-def _grey(frame: np.ndarray, ds: Dataset) -> np.ndarray:
+def _grey(frame: np.ndarray, ds: Dataset, pi: str) -> np.ndarray:
     """An 8-bit grey image of one frame for the OCR."""
-    pi = str(ds.get("PhotometricInterpretation", ""))
     if pi == "PALETTE COLOR":
         from pydicom.pixels import apply_color_lut
 
@@ -564,8 +567,7 @@ def _grey(frame: np.ndarray, ds: Dataset) -> np.ndarray:
     return np.clip((g - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
 
 
-def _blank_value(ds: Dataset, arr: np.ndarray) -> np.ndarray:
-    pi = str(ds.get("PhotometricInterpretation", ""))
+def _blank_value(ds: Dataset, arr: np.ndarray, pi: str) -> np.ndarray:
     spp = arr.shape[-1]
     value = np.zeros(spp, arr.dtype)
     if pi == "MONOCHROME1":
@@ -596,9 +598,16 @@ def _pad(word: Word, rows: int, cols: int) -> tuple[int, int, int, int]:
     return x0, y0, x1 - x0, y1 - y0
 
 
-def clean_dataset(ds: Dataset, terms: Terms, settings: PixelSettings) -> PixelResult:
+def clean_dataset(
+    ds: Dataset,
+    terms: Terms,
+    settings: PixelSettings,
+    ocr: Callable[[np.ndarray], list[Word]] | None = None,
+) -> PixelResult:
     """Clean ``ds`` in place (see the module docstring); the result says what was done and,
-    in ``reason``, why the object must not be sent. PixelError: the pixels cannot be read."""
+    in ``reason``, why the object must not be sent. PixelError: the pixels cannot be read.
+    ``ocr``: the engine, an 8-bit grey frame to its words (default: ocr_words, Tesseract)."""
+    ocr = ocr or ocr_words
     start = time.monotonic()
     result = PixelResult()
     if "PixelData" not in ds:
@@ -611,20 +620,20 @@ def clean_dataset(ds: Dataset, terms: Terms, settings: PixelSettings) -> PixelRe
     if int(ds.get("BitsAllocated") or 0) == 1:
         raise PixelError("1-bit pixel data: not cleaned")
     try:
-        frames = _frames(ds)
+        frames, pi = _frames(ds)
     except Exception as exc:  # the decoder's message may quote nothing of the file
         raise PixelError(f"pixel data cannot be decoded ({type(exc).__name__})") from None
     rows, cols = frames.shape[1:3]
     modality = str(ds.get("Modality", "") or "")
     fixed = [b for r in settings.regions if r.applies(ds) for b in r.boxes]
-    blank = _blank_value(ds, frames)
+    blank = _blank_value(ds, frames, pi)
     changed = False
     failed = 0
     result.frames = len(frames)
     for n in range(len(frames)):
         frame = frames[n]
         masked = np.zeros((rows, cols), bool)
-        found = judge(ocr_words(_grey(frame, ds)), terms, settings, modality)
+        found = judge(ocr(_grey(frame, ds, pi)), terms, settings, modality)
         pending = list(fixed) + [_pad(w, rows, cols) for w in found]
         result.fixed += len(fixed)
         rounds_left = settings.verify_rounds
@@ -636,7 +645,7 @@ def clean_dataset(ds: Dataset, terms: Terms, settings: PixelSettings) -> PixelRe
             result.regions += len(pending)
             changed = True
             # verification: what the OCR still finds outside what is already blank
-            found = judge(ocr_words(_grey(frame, ds)), terms, settings, modality)
+            found = judge(ocr(_grey(frame, ds, pi)), terms, settings, modality)
             pending = [b for b in (_pad(w, rows, cols) for w in found) if _open(masked, b)]
             if pending and rounds_left == 0:
                 failed += 1
@@ -651,7 +660,7 @@ def clean_dataset(ds: Dataset, terms: Terms, settings: PixelSettings) -> PixelRe
     else:
         result.verified = True
     if changed:
-        _store(ds, frames, ts)
+        _store(ds, frames, ts, pi)
     result.seconds = time.monotonic() - start
     return result
 
@@ -665,12 +674,15 @@ def _remove_overlays(ds: Dataset) -> int:
     return len(planes)
 
 
-def _store(ds: Dataset, frames: np.ndarray, ts: str) -> None:
+def _store(ds: Dataset, frames: np.ndarray, ts: str, pi: str) -> None:
     """Put the cleaned frames back (see the module docstring, step 7)."""
     n, rows, cols, spp = frames.shape
-    multi = "NumberOfFrames" in ds
+    if pi != ds.get("PhotometricInterpretation"):  # YBR decoded to RGB: say so
+        ds.PhotometricInterpretation = pi
+        if spp > 1:
+            ds.PlanarConfiguration = 0
     if ts == RLELossless:
-        arr = frames if multi else frames[0]
+        arr = frames if n > 1 else frames[0]
         arr = arr[..., 0] if spp == 1 else arr
         ds.compress(RLELossless, arr, encoding_plugin="pydicom", generate_instance_uid=False)
         return
@@ -679,14 +691,7 @@ def _store(ds: Dataset, frames: np.ndarray, ts: str) -> None:
             ds.LossyImageCompression = "01"
             if "LossyImageCompressionMethod" not in ds:
                 ds.LossyImageCompressionMethod = _LOSSY[ts]
-        if str(ds.get("PhotometricInterpretation", "")) not in (
-            "MONOCHROME1",
-            "MONOCHROME2",
-            "PALETTE COLOR",
-        ):
-            ds.PhotometricInterpretation = "RGB"  # as decoded: pydicom converts YBR to RGB
         ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds.is_implicit_VR, ds.is_little_endian = False, True
         if spp > 1:
             ds.PlanarConfiguration = 0
         for tag in ("ExtendedOffsetTable", "ExtendedOffsetTableLengths"):
