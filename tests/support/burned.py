@@ -88,11 +88,11 @@ def draw(
 
 
 def layout(
-    rows: int, cols: int, seed: int
+    rows: int, cols: int, seed: int, identifying: tuple[str, ...] = IDENTIFYING
 ) -> list[tuple[str, bool, tuple[int, int], int, int, int]]:
     """Identifying and device strings at several sizes, contrasts and positions."""
     rng = random.Random(seed)
-    ident = list(IDENTIFYING)
+    ident = list(identifying)
     rng.shuffle(ident)
     items = []
     for i in range(4):

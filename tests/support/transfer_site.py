@@ -33,7 +33,7 @@ projects:
     participant_id: '^ALPHA[0-9]{3}$'
     events: [baseline, followup]
     features: {remove_presentation_states: true}
-    deid: {mode: keyed, pixels: {enabled: false}}
+    deid: {mode: keyed}
   FIONAPROJ:
     participant_id: '^F[0-9]{3}$'
     deid: {mode: fiona}
@@ -45,6 +45,10 @@ projects:
   SCREENS:
     participant_id: '^S[0-9]{3}$'
     features: {never_rewrite_pixels: true}
+  NOPIX:
+    participant_id: '^N[0-9]{3}$'
+    features: {remove_presentation_states: true}
+    deid: {mode: keyed, pixels: {enabled: false}}
   PIXELS:
     participant_id: '^P[0-9]{3}$'
     deid:
