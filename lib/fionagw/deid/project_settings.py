@@ -276,7 +276,7 @@ def _kind(kind: type | tuple[type, ...]) -> str:
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
-def pixel_settings_for_project(project: Project, cfg: SiteConfig) -> PixelSettings:
+def pixel_settings_for_project(project: Project, cfg: SiteConfig | None = None) -> PixelSettings:
     """The project's burned-in text settings (``deid.pixels``), with FIONA's
     rewritepixelexclusions (Project.pixel_exclusions) added; ConfigError on a bad value."""
     spec = (project.deid or {}).get("pixels") if isinstance(project.deid, dict) else None
@@ -292,5 +292,5 @@ def pixel_settings_for_project(project: Project, cfg: SiteConfig) -> PixelSettin
             settings = replace(settings, exclusions=settings.exclusions + more.exclusions)
     except ValueError as exc:
         key, _, problem = str(exc).partition(": ")
-        raise ConfigError(_source(cfg), key, problem) from None
+        raise ConfigError(_source(cfg) if cfg else "projects", key, problem) from None
     return settings

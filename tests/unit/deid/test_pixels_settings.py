@@ -1,0 +1,83 @@
+"""Pixel-cleaning settings, exclusions, the judging of OCR words and the verification's
+hold-back, without Tesseract (deid/pixels.py; the OCR runs in test_pixels.py)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from pydicom.dataset import Dataset
+
+from fionagw.config import ConfigError
+from fionagw.config.projects import Project
+from fionagw.deid import pixels
+from fionagw.deid.pixels import PixelSettings, Terms, parse_pixel_settings
+from fionagw.deid.project_settings import pixel_settings_for_project
+from support import burned
+
+SETTINGS = PixelSettings()
+
+
+def test_verification_failure_holds_back() -> None:
+    """What the verification still reads after the last round holds the object back; the
+    OCR here is a stand-in that reads the ID again each time, one box further on."""
+    ds = burned.us_dataset([np.full((100, 400), 10, np.uint8)])
+    data = ds.PixelData
+    calls = []
+
+    def stubborn(gray: np.ndarray) -> list[pixels.Word]:
+        calls.append(1)
+        return [pixels.Word(10 + 60 * len(calls), 40, 50, 12, "PID4711235", 90, (0, 1, 1, 1))]
+
+    result = pixels.clean_dataset(ds, Terms.build([ds]), PixelSettings(verify_rounds=1), stubborn)
+    assert not result.verified and len(calls) == 3  # find, verify, verify again
+    assert result.reason == (
+        "burned-in text: identifying text still found in 1 of 1 frame(s) after masking"
+    )
+    assert ds.PixelData != data  # masked as far as it went; the caller does not send it
+
+
+def test_settings_errors_are_one_line() -> None:
+    for spec, key in (
+        ({"mode": "some"}, "mode"),
+        ({"min_confidence": 101}, "min_confidence"),
+        ({"exclusions": [{"tag": "0008", "regexp": "x"}]}, "exclusions[0]"),
+        ({"patterns": ["("]}, "patterns[0]"),
+        ({"regions": [{"boxes": [[1, 2, 0, 4]]}]}, "regions[0]"),
+        ({"colour": 1}, "colour"),
+    ):
+        with pytest.raises(ValueError, match=rf"^pixels\.{re.escape(key)}: "):
+            parse_pixel_settings(spec)
+
+
+def test_exclusions_match_the_start_of_a_tag_value() -> None:
+    settings = parse_pixel_settings({"exclusions": [{"tag": "0008,103E", "regexp": "KEEP"}]})
+    ds = Dataset()
+    ds.SeriesDescription = "KEEP as is"
+    assert pixels.exclusion_of(ds, settings) == "0008,103E"
+    ds.SeriesDescription = "not KEEP"
+    assert pixels.exclusion_of(ds, settings) == ""
+
+
+def test_terms_judge_header_values_with_ocr_errors() -> None:
+    ds = burned.us_dataset([np.zeros((8, 8), np.uint8)])
+    terms = Terms.build([ds])
+    line = (0, 1, 1, 1)
+    words = [
+        pixels.Word(0, 0, 10, 10, text, conf, line)
+        for text, conf in (("PID4F11235", 70), ("Nordrnann", 60), ("TIS", 90), ("05-Mar-2024", 80))
+    ]
+    assert [w.text for w in pixels.judge(words, terms, SETTINGS, "US")] == [
+        "PID4F11235",
+        "Nordrnann",
+        "05-Mar-2024",
+    ]
+
+
+def test_project_block_errors_name_the_key() -> None:
+    project = Project("DEMO", ".*", deid={"pixels": {"mode": "everything"}})
+    with pytest.raises(ConfigError, match=r"projects\.DEMO\.deid\.pixels\.mode"):
+        pixel_settings_for_project(project)
+    project = Project("DEMO", ".*", deid={"pixels": {"enabled": False}})
+    assert pixel_settings_for_project(project).enabled is False
