@@ -37,6 +37,7 @@ sequence; never the text itself (it is identifying), and the log lines carry cou
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import re
@@ -630,27 +631,23 @@ def clean_dataset(
     changed = False
     failed = 0
     result.frames = len(frames)
+    seen: dict[bytes, tuple[list[tuple[int, int, int, int]], bool]] = {}
     for n in range(len(frames)):
         frame = frames[n]
-        masked = np.zeros((rows, cols), bool)
-        found = judge(ocr(_grey(frame, ds, pi)), terms, settings, modality)
-        pending = list(fixed) + [_pad(w, rows, cols) for w in found]
+        # a frame repeated in a cine loop (a frozen image) is read once
+        key = hashlib.blake2b(frame.tobytes(), digest_size=16).digest()
+        if key in seen:
+            boxes, bad = seen[key]
+        else:
+            boxes, bad = _clean_frame(frame, fixed, blank, ds, pi, terms, settings, modality, ocr)
+            seen[key] = (boxes, bad)
+        for x, y, w, h in boxes:
+            frame[y : y + h, x : x + w] = blank
+            result.boxes.append((n, x, y, w, h))
+        result.regions += len(boxes)
         result.fixed += len(fixed)
-        rounds_left = settings.verify_rounds
-        while pending:
-            for x, y, w, h in pending:
-                frame[y : y + h, x : x + w] = blank
-                masked[y : y + h, x : x + w] = True
-                result.boxes.append((n, x, y, w, h))
-            result.regions += len(pending)
-            changed = True
-            # verification: what the OCR still finds outside what is already blank
-            found = judge(ocr(_grey(frame, ds, pi)), terms, settings, modality)
-            pending = [b for b in (_pad(w, rows, cols) for w in found) if _open(masked, b)]
-            if pending and rounds_left == 0:
-                failed += 1
-                break
-            rounds_left -= 1
+        changed = changed or bool(boxes)
+        failed += bad
     result.overlays = _remove_overlays(ds)
     if failed:
         result.reason = (
@@ -663,6 +660,38 @@ def clean_dataset(
         _store(ds, frames, ts, pi)
     result.seconds = time.monotonic() - start
     return result
+
+
+def _clean_frame(  # type: ignore[no-untyped-def]
+    frame: np.ndarray,
+    fixed,
+    blank: np.ndarray,
+    ds: Dataset,
+    pi: str,
+    terms: Terms,
+    settings: PixelSettings,
+    modality: str,
+    ocr,
+) -> tuple[list[tuple[int, int, int, int]], bool]:
+    """Find, mask and verify one frame in place: (the boxes blanked, whether it failed)."""
+    rows, cols = frame.shape[:2]
+    masked = np.zeros((rows, cols), bool)
+    found = judge(ocr(_grey(frame, ds, pi)), terms, settings, modality)
+    pending = list(fixed) + [_pad(w, rows, cols) for w in found]
+    boxes: list[tuple[int, int, int, int]] = []
+    rounds_left = settings.verify_rounds
+    while pending:
+        for x, y, w, h in pending:
+            frame[y : y + h, x : x + w] = blank
+            masked[y : y + h, x : x + w] = True
+        boxes += pending
+        # verification: what the OCR still finds outside what is already blank
+        found = judge(ocr(_grey(frame, ds, pi)), terms, settings, modality)
+        pending = [b for b in (_pad(w, rows, cols) for w in found) if _open(masked, b)]
+        if pending and rounds_left == 0:
+            return boxes, True
+        rounds_left -= 1
+    return boxes, False
 
 
 def _remove_overlays(ds: Dataset) -> int:

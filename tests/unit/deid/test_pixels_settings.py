@@ -81,3 +81,19 @@ def test_project_block_errors_name_the_key() -> None:
         pixel_settings_for_project(project)
     project = Project("DEMO", ".*", deid={"pixels": {"enabled": False}})
     assert pixel_settings_for_project(project).enabled is False
+
+
+def test_repeated_frames_are_read_once_and_masked_alike() -> None:
+    img = np.full((60, 200), 10, np.uint8)
+    ds = burned.us_dataset([img, img, img.copy() + 1])
+    calls = []
+
+    def reader(gray: np.ndarray) -> list[pixels.Word]:
+        calls.append(1)  # finds the ID the first time a frame is read, then nothing
+        return [] if len(calls) % 2 == 0 else [pixels.Word(20, 20, 60, 12, "PID4711235", 90, (0,))]
+
+    result = pixels.clean_dataset(ds, Terms.build([ds]), SETTINGS, reader)
+    assert result.verified and len(calls) == 4  # two distinct frames: find + verify each
+    assert result.regions == 3 and {b[0] for b in result.boxes} == {0, 1, 2}
+    arr = ds.pixel_array
+    assert (arr[:, 22:30, 30:60] == 0).all() and (arr[:, 50:, :] != 0).all()
