@@ -100,6 +100,11 @@ def settings_for_project(project: Project, cfg: SiteConfig) -> DeidSettings:
     unknown = sorted(set(spec) - set(KEYS))
     if unknown:
         raise fail(unknown[0], f"unknown key (known: {', '.join(KEYS)})")
+    try:  # checked here too, so check-config and fiona deid name a bad pixels block
+        parse_pixel_settings(spec.get("pixels"), f"{where}.pixels")
+    except ValueError as exc:
+        key, _, problem = str(exc).partition(": ")
+        raise ConfigError(source, key, problem) from None
 
     def get(key: str, kind: type | tuple[type, ...], default: Any) -> Any:
         value = spec.get(key)

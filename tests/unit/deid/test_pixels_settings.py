@@ -97,3 +97,22 @@ def test_repeated_frames_are_read_once_and_masked_alike() -> None:
     assert result.regions == 3 and {b[0] for b in result.boxes} == {0, 1, 2}
     arr = ds.pixel_array
     assert (arr[:, 22:30, 30:60] == 0).all() and (arr[:, 50:, :] != 0).all()
+
+
+def test_deid_settings_check_the_pixels_block_and_qc_report_says_what_happens(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from fionagw.config import load_config
+    from fionagw.config.projects import FEATURES
+    from fionagw.deid.project_settings import settings_for_project
+    from fionagw.qc.report import deid_summary
+    from support.site import write_config
+
+    cfg = load_config(write_config(tmp_path))
+    bad = Project("DEMO", ".*", deid={"mode": "keyed", "pixels": {"verify_rounds": 9}})
+    with pytest.raises(ConfigError, match=r"projects\.DEMO\.deid\.pixels\.verify_rounds"):
+        settings_for_project(bad, cfg)
+    on = Project("DEMO", ".*", deid={"mode": "keyed", "pixels": {"mode": "all"}})
+    assert deid_summary(cfg, on)["pixel_cleaning"].startswith("burned-in text masked")
+    off = Project("DEMO", ".*", deid={"mode": "keyed", "pixels": {"enabled": False}})
+    assert deid_summary(cfg, off)["pixel_cleaning"].startswith("off:")
+    raw = Project("DEMO", ".*", features={FEATURES["never_rewrite_pixels"]})
+    assert "sent as they are" in deid_summary(cfg, raw)["pixel_cleaning"]
