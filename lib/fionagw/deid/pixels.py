@@ -38,9 +38,11 @@ sequence; never the text itself (it is identifying), and the log lines carry cou
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import os
 import re
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -780,32 +782,45 @@ def clean_file(path: Path, terms: Terms, settings: PixelSettings) -> PixelResult
 # --- many files ---------------------------------------------------------------------------
 
 _WORKER: dict[str, Any] = {}
+log = logging.getLogger("fionagw.deid")
 
 
-def _init(terms: Terms, settings: PixelSettings) -> None:
-    _WORKER["args"] = (terms, settings)
+def _init(terms: Terms, settings: PixelSettings, scratch: Path | None) -> None:
+    _WORKER["args"] = (terms, settings, scratch)
 
 
 def _one(path: Path) -> tuple[Path, PixelResult]:
-    terms, settings = _WORKER["args"]
+    terms, settings, scratch = _WORKER["args"]
+    before = tempfile.tempdir
+    if scratch is not None:  # pytesseract's image files hold the text: a private folder
+        scratch.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tempfile.tempdir = str(scratch)
     try:
         return path, clean_file(path, terms, settings)
     except Exception as exc:  # one bad file is a held-back file, the batch goes on
+        log.warning("pixel cleaning failed", extra={"file": path.name, "error": type(exc).__name__})
         return path, PixelResult(reason=f"burned-in text: not cleaned ({type(exc).__name__})")
+    finally:
+        tempfile.tempdir = before
 
 
 def clean_files(
-    paths: Sequence[Path], terms: Terms, settings: PixelSettings, processes: int | None = None
+    paths: Sequence[Path],
+    terms: Terms,
+    settings: PixelSettings,
+    processes: int | None = None,
+    scratch: Path | None = None,
 ) -> list[tuple[Path, PixelResult]]:
-    """clean_file over ``paths`` (None = all cores, 1 = in this process), in order."""
+    """clean_file over ``paths`` (None = all cores, 1 = in this process), in order.
+    ``scratch``: a private folder for the OCR's temporary images (default: the system's)."""
     processes = min(processes or os.cpu_count() or 1, len(paths))
     if processes <= 1:
-        _init(terms, settings)
+        _init(terms, settings, scratch)
         return [_one(p) for p in paths]
     import multiprocessing
 
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(
-        processes, mp_context=context, initializer=_init, initargs=(terms, settings)
+        processes, mp_context=context, initializer=_init, initargs=(terms, settings, scratch)
     ) as pool:
         return list(pool.map(_one, paths))

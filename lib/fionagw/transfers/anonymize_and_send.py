@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -481,7 +482,11 @@ class AnonymizeAndSend:
         headers = [dcmread(p.files[0], stop_before_pixels=True) for p in plans if p.files]
         terms = Terms.build(headers, pixel_settings, _study_identifiers(sending))
         paths = [o for _, outs in by_series.values() for o in outs]
-        outcome = dict(clean_files(paths, terms, pixel_settings, self.processes))
+        scratch = self.work_root / f".ocr-{os.getpid()}"  # removed with the work folder
+        try:
+            outcome = dict(clean_files(paths, terms, pixel_settings, self.processes, scratch))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
         cleaned = regions = 0
         for plan, outs in by_series.values():
             held = [(o, outcome[o]) for o in outs if outcome[o].reason]
