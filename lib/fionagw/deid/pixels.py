@@ -71,7 +71,7 @@ ENGINE = "tesseract"
 MODES = ("identifying", "all")
 CLEAN_PIXEL_CODE = ("113101", "Clean Pixel Data Option")
 _NATIVE = frozenset({ExplicitVRLittleEndian, ImplicitVRLittleEndian})
-_LOSSY = {
+LOSSY_METHOD = {
     JPEGBaseline8Bit: "ISO_10918_1",
     JPEGExtended12Bit: "ISO_10918_1",
     JPEGLSNearLossless: "ISO_14495_1",
@@ -718,10 +718,10 @@ def _store(ds: Dataset, frames: np.ndarray, ts: str, pi: str) -> None:
         ds.compress(RLELossless, arr, encoding_plugin="pydicom", generate_instance_uid=False)
         return
     if ts not in _NATIVE:
-        if ts in _LOSSY:  # the history: this object was lossy-compressed once
+        if ts in LOSSY_METHOD:  # the history: this object was lossy-compressed once
             ds.LossyImageCompression = "01"
             if "LossyImageCompressionMethod" not in ds:
-                ds.LossyImageCompressionMethod = _LOSSY[ts]
+                ds.LossyImageCompressionMethod = LOSSY_METHOD[ts]
         ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
         if spp > 1:
             ds.PlanarConfiguration = 0
