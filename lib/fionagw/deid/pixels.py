@@ -135,7 +135,9 @@ class FixedRegion:
 class PixelSettings:
     enabled: bool = True
     mode: str = "identifying"  # identifying | all
-    min_confidence: float = 60.0  # 0-100: words below it count only as header values
+    min_confidence: float = 60.0  # 0-100: mode "all" masks words read with this or more;
+    # header values and patterns count at any confidence, and so does a low-confidence
+    # neighbour of an identifying word
     exclusions: tuple[tuple[int, str], ...] = ()  # (tag, regex re.match): sent as they are
     patterns: tuple[str, ...] = ()  # more identifying regexes (case-insensitive)
     allow: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # modality -> regexes
@@ -493,11 +495,12 @@ def judge(words: list[Word], terms: Terms, settings: PixelSettings, modality: st
             allowed = allow.fullmatch(word.text.strip(".,:;()[]")) is not None
             confident = word.conf >= settings.min_confidence
             in_pattern = any(a < e and s < b for a, b in pattern)
+            # header values and patterns at any confidence (a date read at 40 % is a date);
+            # "all text" only for words read with min_confidence (speckle reads as words too)
             if in_header or (
                 not allowed and (in_pattern or (settings.mode == "all" and confident))
             ):
-                if in_header or confident or in_pattern:
-                    marked.add(j)
+                marked.add(j)
         # a low-confidence neighbour of an identifying word: a misread part of the same value
         for j in sorted(marked):
             for k in (j - 1, j + 1):
