@@ -772,7 +772,7 @@ def clean_file(path: Path, terms: Terms, settings: PixelSettings) -> PixelResult
     try:
         result = clean_dataset(ds, terms, settings)
     except PixelError as exc:
-        return PixelResult(reason=str(exc))
+        return PixelResult(reason=f"burned-in text: {exc}")
     if result.reason:
         return result
     record(ds, result, settings)

@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from pydicom.encaps import encapsulate
 
 from fionagw.deid import pixels
-from fionagw.tracking.records import COMPLETE_OK, PIXELS_ANONYMIZED
+from fionagw.tracking.records import COMPLETE_OK, ERROR_ANONYMIZATION, PIXELS_ANONYMIZED
 from fionagw.transfers.anonymize_and_send import AnonymizeAndSend
 from support import burned
 from support.transfer_site import ingest, mr_study, request, sent_files, transfer_site
@@ -92,3 +93,30 @@ def test_burned_in_series_is_cleaned_and_sent(site, tmp_path: Path) -> None:  # 
     summary = " ".join(message["rewritepixel_command"])
     assert "1 file(s) cleaned" in summary and "exclusion on 0008,103E" in summary
     assert "Nordmann" not in t.transfer_error_message and "PID-4711" not in t.transfer_error_message
+
+
+def test_a_file_that_cannot_be_cleaned_is_held_back_alone(site, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg, tracker, outbox, _ = site
+    files = mr_study(tmp_path, n=1)
+    mr = pydicom.dcmread(files[0])
+    good, bad = _us_series(tmp_path, mr, "Abdomen US", (21, 22))
+    ds = pydicom.dcmread(bad)  # its pixels cannot be decoded: never sent as they are
+    ds.PixelData = encapsulate([b"\xff\xd8\xff\xc3 not a JPEG stream \xff\xd9"])
+    ds["PixelData"].VR = "OB"
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.JPEGLosslessSV1
+    ds.save_as(bad, enforce_file_format=True)
+    study = ingest(cfg, [*files, good, bad])
+    request(cfg, tracker, study, "PIXELS", "P002")
+
+    report = AnonymizeAndSend(cfg, tracker, processes=1).run()
+    assert report.failed  # a held-back image makes the transfer an error to look at ...
+    out = [pydicom.dcmread(p) for p in sent_files(outbox)]
+    us = [d for d in out if d.Modality == "US"]
+    assert len(out) == len(files) + 1 and len(us) == 1  # ... while the rest went
+    assert us[0].BurnedInAnnotation == "NO"
+    [t] = tracker.transfers(study)
+    assert t.transfer_error == {ERROR_ANONYMIZATION, PIXELS_ANONYMIZED}
+    message = json.loads(t.transfer_error_message)
+    [held] = message["held_back"]
+    assert "1 of 2 image(s) held back: burned-in text: pixel data cannot be decoded" in held
+    assert "Nordmann" not in t.transfer_error_message
