@@ -417,6 +417,18 @@ class Word:
     line: tuple[int, ...]
 
 
+def ocr_problem() -> str:
+    """Why the OCR cannot run here ("" = it can): check-config warns with it."""
+    import shutil
+
+    if shutil.which("tesseract") is None:
+        return (
+            "tesseract not found (Debian: apt-get install tesseract-ocr): files of series "
+            "classified CHECKBURNEDINFO cannot be cleaned and are held back"
+        )
+    return ""
+
+
 def ocr_words(gray: np.ndarray, scale: int | None = None) -> list[Word]:
     """Tesseract's words of an 8-bit grey image, read as it is and inverted."""
     import pytesseract  # imported here: a gateway without pixel cleaning needs no tesseract

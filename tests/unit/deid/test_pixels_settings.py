@@ -171,3 +171,11 @@ def test_every_syntax_masked_and_written_consistently(
         assert after.LossyImageCompression == "01"
     if int(after.SamplesPerPixel) == 3 and ts.is_compressed:
         assert after.PhotometricInterpretation == "RGB" and after.PlanarConfiguration == 0
+
+
+def test_ocr_problem_names_the_missing_engine(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    assert pixels.ocr_problem() == ""  # installed here
+    monkeypatch.setenv("PATH", str(tmp_path))  # a PATH without tesseract
+    assert pixels.ocr_problem().startswith("tesseract not found")
