@@ -5,8 +5,10 @@ FIONA's RewritePixel masks the words Tesseract finds; here each word is judged f
 1. **Decode** every frame (pydicom, with pylibjpeg for JPEG, JPEG-LS, JPEG 2000 and RLE) and
    make an 8-bit grey image for the OCR (RGB luminance, Y of YBR, palette applied, 12/16-bit
    scaled to its range), upscaled so that small annotation text is large enough.
-2. **OCR** with Tesseract (pytesseract ``image_to_data``: words, boxes, confidence, lines),
-   on the image and on its negative (white-on-black annotation reads best inverted).
+2. **OCR** with Tesseract (pytesseract ``image_to_data``, ``--psm 11`` sparse text: words,
+   boxes, confidence, lines) three times: the image (dark text on light), its negative
+   (light text on dark, most annotation) and its brightest strokes alone, black on white
+   (text over speckle). A frame repeated in a multi-frame object is read once.
 3. **Judge** each word (``Terms``): identifying when it is, or is part of, an identifying
    header value of the study (names and their parts, IDs, accession number, birth and study
    dates in their written forms, institution, staff, station: the release check's
@@ -23,15 +25,15 @@ FIONA's RewritePixel masks the words Tesseract finds; here each word is judged f
 6. **Verify**: a changed frame is OCR'd again; what is still identifying is masked and the
    frame OCR'd again, up to ``verify_rounds`` times. Only then is BurnedInAnnotation set NO;
    otherwise ``PixelResult.reason`` says why the object must be held back.
-7. **Write**: native little endian and RLE Lossless stay in their transfer syntax; every
-   other compressed syntax becomes Explicit VR Little Endian with the pixel attributes made
-   consistent (pydicom's decompress: YBR to RGB, planar configuration 0), and a lossy
+7. **Write**: native little endian and RLE Lossless stay in their transfer syntax; big
+   endian and every other compressed syntax become Explicit VR Little Endian with the pixel
+   attributes made consistent (decoded YBR as RGB, planar configuration 0), and a lossy
    original keeps LossyImageCompression 01 and its method. A frame without a finding is
    left as decoded; an object without any change keeps its pixel data byte for byte.
 
 What was done is recorded in the object's de-identification record: one
 DeidentificationMethod (0012,0063) value ("burned-in text: 3 region(s) masked, tesseract
-5.3.0, identifying") and the Clean Pixel Data option code (113101) in the method code
+OCR, identifying") and the Clean Pixel Data option code (113101) in the method code
 sequence; never the text itself (it is identifying), and the log lines carry counts only.
 """
 
