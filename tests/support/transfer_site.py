@@ -45,6 +45,15 @@ projects:
   SCREENS:
     participant_id: '^S[0-9]{3}$'
     features: {never_rewrite_pixels: true}
+  NOPIX:
+    participant_id: '^N[0-9]{3}$'
+    features: {remove_presentation_states: true}
+    deid: {mode: keyed, pixels: {enabled: false}}
+  PIXELS:
+    participant_id: '^P[0-9]{3}$'
+    deid:
+      mode: keyed
+      pixels: {exclusions: [{tag: "0008,103E", regexp: "^KEEP"}]}
 """
 
 

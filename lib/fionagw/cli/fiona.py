@@ -158,6 +158,10 @@ def check_config(path: str | None, site: str | None) -> int:
 
             if problem := runtime_problem(cfg.workflows):
                 print(f"{PROGRAM}: warning: {problem}", file=sys.stderr)
+            from fionagw.deid.pixels import ocr_problem
+
+            if problem := ocr_problem():  # burned-in text cannot be cleaned without it
+                print(f"{PROGRAM}: warning: {problem}", file=sys.stderr)
             note = f" (receiver running, pid {running})" if running else ""
             print(
                 f"{file}: site {name or '(default)'}: OK - DATADIR {cfg.datadir}, "

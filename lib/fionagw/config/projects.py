@@ -90,6 +90,9 @@ class Project:
     resend_missing: bool = False  # whatIsInIDS7 queues a resend of what the PACS lacks
     redcap_token: str = field(default="", repr=False)  # project_token: the project's own REDCap
     qc: QcRules | None = None  # quality-control rules and gates (config/qc.py); None: none
+    # FIONA's rewritepixelexclusions: ("gggg,eeee", regex matched at the start of the value);
+    # a CHECKBURNEDINFO series that matches keeps its pixels (deid/pixels.py exclusion_of)
+    pixel_exclusions: list[tuple[str, str]] = field(default_factory=list)
 
     def valid_participant(self, value: str) -> bool:
         return bool(value) and re.match(self.participant_id, value) is not None

@@ -22,6 +22,9 @@
           sponsor: "..."           # (0012,0010); default: the project name
           site_id: "..."           # (0012,0030)
           site_name: "..."         # (0012,0031)
+          pixels: {...}            # burned-in text (deid/pixels.py parse_pixel_settings):
+                                   # enabled, mode, min_confidence, exclusions, patterns,
+                                   # allow, regions, verify_rounds
 
 The project's import rule 1 (``import_rule: {tag, regexp}``, FIONA's
 ``project_import_rule_1_*``) becomes one more regex tag change, as FIONA passes
@@ -39,6 +42,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +55,7 @@ from fionagw.config import (
 )
 from fionagw.config.projects import Project
 from fionagw.deid.engine import DeidSettings
+from fionagw.deid.pixels import PixelSettings, parse_pixel_settings
 from fionagw.deid.profile import DEFAULT_OPTIONS, OPTION_CODES
 from fionagw.deid.tagchange import parse_tag_change
 from fionagw.ops.perms import KEY_DIR_MODE, SECRET_MODE
@@ -73,6 +78,7 @@ KEYS = (
     "sponsor",
     "site_id",
     "site_name",
+    "pixels",
 )
 KEY_BYTES = 32
 _PRIVATE = re.compile(r"^\s*([0-9A-Fa-f]{4})\s*,\s*(\S(?:.*\S)?)\s*,\s*([0-9A-Fa-f]{2})\s*$")
@@ -94,6 +100,11 @@ def settings_for_project(project: Project, cfg: SiteConfig) -> DeidSettings:
     unknown = sorted(set(spec) - set(KEYS))
     if unknown:
         raise fail(unknown[0], f"unknown key (known: {', '.join(KEYS)})")
+    try:  # checked here too, so check-config and fiona deid name a bad pixels block
+        parse_pixel_settings(spec.get("pixels"), f"{where}.pixels")
+    except ValueError as exc:
+        key, _, problem = str(exc).partition(": ")
+        raise ConfigError(source, key, problem) from None
 
     def get(key: str, kind: type | tuple[type, ...], default: Any) -> Any:
         value = spec.get(key)
@@ -268,3 +279,23 @@ def _kind(kind: type | tuple[type, ...]) -> str:
     names = {str: "a string", int: "an integer", list: "a list", bool: "true or false"}
     kinds = kind if isinstance(kind, tuple) else (kind,)
     return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def pixel_settings_for_project(project: Project, cfg: SiteConfig | None = None) -> PixelSettings:
+    """The project's burned-in text settings (``deid.pixels``), with FIONA's
+    rewritepixelexclusions (Project.pixel_exclusions) added; ConfigError on a bad value."""
+    spec = (project.deid or {}).get("pixels") if isinstance(project.deid, dict) else None
+    try:
+        settings = parse_pixel_settings(spec, f"projects.{project.name}.deid.pixels")
+        extra = []
+        for tag, regexp in getattr(project, "pixel_exclusions", ()):
+            extra.append({"tag": tag, "regexp": regexp})
+        if extra:
+            more = parse_pixel_settings(
+                {"exclusions": extra}, f"{project.name} rewritepixelexclusions"
+            )
+            settings = replace(settings, exclusions=settings.exclusions + more.exclusions)
+    except ValueError as exc:
+        key, _, problem = str(exc).partition(": ")
+        raise ConfigError(_source(cfg) if cfg else "projects", key, problem) from None
+    return settings

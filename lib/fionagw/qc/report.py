@@ -16,7 +16,8 @@ from typing import Any
 
 from fionagw.config import ConfigError, SiteConfig
 from fionagw.config.projects import Project
-from fionagw.deid.project_settings import settings_for_project
+from fionagw.deid.pixels import ENGINE
+from fionagw.deid.project_settings import pixel_settings_for_project, settings_for_project
 from fionagw.deid.table_ps315 import EDITION, ROWS
 from fionagw.qc.results import StudyQc
 from fionagw.qc.run import current
@@ -59,8 +60,23 @@ def deid_summary(cfg: SiteConfig, project: Project) -> dict[str, Any]:
         "diffusion_tags_kept": s.keep_diffusion,
         "tag_changes": len(s.tag_changes) + len(s.regex_tag_changes),
         "attributes": profile_counts(),
-        "pixel_cleaning": "not done (no burned-in text removal)",
+        "pixel_cleaning": _pixel_cleaning(project),
     }
+
+
+def _pixel_cleaning(project: Project) -> str:
+    """What happens to series that may carry burned-in text (deid/pixels.py)."""
+    if project.has_feature("remove_secondary_captures"):
+        return "CHECKBURNEDINFO series are not sent (remove_secondary_captures)"
+    if project.has_feature("never_rewrite_pixels"):
+        return "not done: CHECKBURNEDINFO series are sent as they are (never_rewrite_pixels)"
+    try:
+        p = pixel_settings_for_project(project)
+    except ConfigError as exc:
+        return f"settings invalid: {exc}"
+    if not p.enabled:
+        return "off: CHECKBURNEDINFO series are held back"
+    return f"burned-in text masked in CHECKBURNEDINFO series ({ENGINE} OCR, {p.mode}), verified"
 
 
 def _deliveries(cfg: SiteConfig, tracker: Tracker, study_uid: str) -> list[dict[str, Any]]:

@@ -42,6 +42,8 @@ _TRANSFER_FIELDS = [
     k for k in Transfer.__dataclass_fields__ if k not in ("study_instance_uid", "instance")
 ]
 ERROR_CODES = (1, 2, 3)
+# rewrite_ex_tag choices of DataTransferProjects (config/redcap/DataTransferProjects.csv)
+_EXCLUSION_TAGS = {"1": "0020,4000", "2": "0008,103E"}
 IMAGING_EVENT = "event_1_arm_1"  # FIONA's per-project REDCap: imaging repeats in the first event
 
 
@@ -336,6 +338,7 @@ class RedcapTracker(Tracker):
 
     def projects(self) -> dict[str, Project]:
         rows = self._call(self.c["DataTransferProjects"].export_records, forms=["projects"])
+        exclusions = self._pixel_exclusions()
         projects = {}
         for r in rows:
             if r.get("redcap_repeat_instrument"):
@@ -353,8 +356,24 @@ class RedcapTracker(Tracker):
                 import_rule_regexp=str(r.get("project_import_rule_1_regexp", "")),
                 redcap_token=str(r.get("project_token", "") or ""),
                 resend_missing=_yes(r.get("project_resend_missing", "0")),
+                pixel_exclusions=exclusions.get(name, []),
             )
         return projects
+
+    def _pixel_exclusions(self) -> dict[str, list[tuple[str, str]]]:
+        """The repeating rewritepixelexclusions of each project: (tag, regexp) pairs."""
+        rows = self._call(
+            self.c["DataTransferProjects"].export_records, forms=["rewritepixelexclusions"]
+        )
+        out: dict[str, list[tuple[str, str]]] = {}
+        for r in rows:
+            if r.get("redcap_repeat_instrument") != "rewritepixelexclusions":
+                continue
+            tag = _EXCLUSION_TAGS.get(str(r.get("rewrite_ex_tag", "")).strip())
+            regexp = str(r.get("rewrite_ex_reg", "") or "")
+            if tag and regexp:
+                out.setdefault(str(r.get("record_id", "")), []).append((tag, regexp))
+        return out
 
     def routing_rules(self) -> list[RoutingRule]:
         rows = self._call(self.c["Routing"].export_records)

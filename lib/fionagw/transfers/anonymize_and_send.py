@@ -9,6 +9,9 @@ Per request (oldest first; see queue.py for the files and their retry state):
    "held by QC" until a project admin bypasses); otherwise the request fails at once;
 2. the series to send are chosen (selection.py: PR / secondary-capture removal, CHECKBURNEDINFO
    held back);
+2b. the series classified CHECKBURNEDINFO are cleaned after de-identification (deid/pixels.py:
+   OCR, identifying text masked, verified; transfer_error___3 "pixel anonymization
+   performed"); a file that still fails the verification is held back, the rest is sent;
 3. every file is de-identified with the project's settings into a private work folder
    (``site/temp/anonymizeAndSend/<request>/<newSeries>/<MOD>.<newSOP>.dcm`` + mapping.json,
    FIONA's ``-b -m`` layout) and release-checked against the identifiers of the original study;
@@ -36,6 +39,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -51,7 +55,9 @@ from fionagw.config.projects import Project
 from fionagw.deid.batch import deidentify_files
 from fionagw.deid.factory import deidentifier_for
 from fionagw.deid.mapping import store_mapping, study_mapping
-from fionagw.deid.project_settings import settings_for_project
+from fionagw.deid.pixels import ENGINE as ENGINE_NAME
+from fionagw.deid.pixels import Terms, clean_files, exclusion_of
+from fionagw.deid.project_settings import pixel_settings_for_project, settings_for_project
 from fionagw.deid.release import Identifiers, collect_identifiers
 from fionagw.qc.gate import REASON as QC_REASON
 from fionagw.qc.gate import held_checks
@@ -72,6 +78,7 @@ from fionagw.tracking.records import (
     COMPLETE_PENDING,
     ERROR_ANONYMIZATION,
     ERROR_SEND,
+    PIXELS_ANONYMIZED,
     ImagingRecord,
     Transfer,
     now_text,
@@ -144,12 +151,13 @@ class Attempt:
     storescu_output: str = ""
     held_back: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)  # objects not sent whole (never destroyed)
+    rewritepixel: list[str] = field(default_factory=list)  # what the pixel cleaning did
     error: str = ""
 
     def message(self) -> str:
         data = {
             "request": self.request,
-            "rewritepixel_command": [],
+            "rewritepixel_command": self.rewritepixel,
             "anonymize_return_code": self.anonymize_return_code,
             "anonymize_command": self.anonymize_command,
             "anonymize_output": self.anonymize_output,
@@ -334,9 +342,19 @@ class AnonymizeAndSend:
             )
         try:
             settings = settings_for_project(project, self.cfg)
+            pixel_settings = pixel_settings_for_project(project, self.cfg)
         except (ConfigError, ValueError) as exc:
             raise Permanent("settings", f"de-identification settings: {exc}") from None
         destination = self._destination(project)
+        for plan in sending:  # FIONA's rewritepixelexclusions: these keep their pixels
+            if plan.clean_pixels and plan.files:
+                header = dcmread(plan.files[0], stop_before_pixels=True)
+                tag = exclusion_of(header, pixel_settings)
+                if tag:
+                    plan.clean_pixels = False
+                    attempt.rewritepixel.append(
+                        f"{plan.series_uid}: pixels sent as they are (exclusion on {tag})"
+                    )
 
         deid = deidentifier_for(settings)
         work = self.work_root / request.path.stem
@@ -394,12 +412,17 @@ class AnonymizeAndSend:
                 summarize_hits((h.path, h.kind) for _, hits in result.hits for h in hits),
             )
         attempt.anonymize_output = f"{len(result.written)} file(s) in {result.seconds:.1f} s"
+        try:
+            cleaned = self._clean_pixels(sending, jobs, result, manifest, pixel_settings, attempt)
+        except OSError as exc:  # the work folder: a full disk passes
+            raise Retry("disk", f"pixel cleaning: {exc.strerror}") from None
         # dropped objects (encapsulated documents) are named in the record, never sent destroyed
         attempt.dropped = [f"{_rel(work, output_of.get(p, p))}: {why}" for p, why in result.dropped]
         if not result.written:
             raise Permanent(
                 "nothing_to_send",
-                f"no file of the study can be sent ({len(result.dropped)} dropped); nothing was sent",
+                f"no file of the study can be sent ({len(result.dropped)} dropped); nothing was sent"
+                + (f"; {'; '.join(attempt.held_back)}" if attempt.held_back else ""),
             )
         mapping = study_mapping(deid, request.study_uid, [p.series_uid for p in sending])
         # the original -> new UID mapping stays in the gateway's protected store, never in work/
@@ -440,7 +463,61 @@ class AnonymizeAndSend:
             manifest,
             verification,
             queued,
+            cleaned,
         )
+
+    def _clean_pixels(  # type: ignore[no-untyped-def]
+        self, sending: list[SeriesPlan], jobs, result, manifest, pixel_settings, attempt: Attempt
+    ) -> int:
+        """Burned-in text out of the de-identified files of the CHECKBURNEDINFO series; a file
+        that fails the verification is deleted and held back (the rest of its series goes).
+        Returns the number of files cleaned."""
+        plans = [p for p in sending if p.clean_pixels]
+        if not plans:
+            return 0
+        written = set(result.written)
+        by_series: dict[str, tuple[SeriesPlan, list[Path]]] = {}
+        out_of = dict(jobs)
+        for plan in plans:
+            outs = [out_of[f] for f in plan.files if f in out_of and out_of[f] in written]
+            by_series[plan.series_uid] = (plan, outs)
+        headers = [dcmread(p.files[0], stop_before_pixels=True) for p in plans if p.files]
+        terms = Terms.build(headers, pixel_settings, _study_identifiers(sending))
+        paths = [o for _, outs in by_series.values() for o in outs]
+        scratch = self.work_root / f".ocr-{os.getpid()}"  # removed with the work folder
+        try:
+            outcome = dict(clean_files(paths, terms, pixel_settings, self.processes, scratch))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        cleaned = regions = 0
+        for plan, outs in by_series.values():
+            held = [(o, outcome[o]) for o in outs if outcome[o].reason]
+            ok = [outcome[o] for o in outs if not outcome[o].reason]
+            cleaned += len(ok)
+            regions += sum(r.regions for r in ok)
+            for path, _ in held:  # never sent with text in it: gone from the work folder
+                path.unlink(missing_ok=True)
+                result.written.remove(path)
+                new_sop = path.name.split(".", 1)[1].removesuffix(".dcm")
+                for sops in manifest.series.values():
+                    if new_sop in sops:
+                        sops.remove(new_sop)
+            if held:
+                reasons = sorted({r.reason for _, r in held})
+                attempt.held_back.append(
+                    f"{plan.series_uid} ({plan.description}): {len(held)} of {len(outs)} "
+                    f"image(s) held back: {'; '.join(reasons)}"
+                )
+        total = sum(len(o) for _, o in by_series.values())
+        attempt.rewritepixel.append(
+            f"{cleaned} file(s) cleaned of burned-in text ({ENGINE_NAME}), {regions} region(s) "
+            f"masked, {total - cleaned} held back"
+        )
+        log.info(  # counts only: the text found is identifying
+            "burned-in text cleaned",
+            extra={"files": total, "cleaned": cleaned, "regions": regions, "held": total - cleaned},
+        )
+        return cleaned
 
     # -- outcomes ---------------------------------------------------------------------------
 
@@ -475,9 +552,13 @@ class AnonymizeAndSend:
             transfer,
             transfer_date=now_text(),
             transfer_mapped_uid=sent.mapped_uid,
-            transfer_error={ERROR_ANONYMIZATION} if held else set(),
+            # pixel anonymization performed: FIONA's transfer_error___3, not an error
+            transfer_error=({ERROR_ANONYMIZATION} if held else set())
+            | ({PIXELS_ANONYMIZED} if sent.pixels_cleaned else set()),
             # a success that dropped objects says which in its record (not an error to act on)
-            transfer_error_message=attempt.message() if held or attempt.dropped else "",
+            transfer_error_message=attempt.message()
+            if held or attempt.dropped or attempt.rewritepixel
+            else "",
             transfer_active_proc_time=f"{time.monotonic() - start:.1f}",
             transfers_complete=COMPLETE_ERROR
             if held
@@ -640,6 +721,7 @@ class _Sent:
     manifest: SentManifest
     verification: Verification | None
     queued: bool = False  # packaged for sendFiles, not yet delivered
+    pixels_cleaned: int = 0  # files cleaned of burned-in text (deid/pixels.py)
 
 
 def _resend_only(request: Request) -> set[str] | None:

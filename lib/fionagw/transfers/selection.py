@@ -6,9 +6,11 @@ Per series, from its ``raw/<study>/<series>.json`` record and the project's feat
 * ``remove_secondary_captures`` -> series classified CHECKBURNEDINFO, or of a secondary-capture
   SOP class, are skipped (FIONA skipped the CHECKBURNEDINFO ones);
 * CHECKBURNEDINFO otherwise (burned-in annotation or a screen capture; FIONA's ``(shadow) ``
-  series excepted) -> held back: pixel cleaning does not exist here yet, so such a series
-  is never sent with its pixels as they are, unless the project says ``never_rewrite_pixels``
-  (FIONA's feature 1: the project accepts the pixels unchanged).
+  series excepted) -> its pixels are cleaned (``clean_pixels``: deid/pixels.py, what still
+  fails the verification is held back file by file), unless the project says
+  ``never_rewrite_pixels`` (FIONA's feature 1: the project accepts the pixels unchanged);
+  with pixel cleaning switched off (``deid.pixels.enabled: false``) the series is held back,
+  never sent with its pixels as they are.
 
 A held-back series makes the transfer an error the data manager sees, while the other series
 are still sent, so a whole MR study does not wait for one screenshot.
@@ -47,6 +49,7 @@ class SeriesPlan:
     missing: int = 0  # raw/ links whose archive file is gone
     skip: str = ""  # reason the project does not want it
     hold: str = ""  # reason it must not leave as it is
+    clean_pixels: bool = False  # burned-in text is looked for and masked (deid/pixels.py)
 
     @property
     def description(self) -> str:
@@ -94,9 +97,18 @@ def _decide(plan: SeriesPlan, project: Project) -> None:
         plan.skip = "presentation state (project removes them)"
     elif (burned or secondary) and project.has_feature("remove_secondary_captures"):
         plan.skip = "secondary capture / burned-in annotation (project removes them)"
+    elif burned and not project.has_feature("never_rewrite_pixels") and _pixels_on(project):
+        plan.clean_pixels = True
     elif burned and not project.has_feature("never_rewrite_pixels"):
         plan.hold = (
             "held back: classified CHECKBURNEDINFO (burned-in annotation possible) and "
-            "pixel cleaning is not available; set the project feature never_rewrite_pixels "
-            "or remove_secondary_captures to decide"
+            "pixel cleaning is switched off for the project (deid.pixels.enabled); set "
+            "the project feature never_rewrite_pixels or remove_secondary_captures to decide"
         )
+
+
+def _pixels_on(project: Project) -> bool:
+    """Pixel cleaning is on unless the project's ``deid.pixels.enabled`` is false (a bad
+    block fails later, with the other de-identification settings)."""
+    spec = (project.deid or {}).get("pixels") if isinstance(project.deid, dict) else None
+    return not (isinstance(spec, dict) and spec.get("enabled") is False)

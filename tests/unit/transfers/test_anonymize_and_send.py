@@ -102,7 +102,7 @@ def test_presentation_states_removed_and_burned_in_held_back(site, tmp_path: Pat
     )  # another seed: another series UID
     pr = _presentation_state(files[0], tmp_path / "pr.dcm")
     study = ingest(cfg, [*files, pr])
-    request(cfg, tracker, study, "ALPHA", "ALPHA003")
+    request(cfg, tracker, study, "NOPIX", "N003")  # pixel cleaning off: held back
 
     report = AnonymizeAndSend(cfg, tracker).run()
     assert report.failed and not report.sent  # held-back series make it an error to look at

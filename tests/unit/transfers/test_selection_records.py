@@ -36,7 +36,12 @@ def test_plans_follow_records_and_a_bad_record_is_logged(
             paths.series_json(STUDY, series).write_text('{"PatientName": "Doe')
         else:
             write_series(paths.series_json(STUDY, series), record, tmpdir=paths.temp)
-    project = Project("P", ".*", features={FEATURES["remove_presentation_states"]})
+    project = Project(
+        "P",
+        ".*",
+        features={FEATURES["remove_presentation_states"]},
+        deid={"pixels": {"enabled": False}},  # pixel cleaning off: CHECKBURNEDINFO held back
+    )
     with caplog.at_level(logging.WARNING):
         plans = plan_series(paths.raw_study_dir(STUDY), project)
     assert [(p.series_uid, p.modality, p.description, p.sends) for p in plans] == [
