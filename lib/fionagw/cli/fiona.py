@@ -31,6 +31,7 @@ PLUGIN_MODULES = (
     "fionagw.cli.fiona_web",
     "fionagw.cli.fiona_qc",
     "fionagw.cli.fiona_workflow",
+    "fionagw.cli.fiona_pacs",
 )
 
 
