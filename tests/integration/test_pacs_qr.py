@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from fionagw.pacs.resend import queue_resend
 from support.pacs_gateway import job, pacs_gateway
 from support.site import free_port, run_bin, storescu, wait_for, write_config
 from support.synth import standard_mr_study
@@ -245,6 +246,18 @@ def test_resend_from_pacs_after_clear_old_files(site, peers, tmp_path: Path) -> 
         research.get(f"/instances/{i}/simplified-tags")["PatientID"] for i in research.instances()
     }
     assert again == {"ALPHA003"}
+
+    # the Assign page's Resend button: cleared again, listed for moveFromScanner, sent again
+    job(cfg, "clearOldFiles")
+    assert not cfg.paths.raw_study_dir(uid).exists()
+    assert queue_resend(cfg, uid, "datamanager")
+    r = run_bin("moveFromScanner", config=cfg.config_file, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert f"1 finished, 0 failed, 0 waiting; {len(files)} instances retrieved" in r.stdout
+    assert json.loads((cfg.paths.finished_scans / uid).read_text())["requeued"] == 1
+    job(cfg, "anonymizeAndSend")
+    assert len(research.instances()) == len(files)
+    assert research.sop_uids().keys() == sent.keys()
     for phi in ("RES-PID-3", "RES-ACC-3", uid):
         assert phi not in pacs_logs(cfg)
 

@@ -8,7 +8,6 @@ A PACS that cannot be reached, refuses or times out raises PacsError (one line).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
@@ -60,7 +59,9 @@ class PacsError(Exception):
 
 def opaque(uid: str) -> str:
     """A short key of a UID for logs: the same study gives the same key, the UID is not in it."""
-    return hashlib.sha256(uid.encode()).hexdigest()[:12]
+    from fionagw.ops.log import phi_hash
+
+    return phi_hash(uid)[:12]
 
 
 @dataclass

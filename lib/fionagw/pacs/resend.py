@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from fionagw.config.pacs import load_pacs
 from fionagw.config.site import SiteConfig
@@ -86,21 +87,45 @@ def resend_from_pacs(
             f"{len(short)} series did not arrive within {settings.wait_seconds:g} s "
             "(is the receiver running, and does the PACS know our AE title?); try again"
         )
-    from fionagw.transfers.actions import retry
-
-    earlier = [
-        t
-        for t in tracker.transfers(study_uid=study_uid)
-        if t.transfer_project_name and t.transfer_name
-    ]
-    for t in earlier:
-        retry(cfg, tracker, t)
+    requeued = requeue_assignments(cfg, tracker, study_uid)
     log.info(
         "resend from PACS",
         extra={
             "study_key": opaque(study_uid),
             "retrieved": got.completed if got else 0,
-            "requeued": len(earlier),
+            "requeued": requeued,
         },
     )
-    return Resent(study_uid, got.completed if got else 0, len(earlier), got is None)
+    return Resent(study_uid, got.completed if got else 0, requeued, got is None)
+
+
+def requeue_assignments(cfg: SiteConfig, tracker: Tracker, study_uid: str) -> int:
+    """Queue every earlier assignment of the study again (same project, participant, event
+    and instance: the same request file), except those a data manager cancelled; how many."""
+    from fionagw.transfers.actions import request_name, retry
+    from fionagw.transfers.failures import read_record
+
+    def cancelled(t: Any) -> bool:
+        record = read_record(cfg.paths, request_name(cfg, t))
+        return bool(record and record.cancelled)
+
+    earlier = [
+        t
+        for t in tracker.transfers(study_uid=study_uid)
+        if t.transfer_project_name and t.transfer_name and not cancelled(t)
+    ]
+    for t in earlier:
+        retry(cfg, tracker, t)
+    return len(earlier)
+
+
+def queue_resend(cfg: SiteConfig, study_uid: str, by: str) -> bool:
+    """The Assign page's Resend: list the study for moveFromScanner, which retrieves it and
+    then queues its earlier assignments again. False when it is already listed."""
+    from fionagw.pacs.scans import add_active_scan, scan_file
+
+    if scan_file(cfg.paths.active_scans, study_uid).exists():
+        return False
+    add_active_scan(cfg, study_uid, resend=True, by=by)
+    log.info("resend from PACS queued", extra={"study_key": opaque(study_uid), "user": by})
+    return True

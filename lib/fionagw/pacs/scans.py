@@ -162,6 +162,17 @@ def move_from_scanner(
     return run
 
 
+def _requeue(cfg: SiteConfig, uid: str) -> int:
+    from fionagw.pacs.resend import requeue_assignments
+    from fionagw.tracking.factory import open_tracker
+
+    tracker = open_tracker(cfg)
+    try:
+        return requeue_assignments(cfg, tracker, uid)
+    finally:
+        tracker.close()
+
+
 def _fail(
     cfg: SiteConfig, run: ScanRun, uid: str, path: Path, info: dict[str, Any], reason: str
 ) -> None:
@@ -199,6 +210,8 @@ def _one(
         info["series"] = len(remote)
         info["instances"] = sum(remote.values())
         info.pop("reason", None)
+        if info.get("resend"):  # the Assign page's Resend: send it again as assigned
+            info["requeued"] = _requeue(cfg, uid)
         _settle(cfg, path, FINISHED, info)
         run.finished += 1
         run.outcomes[opaque(uid)] = FINISHED
