@@ -62,7 +62,13 @@ def site(tmp_path_factory, peers):  # type: ignore[no-untyped-def]
                         "port": clinical.dicom_port,
                         "called_aetitle": clinical.aet,
                         "timeout": 10,
-                    }
+                    },
+                    "clinical-get": {
+                        "host": "127.0.0.1",
+                        "port": clinical.dicom_port,
+                        "called_aetitle": clinical.aet,
+                        "retrieve": "get",
+                    },
                 },
             },
             # clearOldFiles: DATADIR has a tiny quota, so every finished study goes
@@ -133,8 +139,14 @@ def test_find_and_inventory(site, peers, tmp_path: Path) -> None:  # type: ignor
     assert entry["instances"] == len(files) and entry["here"] == 0
     assert sorted(s["instances"] for s in entry["series"].values()) == expected
     assert entry["AccessionNumber"] == "INV-ACC-1"
+
+    # C-GET (a PACS that cannot reach our receiver): filed by the client, then classified
+    r = fiona(cfg, "pacs", "--source", "clinical-get", "move", uid)
+    assert r.returncode == 0, r.stderr
+    assert f"{len(files)} retrieved, 0 failed" in r.stdout
+    wait_for(lambda: _links(cfg, uid) == len(files), what="the C-GET instances filed")
     logs = pacs_logs(cfg)
-    assert "C-FIND" in logs
+    assert "C-FIND" in logs and "C-GET" in logs
     for phi in ("INV-PID-1", "INV-ACC-1", uid):
         assert phi not in logs
 
