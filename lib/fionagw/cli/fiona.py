@@ -156,6 +156,13 @@ def check_config(path: str | None, site: str | None) -> int:
 
             if problem := runtime_problem(cfg.workflows):
                 print(f"{PROGRAM}: warning: {problem}", file=sys.stderr)
+            from fionagw.config.pacs import load_pacs
+
+            pacs = load_pacs(cfg)  # read on demand by its programs: validated here too
+            for pacs_warning in pacs.warnings:
+                if str(pacs_warning) not in warned:
+                    warned.add(str(pacs_warning))
+                    print(f"{PROGRAM}: warning: {pacs_warning}", file=sys.stderr)
             note = f" (receiver running, pid {running})" if running else ""
             print(
                 f"{file}: site {name or '(default)'}: OK - DATADIR {cfg.datadir}, "
@@ -163,6 +170,8 @@ def check_config(path: str | None, site: str | None) -> int:
                 f"{len(rules.resolved())} classification rules, destinations: "
                 f"{', '.join(f'{n} ({d.describe()})' for n, d in destinations.items()) or 'none'}"
                 f", workflow streams: {', '.join(cfg.workflows.streams) or 'none'}"
+                f", PACS sources: {', '.join(pacs.sources) or 'none'}"
+                f"{', MPPS on port ' + str(pacs.mpps.port) if pacs.mpps.enabled else ''}"
             )
     return 0
 

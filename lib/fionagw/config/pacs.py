@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from fionagw.config.errors import ConfigWarning
 from fionagw.config.reader import SectionReader
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ SOURCE_KEYS = ("host", "port", "called_aetitle", "calling_aetitle", "timeout", "
 PACS_KEYS = ("default", "move_destination", "max_attempts", "wait_seconds", "sources")
 RETRIEVE_MODES = ("move", "get")
 SCANNER_TYPES = ("SIEMENS", "GE", "PHILIPS")
+SCANNER_KEYS = ("SCANNERIP", "SCANNERPORT", "SCANNERAETITLE")
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,9 @@ class PacsSettings:
     max_attempts: int = 5  # moveFromScanner runs before a study goes to failed-scans/
     wait_seconds: float = 120.0  # how long a retrieve waits for the moved images to be filed
     mpps: MppsSettings = field(default_factory=MppsSettings)
+    # an incomplete FIONA scanner entry (many FIONA configs carry a leftover SCANNERIP):
+    # skipped, and check-config says so
+    warnings: tuple[ConfigWarning, ...] = ()
 
     def source(self, name: str = "") -> PacsSource:
         """The named source (or the default); KeyError with the known names."""
@@ -137,16 +142,29 @@ def load_pacs(site: SiteConfig) -> PacsSettings:
     scanner_type = str(r.data.get("SCANNERTYPE") or "").upper()
     if scanner_type and scanner_type not in SCANNER_TYPES:
         raise r.error("SCANNERTYPE", f"must be one of {', '.join(SCANNER_TYPES)}")
-    if r.data.get("SCANNERIP"):
-        sources["scanner"] = _scanner(r, "scanner", site, scanner_type)
+    warnings: list[ConfigWarning] = []
+
+    def scanner(reader: SectionReader, name: str, kind: str) -> None:
+        lacking = [k for k in SCANNER_KEYS if reader.data.get(k) in (None, "")]
+        if len(lacking) == len(SCANNER_KEYS):
+            return
+        if lacking:
+            warnings.append(
+                ConfigWarning(
+                    reader.file,
+                    reader.prefix + "SCANNERIP",
+                    f"scanner not used as a PACS source: {', '.join(lacking)} not set",
+                )
+            )
+            return
+        sources[name] = _scanner(reader, name, site, kind)
+
+    scanner(r, "scanner", scanner_type)
     others = r.get("OTHERSCANNER", list, [])
     for n, entry in enumerate(others):
         if not isinstance(entry, dict):
             raise r.error(f"OTHERSCANNER[{n}]", "expected an object")
-        name = f"scanner{n + 2}"
-        sources[name] = _scanner(
-            SectionReader(r.file, entry, f"OTHERSCANNER[{n}]."), name, site, ""
-        )
+        scanner(SectionReader(r.file, entry, f"OTHERSCANNER[{n}]."), f"scanner{n + 2}", "")
     p = r.section("pacs")
     p.reject_unknown(PACS_KEYS)
     named = p.section("sources")
@@ -173,6 +191,7 @@ def load_pacs(site: SiteConfig) -> PacsSettings:
         max_attempts,
         p.positive_number("wait_seconds", 120.0),
         MppsSettings(mpps_port, mode == "mppson" and bool(mpps_port)),
+        tuple(warnings),
     )
 
 

@@ -79,13 +79,21 @@ def test_named_sources_and_default(tmp_path: Path) -> None:
 
 def test_no_sources_is_fine(tmp_path: Path) -> None:
     _, pacs = _load(tmp_path)
-    assert pacs.sources == {} and pacs.default == ""
+    assert pacs.sources == {} and pacs.default == "" and not pacs.warnings
+
+
+def test_a_leftover_scanner_key_is_a_warning(tmp_path: Path) -> None:
+    _, pacs = _load(tmp_path, SCANNERIP="10.0.0.1")
+    assert pacs.sources == {}
+    assert [str(w).split(": ", 1)[1] for w in pacs.warnings] == [
+        "SCANNERIP: scanner not used as a PACS source: SCANNERPORT, SCANNERAETITLE not set"
+    ]
 
 
 @pytest.mark.parametrize(
     ("keys", "message"),
     [
-        ({"SCANNERIP": "127.0.0.1", "SCANNERPORT": 104}, "SCANNERAETITLE: missing"),
+        ({**SCANNER, "SCANNERPORT": "x"}, "SCANNERPORT: expected an integer port"),
         ({**SCANNER, "SCANNERTYPE": "TOSHIBA"}, "SCANNERTYPE: must be one of"),
         ({**SCANNER, "OTHERSCANNER": ["x"]}, "OTHERSCANNER[0]: expected an object"),
         ({"MPPSMODE": "on"}, "MPPSMODE: must be mppson or mppsoff"),
@@ -124,3 +132,16 @@ def test_mistakes_are_one_line(tmp_path: Path, keys: dict, message: str) -> None
     with pytest.raises(ConfigError) as err:
         load_pacs(cfg)
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_check_config_names_the_sources_and_refuses_mistakes(tmp_path: Path) -> None:
+    from support.site import run_bin
+
+    path = write_config(tmp_path, **SCANNER, MPPSPORT=4007, MPPSMODE="mppson")
+    r = run_bin("fiona", "check-config", config=path)
+    assert r.returncode == 0, r.stderr
+    assert "PACS sources: scanner, scanner2, MPPS on port 4007" in r.stdout
+    path = write_config(tmp_path, MPPSMODE="maybe")
+    r = run_bin("fiona", "check-config", config=path)
+    assert r.returncode == 2
+    assert r.stderr.strip().endswith("MPPSMODE: must be mppson or mppsoff, got 'maybe'")
