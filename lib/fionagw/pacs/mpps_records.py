@@ -22,7 +22,7 @@ from typing import Any
 from fionagw.config.site import SiteConfig
 from fionagw.ops.atomic import write_bytes_atomic, write_json_atomic
 from fionagw.ops.perms import FILE_MODE, make_dirs
-from fionagw.paths import safe_uid
+from fionagw.paths import SitePaths, safe_uid
 
 log = logging.getLogger("fionagw.pacs.mpps")
 
@@ -30,15 +30,19 @@ IN_PROGRESS, COMPLETED, DISCONTINUED = "IN PROGRESS", "COMPLETED", "DISCONTINUED
 STATUSES = (IN_PROGRESS, COMPLETED, DISCONTINUED)
 
 
-def record_path(cfg: SiteConfig, pps_uid: str) -> Path:
-    return cfg.paths.scanner / f"{safe_uid(pps_uid)}.json"
+def record_path(cfg: SiteConfig | SitePaths, pps_uid: str) -> Path:
+    return _paths(cfg).scanner / f"{safe_uid(pps_uid)}.json"
 
 
-def completed_index(cfg: SiteConfig, study_uid: str) -> Path:
-    return cfg.paths.scanner / "completed" / safe_uid(study_uid)
+def completed_index(cfg: SiteConfig | SitePaths, study_uid: str) -> Path:
+    return _paths(cfg).scanner / "completed" / safe_uid(study_uid)
 
 
-def read_record(cfg: SiteConfig, pps_uid: str) -> dict[str, Any] | None:
+def _paths(where: SiteConfig | SitePaths) -> SitePaths:
+    return where if isinstance(where, SitePaths) else where.paths
+
+
+def read_record(cfg: SiteConfig | SitePaths, pps_uid: str) -> dict[str, Any] | None:
     try:
         data = json.loads(record_path(cfg, pps_uid).read_text())
     except (FileNotFoundError, NotADirectoryError, ValueError):
@@ -66,7 +70,7 @@ def write_record(cfg: SiteConfig, record: dict[str, Any]) -> None:
             write_bytes_atomic(index, text.encode(), mode=FILE_MODE, tmpdir=cfg.paths.temp)
 
 
-def expected_instances(cfg: SiteConfig, study_uid: str) -> dict[str, set[str]] | None:
+def expected_instances(cfg: SiteConfig | SitePaths, study_uid: str) -> dict[str, set[str]] | None:
     """Series UID -> SOP UIDs the COMPLETED procedure steps of the study reference, or None
     when no step of the study has COMPLETED (or one referenced no image: counts unknown)."""
     try:
@@ -104,3 +108,9 @@ def complete_by_mpps(cfg: SiteConfig, study_uids: Iterable[str]) -> set[str]:
         ):
             done.add(uid)
     return done
+
+
+def mpps_counts(paths: SitePaths, study_uid: str) -> dict[str, int]:
+    """Series UID -> the instances COMPLETED procedure steps of the study reference (QC's
+    integrity check compares them with what arrived); {} without such a step."""
+    return {s: len(sops) for s, sops in (expected_instances(paths, study_uid) or {}).items()}

@@ -60,3 +60,33 @@ def test_completed_without_image_list_waits_for_the_quiet_period(tmp_path: Path)
 
 def test_missing_series_compares_counts() -> None:
     assert missing_series({"1.1": 3, "1.2": 2, "1.3": 1}, {"1.1": 3, "1.2": 1}) == ["1.2", "1.3"]
+
+
+def test_qc_integrity_uses_the_mpps_counts(tmp_path: Path) -> None:
+    """A series the scanner's MPPS says had one image more than arrived fails integrity."""
+    import pydicom
+
+    from fionagw.config.qc import QcRules
+    from fionagw.qc.checks import check_integrity
+    from fionagw.qc.scan import scan_study
+    from support.arrival_site import arrival_mr_study, arrival_site, file_study
+
+    cfg = arrival_site(tmp_path)
+    src = arrival_mr_study(tmp_path)
+    study = file_study(cfg, src)
+    assert check_integrity(scan_study(cfg.paths, study), QcRules()).status == "pass"
+    first = sorted((src / "S001").glob("*.dcm"))
+    series = str(pydicom.dcmread(first[0], stop_before_pixels=True).SeriesInstanceUID)
+    sops = [str(pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID) for f in first]
+    write_record(
+        cfg,
+        {
+            "sop_instance_uid": "9.9.9",
+            "status": COMPLETED,
+            "study_uids": [study],
+            "series": [{"series_uid": series, "images": 4, "sop_uids": [*sops, "1.2.3.999"]}],
+        },
+    )
+    result = check_integrity(scan_study(cfg.paths, study), QcRules())
+    assert result.status == "fail"
+    assert any("3 images, 4 expected (MPPS)" in d for d in result.details), result.details
