@@ -1,7 +1,8 @@
 """getAllPatients [DAYS] [SITE]: the inventory of the default PACS source (cron: hourly with
 DAYS 0, nightly with DAYS 7): every study of the last DAYS days, its series and instance
 counts beside what the gateway holds, in DATADIR/inventory/<source>.json (mode 0640).
-FIONA's second argument is the project, which names a site (SITES) here."""
+FIONA's second argument is the project, which names a site (SITES) here. ``--complete``
+lists the studies the gateway holds only part of in active-scans/ for moveFromScanner."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def _body(cfg: SiteConfig, args: argparse.Namespace) -> str:
 
     if not load_pacs(cfg).sources and not args.source:
         return ""  # no PACS configured: nothing to ask (the cron line stays harmless)
-    return take_inventory(cfg, args.days, args.source).summary()
+    return take_inventory(cfg, args.days, args.source, complete=args.complete).summary()
 
 
 def main(argv: list[str]) -> int:
@@ -42,6 +43,11 @@ def main(argv: list[str]) -> int:
         help="a site named in the config's SITES (default: the top-level settings)",
     )
     p.add_argument("--source", default="", help="a PACS source (default: pacs.default)")
+    p.add_argument(
+        "--complete",
+        action="store_true",
+        help="list studies the gateway holds only part of in active-scans/ (moveFromScanner)",
+    )
     args = p.parse_args(argv)
     if args.days < 0:
         p.error("DAYS must not be negative")

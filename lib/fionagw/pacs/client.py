@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +51,11 @@ STUDY_KEYS = (
     "NumberOfStudyRelatedInstances",
 )
 SERIES_KEYS = ("SeriesInstanceUID", "Modality", "SeriesNumber", "NumberOfSeriesRelatedInstances")
+
+
+# SOP Instance UIDs in one IMAGE-level retrieve (a multi-valued UID list; 64 bytes each keeps
+# the identifier far below any PDU size)
+IMAGES_PER_MOVE = 500
 
 
 class PacsError(Exception):
@@ -184,18 +189,44 @@ class PacsClient:
             out[uid] = n
         return out
 
+    def sop_uids(self, study_uid: str, series_uid: str) -> set[str]:
+        """The SOP Instance UIDs the PACS holds of one series (IMAGE-level C-FIND)."""
+        matches = self.find(
+            "IMAGE", StudyInstanceUID=study_uid, SeriesInstanceUID=series_uid, SOPInstanceUID=""
+        )
+        return {str(ds.get("SOPInstanceUID", "")) for ds in matches} - {""}
+
     # -- C-MOVE / C-GET -------------------------------------------------------------------
 
-    def retrieve(self, study_uid: str, series_uids: Sequence[str] = ()) -> Retrieved:
-        """Retrieve the study (or only ``series_uids``): C-MOVE to our receiver, or C-GET
-        filed here. Never raises for the PACS's answer: the counts and error say it."""
+    def retrieve(
+        self,
+        study_uid: str,
+        series_uids: Sequence[str] = (),
+        instances: Mapping[str, Sequence[str]] | None = None,
+    ) -> Retrieved:
+        """Retrieve the study, or only ``series_uids`` (whole series), or of a series in
+        ``instances`` only those SOP Instance UIDs (IMAGE level): C-MOVE to our receiver, or
+        C-GET filed here. Never raises for the PACS's answer: the counts and error say it."""
         total = Retrieved()
-        targets = [("SERIES", uid) for uid in series_uids] or [("STUDY", "")]
-        for level, series_uid in targets:
-            keys = {"StudyInstanceUID": study_uid}
-            if series_uid:
-                keys["SeriesInstanceUID"] = series_uid
-            one = self._retrieve_one(query(level, **keys))
+        targets: list[Dataset] = []
+        for uid in series_uids:
+            sops = (instances or {}).get(uid)
+            if sops:  # a series that is partly here: only its missing instances
+                for n in range(0, len(sops), IMAGES_PER_MOVE):
+                    targets.append(
+                        query(
+                            "IMAGE",
+                            StudyInstanceUID=study_uid,
+                            SeriesInstanceUID=uid,
+                            SOPInstanceUID=list(sops[n : n + IMAGES_PER_MOVE]),
+                        )
+                    )
+            else:
+                targets.append(query("SERIES", StudyInstanceUID=study_uid, SeriesInstanceUID=uid))
+        if not targets:
+            targets.append(query("STUDY", StudyInstanceUID=study_uid))
+        for identifier in targets:
+            one = self._retrieve_one(identifier)
             total.completed += one.completed
             total.failed += one.failed
             total.warning += one.warning
@@ -209,6 +240,7 @@ class PacsClient:
                 "source": self.source.name,
                 "study_key": opaque(study_uid),
                 "series": len(series_uids) or "all",
+                "partial_series": len(instances or {}),
                 "completed": total.completed,
                 "failed": total.failed,
                 "warning": total.warning,

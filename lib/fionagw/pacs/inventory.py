@@ -82,13 +82,20 @@ def _text(ds: Any, keyword: str) -> str:
 
 
 def take_inventory(
-    cfg: SiteConfig, days: int, source: str = "", client: PacsClient | None = None
+    cfg: SiteConfig,
+    days: int,
+    source: str = "",
+    client: PacsClient | None = None,
+    *,
+    complete: bool = False,
 ) -> InventoryRun:
     """Ask the source for the studies of the last ``days`` days (0: today) and their series,
-    merge them into the source's inventory file; PacsError when the PACS cannot be asked."""
+    merge them into the source's inventory file; PacsError when the PACS cannot be asked.
+    ``complete``: list the studies the gateway holds only part of in active-scans/ (for
+    moveFromScanner)."""
     if client is None:
         with connect(cfg, source) as c:
-            return take_inventory(cfg, days, source, c)
+            return take_inventory(cfg, days, source, c, complete=complete)
     name = client.source.name
     today = date.today()
     since = today - timedelta(days=max(days, 0))
@@ -119,7 +126,12 @@ def take_inventory(
         run.studies += 1
         run.series += len(series)
         run.instances += remote_total
-        run.incomplete_here += int(0 < local_total < remote_total)
+        if 0 < local_total < remote_total:
+            run.incomplete_here += 1
+            if complete:
+                from fionagw.pacs.scans import add_active_scan
+
+                add_active_scan(cfg, uid, source=name, by="getAllPatients")
     horizon = now - KEEP_DAYS * 86400
     known = {u: v for u, v in known.items() if float(v.get("seen", 0)) >= horizon}
     make_dirs(cfg.paths.inventory)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,6 +91,15 @@ def missing_series(remote: dict[str, int], here: dict[str, int]) -> list[str]:
     return [s for s, n in remote.items() if here.get(safe_uid(s), here.get(s, 0)) < n]
 
 
+def local_sops(cfg: SiteConfig, study_uid: str, series_uid: str) -> set[str]:
+    """The SOP Instance UIDs filed in raw/ of one series (the link names)."""
+    folder = cfg.paths.raw_study_dir(safe_uid(study_uid)) / safe_uid(series_uid)
+    try:
+        return {p.name for p in folder.iterdir()}
+    except (FileNotFoundError, NotADirectoryError):
+        return set()
+
+
 def wait_until_filed(
     cfg: SiteConfig, study_uid: str, remote: dict[str, int], seconds: float
 ) -> list[str]:
@@ -122,20 +130,23 @@ def complete_study(
     remote = client.series(study_uid)
     if not remote:
         return [], None, remote
-    short = missing_series(remote, local_counts(cfg, study_uid))
+    here = local_counts(cfg, study_uid)
+    short = missing_series(remote, here)
     if not short:
         return [], None, remote
-    got = client.retrieve(study_uid, short)
+    # a series partly here: ask which instances the PACS has and retrieve only the others
+    partial = {}
+    for series in short:
+        if here.get(safe_uid(series), here.get(series, 0)) > 0:
+            filed = local_sops(cfg, study_uid, series)
+            partial[series] = sorted(client.sop_uids(study_uid, series) - filed)
+    got = client.retrieve(study_uid, short, partial)
     if got.error:
         return short, got, remote
     return wait_until_filed(cfg, study_uid, remote, wait_seconds), got, remote
 
 
-def move_from_scanner(
-    cfg: SiteConfig,
-    settings: PacsSettings | None = None,
-    connect: Callable[[], PacsClient] | None = None,
-) -> ScanRun:
+def move_from_scanner(cfg: SiteConfig, settings: PacsSettings | None = None) -> ScanRun:
     """One run over active-scans/. PacsError (nothing moved to failed-scans/) when the
     source cannot be reached: the next run retries."""
     settings = settings or load_pacs(cfg)
@@ -143,6 +154,10 @@ def move_from_scanner(
     scans = active_scans(cfg)
     if not scans:
         return run
+    if not settings.sources:  # keep them: a source may be configured later
+        log.warning("active scans but no PACS source configured", extra={"scans": len(scans)})
+        return run
+    errors: list[str] = []
     by_source: dict[str, list[tuple[str, Path]]] = {}
     for uid, path in scans:
         by_source.setdefault(str(_info(path).get("source") or settings.default), []).append(
@@ -155,10 +170,14 @@ def move_from_scanner(
             for uid, path in studies:
                 _fail(cfg, run, uid, path, _info(path), str(exc.args[0]))
             continue
-        client = connect() if connect else PacsClient(source, settings.move_destination, cfg)
-        with client:
-            for uid, path in studies:
-                _one(cfg, settings, client, run, uid, path)
+        try:
+            with PacsClient(source, settings.move_destination, cfg) as client:
+                for uid, path in studies:
+                    _one(cfg, settings, client, run, uid, path)
+        except PacsError as exc:  # this source is down: the others are still tried
+            errors.append(str(exc))
+    if errors:
+        raise PacsError("; ".join(errors))
     return run
 
 
