@@ -36,7 +36,7 @@ projects:
 
 
 @pytest.fixture(scope="module")
-def peers(tmp_path_factory, orthanc_factory):  # type: ignore[no-untyped-def]
+def peers(tmp_path_factory, orthanc_factory, tls_files):  # type: ignore[no-untyped-def]
     port = free_port()
     clinical = orthanc_factory("CLINICAL", DicomModalities={"fiona": ["FIONA", "127.0.0.1", port]})
     research = orthanc_factory("RESEARCH")
@@ -44,7 +44,20 @@ def peers(tmp_path_factory, orthanc_factory):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory, peers):  # type: ignore[no-untyped-def]
+def tls_pacs(orthanc_factory, tls_files):  # type: ignore[no-untyped-def]
+    """A clinical PACS on DICOM TLS that requires a client certificate."""
+    return orthanc_factory(
+        "TLSPACS",
+        DicomTlsEnabled=True,
+        DicomTlsCertificate=str(tls_files["server_cert"]),
+        DicomTlsPrivateKey=str(tls_files["server_key"]),
+        DicomTlsTrustedCertificates=str(tls_files["ca"]),
+        DicomTlsRemoteCertificateRequired=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, peers, tls_pacs, tls_files):  # type: ignore[no-untyped-def]
     port, clinical, research = peers
     tmp = tmp_path_factory.mktemp("pacs-site")
 
@@ -68,6 +81,16 @@ def site(tmp_path_factory, peers):  # type: ignore[no-untyped-def]
                         "port": clinical.dicom_port,
                         "called_aetitle": clinical.aet,
                         "retrieve": "get",
+                    },
+                    "clinical-tls": {
+                        "host": "127.0.0.1",
+                        "port": tls_pacs.dicom_port,
+                        "called_aetitle": tls_pacs.aet,
+                        "tls": {
+                            "cert": str(tls_files["client_cert"]),
+                            "key": str(tls_files["client_key"]),
+                            "ca": str(tls_files["ca"]),
+                        },
                     },
                 },
             },
@@ -149,6 +172,21 @@ def test_find_and_inventory(site, peers, tmp_path: Path) -> None:  # type: ignor
     assert "C-FIND" in logs and "C-GET" in logs
     for phi in ("INV-PID-1", "INV-ACC-1", uid):
         assert phi not in logs
+
+
+def test_find_over_tls_and_the_sources(site, tls_pacs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    files = study(tmp_path / "t", 1, patient_id="TLS-PID", accession="TLS-ACC")
+    upload(tls_pacs, files[:1])
+    r = fiona(site, "pacs", "--source", "clinical-tls", "find", "--accession", "TLS-ACC", "--json")
+    assert r.returncode == 0, r.stderr
+    assert [json.loads(line)["PatientID"] for line in r.stdout.splitlines()] == ["TLS-PID"]
+    r = fiona(site, "pacs", "sources")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("clinical (CLINICAL@127.0.0.1:") and lines[0].endswith(
+        "retrieve by C-MOVE (default)"
+    )
+    assert [line.split(" ")[0] for line in lines] == ["clinical", "clinical-get", "clinical-tls"]
 
 
 def test_move_from_scanner_moves_only_missing_series(site, peers, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
