@@ -145,3 +145,17 @@ def test_check_config_names_the_sources_and_refuses_mistakes(tmp_path: Path) -> 
     r = run_bin("fiona", "check-config", config=path)
     assert r.returncode == 2
     assert r.stderr.strip().endswith("MPPSMODE: must be mppson or mppsoff, got 'maybe'")
+
+
+def test_fiona_run_supervises_mpps_only_when_it_is_on(tmp_path: Path) -> None:
+    from fionagw.ops.gateway import _mpps_child
+
+    cfg = load_config(write_config(tmp_path, MPPSPORT=4007, MPPSMODE="mppson"))
+    cfg.paths.create()
+    (child,) = _mpps_child(cfg)
+    assert child.name == "mppsctl" and "foreground" in child.argv
+    cfg.paths.enabled_file.write_text("10")
+    assert _mpps_child(cfg) == []
+    (tmp_path / "off").mkdir()
+    off = load_config(write_config(tmp_path / "off", MPPSPORT=4007))
+    assert _mpps_child(off) == []
