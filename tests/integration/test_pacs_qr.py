@@ -148,6 +148,9 @@ def test_find_and_inventory(site, peers, tmp_path: Path) -> None:  # type: ignor
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert [row["PatientID"] for row in rows] == ["INV-PID-1"]
     uid = rows[0]["StudyInstanceUID"]
+    r = fiona(cfg, "pacs", "find", "--level", "PATIENT", "--patient-id", "INV-PID-1", "--json")
+    assert r.returncode == 0, r.stderr
+    assert [json.loads(line)["PatientID"] for line in r.stdout.splitlines()] == ["INV-PID-1"]
     r = fiona(cfg, "pacs", "find", "--level", "SERIES", "--study", uid, "--json")
     assert r.returncode == 0, r.stderr
     series = [json.loads(line) for line in r.stdout.splitlines()]

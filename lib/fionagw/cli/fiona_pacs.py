@@ -1,7 +1,7 @@
 """`fiona pacs sources|find|move|resend`: query/retrieve from the clinical PACS by hand.
 
-``find`` prints the matches of a Study Root C-FIND (``--level`` PATIENT, STUDY, SERIES or
-IMAGE; match keys ``--patient-id``, ``--accession``, ``--study``, ``--series``, ``--date``
+``find`` prints the matches of a Study Root C-FIND (``--level`` STUDY, SERIES or IMAGE;
+PATIENT asks Patient Root; match keys ``--patient-id``, ``--accession``, ``--study``, ``--series``, ``--date``
 YYYYMMDD or a range, ``--modality``) as a table or ``--json``; the terminal is the
 operator's, the log gets counts only. ``move STUDY [--series UID ...]`` retrieves into the
 gateway; ``resend STUDYUID|ACCESSION`` retrieves a study cleared from the gateway and queues

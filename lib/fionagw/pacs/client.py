@@ -21,6 +21,7 @@ from pydicom.dataset import Dataset
 
 from fionagw.config.pacs import PacsSource
 from fionagw.pacs.find import (
+    PATIENT_ROOT_FIND,
     PENDING,
     STUDY_ROOT_FIND,
     STUDY_ROOT_GET,
@@ -99,14 +100,13 @@ class PacsClient:
         self._ae: Any = None
         self._assoc: Association | None = None
         self._notifier: Any = None
-        self._got = Retrieved()
 
     # -- association ----------------------------------------------------------------------
 
     def __enter__(self) -> PacsClient:
         from pynetdicom import build_context, evt
 
-        contexts = [build_context(STUDY_ROOT_FIND)]
+        contexts = [build_context(STUDY_ROOT_FIND), build_context(PATIENT_ROOT_FIND)]
         ext_neg, handlers = None, None
         if self.source.retrieve == "get":
             from pynetdicom import StoragePresentationContexts
@@ -144,7 +144,8 @@ class PacsClient:
         assert self._assoc is not None, "use PacsClient as a context manager"
         started = time.monotonic()
         try:
-            matches = find(self._assoc, query(level, **keys))
+            model = PATIENT_ROOT_FIND if level == "PATIENT" else STUDY_ROOT_FIND
+            matches = find(self._assoc, query(level, **keys), model)
         except QueryError as exc:
             log.warning(
                 "C-FIND failed",
@@ -253,7 +254,6 @@ class PacsClient:
         assert self._assoc is not None, "use PacsClient as a context manager"
         out = Retrieved()
         if self.source.retrieve == "get":
-            self._got = out
             self._start_filing()
             responses = self._assoc.send_c_get(identifier, STUDY_ROOT_GET)
         else:

@@ -1,4 +1,4 @@
-"""One C-FIND exchange (Study Root) and its identifiers: the one place every query goes through,
+"""One C-FIND exchange (Study Root; Patient Root for PATIENT level) and its identifiers: the one place every query goes through,
 the clinical PACS's (pacs/client.py) and the research PACS's verification (send/verify.py).
 
 pydicom only; pynetdicom's association is passed in by the caller.
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from pynetdicom.association import Association
 
 STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"  # Study Root Query/Retrieve - FIND
+PATIENT_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.1.1"  # for PATIENT-level queries only
 STUDY_ROOT_MOVE = "1.2.840.10008.5.1.4.1.2.2.2"
 STUDY_ROOT_GET = "1.2.840.10008.5.1.4.1.2.2.3"
 LEVELS = ("PATIENT", "STUDY", "SERIES", "IMAGE")
@@ -26,10 +27,10 @@ class QueryError(Exception):
     """A C-FIND that did not end with Success; str() is one line."""
 
 
-def find(assoc: Association, query: Dataset) -> list[Dataset]:
-    """The matches of one C-FIND, or QueryError."""
+def find(assoc: Association, query: Dataset, model: str = STUDY_ROOT_FIND) -> list[Dataset]:
+    """The matches of one C-FIND (Study Root unless ``model`` says otherwise), or QueryError."""
     matches = []
-    for status, identifier in assoc.send_c_find(query, STUDY_ROOT_FIND):
+    for status, identifier in assoc.send_c_find(query, model):
         if "Status" not in status:
             raise QueryError("no answer to C-FIND (timed out or the association was lost)")
         code = int(status.Status)

@@ -134,6 +134,7 @@ def test_mistakes_are_one_line(tmp_path: Path, keys: dict, message: str) -> None
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
+@pytest.mark.slow  # two bin/fiona runs
 def test_check_config_names_the_sources_and_refuses_mistakes(tmp_path: Path) -> None:
     from support.site import run_bin
 
