@@ -96,6 +96,8 @@ class PacsSettings:
     def source(self, name: str = "") -> PacsSource:
         """The named source (or the default); KeyError with the known names."""
         name = name or self.default
+        if not self.sources:
+            raise KeyError("no PACS source configured (SCANNERIP or pacs.sources in config.json)")
         if name not in self.sources:
             known = ", ".join(sorted(self.sources)) or "none configured"
             raise KeyError(f"no PACS source {name!r} (known: {known})")

@@ -80,6 +80,8 @@ def test_named_sources_and_default(tmp_path: Path) -> None:
 def test_no_sources_is_fine(tmp_path: Path) -> None:
     _, pacs = _load(tmp_path)
     assert pacs.sources == {} and pacs.default == "" and not pacs.warnings
+    with pytest.raises(KeyError, match="no PACS source configured"):
+        pacs.source()
 
 
 def test_a_leftover_scanner_key_is_a_warning(tmp_path: Path) -> None:

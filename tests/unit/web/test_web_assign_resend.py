@@ -17,6 +17,8 @@ from fionagw.web.users import UserStore
 from support.assign_seed import seed
 from support.web import ADMIN, ADMIN_PASSWORD, client_login, csrf_from, web_config
 
+pytestmark = pytest.mark.slow  # an app per test (about 2-3 s each)
+
 PACS = {"sources": {"clinical": {"host": "127.0.0.1", "port": 11112, "called_aetitle": "CLINICAL"}}}
 
 
