@@ -30,7 +30,15 @@ QUIET = 8  # seconds: the arrival's quiet period in these tests
 def site(tmp_path_factory):  # type: ignore[no-untyped-def]
     tmp = tmp_path_factory.mktemp("mpps-site")
     config = write_config(
-        tmp, arrival={"quiet_seconds": QUIET}, MPPSPORT=str(free_port()), MPPSMODE="mppson"
+        tmp,
+        arrival={"quiet_seconds": QUIET},
+        MPPSPORT=str(free_port()),
+        MPPSMODE="mppson",
+        # a completed step lists its study for moveFromScanner (the scanner never answers here)
+        pacs={
+            "from_mpps": True,
+            "sources": {"scanner": {"host": "127.0.0.1", "port": 9, "called_aetitle": "MRC"}},
+        },
     )
     for program in ("processSingleFile", "storectl", "mppsctl"):
         r = run_bin(program, "start", config=config)
@@ -134,6 +142,8 @@ def test_mpps_record_and_early_completion(site, tmp_path: Path) -> None:  # type
     assert len(record["series"]) == 7
     assert sum(s["images"] for s in record["series"]) == len(files)
     assert record["ended"] == "20260101 103000"
+    scan = json.loads((cfg.paths.active_scans / study_uid).read_text())
+    assert scan["by"] == "mpps" and scan["attempts"] == 0  # for moveFromScanner
     text = path.read_text() + (cfg.paths.logs / "mpps.log").read_text()
     assert "Should^Not" not in text and "MPPS-PID" not in text
 

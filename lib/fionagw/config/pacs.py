@@ -6,7 +6,7 @@ FIONA's keys name one scanner and a list of others; named PACS entries are ours:
     "OTHERSCANNER": [{"SCANNERIP": "10.0.0.6", "SCANNERPORT": 104, "SCANNERAETITLE": "MRC36"}],
     "MPPSPORT": 4007, "MPPSMODE": "mppson",
     "pacs": {"default": "clinical", "move_destination": "FIONA", "max_attempts": 5,
-             "wait_seconds": 120,
+             "wait_seconds": 120, "from_mpps": false,
              "sources": {"clinical": {"host": "pacs.example.org", "port": 104,
                                       "called_aetitle": "PACS", "calling_aetitle": "FIONA",
                                       "timeout": 30, "retrieve": "move", "tls": {...}}}}
@@ -16,7 +16,8 @@ The scanner is source ``scanner``, OTHERSCANNER entries ``scanner2``, ``scanner3
 ``scanner``). ``move_destination`` is the AE title the PACS sends C-MOVE results to: our own
 receiver (DICOMAETITLE by default), which the PACS must know as a modality. ``retrieve`` is
 ``move`` (C-MOVE, the usual) or ``get`` (C-GET on the same association, for a PACS that
-cannot reach our receiver). Read on demand by the programs that use it (load_pacs), so a
+cannot reach our receiver). ``from_mpps``: a COMPLETED MPPS lists its studies in
+active-scans/, so moveFromScanner pulls what the scanner did not send. Read on demand by the programs that use it (load_pacs), so a
 site without these keys loads as before.
 """
 
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from fionagw.send.dicom_settings import TlsSettings
 
 SOURCE_KEYS = ("host", "port", "called_aetitle", "calling_aetitle", "timeout", "retrieve", "tls")
-PACS_KEYS = ("default", "move_destination", "max_attempts", "wait_seconds", "sources")
+PACS_KEYS = ("default", "move_destination", "max_attempts", "wait_seconds", "sources", "from_mpps")
 RETRIEVE_MODES = ("move", "get")
 SCANNER_TYPES = ("SIEMENS", "GE", "PHILIPS")
 SCANNER_KEYS = ("SCANNERIP", "SCANNERPORT", "SCANNERAETITLE")
@@ -89,6 +90,7 @@ class PacsSettings:
     max_attempts: int = 5  # moveFromScanner runs before a study goes to failed-scans/
     wait_seconds: float = 120.0  # how long a retrieve waits for the moved images to be filed
     mpps: MppsSettings = field(default_factory=MppsSettings)
+    from_mpps: bool = False  # a COMPLETED MPPS lists its studies in active-scans/ (FIONA/ABCD)
     # an incomplete FIONA scanner entry (many FIONA configs carry a leftover SCANNERIP):
     # skipped, and check-config says so
     warnings: tuple[ConfigWarning, ...] = ()
@@ -193,6 +195,7 @@ def load_pacs(site: SiteConfig) -> PacsSettings:
         max_attempts,
         p.positive_number("wait_seconds", 120.0),
         MppsSettings(mpps_port, mode == "mppson" and bool(mpps_port)),
+        p.get("from_mpps", bool, False),
         tuple(warnings),
     )
 

@@ -94,8 +94,8 @@ def _apply(record: dict[str, Any], ds: Dataset) -> None:
 class MppsHandlers:
     """N-CREATE and N-SET of one site; one lock: a step's N-SET waits for its N-CREATE."""
 
-    def __init__(self, cfg: SiteConfig) -> None:
-        self.cfg = cfg
+    def __init__(self, cfg: SiteConfig, from_mpps: bool = False) -> None:
+        self.cfg, self.from_mpps = cfg, from_mpps
         self._lock = threading.Lock()
 
     def n_create(self, event: Any) -> tuple[int, Dataset | None]:
@@ -146,7 +146,24 @@ class MppsHandlers:
                 log.error("MPPS record not written", extra={"error": exc.strerror or "OSError"})
                 return PROCESSING_FAILURE, None
         self._log("N-SET", record)
+        if record.get("status") == COMPLETED and self.from_mpps:
+            self._activate(record)
         return SUCCESS, ds
+
+    def _activate(self, record: dict[str, Any]) -> None:
+        """pacs.from_mpps: list the step's studies for moveFromScanner (which finishes them at
+        once when the scanner sent everything, and pulls what it did not)."""
+        from fionagw.pacs.mpps_records import complete_by_mpps
+        from fionagw.pacs.scans import add_active_scan
+
+        studies = record.get("study_uids", [])
+        done = complete_by_mpps(self.cfg, studies)
+        for study in studies:
+            if study not in done:
+                try:
+                    add_active_scan(self.cfg, study, by="mpps")
+                except OSError as exc:
+                    log.error("active scan not listed", extra={"error": exc.strerror or "OSError"})
 
     @staticmethod
     def _log(what: str, record: dict[str, Any]) -> None:
@@ -170,8 +187,9 @@ def serve_mpps(
 
     from fionagw.config.pacs import load_pacs
 
-    port = port or load_pacs(cfg).mpps.port
-    handlers = MppsHandlers(cfg)
+    settings = load_pacs(cfg)
+    port = port or settings.mpps.port
+    handlers = MppsHandlers(cfg, settings.from_mpps and bool(settings.sources))
     ae = AE(ae_title=cfg.aetitle)
     ae.add_supported_context(MPPS_SOP_CLASS)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 30
