@@ -19,9 +19,9 @@ from typing import Any
 from fionagw.config.site import SiteConfig
 from fionagw.ops.atomic import write_json_atomic
 from fionagw.ops.perms import FILE_MODE, make_dirs
-from fionagw.organize.series_json import SeriesJSONError, num_files, read_series
 from fionagw.pacs.client import PacsClient, connect
-from fionagw.paths import safe_component, safe_uid
+from fionagw.pacs.local import local_counts
+from fionagw.paths import safe_component
 
 log = logging.getLogger("fionagw.pacs.inventory")
 KEEP_DAYS = 30
@@ -40,28 +40,6 @@ class InventoryRun:
             f"{self.source}: {self.studies} studies, {self.series} series, "
             f"{self.instances} instances; {self.incomplete_here} incomplete here"
         )
-
-
-def local_counts(cfg: SiteConfig, study_uid: str) -> dict[str, int]:
-    """Series UID -> instances the gateway holds in raw/: the links there, or the series
-    JSON's NumFiles when more (the JSON is written behind the links)."""
-    study_dir = cfg.paths.raw_study_dir(safe_uid(study_uid))
-    out: dict[str, int] = {}
-    try:
-        entries = list(study_dir.iterdir())
-    except (FileNotFoundError, NotADirectoryError):
-        return out
-    for entry in entries:
-        if entry.is_dir() and not entry.is_symlink():
-            out[entry.name] = max(out.get(entry.name, 0), sum(1 for _ in entry.iterdir()))
-        elif entry.suffix == ".json":
-            try:
-                record = read_series(entry)
-            except SeriesJSONError:
-                continue
-            uid = str(record.get("SeriesInstanceUID") or entry.stem)
-            out[uid] = max(out.get(uid, 0), num_files(record))
-    return out
 
 
 def inventory_file(cfg: SiteConfig, source: str) -> Path:

@@ -15,11 +15,11 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from fionagw.config.pacs import load_pacs
 from fionagw.config.site import SiteConfig
 from fionagw.pacs.client import PacsClient, PacsError, opaque
+from fionagw.pacs.requeue import requeue_assignments
 from fionagw.pacs.scans import complete_study
 from fionagw.tracking.base import Tracker
 
@@ -97,26 +97,6 @@ def resend_from_pacs(
         },
     )
     return Resent(study_uid, got.completed if got else 0, requeued, got is None)
-
-
-def requeue_assignments(cfg: SiteConfig, tracker: Tracker, study_uid: str) -> int:
-    """Queue every earlier assignment of the study again (same project, participant, event
-    and instance: the same request file), except those a data manager cancelled; how many."""
-    from fionagw.transfers.actions import request_name, retry
-    from fionagw.transfers.failures import read_record
-
-    def cancelled(t: Any) -> bool:
-        record = read_record(cfg.paths, request_name(cfg, t))
-        return bool(record and record.cancelled)
-
-    earlier = [
-        t
-        for t in tracker.transfers(study_uid=study_uid)
-        if t.transfer_project_name and t.transfer_name and not cancelled(t)
-    ]
-    for t in earlier:
-        retry(cfg, tracker, t)
-    return len(earlier)
 
 
 def queue_resend(cfg: SiteConfig, study_uid: str, by: str) -> bool:

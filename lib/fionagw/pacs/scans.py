@@ -24,7 +24,7 @@ from fionagw.config.site import SiteConfig
 from fionagw.ops.atomic import write_json_atomic
 from fionagw.ops.perms import FILE_MODE, make_dirs
 from fionagw.pacs.client import PacsClient, PacsError, Retrieved, opaque
-from fionagw.pacs.inventory import local_counts
+from fionagw.pacs.local import local_counts, local_sops
 from fionagw.paths import safe_uid
 
 log = logging.getLogger("fionagw.pacs.scans")
@@ -89,15 +89,6 @@ def _info(path: Path) -> dict[str, Any]:
 def missing_series(remote: dict[str, int], here: dict[str, int]) -> list[str]:
     """The series of which the gateway holds fewer instances than the PACS."""
     return [s for s, n in remote.items() if here.get(safe_uid(s), here.get(s, 0)) < n]
-
-
-def local_sops(cfg: SiteConfig, study_uid: str, series_uid: str) -> set[str]:
-    """The SOP Instance UIDs filed in raw/ of one series (the link names)."""
-    folder = cfg.paths.raw_study_dir(safe_uid(study_uid)) / safe_uid(series_uid)
-    try:
-        return {p.name for p in folder.iterdir()}
-    except (FileNotFoundError, NotADirectoryError):
-        return set()
 
 
 def wait_until_filed(
@@ -182,7 +173,7 @@ def move_from_scanner(cfg: SiteConfig, settings: PacsSettings | None = None) -> 
 
 
 def _requeue(cfg: SiteConfig, uid: str) -> int:
-    from fionagw.pacs.resend import requeue_assignments
+    from fionagw.pacs.requeue import requeue_assignments
     from fionagw.tracking.factory import open_tracker
 
     tracker = open_tracker(cfg)
