@@ -26,7 +26,6 @@ from fionagw.pacs.find import query as _query
 from fionagw.send.base import SendError, one_line
 
 if TYPE_CHECKING:
-
     from fionagw.send.dicom import DicomDestination
 
 log = logging.getLogger("fionagw.send.verify")
