@@ -319,6 +319,31 @@ class SitePaths:
     def fifo(self) -> Path:
         return self.fifo_override or self.site_dir / f".processSingleFilePipe{self.site}"
 
+    # -- query/retrieve and MPPS (pacs/): created when first used -------------------------
+
+    @property
+    def inventory(self) -> Path:
+        """getAllPatients: what each PACS source holds, DATADIR/inventory/<source>.json."""
+        return self.datadir / "inventory"
+
+    @property
+    def active_scans(self) -> Path:
+        """Studies moveFromScanner completes from the PACS (one file per StudyUID)."""
+        return self.datadir / "active-scans"
+
+    @property
+    def finished_scans(self) -> Path:
+        return self.datadir / "finished-scans"
+
+    @property
+    def failed_scans(self) -> Path:
+        return self.datadir / "failed-scans"
+
+    @property
+    def scanner(self) -> Path:
+        """The MPPS receiver's records, one JSON file per performed procedure step."""
+        return self.datadir / "scanner"
+
     def create(self) -> None:
         for d in (
             self.config_dir,

@@ -194,6 +194,9 @@ def test_unknown_keys_are_warned_about_at_every_level(tmp_path: Path) -> None:
         f"{config}: receiver.alowed_ips: unknown key, ignored (did you mean allowed_ips?)",
         f"{config}: heartbeat.echo_timeout: unknown key, ignored (did you mean echo_timeout_s?)",
         f"{config}: logging.colour: unknown key, ignored",
+        # SCANNERIP alone: a query/retrieve source lacks its port and AE title (config/pacs.py)
+        f"{config}: SCANNERIP: scanner not used as a PACS source: SCANNERPORT, SCANNERAETITLE"
+        " not set",
         f"{config}: SITES.B.arival: unknown key, ignored (did you mean arrival?)",
         f"{config}: SITES.B.dicomport: unknown key, ignored (did you mean DICOMPORT?)",
         f"{projects}: projects.ALPHA.evnts: unknown key, ignored (did you mean events?)",

@@ -44,6 +44,7 @@ from fionagw.arrival.quarantine import QuarantineResult, quarantine_series
 from fionagw.config import SiteConfig
 from fionagw.ops.log_filter import exception_message  # printed: no message quoting data
 from fionagw.organize.series_json import read_series, write_series
+from fionagw.pacs.mpps_records import complete_by_mpps
 from fionagw.paths import parse_job_name
 
 LOGGER = logging.getLogger(__name__)
@@ -347,6 +348,13 @@ def run(cfg: SiteConfig, *, now_ns: int | None = None) -> ArrivalReport:
     quiet_ns = cfg.arrival.quiet_seconds * 1_000_000_000
     finished = [j for j in jobs if now_ns - j.mtime_ns >= quiet_ns]
     young = [j for j in jobs if now_ns - j.mtime_ns < quiet_ns]
+    # A study whose MPPS says COMPLETED and whose referenced instances are all filed is done
+    # now: no need to wait for the quiet period (pacs/mpps_records.py).
+    early = complete_by_mpps(cfg, {j.study_uid for j in young}) if young else set()
+    if early:
+        finished += [j for j in young if j.study_uid in early]
+        young = [j for j in young if j.study_uid not in early]
+        LOGGER.info("studies complete by MPPS", extra={"studies": len(early)})
     report.waiting = [j.name for j in young]
     young_studies = {j.study_uid for j in young}
 

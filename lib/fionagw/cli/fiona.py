@@ -34,6 +34,7 @@ PLUGIN_MODULES = (
     "fionagw.cli.fiona_notify",
     "fionagw.cli.fiona_group",
     "fionagw.cli.fiona_audit",
+    "fionagw.cli.fiona_pacs",
 )
 
 
@@ -162,6 +163,13 @@ def check_config(path: str | None, site: str | None) -> int:
 
             if problem := ocr_problem():  # burned-in text cannot be cleaned without it
                 print(f"{PROGRAM}: warning: {problem}", file=sys.stderr)
+            from fionagw.config.pacs import load_pacs
+
+            pacs = load_pacs(cfg)  # read on demand by its programs: validated here too
+            for pacs_warning in pacs.warnings:
+                if str(pacs_warning) not in warned:
+                    warned.add(str(pacs_warning))
+                    print(f"{PROGRAM}: warning: {pacs_warning}", file=sys.stderr)
             note = f" (receiver running, pid {running})" if running else ""
             print(
                 f"{file}: site {name or '(default)'}: OK - DATADIR {cfg.datadir}, "
@@ -169,6 +177,8 @@ def check_config(path: str | None, site: str | None) -> int:
                 f"{len(rules.resolved())} classification rules, destinations: "
                 f"{', '.join(f'{n} ({d.describe()})' for n, d in destinations.items()) or 'none'}"
                 f", workflow streams: {', '.join(cfg.workflows.streams) or 'none'}"
+                f", PACS sources: {', '.join(pacs.sources) or 'none'}"
+                f"{', MPPS on port ' + str(pacs.mpps.port) if pacs.mpps.enabled else ''}"
             )
     return 0
 

@@ -64,6 +64,7 @@ OUR_KEYS = (
     "workflows",
     "Streams",
     "notifications",
+    "pacs",  # query/retrieve sources (config/pacs.py, read by the programs that use them)
 )
 # FIONA's keys that we do not use (scanner, MPPS, upload, PHP web and REDCap settings)
 FIONA_ONLY_KEYS = (

@@ -48,10 +48,11 @@ def run_gateway(cfg: SiteConfig) -> int:
     cfg.log_warnings(log)
 
     children = _daemons(cfg)
+    children += _mpps_child(cfg)
     web_url = _web_url(cfg)
     if web_url:
         children.append(Child("web", _command(cfg, "fiona", "web"), url=web_url))
-    skip = supervised_daemon_line(p for p, _ in DAEMONS)
+    skip = supervised_daemon_line([*(p for p, _ in DAEMONS), "mppsctl"])
     # FIONA_SUPERVISOR tells a job that the daemons are ours (heartbeat must not start a second receiver)
     scheduler = Scheduler(
         schedule,
@@ -128,6 +129,23 @@ def _daemons(cfg: SiteConfig) -> list[Child]:
             )
         )
     return children
+
+
+def _mpps_child(cfg: SiteConfig) -> list[Child]:
+    """The MPPS receiver when the site has it on (MPPSMODE, MPPSPORT, the enabled file)."""
+    from fionagw.config.pacs import load_pacs, mpps_enabled
+
+    if not mpps_enabled(cfg, load_pacs(cfg)):
+        return []
+    return [
+        Child(
+            "mppsctl",
+            _command(cfg, "mppsctl", "foreground"),
+            pidfile=cfg.paths.pidfile("mpps"),
+            program="mppsctl",
+            stop_argv=_command(cfg, "mppsctl", "stop"),
+        )
+    ]
 
 
 def _web_url(cfg: SiteConfig) -> str:

@@ -26,6 +26,8 @@ from fionagw.transfers.failures import count_failures
 # (bin program, pid/log component), in start order: the classifier first, it reads the FIFO.
 DAEMONS = (("processSingleFile", "processSingleFile"), ("storectl", "storescpd"))
 RUN_STATE = "fiona-run"
+# crontab lines that only keep a daemon up (no job record): not listed as cron jobs
+KEEPALIVE_ONLY = ("mppsctl",)
 
 
 @dataclass
@@ -118,7 +120,7 @@ def cron_jobs(cfg: SiteConfig) -> list[str]:
         jobs = [
             j
             for j in programs(TEMPLATE.read_text(encoding="utf-8"))
-            if j not in {prog for prog, _ in DAEMONS}
+            if j not in {prog for prog, _ in DAEMONS} and j not in KEEPALIVE_ONLY
         ]
     except OSError:
         jobs = []

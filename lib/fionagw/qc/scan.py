@@ -298,5 +298,18 @@ def scan_study(paths: SitePaths, study_uid: str) -> StudyFacts:
                 demographics_seen = True
             scan.add(ds)
         facts.series.append(scan.finish())
+    _expect_mpps_counts(paths, facts)
     facts.series.sort(key=lambda s: (_int(s.number) or 0, s.series_uid))
     return facts
+
+
+def _expect_mpps_counts(paths: SitePaths, facts: StudyFacts) -> None:
+    """The scanner's own count of a series (its MPPS, when it sent one) beats what the
+    headers say: a series with fewer instances than that is incomplete."""
+    from fionagw.pacs.mpps_records import mpps_counts
+
+    counts = mpps_counts(paths, facts.study_uid)
+    for f in facts.series:
+        n = counts.get(f.series_uid, 0)
+        if n > (f.expected or 0) and f.frames == f.images:  # instances, not frames
+            f.expected, f.expected_from = n, "MPPS"

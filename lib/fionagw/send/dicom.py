@@ -278,10 +278,18 @@ class DicomDestination(Destination):
 
     # -- association ----------------------------------------------------------------------
 
-    def associate_for_query(self, contexts: list[PresentationContext]) -> tuple[AE, Association]:
-        """An association with the query AE (C-FIND), or SendError; end it with close()."""
+    def associate_for_query(
+        self,
+        contexts: list[PresentationContext],
+        ext_neg: list[Any] | None = None,
+        handlers: list[Any] | None = None,
+    ) -> tuple[AE, Association]:
+        """An association with the query AE (C-FIND, C-MOVE, C-GET), or SendError; end it
+        with close(). ``ext_neg``/``handlers``: role selection and C-STORE handler of C-GET."""
         try:
-            return self._associate(contexts, self.query_port, self.query_aetitle)
+            return self._associate(
+                contexts, self.query_port, self.query_aetitle, ext_neg=ext_neg, handlers=handlers
+            )
         except _NoContexts:
             raise SendError(
                 f"{self.query_aetitle}@{self.host}:{self.query_port}: the peer does not accept"
@@ -289,7 +297,12 @@ class DicomDestination(Destination):
             ) from None
 
     def _associate(
-        self, contexts: list[PresentationContext], port: int = 0, called: str = ""
+        self,
+        contexts: list[PresentationContext],
+        port: int = 0,
+        called: str = "",
+        ext_neg: list[Any] | None = None,
+        handlers: list[Any] | None = None,
     ) -> tuple[AE, Association]:
         """An established association, or SendError with the reason (one line)."""
         port, called = port or self.port, called or self.called_aetitle
@@ -305,8 +318,9 @@ class DicomDestination(Destination):
                 port,
                 contexts=contexts,
                 ae_title=called,
-                evt_handlers=listener.handlers(),
+                evt_handlers=listener.handlers() + (handlers or []),
                 tls_args=tls_args,
+                ext_neg=ext_neg,
             )  # type: ignore[arg-type]
         except OSError:  # name resolution happens before pynetdicom's own error handling
             ae.shutdown()

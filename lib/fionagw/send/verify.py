@@ -19,13 +19,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pydicom.dataset import Dataset
-
+from fionagw.pacs.find import STUDY_ROOT_FIND, QueryError
+from fionagw.pacs.find import count as _count
+from fionagw.pacs.find import find as _find
+from fionagw.pacs.find import query as _query
 from fionagw.send.base import SendError, one_line
 
 if TYPE_CHECKING:
-    from pynetdicom.association import Association
-
     from fionagw.send.dicom import DicomDestination
 
 log = logging.getLogger("fionagw.send.verify")
@@ -37,11 +37,6 @@ INCOMPLETE = "incomplete"  # some sent instances are not there
 MISSING = "missing"  # the PACS does not know the study
 UNVERIFIABLE = "unverifiable"  # the PACS could not be asked (down, no C-FIND): try later
 STATUSES = (VERIFIED, UNCONFIRMED, INCOMPLETE, MISSING, UNVERIFIABLE)
-_PENDING = (0xFF00, 0xFF01)
-
-
-class QueryError(Exception):
-    """A C-FIND that did not end with Success; str() is one line."""
 
 
 @dataclass
@@ -73,46 +68,6 @@ class Verification:
                 f"sent {self.expected}, the PACS counts {self.found} (it does not list instances)"
             )
         return f"sent {self.expected}, found {self.found}, {self.expected - self.found} missing"
-
-
-# pynetdicom is imported only when a PACS is asked (the reconciliation's report needs none)
-STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"  # Study Root Query/Retrieve - FIND
-
-
-def _find(assoc: Association, query: Dataset) -> list[Dataset]:
-    """The matches of one C-FIND, or QueryError."""
-    matches = []
-    for status, identifier in assoc.send_c_find(query, STUDY_ROOT_FIND):
-        if "Status" not in status:
-            raise QueryError("no answer to C-FIND (timed out or the association was lost)")
-        code = int(status.Status)
-        if code in _PENDING:
-            if identifier is not None:
-                matches.append(identifier)
-        elif code == 0x0000:
-            return matches
-        else:
-            comment = str(status.get("ErrorComment", "") or "")
-            raise QueryError(
-                f"C-FIND answered with status 0x{code:04X}"
-                + (f": {one_line(comment)}" if comment else "")
-            )
-    raise QueryError("C-FIND ended without a final status")
-
-
-def _query(level: str, **keys: str) -> Dataset:
-    ds = Dataset()
-    ds.QueryRetrieveLevel = level
-    for key, value in keys.items():
-        setattr(ds, key, value)
-    return ds
-
-
-def _count(ds: Dataset, keyword: str) -> int | None:
-    try:
-        return int(str(ds.get(keyword, "")).strip())
-    except ValueError:
-        return None
 
 
 def compare(

@@ -1,4 +1,5 @@
-"""What the Assign page does to a failed assignment, without HTTP: retry, cancel, reassign.
+"""What the Assign page does to a failed assignment, without HTTP: retry, cancel, reassign;
+and to a study no longer on the gateway: resend from PACS.
 
 Each checks that the user has the assign role on the request's project (a reassignment also on
 the new one, through the validation of a first assignment: :func:`assign_queries.check_choice`),
@@ -10,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from fionagw.config import SiteConfig
+from fionagw.config import ConfigError, SiteConfig
 from fionagw.tracking.base import Tracker
 from fionagw.tracking.records import Transfer
 from fionagw.transfers import actions
@@ -125,3 +126,38 @@ def reassign_assignment(
         to_instance=new.instance,
     )
     return Outcome(f"Reassigned: {_label(a.transfer)} cancelled, {_label(new)} queued.")
+
+
+def resend_possible(cfg: SiteConfig, user: Any, row: q.StudyRow) -> bool:
+    """The Resend from PACS button: the study's images are no longer on the gateway (cleared,
+    or never filed), a PACS source is configured, and the user may assign for a project of
+    one of its assignments."""
+    from fionagw.config.pacs import load_pacs
+
+    if cfg.paths.raw_study_dir(row.study_uid).is_dir() or not row.assignments:
+        return False
+    may_act = q.may_act_for(user)
+    if not any(may_act(a.project) for a in row.assignments):
+        return False
+    try:
+        return bool(load_pacs(cfg).sources)
+    except ConfigError:
+        return False
+
+
+def resend_from_pacs(cfg: SiteConfig, user: Any, row: q.StudyRow) -> Outcome:
+    """List the study for moveFromScanner: it retrieves the study from the PACS, then queues
+    its earlier assignments again (same pseudonym and UIDs)."""
+    from fionagw.pacs.resend import queue_resend
+
+    if not resend_possible(cfg, user, row):
+        raise ActionRefused("This study cannot be resent from the PACS (see the page).", 403)
+    if not queue_resend(cfg, row.study_uid, user.name):
+        return Outcome("A retrieve of this study from the PACS is already queued.")
+    for a in row.assignments:
+        if a.transfer is not None:
+            _audit(cfg, user, "resend", a.transfer, "resend from PACS queued")
+    return Outcome(
+        "Resend from PACS queued: the next moveFromScanner run retrieves the study and sends "
+        "it again as assigned."
+    )

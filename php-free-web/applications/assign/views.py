@@ -1,6 +1,7 @@
 """Assign's pages: the list (search, pages), a study (series, ClassifyType, the state of each
 assignment with a failure's reason and tag paths, the assignment form), the confirmation step,
-retry / cancel / reassign of a failed assignment, and the coupling-list upload."""
+retry / cancel / reassign of a failed assignment, resend from PACS of a study no longer on the
+gateway, and the coupling-list upload."""
 
 from __future__ import annotations
 
@@ -100,6 +101,7 @@ def _render_study(
         existing=form.existing,
         participant_example=example_id(form.project.participant_id) if form.project else None,
         participant_rule=participant_hint(form.project.participant_id) if form.project else "",
+        resendable=actions.resend_possible(site_config(), current_user(), row),
     ), status
 
 
@@ -200,6 +202,24 @@ def act(key: str, instance: str, action: str) -> Any:
         return redirect(url_for("assign.study", key=key), code=303)
     if outcome.choice is not None:  # the new assignment has errors: show them by the form
         return _render_study(row, q.Choice(), 400, outcome.choice, number)
+    flash(outcome.message, "ok")
+    return redirect(url_for("assign.study", key=key), code=303)
+
+
+@bp.route("/study/<key>/resend", methods=["POST"])
+@login_required
+def resend(key: str) -> Any:
+    """Resend from PACS: the study was cleared from the gateway (FIONA: "Study has been
+    deleted from Fiona. Resend from PACS!"); moveFromScanner retrieves it and sends it again."""
+    row = _study_or_404(key)
+    try:
+        outcome = actions.resend_from_pacs(site_config(), current_user(), row)
+    except actions.ActionRefused as exc:
+        abort(exc.status, str(exc))
+    except OSError as exc:
+        LOGGER.error("resend from PACS not queued", extra={"error": exc.strerror or "OSError"})
+        flash("The resend could not be queued (the gateway could not write its list).", "error")
+        return redirect(url_for("assign.study", key=key), code=303)
     flash(outcome.message, "ok")
     return redirect(url_for("assign.study", key=key), code=303)
 
