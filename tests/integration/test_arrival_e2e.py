@@ -104,14 +104,18 @@ def test_two_studies_then_a_late_series(daemons, tmp_path: Path) -> None:  # typ
     assert storescu(cfg.dicom_port, s2, aet="MODALITY2").returncode == 0
     wait_quiet(cfg, len(first) + len(f2))
 
-    # An image arriving now refreshes the jobs (as the SCP and the classifier do): too young.
+    # An image arriving refreshes the jobs (as the SCP and the classifier do): too young. Dated
+    # a minute ahead, so a loaded machine's slow start of detectStudyArrival cannot age them.
+    ahead = time.time() + 60
     for job in jobs(cfg):
-        os.utime(job)
+        os.utime(job, (ahead, ahead))
     before = [p.name for p in jobs(cfg)]
     detect(cfg)
     assert [p.name for p in jobs(cfg)] == before
     assert not list(cfg.paths.quarantine.iterdir()) and not cfg.paths.incoming_list.exists()
 
+    for job in jobs(cfg):
+        os.utime(job)
     time.sleep(QUIET + 0.3)
     r = detect(cfg, "-v")
     assert "study " in r.stdout
