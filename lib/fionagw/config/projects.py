@@ -50,6 +50,7 @@ PROJECT_KEYS = (
     "events",
     "destination",
     "active",
+    "resend_missing",
     "autoid",
     "features",
     "import_rule",

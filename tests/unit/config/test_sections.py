@@ -185,3 +185,16 @@ def test_unknown_keys_are_warnings_not_errors(tmp_path: Path) -> None:
         f"{config}: DICOMAETITEL: unknown key, ignored (did you mean DICOMAETITLE?)",
         f"{config}: tracker.backnd: unknown key, ignored (did you mean backend?)",
     ]
+
+
+def test_every_documented_project_key_is_known(tmp_path: Path) -> None:
+    """resend_missing (and every key a project reads) is no 'unknown key' for check-config."""
+    from fionagw.config.projects import load_projects
+
+    file = tmp_path / "projects.yml"
+    file.write_text(
+        "projects:\n  ALPHA:\n    participant_id: '^A[0-9]$'\n    resend_missing: true\n"
+    )
+    warnings: list = []
+    projects, _ = load_projects(file, warnings)
+    assert projects["ALPHA"].resend_missing is True and warnings == []
