@@ -50,6 +50,8 @@ DEFAULT_OPTIONS = (
     "retain_patient_characteristics",
     "clean_structured_content",
 )
+PIXEL_MODES = ("identifying", "all")  # deid/pixels.py MODES
+QC_TEXT = ("study_description", "series_description")  # regexes of config/qc.py
 
 
 @dataclass
@@ -90,6 +92,8 @@ def raw_projects(cfg: SiteConfig) -> dict[str, dict[str, Any]]:
 def form_of(spec: Mapping[str, Any]) -> dict[str, Any]:
     """A project's form values from its projects.yml entry."""
     deid = spec.get("deid") if isinstance(spec.get("deid"), dict) else {}
+    pixels = deid.get("pixels") if isinstance(deid.get("pixels"), dict) else {}
+    qc = spec.get("qc") if isinstance(spec.get("qc"), dict) else {}
     low, high = (
         (deid.get("date_shift_range") or ["", ""])[:2] if deid.get("date_shift_range") else ("", "")
     )
@@ -106,6 +110,11 @@ def form_of(spec: Mapping[str, Any]) -> dict[str, Any]:
         "deid.range_high": "" if high == "" else str(high),
         "deid.options": list(deid.get("options", DEFAULT_OPTIONS)),
         "deid.private_keep": "\n".join(deid.get("private_keep") or []),
+        "deid.pixels.enabled": "false" if pixels.get("enabled", True) is False else "true",
+        "deid.pixels.mode": pixels.get("mode", ""),
+        "qc.gates": list(qc.get("gates") or []),
+        "qc.study_description": qc.get("study_description", ""),
+        "qc.series_description": qc.get("series_description", ""),
     }
 
 
@@ -159,10 +168,51 @@ def _apply_form(spec: dict[str, Any], form: Mapping[str, Any], errors: dict[str,
         deid["private_keep"] = keep
     else:
         deid.pop("private_keep", None)
+    # burned-in text (deid.pixels): on/off and mode; its other keys are kept as they are
+    pixels = dict(deid.get("pixels") or {}) if isinstance(deid.get("pixels"), dict) else {}
+    switch = text("deid.pixels.enabled")  # absent: as it is
+    if switch == "true":
+        pixels.pop("enabled", None)  # on is the default
+    elif switch == "false":
+        pixels["enabled"] = False
+    elif switch:
+        errors["deid.pixels.enabled"] = "on (true) or off (false)"
+    if text("deid.pixels.mode"):
+        pixels["mode"] = text("deid.pixels.mode")
+    else:
+        pixels.pop("mode", None)
+    if pixels:
+        deid["pixels"] = pixels
+    else:
+        deid.pop("pixels", None)
     if deid:
         spec["deid"] = deid
     else:
         spec.pop("deid", None)
+    # QC gates and descriptions; series, diffusion and demographics rules are kept as they are
+    qc = dict(spec.get("qc") or {}) if isinstance(spec.get("qc"), dict) else {}
+    gates = list(_many(form, "qc.gates"))
+    if gates:
+        qc["gates"] = gates
+    else:
+        qc.pop("gates", None)
+    for key in QC_TEXT:
+        if text(f"qc.{key}"):
+            qc[key] = text(f"qc.{key}")
+        else:
+            qc.pop(key, None)
+    if qc:
+        spec["qc"] = qc
+    else:
+        spec.pop("qc", None)
+
+
+def _many(form: Mapping[str, Any], key: str) -> list[str]:
+    """A multi-valued field (checkboxes) of a request form or a plain mapping."""
+    if hasattr(form, "getlist"):
+        return list(form.getlist(key))  # type: ignore[union-attr]
+    value = form.get(key, [])
+    return [value] if isinstance(value, str) else list(value)
 
 
 _FIELD_OF_KEY = {"date_shift_range": "deid.range_low"}
@@ -176,7 +226,11 @@ def _field(error: ConfigError, name: str) -> str:
     key = error.key[len(prefix) :].split("[", 1)[0]
     if key.startswith("deid."):
         tail = key[len("deid.") :]
+        if tail.startswith("pixels."):
+            return key if key in ("deid.pixels.enabled", "deid.pixels.mode") else GENERAL
         return _FIELD_OF_KEY.get(tail, f"deid.{tail}")
+    if key in ("qc.gates", *(f"qc.{k}" for k in QC_TEXT)):
+        return key
     return key if key in ("title", "participant_id", "events", "destination") else GENERAL
 
 

@@ -127,6 +127,22 @@ SECTIONS: tuple[tuple[str, tuple[Field, ...]], ...] = (
             Field("heartbeat.job_limit_s", "Kill a cron job after (s)", "int"),
         ),
     ),
+    (
+        # the scheduler is cron/fiona.crontab (run by cron or fiona run); its jobs read these
+        # at each run, so nothing restarts. Per-job limits (heartbeat.job_limits) and the
+        # workflow containers' limits stay in the file.
+        "Scheduler",
+        (
+            Field("heartbeat.grace_seconds", "Grace before SIGKILL (s)", "number", (),
+                  "a hung job or receiver gets SIGTERM, then this long"),
+            Field("heartbeat.restart", "Restart a hung receiver at once", "bool"),
+            Field("heartbeat.quiet_seconds", "Receiver alive without C-ECHO if active within (s)", "int"),
+            Field("heartbeat.echo_timeout_s", "Receiver C-ECHO timeout (s)", "number"),
+            Field("workflows.max_concurrent", "Workflow jobs at once", "int", (), "1-64"),
+            Field("workflows.runtime", "Workflow container runtime", "choice", (), "",
+                  ("auto", "podman", "docker")),
+        ),
+    ),
 )  # fmt: skip
 FIELDS: dict[str, Field] = {f.key: f for _, fields in SECTIONS for f in fields}
 
@@ -220,9 +236,13 @@ def _parse(f: Field, text: str) -> Any:
         except ValueError:
             raise ValueError(f"not a number: {text!r}") from None
         return int(number) if number.is_integer() else number
-    if f.kind == "choice" and text.upper() not in f.choices:
+    if f.kind == "choice":
+        # the choices' own case (log levels upper, runtimes lower), whatever was typed
+        for choice in f.choices:
+            if text.lower() == choice.lower():
+                return choice
         raise ValueError(f"one of {', '.join(f.choices)}")
-    return text.upper() if f.kind == "choice" else text
+    return text
 
 
 def _set(level: dict[str, Any], f: Field, value: Any) -> None:

@@ -34,6 +34,7 @@ def _page(errors: dict[str, str] | None = None, target: str = "", form: Any = No
         configured=configured,
         values=values,
         types=admin_dest.types(),
+        forms={t: admin_dest.form_fields(t) for t in admin_dest.types()},
         errors=errors or {},
         target=target,
         general=GENERAL,

@@ -9,6 +9,7 @@ from flask import Blueprint, flash, jsonify, redirect, render_template, request,
 from fionagw.admin import projects as admin_projects
 from fionagw.admin.settings import GENERAL
 from fionagw.config import ConfigError
+from fionagw.config.qc import CHECKS as QC_CHECKS
 from fionagw.web.id_pattern import participant_hint
 
 from ...auth.roles import require_role
@@ -35,6 +36,7 @@ def _page(errors: dict[str, str] | None = None, target: str = "", form: Any = No
             "active": form.get("active") == "true",
             "resend_missing": form.get("resend_missing") == "true",
             "deid.options": form.getlist("deid.options"),
+            "qc.gates": form.getlist("qc.gates"),
         }
         if target in forms:
             forms[target] = typed
@@ -53,6 +55,8 @@ def _page(errors: dict[str, str] | None = None, target: str = "", form: Any = No
         options=admin_projects.OPTIONS,
         date_modes=admin_projects.DATE_MODES,
         deid_modes=admin_projects.DEID_MODES,
+        pixel_modes=admin_projects.PIXEL_MODES,
+        qc_checks=QC_CHECKS,
         file=cfg.tracker.projects_file,
     ), status
 

@@ -130,3 +130,43 @@ def test_with_redcap_the_projects_are_read_only(
     assert 'id="redcap-note"' in page and "REDPROJ" in page and "^RP[0-9]{3}$" in page
     r = _save(client, {"new": "1", "name": "NEWPROJ", "participant_id": "^N$"})
     assert r.status_code == 400 and "change them there" in r.get_data(as_text=True)
+
+
+def test_pixel_cleaning_and_qc_gates_are_saved_and_checked_at_the_field(
+    app_client: tuple[Any, Any],
+) -> None:
+    """deid.pixels.enabled / mode and qc gates / descriptions reach projects.yml as the
+    pipeline reads them; a bad gate regex is shown at its field with nothing written."""
+    from fionagw.config.projects import load_projects
+    from fionagw.deid.project_settings import pixel_settings_for_project
+
+    app, client = app_client
+    cfg = app.config["FIONA_CFG"]
+    client_login(client)
+    base = {"name": "DEMO", "active": "true", "participant_id": "^DEMO[0-9]{3}$"}
+    before = cfg.tracker.projects_file.read_bytes()
+    for data, key, text in (
+        ({**base, "qc.study_description": "^MRI["}, "qc.study_description", "regular expression"),
+        ({**base, "deid.pixels.mode": "some"}, "deid.pixels.mode", "identifying"),
+    ):
+        r = _save(client, data)
+        assert r.status_code == 400
+        assert text in _field_html(r.get_data(as_text=True), "project-DEMO", key)
+        assert cfg.tracker.projects_file.read_bytes() == before
+    r = _save(client, {**base, "deid.pixels.enabled": "false", "deid.pixels.mode": "all",
+                       "qc.gates": ["lossless", "demographics"],
+                       "qc.study_description": "^MRI Brain$"})  # fmt: skip
+    assert r.status_code == 303, r.get_data(as_text=True)
+    project = load_projects(cfg.tracker.projects_file)[0]["DEMO"]
+    pixels = pixel_settings_for_project(project, cfg)
+    assert pixels.enabled is False and pixels.mode == "all"
+    assert project.qc is not None and project.qc.gates == ("lossless", "demographics")
+    assert project.qc.study_description == "^MRI Brain$"
+    page = client.get("/projects/").get_data(as_text=True)
+    assert 'value="false" selected' in _field_html(page, "project-DEMO", "deid.pixels.enabled")
+    assert 'value="lossless" checked' in _field_html(page, "project-DEMO", "qc.gates")
+    r = _save(client, {**base, "deid.pixels.enabled": "true", "qc.gates": []})
+    assert r.status_code == 303
+    project = load_projects(cfg.tracker.projects_file)[0]["DEMO"]
+    assert pixel_settings_for_project(project, cfg).enabled is True
+    assert project.qc is None  # no gates, no descriptions: the qc key is gone

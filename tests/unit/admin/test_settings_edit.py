@@ -96,3 +96,35 @@ def test_secrets_are_write_only(app_client: tuple[Any, Any], tmp_path: Any) -> N
     r = _post(client, "/settings/secret", {"kind": "tokens", "name": "Incoming", "value": "short"})
     assert "32 hexadecimal" in client.get("/settings/").get_data(as_text=True)
     assert [x["action"] for x in audit.search(cfg2)] == ["secret-set"]
+
+
+def test_the_scheduler_settings_are_saved_and_checked_at_the_field(
+    app_client: tuple[Any, Any],
+) -> None:
+    """The Scheduler section (heartbeat's kill grace, receiver restart and C-ECHO, the
+    workflow runner's concurrency and runtime): cron jobs read them, so no restart prompt."""
+    app, client = app_client
+    cfg = app.config["FIONA_CFG"]
+    client_login(client)
+    before = cfg.config_file.read_bytes()
+    for form, key, text in (
+        ({"workflows.max_concurrent": "99"}, "workflows.max_concurrent", "1-64"),
+        ({"workflows.runtime": "lxc"}, "workflows.runtime", "auto, podman, docker"),
+        ({"heartbeat.grace_seconds": "0"}, "heartbeat.grace_seconds", "positive"),
+    ):
+        r = _post(client, "/settings/", form)
+        html = r.get_data(as_text=True)
+        assert r.status_code == 400, html
+        field = re.search(rf'data-field="{re.escape(key)}">(.*?)</div>', html, re.S)
+        assert field and text in field.group(1), (key, html)
+        assert cfg.config_file.read_bytes() == before
+    r = _post(client, "/settings/", {"workflows.max_concurrent": "4", "workflows.runtime": "Podman",
+                                     "heartbeat.grace_seconds": "2.5",
+                                     "heartbeat.restart.present": "1"})  # fmt: skip
+    assert r.status_code == 303, r.get_data(as_text=True)
+    new = load_config(cfg.config_file)
+    assert new.workflows.max_concurrent == 4 and new.workflows.runtime == "podman"
+    assert new.heartbeat.grace_seconds == 2.5 and new.heartbeat.restart is False
+    assert settings.restart_needed(cfg) == []
+    page = client.get("/settings/").get_data(as_text=True)
+    assert re.search(r'data-field="workflows.runtime">.*?<option selected>podman', page, re.S)
