@@ -201,6 +201,26 @@ def test_orthanc_has_the_report_in_the_deidentified_study(flow) -> None:  # type
         if p.get_content_type() == "application/pdf"
     ][0]
     assert mail_pdf == pdf
+    # the study date/time as sent (shifted), the sent series and instances referenced
+    images = [
+        pydicom.dcmread(__import__("io").BytesIO(orthanc.instance_file(i)))
+        for i in orthanc.instances()
+        if i != inst
+    ]
+    original = pydicom.dcmread(flow["files"][0], stop_before_pixels=True)
+    assert ds.StudyDate and ds.StudyDate == images[0].StudyDate != original.StudyDate
+    assert ds.StudyTime == images[0].StudyTime
+    refs = {r.SeriesInstanceUID: r for r in ds.ReferencedSeriesSequence}
+    assert set(refs) == {i.SeriesInstanceUID for i in images}
+    sources = {
+        (s.ReferencedSOPClassUID, s.ReferencedSOPInstanceUID) for s in ds.SourceInstanceSequence
+    }
+    assert sources == {(i.SOPClassUID, i.SOPInstanceUID) for i in images}
+    assert sources == {
+        (r.ReferencedSOPClassUID, r.ReferencedSOPInstanceUID)
+        for item in refs.values()
+        for r in item.ReferencedInstanceSequence
+    }
 
 
 def _tags(orthanc, inst: str) -> dict:  # type: ignore[no-untyped-def]
