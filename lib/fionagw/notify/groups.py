@@ -273,6 +273,7 @@ def make_report(
         _save(cfg, groups)
     if reason == "complete":
         emit(cfg, "group-completed", project=g["project"], group=name, studies=len(group_rows))
+    emit(cfg, "report-generated", project=g["project"], kind="group", group=name, file=file)
     emit(
         cfg,
         "group-report",

@@ -47,4 +47,4 @@ def test_groups_page(tmp_path) -> None:  # type: ignore[no-untyped-def]
     r = client.post("/groups/COHORT1/add", data={"csrf_token": token, "study": "9.9.9"})
     html = client.get("/groups/COHORT1").get_data(as_text=True)
     assert "no such study in the gateway" in html
-    assert [e["type"] for e in read_events(cfg)] == ["group-report"]
+    assert [e["type"] for e in read_events(cfg)] == ["report-generated", "group-report"]
