@@ -215,8 +215,13 @@ def send_notifications(
                 if failing.get(name, 0) >= BREAK_AFTER:
                     report.counts["waiting"] += 1
                     continue
-                if cfg.notifications.channels[name].type in WANTS_PDF:
+                kind = cfg.notifications.channels[name].type
+                if kind in WANTS_PDF:
                     out = out_pdf = out_pdf or resolver.outgoing(event, with_pdf=True)
+                    if kind == "dicom" and out.pdf and out.sent is None:  # only it needs them
+                        p = out.payload
+                        ref = str(event.get("ref") or "")
+                        out.sent = resolver.sent_study(ref, p["project"], p["pseudonym"])
                 else:
                     out = out_plain = out_plain or resolver.outgoing(event)
                 status, error = try_delivery(ctx, cfg, name, out)

@@ -159,25 +159,30 @@ class Resolver:
         manifest = self._manifest(ref, project)
         sent = SentStudy()
         try:
-            for plan in plan_series(raw, p):
-                if not (plan.sends and plan.files):
-                    continue
-                series = deid.uid(plan.series_uid)
-                if manifest is not None and series not in manifest:
-                    continue
+            plans = plan_series(raw, p)
+        except OSError as exc:
+            LOGGER.warning("sent series not resolved", extra={"error": exc.strerror})
+            return sent
+        for plan in plans:
+            if not (plan.sends and plan.files):
+                continue
+            series = deid.uid(plan.series_uid)
+            if manifest is not None and series not in manifest:
+                continue
+            try:
                 header = dcmread(plan.files[0], stop_before_pixels=True)
                 sop_class = str(header.get("SOPClassUID", ""))
                 if not sent.study_date:
                     out = deid.deidentify(header, participant)
                     sent.study_date = str(out.get("StudyDate", "") or "")
                     sent.study_time = str(out.get("StudyTime", "") or "")
-                sops = [deid.uid(s) for s in plan.sops]
-                if manifest is not None:
-                    sops = [s for s in sops if s in manifest[series]]
-                sent.series[series] = [(sop_class, s) for s in sops]
-        except Exception as exc:  # noqa: BLE001 - an unreadable header: the object goes without
-            LOGGER.warning("sent series not resolved", extra={"error": str(exc)[:200]})
-            return SentStudy()
+            except Exception as exc:  # noqa: BLE001 - a dropped or unreadable header: skip it
+                LOGGER.warning("sent series not resolved", extra={"error": str(exc)[:200]})
+                continue
+            sops = [deid.uid(s) for s in plan.sops]
+            if manifest is not None:
+                sops = [s for s in sops if s in manifest[series]]
+            sent.series[series] = [(sop_class, s) for s in sops]
         return sent
 
     def _manifest(self, ref: str, project: str) -> dict[str, set[str]] | None:
@@ -205,8 +210,7 @@ class Resolver:
         payload["details"] = {str(k): _clean(v) for k, v in details.items()}
         payload["site"] = self.cfg.site
         pdf = self.report_pdf(ref, project, payload["study_uid"]) if with_pdf else None
-        sent = self.sent_study(ref, project, payload["pseudonym"]) if with_pdf and pdf else None
-        return Outgoing(payload, pdf, self.group_csv(payload) if with_pdf else None, sent)
+        return Outgoing(payload, pdf, self.group_csv(payload) if with_pdf else None)
 
     def group_csv(self, payload: dict[str, Any]) -> tuple[str, bytes] | None:
         if payload["type"] != "group-report":
