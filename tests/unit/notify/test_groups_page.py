@@ -89,3 +89,26 @@ def test_groups_page(tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert ("group-create", "NEW1", "ann") in acts and ("group-report", "COHORT1", "ann") in acts
     assert ("group-add", "COHORT1", "ann") not in acts  # refused: no act
     assert ("group-upload", "NEW1", "ann") in acts
+    # a real ZIP under the drop folder joins the group
+    import zipfile
+
+    import pydicom
+
+    from support.synth import standard_mr_series, write_study
+
+    files = write_study(
+        tmp_path / "z",
+        vendor="SIEMENS",
+        series=standard_mr_series("SIEMENS", 1)[1:2],
+        rows=16,
+        cols=16,
+        seed=7,
+    )
+    with zipfile.ZipFile(drop / "batch1" / "one.zip", "w") as z:
+        for f in files:
+            z.write(f, f"dicom/{f.name}")
+    client.post("/groups/NEW1/upload", data={"csrf_token": token, "folder": str(drop / "batch1")})
+    html = client.get("/groups/NEW1").get_data(as_text=True)
+    assert "one.zip: " in html and "1 study" in html, html
+    uid = pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID
+    assert load_groups(cfg)["NEW1"]["studies"] == [uid]
