@@ -1,4 +1,5 @@
-"""Groups page in Chromium: the tab, a group's rows, "Send report", the report downloaded."""
+"""Groups page in Chromium: the tab, a group's rows, "Send report", the report downloaded;
+the Create group form shows a bad schedule at its field, then creates the group."""
 
 from __future__ import annotations
 
@@ -32,3 +33,15 @@ def test_groups_page_sends_and_downloads_a_report(web_site: WebSite, admin_page:
     with open(path, "rb") as f:
         assert f.read().startswith(b"pseudonym,event,study_uid,study_date,series,qc,transfer")
     screenshot(page, "groups-detail")
+    page.click("nav >> text=Groups")
+    page.fill("#create-group input[name=name]", "COHORT2")
+    page.select_option("#create-group select[name=project]", "DEMO")
+    page.fill("#create-group input[name=schedule]", "every monday")
+    page.click("#create")
+    assert "bad schedule" in page.inner_text("#error-schedule")
+    assert page.input_value("#create-group input[name=name]") == "COHORT2"
+    page.fill("#create-group input[name=schedule]", "0 7 * * 1")
+    page.click("#create")
+    page.wait_for_load_state()
+    assert "Group COHORT2 created" in page.inner_text("main")
+    assert "0 7 * * 1" in page.inner_text("#group-state")

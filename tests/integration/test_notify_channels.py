@@ -112,7 +112,8 @@ def flow(tmp_path_factory, orthanc_server):  # type: ignore[no-untyped-def]
     request(cfg, tracker, study, "ALPHA", "ALPHA001", "")
     assert len(AnonymizeAndSend(cfg, tracker, processes=1).run().sent) == 1
     first = send_notifications(cfg, tracker)
-    second = send_notifications(cfg, tracker)
+    second = send_notifications(cfg, tracker)  # the report-delivered events of the first
+    third = send_notifications(cfg, tracker)
     yield {
         "cfg": cfg,
         "tracker": tracker,
@@ -124,6 +125,7 @@ def flow(tmp_path_factory, orthanc_server):  # type: ignore[no-untyped-def]
         "orthanc": orthanc_server,
         "first": first,
         "second": second,
+        "third": third,
     }
     tracker.close()
     smtp.stop()
@@ -152,7 +154,12 @@ def test_webhook_gets_each_event_once_with_a_valid_signature(flow) -> None:  # t
     assert set(hook.accepted) == {e["id"] for e in events}
     assert all(n == 1 for n in hook.accepted.values()), hook.accepted
     assert len(hook.bodies) == 2 * len(events)  # every first try answered 500, then accepted
-    assert flow["second"].counts["delivered"] == 0  # the second run had nothing to do
+    # the report went by mail, FHIR, DICOM and "none": four report-delivered events, which
+    # the second run delivered to the hook ("*") without emitting any more; the third: nothing
+    reported = [e for e in events if e["type"] == "report-delivered"]
+    assert sorted(e["details"]["channel"] for e in reported) == ["ehr", "keep", "mail", "pacs"]
+    assert events[-4:] == reported and flow["second"].counts["delivered"] == 4
+    assert flow["third"].counts["delivered"] == 0
     sent = [e for e in hook.events() if e["type"] == "send-succeeded"][0]
     assert sent["study_uid"] == _deid_study(flow) and sent["pseudonym"] == "ALPHA001"
     assert "ref" not in sent
@@ -201,6 +208,26 @@ def test_orthanc_has_the_report_in_the_deidentified_study(flow) -> None:  # type
         if p.get_content_type() == "application/pdf"
     ][0]
     assert mail_pdf == pdf
+    # the study date/time as sent (shifted), the sent series and instances referenced
+    images = [
+        pydicom.dcmread(__import__("io").BytesIO(orthanc.instance_file(i)))
+        for i in orthanc.instances()
+        if i != inst
+    ]
+    original = pydicom.dcmread(flow["files"][0], stop_before_pixels=True)
+    assert ds.StudyDate and ds.StudyDate == images[0].StudyDate != original.StudyDate
+    assert ds.StudyTime == images[0].StudyTime
+    refs = {r.SeriesInstanceUID: r for r in ds.ReferencedSeriesSequence}
+    assert set(refs) == {i.SeriesInstanceUID for i in images}
+    sources = {
+        (s.ReferencedSOPClassUID, s.ReferencedSOPInstanceUID) for s in ds.SourceInstanceSequence
+    }
+    assert sources == {(i.SOPClassUID, i.SOPInstanceUID) for i in images}
+    assert sources == {
+        (r.ReferencedSOPClassUID, r.ReferencedSOPInstanceUID)
+        for item in refs.values()
+        for r in item.ReferencedInstanceSequence
+    }
 
 
 def _tags(orthanc, inst: str) -> dict:  # type: ignore[no-untyped-def]

@@ -123,9 +123,11 @@ def _run_nifti(folder: Path) -> int:
 
 
 def _show(cfg: Any, tracker: Any, args: argparse.Namespace) -> int:
+    from fionagw.notify.events import emit_report
     from fionagw.qc.report import build_report, render
 
     data = render(build_report(cfg, tracker, args.study), args.format)
+    emit_report(cfg, "study", ref=args.study, format=args.format)
     if args.output:
         Path(args.output).write_bytes(data)
     else:

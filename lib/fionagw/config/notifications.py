@@ -49,7 +49,13 @@ EVENT_TYPES = (
     "service-down",
     "service-up",
     "test",
+    "report-generated",
+    "report-delivered",
+    "report-delivery-failed",
 )
+# Deliveries of these events never emit events themselves (no report-delivered of a
+# report-delivered: notify/deliver.py), so a subscription to "*" cannot loop.
+QUIET_EVENTS = ("report-delivered", "report-delivery-failed")
 TLS_MODES = ("starttls", "tls", "none")
 _KEYS = {
     "email": ("type", "host", "port", "tls", "from", "to", "login", "ca_file", "timeout"),

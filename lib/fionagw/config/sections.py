@@ -281,6 +281,7 @@ class WebSettings:
     tls_key: Path | None = None
     session_minutes: int = 60  # idle time after which a session ends
     max_upload_mb: int = 2048
+    group_drop_folder: Path | None = None  # the Groups page's bulk upload reads folders under it
 
     @property
     def tls(self) -> bool:
@@ -293,6 +294,7 @@ class WebSettings:
 
 
 WEB_KEYS = ("enabled", "host", "port", "tls_cert", "tls_key", "session_minutes", "max_upload_mb")
+WEB_KEYS += ("group_drop_folder",)
 
 
 def parse_web(r: SectionReader) -> WebSettings:
@@ -324,6 +326,7 @@ def parse_web(r: SectionReader) -> WebSettings:
         tls_key=key,
         session_minutes=minutes,
         max_upload_mb=upload,
+        group_drop_folder=r.path("group_drop_folder"),
     )
 
 

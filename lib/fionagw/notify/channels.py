@@ -237,7 +237,10 @@ def encapsulated_pdf(out: Outgoing, channel_name: str) -> Any:
     ds.PatientBirthDate = ds.PatientSex = ""
     ds.PatientIdentityRemoved = "YES"
     ds.StudyInstanceUID, ds.SeriesInstanceUID = p["study_uid"], series
-    ds.StudyDate = ds.StudyTime = ds.AccessionNumber = ds.ReferringPhysicianName = ""
+    sent = out.sent
+    ds.StudyDate = sent.study_date if sent else ""  # as sent: shifted by the project's settings
+    ds.StudyTime = sent.study_time if sent else ""
+    ds.AccessionNumber = ds.ReferringPhysicianName = ""
     ds.StudyID = ""
     ds.Modality, ds.SeriesNumber, ds.InstanceNumber = "DOC", 9901, 1
     ds.SeriesDescription = ds.DocumentTitle = "Study report"
@@ -248,10 +251,30 @@ def encapsulated_pdf(out: Outgoing, channel_name: str) -> Any:
     ds.BurnedInAnnotation = "NO"
     ds.ConceptNameCodeSequence = []
     ds.MIMETypeOfEncapsulatedDocument = "application/pdf"
+    if sent and sent.series:
+        # PS3.3 C.24.2 Source Instance Sequence: the instances the report was derived from,
+        # and a Referenced Series Sequence (standard extended) naming the sent series
+        ds.SourceInstanceSequence = [
+            _ref(sop_class, sop) for refs in sent.series.values() for sop_class, sop in refs
+        ]
+        ds.ReferencedSeriesSequence = []
+        for uid, refs in sent.series.items():
+            item = Dataset()
+            item.SeriesInstanceUID = uid
+            item.ReferencedInstanceSequence = [_ref(c, s) for c, s in refs]
+            ds.ReferencedSeriesSequence.append(item)
     pdf = out.pdf or b""
     ds.EncapsulatedDocumentLength = len(pdf)
     ds.EncapsulatedDocument = pdf + (b"\0" if len(pdf) % 2 else b"")
     return ds
+
+
+def _ref(sop_class: str, sop: str) -> Any:
+    from pydicom.dataset import Dataset
+
+    item = Dataset()
+    item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = sop_class, sop
+    return item
 
 
 def deliver_dicom(ctx: Context, channel: Channel, out: Outgoing) -> str:

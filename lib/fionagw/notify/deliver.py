@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fionagw.config import SiteConfig
+from fionagw.config.notifications import QUIET_EVENTS
 from fionagw.notify.channels import DELIVER, WANTS_PDF, Context, DeliveryError, Permanent
-from fionagw.notify.events import make_event, scan_events
+from fionagw.notify.events import append, make_event, scan_events
 from fionagw.notify.payload import Outgoing, Resolver
 from fionagw.ops.perms import FILE_MODE, make_dirs
 from fionagw.tracking.base import Tracker
@@ -145,6 +146,41 @@ def try_delivery(
     return "retry", error
 
 
+def _report_outcome(
+    event: dict[str, Any], out: Outgoing, channel: str, status: str, error: str
+) -> list[dict[str, Any]]:
+    """report-delivered / report-delivery-failed when a delivery that carried a report (the
+    study PDF or a group CSV) succeeded or finally failed; never for the deliveries of those
+    two events themselves (QUIET_EVENTS), so a "*" subscription cannot loop."""
+    if event["type"] in QUIET_EVENTS or not (out.pdf or out.csv):
+        return []
+    p = out.payload
+    return [
+        make_event(
+            "report-delivered" if status == "delivered" else "report-delivery-failed",
+            ref=str(event.get("ref") or ""),
+            project=p["project"],
+            pseudonym=p["pseudonym"],
+            study_uid=p["study_uid"],
+            channel=channel,
+            of_event=p["id"],
+            of_type=p["type"],
+            report="group" if out.csv else "study",
+            error=error,
+        )
+    ]
+
+
+def _emit_all(cfg: SiteConfig, records: list[dict[str, Any]]) -> None:
+    """Append the run's report events (one fsync); a failure is one warning, never raised."""
+    if not records:
+        return
+    try:
+        append(cfg, records)
+    except OSError as exc:
+        LOGGER.warning("notification events not recorded", extra={"error": exc.strerror})
+
+
 def send_notifications(
     cfg: SiteConfig, tracker: Tracker | None, *, now: float | None = None
 ) -> NotifyReport:
@@ -161,6 +197,7 @@ def send_notifications(
     cursor = read_cursor(cfg)
     failing: dict[str, int] = {}  # channel -> deliveries failed in a row in this run
     settled = True  # every event so far is done for all its channels: the cursor may follow
+    emitted: list[dict[str, Any]] = []  # report-delivered/-failed, appended after the scan
     try:
         for offset, event in scan_events(cfg, cursor):
             channels = settings.channels_for(event["type"], str(event.get("project") or ""))
@@ -178,8 +215,13 @@ def send_notifications(
                 if failing.get(name, 0) >= BREAK_AFTER:
                     report.counts["waiting"] += 1
                     continue
-                if cfg.notifications.channels[name].type in WANTS_PDF:
+                kind = cfg.notifications.channels[name].type
+                if kind in WANTS_PDF:
                     out = out_pdf = out_pdf or resolver.outgoing(event, with_pdf=True)
+                    if kind == "dicom" and out.pdf and out.sent is None:  # only it needs them
+                        p = out.payload
+                        ref = str(event.get("ref") or "")
+                        out.sent = resolver.sent_study(ref, p["project"], p["pseudonym"])
                 else:
                     out = out_plain = out_plain or resolver.outgoing(event)
                 status, error = try_delivery(ctx, cfg, name, out)
@@ -209,6 +251,8 @@ def send_notifications(
                     "error": error,
                     "at": time.time(),
                 }
+                if status in ("delivered", "failed"):
+                    emitted += _report_outcome(event, out, name, status, error)
                 state[key] = record
                 pending.append(record)
                 report.counts[status] += 1
@@ -224,6 +268,7 @@ def send_notifications(
     finally:
         _append_state(cfg, pending)
         ctx.close()
+        _emit_all(cfg, emitted)
     write_cursor(cfg, cursor)
     report.seconds = time.monotonic() - t0
     return report

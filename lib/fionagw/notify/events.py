@@ -195,6 +195,13 @@ def emit_package(cfg: SiteConfig, type: str, state: Any, **details: Any) -> None
     )
 
 
+@_safe
+def emit_report(cfg: SiteConfig, kind: str, **fields: Any) -> None:
+    """report-generated: a study report (kind "study", ``ref`` the study) or a group report
+    (kind "group") was made."""
+    emit(cfg, "report-generated", kind=kind, **fields)
+
+
 def scan_events(cfg: SiteConfig, start: int = 0) -> Iterator[tuple[int, dict[str, Any]]]:
     """(offset after the line, event) of every whole event from byte ``start`` on, oldest
     first; a torn or bad line is skipped."""

@@ -100,6 +100,31 @@ def report_name(template: str, group: str, report_type: str, now: float | None =
     return name if name.endswith(".csv") else name + ".csv"
 
 
+def check_group(
+    name: str, project: str, called: str, calling: str, schedule: str, template: str
+) -> dict[str, str]:
+    """What is wrong with a new group's settings, by field ({} when nothing)."""
+    from croniter import croniter
+
+    problems = {}
+    if not _NAME.match(name):
+        problems["name"] = f"bad group name {name!r}: 1-64 letters, digits, '.', '_', '-'"
+    if not project:
+        problems["project"] = "a group needs its project (all its studies belong to it)"
+    for key, what, rx in (("called", "called AE", called), ("calling", "calling AE", calling)):
+        try:
+            re.compile(rx)
+        except re.error as exc:
+            problems[key] = f"bad {what} expression {rx!r}: {exc}"
+    if schedule and not croniter.is_valid(schedule):
+        problems["schedule"] = f"bad schedule {schedule!r}: expected a cron expression (5 fields)"
+    try:
+        report_name(template, name if _NAME.match(name) else "G", "test")
+    except GroupError as exc:
+        problems["template"] = str(exc)
+    return problems
+
+
 def create_group(
     cfg: SiteConfig,
     name: str,
@@ -111,20 +136,9 @@ def create_group(
     schedule: str = "",
     template: str = DEFAULT_TEMPLATE,
 ) -> dict[str, Any]:
-    from croniter import croniter
-
-    if not _NAME.match(name):
-        raise GroupError(f"bad group name {name!r}: 1-64 letters, digits, '.', '_', '-'")
-    if not project:
-        raise GroupError("a group needs its project (all its studies belong to it)")
-    for what, rx in (("called AE", called), ("calling AE", calling)):
-        try:
-            re.compile(rx)
-        except re.error as exc:
-            raise GroupError(f"bad {what} expression {rx!r}: {exc}") from None
-    if schedule and not croniter.is_valid(schedule):
-        raise GroupError(f"bad schedule {schedule!r}: expected a cron expression (5 fields)")
-    report_name(template, name, "test")
+    problems = check_group(name, project, called, calling, schedule, template)
+    if problems:
+        raise GroupError(next(iter(problems.values())))
     with _lock(cfg):
         groups = load_groups(cfg)
         if name in groups:
@@ -273,6 +287,7 @@ def make_report(
         _save(cfg, groups)
     if reason == "complete":
         emit(cfg, "group-completed", project=g["project"], group=name, studies=len(group_rows))
+    emit(cfg, "report-generated", project=g["project"], kind="group", group=name, file=file)
     emit(
         cfg,
         "group-report",

@@ -11,7 +11,7 @@ replaced by the de-identified one and only the event's project's deliveries.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fionagw.config import ConfigError, SiteConfig
@@ -22,12 +22,23 @@ FIELDS = ("id", "time", "type", "project", "pseudonym", "study_uid", "series_uid
 
 
 @dataclass
+class SentStudy:
+    """The de-identified study as it left: its (shifted) date and time and, per sent series,
+    the de-identified series UID with its instances' (SOP class, SOP instance) UIDs."""
+
+    study_date: str = ""
+    study_time: str = ""
+    series: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+
+
+@dataclass
 class Outgoing:
     """One event as channels see it."""
 
     payload: dict[str, Any]  # allow-listed fields and details
     pdf: bytes | None  # the study's report, when there is one
     csv: tuple[str, bytes] | None = None  # a group report: (file name, content)
+    sent: SentStudy | None = None  # the study as it was sent (for the DICOM channel)
 
     @property
     def id(self) -> str:
@@ -130,6 +141,63 @@ class Resolver:
                 )
         self._pdf[key] = pdf
         return pdf
+
+    def sent_study(self, ref: str, project: str, participant: str) -> SentStudy | None:
+        """What was sent of ``ref`` to ``project``: the series the send plan sends (only
+        those in the transfer's sent manifest when it has one), their UIDs mapped as the
+        de-identification maps them, and the study date/time of the first sent header
+        de-identified by the project's own settings (so shifted exactly as sent)."""
+        from pydicom import dcmread
+
+        from fionagw.transfers.selection import plan_series
+
+        p = self._project(project) if ref and project and participant else None
+        raw = self.cfg.paths.raw_study_dir(ref) if p is not None else None
+        if p is None or raw is None or not raw.is_dir() or not self.study_uid(ref, project):
+            return None
+        deid = self._deid[project]
+        manifest = self._manifest(ref, project)
+        sent = SentStudy()
+        try:
+            plans = plan_series(raw, p)
+        except OSError as exc:
+            LOGGER.warning("sent series not resolved", extra={"error": exc.strerror})
+            return sent
+        for plan in plans:
+            if not (plan.sends and plan.files):
+                continue
+            series = deid.uid(plan.series_uid)
+            if manifest is not None and series not in manifest:
+                continue
+            try:
+                header = dcmread(plan.files[0], stop_before_pixels=True)
+                sop_class = str(header.get("SOPClassUID", ""))
+                if not sent.study_date:
+                    out = deid.deidentify(header, participant)
+                    sent.study_date = str(out.get("StudyDate", "") or "")
+                    sent.study_time = str(out.get("StudyTime", "") or "")
+            except Exception as exc:  # noqa: BLE001 - a dropped or unreadable header: skip it
+                LOGGER.warning("sent series not resolved", extra={"error": str(exc)[:200]})
+                continue
+            sops = [deid.uid(s) for s in plan.sops]
+            if manifest is not None:
+                sops = [s for s in sops if s in manifest[series]]
+            sent.series[series] = [(sop_class, s) for s in sops]
+        return sent
+
+    def _manifest(self, ref: str, project: str) -> dict[str, set[str]] | None:
+        """The sent manifest's series -> instances of the study's transfer to ``project``."""
+        from fionagw.reconcile.check import request_name
+        from fionagw.reconcile.manifest import ManifestError, read_manifest
+
+        try:
+            for t in self.tracker.transfers(study_uid=ref, project=project) if self.tracker else []:
+                m = read_manifest(self.cfg.paths, request_name(self.cfg, t))
+                if m is not None:
+                    return {k: set(v) for k, v in m.series.items()}
+        except (TrackerError, ManifestError, OSError):
+            pass
+        return None
 
     def outgoing(self, event: dict[str, Any], *, with_pdf: bool = False) -> Outgoing:
         payload = {k: str(event.get(k) or "") for k in FIELDS}

@@ -82,5 +82,67 @@ def add_study(cfg: SiteConfig, name: str, study: str) -> str:
     return "Study added." if n else "The study is in the group already."
 
 
+FIELDS = ("name", "project", "called", "calling", "schedule", "template")
+
+
+class FormErrors(Exception):
+    """The create form's problems by field (shown at each field)."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(errors.values()))
+        self.errors = errors
+
+
+def create_group(cfg: SiteConfig, form: Any, allowed: list[str]) -> str:
+    """A group from the Create form; ``allowed``: the projects the user has the role on."""
+    v = {k: str(form.get(k, "") or "").strip() for k in FIELDS}
+    v["template"] = v["template"] or g.DEFAULT_TEMPLATE
+    errors = g.check_group(
+        v["name"], v["project"], v["called"], v["calling"], v["schedule"], v["template"]
+    )
+    if v["project"] and v["project"] not in allowed:
+        errors["project"] = f"not a project of yours with the {ROLE} role"
+    if errors:
+        raise FormErrors(errors)
+    try:
+        g.create_group(
+            cfg,
+            v["name"],
+            v["project"],
+            called=v["called"],
+            calling=v["calling"],
+            by_project=bool(form.get("by_project")),
+            schedule=v["schedule"],
+            template=v["template"],
+        )
+    except g.GroupError as exc:
+        raise FormErrors({"name": str(exc)}) from None
+    return f"Group {v['name']} created."
+
+
+def drop_folder(cfg: SiteConfig, given: str) -> Path:
+    """The folder to upload from: only one under web.group_drop_folder (resolved, links
+    followed, so neither ``..`` nor a link can leave it)."""
+    root = cfg.web.group_drop_folder
+    if root is None:
+        raise g.GroupError("bulk upload is off: no web.group_drop_folder in the configuration")
+    given = given.strip()
+    if not given:
+        raise g.GroupError(f"give a folder under {root}")
+    base = root.resolve()
+    path = Path(given)
+    path = (path if path.is_absolute() else base / path).resolve()
+    if path != base and base not in path.parents:
+        raise g.GroupError(f"{given}: not under the drop folder {root}")
+    if not path.is_dir():
+        raise g.GroupError(f"{given}: not a folder under {root}")
+    return path
+
+
+def bulk_upload(cfg: SiteConfig, name: str, given: str, user: str) -> list[tuple[str, str]]:
+    """Every ZIP of a folder under the drop folder into the group (groups.upload_folder)."""
+    return g.upload_folder(cfg, name, drop_folder(cfg, given), user)
+
+
 def report_file(cfg: SiteConfig, name: str, file: str) -> Path | None:
     return g.report_path(cfg, name, file)

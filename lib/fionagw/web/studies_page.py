@@ -209,4 +209,8 @@ def report_bytes(cfg: SiteConfig, tracker: Tracker, detail: StudyDetail, fmt: st
     """The study's report in ``fmt`` (qc/report.py FORMATS)."""
     if fmt not in qc_report.FORMATS:
         raise ActionRefused(f"No report format {fmt!r}.", 404)
-    return qc_report.render(qc_report.build_report(cfg, tracker, detail.view.row.study_uid), fmt)
+    from fionagw.notify.events import emit_report
+
+    data = qc_report.render(qc_report.build_report(cfg, tracker, detail.view.row.study_uid), fmt)
+    emit_report(cfg, "study", ref=detail.view.row.study_uid, format=fmt)
+    return data
