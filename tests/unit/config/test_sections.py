@@ -82,6 +82,7 @@ BAD = [
 ]
 
 
+@pytest.mark.slow  # runs bin/fiona check-config once per case (about 1.4 s each)
 @pytest.mark.parametrize(
     ("overrides", "projects", "named", "key", "problem"),
     [case[1:] for case in BAD],
