@@ -35,6 +35,7 @@ PLUGIN_MODULES = (
     "fionagw.cli.fiona_group",
     "fionagw.cli.fiona_audit",
     "fionagw.cli.fiona_pacs",
+    "fionagw.cli.fiona_export",
 )
 
 
