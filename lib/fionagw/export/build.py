@@ -29,6 +29,7 @@ import pydicom
 from fionagw.ops.perms import FILE_MODE, make_dirs
 from fionagw.paths import safe_component
 
+STORED = (".gz", ".zip", ".jpg", ".png")
 Progress = Callable[[int, int, int], None]  # (files done, files total, bytes done)
 
 
@@ -258,7 +259,9 @@ def write_zip(
     try:
         with zf:
             for i, path in enumerate(tree.files, 1):
-                zf.write(path, str(path.relative_to(tree.root)))
+                # already compressed (dcm2niix's .nii.gz): stored, not deflated again
+                method = zipfile.ZIP_STORED if path.suffix in STORED else zipfile.ZIP_DEFLATED
+                zf.write(path, str(path.relative_to(tree.root)), compress_type=method)
                 done_bytes += path.stat().st_size
                 if progress and (time.monotonic() - last > 0.5 or i == total):
                     last = time.monotonic()

@@ -9,6 +9,7 @@ then it fails for good. Its password file is removed when the job ends either wa
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,7 +21,6 @@ from fionagw.export import jobs as q
 from fionagw.export.settings import DOWNLOAD, ExportSettings, load_exports
 from fionagw.export.source import find_studies, pull_study, research_pacs
 from fionagw.pacs.client import PacsError, opaque
-from fionagw.paths import safe_component
 
 if TYPE_CHECKING:
     from fionagw.config.projects import Project
@@ -45,7 +45,10 @@ class RunSummary:
 def zip_name(job: q.ExportJob, participant: str, study_uid: str, accession: str) -> str:
     """FIONA's <project>_<participant>_<event>_<studyUID>_<accession>_<exportType>.zip."""
     parts = (job.project, participant, job.event, study_uid, accession, job.exportType)
-    return "_".join(safe_component(p or "none") for p in parts) + ".zip"
+    # '_' separates the fields, so inside one it (and anything unsafe in a name) becomes '-'
+    return (
+        "_".join(re.sub(r"[^A-Za-z0-9.-]+", "-", p).strip("-.") or "none" for p in parts) + ".zip"
+    )
 
 
 def _target_dir(cfg: SiteConfig, settings: ExportSettings, job: q.ExportJob) -> Path:
