@@ -197,6 +197,8 @@ def test_missing_study_is_named_and_fails_after_its_attempts(site) -> None:  # t
     assert q.queued(site["settings"]) == []
     r = run_bin("fiona", "export", "status", site["jobs"]["missing"].id, config=site["config"])
     assert "failed" in r.stdout and "1.2.3.999" in r.stdout
+    logs = "".join(p.read_text() for p in site["cfg"].datadir.rglob("*.log"))
+    assert "export failed" in logs and "1.2.3.999" not in logs and "DEMO001" not in logs
 
 
 def test_exports_page(site) -> None:  # type: ignore[no-untyped-def]
@@ -233,6 +235,8 @@ def test_exports_page(site) -> None:  # type: ignore[no-untyped-def]
     rows = alice.get("/exports/jobs.json?project=DEMO").get_json()
     new = next(j for j in rows if j["event"] == "followup")
     assert new["status"] == "queued" and new["percent"] == 0
+    queued_page = alice.get("/exports/?project=DEMO").get_data(as_text=True)
+    assert 'http-equiv="refresh"' in queued_page  # the progress refreshes while a job waits
     run = run_bin("createZipFileCmd", config=site["config"], timeout=120)
     assert "1 done" in run.stdout, run.stdout
     rows = alice.get("/exports/jobs.json?project=DEMO").get_json()

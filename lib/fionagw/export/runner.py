@@ -37,9 +37,19 @@ class RunSummary:
     errors: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        return f"exports: {self.done} done, {self.retry} to retry, {self.failed} failed" + (
-            f" ({self.errors[0]})" if self.errors else ""
-        )
+        # the errors (they name studies) go to the job's state and the page, not the log
+        return f"exports: {self.done} done, {self.retry} to retry, {self.failed} failed"
+
+
+def log_safe(exc: Exception) -> str:
+    """An error for the log: UIDs as opaque keys; an OSError only by its kind (its text may
+    hold a path with a participant's folder)."""
+    if isinstance(exc, OSError) and not isinstance(exc, PacsError):
+        return type(exc).__name__
+    return _UID.sub(lambda m: "uid:" + opaque(m.group()), str(exc))
+
+
+_UID = re.compile(r"\b[0-9]+(?:\.[0-9]+){2,}\b")
 
 
 def zip_name(job: q.ExportJob, participant: str, study_uid: str, accession: str) -> str:
@@ -152,7 +162,12 @@ def run_queue(cfg: SiteConfig, projects: Mapping[str, Project]) -> RunSummary:
             status = q.FAILED if final else q.QUEUED
             log.warning(
                 "export failed",
-                extra={"job": job.id, "attempt": job.downloadAttempts, "final": final},
+                extra={
+                    "job": job.id,
+                    "attempt": job.downloadAttempts,
+                    "final": final,
+                    "error": log_safe(exc),
+                },
             )
             q.write_state(
                 settings, job.id, {"status": status, "job": job.to_json(), "error": error}
