@@ -171,6 +171,13 @@ def check_config(path: str | None, site: str | None) -> int:
                 if str(pacs_warning) not in warned:
                     warned.add(str(pacs_warning))
                     print(f"{PROGRAM}: warning: {pacs_warning}", file=sys.stderr)
+            import shutil
+
+            from fionagw.export.settings import load_exports
+
+            exports = load_exports(cfg)  # the exports section: validated here too
+            if shutil.which(exports.dcm2niix) is None:
+                print(f"{PROGRAM}: warning: NIFTI exports need {exports.dcm2niix}", file=sys.stderr)
             note = f" (receiver running, pid {running})" if running else ""
             print(
                 f"{file}: site {name or '(default)'}: OK - DATADIR {cfg.datadir}, "
