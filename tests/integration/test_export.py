@@ -27,6 +27,7 @@ pytestmark = pytest.mark.slow
 
 PASSWORD = "correct-horse-battery-9"
 B_VALUES = (0, 1000, 1000, 1000, 1000, 1000, 1000, 2000, 2000, 2000, 2000, 2000, 2000)
+FOREIGN = "1.2.826.0.1.3680043.2.99.7"  # a study of project OTHER in the same research PACS
 PROJECTS = PROJECTS_YML.replace(
     "    active: true\n  OTHER:", "    active: true\n    destination: research-pacs\n  OTHER:"
 )
@@ -55,7 +56,8 @@ def site(tmp_path_factory, orthanc_factory):  # type: ignore[no-untyped-def]
         cols=64,
     )
     write_study(tmp / "dwi", series=[dwi], patient_id="DEMO002", accession="ACC2")
-    for folder in ("pure", "dwi"):
+    write_study(tmp / "oth", series=[SeriesSpec("t1", 1)], patient_id="OTH0001", study_uid=FOREIGN)
+    for folder in ("pure", "dwi", "oth"):
         r = storescu(research.dicom_port, tmp / folder, aec=research.aet)
         assert r.returncode == 0, r.stderr
     (tmp / "projects.yml").write_text(PROJECTS)
@@ -85,6 +87,9 @@ def site(tmp_path_factory, orthanc_factory):  # type: ignore[no-untyped-def]
         "missing": q.add_job(
             settings, q.ExportJob("DEMO", studyinstanceuid="1.2.3.999", exportType="DICOM")
         ),
+        "foreign": q.add_job(
+            settings, q.ExportJob("DEMO", studyinstanceuid=FOREIGN, exportType="DICOM")
+        ),
     }
     pw = tmp / "pw.txt"
     pw.write_text(PASSWORD + "\n")
@@ -108,7 +113,7 @@ def site(tmp_path_factory, orthanc_factory):  # type: ignore[no-untyped-def]
     assert (settings.secrets / jobs["encrypted"].id).stat().st_mode & 0o777 == 0o600
     run = run_bin("createZipFileCmd", config=config, timeout=120)
     assert run.returncode == 0, run.stderr
-    assert "3 done, 1 to retry" in run.stdout, run.stdout
+    assert "3 done, 2 to retry" in run.stdout, run.stdout
     return {"cfg": cfg, "config": config, "settings": settings, "jobs": jobs, "orthanc": research}
 
 
@@ -191,12 +196,15 @@ def test_missing_study_is_named_and_fails_after_its_attempts(site) -> None:  # t
     state = _state(site, "missing")
     assert state["status"] == q.QUEUED and "1.2.3.999" in state["error"]
     run = run_bin("createZipFileCmd", config=site["config"], timeout=60)
-    assert "0 done, 0 to retry, 1 failed" in run.stdout, run.stdout
+    assert "0 done, 0 to retry, 2 failed" in run.stdout, run.stdout
     state = _state(site, "missing")
     assert state["status"] == q.FAILED and state["job"]["downloadAttempts"] == 2
     assert q.queued(site["settings"]) == []
     r = run_bin("fiona", "export", "status", site["jobs"]["missing"].id, config=site["config"])
     assert "failed" in r.stdout and "1.2.3.999" in r.stdout
+    foreign = _state(site, "foreign")  # another project's study: refused, never retrieved
+    assert foreign["status"] == q.FAILED and "is not project DEMO's" in foreign["error"]
+    assert not any(site["settings"].files.glob(f"*{FOREIGN}*"))
     logs = "".join(p.read_text() for p in site["cfg"].datadir.rglob("*.log"))
     assert "export failed" in logs and "1.2.3.999" not in logs and "DEMO001" not in logs
 
@@ -232,7 +240,19 @@ def test_exports_page(site) -> None:  # type: ignore[no-untyped-def]
         },
     )
     assert r.status_code == 302
+    bad = alice.post(
+        "/exports/request",
+        data={
+            "project": "DEMO",
+            "participant": "OTH0001",
+            "type": "PURE",
+            "csrf_token": csrf_from(html),
+        },
+        follow_redirects=True,
+    ).get_data(as_text=True)
+    assert "is not a participant ID of DEMO" in bad
     rows = alice.get("/exports/jobs.json?project=DEMO").get_json()
+    assert len(rows) == 6  # the five of the fixture and the new one: nothing for OTH0001
     new = next(j for j in rows if j["event"] == "followup")
     assert new["status"] == "queued" and new["percent"] == 0
     queued_page = alice.get("/exports/?project=DEMO").get_data(as_text=True)

@@ -85,6 +85,12 @@ def run_job(cfg: SiteConfig, settings: ExportSettings, job: q.ExportJob, project
     if not studies:
         what = f"study {job.studyinstanceuid}" if job.studyinstanceuid else "participant's studies"
         raise PacsError(f"{source.name}: {what} not in the research PACS")
+    for ds in studies:  # a research PACS shared by projects: only this project's participants
+        if not project.valid_participant(str(ds.get("PatientID", ""))):
+            raise build.BuildError(
+                f"study {ds.get('StudyInstanceUID', '')} is not project {job.project}'s (its"
+                " PatientID does not match the project's participant pattern)"
+            )
     target_dir = _target_dir(cfg, settings, job)
     password = q.password(settings, job)
     results: list[dict[str, Any]] = []
@@ -125,7 +131,9 @@ def run_job(cfg: SiteConfig, settings: ExportSettings, job: q.ExportJob, project
                 q.write_state(settings, job.id, state)
 
             name = zip_name(job, participant, study_uid, accession)
-            size = build.write_zip(tree, target_dir / name, password, progress)
+            size = build.write_zip(
+                tree, target_dir / name, password, progress, settings.compress_level
+            )
             results.append(
                 {"file": name, "bytes": size, "instances": tree.instances, "series": tree.series}
             )

@@ -23,6 +23,7 @@ class ExportSettings:
     max_size_mb: float = 0.0  # clearExports: oldest zips go while files/ is larger (0: no limit)
     max_disk_percent: float = 90.0  # ... or while the disk is fuller than this
     dcm2niix: str = "dcm2niix"
+    compress_level: int = 6  # deflate level of the zips (1 fastest ... 9 smallest)
 
     @property
     def queue(self) -> Path:
@@ -58,6 +59,7 @@ def load_exports(cfg: SiteConfig) -> ExportSettings:
         "max_size_mb",
         "max_disk_percent",
         "dcm2niix",
+        "compress_level",
     }
     if unknown:
         raise ConfigError(cfg.config_file, f"exports.{sorted(unknown)[0]}", "unknown key")
@@ -68,4 +70,5 @@ def load_exports(cfg: SiteConfig) -> ExportSettings:
         max_size_mb=_number(cfg, section, "max_size_mb", 0, float),
         max_disk_percent=_number(cfg, section, "max_disk_percent", 90, float),
         dcm2niix=str(section.get("dcm2niix", "dcm2niix")),
+        compress_level=min(9, max(1, _number(cfg, section, "compress_level", 6, int))),
     )

@@ -11,6 +11,7 @@ from fionagw.export import jobs as q
 from fionagw.export.settings import DOWNLOAD, TYPES, load_exports
 
 if TYPE_CHECKING:
+    from fionagw.config.projects import Project
     from fionagw.config.site import SiteConfig
 
 ROLE = "export"
@@ -58,13 +59,15 @@ def _row(state: dict[str, Any]) -> JobRow:
 def project_jobs(cfg: SiteConfig, project: str) -> list[JobRow]:
     """The project's export jobs, newest first (other projects' jobs are never listed)."""
     return [
-        _row(s) for s in q.all_states(load_exports(cfg)) if s.get("job", {}).get("project") == project
+        _row(s)
+        for s in q.all_states(load_exports(cfg))
+        if s.get("job", {}).get("project") == project
     ]
 
 
 def request_export(
     cfg: SiteConfig,
-    project: str,
+    project: Project,
     user: str,
     participant: str,
     study_uid: str,
@@ -74,10 +77,15 @@ def request_export(
     password: str,
 ) -> q.ExportJob:
     """Queue an export (the password goes only to the job's 0600 secret file)."""
+    if participant.strip() and not project.valid_participant(participant.strip()):
+        raise q.ExportError(
+            f"{participant.strip()!r} is not a participant ID of {project.name}"
+            f" (pattern {project.participant_id})"
+        )
     if destination not in (DOWNLOAD, "") and cfg.destinations.get(destination) is None:
         raise q.ExportError(f"unknown destination {destination!r}")
     job = q.ExportJob(
-        project=project,
+        project=project.name,
         studyinstanceuid=study_uid.strip(),
         patientid=participant.strip(),
         event=event.strip(),

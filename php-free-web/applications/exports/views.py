@@ -22,7 +22,7 @@ from fionagw.web import exports_page as page
 from ...auth.roles import allowed_projects, check_role, require_role
 from ...auth.session import current_user
 from ...core.audit import audited
-from ...core.context import site_config
+from ...core.context import site_config, tracker
 
 bp = Blueprint("exports", __name__, url_prefix="/exports", template_folder="templates")
 
@@ -62,7 +62,7 @@ def request_export() -> Any:
     try:
         job = page.request_export(
             site_config(),
-            project,
+            tracker().projects()[project],
             user.name if user else "",
             request.form.get("participant", ""),
             request.form.get("study", ""),
