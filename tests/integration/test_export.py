@@ -27,6 +27,7 @@ pytestmark = pytest.mark.slow
 
 PASSWORD = "correct-horse-battery-9"
 B_VALUES = (0, 1000, 1000, 1000, 1000, 1000, 1000, 2000, 2000, 2000, 2000, 2000, 2000)
+BASELINE = {0x00080090: ("PN", "EventName:baseline")}  # as the de-identification writes it
 FOREIGN = "1.2.826.0.1.3680043.2.99.7"  # a study of project OTHER in the same research PACS
 PROJECTS = PROJECTS_YML.replace(
     "    active: true\n  OTHER:", "    active: true\n    destination: research-pacs\n  OTHER:"
@@ -39,7 +40,10 @@ def site(tmp_path_factory, orthanc_factory):  # type: ignore[no-untyped-def]
     research = orthanc_factory("RESEARCH")
     write_study(
         tmp / "pure",
-        series=[SeriesSpec("t1_mprage sag", 3), SeriesSpec("t2 tse/tra", 2)],
+        series=[
+            SeriesSpec("t1_mprage sag", 3, extra=BASELINE),
+            SeriesSpec("t2 tse/tra", 2, extra=BASELINE),
+        ],
         patient_id="DEMO001",
         accession="ACC1",
     )
@@ -54,6 +58,7 @@ def site(tmp_path_factory, orthanc_factory):  # type: ignore[no-untyped-def]
         mosaic=4,
         rows=64,
         cols=64,
+        extra=BASELINE,
     )
     write_study(tmp / "dwi", series=[dwi], patient_id="DEMO002", accession="ACC2")
     write_study(tmp / "oth", series=[SeriesSpec("t1", 1)], patient_id="OTH0001", study_uid=FOREIGN)
@@ -233,7 +238,7 @@ def test_exports_page(site) -> None:  # type: ignore[no-untyped-def]
         data={
             "project": "DEMO",
             "participant": "DEMO001",
-            "event": "followup",
+            "event": "baseline",
             "type": "DICOM",
             "destination": "download",
             "csrf_token": csrf_from(html),
@@ -253,18 +258,35 @@ def test_exports_page(site) -> None:  # type: ignore[no-untyped-def]
     assert "is not a participant ID of DEMO" in bad
     rows = alice.get("/exports/jobs.json?project=DEMO").get_json()
     assert len(rows) == 6  # the five of the fixture and the new one: nothing for OTH0001
-    new = next(j for j in rows if j["event"] == "followup")
+    fixture_ids = {j.id for j in site["jobs"].values()}
+    new = next(j for j in rows if j["id"] not in fixture_ids)
     assert new["status"] == "queued" and new["percent"] == 0
     queued_page = alice.get("/exports/?project=DEMO").get_data(as_text=True)
     assert 'http-equiv="refresh"' in queued_page  # the progress refreshes while a job waits
+    nothing = alice.post(  # an event the participant has no study of: a clear error
+        "/exports/request",
+        data={
+            "project": "DEMO",
+            "participant": "DEMO001",
+            "event": "followup",
+            "type": "PURE",
+            "csrf_token": csrf_from(html),
+        },
+    )
+    assert nothing.status_code == 302
     run = run_bin("createZipFileCmd", config=site["config"], timeout=120)
-    assert "1 done" in run.stdout, run.stdout
+    assert "1 done, 1 to retry" in run.stdout, run.stdout
     rows = alice.get("/exports/jobs.json?project=DEMO").get_json()
     done = next(j for j in rows if j["id"] == new["id"])
     assert done["status"] == "done" and done["percent"] == 100 and done["files_total"] > 5
+    later = next(j for j in rows if j["id"] not in fixture_ids | {new["id"]})
+    assert (
+        later["status"] == "queued"
+        and "no study of the participant for event 'followup'" in later["error"]
+    )
     got = alice.get(f"/exports/job/{new['id']}/download")
     assert got.status_code == 200 and got.data[:2] == b"PK"
-    assert "followup" in got.headers["Content-Disposition"]
+    assert "DEMO_DEMO001_baseline_" in got.headers["Content-Disposition"]
 
     # another project's user: no DEMO jobs listed, no download, no queue of DEMO
     assert olga.get("/exports/?project=DEMO").status_code == 403

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from fionagw.export import build
 from fionagw.export import jobs as q
 from fionagw.export.settings import DOWNLOAD, ExportSettings, load_exports
-from fionagw.export.source import find_studies, pull_study, research_pacs
+from fionagw.export.source import event_of, find_studies, pull_study, research_pacs
 from fionagw.pacs.client import PacsError, opaque
 
 if TYPE_CHECKING:
@@ -52,9 +52,11 @@ def log_safe(exc: Exception) -> str:
 _UID = re.compile(r"\b[0-9]+(?:\.[0-9]+){2,}\b")
 
 
-def zip_name(job: q.ExportJob, participant: str, study_uid: str, accession: str) -> str:
+def zip_name(
+    job: q.ExportJob, participant: str, study_uid: str, accession: str, event: str = ""
+) -> str:
     """FIONA's <project>_<participant>_<event>_<studyUID>_<accession>_<exportType>.zip."""
-    parts = (job.project, participant, job.event, study_uid, accession, job.exportType)
+    parts = (job.project, participant, event or job.event, study_uid, accession, job.exportType)
     # '_' separates the fields, so inside one it (and anything unsafe in a name) becomes '-'
     return (
         "_".join(re.sub(r"[^A-Za-z0-9.-]+", "-", p).strip("-.") or "none" for p in parts) + ".zip"
@@ -85,6 +87,13 @@ def run_job(cfg: SiteConfig, settings: ExportSettings, job: q.ExportJob, project
     if not studies:
         what = f"study {job.studyinstanceuid}" if job.studyinstanceuid else "participant's studies"
         raise PacsError(f"{source.name}: {what} not in the research PACS")
+    if job.event and not job.studyinstanceuid:  # the participant's studies of that event only
+        studies = [ds for ds in studies if event_of(ds) == job.event]
+        if not studies:
+            raise PacsError(
+                f"{source.name}: no study of the participant for event {job.event!r} in the"
+                " research PACS (its ReferringPhysicianName holds EventName:<event>)"
+            )
     for ds in studies:  # a research PACS shared by projects: only this project's participants
         if not project.valid_participant(str(ds.get("PatientID", ""))):
             raise build.BuildError(
@@ -98,6 +107,7 @@ def run_job(cfg: SiteConfig, settings: ExportSettings, job: q.ExportJob, project
     for ds in studies:
         study_uid = str(ds.get("StudyInstanceUID", ""))
         participant = job.patientid or str(ds.get("PatientID", ""))
+        event = job.event or event_of(ds)
         accession = job.accessionnumber or str(ds.get("AccessionNumber", ""))
         tmp = settings.folder / f"tmp_{job.id}"
         build.remove_tree(tmp)
@@ -111,17 +121,17 @@ def run_job(cfg: SiteConfig, settings: ExportSettings, job: q.ExportJob, project
             about = {
                 "project": job.project,
                 "participant": participant,
-                "event": job.event,
+                "event": event,
                 "study": study_uid,
                 "export type": job.exportType,
                 "exported": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
             }
             root = tmp / "out"
             if job.exportType == "PURE":
-                tree = build.build_pure(instances, root, participant, job.event, about)
+                tree = build.build_pure(instances, root, participant, event, about)
             elif job.exportType == "NIFTI":
                 tree = build.build_nifti(
-                    instances, root, tmp / "work", participant, job.event, about, settings.dcm2niix
+                    instances, root, tmp / "work", participant, event, about, settings.dcm2niix
                 )
             else:
                 tree = build.build_dicom(instances, root, study_uid, about)
@@ -130,7 +140,7 @@ def run_job(cfg: SiteConfig, settings: ExportSettings, job: q.ExportJob, project
                 state.update(phase="zipping", files_done=done, files_total=total, bytes=nbytes)
                 q.write_state(settings, job.id, state)
 
-            name = zip_name(job, participant, study_uid, accession)
+            name = zip_name(job, participant, study_uid, accession, event)
             size = build.write_zip(
                 tree, target_dir / name, password, progress, settings.compress_level
             )

@@ -62,7 +62,16 @@ def find_studies(source: PacsSource, patient_id: str = "", study_uid: str = "") 
     """The studies of a participant (PatientID) or one study, with their counts."""
     with PacsClient(source, "") as client:
         keys = {"StudyInstanceUID": study_uid} if study_uid else {"PatientID": patient_id}
-        return client.studies(**keys)
+        return client.studies(ReferringPhysicianName="", **keys)
+
+
+EVENT_PREFIX = "EventName:"  # what the de-identification writes into (0008,0090)
+
+
+def event_of(ds: Dataset) -> str:
+    """The event the de-identification recorded in ReferringPhysicianName, or ""."""
+    value = str(ds.get("ReferringPhysicianName", "") or "")
+    return value[len(EVENT_PREFIX) :].strip() if value.startswith(EVENT_PREFIX) else ""
 
 
 def pull_study(source: PacsSource, study_uid: str, folder: Path) -> tuple[int, int]:
