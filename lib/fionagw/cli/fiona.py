@@ -35,6 +35,7 @@ PLUGIN_MODULES = (
     "fionagw.cli.fiona_group",
     "fionagw.cli.fiona_audit",
     "fionagw.cli.fiona_pacs",
+    "fionagw.cli.fiona_export",
 )
 
 
@@ -170,6 +171,13 @@ def check_config(path: str | None, site: str | None) -> int:
                 if str(pacs_warning) not in warned:
                     warned.add(str(pacs_warning))
                     print(f"{PROGRAM}: warning: {pacs_warning}", file=sys.stderr)
+            import shutil
+
+            from fionagw.export.settings import load_exports
+
+            exports = load_exports(cfg)  # the exports section: validated here too
+            if shutil.which(exports.dcm2niix) is None:
+                print(f"{PROGRAM}: warning: NIFTI exports need {exports.dcm2niix}", file=sys.stderr)
             note = f" (receiver running, pid {running})" if running else ""
             print(
                 f"{file}: site {name or '(default)'}: OK - DATADIR {cfg.datadir}, "

@@ -65,6 +65,7 @@ OUR_KEYS = (
     "Streams",
     "notifications",
     "pacs",  # query/retrieve sources (config/pacs.py, read by the programs that use them)
+    "exports",  # Exports (export/settings.py, read by the programs that use it)
 )
 # FIONA's keys that we do not use (scanner, MPPS, upload, PHP web and REDCap settings)
 FIONA_ONLY_KEYS = (
