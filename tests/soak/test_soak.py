@@ -44,6 +44,7 @@ from support.synth import ct_study, standard_mr_study
 pytestmark = [pytest.mark.slow, pytest.mark.soak]
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
+SENDER_LOGS = ARTIFACTS / "soak-senders"  # each storescu run's output, for a failed run
 PROJECTS_YML = """projects:
   ALPHA:
     participant_id: '^ALPHA[0-9]{3}$'
@@ -82,6 +83,7 @@ class Study:
     extra: tuple[str, ...]
     sops: dict[Path, str] = field(default_factory=dict)
     acknowledged: set[Path] = field(default_factory=set)
+    unreadable: set[Path] = field(default_factory=set)  # storescu refused to read them
     attempts: int = 0
     retried: int = 0
 
@@ -91,7 +93,7 @@ class Study:
 
 class FionaRun:
     def __init__(self, config: Path, log_dir: Path) -> None:
-        self.log = log_dir / "fiona-run.out"
+        self.log = log_dir / "soak-fiona-run.out"
         self.out = open(self.log, "w+")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [str(BIN / "fiona"), "--config", str(config), "run"],
@@ -152,26 +154,20 @@ def processes_mentioning(text: str) -> list[str]:
 
 
 def _daemon_name(pid: int) -> str | None:
-    """A short name for a process of the gateway: its bin/ program and first argument."""
+    """The daemon a process is: ``fiona run`` itself or a supervised child (``<program>
+    foreground``, ``fiona web``); None for the cron jobs it starts (they come and go)."""
     try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
     except OSError:
         return None
-    words = [a.decode(errors="replace") for a in argv if a]
-    for i, w in enumerate(words):
-        if (
-            w.startswith(str(BIN))
-            or "/bin/" in w
-            and Path(w).name
-            in (
-                "storescp",
-                "storescpd",
-            )
-        ):
-            name = Path(w).name
-            rest = [x for x in words[i + 1 :] if not x.startswith("-") and "config" not in x]
-            return f"{name} {rest[0]}" if name == "fiona" and rest else name
-    return Path(words[0]).name if words else None
+    for i, word in enumerate(argv):
+        if word.startswith(str(BIN)):
+            rest = [a for a in argv[i + 1 :] if a and not a.startswith("-") and "config" not in a]
+            program = Path(word).name
+            if program == "fiona" and rest and rest[0] in ("run", "web"):
+                return f"fiona {rest[0]}"
+            return program if rest and rest[0] == "foreground" else None
+    return None
 
 
 class RssSampler:
@@ -193,7 +189,7 @@ class RssSampler:
                     continue
                 m = re.search(r"^VmHWM:\s+(\d+) kB", status, re.M)
                 name = _daemon_name(pid)
-                if m and name and not name.startswith(JOBS):  # cron jobs are not daemons
+                if m and name:
                     self.peak_kb[name] = max(self.peak_kb.get(name, 0), int(m.group(1)))
 
     def stop(self) -> None:
@@ -205,10 +201,12 @@ class RssSampler:
 
 SENDING = re.compile(r"^I: Sending file: (.+)$")
 RESPONSE = re.compile(r"^I: Received Store Response \((\w+)")
+UNREADABLE = re.compile(r"^E: Bad DICOM file: (.+?): ")
 
 
-def store(port: int, aet: str, files: list[Path], extra: tuple[str, ...]) -> set[Path]:
-    """One storescu run; the files whose C-STORE got Success (or Warning) in its output."""
+def store(port: int, aet: str, files: list[Path], extra: tuple[str, ...], log: Path) -> set[Path]:
+    """One storescu run (its output kept in ``log``); the files whose C-STORE got Success (or
+    Warning) in its output."""
     exe = shutil.which("storescu")
     assert exe, "dcmtk is not installed: run ./tests/run, which installs it"
     r = subprocess.run(
@@ -218,16 +216,20 @@ def store(port: int, aet: str, files: list[Path], extra: tuple[str, ...]) -> set
         text=True,
         timeout=600,
     )
+    log.write_text(f"exit {r.returncode}\n{r.stdout}\n{r.stderr}")
     ok: set[Path] = set()
+    unreadable: set[Path] = set()
     current: Path | None = None
     for line in (r.stdout + "\n" + r.stderr).splitlines():
-        if m := SENDING.match(line):
+        if m := UNREADABLE.match(line):
+            unreadable.add(Path(m.group(1)))
+        elif m := SENDING.match(line):
             current = Path(m.group(1).strip())
         elif (m := RESPONSE.match(line)) and current is not None:
             if m.group(1) in ("Success", "Warning"):
                 ok.add(current)
             current = None
-    return ok
+    return ok, unreadable
 
 
 def sender(port: int, study: Study, max_attempts: int = 12) -> None:
@@ -237,9 +239,12 @@ def sender(port: int, study: Study, max_attempts: int = 12) -> None:
         study.attempts += 1
         if study.attempts > 1:
             study.retried += len([p for p in pending if p not in study.broken])
-        ok = store(port, f"SENDER{study.number}", pending, study.extra)
+        aet = f"SENDER{study.number}"
+        log = SENDER_LOGS / f"{aet}-{study.attempts}.log"
+        ok, unreadable = store(port, aet, pending, study.extra, log)
         study.acknowledged |= ok
-        pending = [p for p in pending if p not in study.acknowledged]
+        study.unreadable |= unreadable
+        pending = [p for p in pending if p not in study.acknowledged | study.unreadable]
         if pending and study.attempts < max_attempts:
             time.sleep(3)
 
@@ -396,7 +401,9 @@ def test_soak_nothing_lost_duplicated_or_leaked(
     config = site(tmp_path, orthanc)
     cfg = load_config(config)
     started = time.monotonic()
-    run = FionaRun(config, tmp_path)
+    shutil.rmtree(SENDER_LOGS, ignore_errors=True)
+    SENDER_LOGS.mkdir(parents=True)
+    run = FionaRun(config, ARTIFACTS)  # its output kept beside the table
     rss = RssSampler(run.proc.pid)
     studies: list[Study] = []
     cron_results: list[tuple[str, int, str]] = []
@@ -475,6 +482,7 @@ def test_soak_nothing_lost_duplicated_or_leaked(
         ("duplicates", duplicates),
         ("lost", len(lost)),
         ("unexpected in Orthanc", len(unexpected)),
+        ("broken files refused by storescu", sum(len(s.unreadable) for s in studies)),
         ("broken files acknowledged", len(broken_acked)),
         ("leftovers in temp folders", len(leftovers)),
         ("processes leaked", len(leaked)),
@@ -496,6 +504,7 @@ def test_soak_nothing_lost_duplicated_or_leaked(
     assert duplicates == 0 and not unexpected, unexpected[:5]
     assert not lost, f"{len(lost)} acknowledged instances not in Orthanc, e.g. {lost[:3]}"
     assert not broken_acked
+    assert all(s.unreadable == set(s.broken) for s in studies)  # and no good file among them
     assert done == len(transfers) == len(studies), [
         (t.study_instance_uid[-8:], t.transfers_complete) for t in transfers
     ]
