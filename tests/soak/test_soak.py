@@ -394,7 +394,10 @@ def phi_hits(roots: list[Path], needles: list[str]) -> list[str]:
 
 
 def test_soak_nothing_lost_duplicated_or_leaked(
-    tmp_path: Path, research_pacs: OrthancPeer, request: pytest.FixtureRequest
+    tmp_path: Path,
+    research_pacs: OrthancPeer,
+    request: pytest.FixtureRequest,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     minutes = float(request.config.getoption("--soak-minutes") or 0)
     orthanc = research_pacs
@@ -449,7 +452,13 @@ def test_soak_nothing_lost_duplicated_or_leaked(
     duplicates = len(instances) - len(set(stored))
     archived = sum(1 for p in cfg.paths.archive.rglob("*") if p.is_file())
     classified = sum(1 for p in cfg.paths.raw.glob("*/*/*") if p.is_symlink())
-    transfers = open_tracker(cfg).transfers()
+    tracker = open_tracker(cfg)
+    transfers = tracker.transfers()
+    checks = tracker.pacs_checks()  # the gateway's own C-FIND after each send
+    cfind_found = sum(c.ids7_found for c in checks)
+    cut_off = sum(
+        1 for p in SENDER_LOGS.glob("*.log") if "DIMSE Failed to send message" in p.read_text()
+    )
     done = sum(1 for t in transfers if t.transfers_complete == COMPLETE_OK)
     temp = cfg.paths.temp
     leftovers = [str(p) for p in temp.rglob("*") if p.is_file()] if temp.exists() else []
@@ -458,13 +467,14 @@ def test_soak_nothing_lost_duplicated_or_leaked(
     needles += [uid for s in studies for uid in list(s.sops.values())[:5]]
     log_hits = phi_hits([cfg.paths.logs], needles)
     orthanc_hits = phi_hits([orthanc.directory / "storage"], needles)
-    lock_skips = sum(
-        1
+    log_lines = [
+        line
         for p in cfg.paths.logs.rglob("*")
         if p.is_file()
         for line in p.read_text(errors="replace").splitlines()
-        if "another copy holds the lock" in line
-    )
+    ]
+    lock_skips = sum("another copy holds the lock" in line for line in log_lines)
+    deferred = sum("request not sent" in line for line in log_lines)
     bad_cron = [(j, rc_, err[-300:]) for j, rc_, err in cron_results if rc_ != 0]
     peaks = {name: kb / 1024 for name, kb in sorted(rss.peak_kb.items())}
 
@@ -477,7 +487,8 @@ def test_soak_nothing_lost_duplicated_or_leaked(
         ("archived files", archived),
         ("classified (raw links)", classified),
         ("transfers done / total", f"{done} / {len(transfers)}"),
-        ("delivered to Orthanc", len(instances)),
+        ("delivered to Orthanc (REST)", len(instances)),
+        ("found by the gateway's C-FIND", f"{cfind_found} in {len(checks)} checks"),
         ("expected de-identified SOP UIDs", len(expected)),
         ("duplicates", duplicates),
         ("lost", len(lost)),
@@ -489,6 +500,8 @@ def test_soak_nothing_lost_duplicated_or_leaked(
         ("PHI hits in logs", len(log_hits)),
         ("PHI hits in Orthanc storage", len(orthanc_hits)),
         *((f"fault: {k}", v) for k, v in faults.items()),
+        ("storescu runs cut off mid-association", cut_off),
+        ("sends deferred to retry (Orthanc down)", deferred),
         ("cron jobs started twice at once", f"{len(cron_results)} runs, {len(bad_cron)} failed"),
         ("lock held, second copy skipped", lock_skips),
         *((f"peak RSS {name} (MB)", f"{mb:.0f}") for name, mb in peaks.items()),
@@ -498,12 +511,14 @@ def test_soak_nothing_lost_duplicated_or_leaked(
     table = "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "soak-table.txt").write_text(table + "\n")
-    print("\n" + table)
+    with capsys.disabled():  # shown in CI's output too, not only with -s
+        print("\n" + table)
 
     assert len(acknowledged) >= len(good) * 0.95, "the senders' retries should get nearly all in"
     assert duplicates == 0 and not unexpected, unexpected[:5]
     assert not lost, f"{len(lost)} acknowledged instances not in Orthanc, e.g. {lost[:3]}"
     assert not broken_acked
+    assert archived == classified == len(acknowledged), "one archived copy per instance"
     assert all(s.unreadable == set(s.broken) for s in studies)  # and no good file among them
     assert done == len(transfers) == len(studies), [
         (t.study_instance_uid[-8:], t.transfers_complete) for t in transfers
@@ -515,6 +530,7 @@ def test_soak_nothing_lost_duplicated_or_leaked(
     assert not bad_cron, bad_cron[:3]
     assert peaks and all(mb < RSS_LIMIT_MB for mb in peaks.values()), peaks
     assert faults["processSingleFile killed"] >= 3 and faults["receiver killed"] == 1
+    assert cut_off >= 1 and deferred >= 1, "the receiver kill and the Orthanc stop hit no one"
 
 
 def soak_round(
