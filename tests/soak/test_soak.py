@@ -543,6 +543,7 @@ def soak_round(
 ) -> None:
     """Send one batch of studies under the faults and wait until all of it is in Orthanc."""
     before = len(orthanc.instances())
+    archived = sum(1 for p in cfg.paths.archive.rglob("*") if p.is_file()) if before else 0
     senders = [
         threading.Thread(target=sender, args=(cfg.dicom_port, s), daemon=True) for s in batch
     ]
@@ -567,7 +568,7 @@ def soak_round(
     def kill_receiver_mid_association() -> None:
         # once images are being received: the receiver dies with associations open
         wait_for(
-            lambda: sum(1 for p in cfg.paths.archive.rglob("*") if p.is_file()) > 100,
+            lambda: sum(1 for p in cfg.paths.archive.rglob("*") if p.is_file()) > archived + 100,
             timeout=300,
             what="the first images archived",
         )
