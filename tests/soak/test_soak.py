@@ -454,6 +454,7 @@ def test_soak_nothing_lost_duplicated_or_leaked(
     classified = sum(1 for p in cfg.paths.raw.glob("*/*/*") if p.is_symlink())
     tracker = open_tracker(cfg)
     transfers = tracker.transfers()
+    sends = sum(1 for _ in cfg.paths.transfers_done.glob("*_ok_*"))
     checks = tracker.pacs_checks()  # the gateway's own C-FIND after each send
     cfind_found = sum(c.ids7_found for c in checks)
     cut_off = sum(
@@ -487,6 +488,7 @@ def test_soak_nothing_lost_duplicated_or_leaked(
         ("archived files", archived),
         ("classified (raw links)", classified),
         ("transfers done / total", f"{done} / {len(transfers)}"),
+        ("study sends (re-queued for late series)", sends),
         ("delivered to Orthanc (REST)", len(instances)),
         ("found by the gateway's C-FIND", f"{cfind_found} in {len(checks)} checks"),
         ("expected de-identified SOP UIDs", len(expected)),
@@ -602,16 +604,24 @@ def soak_round(
     total = sum(len(s.acknowledged) for s in everything)
 
     def all_delivered() -> bool:
+        # series that settled before the receiver kill were recorded first; the rest arrive
+        # later and createTransferRequest queues the study again: done means no request queued
         try:
-            return len(orthanc.instances()) >= total and all(
-                t.transfers_complete == COMPLETE_OK for t in open_tracker(cfg).transfers()
+            return (
+                len(orthanc.instances()) >= total
+                and not any(cfg.paths.transfer_requests.glob("*.json"))
+                and not any(cfg.paths.send_work.glob("*"))
+                and all(t.transfers_complete == COMPLETE_OK for t in open_tracker(cfg).transfers())
             )
         except OSError:
             return False
 
     try:
+        # twice, 20 s apart (more than quiet + settle + a job cycle): nothing queued again
+        for _ in range(2):
+            wait_for(all_delivered, timeout=900, what="every acknowledged instance in Orthanc")
+            time.sleep(20)
         wait_for(all_delivered, timeout=900, what="every acknowledged instance in Orthanc")
-        wait_for(lambda: not any(cfg.paths.send_work.glob("*")), timeout=120, what="send work gone")
     finally:
         stop_cron.set()
         cron.join(600)
