@@ -36,3 +36,12 @@ def site_config(tmp_path: Path) -> Path:
     from support.site import write_config  # after register_assert_rewrite above
 
     return write_config(tmp_path)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--soak-minutes",
+        type=float,
+        default=0,
+        help="tests/soak: repeat soak rounds (new studies, the same faults) for this many minutes",
+    )
