@@ -26,12 +26,13 @@ def test_a_restart_request_restarts_the_named_child_only(tmp_path: Path) -> None
 
     def drive() -> None:  # supervise() must own the main thread (its signal handlers)
         try:
-            wait_for(lambda: a.proc and b.proc, 10, "the children")
+            wait_for(lambda: a.proc and b.proc, 30, "the children")
             first_a, first_b = a.proc.pid, b.proc.pid  # type: ignore[union-attr]
             request.write_text(json.dumps(["storectl"]))
             wait_for(
-                lambda: not request.exists() and a.proc.pid != first_a,  # type: ignore[union-attr]
-                20,
+                # (a.proc is None for a moment while the child is restarted)
+                lambda: not request.exists() and a.proc is not None and a.proc.pid != first_a,
+                60,
                 "the restart",
             )
             seen.update(
@@ -39,6 +40,8 @@ def test_a_restart_request_restarts_the_named_child_only(tmp_path: Path) -> None
                 b_same=b.proc.pid == first_b,  # type: ignore[union-attr]
                 restarts=a.restarts,
             )
+        except Exception as exc:  # a failure in this thread is the test's failure
+            seen["error"] = repr(exc)
         finally:
             os.kill(os.getpid(), signal.SIGTERM)  # supervise's handler ends its loop
 
