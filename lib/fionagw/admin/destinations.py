@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from fionagw.admin.form_values import number, whole_number
 from fionagw.config import ConfigError, SiteConfig, load_config, read_json
 from fionagw.config.destinations import destination_type_keys, destination_types
 
@@ -105,16 +106,9 @@ def _typed(f: FormField, text: str) -> Any:
     if f.kind in ("text", "path"):
         return text
     if f.kind == "int":
-        try:
-            return int(text)
-        except ValueError:
-            raise ValueError(f"not a whole number: {text!r}") from None
+        return whole_number(text)
     if f.kind == "number":
-        try:
-            number = float(text)
-        except ValueError:
-            raise ValueError(f"not a number: {text!r}") from None
-        return int(number) if number.is_integer() else number
+        return number(text)
     if f.kind == "bool":
         if text not in ("true", "false"):
             raise ValueError("true or false")

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fionagw.admin.form_values import number, whole_number
 from fionagw.config import ConfigError, SiteConfig, check_port_free, load_config, read_json
 from fionagw.ops.atomic import copy_file_atomic, write_bytes_atomic
 from fionagw.ops.perms import FILE_MODE, KEY_DIR_MODE, SECRET_MODE, make_dirs
@@ -226,16 +227,9 @@ def _parse(f: Field, text: str) -> Any:
     if not text:
         return None
     if f.kind == "int":
-        try:
-            return int(text)
-        except ValueError:
-            raise ValueError(f"not a whole number: {text!r}") from None
+        return whole_number(text)
     if f.kind == "number":
-        try:
-            number = float(text)
-        except ValueError:
-            raise ValueError(f"not a number: {text!r}") from None
-        return int(number) if number.is_integer() else number
+        return number(text)
     if f.kind == "choice":
         # the choices' own case (log levels upper, runtimes lower), whatever was typed
         for choice in f.choices:
